@@ -20,6 +20,17 @@ var (
 	ErrUnknownCompression = errors.New("unknown compression codec")
 )
 
+// Causes of Builder errors; callers branch with errors.Is.
+var (
+	// ErrEmptyBatch means Build was called before any record was added:
+	// a producer never sends an empty batch.
+	ErrEmptyBatch = errors.New("empty batch")
+	// ErrTooLarge means a record or the batch exceeds what the format can
+	// carry (int32 lengths) or what a decoder accepts (MaxDecompressedSize
+	// for a compressed records section).
+	ErrTooLarge = errors.New("batch too large")
+)
+
 // FormatError describes what is wrong with an encoded batch and where.
 type FormatError struct {
 	Field  string // the header field or record part at fault, e.g. "crc", "records[3].key"

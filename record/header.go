@@ -22,6 +22,14 @@
 //	61      ...   records (possibly compressed)
 //
 // All integers are big-endian.
+//
+// Producers fill a Builder (or call Encode) and send the bytes it builds.
+// The broker checks a batch with Verify, stamps it in place with
+// SetBaseOffset and SetPartitionLeaderEpoch (fields outside the CRC), and
+// stores and serves the bytes unchanged. Consumers split a fetched buffer
+// with NextBatch or Batches and read each batch with Decode, or Records to
+// walk it without building a slice. Decoding errors are *FormatError,
+// naming the field at fault; test the cause with errors.Is.
 package record
 
 import (
@@ -153,7 +161,9 @@ func ParseHeader(b []byte) (BatchHeader, error) {
 	if h.RecordCount < 0 {
 		return BatchHeader{}, &FormatError{Field: "recordCount", Err: ErrCorrupt, Detail: "negative"}
 	}
-	if len(b) < h.Size() {
+	// Compare in int64: on a 32-bit platform Size() of a batchLength near
+	// MaxInt32 overflows int, and the batch would pass as present.
+	if int64(len(b)) < int64(h.BatchLength)+LogOverhead {
 		return BatchHeader{}, &FormatError{Field: "batchLength", Err: ErrShortBuffer, Detail: "batch extends past the buffer"}
 	}
 	return h, nil
@@ -181,6 +191,23 @@ func SetBaseOffset(b []byte, offset int64) {
 // SetPartitionLeaderEpoch stamps the leader epoch in place (outside the CRC).
 func SetPartitionLeaderEpoch(b []byte, epoch int32) {
 	binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(epoch))
+}
+
+// SetLogAppendTime stamps the batch in place with the broker's append time
+// t (milliseconds), as a broker does for a topic whose timestamps are
+// log-append time: it sets the timestamp-type attribute and maxTimestamp,
+// which every record then reports, and recomputes the CRC. Both fields lie
+// inside the CRC, so the batch is verified first: restamping must never
+// give corrupt bytes a fresh, valid checksum.
+func SetLogAppendTime(b []byte, t int64) error {
+	h, err := Verify(b)
+	if err != nil {
+		return err
+	}
+	binary.BigEndian.PutUint16(b[offAttributes:], uint16(h.Attributes|attrLogAppendTime))
+	binary.BigEndian.PutUint64(b[offMaxTimestamp:], uint64(t))
+	binary.BigEndian.PutUint32(b[offCRC:], Checksum(b[:h.Size()]))
+	return nil
 }
 
 // Checksum computes the CRC-32C a batch's header must carry: over everything

@@ -1,0 +1,345 @@
+package log
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/skiff-mq/skiff/record"
+)
+
+// Log is one partition's on-disk log: a sequence of segments holding record
+// batches at increasing offsets. One goroutine at a time appends (Append is
+// also guarded by a mutex); any number read concurrently without waiting for
+// the writer or its fsyncs.
+type Log struct {
+	dir string
+
+	cfg     atomic.Pointer[Config]
+	view    atomic.Pointer[view] // copy-on-write list of segments
+	closed  atomic.Bool
+	failed  atomic.Pointer[error] // sticky write or fsync failure
+	changed notifier
+	syncs   atomic.Int64 // completed background syncs, for tests
+
+	// mu serializes everything that writes: Append, rolls, ApplyRetention,
+	// Reset, SetConfig, Checkpoint's capture, Segments and Close. Readers and
+	// Sync never take it.
+	mu     sync.Mutex
+	syncer *syncer // guarded by mu
+}
+
+// view is an immutable snapshot of the segments, oldest first; the last one
+// is the active segment. Writers replace the whole view; readers load it once
+// per operation.
+type view struct {
+	segs []*segment
+}
+
+func (v *view) active() *segment { return v.segs[len(v.segs)-1] }
+func (v *view) start() int64     { return v.segs[0].base }
+
+// find returns the index of the segment that holds offset (the last one whose
+// base is <= offset). The caller has checked offset >= start.
+func (v *view) find(offset int64) int {
+	return sort.Search(len(v.segs), func(i int) bool { return v.segs[i].base > offset }) - 1
+}
+
+// Open opens the log in dir, creating the directory and an empty log if
+// needed, and recovers it from a crash: see doc.go.
+func Open(dir string, cfg Config) (*Log, error) {
+	cfg = cfg.normalized()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	segs, err := recoverSegments(dir, &cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open log %s: %w", dir, err)
+	}
+	l := &Log{dir: dir}
+	l.cfg.Store(&cfg)
+	l.view.Store(&view{segs: segs})
+	if cfg.Sync == SyncInterval {
+		l.syncer = startSyncer(cfg.SyncInterval, l.backgroundSync)
+	}
+	return l, nil
+}
+
+// Dir is the directory the log lives in.
+func (l *Log) Dir() string { return l.dir }
+
+// Append verifies batch (one whole v2 batch: length within MaxBatchBytes,
+// magic, CRC), stamps its base offset with NextOffset in place (the caller's
+// slice is modified), writes it and advances NextOffset by the batch's
+// lastOffsetDelta+1. index is the caller's position of this batch (its Raft
+// log index; 0 for callers without one); it must not be lower than LastIndex,
+// and it is stored with the batch so that after a crash LastIndex names the
+// newest batch that survived.
+//
+// The batch is visible to readers when Append returns. It survives a process
+// crash from then on, and a machine crash once synced (Sync, or the sync
+// policy).
+func (l *Log) Append(batch []byte, index uint64) (baseOffset int64, err error) {
+	cfg := l.cfg.Load()
+	if len(batch) > cfg.MaxBatchBytes {
+		return 0, &BatchTooLargeError{Size: len(batch), Max: cfg.MaxBatchBytes}
+	}
+	h, err := record.Verify(batch)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrInvalidBatch, err)
+	}
+	if h.Size() != len(batch) {
+		return 0, fmt.Errorf("%w: %d bytes after the batch", ErrInvalidBatch, len(batch)-h.Size())
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return 0, ErrClosed
+	}
+	if err := l.failure(); err != nil {
+		return 0, err
+	}
+	v := l.view.Load()
+	s := v.active()
+	if last := s.lastIndex.Load(); index < last {
+		return 0, fmt.Errorf("%w: %d < %d", ErrIndexDecreased, index, last)
+	}
+	next := s.nextOffset()
+	if next > math.MaxInt64-int64(h.LastOffsetDelta)-1 {
+		return 0, ErrOffsetOverflow
+	}
+	now := cfg.Now()
+	if shouldRoll(s, len(batch), next+int64(h.LastOffsetDelta), now, cfg) {
+		if s, err = l.roll(v); err != nil {
+			l.fail(err)
+			return 0, err
+		}
+	}
+
+	record.SetBaseOffset(batch, next)
+	h.BaseOffset = next
+	e := journalEntry{index: index, appendTime: now.UnixMilli()}
+	if err := s.write(batch, e); err != nil {
+		return 0, err
+	}
+	if cfg.Sync == SyncEveryAppend {
+		if err := s.sync(); err != nil {
+			l.fail(err)
+			return 0, err
+		}
+	}
+	s.commit(h, e, int64(cfg.IndexIntervalBytes))
+	l.changed.notify()
+	return next, nil
+}
+
+// shouldRoll decides whether a batch ending at lastOffset must go to a new
+// segment. An empty segment never rolls, so a batch larger than SegmentBytes
+// gets a segment of its own.
+func shouldRoll(s *segment, batchLen int, lastOffset int64, now time.Time, cfg *Config) bool {
+	if s.batches == 0 {
+		return false
+	}
+	switch {
+	case s.size()+int64(batchLen) > cfg.SegmentBytes:
+		return true
+	case cfg.SegmentMaxAge > 0 && now.Sub(time.UnixMilli(s.firstAppend)) >= cfg.SegmentMaxAge:
+		return true
+	case lastOffset-s.base > math.MaxInt32:
+		// Index entries hold offsets relative to the base in 32 bits.
+		return true
+	}
+	return false
+}
+
+// roll seals the active segment and starts a new one after it. Order matters
+// for recovery: the old segment is fsynced with its indexes before the new
+// one exists, the new journal (with prevIndex) is fsynced before its data
+// file is created, and the directory is fsynced before anything is written to
+// the new segment.
+func (l *Log) roll(v *view) (*segment, error) {
+	old := v.active()
+	if err := old.seal(); err != nil {
+		return nil, err
+	}
+	s, err := createSegment(l.dir, old.nextOffset(), old.lastIndex.Load())
+	if err != nil {
+		return nil, err
+	}
+	if err := syncDir(l.dir); err != nil {
+		s.release()
+		return nil, fmt.Errorf("roll to segment %d: %w", s.base, err)
+	}
+	segs := make([]*segment, len(v.segs)+1)
+	copy(segs, v.segs)
+	segs[len(v.segs)] = s
+	l.view.Store(&view{segs: segs})
+	return s, nil
+}
+
+// fail records the first write or fsync failure; later writes get ErrFailed.
+func (l *Log) fail(err error) {
+	l.failed.CompareAndSwap(nil, &err)
+}
+
+func (l *Log) failure() error {
+	if p := l.failed.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrFailed, *p)
+	}
+	return nil
+}
+
+// LastIndex is the index passed to Append with the newest batch in the log,
+// or the index given to Reset if no batch was appended since; 0 for a new
+// log. It survives reopening, retention and rolls.
+func (l *Log) LastIndex() uint64 { return l.view.Load().active().lastIndex.Load() }
+
+// NextOffset is the offset the next appended batch gets: the log's end (its
+// high watermark; everything below it is readable).
+func (l *Log) NextOffset() int64 { return l.view.Load().active().nextOffset() }
+
+// LogStartOffset is the lowest offset still in the log.
+func (l *Log) LogStartOffset() int64 { return l.view.Load().start() }
+
+// Size is the number of data bytes across all segments.
+func (l *Log) Size() int64 {
+	var n int64
+	for _, s := range l.view.Load().segs {
+		n += s.size()
+	}
+	return n
+}
+
+// Changed returns a channel that is closed by the next successful Append (or
+// by Reset or Close). A long-polling reader takes it, re-checks NextOffset,
+// and waits on it only if there is still nothing new.
+func (l *Log) Changed() <-chan struct{} { return l.changed.wait() }
+
+// Sync makes every batch appended before the call, and its index, durable.
+// It fsyncs only the active segment: rolls fsync the segments they seal.
+// Sync does not block appends or reads.
+func (l *Log) Sync() error {
+	if err := l.failure(); err != nil {
+		return err
+	}
+	for {
+		if l.closed.Load() {
+			return ErrClosed
+		}
+		s := l.view.Load().active()
+		if !s.acquire() {
+			continue // rolled, reset or closed meanwhile: look again
+		}
+		err := s.sync()
+		s.release()
+		if err != nil {
+			l.fail(err)
+			return err
+		}
+		return nil
+	}
+}
+
+func (l *Log) backgroundSync() {
+	if l.Sync() == nil {
+		l.syncs.Add(1)
+	}
+}
+
+// SetConfig changes the configuration of an open log. New segment sizes and
+// ages apply from the next append, retention from the next ApplyRetention,
+// and a new sync policy at once.
+func (l *Log) SetConfig(cfg Config) error {
+	cfg = cfg.normalized()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	if l.closed.Load() {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	old := l.cfg.Load()
+	l.cfg.Store(&cfg)
+	var stop *syncer
+	if old.Sync != cfg.Sync || old.SyncInterval != cfg.SyncInterval {
+		stop, l.syncer = l.syncer, nil
+		if cfg.Sync == SyncInterval {
+			l.syncer = startSyncer(cfg.SyncInterval, l.backgroundSync)
+		}
+	}
+	l.mu.Unlock()
+	if stop != nil {
+		stop.stop()
+	}
+	return nil
+}
+
+// Config returns the current configuration.
+func (l *Log) Config() Config { return *l.cfg.Load() }
+
+// Segments describes the segments, oldest first; the last is active. See
+// SegmentInfo for what may be linked or copied from them. Nil once closed.
+func (l *Log) Segments() []SegmentInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return nil
+	}
+	v := l.view.Load()
+	infos := make([]SegmentInfo, len(v.segs))
+	for i, s := range v.segs {
+		infos[i] = s.info()
+	}
+	return infos
+}
+
+// Close syncs and closes the log and stops its background goroutine. Reads in
+// flight finish; later calls get ErrClosed, except NextOffset, LogStartOffset,
+// LastIndex and Size, which keep returning the final values.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed.Load() {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.closed.Store(true)
+	stop := l.syncer
+	l.syncer = nil
+	l.mu.Unlock()
+	if stop != nil {
+		stop.stop()
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v := l.view.Load()
+	err := l.failure()
+	if err == nil {
+		err = v.active().sync()
+	}
+	for _, s := range v.segs {
+		s.release()
+	}
+	l.changed.close()
+	return err
+}
+
+// Delete closes the log and removes its directory.
+func (l *Log) Delete() error {
+	// The data is going away: neither a failed final sync nor an earlier
+	// Close matters.
+	_ = l.Close()
+	if err := os.RemoveAll(l.dir); err != nil {
+		return fmt.Errorf("delete log: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package raftnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// streamLayer is one group's view of a Mux: the raft.StreamLayer its
+// raft.NetworkTransport runs on.
+type streamLayer struct {
+	mux  *Mux
+	name string
+
+	// acceptCh is unbuffered: a routed connection stays with its routing
+	// goroutine (which closes it on shutdown) until Accept takes it, so no
+	// connection is ever stranded in a buffer.
+	acceptCh chan net.Conn
+
+	// ctx is cancelled by shutdown (or the Mux's Close); it unblocks Accept
+	// and aborts Dials in flight.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	conns connSet // connections handed out, closed by shutdown
+}
+
+var _ raft.StreamLayer = (*streamLayer)(nil)
+
+func newStreamLayer(m *Mux, name string) *streamLayer {
+	ctx, cancel := context.WithCancel(m.ctx)
+	return &streamLayer{
+		mux:      m,
+		name:     name,
+		acceptCh: make(chan net.Conn),
+		ctx:      ctx,
+		cancel:   cancel,
+	}
+}
+
+// Accept waits for the next connection a peer dialed to this group.
+func (g *streamLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-g.acceptCh:
+		tc, ok := g.conns.track(c)
+		if !ok {
+			c.Close()
+			return nil, g.closedErr("accept")
+		}
+		return tc, nil
+	case <-g.ctx.Done():
+		return nil, g.closedErr("accept")
+	}
+}
+
+// deliver hands c to Accept, waiting at most timeout: a group whose
+// transport does not accept must not pin a handshake slot for ever.
+func (g *streamLayer) deliver(c net.Conn, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case g.acceptCh <- c:
+		return nil
+	case <-g.ctx.Done():
+		return g.closedErr("deliver")
+	case <-t.C:
+		return fmt.Errorf("raftnet: group %q accepted nothing for %v", g.name, timeout)
+	}
+}
+
+// Close unregisters the group, makes Accept return an error wrapping
+// net.ErrClosed and closes every connection this layer handed out.
+// raft.NetworkTransport.Close calls it.
+func (g *streamLayer) Close() error {
+	g.mux.unregister(g)
+	g.shutdown()
+	return nil
+}
+
+// shutdown is Close without unregistering (the Mux's Close has already
+// dropped its whole map).
+func (g *streamLayer) shutdown() {
+	g.cancel()
+	g.conns.closeAll()
+}
+
+// Addr is the Mux's advertised address: what this server's peers dial, and
+// what raft.NetworkTransport.LocalAddr reports.
+func (g *streamLayer) Addr() net.Addr { return g.mux.addr }
+
+// Dial connects to the same group on the Mux at address and sends the
+// header. timeout bounds both the connect and the header write; zero means
+// no bound other than the layer being closed.
+func (g *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx := g.ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, g.closedErr("dial " + string(address))
+	}
+
+	conn, err := g.mux.cfg.Dialer(ctx, "tcp", string(address))
+	if err != nil {
+		return nil, g.dialErr(address, err)
+	}
+	if err := g.writeHeader(ctx, conn); err != nil {
+		conn.Close()
+		return nil, g.dialErr(address, err)
+	}
+	tc, ok := g.conns.track(conn)
+	if !ok {
+		conn.Close()
+		return nil, g.closedErr("dial " + string(address))
+	}
+	return tc, nil
+}
+
+// writeHeader writes the header in one write, aborted when ctx ends.
+func (g *streamLayer) writeHeader(ctx context.Context, conn net.Conn) error {
+	// A write blocks on a full socket buffer and ignores ctx; a deadline in
+	// the past is how the net package lets another goroutine interrupt it.
+	stop := context.AfterFunc(ctx, func() {
+		conn.SetWriteDeadline(time.Unix(1, 0))
+	})
+	buf := header{group: g.name, node: g.mux.cfg.NodeID}.appendTo(make([]byte, 0, 64))
+	_, err := conn.Write(buf)
+	if !stop() {
+		// ctx ended: the deadline may have cut the write, or may still be
+		// poisoning the connection. Either way it is unusable.
+		return fmt.Errorf("write header: %w", errors.Join(ctx.Err(), err))
+	}
+	if err != nil {
+		return fmt.Errorf("write header: %w", err)
+	}
+	return nil
+}
+
+func (g *streamLayer) dialErr(address raft.ServerAddress, err error) error {
+	return fmt.Errorf("raftnet: group %q: dial %s: %w", g.name, address, err)
+}
+
+func (g *streamLayer) closedErr(op string) error {
+	return fmt.Errorf("raftnet: group %q: %s: %w", g.name, op, net.ErrClosed)
+}
