@@ -95,10 +95,19 @@ func writeFileAtomic(path string, data []byte) error {
 
 // removeIfExists deletes path, ignoring a missing file.
 func removeIfExists(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	_, err := removeFile(path)
+	return err
+}
+
+// removeFile deletes path and reports whether it existed.
+func removeFile(path string) (removed bool, err error) {
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
 	}
-	return nil
+	return true, nil
 }
 
 // copyFilePrefix copies the first n bytes of src to a new file dst (fsynced).

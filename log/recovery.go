@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -14,24 +15,40 @@ import (
 // crash during a roll: an empty data file without a valid journal.
 var errUnfinishedSegment = errors.New("unfinished segment")
 
-// recoverSegments brings dir to a consistent state and opens its segments,
-// oldest first; the last one is active. See doc.go for the algorithm.
-func recoverSegments(dir string, cfg *Config) (segs []*segment, err error) {
-	if err := finishPendingReset(dir); err != nil {
+// recovery brings a log directory to a consistent state at Open and opens
+// its segments. See doc.go for the algorithm.
+type recovery struct {
+	dir string
+	cfg *Config
+	// dirChanged records that directory entries were created or removed, so
+	// the directory is fsynced once at the end, and only then: a node opening
+	// thousands of partitions at start-up should not pay thousands of
+	// directory fsyncs for logs that were closed cleanly.
+	dirChanged bool
+}
+
+// recoverSegments returns the log's segments, oldest first; the last one is
+// active.
+func recoverSegments(dir string, cfg *Config) ([]*segment, error) {
+	r := &recovery{dir: dir, cfg: cfg}
+	segs, err := r.run()
+	if err != nil {
+		for _, s := range segs {
+			s.release()
+		}
 		return nil, err
 	}
-	bases, err := listSegments(dir)
+	return segs, nil
+}
+
+func (r *recovery) run() (segs []*segment, err error) {
+	if err := finishPendingReset(r.dir); err != nil {
+		return nil, err
+	}
+	bases, err := r.listSegments()
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			for _, s := range segs {
-				s.release()
-			}
-			segs = nil
-		}
-	}()
 
 	// The active segment: the newest one that is not an unfinished roll.
 	var active *segment
@@ -42,17 +59,17 @@ func recoverSegments(dir string, cfg *Config) (segs []*segment, err error) {
 		if len(bases) > 0 {
 			prev = bases[len(bases)-1:]
 		}
-		active, err = openActiveSegment(dir, base, prev, cfg)
+		active, err = r.openActive(base, prev)
 		switch {
 		case errors.Is(err, errUnfinishedSegment):
-			if err := removeSegmentFiles(dir, base); err != nil {
+			if err := r.removeSegment(base); err != nil {
 				return nil, err
 			}
 			if len(bases) == 0 {
 				// The log's only segment was being created: start over at its
 				// base. Its prevIndex is lost with it; only a crash while
 				// creating the first segment of a log can get here.
-				if active, err = createSegment(dir, base, 0); err != nil {
+				if active, err = r.create(base); err != nil {
 					return nil, err
 				}
 			}
@@ -61,16 +78,15 @@ func recoverSegments(dir string, cfg *Config) (segs []*segment, err error) {
 		}
 	}
 	if active == nil {
-		if active, err = createSegment(dir, 0, 0); err != nil {
+		if active, err = r.create(0); err != nil {
 			return nil, err
 		}
 	}
 
 	for _, base := range bases {
-		s, err := openSealedSegment(dir, base, cfg)
+		s, err := r.openSealed(base)
 		if err != nil {
-			segs = append(segs, active)
-			return segs, err
+			return append(segs, active), err
 		}
 		segs = append(segs, s)
 	}
@@ -84,27 +100,50 @@ func recoverSegments(dir string, cfg *Config) (segs []*segment, err error) {
 	for keep > 0 && segs[keep-1].nextOffset() == segs[keep].base {
 		keep--
 	}
-	for _, s := range segs[:keep] {
+	for i, s := range segs[:keep] {
 		if err := s.removeFiles(); err != nil {
-			return segs, err
+			return segs[i:], err
 		}
+		r.dirChanged = true
 		s.release()
 	}
 	segs = segs[keep:]
-	if err := syncDir(dir); err != nil {
-		return segs, err
+	if r.dirChanged {
+		if err := syncDir(r.dir); err != nil {
+			return segs, err
+		}
 	}
 	return segs, nil
 }
 
-// listSegments returns the base offsets of the segments in dir, sorted, after
+func (r *recovery) create(base int64) (*segment, error) {
+	r.dirChanged = true
+	return createSegment(r.dir, base, 0)
+}
+
+func (r *recovery) remove(path string) error {
+	removed, err := removeFile(path)
+	r.dirChanged = r.dirChanged || removed
+	return err
+}
+
+func (r *recovery) removeSegment(base int64) error {
+	for _, suffix := range segmentSuffixes {
+		if err := r.remove(segmentPath(r.dir, base, suffix)); err != nil {
+			return fmt.Errorf("remove segment %d: %w", base, err)
+		}
+	}
+	return nil
+}
+
+// listSegments returns the base offsets of the segments, sorted, after
 // deleting leftover temporary files and orphaned journal and index files
 // (those whose data file is gone: a crash while deleting or creating a
 // segment).
-func listSegments(dir string) ([]int64, error) {
-	ents, err := os.ReadDir(dir)
+func (r *recovery) listSegments() ([]int64, error) {
+	ents, err := os.ReadDir(r.dir)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
+		return nil, fmt.Errorf("list %s: %w", r.dir, err)
 	}
 	hasData := make(map[int64]bool)
 	type file struct {
@@ -115,7 +154,7 @@ func listSegments(dir string) ([]int64, error) {
 	for _, e := range ents {
 		name := e.Name()
 		if strings.HasSuffix(name, tmpSuffix) && e.Type().IsRegular() {
-			if err := removeIfExists(dirJoin(dir, name)); err != nil {
+			if err := r.remove(filepath.Join(r.dir, name)); err != nil {
 				return nil, fmt.Errorf("remove leftover %s: %w", name, err)
 			}
 			continue
@@ -132,7 +171,7 @@ func listSegments(dir string) ([]int64, error) {
 	}
 	for _, f := range others {
 		if !hasData[f.base] {
-			if err := removeIfExists(dirJoin(dir, f.name)); err != nil {
+			if err := r.remove(filepath.Join(r.dir, f.name)); err != nil {
 				return nil, fmt.Errorf("remove orphan %s: %w", f.name, err)
 			}
 		}
@@ -145,24 +184,13 @@ func listSegments(dir string) ([]int64, error) {
 	return bases, nil
 }
 
-func dirJoin(dir, name string) string { return dir + string(os.PathSeparator) + name }
-
-func removeSegmentFiles(dir string, base int64) error {
-	for _, suffix := range segmentSuffixes {
-		if err := removeIfExists(segmentPath(dir, base, suffix)); err != nil {
-			return fmt.Errorf("remove segment %d: %w", base, err)
-		}
-	}
-	return nil
-}
-
-// openActiveSegment recovers the last segment: every batch is read and
-// verified from the start, and the data and journal are cut after the last
-// batch that is intact, follows on in offsets and has an intact journal entry
-// bound to it. prev holds the base of the previous segment, if any.
-func openActiveSegment(dir string, base int64, prev []int64, cfg *Config) (*segment, error) {
-	dataPath := segmentPath(dir, base, dataSuffix)
-	journalPath := segmentPath(dir, base, journalSuffix)
+// openActive recovers the last segment: every batch is read and verified from
+// the start, and the data and journal are cut after the last batch that is
+// intact, follows on in offsets and has an intact journal entry bound to it.
+// prev holds the base of the previous segment, if any.
+func (r *recovery) openActive(base int64, prev []int64) (*segment, error) {
+	dataPath := segmentPath(r.dir, base, dataSuffix)
+	journalPath := segmentPath(r.dir, base, journalSuffix)
 	// This segment is about to be written; if its files were hard-linked in
 	// from another log or a snapshot, write to a private copy instead.
 	for _, p := range []string{dataPath, journalPath} {
@@ -195,26 +223,27 @@ func openActiveSegment(dir string, base int64, prev []int64, cfg *Config) (*segm
 		// take LastIndex from the previous segment's journal.
 		var prevIndex uint64
 		if len(prev) == 1 {
-			prevIndex, _ = lastJournalIndex(segmentPath(dir, prev[0], journalSuffix), prev[0])
+			prevIndex, _ = lastJournalIndex(segmentPath(r.dir, prev[0], journalSuffix), prev[0])
 		}
+		r.dirChanged = true
 		if j, err = createJournal(journalPath, base, prevIndex); err != nil {
 			data.Close()
 			return nil, fmt.Errorf("recreate journal of segment %d: %w", base, err)
 		}
 	}
-	s := newSegment(dir, base, data)
+	s := newSegment(r.dir, base, data)
 	s.journal = j
 	s.lastIndex.Store(j.prevIndex)
 	s.indexesReady.Store(true)
-	if err := s.recoverBatches(fileSize, cfg); err != nil {
+	if err := r.recoverBatches(s, fileSize); err != nil {
 		s.release()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *segment) recoverBatches(fileSize int64, cfg *Config) error {
-	sc := newBatchScanner(s.data, s.base, fileSize, cfg.MaxBatchBytes)
+func (r *recovery) recoverBatches(s *segment, fileSize int64) error {
+	sc := newBatchScanner(s.data, s.base, fileSize, r.cfg.MaxBatchBytes)
 	jr := newJournalReader(s.journal)
 	for {
 		batch, h, _, err := sc.scan()
@@ -232,7 +261,7 @@ func (s *segment) recoverBatches(fileSize int64, cfg *Config) error {
 		if !ok || e.index < s.lastIndex.Load() {
 			break
 		}
-		s.commit(h, e, int64(cfg.IndexIntervalBytes))
+		s.commit(h, e, int64(r.cfg.IndexIntervalBytes))
 	}
 
 	// Cut what did not survive. The cuts need no fsync of their own: until
@@ -255,21 +284,21 @@ func (s *segment) recoverBatches(fileSize int64, cfg *Config) error {
 	// The active segment's indexes live in memory (rebuilt just now); index
 	// files from an earlier life as a sealed segment are stale.
 	for _, suffix := range []string{indexSuffix, timeIndexSuffix} {
-		if err := removeIfExists(segmentPath(s.dir, s.base, suffix)); err != nil {
+		if err := r.remove(segmentPath(s.dir, s.base, suffix)); err != nil {
 			return fmt.Errorf("remove stale index of segment %d: %w", s.base, err)
 		}
 	}
 	return nil
 }
 
-// openSealedSegment opens a segment that is not the last one. Sealed segments
-// were fsynced before their successor was created, so they are trusted: only
-// the header of the offset index is read, for the extent and newest timestamp;
+// openSealed opens a segment that is not the last one. Sealed segments were
+// fsynced before their successor was created, so they are trusted: only the
+// header of the offset index is read, for the extent and newest timestamp;
 // entries are loaded on first use. When the header is missing, damaged or
 // disagrees with the data file's size, the segment is scanned now and its
 // index files are rewritten.
-func openSealedSegment(dir string, base int64, cfg *Config) (*segment, error) {
-	data, err := os.Open(segmentPath(dir, base, dataSuffix))
+func (r *recovery) openSealed(base int64) (*segment, error) {
+	data, err := os.Open(segmentPath(r.dir, base, dataSuffix))
 	if err != nil {
 		return nil, fmt.Errorf("open segment %d: %w", base, err)
 	}
@@ -278,9 +307,9 @@ func openSealedSegment(dir string, base int64, cfg *Config) (*segment, error) {
 		data.Close()
 		return nil, fmt.Errorf("open segment %d: %w", base, err)
 	}
-	s := newSegment(dir, base, data)
+	s := newSegment(r.dir, base, data)
 	s.sealed.Store(true)
-	h, err := readIndexHeader(dir, offsetIndexKind, base)
+	h, err := readIndexHeader(r.dir, offsetIndexKind, base)
 	if err == nil && h.sum.size == fi.Size() {
 		s.publish(h.sum.size, h.sum.next)
 		s.maxTs.Store(h.sum.maxTs)
@@ -290,19 +319,20 @@ func openSealedSegment(dir string, base int64, cfg *Config) (*segment, error) {
 		s.release()
 		return nil, fmt.Errorf("open index of segment %d: %w", base, err)
 	}
-	sum, err := s.rebuildIndexes(fi.Size(), cfg)
+	sum, err := s.rebuildIndexes(fi.Size(), r.cfg)
 	if err != nil {
 		s.release()
 		return nil, fmt.Errorf("rebuild indexes of segment %d: %w", base, err)
 	}
 	// A damaged tail of a sealed segment is not cut (the file may be shared
 	// by hard links); it is just not part of the log. If that leaves a gap
-	// before the next segment, recoverSegments drops this one and older ones.
+	// before the next segment, run drops this one and older ones.
 	s.publish(sum.size, sum.next)
 	s.maxTs.Store(sum.maxTs)
 	s.indexesReady.Store(true)
 	if sum.size > 0 {
-		if err := writeIndexFiles(dir, base, sum, s.index.load(), s.times.load()); err != nil {
+		r.dirChanged = true
+		if err := writeIndexFiles(r.dir, base, sum, s.index.load(), s.times.load()); err != nil {
 			s.release()
 			return nil, err
 		}

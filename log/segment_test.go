@@ -118,7 +118,7 @@ func TestSealedSegmentReopensFromItsIndexes(t *testing.T) {
 
 	reopen := func(t *testing.T) *segment {
 		t.Helper()
-		s, err := openSealedSegment(dir, base, &f.cfg)
+		s, err := (&recovery{dir: dir, cfg: &f.cfg}).openSealed(base)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +146,7 @@ func TestSealedSegmentReopensFromItsIndexes(t *testing.T) {
 	}
 
 	t.Run("from index headers, entries loaded lazily", func(t *testing.T) {
-		s, err := openSealedSegment(dir, base, &f.cfg)
+		s, err := (&recovery{dir: dir, cfg: &f.cfg}).openSealed(base)
 		if err != nil {
 			t.Fatal(err)
 		}

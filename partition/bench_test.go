@@ -8,12 +8,14 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/skiff-mq/skiff/log"
+	"github.com/skiff-mq/skiff/raftnet"
 	"github.com/skiff-mq/skiff/record"
 )
 
@@ -136,4 +138,104 @@ func BenchmarkSnapshotCreate(b *testing.B) {
 			b.ReportMetric(float64(f.log().Size())/(1<<20), "log-MB")
 		})
 	}
+}
+
+// BenchmarkFailover measures, with the default Raft timing, the time from
+// killing a partition's leader to a new leader that is ready to take writes.
+func BenchmarkFailover(b *testing.B) {
+	c := newTestCluster(b, 3, func(cfg *Config) { cfg.Raft = DefaultRaftTiming() })
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		old := c.waitLeader(30 * time.Second)
+		start := time.Now()
+		c.crash(old)
+		c.waitLeader(30 * time.Second)
+		total += time.Since(start)
+		c.start(old)
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/failover")
+}
+
+// BenchmarkIdleGroups runs 100 partition groups on three in-process nodes
+// with the default timing and reports the CPU they burn while idle and how
+// many elections happen after the initial ones (flapping).
+func BenchmarkIdleGroups(b *testing.B) {
+	const groups = 100
+	net := raftnet.NewFaultNetwork()
+	base := b.TempDir()
+	type node struct {
+		id  string
+		mux *raftnet.Mux
+	}
+	var nodes []node
+	for i := 0; i < 3; i++ {
+		id := fmt.Sprintf("n%d", i)
+		mux, err := net.NewMux(id, raftnet.DefaultMuxConfig())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer mux.Close()
+		nodes = append(nodes, node{id, mux})
+	}
+	reps := make([][]*Replica, groups)
+	for g := 0; g < groups; g++ {
+		group := fmt.Sprintf("topic/%d", g)
+		var servers []Server
+		for _, nd := range nodes {
+			layer, err := nd.mux.StreamLayer(group)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := DefaultConfig()
+			cfg.Group, cfg.NodeID, cfg.Dir = group, nd.id, filepath.Join(base, nd.id, fmt.Sprint(g))
+			rep, err := Open(cfg, layer)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer rep.Close()
+			reps[g] = append(reps[g], rep)
+			servers = append(servers, Server{ID: nd.id, Address: rep.Addr(), Voter: true})
+		}
+		for _, rep := range reps[g] {
+			if err := rep.Bootstrap(servers); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	waitFor(b, 2*time.Minute, "a leader in every group", func() bool {
+		for _, rs := range reps {
+			led := false
+			for _, r := range rs {
+				led = led || r.IsLeader()
+			}
+			if !led {
+				return false
+			}
+		}
+		return true
+	})
+	terms := func() (sum uint64) {
+		for _, rs := range reps {
+			for _, r := range rs {
+				sum += r.Status().Term
+			}
+		}
+		return sum
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := terms()
+		cpu0 := cpuTime()
+		start := time.Now()
+		time.Sleep(10 * time.Second) // the quantity measured is idle cost over wall time
+		cores := (cpuTime() - cpu0).Seconds() / time.Since(start).Seconds()
+		b.ReportMetric(cores, "cpu-cores")
+		b.ReportMetric(float64(terms()-t0), "term-bumps")
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -366,7 +366,7 @@ func (r *Replica) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 	if req.MaxBytes <= 0 {
 		req.MaxBytes = 1 << 20
 	}
-	var timer <-chan time.Time
+	timer := closedTimer // no wait: answer at once
 	if req.MaxWait > 0 {
 		t := time.NewTimer(req.MaxWait)
 		defer t.Stop()
@@ -402,9 +402,6 @@ func (r *Replica) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 			return FetchResult{HighWatermark: hw, LogStartOffset: lg.LogStartOffset()}, ctx.Err()
 		case <-r.stop:
 			return FetchResult{}, ErrClosed
-		}
-		if req.MaxWait <= 0 {
-			timer = closedTimer
 		}
 	}
 }

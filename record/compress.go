@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"sync"
 
@@ -199,7 +200,7 @@ func gunzip(src []byte, limit int) ([]byte, error) {
 	hint := 0
 	if len(src) >= 4 {
 		isize := int(uint32(src[len(src)-4]) | uint32(src[len(src)-3])<<8 | uint32(src[len(src)-2])<<16 | uint32(src[len(src)-1])<<24)
-		hint = min(isize, 1032*len(src))
+		hint = min(isize, mulCap(len(src), 1032, limit))
 	}
 	return readAllCapped(&r.gz, hint, limit)
 }
@@ -215,7 +216,7 @@ func unlz4(src []byte, limit int) ([]byte, error) {
 	r.lz.Reset(&r.src)
 	// Kafka data typically shrinks to a half or so with lz4; beyond
 	// that the buffer doubles.
-	out, err := readAllCapped(r.lz, 2*len(src), limit)
+	out, err := readAllCapped(r.lz, mulCap(len(src), 2, limit), limit)
 	if err == nil && len(out) == 0 && len(src) > 0 {
 		// pierrec/lz4 reads a source that ends before a frame header as
 		// an empty stream; a batch that claims lz4 holds at least a frame.
@@ -279,7 +280,7 @@ func unsnappy(src []byte, limit int) ([]byte, error) {
 		return nil, errors.New("snappy: truncated xerial header")
 	}
 	rest := src[xerialHeaderSize:]
-	out := make([]byte, 0, min(maxSnappyRatio*len(rest), limit, 1<<20))
+	out := make([]byte, 0, min(mulCap(len(rest), maxSnappyRatio, limit), 1<<20))
 	for len(rest) > 0 {
 		if len(rest) < 4 {
 			return nil, errors.New("snappy: truncated xerial chunk length")
@@ -304,7 +305,7 @@ func unsnappyBlock(dst, block []byte, limit int) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snappy: %w", err)
 	}
-	if n > maxSnappyRatio*len(block) {
+	if n > mulCap(len(block), maxSnappyRatio, math.MaxInt) {
 		return nil, fmt.Errorf("snappy: block of %d bytes claims %d decoded", len(block), n)
 	}
 	if n > limit-len(dst) {
@@ -323,4 +324,13 @@ func unsnappyBlock(dst, block []byte, limit int) ([]byte, error) {
 		return nil, errors.New("snappy: block not decoded in place")
 	}
 	return dst[:len(dst)+n], nil
+}
+
+// mulCap returns min(n*k, ceiling) for non-negative n and positive k,
+// without the overflow n*k could have on a 32-bit platform.
+func mulCap(n, k, ceiling int) int {
+	if n > ceiling/k {
+		return ceiling
+	}
+	return n * k
 }

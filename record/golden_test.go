@@ -144,7 +144,7 @@ func TestBrokerStampsOutsideCRC(t *testing.T) {
 
 func TestSetLogAppendTime(t *testing.T) {
 	b := bytes.Clone(goldenBatch)
-	const appendTime = 1_800_000_000_000
+	const appendTime int64 = 1_800_000_000_000
 	if err := SetLogAppendTime(b, appendTime); err != nil {
 		t.Fatal(err)
 	}
