@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/skiff-mq/skiff/record"
@@ -41,6 +40,12 @@ func stamped(batch []byte, base int64) []byte {
 	c := bytes.Clone(batch)
 	record.SetBaseOffset(c, base)
 	return c
+}
+
+// tester is what the helpers need from *testing.T and *rapid.T alike.
+type tester interface {
+	Helper()
+	Fatalf(format string, args ...any)
 }
 
 // fakeClock is an injectable Config.Now.
@@ -79,7 +84,7 @@ func smallConfig(clock *fakeClock) Config {
 	return cfg
 }
 
-func mustOpen(t testing.TB, dir string, cfg Config) *Log {
+func mustOpen(t tester, dir string, cfg Config) *Log {
 	t.Helper()
 	l, err := Open(dir, cfg)
 	if err != nil {
@@ -88,7 +93,7 @@ func mustOpen(t testing.TB, dir string, cfg Config) *Log {
 	return l
 }
 
-func mustAppend(t testing.TB, l *Log, batch []byte, index uint64) int64 {
+func mustAppend(t tester, l *Log, batch []byte, index uint64) int64 {
 	t.Helper()
 	off, err := l.Append(batch, index)
 	if err != nil {
@@ -98,7 +103,7 @@ func mustAppend(t testing.TB, l *Log, batch []byte, index uint64) int64 {
 }
 
 // splitBatches cuts concatenated batches apart, checking each CRC.
-func splitBatches(t testing.TB, b []byte) [][]byte {
+func splitBatches(t tester, b []byte) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for len(b) > 0 {
@@ -113,7 +118,7 @@ func splitBatches(t testing.TB, b []byte) [][]byte {
 }
 
 // readAll reads every batch from LogStartOffset to NextOffset.
-func readAll(t testing.TB, l *Log) [][]byte {
+func readAll(t tester, l *Log) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for off := l.LogStartOffset(); off < l.NextOffset(); {
@@ -134,14 +139,14 @@ func readAll(t testing.TB, l *Log) [][]byte {
 
 // copyDir copies the regular files of src into a new directory dst, as they
 // are on disk right now (a crash image for a process crash).
-func copyDir(t testing.TB, src, dst string) {
+func copyDir(t tester, src, dst string) {
 	t.Helper()
 	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	ents, err := os.ReadDir(src)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	for _, e := range ents {
 		if !e.Type().IsRegular() {
@@ -149,21 +154,21 @@ func copyDir(t testing.TB, src, dst string) {
 		}
 		in, err := os.Open(filepath.Join(src, e.Name()))
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v", err)
 		}
 		out, err := os.Create(filepath.Join(dst, e.Name()))
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v", err)
 		}
 		if _, err := io.Copy(out, in); err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v", err)
 		}
 		in.Close()
 		out.Close()
 	}
 }
 
-func wantOutOfRange(t testing.TB, err error, offset, start, end int64) {
+func wantOutOfRange(t tester, err error, offset, start, end int64) {
 	t.Helper()
 	var oor *OffsetOutOfRangeError
 	if !errors.As(err, &oor) || !errors.Is(err, ErrOffsetOutOfRange) {

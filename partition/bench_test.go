@@ -38,7 +38,7 @@ func benchProduce(b *testing.B, recordSize, perBatch, inflight int) {
 		cfg.Raft = DefaultRaftTiming()
 		cfg.Log.SegmentBytes = 128 << 20
 	})
-	leader := c.waitLeader(10 * time.Second).rep
+	leader := c.waitLeader(10 * time.Second).r()
 	value := make([]byte, recordSize)
 	recs := make([]record.Record, perBatch)
 	for i := range recs {

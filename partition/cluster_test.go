@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,8 +33,10 @@ type testNode struct {
 	id  string
 	dir string
 	mux *raftnet.Mux
-	rep *Replica // nil while stopped
+	cur atomic.Pointer[Replica] // nil while stopped; swapped while writers run
 }
+
+func (nd *testNode) r() *Replica { return nd.cur.Load() }
 
 func fastTiming() RaftTiming {
 	return RaftTiming{
@@ -41,6 +44,7 @@ func fastTiming() RaftTiming {
 		ElectionTimeout:    300 * time.Millisecond,
 		LeaderLeaseTimeout: 300 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
+		RPCTimeout:         time.Second,
 		MaxAppendEntries:   512,
 	}
 }
@@ -56,10 +60,10 @@ func newTestCluster(t testing.TB, n int, tweak func(*Config)) *testCluster {
 	}
 	var servers []Server
 	for _, nd := range c.nodes {
-		servers = append(servers, Server{ID: nd.id, Address: nd.rep.Addr(), Voter: true})
+		servers = append(servers, Server{ID: nd.id, Address: nd.r().Addr(), Voter: true})
 	}
 	for _, nd := range c.nodes {
-		if err := nd.rep.Bootstrap(servers); err != nil {
+		if err := nd.r().Bootstrap(servers); err != nil {
 			t.Fatalf("bootstrap %s: %v", nd.id, err)
 		}
 	}
@@ -105,16 +109,16 @@ func (c *testCluster) start(nd *testNode) {
 	if err != nil {
 		c.t.Fatalf("open replica %s: %v", nd.id, err)
 	}
-	nd.rep = rep
+	nd.cur.Store(rep)
 }
 
 // stop closes a replica cleanly.
 func (c *testCluster) stop(nd *testNode) {
 	c.t.Helper()
-	if err := nd.rep.Close(); err != nil {
+	if err := nd.r().Close(); err != nil {
 		c.t.Fatalf("close %s: %v", nd.id, err)
 	}
-	nd.rep = nil
+	nd.cur.Store(nil)
 }
 
 // crash stops a replica the way kill -9 would: Raft and its stores stop,
@@ -122,14 +126,14 @@ func (c *testCluster) stop(nd *testNode) {
 // put in the page cache, as after a process crash).
 func (c *testCluster) crash(nd *testNode) {
 	c.t.Helper()
-	nd.rep.crashForTest()
-	nd.rep = nil
+	nd.r().crashForTest()
+	nd.cur.Store(nil)
 }
 
 func (c *testCluster) close() {
 	for _, nd := range c.nodes {
-		if nd.rep != nil {
-			nd.rep.Close()
+		if nd.r() != nil {
+			nd.r().Close()
 		}
 		nd.mux.Close()
 	}
@@ -138,7 +142,7 @@ func (c *testCluster) close() {
 func (c *testCluster) running() []*testNode {
 	var out []*testNode
 	for _, nd := range c.nodes {
-		if nd.rep != nil {
+		if nd.r() != nil {
 			out = append(out, nd)
 		}
 	}
@@ -153,7 +157,7 @@ func (c *testCluster) waitLeader(timeout time.Duration) *testNode {
 	waitFor(c.t, timeout, "a ready leader", func() bool {
 		leader = nil
 		for _, nd := range c.running() {
-			if nd.rep.IsLeader() {
+			if nd.r().IsLeader() {
 				if leader != nil {
 					return false
 				}
@@ -171,7 +175,7 @@ func (c *testCluster) waitConverged(timeout time.Duration, want int64) {
 	c.t.Helper()
 	waitFor(c.t, timeout, fmt.Sprintf("all replicas at high watermark %d", want), func() bool {
 		for _, nd := range c.running() {
-			if _, hw := nd.rep.Offsets(); hw != want {
+			if _, hw := nd.r().Offsets(); hw != want {
 				return false
 			}
 		}
@@ -213,7 +217,7 @@ func (c *testCluster) assertIdentical() []byte {
 	var ref []byte
 	var refID string
 	for _, nd := range c.running() {
-		got := readAll(c.t, nd.rep)
+		got := readAll(c.t, nd.r())
 		if ref == nil {
 			ref, refID = got, nd.id
 			continue
@@ -268,7 +272,7 @@ func (c *testCluster) produceRetrying(ctx context.Context, batch []byte, avoid .
 			if slices.Contains(avoid, nd) {
 				continue
 			}
-			rep := nd.rep
+			rep := nd.r()
 			if rep == nil || !rep.IsLeader() {
 				continue
 			}
@@ -351,23 +355,23 @@ func verifyLog(t testing.TB, data []byte, acks *ackLog) {
 func TestLeaderElectedAndServes(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	leader := c.waitLeader(5 * time.Second)
-	res, err := leader.rep.Produce(context.Background(), testBatch(t, -1, 0, 3), 0)
+	res, err := leader.r().Produce(context.Background(), testBatch(t, -1, 0, 3), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.BaseOffset != 0 || res.LastOffset != 2 {
 		t.Fatalf("first batch acked at [%d, %d], want [0, 2]", res.BaseOffset, res.LastOffset)
 	}
-	if res.LeaderEpoch != int32(leader.rep.Status().Term) {
-		t.Fatalf("leader epoch %d, want term %d", res.LeaderEpoch, leader.rep.Status().Term)
+	if res.LeaderEpoch != int32(leader.r().Status().Term) {
+		t.Fatalf("leader epoch %d, want term %d", res.LeaderEpoch, leader.r().Status().Term)
 	}
 	for _, nd := range c.nodes {
 		if nd == leader {
 			continue
 		}
-		_, err := nd.rep.Produce(context.Background(), testBatch(t, -1, 0, 1), 0)
+		_, err := nd.r().Produce(context.Background(), testBatch(t, -1, 0, 1), 0)
 		nl, ok := IsNotLeader(err)
-		if !ok || nl.LeaderID != leader.id || nl.LeaderAddr != leader.rep.Addr() {
+		if !ok || nl.LeaderID != leader.id || nl.LeaderAddr != leader.r().Addr() {
 			t.Fatalf("produce on follower %s: got %v, want NotLeader naming %s", nd.id, err, leader.id)
 		}
 	}
@@ -414,7 +418,7 @@ func TestConcurrentProduceEveryAckReadableOnEveryReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	leader := c.waitLeader(5 * time.Second)
-	_, hw := leader.rep.Offsets()
+	_, hw := leader.r().Offsets()
 	if want := int64(batches / producers * producers * 2); hw != want {
 		t.Fatalf("high watermark %d, want %d", hw, want)
 	}
@@ -427,29 +431,29 @@ func TestIdempotentRetryReturnsOriginalOffset(t *testing.T) {
 	leader := c.waitLeader(5 * time.Second)
 	ctx := context.Background()
 	first := testBatch(t, 7, 0, 5)
-	a, err := leader.rep.Produce(ctx, first, 0)
+	a, err := leader.r().Produce(ctx, first, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := leader.rep.Produce(ctx, testBatch(t, 7, 5, 5), 0); err != nil {
+	if _, err := leader.r().Produce(ctx, testBatch(t, 7, 5, 5), 0); err != nil {
 		t.Fatal(err)
 	}
 	// The ack of the first batch was "lost": the producer resends it.
-	again, err := leader.rep.Produce(ctx, first, 0)
+	again, err := leader.r().Produce(ctx, first, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !again.Duplicate || again.BaseOffset != a.BaseOffset || again.LastOffset != a.LastOffset {
 		t.Fatalf("retry acked %+v, want the original %+v marked duplicate", again, a)
 	}
-	if _, hw := leader.rep.Offsets(); hw != 10 {
+	if _, hw := leader.r().Offsets(); hw != 10 {
 		t.Fatalf("high watermark %d after a duplicate, want 10", hw)
 	}
 	// A gap is refused and changes nothing.
-	if _, err := leader.rep.Produce(ctx, testBatch(t, 7, 20, 1), 0); !errors.Is(err, ErrOutOfOrderSequence) {
+	if _, err := leader.r().Produce(ctx, testBatch(t, 7, 20, 1), 0); !errors.Is(err, ErrOutOfOrderSequence) {
 		t.Fatalf("gap: got %v, want ErrOutOfOrderSequence", err)
 	}
-	if _, hw := leader.rep.Offsets(); hw != 10 {
+	if _, hw := leader.r().Offsets(); hw != 10 {
 		t.Fatalf("high watermark %d after a rejected gap, want 10", hw)
 	}
 	c.waitConverged(5*time.Second, 10)
@@ -476,11 +480,11 @@ func TestProduceRejectsBadBatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := leader.rep.Produce(context.Background(), tt.batch, tt.max)
+			_, err := leader.r().Produce(context.Background(), tt.batch, tt.max)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
-			if _, hw := leader.rep.Offsets(); hw != 0 {
+			if _, hw := leader.r().Offsets(); hw != 0 {
 				t.Fatalf("high watermark %d after a rejected batch", hw)
 			}
 		})
@@ -489,7 +493,7 @@ func TestProduceRejectsBadBatches(t *testing.T) {
 
 func TestFetchLongPollsAndReportsRange(t *testing.T) {
 	c := newTestCluster(t, 1, nil)
-	leader := c.waitLeader(5 * time.Second).rep
+	leader := c.waitLeader(5 * time.Second).r()
 	ctx := context.Background()
 
 	got := make(chan FetchResult, 1)
@@ -540,7 +544,7 @@ func TestMinorityAcceptsNoWriteAndHealConverges(t *testing.T) {
 	// The old leader may still believe it leads for a moment; whatever it
 	// says, nothing it is asked to write may be acknowledged.
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	_, err := old.rep.Produce(cctx, testBatch(t, 2, 0, 1), 0)
+	_, err := old.r().Produce(cctx, testBatch(t, 2, 0, 1), 0)
 	cancel()
 	if err == nil {
 		t.Fatal("isolated leader acknowledged a write")
@@ -550,7 +554,7 @@ func TestMinorityAcceptsNoWriteAndHealConverges(t *testing.T) {
 	var newLeader *testNode
 	waitFor(t, 10*time.Second, "a leader on the majority side", func() bool {
 		for _, nd := range c.nodes {
-			if nd != old && nd.rep.IsLeader() {
+			if nd != old && nd.r().IsLeader() {
 				newLeader = nd
 				return true
 			}
@@ -569,7 +573,7 @@ func TestMinorityAcceptsNoWriteAndHealConverges(t *testing.T) {
 	}
 	c.net.Heal()
 	leader := c.waitLeader(10 * time.Second)
-	_, hw := leader.rep.Offsets()
+	_, hw := leader.r().Offsets()
 	c.waitConverged(10*time.Second, hw)
 	data := c.assertIdentical()
 	verifyLog(t, data, acks)
@@ -627,7 +631,7 @@ func TestLeaderCrashUnderLoadLosesNoAckedWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	leader := c.waitLeader(10 * time.Second)
-	_, hw := leader.rep.Offsets()
+	_, hw := leader.r().Offsets()
 	c.waitConverged(20*time.Second, hw)
 	verifyLog(t, c.assertIdentical(), acks)
 }
@@ -650,7 +654,7 @@ func TestRestartAllReplicasRecoversSameState(t *testing.T) {
 				acks.add(3, seq, res)
 			}
 			leader := c.waitLeader(5 * time.Second)
-			_, hw := leader.rep.Offsets()
+			_, hw := leader.r().Offsets()
 			c.waitConverged(10*time.Second, hw)
 			before := c.assertIdentical()
 			for _, nd := range c.nodes {
@@ -693,20 +697,20 @@ func TestNewReplicaCatchesUpFromSnapshot(t *testing.T) {
 		acks.add(9, seq, res)
 	}
 	leader := c.waitLeader(5 * time.Second)
-	if err := leader.rep.Snapshot(ctx); err != nil {
+	if err := leader.r().Snapshot(ctx); err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
 	// The leader's Raft log no longer starts at 1, so a new replica can only
 	// catch up by installing the snapshot.
-	first, err := leader.rep.logs.FirstIndex()
+	first, err := leader.r().logs.FirstIndex()
 	if err != nil || first <= 1 {
 		t.Fatalf("raft log not compacted (first index %d, %v)", first, err)
 	}
 	nd := c.addNode(filepath.Join(t.TempDir(), "n3"))
-	if err := leader.rep.AddVoter(ctx, nd.id, nd.rep.Addr()); err != nil {
+	if err := leader.r().AddVoter(ctx, nd.id, nd.r().Addr()); err != nil {
 		t.Fatalf("add voter: %v", err)
 	}
-	_, hw := leader.rep.Offsets()
+	_, hw := leader.r().Offsets()
 	c.waitConverged(20*time.Second, hw)
 	verifyLog(t, c.assertIdentical(), acks)
 	// The new replica keeps following after the install.
@@ -717,7 +721,7 @@ func TestNewReplicaCatchesUpFromSnapshot(t *testing.T) {
 	acks.add(9, 500, res)
 	c.waitConverged(10*time.Second, res.LastOffset+1)
 	verifyLog(t, c.assertIdentical(), acks)
-	servers, err := leader.rep.Servers(ctx)
+	servers, err := leader.r().Servers(ctx)
 	if err != nil || len(servers) != 4 {
 		t.Fatalf("servers %v, %v", servers, err)
 	}
@@ -734,16 +738,16 @@ func TestRemoveServerAndTransferLeadership(t *testing.T) {
 			break
 		}
 	}
-	if err := leader.rep.TransferLeadership(ctx, target.id, target.rep.Addr()); err != nil {
+	if err := leader.r().TransferLeadership(ctx, target.id, target.r().Addr()); err != nil {
 		t.Fatalf("transfer: %v", err)
 	}
 	if got := c.waitLeader(5 * time.Second); got != target {
 		t.Fatalf("leader %s after transfer, want %s", got.id, target.id)
 	}
-	if err := target.rep.RemoveServer(ctx, leader.id); err != nil {
+	if err := target.r().RemoveServer(ctx, leader.id); err != nil {
 		t.Fatalf("remove: %v", err)
 	}
-	servers, err := target.rep.Servers(ctx)
+	servers, err := target.r().Servers(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -752,7 +756,7 @@ func TestRemoveServerAndTransferLeadership(t *testing.T) {
 			t.Fatalf("removed server %s still in %v", leader.id, servers)
 		}
 	}
-	if _, err := target.rep.Produce(ctx, testBatch(t, -1, 0, 1), 0); err != nil {
+	if _, err := target.r().Produce(ctx, testBatch(t, -1, 0, 1), 0); err != nil {
 		t.Fatalf("produce with two voters: %v", err)
 	}
 }
@@ -823,12 +827,12 @@ func TestWatchdogMovesLeadershipOffAStalledDisk(t *testing.T) {
 	go func() {
 		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
-		old.rep.Produce(cctx, testBatch(t, -1, 0, 1), 0)
+		old.r().Produce(cctx, testBatch(t, -1, 0, 1), 0)
 	}()
 	var newLeader *testNode
 	waitFor(t, 20*time.Second, "leadership to leave the stalled node", func() bool {
 		for _, nd := range c.nodes {
-			if nd != old && nd.rep.IsLeader() {
+			if nd != old && nd.r().IsLeader() {
 				newLeader = nd
 				return true
 			}
@@ -837,7 +841,7 @@ func TestWatchdogMovesLeadershipOffAStalledDisk(t *testing.T) {
 	})
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := newLeader.rep.Produce(cctx, testBatch(t, -1, 0, 1), 0); err != nil {
+	if _, err := newLeader.r().Produce(cctx, testBatch(t, -1, 0, 1), 0); err != nil {
 		t.Fatalf("write on the new leader: %v", err)
 	}
 }

@@ -66,6 +66,10 @@ type RaftTiming struct {
 	// profit from a short one.
 	LeaderLeaseTimeout time.Duration
 	CommitTimeout      time.Duration // default 20ms
+	// RPCTimeout bounds one Raft RPC on the wire (scaled up by hashicorp/raft
+	// for snapshot installs). A stalled peer costs at most this long per
+	// RPC. Default 10s.
+	RPCTimeout time.Duration
 	// MaxAppendEntries caps entries per AppendEntries RPC; one entry is one
 	// batch, so large values amortise the RPC cost. Default 512.
 	MaxAppendEntries int
@@ -78,6 +82,7 @@ func DefaultRaftTiming() RaftTiming {
 		ElectionTimeout:    800 * time.Millisecond,
 		LeaderLeaseTimeout: 800 * time.Millisecond,
 		CommitTimeout:      20 * time.Millisecond,
+		RPCTimeout:         10 * time.Second,
 		MaxAppendEntries:   512,
 	}
 }
@@ -170,6 +175,9 @@ func (c Config) Validate() error {
 	}
 	if t.LeaderLeaseTimeout <= 0 || t.LeaderLeaseTimeout > t.HeartbeatTimeout {
 		errs = append(errs, errors.New("partition config: Raft.LeaderLeaseTimeout must be in (0, HeartbeatTimeout]"))
+	}
+	if t.RPCTimeout <= 0 {
+		errs = append(errs, errors.New("partition config: Raft.RPCTimeout must be positive"))
 	}
 	if t.CommitTimeout <= 0 {
 		errs = append(errs, errors.New("partition config: Raft.CommitTimeout must be positive"))

@@ -123,7 +123,7 @@ func (r *Replica) open(layer raft.StreamLayer) error {
 	r.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  layer,
 		MaxPool: 3,
-		Timeout: 10 * time.Second,
+		Timeout: cfg.Raft.RPCTimeout,
 		Logger:  hlog,
 	})
 
