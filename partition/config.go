@@ -57,8 +57,8 @@ func ParseDurability(s string) (Durability, error) {
 // so 100 groups with two followers each cost ~2,500 small RPCs per second at
 // 800ms, which leaves the scheduler plenty of slack before a heartbeat is late.
 type RaftTiming struct {
-	HeartbeatTimeout   time.Duration // default 800ms
-	ElectionTimeout    time.Duration // default 800ms
+	HeartbeatTimeout time.Duration // default 800ms
+	ElectionTimeout  time.Duration // default 800ms
 	// LeaderLeaseTimeout: a leader that has heard from no quorum for this
 	// long steps down. Default 800ms; shorter leases made leaders step down
 	// on a CPU-starved 2-core machine (measured: 480ms scheduling gaps under
