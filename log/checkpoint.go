@@ -24,8 +24,9 @@ type CheckpointInfo struct {
 // opens it as its log.
 //
 // Appends may continue meanwhile; they are not part of the checkpoint. The
-// source log is fsynced up to the checkpoint first, so a snapshot that covers
-// index LastIndex never depends on unsynced data.
+// source log is made durable up to the checkpoint first (see Sync), so a
+// snapshot that covers index LastIndex never depends on unsynced data, and
+// the checkpoint's sealed segments carry their index files.
 func (l *Log) Checkpoint(dst string) (CheckpointInfo, error) {
 	l.mu.Lock()
 	if l.closed.Load() {
@@ -49,8 +50,7 @@ func (l *Log) Checkpoint(dst string) (CheckpointInfo, error) {
 		}
 	}()
 
-	if err := active.sync(); err != nil {
-		l.fail(err)
+	if err := l.syncView(v); err != nil {
 		return CheckpointInfo{}, fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := os.MkdirAll(dst, 0o755); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -138,7 +139,9 @@ func readAll(t tester, l *Log) [][]byte {
 }
 
 // copyDir copies the regular files of src into a new directory dst, as they
-// are on disk right now (a crash image for a process crash).
+// are on disk right now (a crash image for a process crash). The log's
+// background flusher may be writing index files meanwhile, which yields one
+// of the states a crash at that moment could leave.
 func copyDir(t tester, src, dst string) {
 	t.Helper()
 	if err := os.MkdirAll(dst, 0o755); err != nil {
@@ -153,6 +156,9 @@ func copyDir(t tester, src, dst string) {
 			continue
 		}
 		in, err := os.Open(filepath.Join(src, e.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // renamed or deleted by the log's flusher meanwhile
+		}
 		if err != nil {
 			t.Fatalf("%v", err)
 		}

@@ -42,8 +42,8 @@ func TestIndexEntriesRoundTripAndRejectDisorder(t *testing.T) {
 		}
 	}
 	for name, bad := range map[string][]indexEntry{
-		"rel goes back":  {{0, 0}, {5, 100}, {4, 200}},
-		"pos goes back":  {{0, 0}, {5, 100}, {6, 50}},
+		"rel goes back": {{0, 0}, {5, 100}, {4, 200}},
+		"pos goes back": {{0, 0}, {5, 100}, {6, 50}},
 		"duplicate rel": {{0, 0}, {0, 100}},
 	} {
 		if _, ok := decodeIndexEntries(encodeIndexEntries(bad)); ok {

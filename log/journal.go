@@ -82,9 +82,10 @@ func decodeJournalHeader(b []byte, base int64) (uint64, error) {
 	return binary.BigEndian.Uint64(b[16:]), nil
 }
 
-// createJournal creates (or replaces) a journal holding only its header and
-// fsyncs it, so a segment is never visible with a journal that lacks one.
-func createJournal(path string, base int64, prevIndex uint64) (*journal, error) {
+// createJournal creates (or replaces) a journal holding only its header. With
+// durable it is fsynced before it is returned; a roll skips that (see
+// Log.roll) and leaves the header's durability to the next Sync.
+func createJournal(path string, base int64, prevIndex uint64, durable bool) (*journal, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, err
@@ -93,9 +94,11 @@ func createJournal(path string, base int64, prevIndex uint64) (*journal, error) 
 		f.Close()
 		return nil, err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, err
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	return &journal{f: f, base: base, prevIndex: prevIndex}, nil
 }

@@ -10,7 +10,7 @@ import (
 
 func TestJournalHeaderRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j")
-	j, err := createJournal(path, 42, 7)
+	j, err := createJournal(path, 42, 7, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestJournalEntryIsBoundToItsBatch(t *testing.T) {
 
 func TestJournalWriteReadTruncate(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j")
-	j, err := createJournal(path, 0, 3)
+	j, err := createJournal(path, 0, 3, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,12 +25,16 @@ type Log struct {
 	failed  atomic.Pointer[error] // sticky write or fsync failure
 	changed notifier
 	syncs   atomic.Int64 // completed background syncs, for tests
+	// dirDirty is set by a roll: the new segment's directory entry is not
+	// durable until Sync fsyncs the directory.
+	dirDirty atomic.Bool
 
 	// mu serializes everything that writes: Append, rolls, ApplyRetention,
 	// Reset, SetConfig, Checkpoint's capture, Segments and Close. Readers and
 	// Sync never take it.
-	mu     sync.Mutex
-	syncer *syncer // guarded by mu
+	mu      sync.Mutex
+	syncer  *syncer // guarded by mu
+	flusher *flusher
 }
 
 // view is an immutable snapshot of the segments, oldest first; the last one
@@ -66,6 +70,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 	l := &Log{dir: dir}
 	l.cfg.Store(&cfg)
 	l.view.Store(&view{segs: segs})
+	l.flusher = startFlusher(dir, l.fail)
 	if cfg.Sync == SyncInterval {
 		l.syncer = startSyncer(cfg.SyncInterval, l.backgroundSync)
 	}
@@ -91,12 +96,12 @@ func (l *Log) Append(batch []byte, index uint64) (baseOffset int64, err error) {
 	if len(batch) > cfg.MaxBatchBytes {
 		return 0, &BatchTooLargeError{Size: len(batch), Max: cfg.MaxBatchBytes}
 	}
-	h, err := record.Verify(batch)
+	h, crc, err := verifyBatch(batch)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrInvalidBatch, err)
+		return 0, err
 	}
-	if h.Size() != len(batch) {
-		return 0, fmt.Errorf("%w: %d bytes after the batch", ErrInvalidBatch, len(batch)-h.Size())
+	if crc != nil {
+		defer crc.wait() // it reads batch: not past our return
 	}
 
 	l.mu.Lock()
@@ -127,7 +132,15 @@ func (l *Log) Append(batch []byte, index uint64) (baseOffset int64, err error) {
 	record.SetBaseOffset(batch, next)
 	h.BaseOffset = next
 	e := journalEntry{index: index, appendTime: now.UnixMilli()}
-	if err := s.write(batch, e); err != nil {
+	if err := s.writeData(batch); err != nil {
+		return 0, err
+	}
+	if crc != nil {
+		if err := crc.wait(); err != nil {
+			return 0, err
+		}
+	}
+	if err := s.writeJournal(batch, e); err != nil {
 		return 0, err
 	}
 	if cfg.Sync == SyncEveryAppend {
@@ -160,28 +173,28 @@ func shouldRoll(s *segment, batchLen int, lastOffset int64, now time.Time, cfg *
 	return false
 }
 
-// roll seals the active segment and starts a new one after it. Order matters
-// for recovery: the old segment is fsynced with its indexes before the new
-// one exists, the new journal (with prevIndex) is fsynced before its data
-// file is created, and the directory is fsynced before anything is written to
-// the new segment.
+// roll freezes the active segment and starts a new one after it, without
+// any fsync on the append path: the flusher makes the old segment durable in
+// the background, and the new segment's journal header and directory entry
+// become durable with the next Sync, like the batches written to it. A crash
+// before that loses only unsynced data; recovery then either finds the new
+// segment empty without a journal (removed) or with data but no valid
+// journal header (the data is dropped and LastIndex is taken from the
+// previous segment, which is either durable or verified by the scan).
 func (l *Log) roll(v *view) (*segment, error) {
 	old := v.active()
-	if err := old.seal(); err != nil {
-		return nil, err
-	}
-	s, err := createSegment(l.dir, old.nextOffset(), old.lastIndex.Load())
+	old.freeze()
+	s, err := createSegment(l.dir, old.nextOffset(), old.lastIndex.Load(), false)
 	if err != nil {
 		return nil, err
 	}
-	if err := syncDir(l.dir); err != nil {
-		s.release()
-		return nil, fmt.Errorf("roll to segment %d: %w", s.base, err)
-	}
+	l.dirDirty.Store(true)
 	segs := make([]*segment, len(v.segs)+1)
 	copy(segs, v.segs)
 	segs[len(v.segs)] = s
 	l.view.Store(&view{segs: segs})
+	old.acquire() // the flusher's reference; cannot fail, the view holds one
+	l.flusher.add(old)
 	return s, nil
 }
 
@@ -223,29 +236,54 @@ func (l *Log) Size() int64 {
 // and waits on it only if there is still nothing new.
 func (l *Log) Changed() <-chan struct{} { return l.changed.wait() }
 
-// Sync makes every batch appended before the call, and its index, durable.
-// It fsyncs only the active segment: rolls fsync the segments they seal.
-// Sync does not block appends or reads.
+// Sync makes every batch appended before the call, and its index, durable:
+// it fsyncs the active segment and flushes any sealed segment the background
+// flusher has not reached yet (normally none). It does not block appends or
+// reads.
 func (l *Log) Sync() error {
 	if err := l.failure(); err != nil {
 		return err
 	}
-	for {
-		if l.closed.Load() {
-			return ErrClosed
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	return l.syncView(l.view.Load())
+}
+
+// syncView makes the segments of v durable. Only a suffix of the segments
+// (the unflushed sealed ones and the active one) can be non-durable.
+func (l *Log) syncView(v *view) error {
+	if l.dirDirty.Swap(false) {
+		if err := syncDir(l.dir); err != nil {
+			l.dirDirty.Store(true)
+			l.fail(err)
+			return err
 		}
-		s := l.view.Load().active()
+	}
+	for i := len(v.segs) - 1; i >= 0; i-- {
+		s := v.segs[i]
+		if s.durable.Load() {
+			break
+		}
 		if !s.acquire() {
-			continue // rolled, reset or closed meanwhile: look again
+			continue // deleted or closed meanwhile: nothing to keep
 		}
-		err := s.sync()
+		var err error
+		if s.sealed.Load() {
+			var did bool
+			if did, err = s.flush(); err == nil && did {
+				err = syncDir(l.dir)
+			}
+		} else {
+			err = s.sync()
+		}
 		s.release()
 		if err != nil {
 			l.fail(err)
 			return err
 		}
-		return nil
 	}
+	return nil
 }
 
 func (l *Log) backgroundSync() {
@@ -319,12 +357,16 @@ func (l *Log) Close() error {
 		stop.stop()
 	}
 
+	// The flusher finishes what is queued: sealed segments are durable
+	// after a clean Close, so the next Open scans only the last one.
+	l.flusher.stop()
+
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	v := l.view.Load()
 	err := l.failure()
 	if err == nil {
-		err = v.active().sync()
+		err = l.syncView(v)
 	}
 	for _, s := range v.segs {
 		s.release()

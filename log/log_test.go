@@ -463,6 +463,9 @@ func TestSegmentsDescribeFiles(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		mustAppend(t, l, testBatch(2, 100, int64(i), int64(i), 0), uint64(i))
 	}
+	if err := l.Sync(); err != nil { // also finishes background flushes
+		t.Fatal(err)
+	}
 	segs := l.Segments()
 	var total int64
 	for i, s := range segs {

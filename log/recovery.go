@@ -11,10 +11,6 @@ import (
 	"strings"
 )
 
-// errUnfinishedSegment marks a last segment whose creation was cut short by a
-// crash during a roll: an empty data file without a valid journal.
-var errUnfinishedSegment = errors.New("unfinished segment")
-
 // recovery brings a log directory to a consistent state at Open and opens
 // its segments. See doc.go for the algorithm.
 type recovery struct {
@@ -49,53 +45,100 @@ func (r *recovery) run() (segs []*segment, err error) {
 	if err != nil {
 		return nil, err
 	}
-
-	// The active segment: the newest one that is not an unfinished roll.
-	var active *segment
-	for active == nil && len(bases) > 0 {
-		base := bases[len(bases)-1]
-		bases = bases[:len(bases)-1]
-		var prev []int64
-		if len(bases) > 0 {
-			prev = bases[len(bases)-1:]
+	// A crash during a roll leaves an empty data file without a valid
+	// journal behind the last segment: the roll did not happen.
+	for len(bases) > 0 {
+		last := bases[len(bases)-1]
+		unfinished, err := r.unfinished(last)
+		if err != nil {
+			return nil, err
 		}
-		active, err = r.openActive(base, prev)
-		switch {
-		case errors.Is(err, errUnfinishedSegment):
-			if err := r.removeSegment(base); err != nil {
+		if !unfinished {
+			break
+		}
+		if err := r.removeSegment(last); err != nil {
+			return nil, err
+		}
+		bases = bases[:len(bases)-1]
+		if len(bases) == 0 {
+			// The log's only segment was being created: start over at its
+			// base. Its prevIndex is lost with it; only a crash while
+			// creating the first segment of a log can get here.
+			s, err := r.create(last)
+			if err != nil {
 				return nil, err
 			}
-			if len(bases) == 0 {
-				// The log's only segment was being created: start over at its
-				// base. Its prevIndex is lost with it; only a crash while
-				// creating the first segment of a log can get here.
-				if active, err = r.create(base); err != nil {
-					return nil, err
-				}
-			}
-		case err != nil:
-			return nil, err
+			return r.finish([]*segment{s})
 		}
 	}
-	if active == nil {
-		if active, err = r.create(0); err != nil {
+	if len(bases) == 0 {
+		s, err := r.create(0)
+		if err != nil {
 			return nil, err
 		}
+		return r.finish([]*segment{s})
 	}
 
-	for _, base := range bases {
-		s, err := r.openSealed(base)
+	// Sealed segments that were made durable carry index files that match
+	// them: trust those without reading their data. They form a prefix.
+	i := 0
+	for ; i < len(bases)-1; i++ {
+		s, err := r.openTrusted(bases[i])
 		if err != nil {
-			return append(segs, active), err
+			return segs, err
+		}
+		if s == nil {
+			break
 		}
 		segs = append(segs, s)
 	}
-	segs = append(segs, active)
+	// Scan the rest in order, verifying every batch and journal entry, up to
+	// the first damage: the log ends there, and later segments (unsynced
+	// data written after the damaged part) are deleted.
+	for ; i < len(bases); i++ {
+		var prev *segment
+		if len(segs) > 0 {
+			prev = segs[len(segs)-1]
+		}
+		s, complete, err := r.scan(bases[i], prev)
+		if err != nil {
+			return segs, err
+		}
+		last := i == len(bases)-1
+		if complete && !last && s.nextOffset() == bases[i+1] {
+			// Intact and followed on: make it durable and mark it.
+			s.freeze()
+			if _, err := s.flush(); err != nil {
+				s.release()
+				return segs, err
+			}
+			r.dirChanged = true
+			segs = append(segs, s)
+			continue
+		}
+		for _, b := range bases[i+1:] {
+			if err := r.removeSegment(b); err != nil {
+				s.release()
+				return segs, err
+			}
+		}
+		if err := r.activate(s, prev); err != nil {
+			s.release()
+			return segs, err
+		}
+		segs = append(segs, s)
+		break
+	}
+	return r.finish(segs)
+}
 
-	// Offsets must follow on from segment to segment. A gap can only come from
-	// a crash while retention deleted old segments (directory operations reach
-	// the disk in any order until the directory is fsynced): everything before
-	// it was being deleted, so finish the job.
+// finish drops segments before a gap and syncs the directory if needed.
+func (r *recovery) finish(segs []*segment) ([]*segment, error) {
+	// Offsets must follow on from segment to segment. A gap among trusted
+	// segments can only come from a crash while retention deleted old
+	// segments (directory operations reach the disk in any order until the
+	// directory is fsynced): everything before it was being deleted, so
+	// finish the job.
 	keep := len(segs) - 1
 	for keep > 0 && segs[keep-1].nextOffset() == segs[keep].base {
 		keep--
@@ -118,7 +161,7 @@ func (r *recovery) run() (segs []*segment, err error) {
 
 func (r *recovery) create(base int64) (*segment, error) {
 	r.dirChanged = true
-	return createSegment(r.dir, base, 0)
+	return createSegment(r.dir, base, 0, true)
 }
 
 func (r *recovery) remove(path string) error {
@@ -184,120 +227,40 @@ func (r *recovery) listSegments() ([]int64, error) {
 	return bases, nil
 }
 
-// openActive recovers the last segment: every batch is read and verified from
-// the start, and the data and journal are cut after the last batch that is
-// intact, follows on in offsets and has an intact journal entry bound to it.
-// prev holds the base of the previous segment, if any.
-func (r *recovery) openActive(base int64, prev []int64) (*segment, error) {
-	dataPath := segmentPath(r.dir, base, dataSuffix)
-	journalPath := segmentPath(r.dir, base, journalSuffix)
-	// This segment is about to be written; if its files were hard-linked in
-	// from another log or a snapshot, write to a private copy instead.
-	for _, p := range []string{dataPath, journalPath} {
-		if err := replaceWithPrivateCopy(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("open segment %d: %w", base, err)
-		}
-	}
-	data, err := os.OpenFile(dataPath, os.O_RDWR, 0)
+// unfinished reports an empty data file whose journal is missing or has no
+// valid header: a segment whose creation a crash cut short.
+func (r *recovery) unfinished(base int64) (bool, error) {
+	fi, err := os.Stat(segmentPath(r.dir, base, dataSuffix))
 	if err != nil {
-		return nil, fmt.Errorf("open segment %d: %w", base, err)
+		return false, fmt.Errorf("open segment %d: %w", base, err)
 	}
-	fi, err := data.Stat()
-	if err != nil {
-		data.Close()
-		return nil, fmt.Errorf("open segment %d: %w", base, err)
+	if fi.Size() > 0 {
+		return false, nil
 	}
-	fileSize := fi.Size()
-	j, err := openJournal(journalPath, base)
-	if err != nil {
-		if !errors.Is(err, errJournalInvalid) && !errors.Is(err, fs.ErrNotExist) {
-			data.Close()
-			return nil, fmt.Errorf("open journal of segment %d: %w", base, err)
-		}
-		if fileSize == 0 {
-			data.Close()
-			return nil, errUnfinishedSegment
-		}
-		// Data without a journal header: never written that way by a roll, so
-		// the journal was damaged. No batch has an entry, so none survives;
-		// take LastIndex from the previous segment's journal.
-		var prevIndex uint64
-		if len(prev) == 1 {
-			prevIndex, _ = lastJournalIndex(segmentPath(r.dir, prev[0], journalSuffix), prev[0])
-		}
-		r.dirChanged = true
-		if j, err = createJournal(journalPath, base, prevIndex); err != nil {
-			data.Close()
-			return nil, fmt.Errorf("recreate journal of segment %d: %w", base, err)
-		}
+	j, err := openJournal(segmentPath(r.dir, base, journalSuffix), base)
+	if err == nil {
+		j.close()
+		return false, nil
 	}
-	s := newSegment(r.dir, base, data)
-	s.journal = j
-	s.lastIndex.Store(j.prevIndex)
-	s.indexesReady.Store(true)
-	if err := r.recoverBatches(s, fileSize); err != nil {
-		s.release()
-		return nil, err
+	if errors.Is(err, errJournalInvalid) || errors.Is(err, fs.ErrNotExist) {
+		return true, nil
 	}
-	return s, nil
+	return false, fmt.Errorf("open journal of segment %d: %w", base, err)
 }
 
-func (r *recovery) recoverBatches(s *segment, fileSize int64) error {
-	sc := newBatchScanner(s.data, s.base, fileSize, r.cfg.MaxBatchBytes)
-	jr := newJournalReader(s.journal)
-	for {
-		batch, h, _, err := sc.scan()
-		if err != nil {
-			var stop *scanStop
-			if errors.Is(err, io.EOF) || errors.As(err, &stop) {
-				break
-			}
-			return fmt.Errorf("recover segment %d: %w", s.base, err)
-		}
-		e, ok, err := jr.next(batch)
-		if err != nil {
-			return fmt.Errorf("recover journal of segment %d: %w", s.base, err)
-		}
-		if !ok || e.index < s.lastIndex.Load() {
-			break
-		}
-		s.commit(h, e, int64(r.cfg.IndexIntervalBytes))
-	}
-
-	// Cut what did not survive. The cuts need no fsync of their own: until
-	// the next Sync the tail is unsynced anyway, a crash before it makes the
-	// next recovery cut again, and the fsyncs of that Sync cover the new size.
-	if size := s.size(); fileSize > size {
-		if err := s.data.Truncate(size); err != nil {
-			return fmt.Errorf("truncate segment %d to %d: %w", s.base, size, err)
-		}
-	}
-	jfi, err := s.journal.f.Stat()
+// openTrusted opens a durable sealed segment from the header of its offset
+// index: extent and newest timestamp, without reading the data; index
+// entries are loaded on first use. It returns nil when the segment has no
+// valid marker (index header matching the data file's size) and must be
+// scanned instead.
+func (r *recovery) openTrusted(base int64) (*segment, error) {
+	h, err := readIndexHeader(r.dir, offsetIndexKind, base)
 	if err != nil {
-		return fmt.Errorf("stat journal of segment %d: %w", s.base, err)
-	}
-	if jfi.Size() != journalSize(s.batches) {
-		if err := s.journal.truncate(s.batches); err != nil {
-			return fmt.Errorf("truncate journal of segment %d: %w", s.base, err)
+		if errors.Is(err, errIndexInvalid) || errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
 		}
+		return nil, fmt.Errorf("open index of segment %d: %w", base, err)
 	}
-	// The active segment's indexes live in memory (rebuilt just now); index
-	// files from an earlier life as a sealed segment are stale.
-	for _, suffix := range []string{indexSuffix, timeIndexSuffix} {
-		if err := r.remove(segmentPath(s.dir, s.base, suffix)); err != nil {
-			return fmt.Errorf("remove stale index of segment %d: %w", s.base, err)
-		}
-	}
-	return nil
-}
-
-// openSealed opens a segment that is not the last one. Sealed segments were
-// fsynced before their successor was created, so they are trusted: only the
-// header of the offset index is read, for the extent and newest timestamp;
-// entries are loaded on first use. When the header is missing, damaged or
-// disagrees with the data file's size, the segment is scanned now and its
-// index files are rewritten.
-func (r *recovery) openSealed(base int64) (*segment, error) {
 	data, err := os.Open(segmentPath(r.dir, base, dataSuffix))
 	if err != nil {
 		return nil, fmt.Errorf("open segment %d: %w", base, err)
@@ -307,35 +270,143 @@ func (r *recovery) openSealed(base int64) (*segment, error) {
 		data.Close()
 		return nil, fmt.Errorf("open segment %d: %w", base, err)
 	}
+	if h.sum.size != fi.Size() {
+		data.Close()
+		return nil, nil
+	}
 	s := newSegment(r.dir, base, data)
+	s.publish(h.sum.size, h.sum.next)
+	s.maxTs.Store(h.sum.maxTs)
 	s.sealed.Store(true)
-	h, err := readIndexHeader(r.dir, offsetIndexKind, base)
-	if err == nil && h.sum.size == fi.Size() {
-		s.publish(h.sum.size, h.sum.next)
-		s.maxTs.Store(h.sum.maxTs)
-		return s, nil
+	s.durable.Store(true)
+	return s, nil
+}
+
+// scan opens a segment that recovery does not trust and reads it from the
+// start, verifying every batch and checking that each has an intact journal
+// entry bound to it. The segment's extent and indexes cover the batches that
+// passed; complete reports that nothing else is in its files.
+func (r *recovery) scan(base int64, prev *segment) (s *segment, complete bool, err error) {
+	data, err := os.Open(segmentPath(r.dir, base, dataSuffix))
+	if err != nil {
+		return nil, false, fmt.Errorf("open segment %d: %w", base, err)
 	}
-	if err != nil && !errors.Is(err, errIndexInvalid) && !errors.Is(err, fs.ErrNotExist) {
-		s.release()
-		return nil, fmt.Errorf("open index of segment %d: %w", base, err)
+	fi, err := data.Stat()
+	if err != nil {
+		data.Close()
+		return nil, false, fmt.Errorf("open segment %d: %w", base, err)
 	}
-	sum, err := s.rebuildIndexes(fi.Size(), r.cfg)
+	s = newSegment(r.dir, base, data)
+	s.indexesReady.Store(true)
+	j, err := openJournal(segmentPath(r.dir, base, journalSuffix), base)
+	if err != nil {
+		if !errors.Is(err, errJournalInvalid) && !errors.Is(err, fs.ErrNotExist) {
+			s.release()
+			return nil, false, fmt.Errorf("open journal of segment %d: %w", base, err)
+		}
+		// Data without a journal header: a roll never leaves that, so the
+		// journal was damaged. No batch has an entry, so none survives.
+		s.lastIndex.Store(r.lastIndexOf(prev))
+		return s, false, nil
+	}
+	s.journal = j
+	s.lastIndex.Store(j.prevIndex)
+
+	sc := newBatchScanner(s.data, s.base, fi.Size(), r.cfg.MaxBatchBytes)
+	jr := newJournalReader(j)
+	for {
+		batch, h, _, err := sc.scan()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var stop *scanStop
+		if errors.As(err, &stop) {
+			return s, false, nil
+		}
+		if err != nil {
+			s.release()
+			return nil, false, fmt.Errorf("recover segment %d: %w", s.base, err)
+		}
+		e, ok, err := jr.next(batch)
+		if err != nil {
+			s.release()
+			return nil, false, fmt.Errorf("recover journal of segment %d: %w", s.base, err)
+		}
+		if !ok || e.index < s.lastIndex.Load() {
+			return s, false, nil
+		}
+		s.commit(h, e, int64(r.cfg.IndexIntervalBytes))
+	}
+	jfi, err := j.f.Stat()
 	if err != nil {
 		s.release()
-		return nil, fmt.Errorf("rebuild indexes of segment %d: %w", base, err)
+		return nil, false, fmt.Errorf("recover journal of segment %d: %w", s.base, err)
 	}
-	// A damaged tail of a sealed segment is not cut (the file may be shared
-	// by hard links); it is just not part of the log. If that leaves a gap
-	// before the next segment, run drops this one and older ones.
-	s.publish(sum.size, sum.next)
-	s.maxTs.Store(sum.maxTs)
-	s.indexesReady.Store(true)
-	if sum.size > 0 {
-		r.dirChanged = true
-		if err := writeIndexFiles(r.dir, base, sum, s.index.load(), s.times.load()); err != nil {
-			s.release()
-			return nil, err
+	// Entries without batches belong to appends whose data was lost.
+	return s, jfi.Size() == journalSize(s.batches), nil
+}
+
+// lastIndexOf is the index of the newest batch of prev, the segment before a
+// damaged one, or 0 if there is none.
+func (r *recovery) lastIndexOf(prev *segment) uint64 {
+	switch {
+	case prev == nil:
+		return 0
+	case !prev.durable.Load():
+		return prev.lastIndex.Load() // scanned just now
+	}
+	// A durable segment's journal was fsynced before it was marked.
+	idx, err := lastJournalIndex(segmentPath(r.dir, prev.base, journalSuffix), prev.base)
+	if err != nil {
+		return 0
+	}
+	return idx
+}
+
+// activate turns a scanned segment into the active one: its files become
+// private (not shared by hard links, since they are about to be written),
+// writable, and cut after the last batch that survived. The cuts need no
+// fsync of their own: until the next Sync the tail is unsynced anyway, a
+// crash before it makes the next recovery cut again, and that Sync's fsyncs
+// cover the new sizes.
+func (r *recovery) activate(s *segment, prev *segment) error {
+	dataPath := segmentPath(r.dir, s.base, dataSuffix)
+	journalPath := segmentPath(r.dir, s.base, journalSuffix)
+	s.data.Close()
+	if s.journal != nil {
+		s.journal.close()
+		s.journal = nil
+	}
+	for _, p := range []string{dataPath, journalPath} {
+		if err := replaceWithPrivateCopy(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("open segment %d: %w", s.base, err)
 		}
 	}
-	return s, nil
+	data, err := os.OpenFile(dataPath, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("open segment %d: %w", s.base, err)
+	}
+	s.data = data
+	j, err := openJournal(journalPath, s.base)
+	if err != nil {
+		r.dirChanged = true
+		if j, err = createJournal(journalPath, s.base, r.lastIndexOf(prev), true); err != nil {
+			return fmt.Errorf("recreate journal of segment %d: %w", s.base, err)
+		}
+	}
+	s.journal = j
+	if err := data.Truncate(s.size()); err != nil {
+		return fmt.Errorf("truncate segment %d to %d: %w", s.base, s.size(), err)
+	}
+	if err := j.truncate(s.batches); err != nil {
+		return fmt.Errorf("truncate journal of segment %d: %w", s.base, err)
+	}
+	// The active segment's indexes live in memory (rebuilt by the scan);
+	// index files from an earlier life as a sealed segment are stale.
+	for _, suffix := range []string{indexSuffix, timeIndexSuffix} {
+		if err := r.remove(segmentPath(r.dir, s.base, suffix)); err != nil {
+			return fmt.Errorf("remove stale index of segment %d: %w", s.base, err)
+		}
+	}
+	return nil
 }

@@ -209,7 +209,7 @@ func TestRecoveryFromCrashDuringRoll(t *testing.T) {
 	}
 	states := []state{
 		{"new journal written, no data file yet", false, func(t *testing.T, img string, next, _ int64) {
-			j, err := createJournal(segmentPath(img, next, journalSuffix), next, 1)
+			j, err := createJournal(segmentPath(img, next, journalSuffix), next, 1, true)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -29,6 +29,9 @@ func (l *Log) Reset(startOffset int64, index uint64) error {
 		return ErrClosed
 	}
 	old := l.view.Load()
+	for _, s := range old.segs {
+		s.markDeleted() // a pending flush must not recreate index files
+	}
 	if err := writeResetMarker(l.dir, startOffset, index); err != nil {
 		return fmt.Errorf("reset log: %w", err)
 	}
@@ -114,7 +117,7 @@ func applyReset(dir string, startOffset int64, index uint64) (*segment, error) {
 			}
 		}
 	}
-	s, err := createSegment(dir, startOffset, index)
+	s, err := createSegment(dir, startOffset, index, true)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,8 @@ type segment struct {
 	// sync; the files are closed when it drops to zero, so retention can
 	// unlink a segment that a reader is still reading.
 	refs      atomic.Int64
-	sealed    atomic.Bool
+	sealed    atomic.Bool   // frozen by a roll: no more writes
+	durable   atomic.Bool   // sealed, fsynced and marked by its index files
 	maxTs     atomic.Int64  // newest MaxTimestamp; final and valid once sealed
 	lastIndex atomic.Uint64 // index of the newest batch, or the journal's prevIndex
 	dirty     atomic.Bool   // written since the last fsync
@@ -43,14 +44,21 @@ type segment struct {
 	loadMu       sync.Mutex
 
 	// syncMu orders fsyncs (which run without the log's writer lock, so
-	// readers and appends never wait for them) against sealing and closing,
-	// which replace journal.
+	// readers and appends never wait for them) against flush and close,
+	// which close the journal.
 	syncMu sync.Mutex
+	// flushMu makes flush run once even when the flusher and Sync race.
+	flushMu sync.Mutex
+	// filesMu orders the creation of index files by flush against the
+	// deletion of the segment by retention or reset, so a deleted segment
+	// never gets its index files back.
+	filesMu sync.Mutex
+	deleted bool // guarded by filesMu
 
 	// Writer state, guarded by Log.mu. journal is also guarded by syncMu when
-	// written; it is nil once the segment is sealed or was found sealed.
+	// written; it is nil once the segment is flushed or was found durable.
 	journal     *journal
-	batches     int64 // batches in the data (= journal entries); active segments only
+	batches     int64 // batches in the data (= journal entries)
 	firstAppend int64 // Unix ms of the first batch's append; valid when batches > 0
 	ix          indexer
 }
@@ -63,12 +71,12 @@ func newSegment(dir string, base int64, data *os.File) *segment {
 	return s
 }
 
-// createSegment creates the files of a new, empty active segment. The journal
-// goes first and is fsynced, so a data file never exists with a journal that
-// lacks its header unless the roll was cut short, which recovery detects by
-// the data file being empty. The caller syncs the directory.
-func createSegment(dir string, base int64, prevIndex uint64) (*segment, error) {
-	j, err := createJournal(segmentPath(dir, base, journalSuffix), base, prevIndex)
+// createSegment creates the files of a new, empty active segment, the
+// journal first, so that a data file without a journal can only be the
+// remains of a creation cut short (recovery removes it while it is empty).
+// With durable the journal header is fsynced; the caller syncs the directory.
+func createSegment(dir string, base int64, prevIndex uint64, durable bool) (*segment, error) {
+	j, err := createJournal(segmentPath(dir, base, journalSuffix), base, prevIndex, durable)
 	if err != nil {
 		return nil, fmt.Errorf("create journal of segment %d: %w", base, err)
 	}
@@ -106,11 +114,12 @@ func (s *segment) publish(size, next int64) {
 	s.committed.Store(uint64(next-s.base)<<32 | uint64(size))
 }
 
-// write stores batch (already stamped with its base offset) and its journal
-// entry past the committed end without publishing them: one pwrite each.
-// After a failure nothing is published and the next write overwrites the
-// same positions.
-func (s *segment) write(batch []byte, e journalEntry) error {
+// writeData stores batch (already stamped with its base offset) past the
+// committed end with one pwrite, without publishing it; writeJournal then
+// stores its journal entry. Until commit, the bytes are not part of the log:
+// after a failure the next write overwrites the same positions, and recovery
+// cuts a batch without its entry.
+func (s *segment) writeData(batch []byte) error {
 	if s.journal == nil {
 		return fmt.Errorf("segment %d is sealed", s.base)
 	}
@@ -118,9 +127,16 @@ func (s *segment) write(batch []byte, e journalEntry) error {
 	if _, err := s.data.WriteAt(batch, size); err != nil {
 		return fmt.Errorf("write segment %d at position %d: %w", s.base, size, err)
 	}
+	s.dirty.Store(true)
+	return nil
+}
+
+func (s *segment) writeJournal(batch []byte, e journalEntry) error {
 	if err := s.journal.write(s.batches, e, batch); err != nil {
 		return err
 	}
+	// After the last write: a Sync that cleared the flag in between must not
+	// leave this entry unsynced.
 	s.dirty.Store(true)
 	return nil
 }
@@ -147,45 +163,90 @@ func (s *segment) sync() error {
 	if !s.dirty.Swap(false) {
 		return nil
 	}
-	if err := s.data.Sync(); err != nil {
+	if err := s.fsyncLocked(); err != nil {
 		s.dirty.Store(true)
-		return fmt.Errorf("fsync segment %d: %w", s.base, err)
-	}
-	if s.journal != nil {
-		if err := s.journal.sync(); err != nil {
-			s.dirty.Store(true)
-			return fmt.Errorf("fsync journal of segment %d: %w", s.base, err)
-		}
+		return err
 	}
 	return nil
 }
 
-// seal makes the active segment immutable: data and journal fsynced (recovery
-// trusts sealed segments without scanning them), indexes written, journal
-// closed. The caller syncs the directory.
-func (s *segment) seal() error {
-	s.syncMu.Lock()
-	defer s.syncMu.Unlock()
-	if err := s.data.Sync(); err != nil {
-		return fmt.Errorf("seal segment %d: fsync: %w", s.base, err)
+// fsyncLocked fsyncs the data and the journal. The two fsyncs run in
+// parallel: on a journaling file system they usually share one journal
+// commit, so SyncEveryAppend pays about one fsync per append instead of two.
+func (s *segment) fsyncLocked() error {
+	j := s.journal
+	if j == nil {
+		if err := s.data.Sync(); err != nil {
+			return fmt.Errorf("fsync segment %d: %w", s.base, err)
+		}
+		return nil
 	}
-	if err := s.journal.sync(); err != nil {
-		return fmt.Errorf("seal segment %d: fsync journal: %w", s.base, err)
+	jerr := make(chan error, 1)
+	go func() { jerr <- j.sync() }()
+	derr := s.data.Sync()
+	if err := <-jerr; err != nil {
+		return fmt.Errorf("fsync journal of segment %d: %w", s.base, err)
 	}
-	s.dirty.Store(false)
+	if derr != nil {
+		return fmt.Errorf("fsync segment %d: %w", s.base, derr)
+	}
+	return nil
+}
+
+// freeze ends writing to the active segment at a roll: its extent and
+// indexes are final from here on. flush makes it durable later, off the
+// append path.
+func (s *segment) freeze() {
 	s.ix.finish()
-	size, next := s.extent()
-	sum := segmentSummary{next: next, size: size, maxTs: s.ix.maxTs}
-	if err := writeIndexFiles(s.dir, s.base, sum, s.index.load(), s.times.load()); err != nil {
-		return fmt.Errorf("seal segment %d: %w", s.base, err)
-	}
-	if err := s.journal.close(); err != nil {
-		return fmt.Errorf("seal segment %d: close journal: %w", s.base, err)
-	}
-	s.journal = nil
 	s.maxTs.Store(s.ix.maxTs)
 	s.sealed.Store(true)
-	return nil
+}
+
+// flush makes a frozen segment durable and marks it so: data and journal are
+// fsynced, the journal is closed, and then the index files are written.
+// Recovery trusts a sealed segment without scanning it only when its index
+// files exist and match its size, so this order is what makes them a
+// durability marker. It always fsyncs, because a segment recovered after a
+// process crash may hold data that only the page cache has. Idempotent; the
+// caller syncs the directory when did is true.
+func (s *segment) flush() (did bool, err error) {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if s.durable.Load() {
+		return false, nil
+	}
+	s.filesMu.Lock()
+	deleted := s.deleted
+	s.filesMu.Unlock()
+	if deleted {
+		return false, nil // retention or reset got there first
+	}
+	s.syncMu.Lock()
+	err = s.fsyncLocked()
+	if err == nil && s.journal != nil {
+		if err = s.journal.close(); err == nil {
+			s.journal = nil
+		}
+	}
+	if err == nil {
+		s.dirty.Store(false)
+	}
+	s.syncMu.Unlock()
+	if err != nil {
+		return false, fmt.Errorf("flush segment %d: %w", s.base, err)
+	}
+	s.filesMu.Lock()
+	if !s.deleted {
+		size, next := s.extent()
+		sum := segmentSummary{next: next, size: size, maxTs: s.maxTs.Load()}
+		err = writeIndexFiles(s.dir, s.base, sum, s.index.load(), s.times.load())
+	}
+	s.filesMu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	s.durable.Store(true)
+	return true, nil
 }
 
 // acquire takes a reference for a reader; false means the segment was
@@ -223,6 +284,9 @@ func (s *segment) closeFiles() {
 // removeFiles unlinks the segment's files, data first (see segmentSuffixes).
 // Open descriptors stay usable until release closes them.
 func (s *segment) removeFiles() error {
+	s.filesMu.Lock()
+	defer s.filesMu.Unlock()
+	s.deleted = true
 	var first error
 	for _, suffix := range segmentSuffixes {
 		if err := removeIfExists(segmentPath(s.dir, s.base, suffix)); err != nil && first == nil {
@@ -230,6 +294,13 @@ func (s *segment) removeFiles() error {
 		}
 	}
 	return first
+}
+
+// markDeleted tells a pending flush that someone else removes the files.
+func (s *segment) markDeleted() {
+	s.filesMu.Lock()
+	s.deleted = true
+	s.filesMu.Unlock()
 }
 
 // SegmentInfo describes one segment, for snapshots and tooling.
@@ -251,8 +322,9 @@ type SegmentInfo struct {
 	DataPath     string
 	JournalPath  string
 	JournalSize  int64 // bytes of the journal matching the first Size bytes of data
-	// IndexPath and TimeIndexPath are derived files; they may be missing, in
-	// which case Open rebuilds them. Empty for the active segment, whose
+	// IndexPath and TimeIndexPath are derived files, written once a sealed
+	// segment is durable; they may be missing, in which case Open rebuilds
+	// them (by scanning the segment). Empty for the active segment, whose
 	// indexes live in memory until it is sealed.
 	IndexPath     string
 	TimeIndexPath string

@@ -20,7 +20,7 @@ type segmentFixture struct {
 func newSegmentFixture(t *testing.T, n int) *segmentFixture {
 	t.Helper()
 	cfg := smallConfig(nil)
-	s, err := createSegment(t.TempDir(), 100, 0)
+	s, err := createSegment(t.TempDir(), 100, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,10 @@ func newSegmentFixture(t *testing.T, n int) *segmentFixture {
 		b := stamped(testBatch(records, 20+(i*13)%90, ts-5, ts, byte(i)), next)
 		h, _ := record.Verify(b)
 		e := journalEntry{index: uint64(i + 1), appendTime: 1}
-		if err := s.write(b, e); err != nil {
+		if err := s.writeData(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.writeJournal(b, e); err != nil {
 			t.Fatal(err)
 		}
 		s.commit(h, e, int64(cfg.IndexIntervalBytes))
@@ -109,7 +112,8 @@ func TestSegmentFindTimestampFindsFirstBatchReachingIt(t *testing.T) {
 
 func TestSealedSegmentReopensFromItsIndexes(t *testing.T) {
 	f := newSegmentFixture(t, 30)
-	if err := f.s.seal(); err != nil {
+	f.s.freeze()
+	if _, err := f.s.flush(); err != nil {
 		t.Fatal(err)
 	}
 	dir, base := f.s.dir, f.s.base
@@ -118,9 +122,9 @@ func TestSealedSegmentReopensFromItsIndexes(t *testing.T) {
 
 	reopen := func(t *testing.T) *segment {
 		t.Helper()
-		s, err := (&recovery{dir: dir, cfg: &f.cfg}).openSealed(base)
-		if err != nil {
-			t.Fatal(err)
+		s, err := (&recovery{dir: dir, cfg: &f.cfg}).openTrusted(base)
+		if err != nil || s == nil {
+			t.Fatalf("openTrusted = %v, %v", s, err)
 		}
 		t.Cleanup(s.release)
 		if size, next := s.extent(); size != wantSize || next != wantNext {
@@ -146,9 +150,9 @@ func TestSealedSegmentReopensFromItsIndexes(t *testing.T) {
 	}
 
 	t.Run("from index headers, entries loaded lazily", func(t *testing.T) {
-		s, err := (&recovery{dir: dir, cfg: &f.cfg}).openSealed(base)
-		if err != nil {
-			t.Fatal(err)
+		s, err := (&recovery{dir: dir, cfg: &f.cfg}).openTrusted(base)
+		if err != nil || s == nil {
+			t.Fatalf("openTrusted = %v, %v", s, err)
 		}
 		defer s.release()
 		if s.indexesReady.Load() {
@@ -163,17 +167,15 @@ func TestSealedSegmentReopensFromItsIndexes(t *testing.T) {
 		os.WriteFile(path, b, 0o644)
 		reopen(t)
 	})
-	t.Run("missing index files are rebuilt at open", func(t *testing.T) {
-		os.Remove(segmentPath(dir, base, indexSuffix))
-		os.Remove(segmentPath(dir, base, timeIndexSuffix))
-		reopen(t)
-		if _, err := os.Stat(segmentPath(dir, base, indexSuffix)); err != nil {
-			t.Fatalf("index file not rewritten: %v", err)
+	t.Run("without a matching index the segment is not trusted", func(t *testing.T) {
+		r := &recovery{dir: dir, cfg: &f.cfg}
+		writeIndexFiles(dir, base, segmentSummary{next: wantNext - 1, size: wantSize - 10}, nil, nil)
+		if s, err := r.openTrusted(base); s != nil || err != nil {
+			t.Fatalf("openTrusted with a stale index = %v, %v; want nil, nil", s, err)
 		}
-	})
-	t.Run("index describing another size is ignored", func(t *testing.T) {
-		sum := segmentSummary{next: wantNext - 1, size: wantSize - 10, maxTs: 0}
-		writeIndexFiles(dir, base, sum, nil, nil)
-		reopen(t)
+		os.Remove(segmentPath(dir, base, indexSuffix))
+		if s, err := r.openTrusted(base); s != nil || err != nil {
+			t.Fatalf("openTrusted without an index = %v, %v; want nil, nil", s, err)
+		}
 	})
 }
