@@ -845,3 +845,34 @@ func TestWatchdogMovesLeadershipOffAStalledDisk(t *testing.T) {
 		t.Fatalf("write on the new leader: %v", err)
 	}
 }
+
+func TestInSyncDropsAnUnreachableFollower(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	ctx := context.Background()
+	leader := c.waitLeader(5 * time.Second)
+	isr := func() []string {
+		ids, err := leader.r().InSync(ctx)
+		if err != nil {
+			t.Fatalf("in sync: %v", err)
+		}
+		return ids
+	}
+	waitFor(t, 5*time.Second, "all three in sync", func() bool { return len(isr()) == 3 })
+	var follower *testNode
+	for _, nd := range c.nodes {
+		if nd != leader {
+			follower = nd
+			break
+		}
+	}
+	c.net.Partition(leader.id, follower.id)
+	waitFor(t, 10*time.Second, "the cut follower to leave the in-sync set", func() bool {
+		ids := isr()
+		return len(ids) == 2 && !slices.Contains(ids, follower.id)
+	})
+	c.net.Heal()
+	waitFor(t, 10*time.Second, "the follower to rejoin the in-sync set", func() bool { return len(isr()) == 3 })
+	if _, err := c.nodes[0].r().InSync(ctx); c.nodes[0] != leader && err == nil {
+		t.Fatal("a follower answered InSync")
+	}
+}

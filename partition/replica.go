@@ -34,6 +34,7 @@ type Replica struct {
 	snaps   *snapshotStore
 	metrics *metrics
 	pending *pendingWrites
+	peers   peerHealth
 
 	// readyTerm is the term in which this replica, as leader, has committed
 	// a barrier; it serves leader-only requests only while it equals the
@@ -147,7 +148,11 @@ func (r *Replica) open(layer raft.StreamLayer) error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	r.metrics = newMetrics(r, cfg.Registerer)
-	r.wg.Add(3)
+	obsCh := make(chan raft.Observation, 256)
+	obs := raft.NewObserver(obsCh, false, peerObservation)
+	r.raft.RegisterObserver(obs)
+	r.wg.Add(4)
+	go r.watchPeers(obsCh, obs)
 	go r.watchLeadership()
 	go r.runRetention()
 	go r.runWatchdog()
