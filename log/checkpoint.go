@@ -43,8 +43,15 @@ func (l *Log) Checkpoint(dst string) (CheckpointInfo, error) {
 	size, next := active.extent()
 	batches := active.batches
 	info := CheckpointInfo{StartOffset: v.start(), NextOffset: next, LastIndex: active.lastIndex.Load()}
+	// Retention waits until the files are linked: a sealed segment deleted
+	// halfway would leave the checkpoint with a data file but no journal.
+	l.checkpoints++
+	resets := l.resets
 	l.mu.Unlock()
 	defer func() {
+		l.mu.Lock()
+		l.checkpoints--
+		l.mu.Unlock()
 		for _, s := range v.segs {
 			s.release()
 		}
@@ -56,8 +63,12 @@ func (l *Log) Checkpoint(dst string) (CheckpointInfo, error) {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return CheckpointInfo{}, fmt.Errorf("checkpoint: %w", err)
 	}
-	if ents, err := os.ReadDir(dst); err != nil || len(ents) > 0 {
-		return CheckpointInfo{}, fmt.Errorf("checkpoint: %s must be an empty directory (%v)", dst, err)
+	ents, err := os.ReadDir(dst)
+	if err != nil {
+		return CheckpointInfo{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	if len(ents) > 0 {
+		return CheckpointInfo{}, fmt.Errorf("checkpoint: %s is not empty", dst)
 	}
 	for _, s := range v.segs[:len(v.segs)-1] {
 		if err := linkSealed(s, dst); err != nil {
@@ -69,6 +80,12 @@ func (l *Log) Checkpoint(dst string) (CheckpointInfo, error) {
 	}
 	if err := syncDir(dst); err != nil {
 		return CheckpointInfo{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	l.mu.Lock()
+	reset := l.resets != resets
+	l.mu.Unlock()
+	if reset {
+		return CheckpointInfo{}, fmt.Errorf("checkpoint: the log was reset meanwhile")
 	}
 	for i, s := range v.segs {
 		si := infos[i]
@@ -93,8 +110,8 @@ func linkSealed(s *segment, dst string) error {
 			continue
 		}
 		if suffix == dataSuffix {
-			// Retention may have unlinked it already; the open descriptor
-			// still reads it.
+			// Not linkable (another file system): copy through the open
+			// descriptor.
 			if err := copyFilePrefix(to, s.data, s.size()); err != nil {
 				return err
 			}

@@ -80,3 +80,25 @@ func TestCheckpointNeedsAnEmptyDirectory(t *testing.T) {
 		t.Fatal("checkpoint into a non-empty directory succeeded")
 	}
 }
+
+func TestRetentionWaitsForACheckpointInProgress(t *testing.T) {
+	cfg := smallConfig(nil)
+	cfg.RetentionBytes = 0
+	l := mustOpen(t, t.TempDir(), cfg)
+	defer l.Close()
+	for i := 0; i < 10; i++ {
+		mustAppend(t, l, testBatch(1, 300, 0, 0, 0), uint64(i))
+	}
+	l.mu.Lock()
+	l.checkpoints++ // as Checkpoint does while it links files
+	l.mu.Unlock()
+	if n, err := l.ApplyRetention(); n != 0 || err != nil {
+		t.Fatalf("ApplyRetention during a checkpoint = %d, %v", n, err)
+	}
+	l.mu.Lock()
+	l.checkpoints--
+	l.mu.Unlock()
+	if n, err := l.ApplyRetention(); n == 0 || err != nil {
+		t.Fatalf("ApplyRetention after the checkpoint = %d, %v", n, err)
+	}
+}

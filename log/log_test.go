@@ -402,9 +402,17 @@ func TestSyncPolicies(t *testing.T) {
 		cfg.Sync = SyncEveryAppend
 		l := mustOpen(t, t.TempDir(), cfg)
 		defer l.Close()
-		mustAppend(t, l, testBatch(1, 10, 0, 0, 0), 1)
-		if l.view.Load().active().dirty.Load() {
-			t.Fatal("data not synced when Append returned")
+		for i := 0; i < 20; i++ {
+			mustAppend(t, l, testBatch(1, 200, 0, 0, 0), uint64(i))
+			v := l.view.Load()
+			if v.active().dirty.Load() || l.dirDirty.Load() {
+				t.Fatal("data not synced when Append returned")
+			}
+			for _, s := range v.segs[:len(v.segs)-1] {
+				if !s.durable.Load() {
+					t.Fatalf("after append %d, sealed segment %d is not durable yet", i, s.base)
+				}
+			}
 		}
 	})
 	t.Run("interval runs in the background until Close", func(t *testing.T) {
@@ -521,4 +529,37 @@ func TestRecordEncoderBatchesRoundTrip(t *testing.T) {
 	if off, _ := l.FindOffsetByTimestamp(1003); off != 0 {
 		t.Fatalf("FindOffsetByTimestamp(1003) = %d, want 0", off)
 	}
+}
+
+func TestLargeBatchWithBadCRCIsRejectedAfterItsBytesWereWritten(t *testing.T) {
+	// Large batches have their CRC checked while their bytes are written.
+	dir := t.TempDir()
+	l := mustOpen(t, dir, DefaultConfig())
+	small := testBatch(2, 100, 0, 0, 1)
+	mustAppend(t, l, small, 1)
+	bad := testBatch(5, parallelVerifyBytes+1000, 0, 0, 2)
+	bad[len(bad)-1] ^= 1
+	if _, err := l.Append(bad, 2); !errors.Is(err, ErrInvalidBatch) || !errors.Is(err, record.ErrCRCMismatch) {
+		t.Fatalf("Append of a corrupt large batch = %v", err)
+	}
+	if l.NextOffset() != 2 || l.LastIndex() != 1 || l.Size() != int64(len(small)) {
+		t.Fatalf("log changed: next %d last index %d size %d", l.NextOffset(), l.LastIndex(), l.Size())
+	}
+	// A crash now finds the rejected bytes past the committed end and cuts them.
+	img := filepath.Join(t.TempDir(), "img")
+	copyDir(t, dir, img)
+	r := mustOpen(t, img, DefaultConfig())
+	if r.NextOffset() != 2 || r.Size() != int64(len(small)) {
+		t.Fatalf("after a crash: next %d size %d", r.NextOffset(), r.Size())
+	}
+	r.Close()
+	// The next append takes the same place.
+	good := testBatch(5, parallelVerifyBytes+1000, 0, 0, 3)
+	if off := mustAppend(t, l, good, 2); off != 2 {
+		t.Fatalf("next append at %d", off)
+	}
+	if got := readAll(t, l); len(got) != 2 || !bytes.Equal(got[1], good) {
+		t.Fatalf("read back %d batches", len(got))
+	}
+	l.Close()
 }

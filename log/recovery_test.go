@@ -413,3 +413,72 @@ func snapshotFiles(t *testing.T, dir string) map[string][]byte {
 	}
 	return out
 }
+
+func TestRecoveryEndsTheLogAtDamageInAnUnflushedSegment(t *testing.T) {
+	f := &crashFixture{dir: t.TempDir(), cfg: smallConfig(nil)}
+	l := mustOpen(t, f.dir, f.cfg)
+	defer l.Close()
+	for i := 0; i < 30; i++ {
+		b := testBatch(1, 150, 0, 0, byte(i))
+		mustAppend(t, l, b, uint64(i+1))
+		f.batches = append(f.batches, b)
+		f.indexes = append(f.indexes, uint64(i+1))
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	segs := l.Segments()
+	if len(segs) < 5 {
+		t.Fatalf("%d segments", len(segs))
+	}
+	// Segment 2 was not flushed yet when the machine died (no index files),
+	// and its last batch never fully reached the disk, while later segments'
+	// data did.
+	img := filepath.Join(t.TempDir(), "img")
+	copyDir(t, f.dir, img)
+	damaged := segs[2]
+	for _, p := range []string{damaged.IndexPath, damaged.TimeIndexPath} {
+		os.Remove(filepath.Join(img, filepath.Base(p)))
+	}
+	os.Truncate(filepath.Join(img, filepath.Base(damaged.DataPath)), damaged.Size-10)
+
+	keep := int(damaged.NextOffset) - 1 // one record per batch
+	f.checkRecovered(t, img, keep, true)
+	for _, s := range segs[3:] {
+		if fileExists(filepath.Join(img, filepath.Base(s.DataPath))) {
+			t.Fatalf("segment %d after the damage still on disk", s.BaseOffset)
+		}
+	}
+	// Segment 1 was trusted, segment 2 is active again with no stale index.
+	if fileExists(filepath.Join(img, filepath.Base(damaged.IndexPath))) {
+		t.Fatal("stale index of the new active segment")
+	}
+}
+
+func TestRecoveryMarksScannedSealedSegments(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, smallConfig(nil))
+	defer l.Close()
+	for i := 0; i < 20; i++ {
+		mustAppend(t, l, testBatch(1, 150, 0, 0, byte(i)), uint64(i+1))
+	}
+	l.Sync()
+	segs := l.Segments()
+	img := filepath.Join(t.TempDir(), "img")
+	copyDir(t, dir, img)
+	for _, s := range segs[:len(segs)-1] {
+		os.Remove(filepath.Join(img, filepath.Base(s.IndexPath)))
+		os.Remove(filepath.Join(img, filepath.Base(s.TimeIndexPath)))
+	}
+	r := mustOpen(t, img, smallConfig(nil))
+	if got := len(readAll(t, r)); got != 20 || r.LastIndex() != 20 {
+		t.Fatalf("%d batches, last index %d", got, r.LastIndex())
+	}
+	r.Close()
+	// Scanned once, then marked: the next Open trusts them.
+	for _, s := range segs[:len(segs)-1] {
+		if !fileExists(filepath.Join(img, filepath.Base(s.IndexPath))) {
+			t.Fatalf("segment %d not marked durable after recovery", s.BaseOffset)
+		}
+	}
+}

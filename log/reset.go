@@ -35,6 +35,7 @@ func (l *Log) Reset(startOffset int64, index uint64) error {
 	if err := writeResetMarker(l.dir, startOffset, index); err != nil {
 		return fmt.Errorf("reset log: %w", err)
 	}
+	l.resets++ // files start to go: a checkpoint in progress is void
 	s, err := applyReset(l.dir, startOffset, index)
 	if err != nil {
 		// The marker is durable: the next Open completes the reset.

@@ -10,12 +10,16 @@ import "fmt"
 // Kafka, so the log stays a contiguous range of offsets.
 //
 // Readers of the deleted segments finish their reads; later reads below the
-// new start get *OffsetOutOfRangeError.
+// new start get *OffsetOutOfRangeError. While a Checkpoint is linking files,
+// ApplyRetention deletes nothing (and returns 0): call it again later.
 func (l *Log) ApplyRetention() (deletedSegments int, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed.Load() {
 		return 0, ErrClosed
+	}
+	if l.checkpoints > 0 {
+		return 0, nil // next time: a checkpoint is linking these files
 	}
 	cfg := l.cfg.Load()
 	v := l.view.Load()

@@ -55,8 +55,9 @@ type segment struct {
 	filesMu sync.Mutex
 	deleted bool // guarded by filesMu
 
-	// Writer state, guarded by Log.mu. journal is also guarded by syncMu when
-	// written; it is nil once the segment is flushed or was found durable.
+	// Writer state, guarded by Log.mu while the segment is active. journal is
+	// read under syncMu by sync too, and set to nil under syncMu by flush
+	// (once the segment is frozen, so no longer the writer's) and by close.
 	journal     *journal
 	batches     int64 // batches in the data (= journal entries)
 	firstAppend int64 // Unix ms of the first batch's append; valid when batches > 0
@@ -141,9 +142,10 @@ func (s *segment) writeJournal(batch []byte, e journalEntry) error {
 	return nil
 }
 
-// commit publishes the batch that write stored (or that recovery found
-// intact): readers see it from here on. Index entries are added after the
-// publication, so any entry a reader loads points at committed bytes.
+// commit publishes the batch that writeData and writeJournal stored (or that
+// recovery found intact): readers see it from here on. Index entries are
+// added after the publication, so any entry a reader loads points at
+// committed bytes.
 func (s *segment) commit(h record.BatchHeader, e journalEntry, interval int64) {
 	pos := s.size()
 	if s.batches == 0 {

@@ -3,6 +3,8 @@ package partition
 import (
 	"context"
 	"time"
+
+	"github.com/skiff-mq/skiff/internal/raftutil"
 )
 
 // crashForTest stops the replica without closing or syncing its log, as a
@@ -14,7 +16,7 @@ func (r *Replica) crashForTest() {
 		r.wg.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		waitFuture(ctx, r.raft.Shutdown())
+		raftutil.WaitFuture(ctx, r.raft.Shutdown())
 		r.metrics.unregister()
 		r.trans.Close()
 		r.logs.Close()

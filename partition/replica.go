@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/skiff-mq/skiff/internal/raftutil"
 
 	"github.com/skiff-mq/skiff/log"
 	"github.com/skiff-mq/skiff/record"
@@ -120,7 +122,7 @@ func (r *Replica) open(layer raft.StreamLayer) error {
 	if err != nil {
 		return err
 	}
-	hlog := newHCLogger(r.logger, cfg.Group)
+	hlog := raftutil.NewHCLogger(r.logger)
 	r.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  layer,
 		MaxPool: 3,
@@ -236,7 +238,7 @@ func (r *Replica) barrier(term uint64) error {
 	// loaded node without leadership being lost.
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := waitFuture(ctx, r.raft.Barrier(5*time.Second))
+		err := raftutil.WaitFuture(ctx, r.raft.Barrier(5*time.Second))
 		cancel()
 		if err == nil {
 			return nil
@@ -303,7 +305,7 @@ func (r *Replica) Produce(ctx context.Context, batch []byte, maxBatchBytes int) 
 	done := r.pending.add(start)
 	defer done()
 	f := r.raft.Apply(encodeAppend(batch), timeout)
-	if err := waitFuture(ctx, f); err != nil {
+	if err := raftutil.WaitFuture(ctx, f); err != nil {
 		err = classifyApplyError(err, r)
 		r.metrics.produceError(err)
 		return ProduceResult{}, err
@@ -330,7 +332,7 @@ func classifyApplyError(err error, r *Replica) error {
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return fmt.Errorf("%w: %w", ErrIndeterminate, ErrClosed)
 	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, context.Canceled), errors.Is(err, errFutureTimeout):
+		errors.Is(err, context.Canceled), errors.Is(err, raftutil.ErrFutureTimeout):
 		return fmt.Errorf("%w: %v", ErrIndeterminate, err)
 	}
 	return fmt.Errorf("%w: %v", ErrIndeterminate, err)
@@ -473,7 +475,7 @@ func (r *Replica) TransferLeadership(ctx context.Context, id, addr string) error
 	} else {
 		f = r.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
 	}
-	return waitFuture(ctx, f)
+	return raftutil.WaitFuture(ctx, f)
 }
 
 func (r *Replica) membership(ctx context.Context, op func(time.Duration) raft.Future) error {
@@ -484,7 +486,7 @@ func (r *Replica) membership(ctx context.Context, op func(time.Duration) raft.Fu
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
-	err := waitFuture(ctx, op(timeout))
+	err := raftutil.WaitFuture(ctx, op(timeout))
 	if errors.Is(err, raft.ErrNotLeader) {
 		return r.notLeader()
 	}
@@ -494,7 +496,7 @@ func (r *Replica) membership(ctx context.Context, op func(time.Duration) raft.Fu
 // Servers returns the group's latest configuration.
 func (r *Replica) Servers(ctx context.Context) ([]Server, error) {
 	f := r.raft.GetConfiguration()
-	if err := waitFuture(ctx, f); err != nil {
+	if err := raftutil.WaitFuture(ctx, f); err != nil {
 		return nil, err
 	}
 	var out []Server
@@ -541,7 +543,7 @@ func (r *Replica) Status() Status {
 
 // Snapshot takes a snapshot now (normally Raft decides when).
 func (r *Replica) Snapshot(ctx context.Context) error {
-	return waitFuture(ctx, r.raft.Snapshot())
+	return raftutil.WaitFuture(ctx, r.raft.Snapshot())
 }
 
 // fail stops the replica from serving after an error that makes its state
@@ -574,7 +576,7 @@ func (r *Replica) Close() error {
 		r.wg.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		err := waitFuture(ctx, r.raft.Shutdown())
+		err := raftutil.WaitFuture(ctx, r.raft.Shutdown())
 		r.metrics.unregister()
 		r.closeErr = errors.Join(err, r.closeResources())
 	})

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/skiff-mq/skiff/internal/raftutil"
 )
 
 // pendingWrites tracks when each in-flight Produce started, so the watchdog
@@ -77,7 +79,7 @@ func (r *Replica) runWatchdog() {
 		r.metrics.watchdogFired()
 		r.logger.Warn("writes stalled on this leader; transferring leadership", "oldest_write_age", time.Since(started))
 		ctx, cancel := context.WithTimeout(context.Background(), limit)
-		err := waitFuture(ctx, r.raft.LeadershipTransfer())
+		err := raftutil.WaitFuture(ctx, r.raft.LeadershipTransfer())
 		cancel()
 		if err == nil {
 			continue

@@ -1,4 +1,4 @@
-package partition
+package raftutil
 
 import (
 	"context"
@@ -7,22 +7,22 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// errFutureTimeout is returned when the caller's context ends before Raft
+// ErrFutureTimeout is returned when the caller's context ends before Raft
 // answers; the operation may still complete.
-var errFutureTimeout = errors.New("timed out waiting for raft")
+var ErrFutureTimeout = errors.New("timed out waiting for raft")
 
-// waitFuture waits for f with the caller's deadline. hashicorp/raft's own
+// WaitFuture waits for f with the caller's deadline. hashicorp/raft's own
 // timeouts only bound enqueueing, and Error() can block for ever once quorum
 // is lost (hashicorp/raft #498), so no caller waits on a future directly.
 // The goroutine left behind on timeout ends when Raft answers or shuts down,
 // which always resolves outstanding futures.
-func waitFuture(ctx context.Context, f raft.Future) error {
+func WaitFuture(ctx context.Context, f raft.Future) error {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		return errors.Join(errFutureTimeout, ctx.Err())
+		return errors.Join(ErrFutureTimeout, ctx.Err())
 	}
 }

@@ -1,4 +1,6 @@
-package partition
+// Package raftutil holds what every hashicorp/raft user in Skiff needs: a
+// logger adapter and deadline-bound waits on futures.
+package raftutil
 
 import (
 	"bytes"
@@ -9,10 +11,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// newHCLogger gives hashicorp/raft a logger that writes through ours.
+// NewHCLogger gives hashicorp/raft a logger that writes through ours.
 // Raft logs at info level on every election and snapshot, which is what an
 // operator wants to see; debug chatter is dropped.
-func newHCLogger(logger *slog.Logger, group string) hclog.Logger {
+func NewHCLogger(logger *slog.Logger) hclog.Logger {
 	var out io.Writer = io.Discard
 	if logger.Handler().Enabled(context.Background(), slog.LevelWarn) {
 		out = slogWriter{logger}

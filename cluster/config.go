@@ -1,0 +1,127 @@
+// Package cluster turns partition replicas into a cluster of nodes: gossip
+// membership, the `meta` Raft group holding the metadata, topic
+// administration, placement, reconciliation of local replicas with the
+// metadata, and self-healing.
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skiff-mq/skiff/partition"
+)
+
+// Config configures a node. Addresses are host:port to bind; the advertise
+// host replaces the host part of each when peers and clients need to reach
+// them (containers, NAT).
+type Config struct {
+	// ID names the node; stable across restarts. If empty, the id persisted
+	// in DataDir is used, or a new one is generated and persisted.
+	ID string
+	// DataDir holds the node id, the meta group and every partition replica.
+	// Required.
+	DataDir string
+	// GRPCAddr is the client API address. Default ":9400".
+	GRPCAddr string
+	// RaftAddr is the one port every Raft group of the node shares.
+	// Default ":9401".
+	RaftAddr string
+	// GossipAddr is memberlist's address (UDP and TCP). Default ":9402".
+	GossipAddr string
+	// HTTPAddr serves /metrics, /healthz, /readyz and node-to-node calls.
+	// Default ":9403".
+	HTTPAddr string
+	// AdvertiseHost is the host others use to reach this node. Default:
+	// the bind host, or 127.0.0.1 when binding all interfaces.
+	AdvertiseHost string
+	// Join lists gossip addresses of other nodes; any one live one suffices.
+	Join []string
+	// BootstrapExpect is the number of nodes to wait for before the first
+	// start of a new cluster bootstraps the meta group. Every initial node
+	// passes the same value. 0 = join an existing cluster only.
+	BootstrapExpect int
+	// ReplaceAfter is how long a node may be dead before its replicas are
+	// moved to live nodes. Default 30s.
+	ReplaceAfter time.Duration
+	// Rack places replicas of a partition on distinct racks when given.
+	Rack string
+	// MetaVoters is how many nodes vote in the meta group (3 or 5; the
+	// others replicate it as non-voters). Default 3.
+	MetaVoters int
+	// Partition is the template for every partition replica (Raft timing,
+	// snapshot thresholds); Group, NodeID, Dir, Log, Durability and
+	// Registerer are set per replica.
+	Partition partition.Config
+	// ReconcileInterval is how often the node re-checks its replicas
+	// against the metadata even without a change. Default 1s.
+	ReconcileInterval time.Duration
+	// Logger receives the node's logs. Default: discard.
+	Logger *slog.Logger
+	// Registry receives every metric of the node. Default: a new registry.
+	Registry *prometheus.Registry
+
+	// gossipProfile overrides the membership timing profile; tests use
+	// "local" for fast failure detection.
+	gossipProfile string
+}
+
+// DefaultConfig returns the documented defaults; callers set DataDir.
+func DefaultConfig() Config {
+	return Config{
+		GRPCAddr:          ":9400",
+		RaftAddr:          ":9401",
+		GossipAddr:        ":9402",
+		HTTPAddr:          ":9403",
+		ReplaceAfter:      30 * time.Second,
+		MetaVoters:        3,
+		Partition:         partition.DefaultConfig(),
+		ReconcileInterval: time.Second,
+	}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("cluster config: data dir is required (--data-dir)"))
+	}
+	for name, addr := range map[string]string{"grpc-addr": c.GRPCAddr, "raft-addr": c.RaftAddr, "gossip-addr": c.GossipAddr, "http-addr": c.HTTPAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("cluster config: --%s %q: want host:port", name, addr))
+		}
+	}
+	if c.BootstrapExpect < 0 {
+		errs = append(errs, errors.New("cluster config: --bootstrap-expect must not be negative"))
+	}
+	if c.ReplaceAfter <= 0 {
+		errs = append(errs, errors.New("cluster config: --replace-after must be positive"))
+	}
+	if c.MetaVoters != 1 && c.MetaVoters != 3 && c.MetaVoters != 5 {
+		errs = append(errs, fmt.Errorf("cluster config: meta voters %d: want 1, 3 or 5", c.MetaVoters))
+	}
+	if c.ReconcileInterval <= 0 {
+		errs = append(errs, errors.New("cluster config: reconcile interval must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// advertise returns addr with its host replaced by the advertise host (or a
+// loopback address when addr binds every interface).
+func (c Config) advertise(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	switch {
+	case c.AdvertiseHost != "":
+		host = c.AdvertiseHost
+	case host == "" || host == "0.0.0.0" || host == "::":
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,207 @@
+package cluster
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/skiff-mq/skiff/cluster/membership"
+	"github.com/skiff-mq/skiff/cluster/metadata"
+	"github.com/skiff-mq/skiff/cluster/placement"
+)
+
+// controllerInterval is how often the meta leader checks for dead nodes and
+// meta voters to replace.
+const controllerInterval = time.Second
+
+// runController does the meta leader's duties: keep every node in the meta
+// group (voters up to MetaVoters, the rest non-voters, dead voters replaced)
+// and move replicas off nodes dead longer than ReplaceAfter.
+func (n *Node) runController() {
+	tick := time.NewTicker(controllerInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+		}
+		if !n.meta.isLeader() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		n.manageMetaMembers(ctx)
+		n.healPartitions(ctx)
+		cancel()
+	}
+}
+
+// deadSince returns, per node id gossip reports dead or left, since when.
+func (n *Node) deadSince() map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, m := range n.members.Members() {
+		if m.State == membership.StateDead || m.State == membership.StateLeft {
+			out[m.Meta.ID] = m.Since
+		}
+	}
+	return out
+}
+
+func (n *Node) isAlive(id string) bool {
+	for _, m := range n.members.Alive() {
+		if m.Meta.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// manageMetaMembers adds registered brokers to the meta group as
+// non-voters, promotes non-voters while voters are fewer than MetaVoters,
+// and replaces voters dead longer than ReplaceAfter.
+func (n *Node) manageMetaMembers(ctx context.Context) {
+	servers, err := n.meta.servers(ctx)
+	if err != nil {
+		return
+	}
+	st := n.meta.fsm.State()
+	dead := n.deadSince()
+	inConfig := map[string]raft.Server{}
+	voters := 0
+	for _, s := range servers {
+		inConfig[string(s.ID)] = s
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	for _, id := range sortedBrokerIDs(st) {
+		b := st.Brokers[id]
+		if s, ok := inConfig[id]; ok && string(s.Address) == b.RaftAddr {
+			continue
+		}
+		if _, isDead := dead[id]; isDead {
+			continue
+		}
+		s, known := inConfig[id]
+		var f raft.IndexFuture
+		if known && s.Suffrage == raft.Voter {
+			f = n.meta.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(b.RaftAddr), 0, 5*time.Second)
+		} else {
+			f = n.meta.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(b.RaftAddr), 0, 5*time.Second)
+		}
+		if err := f.Error(); err != nil {
+			n.logger.Warn("meta: add member", "broker", id, "error", err)
+			return
+		}
+		inConfig[id] = raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(b.RaftAddr), Suffrage: raft.Nonvoter}
+	}
+	// Replace voters that have been dead too long, then top voters up.
+	for id, s := range inConfig {
+		since, isDead := dead[id]
+		if s.Suffrage != raft.Voter || !isDead || time.Since(since) < n.cfg.ReplaceAfter || id == n.id {
+			continue
+		}
+		if err := n.meta.raft.RemoveServer(raft.ServerID(id), 0, 5*time.Second).Error(); err != nil {
+			n.logger.Warn("meta: remove dead voter", "broker", id, "error", err)
+			return
+		}
+		n.logger.Info("meta: removed dead voter", "broker", id)
+		delete(inConfig, id)
+		voters--
+	}
+	for _, id := range sortedKeys(inConfig) {
+		if voters >= n.cfg.MetaVoters {
+			break
+		}
+		s := inConfig[id]
+		if s.Suffrage == raft.Voter || !n.isAlive(id) {
+			continue
+		}
+		if err := n.meta.raft.AddVoter(s.ID, s.Address, 0, 5*time.Second).Error(); err != nil {
+			n.logger.Warn("meta: promote voter", "broker", id, "error", err)
+			return
+		}
+		n.logger.Info("meta: promoted voter", "broker", id)
+		voters++
+	}
+}
+
+// healPartitions moves replicas off nodes dead longer than ReplaceAfter so
+// every partition regains its replication factor. Without enough live
+// nodes a partition stays under-replicated until its node returns.
+func (n *Node) healPartitions(ctx context.Context) {
+	st := n.meta.fsm.State()
+	dead := n.deadSince()
+	gone := map[string]bool{}
+	for id, since := range dead {
+		if time.Since(since) >= n.cfg.ReplaceAfter {
+			gone[id] = true
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	var alive []placement.Node
+	for _, m := range n.members.Alive() {
+		if _, ok := st.Brokers[m.Meta.ID]; ok {
+			alive = append(alive, placement.Node{ID: m.Meta.ID, Rack: m.Meta.Rack})
+		}
+	}
+	load := st.Load()
+	for _, name := range st.TopicNames() {
+		t := st.Topics[name]
+		for _, pa := range t.Partitions {
+			if !slices.ContainsFunc(pa.Replicas, func(id string) bool { return gone[id] }) {
+				continue
+			}
+			replicas, changed, err := placement.Replace(pa.Replicas, alive, load)
+			if err != nil || !changed {
+				continue
+			}
+			_, err = n.proposeMeta(ctx, metadata.ReassignPartition{Topic: t.Name, TopicID: t.ID, Partition: pa.Partition, Replicas: replicas})
+			if err != nil {
+				n.logger.Warn("reassign partition", "topic", t.Name, "partition", pa.Partition, "error", err)
+				return
+			}
+			n.logger.Info("reassigned partition off dead node", "topic", t.Name, "partition", pa.Partition, "replicas", replicas)
+			// Later decisions in this pass see the new load.
+			st = n.meta.fsm.State()
+			load = st.Load()
+		}
+	}
+}
+
+// bootstrapVoters picks the meta group's first voters from the members gossip
+// sees: the first `count` ids in order, so every node picks the same set.
+func bootstrapVoters(alive []membership.Member, count int) []raft.Server {
+	sort.Slice(alive, func(i, j int) bool { return alive[i].Meta.ID < alive[j].Meta.ID })
+	var out []raft.Server
+	for _, m := range alive {
+		if len(out) == count {
+			break
+		}
+		out = append(out, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(m.Meta.ID), Address: raft.ServerAddress(m.Meta.RaftAddr)})
+	}
+	return out
+}
+
+func sortedBrokerIDs(st *metadata.State) []string {
+	ids := make([]string, 0, len(st.Brokers))
+	for id := range st.Brokers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,140 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/skiff-mq/skiff/cluster/metadata"
+)
+
+// wireResult carries a metadata.Result across a forwarded write. Errors
+// keep their kind so the caller can still branch on them.
+type wireResult struct {
+	Result    metadata.Result `json:"result"`
+	Error     string          `json:"error,omitempty"`
+	ErrorKind string          `json:"error_kind,omitempty"`
+	Field     string          `json:"field,omitempty"`
+}
+
+func toWireResult(res metadata.Result, err error) wireResult {
+	w := wireResult{Result: res}
+	w.Result.Err = nil
+	if err == nil {
+		return w
+	}
+	w.Error = err.Error()
+	var ia *metadata.InvalidArgumentError
+	switch {
+	case errors.As(err, &ia):
+		w.ErrorKind, w.Field, w.Error = "invalid_argument", ia.Field, ia.Reason
+	case errors.Is(err, metadata.ErrTopicExists):
+		w.ErrorKind = "topic_exists"
+	case errors.Is(err, metadata.ErrUnknownTopic):
+		w.ErrorKind = "unknown_topic"
+	case errors.Is(err, errMetaNotLeader):
+		w.ErrorKind = "not_leader"
+	}
+	return w
+}
+
+func (w wireResult) err() error {
+	switch w.ErrorKind {
+	case "":
+		if w.Error != "" {
+			return errors.New(w.Error)
+		}
+		return nil
+	case "invalid_argument":
+		return &metadata.InvalidArgumentError{Field: w.Field, Reason: w.Error}
+	case "topic_exists":
+		return fmt.Errorf("%w: %s", metadata.ErrTopicExists, w.Error)
+	case "unknown_topic":
+		return fmt.Errorf("%w: %s", metadata.ErrUnknownTopic, w.Error)
+	case "not_leader":
+		return errMetaNotLeader
+	}
+	return errors.New(w.Error)
+}
+
+// proposeMeta writes a metadata command through the meta leader: applied
+// here when this node leads, forwarded otherwise. It retries while an
+// election runs, until ctx ends.
+func (n *Node) proposeMeta(ctx context.Context, cmd metadata.Command) (metadata.Result, error) {
+	raw, err := metadata.EncodeCommand(cmd)
+	if err != nil {
+		return metadata.Result{}, err
+	}
+	backoff := 20 * time.Millisecond
+	for {
+		res, err := n.proposeOnce(ctx, raw)
+		if !errors.Is(err, errMetaNotLeader) && !errors.Is(err, errNoMetaLeader) {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return metadata.Result{}, fmt.Errorf("metadata write: no meta leader reachable (%v): %w", err, ctx.Err())
+		case <-n.stop:
+			return metadata.Result{}, errors.New("node is shutting down")
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 500*time.Millisecond)
+	}
+}
+
+var errNoMetaLeader = errors.New("no metadata leader known (election in progress?)")
+
+func (n *Node) proposeOnce(ctx context.Context, raw []byte) (metadata.Result, error) {
+	if n.meta.isLeader() {
+		return n.meta.apply(ctx, raw)
+	}
+	leaderID, _ := n.meta.leader()
+	if leaderID == "" {
+		return metadata.Result{}, errNoMetaLeader
+	}
+	addr := n.httpAddrOf(leaderID)
+	if addr == "" {
+		return metadata.Result{}, errNoMetaLeader
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/internal/v1/meta", bytes.NewReader(raw))
+	if err != nil {
+		return metadata.Result{}, err
+	}
+	resp, err := n.httpClient.Do(req)
+	if err != nil {
+		// The leader may have just died; look again.
+		return metadata.Result{}, fmt.Errorf("%w: forward to %s: %v", errNoMetaLeader, leaderID, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusMisdirectedRequest {
+		return metadata.Result{}, errMetaNotLeader
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return metadata.Result{}, fmt.Errorf("forward metadata write to %s: %s: %s", leaderID, resp.Status, bytes.TrimSpace(b))
+	}
+	var w wireResult
+	if err := json.NewDecoder(resp.Body).Decode(&w); err != nil {
+		return metadata.Result{}, fmt.Errorf("forward metadata write to %s: %w", leaderID, err)
+	}
+	return w.Result, w.err()
+}
+
+// httpAddrOf finds a node's HTTP address: from the metadata, else from
+// gossip (a node not yet registered, such as the first meta leader).
+func (n *Node) httpAddrOf(id string) string {
+	if b, ok := n.meta.fsm.State().Brokers[id]; ok && b.HTTPAddr != "" {
+		return b.HTTPAddr
+	}
+	for _, m := range n.members.Members() {
+		if m.Meta.ID == id {
+			return m.Meta.HTTPAddr
+		}
+	}
+	return ""
+}

@@ -1,0 +1,72 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// HTTP endpoints of a node:
+//
+//	GET  /metrics                   Prometheus metrics (the node's own registry)
+//	GET  /healthz                   200 while the process serves
+//	GET  /readyz                    200 once the node is Ready (docker healthchecks, load balancers)
+//	POST /internal/v1/meta          a metadata command forwarded to the meta leader
+//	GET  /internal/v1/partitions    status of this node's replicas (topic describe fans out to it)
+//
+// The /internal routes are node-to-node; they carry no secrets and change
+// nothing a client could not change through the admin API.
+func (n *Node) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !n.Ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("POST /internal/v1/meta", n.serveMetaForward)
+	mux.HandleFunc("GET /internal/v1/partitions", n.servePartitions)
+	return mux
+}
+
+// maxForwardBody bounds a forwarded metadata command.
+const maxForwardBody = 16 << 20
+
+func (n *Node) serveMetaForward(w http.ResponseWriter, r *http.Request) {
+	cmd, err := io.ReadAll(io.LimitReader(r.Body, maxForwardBody))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !n.meta.isLeader() {
+		http.Error(w, errMetaNotLeader.Error(), http.StatusMisdirectedRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	res, err := n.meta.apply(ctx, cmd)
+	writeJSON(w, toWireResult(res, err))
+}
+
+func (n *Node) servePartitions(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	writeJSON(w, n.localPartitionStatus(ctx))
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+}

@@ -1,0 +1,56 @@
+package metadata
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors callers branch on; the rpc layer maps them to gRPC codes
+// (InvalidArgument, AlreadyExists, NotFound, ...). Errors returned by this
+// package wrap them, so test with errors.Is.
+var (
+	// ErrInvalidArgument is matched by every *InvalidArgumentError.
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrTopicExists means a topic of that name already exists.
+	ErrTopicExists = errors.New("topic already exists")
+	// ErrUnknownTopic means no topic of that name (or, where a topic id is
+	// given, of that incarnation) exists.
+	ErrUnknownTopic = errors.New("unknown topic")
+	// ErrUnknownBroker means a replica list names a broker that never
+	// registered.
+	ErrUnknownBroker = errors.New("unknown broker")
+	// ErrProducerIDsExhausted means the 63-bit producer-id space is used up.
+	ErrProducerIDsExhausted = errors.New("producer ids exhausted")
+	// ErrMalformedCommand means a log entry could not be decoded: not written
+	// by EncodeCommand, damaged, or written by a newer version with a field
+	// this one does not know.
+	ErrMalformedCommand = errors.New("malformed metadata command")
+)
+
+// InvalidArgumentError names the offending field (as a user would spell it:
+// "name", "partitions", "config.retention.ms") and why it is wrong.
+type InvalidArgumentError struct {
+	Field  string
+	Reason string
+}
+
+func (e *InvalidArgumentError) Error() string {
+	return fmt.Sprintf("invalid argument: %s: %s", e.Field, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrInvalidArgument) hold.
+func (e *InvalidArgumentError) Is(target error) bool { return target == ErrInvalidArgument }
+
+func invalid(field, format string, args ...any) error {
+	return &InvalidArgumentError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// UnknownCommandError is the result of an entry whose type byte this binary
+// does not know: written by a newer version. Every replica rejects it alike.
+type UnknownCommandError struct {
+	Type CommandType
+}
+
+func (e *UnknownCommandError) Error() string {
+	return fmt.Sprintf("unknown metadata command type %d (written by a newer version?)", uint8(e.Type))
+}

@@ -1,0 +1,122 @@
+package metadata
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/skiff-mq/skiff/log"
+)
+
+func TestDefaultTopicConfigIsValidAndDocumented(t *testing.T) {
+	c := DefaultTopicConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"retention.ms":      "604800000",
+		"retention.bytes":   "-1",
+		"segment.bytes":     "134217728",
+		"max.message.bytes": "1048588",
+		"durability":        "fsync",
+		"cleanup.policy":    "delete",
+	}
+	if got := c.Map(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Map() = %v, want %v", got, want)
+	}
+}
+
+func TestParseTopicConfig(t *testing.T) {
+	tests := []struct {
+		name      string
+		kv        map[string]string
+		want      func(*TopicConfig)
+		wantField string // "" = no error
+	}{
+		{name: "empty", kv: nil, want: func(*TopicConfig) {}},
+		{name: "unlimited retention", kv: map[string]string{"retention.ms": "-1", "retention.bytes": "-1"}, want: func(c *TopicConfig) { c.RetentionMs = -1 }},
+		{name: "retention bytes zero", kv: map[string]string{"retention.bytes": "0"}, want: func(c *TopicConfig) { c.RetentionBytes = 0 }},
+		{name: "all keys", kv: map[string]string{
+			"retention.ms": "1000", "retention.bytes": "1073741824", "segment.bytes": "1048576",
+			"max.message.bytes": "67108864", "durability": "replicated", "cleanup.policy": "compact",
+		}, want: func(c *TopicConfig) {
+			*c = TopicConfig{RetentionMs: 1000, RetentionBytes: 1 << 30, SegmentBytes: 1 << 20, MaxMessageBytes: 64 << 20, Durability: "replicated", CleanupPolicy: "compact"}
+		}},
+		{name: "unknown key", kv: map[string]string{"retention.hours": "1"}, wantField: "config.retention.hours"},
+		{name: "retention.ms zero", kv: map[string]string{"retention.ms": "0"}, wantField: "config.retention.ms"},
+		{name: "retention.ms below -1", kv: map[string]string{"retention.ms": "-2"}, wantField: "config.retention.ms"},
+		{name: "retention.ms overflows a duration", kv: map[string]string{"retention.ms": "9223372036854775807"}, wantField: "config.retention.ms"},
+		{name: "retention.ms not a number", kv: map[string]string{"retention.ms": "7d"}, wantField: "config.retention.ms"},
+		{name: "retention.bytes below -1", kv: map[string]string{"retention.bytes": "-5"}, wantField: "config.retention.bytes"},
+		{name: "segment.bytes too small", kv: map[string]string{"segment.bytes": "1048575"}, wantField: "config.segment.bytes"},
+		{name: "segment.bytes too large", kv: map[string]string{"segment.bytes": "1073741825"}, wantField: "config.segment.bytes"},
+		{name: "segment.bytes unlimited refused", kv: map[string]string{"segment.bytes": "-1"}, wantField: "config.segment.bytes"},
+		{name: "max.message.bytes too small", kv: map[string]string{"max.message.bytes": "1023"}, wantField: "config.max.message.bytes"},
+		{name: "max.message.bytes too large", kv: map[string]string{"max.message.bytes": "67108865"}, wantField: "config.max.message.bytes"},
+		{name: "durability unknown", kv: map[string]string{"durability": "FSYNC"}, wantField: "config.durability"},
+		{name: "cleanup.policy unknown", kv: map[string]string{"cleanup.policy": "compact,delete"}, wantField: "config.cleanup.policy"},
+		{name: "first bad key in sorted order", kv: map[string]string{"segment.bytes": "x", "durability": "x"}, wantField: "config.durability"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			base := DefaultTopicConfig()
+			got, err := ParseTopicConfig(base, tc.kv)
+			if tc.wantField != "" {
+				var ia *InvalidArgumentError
+				if !errors.As(err, &ia) || ia.Field != tc.wantField || !errors.Is(err, ErrInvalidArgument) {
+					t.Fatalf("err = %v, want field %s", err, tc.wantField)
+				}
+				if got != base {
+					t.Fatalf("returned %+v on error, want base", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := DefaultTopicConfig()
+			tc.want(&want)
+			if got != want {
+				t.Fatalf("got %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestTopicConfigMapRoundTrips(t *testing.T) {
+	c := TopicConfig{RetentionMs: -1, RetentionBytes: 5, SegmentBytes: 2 << 20, MaxMessageBytes: 2048, Durability: "replicated", CleanupPolicy: "compact"}
+	got, err := ParseTopicConfig(TopicConfig{}, c.Map())
+	if err != nil || got != c {
+		t.Fatalf("got %+v, %v; want %+v", got, err, c)
+	}
+}
+
+func TestTopicConfigValidateNamesTheField(t *testing.T) {
+	c := DefaultTopicConfig()
+	c.SegmentBytes = 0
+	var ia *InvalidArgumentError
+	if err := c.Validate(); !errors.As(err, &ia) || ia.Field != "config.segment.bytes" {
+		t.Fatalf("err = %v", err)
+	}
+	if err := (TopicConfig{}).Validate(); err == nil {
+		t.Fatal("zero TopicConfig validated")
+	}
+}
+
+func TestTopicConfigLogConfig(t *testing.T) {
+	c := DefaultTopicConfig()
+	c.RetentionBytes = 10 << 20
+	c.SegmentBytes = 2 << 20
+	got := c.LogConfig(log.DefaultConfig())
+	if got.SegmentBytes != 2<<20 || got.RetentionBytes != 10<<20 || got.RetentionAge != 7*24*time.Hour {
+		t.Fatalf("got %+v", got)
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.RetentionMs = -1
+	if got := c.LogConfig(log.DefaultConfig()); got.RetentionAge > 0 {
+		t.Fatalf("unlimited retention.ms gave RetentionAge %v, want <= 0 (unlimited)", got.RetentionAge)
+	}
+}

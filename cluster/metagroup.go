@@ -1,0 +1,145 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/skiff-mq/skiff/cluster/metadata"
+	"github.com/skiff-mq/skiff/internal/raftutil"
+	"github.com/skiff-mq/skiff/partition"
+)
+
+// metaGroupName is the raftnet group of the metadata Raft group.
+const metaGroupName = "meta"
+
+// metaGroup is this node's member of the `meta` Raft group: a voter on up to
+// MetaVoters nodes, a non-voter everywhere else, so every node holds the
+// whole metadata locally (the KRaft idea).
+type metaGroup struct {
+	raft   *raft.Raft
+	fsm    *metadata.FSM
+	trans  *raft.NetworkTransport
+	logs   *raftboltdb.BoltStore
+	stable *raftboltdb.BoltStore
+}
+
+func openMetaGroup(dir, nodeID string, layer raft.StreamLayer, timing partition.RaftTiming, logger *slog.Logger) (*metaGroup, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	m := &metaGroup{fsm: metadata.NewFSM()}
+	var err error
+	// Metadata writes are rare and must survive any crash: always fsync.
+	if m.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft-log.db")}); err != nil {
+		return nil, fmt.Errorf("meta log store: %w", err)
+	}
+	if m.stable, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft-stable.db")}); err != nil {
+		m.close()
+		return nil, fmt.Errorf("meta stable store: %w", err)
+	}
+	hlog := raftutil.NewHCLogger(logger.With("group", metaGroupName))
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog)
+	if err != nil {
+		m.close()
+		return nil, fmt.Errorf("meta snapshots: %w", err)
+	}
+	m.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: layer, MaxPool: 3, Timeout: timing.RPCTimeout, Logger: hlog,
+	})
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(nodeID)
+	rc.HeartbeatTimeout = timing.HeartbeatTimeout
+	rc.ElectionTimeout = timing.ElectionTimeout
+	rc.LeaderLeaseTimeout = timing.LeaderLeaseTimeout
+	rc.CommitTimeout = timing.CommitTimeout
+	rc.SnapshotThreshold = 1024
+	rc.TrailingLogs = 1024
+	rc.Logger = hlog
+	rc.NoLegacyTelemetry = true
+	// The metadata FSM is small and in memory: restore it from the snapshot
+	// at start (the default), unlike partition logs.
+	if m.raft, err = raft.NewRaft(rc, m.fsm, m.logs, m.stable, snaps, m.trans); err != nil {
+		m.close()
+		return nil, fmt.Errorf("start meta raft: %w", err)
+	}
+	return m, nil
+}
+
+func (m *metaGroup) hasState() bool {
+	return m.raft.LastIndex() > 0
+}
+
+// bootstrap makes voters the meta group's first configuration; a no-op if
+// the group already has state.
+func (m *metaGroup) bootstrap(voters []raft.Server) error {
+	err := m.raft.BootstrapCluster(raft.Configuration{Servers: voters}).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		return nil
+	}
+	return err
+}
+
+func (m *metaGroup) isLeader() bool { return m.raft.State() == raft.Leader }
+
+func (m *metaGroup) leader() (id, addr string) {
+	a, i := m.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// apply proposes cmd on this node, which must lead the group.
+func (m *metaGroup) apply(ctx context.Context, cmd []byte) (metadata.Result, error) {
+	timeout := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	f := m.raft.Apply(cmd, timeout)
+	if err := raftutil.WaitFuture(ctx, f); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return metadata.Result{}, errMetaNotLeader
+		}
+		return metadata.Result{}, fmt.Errorf("metadata write: %w", err)
+	}
+	res, ok := f.Response().(metadata.Result)
+	if !ok {
+		return metadata.Result{}, fmt.Errorf("metadata write: unexpected result %T", f.Response())
+	}
+	return res, res.Err
+}
+
+func (m *metaGroup) servers(ctx context.Context) ([]raft.Server, error) {
+	f := m.raft.GetConfiguration()
+	if err := raftutil.WaitFuture(ctx, f); err != nil {
+		return nil, err
+	}
+	return f.Configuration().Servers, nil
+}
+
+func (m *metaGroup) close() error {
+	var errs []error
+	if m.raft != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs = append(errs, raftutil.WaitFuture(ctx, m.raft.Shutdown()))
+		cancel()
+	}
+	if m.trans != nil {
+		errs = append(errs, m.trans.Close())
+	}
+	if m.logs != nil {
+		errs = append(errs, m.logs.Close())
+	}
+	if m.stable != nil {
+		errs = append(errs, m.stable.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// errMetaNotLeader makes the caller forward the write to the meta leader.
+var errMetaNotLeader = errors.New("not the metadata leader")

@@ -1,0 +1,97 @@
+package cluster
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// nodeMetrics are the node-level gauges, refreshed after each
+// reconciliation.
+type nodeMetrics struct {
+	reg             *prometheus.Registry
+	replicas        prometheus.Gauge
+	leaders         prometheus.Gauge
+	underReplicated prometheus.Gauge
+	offline         prometheus.Gauge
+	metaLeader      prometheus.Gauge
+}
+
+func newNodeMetrics(n *Node) *nodeMetrics {
+	g := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "skiff", Subsystem: "node", Name: name, Help: help})
+	}
+	m := &nodeMetrics{
+		reg:      n.reg,
+		replicas: g("replicas", "Partition replicas hosted by this node."),
+		leaders:  g("leader_replicas", "Partitions this node leads."),
+		underReplicated: g("under_replicated_partitions",
+			"Partitions led by this node whose in-sync replicas are fewer than their assigned replicas (sum over nodes for the cluster)."),
+		offline: g("offline_partitions",
+			"Partitions with a majority of replicas on dead nodes, so no leader can be elected (reported by the meta leader; 0 elsewhere)."),
+		metaLeader: g("meta_leader", "1 if this node leads the meta group."),
+	}
+	for _, c := range m.collectors() {
+		n.reg.MustRegister(c)
+	}
+	return m
+}
+
+func (m *nodeMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.replicas, m.leaders, m.underReplicated, m.offline, m.metaLeader}
+}
+
+func (m *nodeMetrics) unregister() {
+	for _, c := range m.collectors() {
+		m.reg.Unregister(c)
+	}
+}
+
+// observeReplicas refreshes the gauges from the node's replicas and the
+// metadata.
+func (m *nodeMetrics) observeReplicas(s *replicaSet) {
+	n := s.n
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st := n.meta.fsm.State()
+	all := s.all()
+	leaders, under := 0, 0
+	for key, r := range all {
+		if r.Status().State != "Leader" {
+			continue
+		}
+		leaders++
+		t, ok := st.Topics[key.Topic]
+		if !ok || t.ID != key.TopicID {
+			continue
+		}
+		isr, err := r.InSync(ctx)
+		if err == nil && len(isr) < len(t.Partitions[key.Partition].Replicas) {
+			under++
+		}
+	}
+	m.replicas.Set(float64(len(all)))
+	m.leaders.Set(float64(leaders))
+	m.underReplicated.Set(float64(under))
+	offline := 0
+	if n.meta.isLeader() {
+		m.metaLeader.Set(1)
+		for _, t := range st.Topics {
+			for _, pa := range t.Partitions {
+				alive := 0
+				for _, id := range pa.Replicas {
+					if n.isAlive(id) {
+						alive++
+					}
+				}
+				if alive*2 <= len(pa.Replicas) {
+					offline++
+				}
+			}
+		}
+	} else {
+		m.metaLeader.Set(0)
+	}
+	m.offline.Set(float64(offline))
+}

@@ -1,0 +1,376 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skiff-mq/skiff/cluster/membership"
+	"github.com/skiff-mq/skiff/cluster/metadata"
+	"github.com/skiff-mq/skiff/raftnet"
+)
+
+// Node is one Skiff process: gossip membership, its member of the meta Raft
+// group, its partition replicas and its HTTP endpoints. Start brings it up
+// in order; Close takes it down in the reverse order.
+type Node struct {
+	cfg    Config
+	id     string
+	logger *slog.Logger
+	reg    *prometheus.Registry
+
+	mux        *raftnet.Mux
+	httpLn     net.Listener
+	httpSrv    *http.Server
+	meta       *metaGroup
+	members    *membership.Membership
+	replicas   *replicaSet
+	httpClient *http.Client
+	metrics    *nodeMetrics
+
+	// Advertised addresses (bind addresses with real ports and the
+	// advertise host).
+	raftAddr, httpAddr, grpcAddr string
+
+	registered atomic.Bool // this node's broker entry matches its addresses
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start brings a node up. It returns once the node's own services run; the
+// cluster may still be forming (see WaitReady).
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, logger: cfg.Logger, reg: cfg.Registry, stop: make(chan struct{})}
+	if n.logger == nil {
+		n.logger = slog.New(slog.DiscardHandler)
+	}
+	if n.reg == nil {
+		n.reg = prometheus.NewRegistry()
+	}
+	n.httpClient = &http.Client{Timeout: 10 * time.Second}
+	if err := n.start(ctx); err != nil {
+		n.shutdown(context.Background(), false)
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) start(ctx context.Context) error {
+	cfg := n.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	id, err := loadOrCreateNodeID(cfg.DataDir, cfg.ID)
+	if err != nil {
+		return err
+	}
+	n.id = id
+	n.logger = n.logger.With("node", id)
+
+	// Listeners first: their real ports (port 0 in tests) are what we
+	// advertise.
+	raftLn, err := net.Listen("tcp", cfg.RaftAddr)
+	if err != nil {
+		return fmt.Errorf("listen raft %s: %w", cfg.RaftAddr, err)
+	}
+	n.raftAddr = cfg.advertise(raftLn.Addr().String())
+	muxCfg := raftnet.DefaultMuxConfig()
+	muxCfg.NodeID = id
+	muxCfg.Advertise = n.raftAddr
+	muxCfg.Logger = n.logger
+	if n.mux, err = raftnet.NewMux(raftLn, muxCfg); err != nil {
+		raftLn.Close()
+		return fmt.Errorf("raft mux: %w", err)
+	}
+	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("listen http %s: %w", cfg.HTTPAddr, err)
+	}
+	n.httpAddr = cfg.advertise(n.httpLn.Addr().String())
+	n.grpcAddr = cfg.advertise(cfg.GRPCAddr)
+
+	layer, err := n.mux.StreamLayer(metaGroupName)
+	if err != nil {
+		return err
+	}
+	if n.meta, err = openMetaGroup(filepath.Join(cfg.DataDir, "meta"), id, layer, cfg.Partition.Raft, n.logger); err != nil {
+		return err
+	}
+	n.metrics = newNodeMetrics(n)
+	n.replicas = newReplicaSet(n)
+
+	mcfg := membership.DefaultConfig()
+	mcfg.Meta = membership.Meta{ID: id, GRPCAddr: n.grpcAddr, RaftAddr: n.raftAddr, HTTPAddr: n.httpAddr, Rack: cfg.Rack}
+	mcfg.BindAddr = cfg.GossipAddr
+	if cfg.AdvertiseHost != "" {
+		mcfg.AdvertiseAddr = cfg.advertise(cfg.GossipAddr)
+	}
+	mcfg.Join = cfg.Join
+	mcfg.Logger = n.logger
+	if cfg.gossipProfile != "" {
+		mcfg.Profile = cfg.gossipProfile
+	}
+	if n.members, err = membership.Start(ctx, mcfg); err != nil {
+		return fmt.Errorf("gossip: %w", err)
+	}
+
+	n.httpSrv = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	n.goLoop(func() {
+		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.logger.Error("http server", "error", err)
+		}
+	})
+	n.goLoop(n.runBootstrap)
+	n.goLoop(n.runRegistration)
+	n.goLoop(n.replicas.run)
+	n.goLoop(n.runController)
+	n.logger.Info("node started", "raft", n.raftAddr, "http", n.httpAddr, "gossip", n.members.Addr())
+	return nil
+}
+
+func (n *Node) goLoop(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+// ID is the node's id.
+func (n *Node) ID() string { return n.id }
+
+// GossipAddr is the address other nodes join.
+func (n *Node) GossipAddr() string { return n.members.Addr() }
+
+// HTTPAddr is the advertised metrics/health address.
+func (n *Node) HTTPAddr() string { return n.httpAddr }
+
+// RaftAddr is the advertised Raft address.
+func (n *Node) RaftAddr() string { return n.raftAddr }
+
+// Registry is the node's metrics registry.
+func (n *Node) Registry() *prometheus.Registry { return n.reg }
+
+// Metadata returns the node's current copy of the cluster metadata.
+func (n *Node) Metadata() *metadata.State { return n.meta.fsm.State() }
+
+// Ready reports whether the node can serve: the meta group has a leader,
+// this node is registered in the metadata with its current addresses, and
+// its replicas match the metadata it has seen.
+func (n *Node) Ready() bool {
+	id, _ := n.meta.leader()
+	return id != "" && n.registered.Load() && n.replicas.inSyncWithMetadata()
+}
+
+// WaitReady blocks until Ready or ctx ends.
+func (n *Node) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !n.Ready() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s not ready: %w", n.id, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// runBootstrap forms a new cluster: once gossip sees BootstrapExpect nodes,
+// every one of them bootstraps the meta group with the same voters (the
+// first MetaVoters ids in order), as Consul does. A node with meta state
+// never bootstraps again.
+func (n *Node) runBootstrap() {
+	if n.cfg.BootstrapExpect == 0 || n.meta.hasState() {
+		return
+	}
+	ctx, cancel := n.stopContext()
+	defer cancel()
+	if err := n.members.WaitForMembers(ctx, n.cfg.BootstrapExpect); err != nil {
+		return
+	}
+	alive := n.members.Alive()
+	voters := bootstrapVoters(alive, n.cfg.MetaVoters)
+	for _, v := range voters {
+		if string(v.ID) == n.id {
+			if err := n.meta.bootstrap(voters); err != nil {
+				n.logger.Error("bootstrap meta group", "error", err)
+			} else {
+				n.logger.Info("bootstrapped meta group", "voters", len(voters))
+			}
+			return
+		}
+	}
+	// Not a voter: the meta leader adds this node as a non-voter.
+}
+
+// stopContext returns a context cancelled when the node stops.
+func (n *Node) stopContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// runRegistration keeps this node's broker entry in the metadata equal to
+// its current addresses (they may change across restarts).
+func (n *Node) runRegistration() {
+	want := metadata.Broker{ID: n.id, GRPCAddr: n.grpcAddr, RaftAddr: n.raftAddr, HTTPAddr: n.httpAddr, GossipAddr: n.members.Addr(), Rack: n.cfg.Rack}
+	for {
+		changed := n.meta.fsm.Changed()
+		st := n.meta.fsm.State()
+		if b, ok := st.Brokers[n.id]; ok && b == want {
+			n.registered.Store(true)
+		} else {
+			n.registered.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := n.proposeMeta(ctx, metadata.RegisterBroker{Broker: want})
+			cancel()
+			if err != nil {
+				n.logger.Debug("register broker", "error", err)
+				select {
+				case <-n.stop:
+					return
+				case <-time.After(250 * time.Millisecond):
+				}
+				continue
+			}
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-changed:
+		}
+	}
+}
+
+// Close shuts the node down gracefully: partition and meta leadership are
+// handed to other nodes first, the node leaves the gossip cluster, then
+// everything stops in the reverse order of Start.
+func (n *Node) Close(ctx context.Context) error {
+	return n.shutdown(ctx, true)
+}
+
+// kill stops the node as a crash would: no leadership handover, no gossip
+// leave. Tests use it.
+func (n *Node) kill() error {
+	return n.shutdown(context.Background(), false)
+}
+
+func (n *Node) shutdown(ctx context.Context, graceful bool) error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if graceful && n.replicas != nil {
+			n.replicas.handOffLeadership(ctx)
+			if n.meta != nil && n.meta.isLeader() {
+				if err := n.meta.raft.LeadershipTransfer().Error(); err != nil {
+					n.logger.Warn("meta leadership transfer", "error", err)
+				}
+			}
+		}
+		if n.members != nil {
+			if graceful {
+				lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				errs = append(errs, n.members.Leave(lctx))
+				cancel()
+			} else {
+				errs = append(errs, n.members.Shutdown())
+			}
+		}
+		close(n.stop)
+		if n.httpSrv != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, n.httpSrv.Shutdown(sctx))
+			cancel()
+		} else if n.httpLn != nil {
+			n.httpLn.Close()
+		}
+		n.wg.Wait()
+		if n.replicas != nil {
+			errs = append(errs, n.replicas.closeAll())
+		}
+		if n.meta != nil {
+			errs = append(errs, n.meta.close())
+		}
+		if n.metrics != nil {
+			n.metrics.unregister()
+		}
+		if n.mux != nil {
+			errs = append(errs, n.mux.Close())
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// loadOrCreateNodeID returns the node's persistent id: the configured one
+// (persisted on first use; a different persisted id is an error, since the
+// data belongs to that node), else the persisted one, else a new one.
+func loadOrCreateNodeID(dir, configured string) (string, error) {
+	path := filepath.Join(dir, "node-id")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		stored := strings.TrimSpace(string(b))
+		if configured != "" && configured != stored {
+			return "", fmt.Errorf("--id %q, but %s belongs to node %q: use that id or another data dir", configured, dir, stored)
+		}
+		return stored, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("read node id: %w", err)
+	}
+	id := configured
+	if id == "" {
+		var buf [6]byte
+		if _, err := rand.Read(buf[:]); err != nil {
+			return "", err
+		}
+		id = "node-" + hex.EncodeToString(buf[:])
+	}
+	if err := validateNodeID(id); err != nil {
+		return "", err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("persist node id: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("persist node id: %w", err)
+	}
+	return id, nil
+}
+
+func validateNodeID(id string) error {
+	if len(id) == 0 || len(id) > 64 {
+		return fmt.Errorf("node id %q: want 1 to 64 characters", id)
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("node id %q: only letters, digits, '-', '_' and '.' are allowed", id)
+		}
+	}
+	return nil
+}

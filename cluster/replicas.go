@@ -1,0 +1,372 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/skiff-mq/skiff/cluster/metadata"
+	"github.com/skiff-mq/skiff/log"
+	"github.com/skiff-mq/skiff/partition"
+)
+
+// partitionKey names one partition of one incarnation of a topic: a topic
+// deleted and created again under the same name gets a new ID, so its
+// replicas never mix with the old one's files.
+type partitionKey struct {
+	Topic     string
+	TopicID   uint64
+	Partition int32
+}
+
+func (k partitionKey) group() string { return fmt.Sprintf("%s/%d/%d", k.Topic, k.Partition, k.TopicID) }
+func (k partitionKey) dirName() string {
+	return fmt.Sprintf("%s-%d-%d", k.Topic, k.Partition, k.TopicID)
+}
+
+// replicaSet owns this node's partition replicas and keeps them equal to
+// what the metadata assigns to the node (the reconciliation loop).
+type replicaSet struct {
+	n *Node
+
+	mu       sync.RWMutex
+	replicas map[partitionKey]*partition.Replica // guarded by mu
+	// seenIndex is the metadata index the last complete reconciliation saw.
+	seenIndex uint64 // guarded by mu
+	// lastTransfer rate-limits preferred-leader handovers per partition.
+	lastTransfer map[partitionKey]time.Time // reconcile goroutine only
+}
+
+func newReplicaSet(n *Node) *replicaSet {
+	return &replicaSet{n: n, replicas: map[partitionKey]*partition.Replica{}, lastTransfer: map[partitionKey]time.Time{}}
+}
+
+func (s *replicaSet) dir() string { return filepath.Join(s.n.cfg.DataDir, "partitions") }
+
+// get returns the local replica of a partition of the current incarnation
+// of topic.
+func (s *replicaSet) get(topic string, p int32) (*partition.Replica, partitionKey, bool) {
+	t, ok := s.n.meta.fsm.State().Topics[topic]
+	if !ok {
+		return nil, partitionKey{}, false
+	}
+	key := partitionKey{Topic: topic, TopicID: t.ID, Partition: p}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.replicas[key]
+	return r, key, ok
+}
+
+func (s *replicaSet) all() map[partitionKey]*partition.Replica {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[partitionKey]*partition.Replica, len(s.replicas))
+	for k, r := range s.replicas {
+		out[k] = r
+	}
+	return out
+}
+
+// inSyncWithMetadata reports whether the last reconciliation covered the
+// newest metadata this node has applied.
+func (s *replicaSet) inSyncWithMetadata() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.seenIndex == s.n.meta.fsm.State().Index
+}
+
+// run reconciles on every metadata change and every ReconcileInterval (to
+// retry what failed and to follow Raft membership and leadership, which
+// change without a metadata change).
+func (s *replicaSet) run() {
+	tick := time.NewTicker(s.n.cfg.ReconcileInterval)
+	defer tick.Stop()
+	for {
+		changed := s.n.meta.fsm.Changed()
+		s.reconcile()
+		select {
+		case <-s.n.stop:
+			return
+		case <-changed:
+		case <-tick.C:
+		}
+	}
+}
+
+// desired lists the partitions the metadata assigns to this node.
+func (s *replicaSet) desired(st *metadata.State) map[partitionKey]*metadata.Topic {
+	out := map[partitionKey]*metadata.Topic{}
+	for _, t := range st.Topics {
+		for _, pa := range t.Partitions {
+			for _, id := range pa.Replicas {
+				if id == s.n.id {
+					out[partitionKey{Topic: t.Name, TopicID: t.ID, Partition: pa.Partition}] = t
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (s *replicaSet) reconcile() {
+	st := s.n.meta.fsm.State()
+	want := s.desired(st)
+	ok := true
+	// Stop and delete replicas no longer assigned here (topic deleted or
+	// partition moved away).
+	for key, r := range s.all() {
+		if _, keep := want[key]; keep {
+			continue
+		}
+		if err := s.remove(key, r); err != nil {
+			s.n.logger.Warn("remove replica", "partition", key.group(), "error", err)
+			ok = false
+		}
+	}
+	// Directories of partitions this node no longer has (deleted while the
+	// node was down).
+	s.removeStrayDirs(want)
+	for key, t := range want {
+		r, running := s.all()[key]
+		if !running {
+			var err error
+			if r, err = s.open(key, t); err != nil {
+				s.n.logger.Warn("open replica", "partition", key.group(), "error", err)
+				ok = false
+				continue
+			}
+		}
+		if err := r.SetLogConfig(logConfig(t.Config)); err != nil {
+			s.n.logger.Warn("apply topic config", "partition", key.group(), "error", err)
+		}
+		if r.Status().State == "Leader" {
+			s.lead(key, r, t, st)
+		}
+	}
+	if ok {
+		s.mu.Lock()
+		s.seenIndex = st.Index
+		s.mu.Unlock()
+	}
+	s.n.metrics.observeReplicas(s)
+}
+
+func (s *replicaSet) open(key partitionKey, t *metadata.Topic) (*partition.Replica, error) {
+	cfg := s.n.cfg.Partition
+	cfg.Group = key.group()
+	cfg.NodeID = s.n.id
+	cfg.Dir = filepath.Join(s.dir(), key.dirName())
+	cfg.Log = logConfig(t.Config)
+	d, err := partition.ParseDurability(t.Config.Durability)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Durability = d
+	cfg.Logger = s.n.logger
+	cfg.Registerer = s.n.reg
+	layer, err := s.n.mux.StreamLayer(key.group())
+	if err != nil {
+		return nil, err
+	}
+	r, err := partition.Open(cfg, layer)
+	if err != nil {
+		layer.Close()
+		return nil, err
+	}
+	// Every replica of the partition's first assignment bootstraps the same
+	// configuration (a no-op once it has Raft state); replicas added later
+	// are brought in by the leader with AddVoter.
+	pa := t.Partitions[key.Partition]
+	if slices.Contains(pa.Initial, s.n.id) {
+		var servers []partition.Server
+		st := s.n.meta.fsm.State()
+		for _, id := range pa.Initial {
+			b, ok := st.Brokers[id]
+			if !ok {
+				r.Close()
+				return nil, fmt.Errorf("bootstrap %s: broker %s not registered yet", key.group(), id)
+			}
+			servers = append(servers, partition.Server{ID: id, Address: b.RaftAddr, Voter: true})
+		}
+		if err := r.Bootstrap(servers); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("bootstrap %s: %w", key.group(), err)
+		}
+	}
+	s.mu.Lock()
+	s.replicas[key] = r
+	s.mu.Unlock()
+	s.n.logger.Info("replica started", "partition", key.group())
+	return r, nil
+}
+
+func (s *replicaSet) remove(key partitionKey, r *partition.Replica) error {
+	s.mu.Lock()
+	delete(s.replicas, key)
+	s.mu.Unlock()
+	err := r.Close()
+	if rerr := os.RemoveAll(filepath.Join(s.dir(), key.dirName())); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	s.n.logger.Info("replica removed", "partition", key.group())
+	return err
+}
+
+func (s *replicaSet) removeStrayDirs(want map[partitionKey]*metadata.Topic) {
+	entries, err := os.ReadDir(s.dir())
+	if err != nil {
+		return
+	}
+	keep := map[string]bool{}
+	for key := range want {
+		keep[key.dirName()] = true
+	}
+	for _, e := range entries {
+		if !keep[e.Name()] {
+			if err := os.RemoveAll(filepath.Join(s.dir(), e.Name())); err != nil {
+				s.n.logger.Warn("remove stray partition dir", "dir", e.Name(), "error", err)
+			}
+		}
+	}
+}
+
+// lead runs a partition leader's duties: make the Raft voters equal to the
+// assignment (add before remove, so the group never shrinks below what it
+// needs), and hand leadership to the preferred leader when it is healthy.
+func (s *replicaSet) lead(key partitionKey, r *partition.Replica, t *metadata.Topic, st *metadata.State) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	servers, err := r.Servers(ctx)
+	if err != nil {
+		return
+	}
+	pa := t.Partitions[key.Partition]
+	have := map[string]partition.Server{}
+	for _, sv := range servers {
+		have[sv.ID] = sv
+	}
+	complete := true
+	for _, id := range pa.Replicas {
+		b, ok := st.Brokers[id]
+		if !ok {
+			complete = false
+			continue
+		}
+		if sv, ok := have[id]; ok && sv.Voter && sv.Address == b.RaftAddr {
+			continue
+		}
+		// AddVoter also updates the address of a member that came back
+		// with a new one, and promotes a non-voter.
+		if err := r.AddVoter(ctx, id, b.RaftAddr); err != nil {
+			s.n.logger.Warn("add voter", "partition", key.group(), "broker", id, "error", err)
+			complete = false
+		}
+	}
+	if !complete {
+		return
+	}
+	for id := range have {
+		if slices.Contains(pa.Replicas, id) {
+			continue
+		}
+		if err := r.RemoveServer(ctx, id); err != nil {
+			s.n.logger.Warn("remove voter", "partition", key.group(), "broker", id, "error", err)
+			return
+		}
+	}
+	s.balanceLeader(ctx, key, r, pa, st)
+}
+
+// preferredLeaderDelay keeps a partition from bouncing leadership: a
+// handover to the preferred leader is tried at most this often.
+const preferredLeaderDelay = 5 * time.Second
+
+func (s *replicaSet) balanceLeader(ctx context.Context, key partitionKey, r *partition.Replica, pa metadata.PartitionAssignment, st *metadata.State) {
+	if len(pa.Replicas) == 0 || pa.Replicas[0] == s.n.id {
+		return
+	}
+	preferred := pa.Replicas[0]
+	if time.Since(s.lastTransfer[key]) < preferredLeaderDelay {
+		return
+	}
+	if !s.n.isAlive(preferred) {
+		return
+	}
+	isr, err := r.InSync(ctx)
+	if err != nil || !slices.Contains(isr, preferred) {
+		return
+	}
+	s.lastTransfer[key] = time.Now()
+	if err := r.TransferLeadership(ctx, preferred, st.Brokers[preferred].RaftAddr); err != nil {
+		s.n.logger.Debug("preferred leader handover", "partition", key.group(), "error", err)
+	}
+}
+
+// handOffLeadership moves leadership of every locally led partition to
+// another replica before a graceful shutdown.
+func (s *replicaSet) handOffLeadership(ctx context.Context) {
+	var wg sync.WaitGroup
+	for key, r := range s.all() {
+		if r.Status().State != "Leader" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if err := r.TransferLeadership(tctx, "", ""); err != nil {
+				s.n.logger.Warn("leadership handover before shutdown", "partition", key.group(), "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *replicaSet) closeAll() error {
+	var errs []error
+	for key, r := range s.all() {
+		if err := r.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s: %w", key.group(), err))
+		}
+	}
+	s.mu.Lock()
+	s.replicas = map[partitionKey]*partition.Replica{}
+	s.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// keys returns the local partitions in a stable order.
+func (s *replicaSet) keys() []partitionKey {
+	all := s.all()
+	keys := make([]partitionKey, 0, len(all))
+	for k := range all {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].Topic != keys[j].Topic {
+			return keys[i].Topic < keys[j].Topic
+		}
+		return keys[i].Partition < keys[j].Partition
+	})
+	return keys
+}
+
+// logConfig maps topic settings onto the partition log's configuration.
+func logConfig(c metadata.TopicConfig) log.Config {
+	lc := log.DefaultConfig()
+	lc.SegmentBytes = c.SegmentBytes
+	lc.RetentionBytes = c.RetentionBytes
+	if c.RetentionMs < 0 {
+		lc.RetentionAge = 0
+	} else {
+		lc.RetentionAge = time.Duration(c.RetentionMs) * time.Millisecond
+	}
+	return lc
+}
