@@ -11,6 +11,7 @@ import (
 	"github.com/skiff-mq/skiff/cluster/membership"
 	"github.com/skiff-mq/skiff/cluster/metadata"
 	"github.com/skiff-mq/skiff/cluster/placement"
+	"github.com/skiff-mq/skiff/internal/raftutil"
 )
 
 // controllerInterval is how often the meta leader checks for dead nodes and
@@ -77,9 +78,20 @@ func (n *Node) manageMetaMembers(ctx context.Context) {
 			voters++
 		}
 	}
-	for _, id := range sortedBrokerIDs(st) {
-		b := st.Brokers[id]
-		if s, ok := inConfig[id]; ok && string(s.Address) == b.RaftAddr {
+	// Candidates: registered brokers and alive gossip members (a new node
+	// must be in the meta group to learn where to send its registration).
+	addrs := map[string]string{}
+	for id, b := range st.Brokers {
+		addrs[id] = b.RaftAddr
+	}
+	for _, m := range n.members.Alive() {
+		if _, ok := addrs[m.Meta.ID]; !ok {
+			addrs[m.Meta.ID] = m.Meta.RaftAddr
+		}
+	}
+	for _, id := range sortedKeys(addrs) {
+		addr := addrs[id]
+		if s, ok := inConfig[id]; ok && string(s.Address) == addr {
 			continue
 		}
 		if _, isDead := dead[id]; isDead {
@@ -88,15 +100,19 @@ func (n *Node) manageMetaMembers(ctx context.Context) {
 		s, known := inConfig[id]
 		var f raft.IndexFuture
 		if known && s.Suffrage == raft.Voter {
-			f = n.meta.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(b.RaftAddr), 0, 5*time.Second)
+			f = n.meta.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 5*time.Second)
 		} else {
-			f = n.meta.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(b.RaftAddr), 0, 5*time.Second)
+			f = n.meta.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 5*time.Second)
 		}
-		if err := f.Error(); err != nil {
+		if err := raftutil.WaitFuture(ctx, f); err != nil {
 			n.logger.Warn("meta: add member", "broker", id, "error", err)
 			return
 		}
-		inConfig[id] = raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(b.RaftAddr), Suffrage: raft.Nonvoter}
+		suffrage := raft.Nonvoter
+		if known {
+			suffrage = s.Suffrage
+		}
+		inConfig[id] = raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(addr), Suffrage: suffrage}
 	}
 	// Replace voters that have been dead too long, then top voters up.
 	for id, s := range inConfig {
@@ -104,7 +120,7 @@ func (n *Node) manageMetaMembers(ctx context.Context) {
 		if s.Suffrage != raft.Voter || !isDead || time.Since(since) < n.cfg.ReplaceAfter || id == n.id {
 			continue
 		}
-		if err := n.meta.raft.RemoveServer(raft.ServerID(id), 0, 5*time.Second).Error(); err != nil {
+		if err := raftutil.WaitFuture(ctx, n.meta.raft.RemoveServer(raft.ServerID(id), 0, 5*time.Second)); err != nil {
 			n.logger.Warn("meta: remove dead voter", "broker", id, "error", err)
 			return
 		}
@@ -120,7 +136,7 @@ func (n *Node) manageMetaMembers(ctx context.Context) {
 		if s.Suffrage == raft.Voter || !n.isAlive(id) {
 			continue
 		}
-		if err := n.meta.raft.AddVoter(s.ID, s.Address, 0, 5*time.Second).Error(); err != nil {
+		if err := raftutil.WaitFuture(ctx, n.meta.raft.AddVoter(s.ID, s.Address, 0, 5*time.Second)); err != nil {
 			n.logger.Warn("meta: promote voter", "broker", id, "error", err)
 			return
 		}
@@ -186,15 +202,6 @@ func bootstrapVoters(alive []membership.Member, count int) []raft.Server {
 		out = append(out, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(m.Meta.ID), Address: raft.ServerAddress(m.Meta.RaftAddr)})
 	}
 	return out
-}
-
-func sortedBrokerIDs(st *metadata.State) []string {
-	ids := make([]string, 0, len(st.Brokers))
-	for id := range st.Brokers {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -37,7 +37,7 @@ func toWireResult(res metadata.Result, err error) wireResult {
 		w.ErrorKind = "topic_exists"
 	case errors.Is(err, metadata.ErrUnknownTopic):
 		w.ErrorKind = "unknown_topic"
-	case errors.Is(err, errMetaNotLeader):
+	case errors.Is(err, errMetaNotLeader), errors.Is(err, errNoMetaLeader):
 		w.ErrorKind = "not_leader"
 	}
 	return w
@@ -93,22 +93,56 @@ func (n *Node) proposeOnce(ctx context.Context, raw []byte) (metadata.Result, er
 	if n.meta.isLeader() {
 		return n.meta.apply(ctx, raw)
 	}
+	return n.forwardToLeader(ctx, raw, false)
+}
+
+// forwardedHeader marks a write already forwarded once.
+const forwardedHeader = "X-Skiff-Forwarded"
+
+// forwardToLeader sends a command to the meta leader. A node outside the
+// meta group (just joined) knows no leader; it asks any live member, which
+// forwards one hop further.
+func (n *Node) forwardToLeader(ctx context.Context, raw []byte, forwarded bool) (metadata.Result, error) {
 	leaderID, _ := n.meta.leader()
-	if leaderID == "" {
+	var targets []string
+	if leaderID != "" {
+		if addr := n.httpAddrOf(leaderID); addr != "" {
+			targets = append(targets, addr)
+		}
+	} else if !forwarded {
+		for _, m := range n.members.Alive() {
+			if m.Meta.ID != n.id && m.Meta.HTTPAddr != "" {
+				targets = append(targets, m.Meta.HTTPAddr)
+			}
+		}
+	}
+	if len(targets) == 0 {
 		return metadata.Result{}, errNoMetaLeader
 	}
-	addr := n.httpAddrOf(leaderID)
-	if addr == "" {
-		return metadata.Result{}, errNoMetaLeader
+	var last error
+	for _, addr := range targets {
+		res, err := n.postMeta(ctx, addr, raw, forwarded || leaderID == "")
+		if errors.Is(err, errNoMetaLeader) || errors.Is(err, errMetaNotLeader) {
+			last = err
+			continue
+		}
+		return res, err
 	}
+	return metadata.Result{}, last
+}
+
+func (n *Node) postMeta(ctx context.Context, addr string, raw []byte, markForwarded bool) (metadata.Result, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/internal/v1/meta", bytes.NewReader(raw))
 	if err != nil {
 		return metadata.Result{}, err
 	}
+	if markForwarded {
+		req.Header.Set(forwardedHeader, "1")
+	}
 	resp, err := n.httpClient.Do(req)
 	if err != nil {
 		// The leader may have just died; look again.
-		return metadata.Result{}, fmt.Errorf("%w: forward to %s: %v", errNoMetaLeader, leaderID, err)
+		return metadata.Result{}, fmt.Errorf("%w: forward to %s: %v", errNoMetaLeader, addr, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusMisdirectedRequest {
@@ -116,11 +150,11 @@ func (n *Node) proposeOnce(ctx context.Context, raw []byte) (metadata.Result, er
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return metadata.Result{}, fmt.Errorf("forward metadata write to %s: %s: %s", leaderID, resp.Status, bytes.TrimSpace(b))
+		return metadata.Result{}, fmt.Errorf("forward metadata write to %s: %s: %s", addr, resp.Status, bytes.TrimSpace(b))
 	}
 	var w wireResult
 	if err := json.NewDecoder(resp.Body).Decode(&w); err != nil {
-		return metadata.Result{}, fmt.Errorf("forward metadata write to %s: %w", leaderID, err)
+		return metadata.Result{}, fmt.Errorf("forward metadata write to %s: %w", addr, err)
 	}
 	return w.Result, w.err()
 }

@@ -48,13 +48,20 @@ func (n *Node) serveMetaForward(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if !n.meta.isLeader() {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if n.meta.isLeader() {
+		res, err := n.meta.apply(ctx, cmd)
+		writeJSON(w, toWireResult(res, err))
+		return
+	}
+	// One hop onward to the leader, for a sender that does not know it (a
+	// node not yet in the meta group); never further, so nothing loops.
+	if r.Header.Get(forwardedHeader) != "" {
 		http.Error(w, errMetaNotLeader.Error(), http.StatusMisdirectedRequest)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	res, err := n.meta.apply(ctx, cmd)
+	res, err := n.forwardToLeader(ctx, cmd, true)
 	writeJSON(w, toWireResult(res, err))
 }
 

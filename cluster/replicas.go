@@ -142,7 +142,7 @@ func (s *replicaSet) reconcile() {
 				continue
 			}
 		}
-		if err := r.SetLogConfig(logConfig(t.Config)); err != nil {
+		if err := r.SetLogConfig(t.Config.LogConfig(log.DefaultConfig())); err != nil {
 			s.n.logger.Warn("apply topic config", "partition", key.group(), "error", err)
 		}
 		if r.Status().State == "Leader" {
@@ -162,7 +162,7 @@ func (s *replicaSet) open(key partitionKey, t *metadata.Topic) (*partition.Repli
 	cfg.Group = key.group()
 	cfg.NodeID = s.n.id
 	cfg.Dir = filepath.Join(s.dir(), key.dirName())
-	cfg.Log = logConfig(t.Config)
+	cfg.Log = t.Config.LogConfig(log.DefaultConfig())
 	d, err := partition.ParseDurability(t.Config.Durability)
 	if err != nil {
 		return nil, err
@@ -356,17 +356,4 @@ func (s *replicaSet) keys() []partitionKey {
 		return keys[i].Partition < keys[j].Partition
 	})
 	return keys
-}
-
-// logConfig maps topic settings onto the partition log's configuration.
-func logConfig(c metadata.TopicConfig) log.Config {
-	lc := log.DefaultConfig()
-	lc.SegmentBytes = c.SegmentBytes
-	lc.RetentionBytes = c.RetentionBytes
-	if c.RetentionMs < 0 {
-		lc.RetentionAge = 0
-	} else {
-		lc.RetentionAge = time.Duration(c.RetentionMs) * time.Millisecond
-	}
-	return lc
 }
