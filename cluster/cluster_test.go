@@ -39,7 +39,6 @@ func testConfig(t *testing.T, dir string, expect int) Config {
 	cfg.BootstrapExpect = expect
 	cfg.ReplaceAfter = 3 * time.Second
 	cfg.ReconcileInterval = 200 * time.Millisecond
-	cfg.gossipProfile = "local"
 	cfg.Partition.Raft = partition.RaftTiming{
 		HeartbeatTimeout:   300 * time.Millisecond,
 		ElectionTimeout:    300 * time.Millisecond,
@@ -171,6 +170,11 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 func (c *testCluster) waitAllLed(topic string, timeout time.Duration) TopicDescription {
 	c.t.Helper()
 	var desc TopicDescription
+	defer func() {
+		if c.t.Failed() {
+			c.t.Logf("last description of %s: %+v", topic, desc.Partitions)
+		}
+	}()
 	waitFor(c.t, timeout, "every partition of "+topic+" led and fully in sync", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/skiff-mq/skiff/cluster/metadata"
 	"github.com/skiff-mq/skiff/cluster/placement"
@@ -40,7 +41,7 @@ func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec) (*metadata.Topic
 	if err != nil {
 		return nil, err
 	}
-	st := n.meta.fsm.State()
+	st := n.awaitRegistrations(ctx)
 	if _, ok := st.Topics[spec.Name]; ok {
 		return nil, fmt.Errorf("%w: %s", metadata.ErrTopicExists, spec.Name)
 	}
@@ -114,13 +115,52 @@ func (n *Node) waitTopic(ctx context.Context, name string, done func(*metadata.T
 	}
 }
 
-// placeableNodes are registered brokers gossip sees alive.
-func (n *Node) placeableNodes(st *metadata.State) []placement.Node {
-	var out []placement.Node
-	for _, m := range n.members.Alive() {
-		if b, ok := st.Brokers[m.Meta.ID]; ok {
-			out = append(out, placement.Node{ID: b.ID, Rack: b.Rack})
+// registrationWait bounds how long placement waits for nodes gossip sees
+// but this node's metadata does not list yet.
+const registrationWait = 3 * time.Second
+
+// awaitRegistrations returns the metadata once every live gossip member is
+// registered in it (or after registrationWait): this node's copy may trail
+// the meta leader by a moment, and a topic created then would leave a fresh
+// node out of its placement.
+func (n *Node) awaitRegistrations(ctx context.Context) *metadata.State {
+	deadline := time.NewTimer(registrationWait)
+	defer deadline.Stop()
+	for {
+		changed := n.meta.fsm.Changed()
+		st := n.meta.fsm.State()
+		missing := false
+		for _, m := range n.members.Alive() {
+			if _, ok := st.Brokers[m.Meta.ID]; !ok {
+				missing = true
+			}
 		}
+		if !missing {
+			return st
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return st
+		case <-ctx.Done():
+			return st
+		}
+	}
+}
+
+// placeableNodes are the registered brokers gossip does not report dead or
+// gone. A broker this node's gossip has not heard of yet (gossip still
+// converging after a join) counts as live: it registered through the meta
+// leader, so it was alive moments ago.
+func (n *Node) placeableNodes(st *metadata.State) []placement.Node {
+	dead := n.deadSince()
+	var out []placement.Node
+	for _, id := range st.BrokerIDs() {
+		if _, gone := dead[id]; gone {
+			continue
+		}
+		b := st.Brokers[id]
+		out = append(out, placement.Node{ID: b.ID, Rack: b.Rack})
 	}
 	return out
 }

@@ -76,9 +76,10 @@ type Config struct {
 	// memory (8+12 bytes per entry). Default 4096.
 	IndexIntervalBytes int
 	// MaxBatchBytes is the largest batch (header included) Append accepts.
-	// Recovery also treats a length field above it as corruption, so raise it
-	// freely but lower it only if no larger batch was ever written: a larger
-	// batch in the last segment would be cut off at the next Open.
+	// Recovery also treats a length field above it as corruption (a torn or
+	// garbage length must not make it read gigabytes), so raise it freely but
+	// lower it only if no larger batch was ever written: a larger batch in a
+	// segment that recovery scans would end the log there.
 	// Default DefaultMaxBatchBytes (1 MiB + 1 KiB); at most MaxMaxBatchBytes.
 	MaxBatchBytes int
 	// RetentionBytes deletes the oldest sealed segments while the log would

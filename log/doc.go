@@ -11,13 +11,13 @@
 //
 // Like proglog, the package is built in layers, each testable alone:
 //
-//	record batch (record)    -> one verified, self-describing frame
-//	index.go, timeindex.go   -> sparse in-memory indexes, lock-free lookups
-//	journal.go               -> per-batch sidecar: caller index, append time
-//	segment.go (+ _read, _index) -> one data file with its journal and indexes
-//	log.go, read.go          -> the ordered list of segments, rolling, Sync
-//	recovery.go              -> Open after a crash
-//	retention.go, reset.go, checkpoint.go -> whole-segment operations
+//	scan.go, verify.go            batches: verified frames (record package)
+//	index.go, timeindex.go        sparse indexes; indexer.go places entries
+//	journal.go                    per-batch sidecar: caller index, append time
+//	segment.go, segment_*.go      one data file with its journal and indexes
+//	log.go, read.go, flusher.go   the list of segments, rolling, Sync
+//	recovery.go                   Open after a crash
+//	retention.go, reset.go, checkpoint.go  whole-segment operations
 //
 // # On-disk layout
 //

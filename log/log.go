@@ -350,7 +350,8 @@ func (l *Log) Segments() []SegmentInfo {
 	return infos
 }
 
-// Close syncs and closes the log and stops its background goroutine. Reads in
+// Close syncs and closes the log and stops its background goroutines (the
+// flusher finishes first, so every sealed segment is durable). Reads in
 // flight finish; later calls get ErrClosed, except NextOffset, LogStartOffset,
 // LastIndex and Size, which keep returning the final values.
 func (l *Log) Close() error {

@@ -1,7 +1,5 @@
 package log
 
-import "math"
-
 // Read returns whole batches, concatenated, starting with the batch that
 // contains offset, adding batches while the total stays within maxBytes, but
 // always at least one whole batch even if it is larger (Kafka KIP-74), so a
@@ -91,9 +89,6 @@ func (l *Log) FindOffsetByTimestamp(ts int64) (int64, error) {
 
 func (l *Log) findInView(v *view, ts int64) (off int64, ok bool, err error) {
 	cfg := l.cfg.Load()
-	if ts == math.MinInt64 {
-		ts = math.MinInt64 + 1 // every batch qualifies; keep the search uniform
-	}
 	for i, s := range v.segs {
 		last := i == len(v.segs)-1
 		// A sealed segment's newest timestamp is known: skip it cheaply.
