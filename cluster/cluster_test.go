@@ -2,9 +2,13 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"strings"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -608,4 +612,43 @@ func TestDeadNodeWithoutSpareKeepsAssignment(t *testing.T) {
 		t.Fatalf("status with a dead node: %+v", st)
 	}
 	c.verifyAcked("t", a)
+}
+
+func TestHTTPEndpointsServeHealthMetricsAndMetadata(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.anyNode().CreateTopic(ctx, TopicSpec{Name: "web", Partitions: 2, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitAllLed("web", 30*time.Second)
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + c.nodes[1].node().HTTPAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz: %d", code)
+	}
+	code, body := get("/v1/topics/web")
+	var desc TopicDescription
+	if err := json.Unmarshal([]byte(body), &desc); code != http.StatusOK || err != nil {
+		t.Fatalf("/v1/topics/web: %d %v %s", code, err, body)
+	}
+	if len(desc.Partitions) != 2 || desc.Partitions[0].Leader == "" || len(desc.Partitions[1].InSync) != 3 {
+		t.Fatalf("description: %+v", desc.Partitions)
+	}
+	if code, _ := get("/v1/topics/nope"); code != http.StatusNotFound {
+		t.Fatalf("unknown topic: %d", code)
+	}
+	_, metrics := get("/metrics")
+	for _, want := range []string{`skiff_partition_high_watermark{partition="web/0/`, "skiff_node_replicas 2", "skiff_node_under_replicated_partitions 0"} {
+		if !strings.Contains(metrics, want) {
+			t.Fatalf("/metrics lacks %q", want)
+		}
+	}
 }

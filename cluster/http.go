@@ -3,12 +3,15 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/skiff-mq/skiff/cluster/metadata"
 )
 
 // HTTP endpoints of a node:
@@ -16,6 +19,9 @@ import (
 //	GET  /metrics                   Prometheus metrics (the node's own registry)
 //	GET  /healthz                   200 while the process serves
 //	GET  /readyz                    200 once the node is Ready (docker healthchecks, load balancers)
+//	GET  /v1/cluster                cluster status: nodes, controller, partition health
+//	GET  /v1/topics                 topics with their configs and assignments
+//	GET  /v1/topics/{name}          one topic with each partition's leader, in-sync replicas and offsets
 //	POST /internal/v1/meta          a metadata command forwarded to the meta leader
 //	GET  /internal/v1/partitions    status of this node's replicas (topic describe fans out to it)
 //
@@ -33,6 +39,28 @@ func (n *Node) httpHandler() http.Handler {
 			return
 		}
 		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("GET /v1/cluster", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		writeJSON(w, n.Status(ctx))
+	})
+	mux.HandleFunc("GET /v1/topics", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, n.Topics())
+	})
+	mux.HandleFunc("GET /v1/topics/{name}", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		desc, err := n.DescribeTopic(ctx, r.PathValue("name"))
+		if errors.Is(err, metadata.ErrUnknownTopic) {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, desc)
 	})
 	mux.HandleFunc("POST /internal/v1/meta", n.serveMetaForward)
 	mux.HandleFunc("GET /internal/v1/partitions", n.servePartitions)

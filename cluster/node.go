@@ -293,8 +293,13 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 		}
 		if n.members != nil {
 			if graceful {
+				// A failed leave only means peers learn of our departure by
+				// failure detection instead; shutdown goes on.
 				lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				errs = append(errs, n.members.Leave(lctx))
+				if err := n.members.Leave(lctx); err != nil {
+					n.logger.Warn("gossip leave", "error", err)
+					errs = append(errs, n.members.Shutdown())
+				}
 				cancel()
 			} else {
 				errs = append(errs, n.members.Shutdown())

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/skiff-mq/skiff/cluster"
+	"github.com/skiff-mq/skiff/rpc"
+)
+
+func newServerCommand() *cobra.Command {
+	cfg := cluster.DefaultConfig()
+	var join []string
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a Skiff node",
+		Long: "Runs one node. Three nodes started with the same --bootstrap-expect 3 and --join of each other\n" +
+			"form a cluster with no other step; a restarted node rejoins with its data.\n" +
+			"Every flag can also be set by the environment variable SKIFF_<FLAG> (e.g. SKIFF_DATA_DIR).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			cfg.Join = splitList(join)
+			logger, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = logger
+			return runNode(cmd.Context(), cfg, nil)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.ID, "id", "", "node id (default: persisted in the data dir, generated on first start)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for this node's data (required)")
+	f.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "client API address")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", cfg.RaftAddr, "Raft address (all partitions share it)")
+	f.StringVar(&cfg.GossipAddr, "gossip-addr", cfg.GossipAddr, "gossip address (UDP and TCP)")
+	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP address: /metrics, /healthz, /readyz, /v1/cluster, /v1/topics")
+	f.StringVar(&cfg.AdvertiseHost, "advertise-host", "", "host other nodes and clients use to reach this node (default: the bind host)")
+	f.StringSliceVar(&join, "join", nil, "gossip addresses of other nodes (host:port,...)")
+	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "number of nodes that form a new cluster together (same value on each)")
+	f.DurationVar(&cfg.ReplaceAfter, "replace-after", cfg.ReplaceAfter, "how long a node may be dead before its replicas move elsewhere")
+	f.StringVar(&cfg.Rack, "rack", "", "rack or zone of this node; replicas of a partition spread over racks")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// applyEnv sets every flag the command line left alone from SKIFF_<FLAG>.
+func applyEnv(flags *pflag.FlagSet) error {
+	var err error
+	flags.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || err != nil {
+			return
+		}
+		name := "SKIFF_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if serr := flags.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, serr)
+			}
+		}
+	})
+	return err
+}
+
+func splitList(items []string) []string {
+	var out []string
+	for _, it := range items {
+		for _, s := range strings.Split(it, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// runNode starts a node and its gRPC server, calls started (if given) once
+// both run, and on ctx's end shuts down gracefully: leadership handed away,
+// gossip left, then everything stopped in reverse order.
+func runNode(ctx context.Context, cfg cluster.Config, started func(*cluster.Node, *rpc.Server)) error {
+	grpcLn, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen grpc %s: %w", cfg.GRPCAddr, err)
+	}
+	cfg.GRPCAddr = grpcLn.Addr().String()
+	node, err := cluster.Start(ctx, cfg)
+	if err != nil {
+		grpcLn.Close()
+		return err
+	}
+	srv := rpc.NewServer(node)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(grpcLn) }()
+	if started != nil {
+		started(node, srv)
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv.Stop(sctx)
+	if cerr := node.Close(sctx); err == nil {
+		err = cerr
+	}
+	return err
+}
