@@ -58,11 +58,16 @@ func TestCrashIsFailedAndLeaveIsLeft(t *testing.T) {
 
 	b := start(t, testConfig(testMeta("life1", 1), a.Addr()))
 	c := start(t, testConfig(testMeta("life2", 2), a.Addr()))
-	for _, id := range []string{"life1", "life2"} {
-		ev := nextEvent(t, events, 10*time.Second, id+" joined", eventIs(EventJoined, id))
-		if ev.Member.State != StateAlive || ev.Member.Meta.Rack != "rack-"+id {
+	// The two joins may be seen in either order.
+	joined := map[string]bool{}
+	for len(joined) < 2 {
+		ev := nextEvent(t, events, 10*time.Second, "life1 and life2 joined", func(ev Event) bool {
+			return ev.Type == EventJoined && (ev.Member.Meta.ID == "life1" || ev.Member.Meta.ID == "life2")
+		})
+		if ev.Member.State != StateAlive || ev.Member.Meta.Rack != "rack-"+ev.Member.Meta.ID {
 			t.Fatalf("joined event %+v", ev)
 		}
+		joined[ev.Member.Meta.ID] = true
 	}
 	waitView(t, c, 10*time.Second, "c sees 3", func([]Member) bool { return len(c.Alive()) == 3 })
 
