@@ -431,13 +431,26 @@ func (s *fsmSnapshot) Release() {}
 
 // snapshotSources lists the log files a snapshot needs: every segment's data
 // and journal (the per-batch Raft indexes), each with the length that belongs
-// to the state at this moment. Indexes are derived data, rebuilt on open.
+// to the state at this moment, plus the index files of sealed segments when
+// they exist. Indexes are derived data, but shipping them spares a replica
+// that installs the snapshot a scan of every segment when it opens the log.
 func snapshotSources(lg *log.Log) []sourceFile {
 	var files []sourceFile
 	for _, s := range lg.Segments() {
 		files = append(files,
 			sourceFile{Name: filepath.Base(s.DataPath), Path: s.DataPath, Size: s.Size},
 			sourceFile{Name: filepath.Base(s.JournalPath), Path: s.JournalPath, Size: s.JournalSize})
+		if !s.Sealed {
+			continue
+		}
+		for _, p := range []string{s.IndexPath, s.TimeIndexPath} {
+			if p == "" {
+				continue
+			}
+			if st, err := os.Stat(p); err == nil {
+				files = append(files, sourceFile{Name: filepath.Base(p), Path: p, Size: st.Size()})
+			}
+		}
 	}
 	return files
 }
