@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: build test test-short bench fuzz vet fmt
+.PHONY: build test test-short bench fuzz vet fmt proto
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/skiff ./cmd/skiff
@@ -27,3 +27,16 @@ vet:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# Regenerate rpc/skiffpb from rpc/proto (protoc from Debian's
+# protobuf-compiler; plugins pinned here).
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+proto:
+	GOBIN=$(CURDIR)/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(CURDIR)/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	PATH=$(CURDIR)/bin:$$PATH protoc -I rpc/proto \
+		--go_out=rpc/skiffpb --go_opt=paths=source_relative \
+		--go-grpc_out=rpc/skiffpb --go-grpc_opt=paths=source_relative \
+		skiff/v1/skiff.proto
+	mv rpc/skiffpb/skiff/v1/*.go rpc/skiffpb/ && rm -r rpc/skiffpb/skiff
