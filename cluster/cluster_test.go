@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/skiff-mq/skiff/cluster/metadata"
 	"github.com/skiff-mq/skiff/partition"
 	"github.com/skiff-mq/skiff/record"
@@ -527,6 +529,33 @@ func TestDeadNodeReplicasMoveToSpareNode(t *testing.T) {
 		return true
 	})
 	c.verifyAcked("t", a)
+	// The dead node was a meta voter: the controller replaced it with the
+	// spare, so the meta group keeps three voters.
+	waitFor(t, 30*time.Second, "meta voters without the dead node", func() bool {
+		var leader *Node
+		for _, n := range c.running() {
+			if n.meta.isLeader() {
+				leader = n
+			}
+		}
+		if leader == nil {
+			return false
+		}
+		servers, err := leader.meta.servers(ctx)
+		if err != nil {
+			return false
+		}
+		voters := 0
+		for _, s := range servers {
+			if string(s.ID) == victimID {
+				return false
+			}
+			if s.Suffrage == raft.Voter {
+				voters++
+			}
+		}
+		return voters == 3
+	})
 }
 
 func TestRollingRestartLosesNoAckedWrite(t *testing.T) {
@@ -650,5 +679,37 @@ func TestHTTPEndpointsServeHealthMetricsAndMetadata(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Fatalf("/metrics lacks %q", want)
 		}
+	}
+}
+
+func TestAlterTopicConfig(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.anyNode().CreateTopic(ctx, TopicSpec{Name: "cfg", Partitions: 1, ReplicationFactor: 3,
+		Configs: map[string]string{"retention.ms": "60000"}}); err != nil {
+		t.Fatal(err)
+	}
+	topic, err := c.running()[1].AlterTopicConfig(ctx, "cfg", map[string]string{"retention.bytes": "1048576"}, []string{"retention.ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := topic.Config.Map()
+	if got["retention.bytes"] != "1048576" || got["retention.ms"] != metadata.DefaultTopicConfig().Map()["retention.ms"] {
+		t.Fatalf("config after alter: %v", got)
+	}
+	for _, n := range c.running() {
+		waitFor(t, 5*time.Second, "every node to see the new config", func() bool {
+			tp, ok := n.Metadata().Topic("cfg")
+			return ok && tp.Config.RetentionBytes == 1<<20
+		})
+	}
+	_, err = c.anyNode().AlterTopicConfig(ctx, "cfg", map[string]string{"retention.forever": "1"}, nil)
+	var ia *metadata.InvalidArgumentError
+	if !errors.As(err, &ia) || ia.Field != "config.retention.forever" {
+		t.Fatalf("unknown key: %v", err)
+	}
+	if _, err := c.anyNode().AlterTopicConfig(ctx, "nope", map[string]string{"retention.ms": "1"}, nil); !errors.Is(err, metadata.ErrUnknownTopic) {
+		t.Fatalf("unknown topic: %v", err)
 	}
 }

@@ -66,22 +66,19 @@ func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec) (*metadata.Topic
 }
 
 // DeleteTopic removes a topic; every node deletes its replicas' files.
+// The meta leader decides whether the topic exists: this node's copy of the
+// metadata may trail it.
 func (n *Node) DeleteTopic(ctx context.Context, name string) error {
-	if _, ok := n.meta.fsm.State().Topics[name]; !ok {
-		return fmt.Errorf("%w: %s", metadata.ErrUnknownTopic, name)
-	}
-	if _, err := n.proposeMeta(ctx, metadata.DeleteTopic{Name: name}); err != nil {
+	res, err := n.proposeMeta(ctx, metadata.DeleteTopic{Name: name})
+	if err != nil {
 		return err
 	}
-	_, err := n.waitTopic(ctx, name, func(t *metadata.Topic) bool { return t == nil })
+	_, err = n.waitTopic(ctx, name, func(*metadata.Topic) bool { return n.meta.fsm.State().Index >= res.Index })
 	return err
 }
 
 // AlterTopicConfig sets and deletes (back to default) topic config keys.
 func (n *Node) AlterTopicConfig(ctx context.Context, name string, set map[string]string, del []string) (*metadata.Topic, error) {
-	if _, ok := n.meta.fsm.State().Topics[name]; !ok {
-		return nil, fmt.Errorf("%w: %s", metadata.ErrUnknownTopic, name)
-	}
 	res, err := n.proposeMeta(ctx, metadata.AlterTopicConfig{Name: name, Set: set, Delete: del})
 	if err != nil {
 		return nil, err
