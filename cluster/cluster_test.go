@@ -570,10 +570,15 @@ func TestRollingRestartLosesNoAckedWrite(t *testing.T) {
 	stop := make(chan struct{})
 	errs := make(chan error, 3)
 	var wg sync.WaitGroup
+	// The longest time each partition went without an acknowledgement: the
+	// unavailability window a producer saw (reported, not asserted: timing
+	// on a shared machine is for benchmarks).
+	windows := make([]time.Duration, 3)
 	for p := int32(0); p < 3; p++ {
 		wg.Add(1)
 		go func(p int32) {
 			defer wg.Done()
+			last := time.Now()
 			for seq := int32(0); ; seq++ {
 				select {
 				case <-stop:
@@ -585,6 +590,8 @@ func TestRollingRestartLosesNoAckedWrite(t *testing.T) {
 					errs <- err
 					return
 				}
+				windows[p] = max(windows[p], time.Since(last))
+				last = time.Now()
 				a.add(fmt.Sprintf("p%d-s%d", p, seq), p, res.BaseOffset)
 			}
 		}(p)
@@ -604,6 +611,7 @@ func TestRollingRestartLosesNoAckedWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.verifyAcked("t", a)
+	t.Logf("rolling restart: %d acknowledged writes; longest gap without an ack per partition: %v", a.len(), windows)
 }
 
 func TestDeadNodeWithoutSpareKeepsAssignment(t *testing.T) {
