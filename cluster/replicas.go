@@ -41,10 +41,14 @@ type replicaSet struct {
 	seenIndex uint64 // guarded by mu
 	// lastTransfer rate-limits preferred-leader handovers per partition.
 	lastTransfer map[partitionKey]time.Time // reconcile goroutine only
+	// logConfigs is the topic config last applied to each replica's log, so
+	// a reconciliation touches a log only when its topic's config changed.
+	logConfigs map[partitionKey]metadata.TopicConfig // reconcile goroutine only
 }
 
 func newReplicaSet(n *Node) *replicaSet {
-	return &replicaSet{n: n, replicas: map[partitionKey]*partition.Replica{}, lastTransfer: map[partitionKey]time.Time{}}
+	return &replicaSet{n: n, replicas: map[partitionKey]*partition.Replica{},
+		lastTransfer: map[partitionKey]time.Time{}, logConfigs: map[partitionKey]metadata.TopicConfig{}}
 }
 
 func (s *replicaSet) dir() string { return filepath.Join(s.n.cfg.DataDir, "partitions") }
@@ -142,8 +146,12 @@ func (s *replicaSet) reconcile() {
 				continue
 			}
 		}
-		if err := r.SetLogConfig(t.Config.LogConfig(log.DefaultConfig())); err != nil {
-			s.n.logger.Warn("apply topic config", "partition", key.group(), "error", err)
+		if prev, ok := s.logConfigs[key]; !ok || prev != t.Config {
+			if err := r.SetLogConfig(t.Config.LogConfig(log.DefaultConfig())); err != nil {
+				s.n.logger.Warn("apply topic config", "partition", key.group(), "error", err)
+			} else {
+				s.logConfigs[key] = t.Config
+			}
 		}
 		if r.Status().State == "Leader" {
 			s.lead(key, r, t, st)
@@ -210,6 +218,8 @@ func (s *replicaSet) remove(key partitionKey, r *partition.Replica) error {
 	s.mu.Lock()
 	delete(s.replicas, key)
 	s.mu.Unlock()
+	delete(s.logConfigs, key)
+	delete(s.lastTransfer, key)
 	err := r.Close()
 	if rerr := os.RemoveAll(filepath.Join(s.dir(), key.dirName())); rerr != nil {
 		err = errors.Join(err, rerr)
