@@ -712,6 +712,14 @@ func TestAlterTopicConfig(t *testing.T) {
 			return ok && tp.Config.RetentionBytes == 1<<20
 		})
 	}
+	// Durability changes reopen the replicas; the partition keeps working.
+	if _, err := c.anyNode().AlterTopicConfig(ctx, "cfg", map[string]string{"durability": "replicated"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.waitAllLed("cfg", 30*time.Second)
+	if _, err := c.produce(ctx, "cfg", 0, batchOf(t, 1, 0)); err != nil {
+		t.Fatal(err)
+	}
 	_, err = c.anyNode().AlterTopicConfig(ctx, "cfg", map[string]string{"retention.forever": "1"}, nil)
 	var ia *metadata.InvalidArgumentError
 	if !errors.As(err, &ia) || ia.Field != "config.retention.forever" {

@@ -138,6 +138,18 @@ func (s *replicaSet) reconcile() {
 	s.removeStrayDirs(want)
 	for key, t := range want {
 		r, running := s.all()[key]
+		if prev, ok := s.logConfigs[key]; running && ok && prev.Durability != t.Config.Durability {
+			// The Raft log store's fsync mode is fixed when it opens:
+			// reopen the replica (files kept) to switch durability.
+			s.mu.Lock()
+			delete(s.replicas, key)
+			s.mu.Unlock()
+			delete(s.logConfigs, key)
+			if err := r.Close(); err != nil {
+				s.n.logger.Warn("close replica to change durability", "partition", key.group(), "error", err)
+			}
+			running = false
+		}
 		if !running {
 			var err error
 			if r, err = s.open(key, t); err != nil {
