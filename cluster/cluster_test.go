@@ -92,8 +92,12 @@ func (c *testCluster) start(tn *testNode) {
 
 // addNode starts one more node joining the cluster.
 func (c *testCluster) addNode() *testNode {
-	cfg := testConfig(c.t, filepath.Join(c.t.TempDir(), "extra"), 0)
-	cfg.ID = fmt.Sprintf("n%d", len(c.nodes))
+	// Started as an operator might start it: with the cluster's
+	// --bootstrap-expect still set. It must join, not bootstrap anew.
+	cfg := testConfig(c.t, filepath.Join(c.t.TempDir(), "extra"), len(c.nodes))
+	// An id that sorts first: had it bootstrapped, it would have picked
+	// itself as a voter.
+	cfg.ID = fmt.Sprintf("a%d", len(c.nodes))
 	cfg.Join = []string{c.anyNode().GossipAddr()}
 	tn := &testNode{cfg: cfg}
 	c.nodes = append(c.nodes, tn)
@@ -479,8 +483,17 @@ func TestRestartedNodeRejoinsWithoutReplacement(t *testing.T) {
 
 func TestDeadNodeReplicasMoveToSpareNode(t *testing.T) {
 	c := newTestCluster(t, 3)
-	c.addNode()
+	spare := c.addNode()
 	c.waitReady(30 * time.Second)
+	// The spare joined the existing meta group instead of bootstrapping its
+	// own: its first meta log entry is the cluster's original configuration.
+	var first raft.Log
+	if err := spare.node().meta.logs.GetLog(1, &first); err != nil {
+		t.Fatal(err)
+	}
+	if first.Type != raft.LogConfiguration || strings.Contains(string(first.Data), spare.cfg.ID) {
+		t.Fatalf("spare's meta log starts with its own bootstrap: %q", first.Data)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	if _, err := c.anyNode().CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 4, ReplicationFactor: 3}); err != nil {

@@ -23,6 +23,7 @@ import (
 //	GET  /v1/topics                 topics with their configs and assignments
 //	GET  /v1/topics/{name}          one topic with each partition's leader, in-sync replicas and offsets
 //	POST /internal/v1/meta          a metadata command forwarded to the meta leader
+//	GET  /internal/v1/bootstrapped  whether this node holds meta state (new nodes ask before bootstrapping)
 //	GET  /internal/v1/partitions    status of this node's replicas (topic describe fans out to it)
 //
 // The /internal routes are node-to-node; they carry no secrets and change
@@ -63,6 +64,9 @@ func (n *Node) httpHandler() http.Handler {
 		writeJSON(w, desc)
 	})
 	mux.HandleFunc("POST /internal/v1/meta", n.serveMetaForward)
+	mux.HandleFunc("GET /internal/v1/bootstrapped", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, map[string]bool{"has_state": n.meta.hasState()})
+	})
 	mux.HandleFunc("GET /internal/v1/partitions", n.servePartitions)
 	return mux
 }

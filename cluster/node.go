@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -208,6 +209,13 @@ func (n *Node) runBootstrap() {
 		return
 	}
 	alive := n.members.Alive()
+	// A node added to a running cluster with --bootstrap-expect still set
+	// must not bootstrap a second meta group (Consul guards the same way):
+	// if any member already has meta state, the leader will add us.
+	if n.anyMemberBootstrapped(ctx, alive) {
+		n.logger.Info("joining an existing cluster; not bootstrapping")
+		return
+	}
 	voters := bootstrapVoters(alive, n.cfg.MetaVoters)
 	for _, v := range voters {
 		if string(v.ID) == n.id {
@@ -220,6 +228,35 @@ func (n *Node) runBootstrap() {
 		}
 	}
 	// Not a voter: the meta leader adds this node as a non-voter.
+}
+
+// anyMemberBootstrapped asks the other members whether they hold meta state.
+func (n *Node) anyMemberBootstrapped(ctx context.Context, members []membership.Member) bool {
+	for _, m := range members {
+		if m.Meta.ID == n.id || m.Meta.HTTPAddr == "" {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+m.Meta.HTTPAddr+"/internal/v1/bootstrapped", nil)
+		if err != nil {
+			cancel()
+			continue
+		}
+		resp, err := n.httpClient.Do(req)
+		if err == nil {
+			var body struct {
+				HasState bool `json:"has_state"`
+			}
+			derr := json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if derr == nil && body.HasState {
+				cancel()
+				return true
+			}
+		}
+		cancel()
+	}
+	return false
 }
 
 // stopContext returns a context cancelled when the node stops.
