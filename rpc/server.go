@@ -1,39 +1,186 @@
-// Package rpc serves Skiff's gRPC API on top of a cluster node. Today it
-// carries the standard grpc.health.v1 service, SERVING once the node is
-// ready; the produce, fetch and admin services land in this package next.
+// Package rpc serves Skiff's gRPC API on top of a cluster node: the
+// skiff.v1 Producer, Consumer and Admin services and the standard
+// grpc.health.v1 service (SERVING once the node is ready).
+//
+// Errors become gRPC statuses in one place, toStatus (errors.go), which
+// documents the codes and the details clients branch on.
 package rpc
 
 import (
 	"context"
+	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/skiff-mq/skiff/cluster"
+	"github.com/skiff-mq/skiff/rpc/skiffpb"
 )
 
-// ReadyChecker is what the server needs from a node.
-type ReadyChecker interface {
-	Ready() bool
+// Config tunes the server. Zero (or negative) fields take their defaults.
+type Config struct {
+	// Logger receives the server's logs. Default: discard.
+	Logger *slog.Logger
+	// MaxRecvMsgBytes bounds one request message. Default 65 MiB: the
+	// largest batch a topic may allow (64 MiB) plus room for the envelope.
+	MaxRecvMsgBytes int
+	// StreamInFlight bounds the requests of one ProduceStream read but not
+	// yet answered; the stream reads no more until one is answered, so a
+	// fast client is held back by gRPC flow control. Default 256.
+	StreamInFlight int
+	// AsyncProduceLimit bounds ACKS_NONE batches answered but not yet
+	// written, per server; beyond it a request waits for room. Default 1024.
+	AsyncProduceLimit int
+	// AsyncProduceTimeout bounds the write of one ACKS_NONE batch.
+	// Default 30s.
+	AsyncProduceTimeout time.Duration
+	// MaxFetchWait caps a fetch's max_wait_ms. Default 30s.
+	MaxFetchWait time.Duration
+	// SubscribeWait is how long Subscribe long-polls the log before it
+	// polls again. Default 10s.
+	SubscribeWait time.Duration
+	// MetadataCacheTTL is how long partition leaders and broker states
+	// gathered from the cluster are reused (for Metadata, ListTopics and
+	// the NotLeader answers of nodes not hosting a partition). Default 1s.
+	MetadataCacheTTL time.Duration
+	// LookupTimeout bounds one gathering of partition state from the
+	// nodes. Default 3s.
+	LookupTimeout time.Duration
 }
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Logger:              slog.New(slog.DiscardHandler),
+		MaxRecvMsgBytes:     65 << 20,
+		StreamInFlight:      256,
+		AsyncProduceLimit:   1024,
+		AsyncProduceTimeout: 30 * time.Second,
+		MaxFetchWait:        30 * time.Second,
+		SubscribeWait:       10 * time.Second,
+		MetadataCacheTTL:    time.Second,
+		LookupTimeout:       3 * time.Second,
+	}
+}
+
+// withDefaults fills zero and negative fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Logger == nil {
+		c.Logger = d.Logger
+	}
+	setInt := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	setDur := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	setInt(&c.MaxRecvMsgBytes, d.MaxRecvMsgBytes)
+	setInt(&c.StreamInFlight, d.StreamInFlight)
+	setInt(&c.AsyncProduceLimit, d.AsyncProduceLimit)
+	setDur(&c.AsyncProduceTimeout, d.AsyncProduceTimeout)
+	setDur(&c.MaxFetchWait, d.MaxFetchWait)
+	setDur(&c.SubscribeWait, d.SubscribeWait)
+	setDur(&c.MetadataCacheTTL, d.MetadataCacheTTL)
+	setDur(&c.LookupTimeout, d.LookupTimeout)
+	return c
+}
+
+// Option changes the server's Config.
+type Option func(*Config)
+
+// WithConfig replaces the whole Config.
+func WithConfig(cfg Config) Option { return func(c *Config) { *c = cfg } }
+
+// WithLogger sets Config.Logger.
+func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
 
 // Server is the node's gRPC server.
 type Server struct {
-	grpc   *grpc.Server
-	health *health.Server
-	node   ReadyChecker
-	stop   chan struct{}
-	done   chan struct{}
+	cfg     Config
+	node    Node
+	logger  *slog.Logger
+	grpc    *grpc.Server
+	health  *health.Server
+	metrics *metrics
 
+	describes *ttlCache[cluster.TopicDescription]
+	statuses  *ttlCache[cluster.ClusterStatus]
+
+	// shutdown closes when Stop begins: long polls return and streams end
+	// (UNAVAILABLE), so that GracefulStop need not wait for clients to hang
+	// up.
+	shutdown chan struct{}
+	stopOnce sync.Once
+
+	// ACKS_NONE batches: written per partition in hand-off order by async,
+	// at most AsyncProduceLimit pending (asyncSlots). asyncCtx is cancelled
+	// when Stop's deadline passes before they are written.
+	async       *partitionFIFO
+	asyncWG     sync.WaitGroup
+	asyncSlots  chan struct{}
+	asyncCtx    context.Context
+	asyncCancel context.CancelFunc
+
+	// readers counts ProduceStream receive goroutines; each ends once its
+	// handler has returned.
+	readers sync.WaitGroup
+
+	// Health tracking: stop ends trackReadiness, which closes done.
+	stop    chan struct{}
+	done    chan struct{}
 	serving atomic.Bool // what the health service last said
 }
 
-// NewServer builds the gRPC server for node.
-func NewServer(node ReadyChecker) *Server {
-	s := &Server{grpc: grpc.NewServer(), health: health.NewServer(), node: node, stop: make(chan struct{}), done: make(chan struct{})}
+// NewServer builds the gRPC server for node with the Producer, Consumer,
+// Admin and health services registered. Call Serve, then Stop.
+func NewServer(node Node, opts ...Option) *Server {
+	cfg := DefaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:        cfg,
+		node:       node,
+		logger:     cfg.Logger,
+		health:     health.NewServer(),
+		describes:  newTTLCache[cluster.TopicDescription](),
+		statuses:   newTTLCache[cluster.ClusterStatus](),
+		shutdown:   make(chan struct{}),
+		asyncSlots: make(chan struct{}, cfg.AsyncProduceLimit),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	s.async = newPartitionFIFO(&s.asyncWG)
+	s.asyncCtx, s.asyncCancel = context.WithCancel(context.Background())
+	reg := node.Registry()
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s.metrics = newMetrics(reg, s.logger)
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.streamInterceptor),
+		// Stop returns only once every handler has: nothing hands work to
+		// the async writer after Stop waited for it.
+		grpc.WaitForHandlers(true),
+	)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
+	skiffpb.RegisterProducerServer(s.grpc, &producerService{s: s})
+	skiffpb.RegisterConsumerServer(s.grpc, &consumerService{s: s})
+	skiffpb.RegisterAdminServer(s.grpc, &adminService{s: s})
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	go s.trackReadiness()
 	return s
@@ -67,19 +214,65 @@ func (s *Server) Serving() bool { return s.serving.Load() }
 // Serve accepts connections on ln until Stop.
 func (s *Server) Serve(ln net.Listener) error { return s.grpc.Serve(ln) }
 
-// Stop stops serving: in-flight calls get until ctx ends, then are cut.
+// Stop stops serving. Health turns NOT_SERVING, streams and long polls end
+// (UNAVAILABLE: reconnect elsewhere), calls in flight get until ctx ends,
+// then are cut; ACKS_NONE batches already answered are written while ctx
+// allows. Stop may be called more than once.
 func (s *Server) Stop(ctx context.Context) {
-	close(s.stop)
-	<-s.done
-	s.health.Shutdown()
-	stopped := make(chan struct{})
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		<-s.done
+		s.serving.Store(false)
+		s.health.Shutdown()
+		close(s.shutdown)
+		stopped := make(chan struct{})
+		go func() {
+			s.grpc.GracefulStop()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			s.grpc.Stop()
+			<-stopped
+		}
+		written := make(chan struct{})
+		go func() {
+			s.asyncWG.Wait()
+			close(written)
+		}()
+		select {
+		case <-written:
+		case <-ctx.Done():
+			s.asyncCancel()
+			<-written
+		}
+		s.asyncCancel()
+		s.readers.Wait()
+		s.metrics.unregister()
+	})
+}
+
+// shutdownContext returns ctx, also cancelled when the server stops: for
+// calls that would otherwise wait on a client (long polls, streams).
+func (s *Server) shutdownContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
 	go func() {
-		s.grpc.GracefulStop()
-		close(stopped)
+		select {
+		case <-s.shutdown:
+			cancel()
+		case <-ctx.Done():
+		}
 	}()
+	return ctx, cancel
+}
+
+// stopping reports whether Stop has begun.
+func (s *Server) stopping() bool {
 	select {
-	case <-stopped:
-	case <-ctx.Done():
-		s.grpc.Stop()
+	case <-s.shutdown:
+		return true
+	default:
+		return false
 	}
 }

@@ -107,7 +107,7 @@ func runNode(ctx context.Context, cfg cluster.Config, started func(*cluster.Node
 		grpcLn.Close()
 		return err
 	}
-	srv := rpc.NewServer(node)
+	srv := rpc.NewServer(node, rpc.WithLogger(cfg.Logger))
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(grpcLn) }()
 	if started != nil {

@@ -1,0 +1,231 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/skiff-mq/skiff/cluster"
+	"github.com/skiff-mq/skiff/cluster/metadata"
+	"github.com/skiff-mq/skiff/rpc/skiffpb"
+)
+
+// adminService serves skiff.v1.Admin.
+type adminService struct {
+	skiffpb.UnimplementedAdminServer
+	s *Server
+}
+
+var _ skiffpb.AdminServer = (*adminService)(nil)
+
+// describeConcurrency bounds the topics described at once for Metadata
+// and ListTopics (each description is a round of calls to every node).
+const describeConcurrency = 4
+
+// Metadata lists the registered brokers and the requested topics (all when
+// none are named) with each partition's leader and its gRPC address.
+// Named topics that do not exist are left out of the answer. Leaders are
+// cached for up to MetadataCacheTTL.
+func (a *adminService) Metadata(ctx context.Context, req *skiffpb.MetadataRequest) (*skiffpb.MetadataResponse, error) {
+	s := a.s
+	for i, name := range req.Topics {
+		if err := validateTopic(fmt.Sprintf("topics[%d]", i), name); err != nil {
+			return nil, err
+		}
+	}
+	st := s.node.Metadata()
+	names := req.Topics
+	if len(names) == 0 {
+		names = st.TopicNames()
+	}
+	topics, err := s.topicsMetadata(ctx, st, names)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := s.statusCached(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &skiffpb.MetadataResponse{Brokers: brokers(st, cs), Topics: topics, ControllerId: cs.ControllerID}, nil
+}
+
+// CreateTopic creates a topic and returns it as placed: replicas assigned,
+// leaders not elected yet (empty leader, offsets -1).
+func (a *adminService) CreateTopic(ctx context.Context, req *skiffpb.CreateTopicRequest) (*skiffpb.TopicMetadata, error) {
+	s := a.s
+	t, err := s.node.CreateTopic(ctx, cluster.TopicSpec{Name: req.Name, Partitions: int(req.Partitions),
+		ReplicationFactor: int(req.ReplicationFactor), Configs: req.Configs})
+	s.describes.forget(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	return s.topicMetadata(t, nil), nil
+}
+
+// DeleteTopic deletes a topic and its data on every node. Internal topics
+// cannot be deleted (PERMISSION_DENIED).
+func (a *adminService) DeleteTopic(ctx context.Context, req *skiffpb.DeleteTopicRequest) (*skiffpb.DeleteTopicResponse, error) {
+	s := a.s
+	if err := validateTopic("name", req.Name); err != nil {
+		return nil, err
+	}
+	t, ok := s.node.Metadata().Topics[req.Name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", metadata.ErrUnknownTopic, req.Name)
+	}
+	if t.Internal || strings.HasPrefix(t.Name, metadata.InternalTopicPrefix) {
+		return nil, &internalTopicError{Topic: t.Name, Op: "deleting"}
+	}
+	err := s.node.DeleteTopic(ctx, req.Name)
+	s.describes.forget(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &skiffpb.DeleteTopicResponse{}, nil
+}
+
+// DescribeTopic returns a topic with its partitions' live state, gathered
+// afresh from the nodes.
+func (a *adminService) DescribeTopic(ctx context.Context, req *skiffpb.DescribeTopicRequest) (*skiffpb.TopicMetadata, error) {
+	s := a.s
+	if err := validateTopic("name", req.Name); err != nil {
+		return nil, err
+	}
+	d, err := s.node.DescribeTopic(ctx, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	return s.topicMetadata(d.Topic, &d), nil
+}
+
+// ListTopics lists every topic as Metadata does.
+func (a *adminService) ListTopics(ctx context.Context, _ *skiffpb.ListTopicsRequest) (*skiffpb.ListTopicsResponse, error) {
+	s := a.s
+	st := s.node.Metadata()
+	topics, err := s.topicsMetadata(ctx, st, st.TopicNames())
+	if err != nil {
+		return nil, err
+	}
+	return &skiffpb.ListTopicsResponse{Topics: topics}, nil
+}
+
+// AlterTopicConfig sets config keys and resets others to their defaults.
+func (a *adminService) AlterTopicConfig(ctx context.Context, req *skiffpb.AlterTopicConfigRequest) (*skiffpb.TopicMetadata, error) {
+	s := a.s
+	if err := validateTopic("name", req.Name); err != nil {
+		return nil, err
+	}
+	t, err := s.node.AlterTopicConfig(ctx, req.Name, req.Set, req.Delete)
+	if err != nil {
+		return nil, err
+	}
+	s.describes.forget(req.Name)
+	d, err := s.describeCached(ctx, req.Name)
+	if err != nil || d.Topic == nil || d.Topic.ID != t.ID {
+		return s.topicMetadata(t, nil), nil
+	}
+	d.Topic = t // the altered config, whatever the cache holds
+	return s.topicMetadata(t, &d), nil
+}
+
+// DescribeCluster summarises the cluster, gathered afresh.
+func (a *adminService) DescribeCluster(ctx context.Context, _ *skiffpb.DescribeClusterRequest) (*skiffpb.DescribeClusterResponse, error) {
+	s := a.s
+	cs := s.node.Status(ctx)
+	resp := &skiffpb.DescribeClusterResponse{
+		ControllerId:              cs.ControllerID,
+		Topics:                    int32(cs.Topics),
+		Partitions:                int32(cs.Partitions),
+		UnderReplicatedPartitions: int32(cs.UnderReplicatedPartition),
+		OfflinePartitions:         int32(cs.OfflinePartitions),
+	}
+	for _, n := range cs.Nodes {
+		resp.Brokers = append(resp.Brokers, &skiffpb.Broker{Id: n.ID, GrpcAddr: n.GRPCAddr, Rack: n.Rack, State: n.State})
+	}
+	return resp, nil
+}
+
+// topicsMetadata describes the named topics that exist (cached), a few
+// at a time, in the order named.
+func (s *Server) topicsMetadata(ctx context.Context, st *metadata.State, names []string) ([]*skiffpb.TopicMetadata, error) {
+	out := make([]*skiffpb.TopicMetadata, len(names))
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, describeConcurrency)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		t, ok := st.Topics[name]
+		if !ok {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			defer s.recoverTo("describe topic", &errs[i])
+			d, err := s.describeCached(ctx, name)
+			switch {
+			case err == nil && d.Topic != nil && d.Topic.ID == t.ID:
+				out[i] = s.topicMetadata(t, &d)
+			case err == nil || isUnknownTopic(err):
+				// Deleted or recreated since st: report what st says.
+				out[i] = s.topicMetadata(t, nil)
+			default:
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	var topics []*skiffpb.TopicMetadata
+	for i := range names {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if out[i] != nil {
+			topics = append(topics, out[i])
+		}
+	}
+	return topics, nil
+}
+
+// topicMetadata converts a topic, with its partitions' live state when d
+// is given (else leaders are empty and offsets -1).
+func (s *Server) topicMetadata(t *metadata.Topic, d *cluster.TopicDescription) *skiffpb.TopicMetadata {
+	tm := &skiffpb.TopicMetadata{Name: t.Name, TopicId: t.ID, Configs: t.Config.Map(), Internal: t.Internal}
+	for i, pa := range t.Partitions {
+		pm := &skiffpb.PartitionMetadata{Partition: pa.Partition, Replicas: pa.Replicas, HighWatermark: -1, LogStartOffset: -1}
+		if d != nil && i < len(d.Partitions) {
+			info := d.Partitions[i]
+			pm.LeaderId, pm.InSync = info.Leader, info.InSync
+			pm.HighWatermark, pm.LogStartOffset = info.HighWatermark, info.LogStartOffset
+			if info.Leader != "" {
+				pm.LeaderAddr = s.node.BrokerGRPCAddr(info.Leader)
+			}
+		}
+		tm.Partitions = append(tm.Partitions, pm)
+	}
+	return tm
+}
+
+// brokers lists the registered brokers with their gossip state ("unknown"
+// for one gossip has not seen).
+func brokers(st *metadata.State, cs cluster.ClusterStatus) []*skiffpb.Broker {
+	states := make(map[string]string, len(cs.Nodes))
+	for _, n := range cs.Nodes {
+		states[n.ID] = n.State
+	}
+	var out []*skiffpb.Broker
+	for _, id := range st.BrokerIDs() {
+		b := st.Brokers[id]
+		state, ok := states[id]
+		if !ok {
+			state = "unknown"
+		}
+		out = append(out, &skiffpb.Broker{Id: b.ID, GrpcAddr: b.GRPCAddr, Rack: b.Rack, State: state})
+	}
+	return out
+}
+
+func isUnknownTopic(err error) bool { return errors.Is(err, metadata.ErrUnknownTopic) }
