@@ -876,3 +876,28 @@ func TestInSyncDropsAnUnreachableFollower(t *testing.T) {
 		t.Fatal("a follower answered InSync")
 	}
 }
+
+func TestProduceAsyncKeepsCallOrder(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.waitLeader(5 * time.Second).r()
+	ctx := context.Background()
+	// 200 batches of one idempotent producer in flight at once: queued in
+	// call order, they commit without sequence gaps and at rising offsets.
+	pending := make([]*PendingProduce, 200)
+	for i := range pending {
+		pending[i] = leader.ProduceAsync(ctx, testBatch(t, 4, int32(i), 1), 0)
+	}
+	for i, p := range pending {
+		res, err := p.Wait(ctx)
+		if err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		if res.BaseOffset != int64(i) {
+			t.Fatalf("batch %d at offset %d", i, res.BaseOffset)
+		}
+	}
+	bad := leader.ProduceAsync(ctx, []byte("not a batch"), 0)
+	if _, err := bad.Wait(ctx); !errors.Is(err, ErrInvalidBatch) {
+		t.Fatalf("invalid batch: %v", err)
+	}
+}

@@ -271,55 +271,98 @@ type ProduceResult struct {
 // ErrOutOfOrderSequence, ErrProducerFenced (rejected); ErrIndeterminate
 // (may or may not be written: retry with the same producer sequence).
 func (r *Replica) Produce(ctx context.Context, batch []byte, maxBatchBytes int) (ProduceResult, error) {
-	if err := r.usable(); err != nil {
-		return ProduceResult{}, err
-	}
-	if !r.IsLeader() {
-		return ProduceResult{}, r.notLeader()
-	}
-	if maxBatchBytes <= 0 || maxBatchBytes > maxRaftBatch {
-		maxBatchBytes = maxRaftBatch
-	}
-	if len(batch) > maxBatchBytes {
-		return ProduceResult{}, fmt.Errorf("%w: %d bytes, limit %d (max.message.bytes)", ErrBatchTooLarge, len(batch), maxBatchBytes)
-	}
-	h, err := record.Verify(batch)
-	if err != nil {
-		return ProduceResult{}, fmt.Errorf("%w: %v", ErrInvalidBatch, err)
-	}
-	if h.Size() != len(batch) {
-		return ProduceResult{}, fmt.Errorf("%w: %d bytes after the batch", ErrInvalidBatch, len(batch)-h.Size())
-	}
-	if h.RecordCount == 0 || int64(h.RecordCount) != int64(h.LastOffsetDelta)+1 {
-		return ProduceResult{}, fmt.Errorf("%w: recordCount %d does not match lastOffsetDelta %d", ErrInvalidBatch, h.RecordCount, h.LastOffsetDelta)
-	}
+	return r.ProduceAsync(ctx, batch, maxBatchBytes).Wait(ctx)
+}
 
-	start := time.Now()
+// PendingProduce is a batch handed to Raft whose outcome is not known yet.
+type PendingProduce struct {
+	r       *Replica
+	f       raft.ApplyFuture
+	err     error // set when the batch never reached Raft
+	start   time.Time
+	done    func()
+	size    int
+	records int
+}
+
+// ProduceAsync validates batch and hands it to Raft, returning as soon as it
+// is queued. Batches handed over by successive calls from one goroutine are
+// committed in that order, so a caller can keep many batches of one
+// partition in flight and still get offsets in its own order. Wait returns
+// the outcome (errors as for Produce).
+func (r *Replica) ProduceAsync(ctx context.Context, batch []byte, maxBatchBytes int) *PendingProduce {
+	p := &PendingProduce{r: r}
+	p.err = r.validateProduce(batch, maxBatchBytes)
+	if p.err != nil {
+		return p
+	}
+	h, _ := record.ParseHeader(batch)
+	p.size, p.records = len(batch), int(h.RecordCount)
 	timeout := 10 * time.Second
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 		if timeout <= 0 {
-			return ProduceResult{}, context.DeadlineExceeded
+			p.err = context.DeadlineExceeded
+			return p
 		}
 	}
-	done := r.pending.add(start)
-	defer done()
-	f := r.raft.Apply(encodeAppend(batch), timeout)
-	if err := raftutil.WaitFuture(ctx, f); err != nil {
+	p.start = time.Now()
+	p.done = r.pending.add(p.start)
+	p.f = r.raft.Apply(encodeAppend(batch), timeout)
+	return p
+}
+
+// Wait returns the batch's acknowledgement, waiting at most until ctx ends
+// (after which the outcome is indeterminate).
+func (p *PendingProduce) Wait(ctx context.Context) (ProduceResult, error) {
+	if p.err != nil {
+		return ProduceResult{}, p.err
+	}
+	defer p.done()
+	r := p.r
+	if err := raftutil.WaitFuture(ctx, p.f); err != nil {
 		err = classifyApplyError(err, r)
 		r.metrics.produceError(err)
 		return ProduceResult{}, err
 	}
-	res, ok := f.Response().(*appendResult)
+	res, ok := p.f.Response().(*appendResult)
 	if !ok || res == nil {
-		return ProduceResult{}, fmt.Errorf("partition %s: unexpected apply response %T", r.cfg.Group, f.Response())
+		return ProduceResult{}, fmt.Errorf("partition %s: unexpected apply response %T", r.cfg.Group, p.f.Response())
 	}
 	if res.Err != nil {
 		r.metrics.produceError(res.Err)
 		return ProduceResult{}, res.Err
 	}
-	r.metrics.produced(len(batch), int(h.RecordCount), time.Since(start))
+	r.metrics.produced(p.size, p.records, time.Since(p.start))
 	return ProduceResult{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, LeaderEpoch: res.LeaderEpoch, Duplicate: res.Duplicate}, nil
+}
+
+// validateProduce checks what can be checked before Raft: leadership, size
+// and the batch's framing and CRC.
+func (r *Replica) validateProduce(batch []byte, maxBatchBytes int) error {
+	if err := r.usable(); err != nil {
+		return err
+	}
+	if !r.IsLeader() {
+		return r.notLeader()
+	}
+	if maxBatchBytes <= 0 || maxBatchBytes > maxRaftBatch {
+		maxBatchBytes = maxRaftBatch
+	}
+	if len(batch) > maxBatchBytes {
+		return fmt.Errorf("%w: %d bytes, limit %d (max.message.bytes)", ErrBatchTooLarge, len(batch), maxBatchBytes)
+	}
+	h, err := record.Verify(batch)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidBatch, err)
+	}
+	if h.Size() != len(batch) {
+		return fmt.Errorf("%w: %d bytes after the batch", ErrInvalidBatch, len(batch)-h.Size())
+	}
+	if h.RecordCount == 0 || int64(h.RecordCount) != int64(h.LastOffsetDelta)+1 {
+		return fmt.Errorf("%w: recordCount %d does not match lastOffsetDelta %d", ErrInvalidBatch, h.RecordCount, h.LastOffsetDelta)
+	}
+	return nil
 }
 
 // classifyApplyError sorts Raft's outcomes into definite and indeterminate
