@@ -35,50 +35,67 @@ func (p *producerService) InitProducerId(ctx context.Context, _ *skiffpb.InitPro
 	return &skiffpb.InitProducerIdResponse{ProducerId: id, ProducerEpoch: 0}, nil
 }
 
-// produce validates a request and writes its batch: the body of Produce
-// and of each ProduceStream request. Nothing reaches Raft unless the whole
-// request is valid. With ACKS_NONE it returns once the batch is queued
-// (offsets -1); the write's outcome is only logged.
+// produce validates a request and writes its batch: the body of Produce.
+// Nothing reaches Raft unless the whole request is valid. With ACKS_NONE it
+// returns once the batch is queued (offsets -1); the write's outcome is only
+// logged.
 func (s *Server) produce(ctx context.Context, req *skiffpb.ProduceRequest) (*skiffpb.ProduceResponse, error) {
+	return s.startProduce(ctx, req)(ctx)
+}
+
+// produceWaiter returns a started produce's response.
+type produceWaiter func(ctx context.Context) (*skiffpb.ProduceResponse, error)
+
+// startProduce validates a request and hands its batch to Raft, returning
+// as soon as it is queued; the waiter returns the outcome. Requests started
+// one after another for a partition are committed in that order, which
+// lets ProduceStream keep many batches of one partition in flight.
+func (s *Server) startProduce(ctx context.Context, req *skiffpb.ProduceRequest) produceWaiter {
+	fail := func(err error) produceWaiter {
+		return func(context.Context) (*skiffpb.ProduceResponse, error) { return nil, err }
+	}
 	t, err := lookupPartition(s.node.Metadata(), req.Topic, req.Partition)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if t.Internal {
-		return nil, &internalTopicError{Topic: t.Name, Op: "producing"}
+		return fail(&internalTopicError{Topic: t.Name, Op: "producing"})
 	}
 	if req.Acks != skiffpb.Acks_ACKS_ALL && req.Acks != skiffpb.Acks_ACKS_NONE {
-		return nil, invalid("acks", "unknown value %d", req.Acks)
+		return fail(invalid("acks", "unknown value %d", req.Acks))
 	}
 	limit := t.Config.MaxMessageBytes
 	batch, err := requestBatch(req, limit, time.Now())
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	r, err := s.replica(ctx, req.Topic, req.Partition)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	resp := &skiffpb.ProduceResponse{Topic: req.Topic, Partition: req.Partition, CorrelationId: req.CorrelationId}
 	if req.Acks == skiffpb.Acks_ACKS_NONE {
 		// Redirect now, while the client still listens.
 		if !r.IsLeader() {
-			return nil, leaderErr(r)
+			return fail(leaderErr(r))
 		}
 		if err := s.handOff(ctx, partKey{req.Topic, req.Partition}, r, batch, limit); err != nil {
-			return nil, err
+			return fail(err)
 		}
 		resp.BaseOffset, resp.LastOffset = -1, -1
+		return func(context.Context) (*skiffpb.ProduceResponse, error) { return resp, nil }
+	}
+	pending := r.ProduceAsync(ctx, batch, limit)
+	return func(ctx context.Context) (*skiffpb.ProduceResponse, error) {
+		res, err := pending.Wait(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.metrics.producedBytes.Add(float64(len(batch)))
+		resp.BaseOffset, resp.LastOffset = res.BaseOffset, res.LastOffset
+		resp.LeaderEpoch, resp.Duplicate = res.LeaderEpoch, res.Duplicate
 		return resp, nil
 	}
-	res, err := r.Produce(ctx, batch, limit)
-	if err != nil {
-		return nil, err
-	}
-	s.metrics.producedBytes.Add(float64(len(batch)))
-	resp.BaseOffset, resp.LastOffset = res.BaseOffset, res.LastOffset
-	resp.LeaderEpoch, resp.Duplicate = res.LeaderEpoch, res.Duplicate
-	return resp, nil
 }
 
 // handOff queues an ACKS_NONE batch and returns once it is queued (waiting

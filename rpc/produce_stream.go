@@ -19,12 +19,11 @@ const produceStreamMethod = "skiff.v1.Producer/ProduceStream"
 // partition. A failed request is answered with an ErrorStatus and the
 // stream goes on.
 //
-// Requests of different partitions are written concurrently. Requests of
-// one partition are written one after the other: Replica.Produce offers no
-// way to learn when a batch has entered Raft's queue, and starting them
-// concurrently would let a later batch overtake an earlier one (an
-// idempotent producer's batch would then fail with a sequence gap, and
-// offsets would not follow request order).
+// Requests of one partition are handed to Raft one after the other, in
+// arrival order (Replica.ProduceAsync returns once a batch is queued, so
+// this is quick), and then wait for their commits concurrently: Raft
+// pipelines them. Each response is sent only after the previous response of
+// its partition, so acks come back in request order per partition.
 //
 // At most StreamInFlight requests are read and unanswered; the stream
 // reads no more until one is answered, so gRPC flow control holds back a
@@ -35,6 +34,7 @@ func (s *Server) produceStream(stream grpc.BidiStreamingServer[skiffpb.ProduceRe
 	var (
 		tasks   sync.WaitGroup
 		fifo    = newPartitionFIFO(&tasks)
+		chain   = newResponseChain()
 		slots   = make(chan struct{}, s.cfg.StreamInFlight)
 		reqs    = make(chan *skiffpb.ProduceRequest)
 		recvErr = make(chan error, 1)
@@ -75,12 +75,27 @@ func (s *Server) produceStream(stream grpc.BidiStreamingServer[skiffpb.ProduceRe
 	for {
 		select {
 		case req := <-reqs:
-			fifo.submit(partKey{req.Topic, req.Partition}, func() {
-				defer func() { <-slots }()
+			k := partKey{req.Topic, req.Partition}
+			fifo.submit(k, func() {
 				if ctx.Err() != nil {
+					<-slots
 					return // the stream is ending: nobody would read the answer
 				}
-				send(s.produceStreamOne(ctx, req))
+				wait := s.startProduceStreamOne(ctx, req)
+				prev, mine := chain.next(k)
+				tasks.Add(1)
+				go func() {
+					defer tasks.Done()
+					defer func() { <-slots }()
+					defer chain.finish(k, mine)
+					resp := wait(ctx)
+					select {
+					case <-prev:
+					case <-ctx.Done():
+						return
+					}
+					send(resp)
+				}()
 			})
 		case err := <-recvErr:
 			tasks.Wait()
@@ -103,22 +118,69 @@ func (s *Server) produceStream(stream grpc.BidiStreamingServer[skiffpb.ProduceRe
 	}
 }
 
-// produceStreamOne writes one stream request and builds its response.
-func (s *Server) produceStreamOne(ctx context.Context, req *skiffpb.ProduceRequest) (resp *skiffpb.ProduceResponse) {
-	var err error
+// startProduceStreamOne hands one stream request to Raft and returns the
+// function that waits for it and builds its response.
+func (s *Server) startProduceStreamOne(ctx context.Context, req *skiffpb.ProduceRequest) func(context.Context) *skiffpb.ProduceResponse {
+	var wait produceWaiter
+	var startErr error
 	func() {
-		defer s.recoverTo(produceStreamMethod, &err)
-		resp, err = s.produce(ctx, req)
+		defer s.recoverTo(produceStreamMethod, &startErr)
+		wait = s.startProduce(ctx, req)
 	}()
-	code := codes.OK
-	if err != nil {
-		st := s.status(err)
-		code = st.Code()
-		if code == codes.Unknown {
-			s.logger.Warn("produce failed with an unclassified error", "method", produceStreamMethod, "error", err)
+	return func(ctx context.Context) (resp *skiffpb.ProduceResponse) {
+		err := startErr
+		if err == nil {
+			func() {
+				defer s.recoverTo(produceStreamMethod, &err)
+				resp, err = wait(ctx)
+			}()
 		}
-		resp = &skiffpb.ProduceResponse{Topic: req.Topic, Partition: req.Partition, CorrelationId: req.CorrelationId, Error: errorStatus(st)}
+		code := codes.OK
+		if err != nil {
+			st := s.status(err)
+			code = st.Code()
+			if code == codes.Unknown {
+				s.logger.Warn("produce failed with an unclassified error", "method", produceStreamMethod, "error", err)
+			}
+			resp = &skiffpb.ProduceResponse{Topic: req.Topic, Partition: req.Partition, CorrelationId: req.CorrelationId, Error: errorStatus(st)}
+		}
+		s.metrics.streamMessages.WithLabelValues(produceStreamMethod, code.String()).Inc()
+		return resp
 	}
-	s.metrics.streamMessages.WithLabelValues(produceStreamMethod, code.String()).Inc()
-	return resp
+}
+
+// responseChain orders a stream's responses per partition: each response
+// waits for the one before it in its partition.
+type responseChain struct {
+	mu   sync.Mutex
+	last map[partKey]chan struct{} // guarded by mu: the newest response's done channel
+}
+
+func newResponseChain() *responseChain {
+	return &responseChain{last: map[partKey]chan struct{}{}}
+}
+
+// next returns the channel the new response waits on and its own channel.
+func (c *responseChain) next(k partKey) (prev <-chan struct{}, mine chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.last[k]
+	if !ok {
+		p = make(chan struct{})
+		close(p)
+	}
+	mine = make(chan struct{})
+	c.last[k] = mine
+	return p, mine
+}
+
+// finish marks a response sent (or abandoned) and forgets the partition
+// once its newest response is done.
+func (c *responseChain) finish(k partKey, mine chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	close(mine)
+	if c.last[k] == mine {
+		delete(c.last, k)
+	}
 }
