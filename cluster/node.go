@@ -21,6 +21,7 @@ import (
 
 	"github.com/skiff-mq/skiff/cluster/membership"
 	"github.com/skiff-mq/skiff/cluster/metadata"
+	"github.com/skiff-mq/skiff/internal/raftutil"
 	"github.com/skiff-mq/skiff/raftnet"
 )
 
@@ -323,9 +324,11 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 		if graceful && n.replicas != nil {
 			n.replicas.handOffLeadership(ctx)
 			if n.meta != nil && n.meta.isLeader() {
-				if err := n.meta.raft.LeadershipTransfer().Error(); err != nil {
+				tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				if err := raftutil.WaitFuture(tctx, n.meta.raft.LeadershipTransfer()); err != nil {
 					n.logger.Warn("meta leadership transfer", "error", err)
 				}
+				cancel()
 			}
 		}
 		if n.members != nil {

@@ -91,9 +91,13 @@ func (s *replicaSet) inSyncWithMetadata() bool {
 func (s *replicaSet) run() {
 	tick := time.NewTicker(s.n.cfg.ReconcileInterval)
 	defer tick.Stop()
+	// Membership changes can wait on unreachable peers; a stopping node
+	// must not sit out their timeouts one partition after another.
+	ctx, cancel := s.n.stopContext()
+	defer cancel()
 	for {
 		changed := s.n.meta.fsm.Changed()
-		s.reconcile()
+		s.reconcile(ctx)
 		select {
 		case <-s.n.stop:
 			return
@@ -118,7 +122,7 @@ func (s *replicaSet) desired(st *metadata.State) map[partitionKey]*metadata.Topi
 	return out
 }
 
-func (s *replicaSet) reconcile() {
+func (s *replicaSet) reconcile(ctx context.Context) {
 	st := s.n.meta.fsm.State()
 	want := s.desired(st)
 	ok := true
@@ -137,6 +141,9 @@ func (s *replicaSet) reconcile() {
 	// node was down).
 	s.removeStrayDirs(want)
 	for key, t := range want {
+		if ctx.Err() != nil {
+			return
+		}
 		r, running := s.all()[key]
 		if prev, ok := s.logConfigs[key]; running && ok && prev.Durability != t.Config.Durability {
 			// The Raft log store's fsync mode is fixed when it opens:
@@ -166,7 +173,7 @@ func (s *replicaSet) reconcile() {
 			}
 		}
 		if r.Status().State == "Leader" {
-			s.lead(key, r, t, st)
+			s.lead(ctx, key, r, t, st)
 		}
 	}
 	if ok {
@@ -261,8 +268,8 @@ func (s *replicaSet) removeStrayDirs(want map[partitionKey]*metadata.Topic) {
 // lead runs a partition leader's duties: make the Raft voters equal to the
 // assignment (add before remove, so the group never shrinks below what it
 // needs), and hand leadership to the preferred leader when it is healthy.
-func (s *replicaSet) lead(key partitionKey, r *partition.Replica, t *metadata.Topic, st *metadata.State) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+func (s *replicaSet) lead(ctx context.Context, key partitionKey, r *partition.Replica, t *metadata.Topic, st *metadata.State) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	servers, err := r.Servers(ctx)
 	if err != nil {

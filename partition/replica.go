@@ -145,7 +145,7 @@ func (r *Replica) open(layer raft.StreamLayer) error {
 	rc.NotifyCh = r.notifyCh
 	rc.Logger = hlog
 	rc.NoLegacyTelemetry = true
-	r.raft, err = raft.NewRaft(rc, r.fsm, logStore, r.stable, r.snaps, r.trans)
+	r.raft, err = raft.NewRaft(rc, r.fsm, logStore, r.stable, r.snaps, raftutil.NoPipeline{NetworkTransport: r.trans})
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
