@@ -1,0 +1,220 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/skiff-mq/skiff/rpc/skiffpb"
+)
+
+// Client is a connection to a Skiff cluster. It is safe for concurrent use;
+// build producers and consumers from it, and Close it when done.
+type Client struct {
+	cfg     Config
+	log     *slog.Logger
+	meta    *metadataCache
+	streams *produceStreams
+
+	// ctx is the client's lifetime; streams derive from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex // guards the fields below
+	conns     map[string]*grpc.ClientConn
+	preferred string // the broker that last answered an admin call
+	closed    bool
+}
+
+// New connects to the cluster: it asks the brokers of cfg in turn for the
+// cluster's metadata until one answers, and fails if none does before ctx
+// ends or DialTimeout passes for each.
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	c := &Client{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		conns: make(map[string]*grpc.ClientConn),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.meta = newMetadataCache(c, cfg.Brokers, cfg.MetadataMaxAge)
+	c.streams = newProduceStreams(c)
+	var errs []error
+	for _, addr := range cfg.Brokers {
+		dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+		resp, err := c.metadataFrom(dctx, addr, nil)
+		cancel()
+		if err == nil {
+			c.meta.storeBrokers(resp)
+			c.mu.Lock()
+			c.preferred = addr
+			c.mu.Unlock()
+			return c, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	c.Close()
+	return nil, fmt.Errorf("client: no broker answered: %w", errors.Join(errs...))
+}
+
+// Close closes every connection. Producers and consumers built from the
+// client must be closed first; their calls fail with ErrClosed afterwards.
+func (c *Client) Close() error {
+	c.cancel()
+	c.streams.close()
+	c.mu.Lock()
+	conns := c.conns
+	c.conns, c.closed = nil, true
+	c.mu.Unlock()
+	var errs []error
+	for _, cc := range conns {
+		errs = append(errs, cc.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// conn returns the connection to addr, opening it on first use. Opening
+// does not block: gRPC connects in the background and the first call waits
+// for it (up to DialTimeout as the minimum connect timeout).
+func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, fmt.Errorf("client: %w", ErrClosed)
+	}
+	if cc := c.conns[addr]; cc != nil {
+		return cc, nil
+	}
+	bo := backoff.DefaultConfig
+	// A restarted broker should be found again within a second or two, not
+	// after gRPC's default two-minute backoff ceiling.
+	bo.BaseDelay, bo.MaxDelay = 100*time.Millisecond, 2*time.Second
+	cc, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: c.cfg.DialTimeout}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("client: broker %s: %w", addr, err)
+	}
+	c.conns[addr] = cc
+	return cc, nil
+}
+
+// requestContext bounds one request by RequestTimeout unless ctx ends
+// earlier.
+func (c *Client) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.cfg.RequestTimeout)
+}
+
+// metadataFrom asks the broker at addr for the metadata of topics (all
+// topics when empty).
+func (c *Client) metadataFrom(ctx context.Context, addr string, topics []string) (*skiffpb.MetadataResponse, error) {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	resp, err := skiffpb.NewAdminClient(cc).Metadata(rctx, &skiffpb.MetadataRequest{Topics: topics})
+	return resp, fromStatus(err)
+}
+
+// brokerOrder lists broker addresses to try for a request any broker can
+// serve: the one that answered last, then every known broker, then the
+// configured seeds.
+func (c *Client) brokerOrder() []string {
+	c.mu.Lock()
+	preferred := c.preferred
+	c.mu.Unlock()
+	var addrs []string
+	if preferred != "" {
+		addrs = append(addrs, preferred)
+	}
+	for _, a := range append(c.meta.brokerAddrs(), c.cfg.Brokers...) {
+		if a != "" && !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
+}
+
+// anyBroker runs call against one broker after another until one answers
+// with something other than "unavailable", and retries whole rounds with
+// backoff until RequestTimeout passes or ctx ends. It serves metadata and
+// admin requests, which every broker accepts (writes are forwarded to the
+// controller by the broker).
+func (c *Client) anyBroker(ctx context.Context, call func(ctx context.Context, cc *grpc.ClientConn) error) error {
+	ctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	bo := newBackoff()
+	for {
+		var last error
+		for _, addr := range c.brokerOrder() {
+			cc, err := c.conn(addr)
+			if err != nil {
+				return err
+			}
+			err = fromStatus(call(ctx, cc))
+			if err == nil {
+				c.mu.Lock()
+				c.preferred = addr
+				c.mu.Unlock()
+				return nil
+			}
+			if !errors.Is(err, ErrUnavailable) {
+				return err
+			}
+			last = fmt.Errorf("%s: %w", addr, err)
+			c.log.Debug("broker unavailable, trying the next", "broker", addr, "err", err)
+			if ctx.Err() != nil {
+				return last
+			}
+		}
+		if last == nil {
+			return fmt.Errorf("client: no broker known: %w", ErrUnavailable)
+		}
+		if err := bo.wait(ctx); err != nil {
+			return last
+		}
+	}
+}
+
+// retryBackoff is an exponential retry delay: 50ms doubling up to 1s, with
+// jitter so that many clients do not retry in step.
+type retryBackoff struct{ next time.Duration }
+
+func newBackoff() *retryBackoff { return &retryBackoff{next: 50 * time.Millisecond} }
+
+// delay returns the next delay and doubles it.
+func (b *retryBackoff) delay() time.Duration {
+	d := b.next
+	b.next = min(2*b.next, time.Second)
+	return d/2 + time.Duration(jitter(int64(d/2)))
+}
+
+// wait sleeps for the next delay or until ctx ends.
+func (b *retryBackoff) wait(ctx context.Context) error {
+	t := time.NewTimer(b.delay())
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

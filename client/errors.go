@@ -1,0 +1,242 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/skiff-mq/skiff/rpc/skiffpb"
+)
+
+// Errors callers branch on with errors.Is. Every error the client returns
+// for a failed call wraps one of these or is one of the typed errors below;
+// the broker's message is kept in the text.
+var (
+	// ErrUnknownTopic means the topic (or the partition) does not exist.
+	ErrUnknownTopic = errors.New("unknown topic or partition")
+	// ErrTopicExists means CreateTopic found a topic of that name.
+	ErrTopicExists = errors.New("topic already exists")
+	// ErrIndeterminate means a write may or may not have happened (the
+	// leader lost leadership or timed out after accepting it). The
+	// idempotent producer retries such writes with the same sequence
+	// numbers, so they are never duplicated.
+	ErrIndeterminate = errors.New("write outcome unknown")
+	// ErrUnavailable means no broker could serve the request now (an
+	// election in progress, a node shutting down, a broker unreachable).
+	// Retriable.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrTooLarge means a batch or a record exceeds the topic's limit
+	// (max.message.bytes).
+	ErrTooLarge = errors.New("batch or message too large")
+	// ErrOutOfOrderSequence means a partition refused an idempotent batch
+	// because its sequence number is not the next one expected. The
+	// producer handles it; it reaches a callback only when the partition's
+	// producer state was lost (a gap no retry can fill).
+	ErrOutOfOrderSequence = errors.New("out of order sequence number")
+	// ErrProducerFenced means a newer instance of the producer has taken
+	// over its producer id.
+	ErrProducerFenced = errors.New("producer fenced")
+	// ErrDeliveryTimeout means a record was not acknowledged within
+	// ProducerConfig.DeliveryTimeout; the error also wraps the last cause.
+	// The record may or may not have been written.
+	ErrDeliveryTimeout = errors.New("delivery timeout")
+	// ErrClosed means the Client, Producer or Consumer was closed.
+	ErrClosed = errors.New("closed")
+	// ErrRejected is any other refusal by the broker (an internal topic,
+	// producer ids exhausted, an internal error); the message says why. Not
+	// retriable.
+	ErrRejected = errors.New("rejected by broker")
+)
+
+// NotLeaderError means the broker asked does not lead the partition.
+// LeaderAddr, when known, is where to retry; the client does so itself.
+type NotLeaderError struct {
+	LeaderID   string // empty while an election is in progress
+	LeaderAddr string // gRPC address of the leader, empty when unknown
+	Message    string
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderAddr == "" {
+		return "not leader (no leader known): " + e.Message
+	}
+	return fmt.Sprintf("not leader (leader is %s at %s): %s", e.LeaderID, e.LeaderAddr, e.Message)
+}
+
+// OffsetOutOfRangeError means a fetch asked for an offset outside the
+// partition's log: valid offsets are Start (the log start offset) up to
+// End (the high watermark, where the next record will go). The consumer
+// fills in Topic and Partition.
+type OffsetOutOfRangeError struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Start     int64
+	End       int64
+}
+
+func (e *OffsetOutOfRangeError) Error() string {
+	where := ""
+	if e.Topic != "" {
+		where = fmt.Sprintf("%s/%d: ", e.Topic, e.Partition)
+	}
+	return fmt.Sprintf("%soffset %d out of range [%d, %d]", where, e.Offset, e.Start, e.End)
+}
+
+// InvalidArgumentError means the broker rejected a request field (a bad
+// topic name, a partition count out of bounds, a corrupt batch).
+type InvalidArgumentError struct {
+	Field  string // the request field at fault, e.g. "name" or "partitions"
+	Reason string
+}
+
+func (e *InvalidArgumentError) Error() string {
+	if e.Field == "" {
+		return "invalid argument: " + e.Reason
+	}
+	return fmt.Sprintf("invalid argument %s: %s", e.Field, e.Reason)
+}
+
+// fromStatus turns an error of a gRPC call into the client's error values.
+// It is the one place that knows how the broker encodes failures (the
+// comment at the top of skiff.proto, and the server's toStatus): the code,
+// the typed details (NotLeader, OffsetOutOfRange, BadRequest) and the
+// ErrorInfo reason. Errors that are not gRPC statuses (context
+// cancellation, our own) pass through unchanged.
+func fromStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	return statusError(st.Code(), st.Message(), st.Details())
+}
+
+// fromErrorStatus converts the per-batch error of a ProduceStream response,
+// which carries the code, the message and NotLeader but no ErrorInfo.
+func fromErrorStatus(e *skiffpb.ErrorStatus) error {
+	if e == nil || codes.Code(e.GetCode()) == codes.OK {
+		return nil
+	}
+	var details []any
+	if nl := e.GetNotLeader(); nl != nil {
+		details = append(details, nl)
+	}
+	return statusError(codes.Code(e.GetCode()), e.GetMessage(), details)
+}
+
+// Reasons of the ErrorInfo detail (domain "skiff") that the codes alone do
+// not tell apart.
+const (
+	reasonOutOfOrderSequence = "OUT_OF_ORDER_SEQUENCE"
+	reasonProducerFenced     = "PRODUCER_FENCED"
+)
+
+func statusError(code codes.Code, msg string, details []any) error {
+	var (
+		nl     *skiffpb.NotLeader
+		oor    *skiffpb.OffsetOutOfRange
+		br     *errdetails.BadRequest
+		reason string
+	)
+	for _, d := range details {
+		switch d := d.(type) {
+		case *skiffpb.NotLeader:
+			nl = d
+		case *skiffpb.OffsetOutOfRange:
+			oor = d
+		case *errdetails.BadRequest:
+			br = d
+		case *errdetails.ErrorInfo:
+			reason = d.GetReason()
+		}
+	}
+	switch code {
+	case codes.NotFound:
+		return brokerErr(ErrUnknownTopic, msg)
+	case codes.AlreadyExists:
+		return brokerErr(ErrTopicExists, msg)
+	case codes.InvalidArgument:
+		if v := br.GetFieldViolations(); len(v) > 0 {
+			return &InvalidArgumentError{Field: v[0].GetField(), Reason: v[0].GetDescription()}
+		}
+		return &InvalidArgumentError{Reason: msg}
+	case codes.FailedPrecondition:
+		// On produce FAILED_PRECONDITION is "retry at the leader" with a
+		// NotLeader detail, "fenced" without one.
+		switch {
+		case nl != nil:
+			return &NotLeaderError{LeaderID: nl.GetLeaderId(), LeaderAddr: nl.GetLeaderAddr(), Message: msg}
+		case reason == reasonProducerFenced || reason == "":
+			return brokerErr(ErrProducerFenced, msg)
+		}
+	case codes.OutOfRange:
+		// OUT_OF_RANGE with the range is a fetch offset; without it, a
+		// produce sequence number.
+		switch {
+		case oor != nil:
+			return &OffsetOutOfRangeError{Offset: oor.GetOffset(), Start: oor.GetLogStartOffset(), End: oor.GetHighWatermark()}
+		case reason == reasonOutOfOrderSequence || reason == "":
+			return brokerErr(ErrOutOfOrderSequence, msg)
+		}
+	case codes.Aborted:
+		return brokerErr(ErrIndeterminate, msg)
+	case codes.Unavailable:
+		return brokerErr(ErrUnavailable, "unavailable: "+msg)
+	case codes.ResourceExhausted:
+		if v := br.GetFieldViolations(); len(v) > 0 || strings.Contains(msg, "large") || strings.Contains(msg, "exceed") {
+			return brokerErr(ErrTooLarge, msg)
+		}
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("%w: %s", context.DeadlineExceeded, msg)
+	case codes.Canceled:
+		return fmt.Errorf("%w: %s", context.Canceled, msg)
+	}
+	return brokerErr(ErrRejected, fmt.Sprintf("%s: %s", code, msg))
+}
+
+// brokerError is a broker's refusal: its text is the broker's message
+// (which names the topic, field or limit), and it matches kind with
+// errors.Is.
+type brokerError struct {
+	kind error
+	msg  string
+}
+
+func brokerErr(kind error, msg string) error { return &brokerError{kind: kind, msg: msg} }
+
+func (e *brokerError) Error() string {
+	if e.msg == "" {
+		return e.kind.Error()
+	}
+	return e.msg
+}
+
+func (e *brokerError) Unwrap() error { return e.kind }
+
+// notLeader returns err as a *NotLeaderError when it is one.
+func notLeader(err error) (*NotLeaderError, bool) {
+	var nl *NotLeaderError
+	ok := errors.As(err, &nl)
+	return nl, ok
+}
+
+// retriable reports whether a produce or fetch may be retried after err:
+// the request may have failed for a reason that a new leader, a refreshed
+// view of the cluster or a little patience cures. (ErrUnknownTopic is
+// retriable too while the metadata still lists the topic: a replica may
+// not have started yet on the broker asked. Callers check that.)
+func retriable(err error) bool {
+	if _, ok := notLeader(err); ok {
+		return true
+	}
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrIndeterminate) ||
+		errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/skiff-mq/skiff/client"
+)
+
+// clientOptions are the flags of every verb that talks to a cluster
+// (topic, produce, consume, cluster): where the cluster is and how long to
+// wait for it.
+type clientOptions struct {
+	g       *globalOptions
+	brokers []string
+	timeout time.Duration
+}
+
+// newClientCommands registers --brokers and --timeout on the root's
+// persistent flags and returns the verbs that use them.
+func newClientCommands(persistent *pflag.FlagSet, g *globalOptions) []*cobra.Command {
+	o := &clientOptions{g: g}
+	persistent.StringSliceVar(&o.brokers, "brokers", []string{"127.0.0.1:9400"}, "gRPC addresses of any cluster nodes (host:port,...)")
+	persistent.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long a command (or each request of produce) may take")
+	return []*cobra.Command{newTopicCommand(o), newProduceCommand(o), newConsumeCommand(o), newClusterCommand(o)}
+}
+
+// prepare applies SKIFF_* environment variables (SKIFF_BROKERS, ...) to
+// the flags left unset and checks the global ones.
+func (o *clientOptions) prepare(cmd *cobra.Command) error {
+	if err := applyEnv(cmd.Flags()); err != nil {
+		return err
+	}
+	return o.g.validate()
+}
+
+// connect opens a client to the cluster.
+func (o *clientOptions) connect(ctx context.Context) (*client.Client, error) {
+	if o.timeout <= 0 {
+		return nil, fmt.Errorf("--timeout %v: must be positive", o.timeout)
+	}
+	cfg := client.Config{
+		Brokers:        splitList(o.brokers),
+		DialTimeout:    min(5*time.Second, o.timeout),
+		RequestTimeout: o.timeout,
+	}
+	if len(cfg.Brokers) == 0 {
+		return nil, fmt.Errorf("--brokers: no address given")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	return client.New(ctx, cfg)
+}
+
+// run connects, runs fn within --timeout, and closes the client: the shape
+// of every admin verb.
+func (o *clientOptions) run(cmd *cobra.Command, fn func(ctx context.Context, cl *client.Client) error) error {
+	if err := o.prepare(cmd); err != nil {
+		return err
+	}
+	cl, err := o.connect(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	return fn(ctx, cl)
+}
+
+func newClusterCommand(o *clientOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "Inspect the cluster",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "status",
+		Short: "Show the nodes, the controller and partition health",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd, func(ctx context.Context, cl *client.Client) error {
+				ci, err := cl.DescribeCluster(ctx)
+				if err != nil {
+					return err
+				}
+				if o.g.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), clusterJSON(ci))
+				}
+				return printCluster(cmd.OutOrStdout(), ci)
+			})
+		},
+	})
+	return cmd
+}
+
+type clusterStatusJSON struct {
+	ControllerID              string       `json:"controller"`
+	Brokers                   []brokerJSON `json:"brokers"`
+	Topics                    int          `json:"topics"`
+	Partitions                int          `json:"partitions"`
+	UnderReplicatedPartitions int          `json:"under_replicated_partitions"`
+	OfflinePartitions         int          `json:"offline_partitions"`
+}
+
+type brokerJSON struct {
+	ID    string `json:"id"`
+	Addr  string `json:"addr"`
+	Rack  string `json:"rack,omitempty"`
+	State string `json:"state"`
+}
+
+func clusterJSON(ci client.ClusterInfo) clusterStatusJSON {
+	out := clusterStatusJSON{
+		ControllerID: ci.ControllerID, Brokers: []brokerJSON{}, Topics: ci.Topics, Partitions: ci.Partitions,
+		UnderReplicatedPartitions: ci.UnderReplicatedPartitions, OfflinePartitions: ci.OfflinePartitions,
+	}
+	for _, b := range ci.Brokers {
+		out.Brokers = append(out.Brokers, brokerJSON{ID: b.ID, Addr: b.Addr, Rack: b.Rack, State: b.State})
+	}
+	return out
+}
+
+func printCluster(w io.Writer, ci client.ClusterInfo) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "NODE\tADDRESS\tRACK\tSTATE\tCONTROLLER\n")
+	for _, b := range ci.Brokers {
+		controller := ""
+		if b.ID == ci.ControllerID {
+			controller = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", b.ID, b.Addr, dash(b.Rack), b.State, controller)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\ncontroller: %s\ntopics: %d, partitions: %d, under-replicated: %d, offline: %d\n",
+		dash(ci.ControllerID), ci.Topics, ci.Partitions, ci.UnderReplicatedPartitions, ci.OfflinePartitions)
+	return err
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiff-mq/skiff/client"
+)
+
+func newTopicCommand(o *clientOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "topic",
+		Short: "Create, list, describe, alter and delete topics",
+	}
+	cmd.AddCommand(newTopicCreateCommand(o), newTopicListCommand(o), newTopicDescribeCommand(o),
+		newTopicAlterCommand(o), newTopicDeleteCommand(o))
+	return cmd
+}
+
+func newTopicCreateCommand(o *clientOptions) *cobra.Command {
+	var (
+		partitions, replication int
+		configs                 []string
+	)
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a topic",
+		Long: "Creates a topic. --replication defaults to 3, or to the number of live nodes when fewer.\n" +
+			"--config sets topic configs (retention.ms, durability, max.message.bytes, ...), repeatable.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfgs, err := parseKeyValues("--config", configs)
+			if err != nil {
+				return err
+			}
+			return o.run(cmd, func(ctx context.Context, cl *client.Client) error {
+				rf := replication
+				if !cmd.Flags().Changed("replication") {
+					if rf, err = defaultReplication(ctx, cl); err != nil {
+						return err
+					}
+				}
+				ti, err := cl.CreateTopic(ctx, args[0], partitions, rf, cfgs)
+				if err != nil {
+					return err
+				}
+				if o.g.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), topicJSONOf(ti))
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "created topic %s: %d partitions, replication %d\n", ti.Name, len(ti.Partitions), rf)
+				return err
+			})
+		},
+	}
+	cmd.Flags().IntVar(&partitions, "partitions", 1, "number of partitions")
+	cmd.Flags().IntVar(&replication, "replication", 3, "replicas per partition")
+	cmd.Flags().StringArrayVar(&configs, "config", nil, "topic config key=value (repeatable)")
+	return cmd
+}
+
+// defaultReplication is 3, or the number of live nodes of a smaller cluster.
+func defaultReplication(ctx context.Context, cl *client.Client) (int, error) {
+	ci, err := cl.DescribeCluster(ctx)
+	if err != nil {
+		return 0, err
+	}
+	alive := 0
+	for _, b := range ci.Brokers {
+		if b.State == "alive" {
+			alive++
+		}
+	}
+	return max(1, min(3, alive)), nil
+}
+
+func newTopicListCommand(o *clientOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List topics",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd, func(ctx context.Context, cl *client.Client) error {
+				topics, err := cl.ListTopics(ctx)
+				if err != nil {
+					return err
+				}
+				if o.g.output == "json" {
+					out := []topicJSON{}
+					for _, ti := range topics {
+						out = append(out, topicJSONOf(ti))
+					}
+					return writeJSON(cmd.OutOrStdout(), out)
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+				fmt.Fprintf(tw, "TOPIC\tPARTITIONS\tREPLICATION\tINTERNAL\n")
+				for _, ti := range topics {
+					rf := 0
+					if len(ti.Partitions) > 0 {
+						rf = len(ti.Partitions[0].Replicas)
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%v\n", ti.Name, len(ti.Partitions), rf, ti.Internal)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+}
+
+func newTopicDescribeCommand(o *clientOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "describe NAME",
+		Short: "Show a topic's configs and, per partition, leader, replicas, in-sync replicas and offsets",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd, func(ctx context.Context, cl *client.Client) error {
+				ti, err := cl.DescribeTopic(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if o.g.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), topicJSONOf(ti))
+				}
+				return printTopic(cmd.OutOrStdout(), ti)
+			})
+		},
+	}
+}
+
+func newTopicAlterCommand(o *clientOptions) *cobra.Command {
+	var set, del []string
+	cmd := &cobra.Command{
+		Use:   "alter NAME",
+		Short: "Change a topic's configs",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfgs, err := parseKeyValues("--config", set)
+			if err != nil {
+				return err
+			}
+			if len(cfgs) == 0 && len(del) == 0 {
+				return fmt.Errorf("nothing to change: give --config key=value or --delete-config key")
+			}
+			return o.run(cmd, func(ctx context.Context, cl *client.Client) error {
+				ti, err := cl.AlterTopicConfig(ctx, args[0], cfgs, del)
+				if err != nil {
+					return err
+				}
+				if o.g.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), topicJSONOf(ti))
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "altered topic %s; configs: %s\n", ti.Name, dash(formatConfigs(ti.Configs)))
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringArrayVar(&set, "config", nil, "config key=value to set (repeatable)")
+	cmd.Flags().StringArrayVar(&del, "delete-config", nil, "config key to reset to its default (repeatable)")
+	return cmd
+}
+
+func newTopicDeleteCommand(o *clientOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a topic and all its records",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd, func(ctx context.Context, cl *client.Client) error {
+				if err := cl.DeleteTopic(ctx, args[0]); err != nil {
+					return err
+				}
+				if o.g.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), map[string]string{"deleted": args[0]})
+				}
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", args[0])
+				return err
+			})
+		},
+	}
+}
+
+// parseKeyValues parses repeated key=value flag values.
+func parseKeyValues(flag string, items []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, it := range items {
+		k, v, ok := strings.Cut(it, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%s %q: want key=value", flag, it)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func formatConfigs(cfgs map[string]string) string {
+	keys := make([]string, 0, len(cfgs))
+	for k := range cfgs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + cfgs[k]
+	}
+	return strings.Join(parts, ", ")
+}
+
+type topicJSON struct {
+	Name       string            `json:"name"`
+	ID         uint64            `json:"id"`
+	Internal   bool              `json:"internal"`
+	Configs    map[string]string `json:"configs"`
+	Partitions []partitionJSON   `json:"partitions"`
+}
+
+type partitionJSON struct {
+	Partition      int32    `json:"partition"`
+	Leader         string   `json:"leader"`
+	LeaderAddr     string   `json:"leader_addr"`
+	Replicas       []string `json:"replicas"`
+	InSync         []string `json:"in_sync"`
+	HighWatermark  int64    `json:"high_watermark"`
+	LogStartOffset int64    `json:"log_start_offset"`
+}
+
+func topicJSONOf(ti client.TopicInfo) topicJSON {
+	out := topicJSON{Name: ti.Name, ID: ti.ID, Internal: ti.Internal, Configs: ti.Configs, Partitions: []partitionJSON{}}
+	for _, p := range ti.Partitions {
+		out.Partitions = append(out.Partitions, partitionJSON{
+			Partition: p.Partition, Leader: p.Leader, LeaderAddr: p.LeaderAddr,
+			Replicas: nonNil(p.Replicas), InSync: nonNil(p.InSync),
+			HighWatermark: p.HighWatermark, LogStartOffset: p.LogStartOffset,
+		})
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func printTopic(w io.Writer, ti client.TopicInfo) error {
+	fmt.Fprintf(w, "topic: %s (id %d)", ti.Name, ti.ID)
+	if ti.Internal {
+		fmt.Fprint(w, ", internal")
+	}
+	fmt.Fprintf(w, "\nconfigs: %s\n\n", dash(formatConfigs(ti.Configs)))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "PARTITION\tLEADER\tREPLICAS\tIN-SYNC\tHIGH-WATERMARK\tLOG-START\n")
+	for _, p := range ti.Partitions {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\n", p.Partition, dash(p.Leader),
+			dash(strings.Join(p.Replicas, ",")), dash(strings.Join(p.InSync, ",")), p.HighWatermark, p.LogStartOffset)
+	}
+	return tw.Flush()
+}
