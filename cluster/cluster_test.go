@@ -742,3 +742,24 @@ func TestAlterTopicConfig(t *testing.T) {
 		t.Fatalf("unknown topic: %v", err)
 	}
 }
+
+func TestMetadataWithTopicWaitsOutReplicationLag(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < 5; i++ {
+		name := fmt.Sprintf("fresh%d", i)
+		if _, err := c.nodes[0].node().CreateTopic(ctx, TopicSpec{Name: name, Partitions: 1, ReplicationFactor: 1}); err != nil {
+			t.Fatal(err)
+		}
+		// Asked right away, every other node answers with the new topic.
+		for _, tn := range c.nodes[1:] {
+			if _, ok := tn.node().MetadataWithTopic(ctx, name).Topics[name]; !ok {
+				t.Fatalf("node %s does not know %s yet", tn.cfg.ID, name)
+			}
+		}
+	}
+	if _, ok := c.nodes[1].node().MetadataWithTopic(ctx, "never-created").Topics["never-created"]; ok {
+		t.Fatal("an unknown topic was found")
+	}
+}

@@ -371,3 +371,43 @@ func (n *Node) Status(ctx context.Context) ClusterStatus {
 	}
 	return cs
 }
+
+// topicLagWait bounds how long a request naming a topic this node does not
+// know waits for the metadata to catch up: a topic created through another
+// node reaches this one a few milliseconds later, and a client that just
+// created it must not be told it does not exist.
+const topicLagWait = 2 * time.Second
+
+// MetadataWithTopic returns the metadata once it holds topic, or once this
+// node has applied every metadata entry it knows to be committed (plus one
+// heartbeat, which brings word of newer commits) without finding it: then
+// the topic really is unknown, and the caller hears so in ~100ms, not
+// topicLagWait.
+func (n *Node) MetadataWithTopic(ctx context.Context, topic string) *metadata.State {
+	st := n.meta.fsm.State()
+	if _, ok := st.Topics[topic]; ok || n.meta.isLeader() {
+		return st
+	}
+	start := time.Now()
+	heartbeat := n.cfg.Partition.Raft.HeartbeatTimeout / 8
+	wctx, cancel := context.WithTimeout(ctx, topicLagWait)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		changed := n.meta.fsm.Changed()
+		st = n.meta.fsm.State()
+		if _, ok := st.Topics[topic]; ok {
+			return st
+		}
+		if time.Since(start) > heartbeat && st.Index >= n.meta.raft.CommitIndex() {
+			return st
+		}
+		select {
+		case <-changed:
+		case <-tick.C:
+		case <-wctx.Done():
+			return n.meta.fsm.State()
+		}
+	}
+}

@@ -36,7 +36,7 @@ type fetchParams struct {
 // deadline) until min_bytes have arrived.
 func (c *consumerService) Fetch(ctx context.Context, req *skiffpb.FetchRequest) (*skiffpb.FetchResponse, error) {
 	s := c.s
-	if _, err := lookupPartition(s.node.Metadata(), req.Topic, req.Partition); err != nil {
+	if _, err := lookupPartition(s.node.MetadataWithTopic(ctx, req.Topic), req.Topic, req.Partition); err != nil {
 		return nil, err
 	}
 	fp, err := s.fetchParams(req.Offset, req.MaxBytes, req.MinBytes, req.MaxWaitMs, req.AllowFollower)
@@ -165,7 +165,7 @@ func nextOffset(data []byte) (int64, bool) {
 // next offset, wherever the error points.
 func (c *consumerService) Subscribe(req *skiffpb.SubscribeRequest, stream skiffpb.Consumer_SubscribeServer) error {
 	s := c.s
-	if _, err := lookupPartition(s.node.Metadata(), req.Topic, req.Partition); err != nil {
+	if _, err := lookupPartition(s.node.MetadataWithTopic(stream.Context(), req.Topic), req.Topic, req.Partition); err != nil {
 		return err
 	}
 	fp, err := s.fetchParams(req.Offset, req.MaxBytes, 0, 0, req.AllowFollower)
@@ -207,7 +207,7 @@ func (c *consumerService) Subscribe(req *skiffpb.SubscribeRequest, stream skiffp
 // the high watermark, or the first offset at or after a timestamp.
 func (c *consumerService) ListOffsets(ctx context.Context, req *skiffpb.ListOffsetsRequest) (*skiffpb.ListOffsetsResponse, error) {
 	s := c.s
-	if _, err := lookupPartition(s.node.Metadata(), req.Topic, req.Partition); err != nil {
+	if _, err := lookupPartition(s.node.MetadataWithTopic(ctx, req.Topic), req.Topic, req.Partition); err != nil {
 		return nil, err
 	}
 	switch req.Spec {

@@ -44,6 +44,8 @@ func (f *fakeNode) Metadata() *metadata.State {
 	}
 	return f.state
 }
+
+func (f *fakeNode) MetadataWithTopic(context.Context, string) *metadata.State { return f.Metadata() }
 func (f *fakeNode) Replica(context.Context, string, int32) (*partition.Replica, error) {
 	return nil, &partition.NotLeaderError{}
 }

@@ -19,6 +19,9 @@ type Node interface {
 	Registry() *prometheus.Registry
 	// Metadata is the node's current copy of the cluster metadata (read-only).
 	Metadata() *metadata.State
+	// MetadataWithTopic is Metadata, waited for briefly when topic is not
+	// in it yet (a topic just created through another node).
+	MetadataWithTopic(ctx context.Context, topic string) *metadata.State
 	// BrokerGRPCAddr maps a node id to its client address, "" if unknown.
 	BrokerGRPCAddr(id string) string
 

@@ -54,7 +54,7 @@ func (s *Server) startProduce(ctx context.Context, req *skiffpb.ProduceRequest) 
 	fail := func(err error) produceWaiter {
 		return func(context.Context) (*skiffpb.ProduceResponse, error) { return nil, err }
 	}
-	t, err := lookupPartition(s.node.Metadata(), req.Topic, req.Partition)
+	t, err := lookupPartition(s.node.MetadataWithTopic(ctx, req.Topic), req.Topic, req.Partition)
 	if err != nil {
 		return fail(err)
 	}
