@@ -121,6 +121,18 @@ func (tn *testNode) stop() {
 	})
 }
 
+// kill stops the node as a crash would: connections cut at once, no
+// leadership handover, no gossip leave.
+func (tn *testNode) kill() {
+	tn.stopOnce.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // no grace: in-flight calls are cut
+		tn.srv.Stop(ctx)
+		<-tn.served
+		tn.node.Abort()
+	})
+}
+
 func (c *testCluster) close() {
 	var wg sync.WaitGroup
 	for _, tn := range c.nodes {

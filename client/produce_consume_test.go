@@ -159,7 +159,7 @@ func TestProduceConsumeKeyedRecordsExactlyOnceInKeyOrder(t *testing.T) {
 	consumeAll(t, cl, "keyed", partitions, n, keys)
 }
 
-func TestIdempotentProducerSurvivesLeaderShutdownWithoutDuplicates(t *testing.T) {
+func TestIdempotentProducerSurvivesLeaderKillWithoutDuplicates(t *testing.T) {
 	const partitions, keys = 3, 300
 	n := recordCount(t, 60_000, 6_000)
 	c, err := startCluster(t.TempDir(), 3)
@@ -203,9 +203,9 @@ func TestIdempotentProducerSurvivesLeaderShutdownWithoutDuplicates(t *testing.T)
 		case n / 3:
 			go func() {
 				defer close(killed)
-				t.Logf("stopping node %s, leader of partition 0, after %d records acknowledged", victim.id, res.acked.Load())
-				victim.stop()
-				t.Logf("node %s stopped after %d records acknowledged", victim.id, res.acked.Load())
+				t.Logf("killing node %s, leader of partition 0, after %d records acknowledged", victim.id, res.acked.Load())
+				victim.kill()
+				t.Logf("node %s killed after %d records acknowledged", victim.id, res.acked.Load())
 			}()
 		case 2 * n / 3:
 			<-killed // the last third goes to the new leaders

@@ -115,7 +115,7 @@ func (c *testCluster) stop(tn *testNode, graceful bool) {
 		err = n.Close(ctx)
 		cancel()
 	} else {
-		err = n.kill()
+		err = n.Abort()
 	}
 	if err != nil {
 		c.t.Logf("stop %s: %v", tn.cfg.ID, err)
@@ -136,7 +136,7 @@ func (c *testCluster) restart(tn *testNode) {
 func (c *testCluster) close() {
 	for _, tn := range c.nodes {
 		if n := tn.node(); n != nil {
-			n.kill()
+			n.Abort()
 		}
 	}
 }

@@ -312,9 +312,10 @@ func (n *Node) Close(ctx context.Context) error {
 	return n.shutdown(ctx, true)
 }
 
-// kill stops the node as a crash would: no leadership handover, no gossip
-// leave. Tests use it.
-func (n *Node) kill() error {
+// Abort stops the node as a crash would: no leadership handover, no gossip
+// leave; peers find out by failure detection. For tests and fault
+// injection; operators want Close.
+func (n *Node) Abort() error {
 	return n.shutdown(context.Background(), false)
 }
 
