@@ -763,3 +763,28 @@ func TestMetadataWithTopicWaitsOutReplicationLag(t *testing.T) {
 		t.Fatal("an unknown topic was found")
 	}
 }
+
+func TestAdvertisedGRPCAddressReachesClients(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), 1)
+	cfg.ID = "solo"
+	cfg.MetaVoters = 1
+	cfg.AdvertiseGRPCAddr = "127.0.0.1:19410"
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Abort()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.BrokerGRPCAddr("solo"); got != "127.0.0.1:19410" {
+		t.Fatalf("registered gRPC address %q", got)
+	}
+	bad := testConfig(t, t.TempDir(), 1)
+	bad.AdvertiseGRPCAddr = "no-port"
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "--advertise-grpc-addr") {
+		t.Fatalf("validate: %v", err)
+	}
+}

@@ -39,6 +39,12 @@ type Config struct {
 	// AdvertiseHost is the host others use to reach this node. Default:
 	// the bind host, or 127.0.0.1 when binding all interfaces.
 	AdvertiseHost string
+	// AdvertiseGRPCAddr is the client address published for this node when
+	// clients reach it differently from its peers (Kafka's
+	// advertised.listeners): e.g. a container whose gRPC port is published
+	// on the host as 127.0.0.1:9410. Default: AdvertiseHost with the gRPC
+	// port.
+	AdvertiseGRPCAddr string
 	// Join lists gossip addresses of other nodes; any one live one suffices.
 	Join []string
 	// BootstrapExpect is the number of nodes to wait for before the first
@@ -93,6 +99,11 @@ func (c Config) Validate() error {
 	for name, addr := range map[string]string{"grpc-addr": c.GRPCAddr, "raft-addr": c.RaftAddr, "gossip-addr": c.GossipAddr, "http-addr": c.HTTPAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("cluster config: --%s %q: want host:port", name, addr))
+		}
+	}
+	if c.AdvertiseGRPCAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertiseGRPCAddr); err != nil {
+			errs = append(errs, fmt.Errorf("cluster config: --advertise-grpc-addr %q: want host:port", c.AdvertiseGRPCAddr))
 		}
 	}
 	if c.BootstrapExpect < 0 {

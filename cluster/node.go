@@ -108,6 +108,9 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.httpAddr = cfg.advertise(n.httpLn.Addr().String())
 	n.grpcAddr = cfg.advertise(cfg.GRPCAddr)
+	if cfg.AdvertiseGRPCAddr != "" {
+		n.grpcAddr = cfg.AdvertiseGRPCAddr
+	}
 
 	layer, err := n.mux.StreamLayer(metaGroupName)
 	if err != nil {

@@ -48,6 +48,7 @@ func newServerCommand() *cobra.Command {
 	f.StringVar(&cfg.GossipAddr, "gossip-addr", cfg.GossipAddr, "gossip address (UDP and TCP)")
 	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP address: /metrics, /healthz, /readyz, /v1/cluster, /v1/topics")
 	f.StringVar(&cfg.AdvertiseHost, "advertise-host", "", "host other nodes and clients use to reach this node (default: the bind host)")
+	f.StringVar(&cfg.AdvertiseGRPCAddr, "advertise-grpc-addr", "", "client address published for this node when clients reach it differently from its peers (e.g. a published container port)")
 	f.StringSliceVar(&join, "join", nil, "gossip addresses of other nodes (host:port,...)")
 	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "number of nodes that form a new cluster together (same value on each)")
 	f.DurationVar(&cfg.ReplaceAfter, "replace-after", cfg.ReplaceAfter, "how long a node may be dead before its replicas move elsewhere")
