@@ -40,3 +40,21 @@ proto:
 		--go-grpc_out=rpc/skiffpb --go-grpc_opt=paths=source_relative \
 		skiff/v1/skiff.proto
 	mv rpc/skiffpb/skiff/v1/*.go rpc/skiffpb/ && rm -r rpc/skiffpb/skiff
+
+# Containers: a static bin/skiff in an image FROM scratch (no registry
+# needed) and a compose cluster of it (docker-compose.yml; NODES=5 adds
+# docker-compose.5.yml). scripts/cluster.sh does the work, with either
+# `docker compose` or `docker-compose`; faults: scripts/faults.sh.
+IMAGE ?= skiff:dev
+NODES ?= 3
+
+.PHONY: image cluster-up cluster-down
+
+image: build
+	docker build -q -t $(IMAGE) .
+
+cluster-up:
+	SKIFF_IMAGE=$(IMAGE) scripts/cluster.sh up --nodes $(NODES)
+
+cluster-down:
+	SKIFF_IMAGE=$(IMAGE) scripts/cluster.sh down
