@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Run a Skiff cluster in containers (docker-compose.yml).
+#
+#   scripts/cluster.sh up     [--nodes 3|5] [--no-build] [--timeout SECS]
+#   scripts/cluster.sh down                       containers, network and volumes
+#   scripts/cluster.sh status                     containers, health, /v1/cluster
+#   scripts/cluster.sh logs   [NODE...] [--follow]
+#
+# `up` builds bin/skiff (static, CGO_ENABLED=0) and the skiff:dev image FROM
+# scratch (no registry needed), starts the nodes, waits until every node is
+# healthy and /v1/cluster on each lists all nodes alive with a controller,
+# then prints
+#
+#   brokers: 127.0.0.1:9400,127.0.0.1:9410,127.0.0.1:9420
+#
+# Works with `docker compose` (v2) and `docker-compose` (v1). Environment:
+# SKIFF_PORT_PREFIX (host ports <prefix>00, <prefix>10, ...; default 94, the
+# ports of `skiff dev`: use 95 to run both), SKIFF_PROJECT (compose project,
+# default skiff), SKIFF_IMAGE (default skiff:dev), SKIFF_REPLACE_AFTER and
+# SKIFF_LOG_LEVEL (passed to the nodes), GO (go command).
+set -euo pipefail
+# shellcheck source=scripts/common.sh
+. "$(dirname "$0")/common.sh"
+
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+
+SKIFF_NODES=3
+BUILD=1
+UP_TIMEOUT=${SKIFF_UP_TIMEOUT:-120}
+FOLLOW=()
+NODES_ARGS=()
+
+cmd=${1:-}
+[ -n "$cmd" ] || usage
+shift
+while [ $# -gt 0 ]; do
+  case $1 in
+    --nodes) SKIFF_NODES=${2:?--nodes needs 3 or 5}; shift 2 ;;
+    --nodes=*) SKIFF_NODES=${1#--nodes=}; shift ;;
+    --no-build) BUILD=0; shift ;;
+    --timeout) UP_TIMEOUT=${2:?}; shift 2 ;;
+    -f|--follow) FOLLOW=(--follow); shift ;;
+    -h|--help) usage ;;
+    skiff-*) NODES_ARGS+=("$1"); shift ;;
+    *) echo "unknown argument: $1" >&2; usage ;;
+  esac
+done
+case $SKIFF_NODES in 3|5) ;; *) echo "--nodes must be 3 or 5" >&2; exit 2 ;; esac
+export SKIFF_NODES
+
+build() {
+  local go=${GO:-go}
+  command -v "$go" >/dev/null 2>&1 || PATH="/usr/local/go/bin:$PATH"
+  skiff_log "building bin/skiff (static)"
+  (cd "$SKIFF_ROOT" && CGO_ENABLED=0 "$go" build -o bin/skiff ./cmd/skiff)
+  skiff_log "building image $SKIFF_IMAGE"
+  # The legacy builder and BuildKit both handle this Dockerfile. Quiet
+  # unless it fails (the legacy builder prints a deprecation notice).
+  local out
+  if ! out=$(docker build -q -t "$SKIFF_IMAGE" "$SKIFF_ROOT" 2>&1); then
+    echo "$out" >&2
+    skiff_die "docker build failed"
+    return 1
+  fi
+}
+
+# ports_free: no one listens on the host ports the nodes will publish (a
+# `skiff dev` on the same machine uses the same ones).
+ports_free() {
+  local i port busy=""
+  for i in $(seq 1 "$SKIFF_NODES"); do
+    for port in "$(skiff_grpc_addr "skiff-$i")" "$(skiff_http_addr "skiff-$i")"; do
+      port=${port##*:}
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then busy+=" $port"; fi
+    done
+  done
+  [ -z "$busy" ] && return 0
+  skiff_die "host ports in use:$busy (a 'skiff dev'?); pick others with SKIFF_PORT_PREFIX=95"
+}
+
+up() {
+  skiff_need curl
+  skiff_need jq
+  [ "$BUILD" -eq 0 ] || build
+  local start running
+  start=$(skiff_now_ms)
+  running=$(skiff_nodes | wc -l)
+  if [ "$running" -gt 0 ] && [ "$running" -ne "$SKIFF_NODES" ]; then
+    skiff_log "a $running-node cluster exists; run '$0 down' before asking for $SKIFF_NODES nodes"
+    exit 1
+  fi
+  if [ "$running" -eq 0 ]; then
+    ports_free || exit 1
+  fi
+  skiff_log "starting $SKIFF_NODES nodes (project $SKIFF_PROJECT, host ports ${SKIFF_PORT_PREFIX}x0/${SKIFF_PORT_PREFIX}x3)"
+  if ! skiff_compose up -d --remove-orphans >&2; then
+    skiff_log "compose up failed; '$0 down' removes what was created"
+    exit 1
+  fi
+  local took
+  if ! took=$(skiff_wait_for "$UP_TIMEOUT" "every node healthy with the cluster formed" skiff_cluster_ok "$SKIFF_NODES"); then
+    status >&2 || true
+    skiff_log "last logs of each node:"
+    skiff_compose logs --tail 20 >&2 || true
+    exit 1
+  fi
+  skiff_log "cluster ready in $(( ($(skiff_now_ms) - start) ))ms (containers started to ready: ${took}ms)"
+  echo "brokers: $(skiff_brokers)"
+}
+
+down() {
+  # With the 5-node file when nodes 4 and 5 left anything behind, so they
+  # go too (and a 3-node down does not complain about their volumes).
+  local n=3
+  if docker ps -aq --filter "name=^skiff-[45]$" | grep -q . ||
+    docker volume ls -q --filter "name=^${SKIFF_PROJECT}_skiff-[45]-data$" | grep -q .; then
+    n=5
+  fi
+  SKIFF_NODES=$n skiff_compose down --volumes --remove-orphans --timeout 10 >&2
+}
+
+status() {
+  skiff_need jq
+  local node
+  if [ -z "$(skiff_nodes)" ]; then
+    echo "no cluster (project $SKIFF_PROJECT)"
+    return 0
+  fi
+  printf '%-10s %-10s %-16s %-16s %s\n' NODE HEALTH GRPC HTTP "VIEW (alive/known, controller)"
+  for node in $(skiff_nodes); do
+    local view
+    view=$(skiff_http "$node" /v1/cluster 2>/dev/null |
+      jq -r '"\([.nodes[] | select(.state == "alive")] | length)/\(.nodes | length) alive, controller \(.controller // "-"), dead: \([.nodes[] | select(.state != "alive") | .id] | join(",") | if . == "" then "-" else . end)"' 2>/dev/null) ||
+      view="(HTTP unreachable)"
+    printf '%-10s %-10s %-16s %-16s %s\n' "$node" "$(skiff_health "$node")" "$(skiff_grpc_addr "$node")" "$(skiff_http_addr "$node")" "$view"
+  done
+  echo "brokers: $(skiff_brokers)"
+}
+
+logs() {
+  SKIFF_NODES=5 skiff_compose logs --no-color --tail "${SKIFF_LOG_TAIL:-100}" "${FOLLOW[@]}" "${NODES_ARGS[@]}"
+}
+
+case $cmd in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  logs) logs ;;
+  *) usage ;;
+esac

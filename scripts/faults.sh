@@ -1,0 +1,393 @@
+#!/usr/bin/env bash
+# Fault injection for the compose cluster (docker-compose.yml), from the host
+# only: the containers hold nothing but the skiff binary, so network faults
+# run host tools (iptables, tc) inside a container's network namespace with
+# `nsenter -t PID -n`.
+#
+# Use it as a command:
+#
+#   scripts/faults.sh kill NODE [SIGNAL]     docker kill (default SIGKILL; no auto-restart)
+#   scripts/faults.sh stop NODE [SECS]       graceful stop (SIGTERM, hands leadership away)
+#   scripts/faults.sh start NODE | restart NODE
+#   scripts/faults.sh pause NODE | unpause NODE
+#   scripts/faults.sh isolate NODE           disconnect from the compose network
+#   scripts/faults.sh heal NODE              reconnect NODE, remove every fault on or against it
+#   scripts/faults.sh partition A[,A..] B[,B..] [--ports P[,P..]]
+#                                            drop all traffic between each a and each b
+#                                            (only to/from the given ports with --ports)
+#   scripts/faults.sh cut-gossip A[,A..] B[,B..]   partition on the gossip port only
+#   scripts/faults.sh cut-clients NODE       drop client (gRPC :9400) traffic to NODE
+#   scripts/faults.sh loss NODE PCT          drop PCT% of NODE's packets, each direction
+#   scripts/faults.sh delay NODE MS [JITTER] tc netem; exits 3 when the kernel lacks it
+#   scripts/faults.sh throttle NODE KBIT     tc tbf egress rate limit
+#   scripts/faults.sh clear NODE             remove our iptables rules and qdiscs on NODE
+#   scripts/faults.sh heal-all               clear every node, reconnect, unpause
+#   scripts/faults.sh start-all              heal-all, then start every stopped node
+#   scripts/faults.sh list                   the faults in effect
+#   scripts/faults.sh drops NODE             packets dropped by our rules on NODE
+#   scripts/faults.sh leader-of-controller   id (= container) of the metadata controller
+#   scripts/faults.sh leader-of TOPIC PARTITION
+#   scripts/faults.sh netem-available        exit 0 if tc netem works on this kernel
+#
+# or source it (`. scripts/faults.sh`) and call fault_<verb> (dashes become
+# underscores: fault_heal_all, fault_leader_of_controller).
+#
+# Every iptables rule we add carries the comment "skiff-fault/<target>", so
+# clear and heal-all remove ours and nothing else (Docker keeps its own DNS
+# rules in each container's namespace). Our qdiscs use handle 5eed:.
+# A node is a container name: skiff-1, skiff-2, ... (= its node id).
+
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+FAULT_TAG=skiff-fault
+FAULT_QDISC_HANDLE=5eed:
+# Exit status of a fault this machine cannot inject (e.g. no sch_netem).
+FAULT_UNSUPPORTED=3
+
+_fault_pid() {
+  local pid
+  pid=$(docker inspect -f '{{.State.Pid}}' "$1" 2>/dev/null) || { skiff_die "no container $1"; return 1; }
+  if [ -z "$pid" ] || [ "$pid" = 0 ]; then
+    skiff_die "$1 is not running"
+    return 1
+  fi
+  echo "$pid"
+}
+
+# _fault_ns NODE CMD...: run a host command inside NODE's network namespace.
+_fault_ns() {
+  local node=$1 pid
+  shift
+  pid=$(_fault_pid "$node") || return 1
+  nsenter -t "$pid" -n "$@"
+}
+
+# _fault_ip NODE: NODE's address on the compose network ("" if disconnected).
+_fault_ip() {
+  docker inspect -f "{{with index .NetworkSettings.Networks \"$SKIFF_NETWORK\"}}{{.IPAddress}}{{end}}" "$1" 2>/dev/null
+}
+
+_fault_connected() { [ -n "$(_fault_ip "$1")" ]; }
+
+# _fault_ifaces NODE: NODE's network interfaces except loopback.
+_fault_ifaces() {
+  _fault_ns "$1" ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | { grep -vx lo || true; }
+}
+
+_fault_iptables() {
+  local node=$1
+  shift
+  _fault_ns "$node" iptables -w 5 "$@"
+}
+
+_fault_tools() {
+  skiff_need nsenter util-linux && skiff_need iptables && skiff_need tc iproute2
+}
+
+# _fault_split LIST: "a,b c" -> one name a line.
+_fault_split() { tr ', ' '\n\n' <<<"$*" | grep -v '^$' || true; }
+
+fault_kill() {
+  local node=${1:?kill NODE [SIGNAL]} sig=${2:-KILL}
+  skiff_log "kill -$sig $node"
+  docker kill -s "$sig" "$node" >/dev/null
+}
+
+fault_stop() {
+  local node=${1:?stop NODE [SECS]} secs=${2:-35}
+  skiff_log "stop $node (graceful, up to ${secs}s)"
+  docker stop -t "$secs" "$node" >/dev/null
+}
+
+fault_start() {
+  local node=${1:?start NODE}
+  skiff_log "start $node"
+  docker start "$node" >/dev/null
+}
+
+fault_restart() {
+  local node=${1:?restart NODE}
+  skiff_log "restart $node"
+  docker restart -t 35 "$node" >/dev/null
+}
+
+fault_pause() {
+  local node=${1:?pause NODE}
+  skiff_log "pause $node"
+  docker pause "$node" >/dev/null
+}
+
+fault_unpause() {
+  local node=${1:?unpause NODE}
+  skiff_log "unpause $node"
+  docker unpause "$node" >/dev/null
+}
+
+fault_isolate() {
+  local node=${1:?isolate NODE}
+  skiff_log "isolate $node (disconnect from network $SKIFF_NETWORK)"
+  docker network disconnect "$SKIFF_NETWORK" "$node"
+}
+
+# fault_connect NODE: undo isolate. The node may get a new address; peers
+# resolve it by name (Raft, HTTP) and gossip accepts the node's new address
+# (membership's DeadNodeReclaimTime).
+fault_connect() {
+  local node=${1:?connect NODE}
+  _fault_connected "$node" && return 0
+  skiff_log "reconnect $node to network $SKIFF_NETWORK"
+  docker network connect --alias "$node" "$SKIFF_NETWORK" "$node"
+}
+
+# _fault_drop_between NODE PEER_NAME PEER_IP [PORTS]: on NODE, drop
+# everything to and from PEER_IP (only packets whose source or destination
+# port is in PORTS when given).
+_fault_drop_between() {
+  local node=$1 peer=$2 ip=$3 ports=${4:-} proto
+  local tag="$FAULT_TAG/$peer"
+  if [ -z "$ports" ]; then
+    _fault_iptables "$node" -I INPUT -s "$ip" -m comment --comment "$tag" -j DROP &&
+      _fault_iptables "$node" -I OUTPUT -d "$ip" -m comment --comment "$tag" -j DROP
+    return
+  fi
+  for proto in tcp udp; do
+    _fault_iptables "$node" -I INPUT -s "$ip" -p "$proto" -m multiport --ports "$ports" -m comment --comment "$tag" -j DROP &&
+      _fault_iptables "$node" -I OUTPUT -d "$ip" -p "$proto" -m multiport --ports "$ports" -m comment --comment "$tag" -j DROP ||
+      return 1
+  done
+}
+
+# fault_partition A[,A..] B[,B..] [--ports P[,P..]]: every node of the first
+# group loses contact with every node of the second (both directions, rules on
+# both sides); links inside a group stay. Nodes outside both groups are not
+# touched: `partition skiff-1 skiff-2` leaves skiff-3 talking to both.
+fault_partition() {
+  local left=${1:?partition A[,A..] B[,B..] [--ports P,..]} right=${2:?partition A B} ports=""
+  shift 2
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --ports) ports=${2:?--ports needs a list}; shift 2 ;;
+      --ports=*) ports=${1#--ports=}; shift ;;
+      *) skiff_die "partition: unknown argument $1"; return 1 ;;
+    esac
+  done
+  _fault_tools || return 1
+  local a b ipa ipb
+  skiff_log "partition {$left} | {$right}${ports:+ on ports $ports}"
+  for a in $(_fault_split "$left"); do
+    ipa=$(_fault_ip "$a")
+    [ -n "$ipa" ] || { skiff_die "$a has no address on $SKIFF_NETWORK"; return 1; }
+    for b in $(_fault_split "$right"); do
+      ipb=$(_fault_ip "$b")
+      [ -n "$ipb" ] || { skiff_die "$b has no address on $SKIFF_NETWORK"; return 1; }
+      _fault_drop_between "$a" "$b" "$ipb" "$ports" || return 1
+      _fault_drop_between "$b" "$a" "$ipa" "$ports" || return 1
+    done
+  done
+}
+
+# fault_cut_gossip A B: gossip (UDP and TCP 9402) between the groups is cut,
+# Raft (9401) and HTTP still flow. Nodes must not move replicas because of it.
+fault_cut_gossip() {
+  fault_partition "${1:?cut-gossip A[,A..] B[,B..]}" "${2:?cut-gossip A B}" --ports 9402
+}
+
+# fault_cut_clients NODE: clients (anything reaching NODE's gRPC port from
+# outside the container) get no answer; peers are unaffected (they speak
+# Raft, gossip and HTTP, never gRPC, to each other). The container's own
+# healthcheck uses loopback and keeps passing.
+fault_cut_clients() {
+  local node=${1:?cut-clients NODE}
+  _fault_tools || return 1
+  skiff_log "cut clients from $node (drop tcp :9400)"
+  _fault_iptables "$node" -I INPUT ! -i lo -p tcp --dport 9400 -m comment --comment "$FAULT_TAG/clients" -j DROP
+}
+
+# fault_loss NODE PCT: drop PCT percent (0-100, decimals allowed) of the
+# packets NODE receives and of those it sends, loopback excepted.
+fault_loss() {
+  local node=${1:?loss NODE PCT} pct=${2:?loss NODE PCT} p
+  _fault_tools || return 1
+  p=$(awk -v pct="$pct" 'BEGIN { if (pct !~ /^[0-9.]+$/ || pct > 100) exit 1; printf "%.4f", pct / 100 }') ||
+    { skiff_die "loss: PCT must be a number from 0 to 100, got $pct"; return 1; }
+  skiff_log "loss $pct% on $node (each direction)"
+  _fault_iptables "$node" -I INPUT ! -i lo -m statistic --mode random --probability "$p" -m comment --comment "$FAULT_TAG/loss" -j DROP &&
+    _fault_iptables "$node" -I OUTPUT ! -o lo -m statistic --mode random --probability "$p" -m comment --comment "$FAULT_TAG/loss" -j DROP
+}
+
+# fault_netem_available: whether the kernel has sch_netem, probed in a
+# throwaway network namespace so no container is touched.
+fault_netem_available() {
+  skiff_need tc iproute2 >/dev/null && skiff_need unshare util-linux >/dev/null || return 1
+  unshare --net tc qdisc add dev lo root netem delay 1ms >/dev/null 2>&1
+}
+
+# fault_delay NODE MS [JITTER_MS]: delay every packet NODE sends (egress, so
+# a round trip to NODE gains MS) with netem. Returns $FAULT_UNSUPPORTED when
+# the kernel lacks sch_netem (then see fault_throttle, or a delaying proxy).
+fault_delay() {
+  local node=${1:?delay NODE MS [JITTER]} ms=${2:?delay NODE MS} jitter=${3:-0} ifc
+  _fault_tools || return 1
+  if ! fault_netem_available; then
+    skiff_log "delay unavailable: this kernel has no sch_netem (tc netem refused)"
+    return "$FAULT_UNSUPPORTED"
+  fi
+  skiff_log "delay ${ms}ms (jitter ${jitter}ms) on $node egress"
+  for ifc in $(_fault_ifaces "$node"); do
+    _fault_ns "$node" tc qdisc replace dev "$ifc" root handle "$FAULT_QDISC_HANDLE" netem delay "${ms}ms" "${jitter}ms" || return 1
+  done
+}
+
+# fault_throttle NODE KBIT: cap NODE's egress at KBIT kbit/s with a token
+# bucket (sch_tbf). Not a fixed delay, but under load queueing makes the node
+# slow in the same way, and it works on kernels without netem.
+fault_throttle() {
+  local node=${1:?throttle NODE KBIT} kbit=${2:?throttle NODE KBIT} ifc
+  _fault_tools || return 1
+  skiff_log "throttle $node egress to ${kbit}kbit/s"
+  for ifc in $(_fault_ifaces "$node"); do
+    _fault_ns "$node" tc qdisc replace dev "$ifc" root handle "$FAULT_QDISC_HANDLE" tbf rate "${kbit}kbit" burst 32kbit latency 2s || return 1
+  done
+}
+
+# _fault_clear_rules NODE [TAG_SUFFIX]: delete our iptables rules on NODE
+# (only those tagged skiff-fault/TAG_SUFFIX when given).
+_fault_clear_rules() {
+  local node=$1 want="$FAULT_TAG/${2:-}" line
+  local -a rule
+  # iptables-nft quotes comments, iptables-legacy does not; ours hold no
+  # spaces, so dropping the quotes leaves a rule spec -D accepts.
+  _fault_iptables "$node" -S 2>/dev/null | tr -d '"' | { grep -F -- "--comment $want" || true; } | while read -r line; do
+    [ "${line:0:3}" = "-A " ] || continue
+    read -r -a rule <<<"${line#-A }"
+    _fault_iptables "$node" -D "${rule[@]}" || skiff_log "could not delete rule on $node: $line"
+  done
+}
+
+_fault_clear_qdiscs() {
+  local node=$1 ifc
+  for ifc in $(_fault_ifaces "$node"); do
+    if _fault_ns "$node" tc qdisc show dev "$ifc" | grep -q "qdisc [a-z]* $FAULT_QDISC_HANDLE "; then
+      _fault_ns "$node" tc qdisc del dev "$ifc" root || return 1
+    fi
+  done
+}
+
+# fault_clear NODE: remove every iptables rule and qdisc we put on NODE
+# (rules on other nodes against NODE stay; see fault_heal).
+fault_clear() {
+  local node=${1:?clear NODE}
+  _fault_pid "$node" >/dev/null 2>&1 || return 0 # not running: its namespace is gone
+  _fault_tools || return 1
+  _fault_clear_rules "$node"
+  _fault_clear_qdiscs "$node"
+}
+
+# fault_heal NODE: reconnect NODE if isolated, unpause it if paused, clear its
+# own rules and qdiscs, and remove the rules other nodes hold against it.
+fault_heal() {
+  local node=${1:?heal NODE} other
+  skiff_log "heal $node"
+  [ "$(skiff_health "$node")" != paused ] || docker unpause "$node" >/dev/null
+  if docker inspect -f '{{.State.Running}}' "$node" 2>/dev/null | grep -q true; then
+    fault_connect "$node" || return 1
+    fault_clear "$node" || return 1
+  fi
+  for other in $(skiff_nodes); do
+    [ "$other" != "$node" ] || continue
+    _fault_pid "$other" >/dev/null 2>&1 || continue
+    _fault_clear_rules "$other" "$node"
+  done
+}
+
+# fault_heal_all: no network fault left anywhere, no node paused. Stopped or
+# killed nodes stay down (fault_start_all starts them).
+fault_heal_all() {
+  local node rc=0
+  skiff_log "heal all"
+  for node in $(skiff_nodes); do
+    [ "$(skiff_health "$node")" != paused ] || docker unpause "$node" >/dev/null || rc=1
+    _fault_pid "$node" >/dev/null 2>&1 || continue
+    fault_connect "$node" || rc=1
+    fault_clear "$node" || rc=1
+  done
+  return $rc
+}
+
+fault_start_all() {
+  local node rc=0
+  fault_heal_all || rc=1
+  for node in $(skiff_nodes); do
+    if [ "$(docker inspect -f '{{.State.Running}}' "$node")" != true ]; then
+      fault_start "$node" || rc=1
+    fi
+  done
+  return $rc
+}
+
+# fault_list prints the faults in effect, one a line.
+fault_list() {
+  local node st ifc
+  for node in $(skiff_nodes); do
+    st=$(skiff_health "$node")
+    case $st in healthy|starting|unhealthy|running) ;; *) echo "$node: $st" ;; esac
+    _fault_pid "$node" >/dev/null 2>&1 || continue
+    _fault_connected "$node" || echo "$node: isolated (not on network $SKIFF_NETWORK)"
+    _fault_iptables "$node" -S 2>/dev/null | tr -d '"' | grep -F -- "--comment $FAULT_TAG/" | sed "s/^/$node: iptables /" || true
+    for ifc in $(_fault_ifaces "$node"); do
+      _fault_ns "$node" tc qdisc show dev "$ifc" | grep " $FAULT_QDISC_HANDLE " | sed "s/^/$node: $ifc /" || true
+    done
+  done
+}
+
+# fault_drops NODE: packets our rules on NODE have dropped so far (evidence
+# that a partition or loss is biting).
+fault_drops() {
+  local node=${1:?drops NODE}
+  _fault_iptables "$node" -L -v -n -x 2>/dev/null | awk -v tag="$FAULT_TAG/" 'index($0, tag) && $3 == "DROP" { n += $1 } END { print n + 0 }'
+}
+
+# _fault_majority: most frequent non-empty input line (first seen wins ties).
+_fault_majority() {
+  awk 'NF { if (!($0 in n)) order[++k] = $0; n[$0]++ }
+       END { for (i = 1; i <= k; i++) if (n[order[i]] > best) { best = n[order[i]]; w = order[i] } if (k) print w; else exit 1 }'
+}
+
+# fault_leader_of_controller prints the id (= container) of the metadata
+# controller as most reachable nodes see it: an isolated node may still
+# believe in an old controller for a while.
+fault_leader_of_controller() {
+  skiff_need jq >/dev/null || return 1
+  local node
+  for node in $(skiff_nodes); do
+    # In parallel: a node cut off answers slowly or not at all.
+    { skiff_http "$node" /v1/cluster 2>/dev/null | jq -r '.controller // empty' 2>/dev/null || true; } &
+  done | _fault_majority
+}
+
+# fault_leader_of TOPIC PARTITION prints the id of the partition's leader.
+fault_leader_of() {
+  local topic=${1:?leader-of TOPIC PARTITION} part=${2:?leader-of TOPIC PARTITION} node
+  skiff_need jq >/dev/null || return 1
+  for node in $(skiff_nodes); do
+    { skiff_http "$node" "/v1/topics/$topic" 2>/dev/null |
+      jq -r --argjson p "$part" '.partitions[] | select(.partition == $p) | .leader // empty' 2>/dev/null || true; } &
+  done | _fault_majority
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  set -euo pipefail
+  verb=${1:-}
+  if [ -z "$verb" ] || [ "$verb" = -h ] || [ "$verb" = --help ]; then
+    sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+  fi
+  shift
+  fn="fault_${verb//-/_}"
+  if ! declare -F "$fn" >/dev/null; then
+    echo "unknown fault: $verb (see $0 --help)" >&2
+    exit 2
+  fi
+  "$fn" "$@"
+fi
