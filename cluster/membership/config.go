@@ -55,6 +55,10 @@ type Config struct {
 	// order. Listing this node's own address is harmless.
 	Join []string
 
+	// ReconnectInterval is how often members that failed are contacted
+	// again, so a healed network partition merges the cluster back.
+	// Default 5s; negative disables it.
+	ReconnectInterval time.Duration
 	// JoinRetryInterval is the pause between join attempts (plus up to 25%
 	// jitter). Default 1s.
 	JoinRetryInterval time.Duration
@@ -90,6 +94,7 @@ func DefaultConfig() Config {
 	return Config{
 		BindAddr:            DefaultBindAddr,
 		JoinRetryInterval:   DefaultJoinRetryInterval,
+		ReconnectInterval:   DefaultReconnectInterval,
 		Profile:             ProfileLAN,
 		DeadNodeReclaimTime: DefaultDeadNodeReclaimTime,
 	}
@@ -98,6 +103,9 @@ func DefaultConfig() Config {
 func (c Config) withDefaults() Config {
 	if c.BindAddr == "" {
 		c.BindAddr = DefaultBindAddr
+	}
+	if c.ReconnectInterval == 0 {
+		c.ReconnectInterval = DefaultReconnectInterval
 	}
 	if c.JoinRetryInterval == 0 {
 		c.JoinRetryInterval = DefaultJoinRetryInterval

@@ -122,6 +122,9 @@ func Start(ctx context.Context, cfg Config) (*Membership, error) {
 	if cfg.DeadNodeReclaimTime > 0 {
 		m.wg.Go(func() { m.runReclaim(loopCtx) })
 	}
+	if cfg.ReconnectInterval > 0 {
+		m.wg.Go(func() { m.runReconnect(loopCtx) })
+	}
 	m.log.Info("gossip started", "addr", m.addr, "profile", cfg.Profile, "seeds", cfg.Join)
 	return m, nil
 }
