@@ -788,3 +788,36 @@ func TestAdvertisedGRPCAddressReachesClients(t *testing.T) {
 		t.Fatalf("validate: %v", err)
 	}
 }
+
+func TestGossipCutAloneMovesNoReplicas(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.addNode()
+	c.waitReady(30 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := c.anyNode().CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 4, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitAllLed("t", 30*time.Second)
+	before, _ := c.anyNode().Metadata().Topic("t")
+	// n1 stops gossiping but keeps serving Raft and HTTP: the others see
+	// it dead, yet it must keep its replicas.
+	victim := c.nodes[1].node()
+	if err := victim.members.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "gossip to call n1 dead", func() bool {
+		_, dead := c.nodes[0].node().deadSince()["n1"]
+		return dead
+	})
+	deadline := time.Now().Add(c.nodes[0].cfg.ReplaceAfter + 4*time.Second)
+	for time.Now().Before(deadline) {
+		after, _ := c.nodes[0].node().Metadata().Topic("t")
+		for i := range before.Partitions {
+			if fmt.Sprint(before.Partitions[i].Replicas) != fmt.Sprint(after.Partitions[i].Replicas) {
+				t.Fatalf("partition %d moved off a node that still serves: %v -> %v", i, before.Partitions[i].Replicas, after.Partitions[i].Replicas)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"sort"
 	"time"
@@ -117,7 +118,7 @@ func (n *Node) manageMetaMembers(ctx context.Context) {
 	// Replace voters that have been dead too long, then top voters up.
 	for id, s := range inConfig {
 		since, isDead := dead[id]
-		if s.Suffrage != raft.Voter || !isDead || time.Since(since) < n.cfg.ReplaceAfter || id == n.id {
+		if s.Suffrage != raft.Voter || !isDead || time.Since(since) < n.cfg.ReplaceAfter || id == n.id || n.answersProbe(ctx, id) {
 			continue
 		}
 		if err := raftutil.WaitFuture(ctx, n.meta.raft.RemoveServer(raft.ServerID(id), 0, 5*time.Second)); err != nil {
@@ -153,7 +154,7 @@ func (n *Node) healPartitions(ctx context.Context) {
 	dead := n.deadSince()
 	gone := map[string]bool{}
 	for id, since := range dead {
-		if time.Since(since) >= n.cfg.ReplaceAfter {
+		if time.Since(since) >= n.cfg.ReplaceAfter && !n.answersProbe(ctx, id) {
 			gone[id] = true
 		}
 	}
@@ -188,6 +189,33 @@ func (n *Node) healPartitions(ctx context.Context) {
 			load = st.Load()
 		}
 	}
+}
+
+// probeTimeout bounds the HTTP probe that confirms a node's death.
+const probeTimeout = time.Second
+
+// answersProbe reports whether a node gossip calls dead still answers on
+// its HTTP port. Gossip can be cut while Raft and HTTP traffic flow (a
+// firewall rule on the gossip port, a broken UDP path); moving replicas off
+// a node that is in fact serving them would churn data for nothing, so a
+// death is acted on only when the node is unreachable by both.
+func (n *Node) answersProbe(ctx context.Context, id string) bool {
+	addr := n.httpAddrOf(id)
+	if addr == "" {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := n.httpClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // bootstrapVoters picks the meta group's first voters from the members gossip

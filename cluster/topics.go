@@ -260,7 +260,10 @@ func (n *Node) gatherPartitionStatus(ctx context.Context, st *metadata.State) []
 		wg.Add(1)
 		go func(addr string) {
 			defer wg.Done()
-			got, err := n.fetchPartitionStatus(ctx, addr)
+			// One unreachable peer must not hold the whole answer up.
+			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			defer cancel()
+			got, err := n.fetchPartitionStatus(pctx, addr)
 			if err != nil {
 				n.logger.Debug("partition status", "node", b.ID, "error", err)
 				return
