@@ -13,7 +13,6 @@ import (
 
 	"github.com/skiff-mq/skiff/client"
 	"github.com/skiff-mq/skiff/cluster"
-	"github.com/skiff-mq/skiff/partition"
 	"github.com/skiff-mq/skiff/rpc"
 )
 
@@ -36,23 +35,7 @@ type testNode struct {
 // nodeConfig is a node with every listener on port 0 and Raft timing fast
 // enough for tests.
 func nodeConfig(dir, id string, expect int) cluster.Config {
-	cfg := cluster.DefaultConfig()
-	cfg.ID = id
-	cfg.DataDir = dir
-	cfg.RaftAddr = "127.0.0.1:0"
-	cfg.GossipAddr = "127.0.0.1:0"
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.BootstrapExpect = expect
-	cfg.ReconcileInterval = 200 * time.Millisecond
-	cfg.Partition.Raft = partition.RaftTiming{
-		HeartbeatTimeout:   300 * time.Millisecond,
-		ElectionTimeout:    300 * time.Millisecond,
-		LeaderLeaseTimeout: 300 * time.Millisecond,
-		CommitTimeout:      5 * time.Millisecond,
-		RPCTimeout:         time.Second,
-		MaxAppendEntries:   512,
-	}
-	return cfg
+	return cluster.LoopbackConfig(dir, id, expect)
 }
 
 // startCluster starts count nodes that bootstrap together, in dir, and

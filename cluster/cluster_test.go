@@ -36,26 +36,7 @@ type testNode struct {
 func (tn *testNode) node() *Node { return tn.cur.Load() }
 
 func testConfig(t *testing.T, dir string, expect int) Config {
-	cfg := DefaultConfig()
-	cfg.DataDir = dir
-	cfg.GRPCAddr = "127.0.0.1:0"
-	cfg.RaftAddr = "127.0.0.1:0"
-	cfg.GossipAddr = "127.0.0.1:0"
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.BootstrapExpect = expect
-	cfg.ReplaceAfter = 3 * time.Second
-	cfg.ReconcileInterval = 200 * time.Millisecond
-	cfg.Partition.Raft = partition.RaftTiming{
-		HeartbeatTimeout:   300 * time.Millisecond,
-		ElectionTimeout:    300 * time.Millisecond,
-		LeaderLeaseTimeout: 300 * time.Millisecond,
-		CommitTimeout:      5 * time.Millisecond,
-		RPCTimeout:         time.Second,
-		MaxAppendEntries:   512,
-	}
-	cfg.Partition.Log.SegmentBytes = 1 << 20
-	cfg.Partition.WatchdogTimeout = 0
-	return cfg
+	return LoopbackConfig(dir, "", expect)
 }
 
 // newTestCluster starts count nodes that bootstrap together and waits until

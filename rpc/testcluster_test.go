@@ -17,7 +17,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/skiff-mq/skiff/cluster"
-	"github.com/skiff-mq/skiff/partition"
 	"github.com/skiff-mq/skiff/rpc/skiffpb"
 )
 
@@ -43,26 +42,7 @@ type testNode struct {
 // testClusterConfig is a node config with every listener on port 0 and
 // Raft timing fast enough for tests (as in cluster's own tests).
 func testClusterConfig(dir, id string, expect int) cluster.Config {
-	cfg := cluster.DefaultConfig()
-	cfg.ID = id
-	cfg.DataDir = dir
-	cfg.RaftAddr = "127.0.0.1:0"
-	cfg.GossipAddr = "127.0.0.1:0"
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.BootstrapExpect = expect
-	cfg.ReplaceAfter = 3 * time.Second
-	cfg.ReconcileInterval = 200 * time.Millisecond
-	cfg.Partition.Raft = partition.RaftTiming{
-		HeartbeatTimeout:   300 * time.Millisecond,
-		ElectionTimeout:    300 * time.Millisecond,
-		LeaderLeaseTimeout: 300 * time.Millisecond,
-		CommitTimeout:      5 * time.Millisecond,
-		RPCTimeout:         time.Second,
-		MaxAppendEntries:   512,
-	}
-	cfg.Partition.Log.SegmentBytes = 1 << 20
-	cfg.Partition.WatchdogTimeout = 0
-	return cfg
+	return cluster.LoopbackConfig(dir, id, expect)
 }
 
 // startTestCluster starts count nodes that bootstrap together, each with
