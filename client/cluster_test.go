@@ -204,6 +204,13 @@ func createTopic(t testing.TB, cl *client.Client, name string, partitions, rf in
 	if _, err := cl.CreateTopic(ctx, name, partitions, rf, nil); err != nil {
 		t.Fatal(err)
 	}
+	// The package's tests share one cluster: leave it as found, so a
+	// repeated run (-count=2) starts from an empty topic again.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cl.DeleteTopic(ctx, name)
+	})
 	for {
 		ti, err := cl.DescribeTopic(ctx, name)
 		if err == nil && len(ti.Partitions) == partitions {

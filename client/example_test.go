@@ -30,6 +30,7 @@ func Example() {
 	if _, err := cl.CreateTopic(ctx, "greetings", 1, 3, nil); err != nil {
 		log.Fatal(err)
 	}
+	defer cl.DeleteTopic(context.Background(), "greetings") // clean up after the example
 
 	p, err := cl.NewProducer(client.ProducerConfig{})
 	if err != nil {
@@ -79,6 +80,7 @@ func ExampleProducer_Produce() {
 	if _, err := cl.CreateTopic(ctx, "orders", 3, 3, nil); err != nil {
 		log.Fatal(err)
 	}
+	defer cl.DeleteTopic(context.Background(), "orders") // clean up after the example
 	p, err := cl.NewProducer(client.ProducerConfig{Linger: 10 * time.Millisecond})
 	if err != nil {
 		log.Fatal(err)
