@@ -166,7 +166,7 @@ func TestIdempotentProducerSurvivesLeaderKillWithoutDuplicates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.close()
+	t.Cleanup(c.close) // after createTopic's cleanup, which needs the cluster
 	cl := newClient(t, c)
 	createTopic(t, cl, "failover", partitions, 3)
 
