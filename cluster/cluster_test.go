@@ -184,6 +184,32 @@ func (c *testCluster) waitAllLed(topic string, timeout time.Duration) TopicDescr
 	return desc
 }
 
+// createLedTopic creates a topic and waits until every partition is led
+// and fully in sync.
+func (c *testCluster) createLedTopic(ctx context.Context, name string, partitions, rf int) {
+	c.t.Helper()
+	if _, err := c.anyNode().CreateTopic(ctx, TopicSpec{Name: name, Partitions: partitions, ReplicationFactor: rf}); err != nil {
+		c.t.Fatal(err)
+	}
+	c.waitAllLed(name, 30*time.Second)
+}
+
+// assertAssignmentsStay checks, for the whole period, that no partition of
+// before's topic is re-placed in n's metadata.
+func (c *testCluster) assertAssignmentsStay(n *Node, before *metadata.Topic, period time.Duration, why string) {
+	c.t.Helper()
+	deadline := time.Now().Add(period)
+	for time.Now().Before(deadline) {
+		after, _ := n.Metadata().Topic(before.Name)
+		for i := range before.Partitions {
+			if fmt.Sprint(before.Partitions[i].Replicas) != fmt.Sprint(after.Partitions[i].Replicas) {
+				c.t.Fatalf("partition %d re-placed %s: %v -> %v", i, why, before.Partitions[i].Replicas, after.Partitions[i].Replicas)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func batchOf(t *testing.T, producer int64, seq int32) []byte {
 	t.Helper()
 	b, err := record.Encode(record.BatchOptions{Idempotent: true, ProducerID: producer, BaseSequence: seq},
@@ -419,10 +445,7 @@ func TestRestartedNodeRejoinsWithoutReplacement(t *testing.T) {
 	c := newTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := c.anyNode().CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 3, ReplicationFactor: 3}); err != nil {
-		t.Fatal(err)
-	}
-	c.waitAllLed("t", 30*time.Second)
+	c.createLedTopic(ctx, "t", 3, 3)
 	before, _ := c.anyNode().Metadata().Topic("t")
 	a := &acked{}
 	victim := c.nodes[2]
@@ -477,10 +500,7 @@ func TestDeadNodeReplicasMoveToSpareNode(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if _, err := c.anyNode().CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 4, ReplicationFactor: 3}); err != nil {
-		t.Fatal(err)
-	}
-	c.waitAllLed("t", 30*time.Second)
+	c.createLedTopic(ctx, "t", 4, 3)
 	a := &acked{}
 	for p := int32(0); p < 4; p++ {
 		res, err := c.produce(ctx, "t", p, batchOf(t, int64(p), 0))
@@ -556,10 +576,7 @@ func TestRollingRestartLosesNoAckedWrite(t *testing.T) {
 	c := newTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if _, err := c.anyNode().CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 3, ReplicationFactor: 3}); err != nil {
-		t.Fatal(err)
-	}
-	c.waitAllLed("t", 30*time.Second)
+	c.createLedTopic(ctx, "t", 3, 3)
 	a := &acked{}
 	stop := make(chan struct{})
 	errs := make(chan error, 3)
@@ -612,10 +629,7 @@ func TestDeadNodeWithoutSpareKeepsAssignment(t *testing.T) {
 	c := newTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := c.anyNode().CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 3, ReplicationFactor: 3}); err != nil {
-		t.Fatal(err)
-	}
-	c.waitAllLed("t", 30*time.Second)
+	c.createLedTopic(ctx, "t", 3, 3)
 	before, _ := c.anyNode().Metadata().Topic("t")
 	c.stop(c.nodes[0], false)
 	a := &acked{}
@@ -628,16 +642,7 @@ func TestDeadNodeWithoutSpareKeepsAssignment(t *testing.T) {
 	}
 	// Past replace-after there is nowhere to move the replicas: the
 	// assignment stays, the partitions stay writable and under-replicated.
-	deadline := time.Now().Add(c.nodes[1].cfg.ReplaceAfter + 3*time.Second)
-	for time.Now().Before(deadline) {
-		after, _ := c.anyNode().Metadata().Topic("t")
-		for i := range before.Partitions {
-			if fmt.Sprint(before.Partitions[i].Replicas) != fmt.Sprint(after.Partitions[i].Replicas) {
-				t.Fatalf("partition %d re-placed onto %v with no spare node", i, after.Partitions[i].Replicas)
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	c.assertAssignmentsStay(c.anyNode(), before, c.nodes[1].cfg.ReplaceAfter+3*time.Second, "with no spare node")
 	st := c.anyNode().Status(ctx)
 	if st.UnderReplicatedPartition != 3 || st.OfflinePartitions != 0 {
 		t.Fatalf("status with a dead node: %+v", st)
@@ -649,10 +654,7 @@ func TestHTTPEndpointsServeHealthMetricsAndMetadata(t *testing.T) {
 	c := newTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := c.anyNode().CreateTopic(ctx, TopicSpec{Name: "web", Partitions: 2, ReplicationFactor: 3}); err != nil {
-		t.Fatal(err)
-	}
-	c.waitAllLed("web", 30*time.Second)
+	c.createLedTopic(ctx, "web", 2, 3)
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + c.nodes[1].node().HTTPAddr() + path)
 		if err != nil {
@@ -776,10 +778,7 @@ func TestGossipCutAloneMovesNoReplicas(t *testing.T) {
 	c.waitReady(30 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := c.anyNode().CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 4, ReplicationFactor: 3}); err != nil {
-		t.Fatal(err)
-	}
-	c.waitAllLed("t", 30*time.Second)
+	c.createLedTopic(ctx, "t", 4, 3)
 	before, _ := c.anyNode().Metadata().Topic("t")
 	// n1 stops gossiping but keeps serving Raft and HTTP: the others see
 	// it dead, yet it must keep its replicas.
@@ -791,14 +790,5 @@ func TestGossipCutAloneMovesNoReplicas(t *testing.T) {
 		_, dead := c.nodes[0].node().deadSince()["n1"]
 		return dead
 	})
-	deadline := time.Now().Add(c.nodes[0].cfg.ReplaceAfter + 4*time.Second)
-	for time.Now().Before(deadline) {
-		after, _ := c.nodes[0].node().Metadata().Topic("t")
-		for i := range before.Partitions {
-			if fmt.Sprint(before.Partitions[i].Replicas) != fmt.Sprint(after.Partitions[i].Replicas) {
-				t.Fatalf("partition %d moved off a node that still serves: %v -> %v", i, before.Partitions[i].Replicas, after.Partitions[i].Replicas)
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	c.assertAssignmentsStay(c.nodes[0].node(), before, c.nodes[0].cfg.ReplaceAfter+4*time.Second, "off a node that still serves")
 }
