@@ -7,6 +7,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"github.com/skiff-mq/skiff/consumergroup"
 	"log/slog"
 	"net"
 	"time"
@@ -66,6 +67,16 @@ type Config struct {
 	// ReconcileInterval is how often the node re-checks its replicas
 	// against the metadata even without a change. Default 1s.
 	ReconcileInterval time.Duration
+	// OffsetsPartitions is the partition count of the internal
+	// __consumer_offsets topic, fixed when the controller creates it.
+	// Default 16.
+	OffsetsPartitions int
+	// OffsetsReplicationFactor is its replication factor (lowered to the
+	// number of nodes in smaller clusters). Default 3.
+	OffsetsReplicationFactor int
+	// Groups tunes the consumer group coordinator (session timeout,
+	// heartbeat interval, ...); zero fields take consumergroup's defaults.
+	Groups consumergroup.Config
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger
 	// Registry receives every metric of the node. Default: a new registry.
@@ -87,6 +98,10 @@ func DefaultConfig() Config {
 		MetaVoters:        3,
 		Partition:         partition.DefaultConfig(),
 		ReconcileInterval: time.Second,
+
+		OffsetsPartitions:        16,
+		OffsetsReplicationFactor: 3,
+		Groups:                   consumergroup.DefaultConfig(),
 	}
 }
 
@@ -117,6 +132,15 @@ func (c Config) Validate() error {
 	}
 	if c.ReconcileInterval <= 0 {
 		errs = append(errs, errors.New("cluster config: reconcile interval must be positive"))
+	}
+	if c.OffsetsPartitions < 1 || c.OffsetsPartitions > 1000 {
+		errs = append(errs, fmt.Errorf("cluster config: offsets partitions %d: want 1..1000", c.OffsetsPartitions))
+	}
+	if c.OffsetsReplicationFactor < 1 || c.OffsetsReplicationFactor > 5 {
+		errs = append(errs, fmt.Errorf("cluster config: offsets replication factor %d: want 1..5", c.OffsetsReplicationFactor))
+	}
+	if err := c.Groups.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/skiff-mq/skiff/consumergroup"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,6 +41,7 @@ type Node struct {
 	meta       *metaGroup
 	members    *membership.Membership
 	replicas   *replicaSet
+	groups     *consumergroup.Coordinator
 	httpClient *http.Client
 	metrics    *nodeMetrics
 
@@ -147,6 +149,13 @@ func (n *Node) start(ctx context.Context) error {
 	n.goLoop(n.runRegistration)
 	n.goLoop(n.replicas.run)
 	n.goLoop(n.runController)
+	gcfg := n.cfg.Groups
+	if gcfg.Logger == nil {
+		gcfg.Logger = n.logger.With("component", "groups")
+	}
+	if n.groups, err = consumergroup.New(gcfg, groupHost{n}, n.reg); err != nil {
+		return err
+	}
 	n.logger.Info("node started", "raft", n.raftAddr, "http", n.httpAddr, "gossip", n.members.Addr())
 	return nil
 }
@@ -350,6 +359,9 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 			}
 		}
 		close(n.stop)
+		if n.groups != nil {
+			errs = append(errs, n.groups.Close())
+		}
 		if n.httpSrv != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			errs = append(errs, n.httpSrv.Shutdown(sctx))

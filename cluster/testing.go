@@ -33,5 +33,11 @@ func LoopbackConfig(dataDir, id string, bootstrapExpect int) Config {
 	}
 	cfg.Partition.Log.SegmentBytes = 1 << 20
 	cfg.Partition.WatchdogTimeout = 0
+	// A few offsets partitions keep small test clusters light; short
+	// sessions make member failures quick to test.
+	cfg.OffsetsPartitions = 4
+	cfg.Groups.SessionTimeout = 3 * time.Second
+	cfg.Groups.HeartbeatInterval = 250 * time.Millisecond
+	cfg.Groups.LagInterval = time.Second
 	return cfg
 }

@@ -23,6 +23,11 @@ func (l *Log) ApplyRetention() (deletedSegments int, err error) {
 	}
 	cfg := l.cfg.Load()
 	v := l.view.Load()
+	return l.dropOldest(v, l.retentionCut(cfg, v))
+}
+
+// retentionCut counts the oldest segments retention lets go.
+func (l *Log) retentionCut(cfg *Config, v *view) int {
 	var total int64
 	for _, s := range v.segs {
 		total += s.size()
@@ -38,6 +43,33 @@ func (l *Log) ApplyRetention() (deletedSegments int, err error) {
 		}
 		total -= s.size()
 	}
+	return n
+}
+
+// DeleteBefore deletes the oldest segments whose records all lie below
+// offset (never the active one) and advances LogStartOffset past them: the
+// prefix deletion of a log its owner compacts itself, such as the offsets
+// log after a checkpoint. Like ApplyRetention it deletes nothing while a
+// Checkpoint is linking files.
+func (l *Log) DeleteBefore(offset int64) (deletedSegments int, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return 0, ErrClosed
+	}
+	if l.checkpoints > 0 {
+		return 0, nil
+	}
+	v := l.view.Load()
+	n := 0
+	for n < len(v.segs)-1 && v.segs[n+1].base <= offset {
+		n++
+	}
+	return l.dropOldest(v, n)
+}
+
+// dropOldest removes the first n segments of v from the log. l.mu is held.
+func (l *Log) dropOldest(v *view, n int) (deletedSegments int, err error) {
 	if n == 0 {
 		return 0, nil
 	}

@@ -143,3 +143,31 @@ func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+func TestDeleteBeforeDropsOnlyWholeSegmentsBelowTheOffset(t *testing.T) {
+	clock := newFakeClock()
+	l, _ := retentionLog(t, clock, 10) // segments start at offsets 0, 6, 12, 18
+	steps := []struct {
+		offset      int64
+		wantDeleted int
+		wantStart   int64
+	}{
+		{5, 0, 0},   // segment [0,6) still holds offset 5
+		{6, 1, 6},   // segment [0,6) lies wholly below 6
+		{17, 1, 12}, // [6,12) goes, [12,18) holds 17
+		{1 << 40, 1, 18},
+		{1 << 40, 0, 18}, // the active segment always stays
+	}
+	for i, st := range steps {
+		n, err := l.DeleteBefore(st.offset)
+		if err != nil || n != st.wantDeleted || l.LogStartOffset() != st.wantStart {
+			t.Fatalf("step %d: DeleteBefore(%d) deleted %d (%v), start %d; want %d, %d", i, st.offset, n, err, l.LogStartOffset(), st.wantDeleted, st.wantStart)
+		}
+	}
+	if _, err := l.Read(10, 1<<20); err == nil {
+		t.Fatal("read below the new start succeeded")
+	}
+	if got, err := l.Read(18, 1<<20); err != nil || len(got) == 0 {
+		t.Fatalf("read at the start: %d bytes, %v", len(got), err)
+	}
+}

@@ -194,6 +194,33 @@ func (r *Replica) IsLeader() bool {
 	return r.raft.State() == raft.Leader && r.readyTerm.Load() == r.raft.CurrentTerm()
 }
 
+// LeaderTerm returns the term in which this replica leads and has caught
+// up; ok is false when it does not (yet) lead. State kept per leadership,
+// such as a group coordinator's, is valid only while the term holds.
+func (r *Replica) LeaderTerm() (term uint64, ok bool) {
+	term = r.readyTerm.Load()
+	if term == 0 || r.raft.State() != raft.Leader || r.raft.CurrentTerm() != term {
+		return 0, false
+	}
+	return term, true
+}
+
+// DeleteBefore deletes this replica's log segments whose records all lie
+// below offset: prefix deletion for a partition whose owner compacts it
+// (the offsets log after a checkpoint). Each replica trims its own copy.
+func (r *Replica) DeleteBefore(offset int64) error {
+	if err := r.usable(); err != nil {
+		return err
+	}
+	r.fsm.snapshotMu.Lock()
+	defer r.fsm.snapshotMu.Unlock()
+	n, err := r.fsm.log().DeleteBefore(offset)
+	if n > 0 {
+		r.logger.Info("deleted segments below offset", "offset", offset, "segments", n)
+	}
+	return err
+}
+
 // Leader returns the current leader's id and address, empty when unknown.
 func (r *Replica) Leader() (id, addr string) {
 	a, i := r.raft.LeaderWithID()

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/skiff-mq/skiff/cluster/metadata"
+	"github.com/skiff-mq/skiff/consumergroup"
 	"github.com/skiff-mq/skiff/log"
 	"github.com/skiff-mq/skiff/partition"
 	"github.com/skiff-mq/skiff/record"
@@ -41,6 +42,14 @@ const (
 	ReasonInternalTopic       = "INTERNAL_TOPIC"
 	ReasonProducerIDExhausted = "PRODUCER_IDS_EXHAUSTED"
 	ReasonUnknownBroker       = "UNKNOWN_BROKER"
+	ReasonNotCoordinator      = "NOT_COORDINATOR"
+	ReasonCoordinatorLoading  = "COORDINATOR_LOADING"
+	ReasonCoordinatorAbsent   = "COORDINATOR_UNAVAILABLE"
+	ReasonUnknownMember       = "UNKNOWN_MEMBER"
+	ReasonFencedMemberEpoch   = "FENCED_MEMBER_EPOCH"
+	ReasonNotAssigned         = "NOT_ASSIGNED"
+	ReasonGroupNotEmpty       = "GROUP_NOT_EMPTY"
+	ReasonGroupNotFound       = "GROUP_NOT_FOUND"
 	ReasonInternal            = "INTERNAL"
 	ReasonUnknown             = "UNKNOWN"
 )
@@ -105,6 +114,14 @@ func invalid(field, format string, args ...any) error {
 //	  errShuttingDown                             UNAVAILABLE
 //	context.DeadlineExceeded                      DEADLINE_EXCEEDED
 //	context.Canceled                              CANCELED
+//	consumergroup.ErrNotCoordinator               FAILED_PRECONDITION  (reason NOT_COORDINATOR)
+//	consumergroup.ErrUnknownMember,
+//	  ErrFencedMemberEpoch, ErrNotAssigned,
+//	  ErrGroupNotEmpty                            FAILED_PRECONDITION  (reason names which)
+//	consumergroup.ErrGroupNotFound                NOT_FOUND
+//	consumergroup.ErrCoordinatorLoading,
+//	  ErrCoordinatorUnavailable, ErrClosed        UNAVAILABLE
+//	consumergroup.ErrInvalidArgument              INVALID_ARGUMENT
 //	*panicError                                   INTERNAL
 //	anything else                                 UNKNOWN
 //
@@ -180,6 +197,24 @@ func toStatus(err error, grpcAddr func(id string) string) *status.Status {
 		code, reason = codes.FailedPrecondition, ReasonUnknownBroker
 	case errors.Is(err, partition.ErrNotReady):
 		code, reason = codes.Unavailable, ReasonNotReady
+	case errors.Is(err, consumergroup.ErrNotCoordinator):
+		code, reason = codes.FailedPrecondition, ReasonNotCoordinator
+	case errors.Is(err, consumergroup.ErrUnknownMember):
+		code, reason = codes.FailedPrecondition, ReasonUnknownMember
+	case errors.Is(err, consumergroup.ErrFencedMemberEpoch):
+		code, reason = codes.FailedPrecondition, ReasonFencedMemberEpoch
+	case errors.Is(err, consumergroup.ErrNotAssigned):
+		code, reason = codes.FailedPrecondition, ReasonNotAssigned
+	case errors.Is(err, consumergroup.ErrGroupNotEmpty):
+		code, reason = codes.FailedPrecondition, ReasonGroupNotEmpty
+	case errors.Is(err, consumergroup.ErrGroupNotFound):
+		code, reason = codes.NotFound, ReasonGroupNotFound
+	case errors.Is(err, consumergroup.ErrCoordinatorLoading):
+		code, reason = codes.Unavailable, ReasonCoordinatorLoading
+	case errors.Is(err, consumergroup.ErrCoordinatorUnavailable), errors.Is(err, consumergroup.ErrClosed):
+		code, reason = codes.Unavailable, ReasonCoordinatorAbsent
+	case errors.Is(err, consumergroup.ErrInvalidArgument):
+		code, reason = codes.InvalidArgument, ReasonInvalidArgument
 	case errors.Is(err, partition.ErrClosed), errors.Is(err, log.ErrClosed), errors.Is(err, log.ErrFailed),
 		errors.Is(err, log.ErrCorrupt), errors.Is(err, errShuttingDown):
 		code, reason = codes.Unavailable, ReasonUnavailable

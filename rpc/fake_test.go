@@ -16,6 +16,7 @@ import (
 
 	"github.com/skiff-mq/skiff/cluster"
 	"github.com/skiff-mq/skiff/cluster/metadata"
+	"github.com/skiff-mq/skiff/consumergroup"
 	"github.com/skiff-mq/skiff/partition"
 	"github.com/skiff-mq/skiff/rpc/skiffpb"
 )
@@ -61,6 +62,11 @@ func (f *fakeNode) DescribeTopic(_ context.Context, name string) (cluster.TopicD
 	return cluster.TopicDescription{}, metadata.ErrUnknownTopic
 }
 func (f *fakeNode) Status(context.Context) cluster.ClusterStatus { return cluster.ClusterStatus{} }
+func (f *fakeNode) ID() string                                   { return "fake" }
+func (f *fakeNode) Groups() *consumergroup.Coordinator           { return nil }
+func (f *fakeNode) GroupCoordinator(context.Context, string) (string, error) {
+	return "", consumergroup.ErrCoordinatorUnavailable
+}
 
 // fakeServer serves node on a loopback port and returns a connection to it.
 func fakeServer(t *testing.T, node Node) (*Server, *grpc.ClientConn) {

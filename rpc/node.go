@@ -7,12 +7,15 @@ import (
 
 	"github.com/skiff-mq/skiff/cluster"
 	"github.com/skiff-mq/skiff/cluster/metadata"
+	"github.com/skiff-mq/skiff/consumergroup"
 	"github.com/skiff-mq/skiff/partition"
 )
 
 // Node is what the server needs from a cluster node. *cluster.Node
 // implements it; tests substitute fakes (a node that panics, say).
 type Node interface {
+	// ID is the node's id.
+	ID() string
 	// Ready reports whether the node can serve; the health service mirrors it.
 	Ready() bool
 	// Registry receives the server's metrics.
@@ -40,6 +43,12 @@ type Node interface {
 	DescribeTopic(ctx context.Context, name string) (cluster.TopicDescription, error)
 	// Status gathers the cluster's state (also a round of calls).
 	Status(ctx context.Context) cluster.ClusterStatus
+
+	// Groups is the node's consumer group coordinator (nil: groups are
+	// not served).
+	Groups() *consumergroup.Coordinator
+	// GroupCoordinator names the node coordinating group.
+	GroupCoordinator(ctx context.Context, group string) (string, error)
 }
 
 var _ Node = (*cluster.Node)(nil)

@@ -1901,6 +1901,1348 @@ func (*WriteIndeterminate) Descriptor() ([]byte, []int) {
 	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{28}
 }
 
+type TopicPartitions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partitions    []int32                `protobuf:"varint,2,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicPartitions) Reset() {
+	*x = TopicPartitions{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicPartitions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicPartitions) ProtoMessage() {}
+
+func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
+func (*TopicPartitions) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *TopicPartitions) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TopicPartitions) GetPartitions() []int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type FindCoordinatorRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindCoordinatorRequest) Reset() {
+	*x = FindCoordinatorRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindCoordinatorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindCoordinatorRequest) ProtoMessage() {}
+
+func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindCoordinatorRequest.ProtoReflect.Descriptor instead.
+func (*FindCoordinatorRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *FindCoordinatorRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type FindCoordinatorResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"` // gRPC address
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindCoordinatorResponse) Reset() {
+	*x = FindCoordinatorResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindCoordinatorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindCoordinatorResponse) ProtoMessage() {}
+
+func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindCoordinatorResponse.ProtoReflect.Descriptor instead.
+func (*FindCoordinatorResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *FindCoordinatorResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *FindCoordinatorResponse) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+type GroupHeartbeatRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Group      string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId   string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`       // empty when joining
+	InstanceId string                 `protobuf:"bytes,3,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"` // static membership: stable across restarts
+	// 0 joins, -1 leaves, -2 leaves for a moment (static members keep their
+	// partitions until the session times out), else the current epoch.
+	MemberEpoch        int32              `protobuf:"varint,4,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	Topics             []string           `protobuf:"bytes,5,rep,name=topics,proto3" json:"topics,omitempty"`   // subscription by names, or
+	Pattern            string             `protobuf:"bytes,6,opt,name=pattern,proto3" json:"pattern,omitempty"` // "orders.*", "*.completed", "#" (AMQP topic semantics); "re:<RE2>" for a regex
+	Owned              []*TopicPartitions `protobuf:"bytes,7,rep,name=owned,proto3" json:"owned,omitempty"`     // every partition the member owns now
+	RebalanceTimeoutMs int32              `protobuf:"varint,8,opt,name=rebalance_timeout_ms,json=rebalanceTimeoutMs,proto3" json:"rebalance_timeout_ms,omitempty"`
+	ClientId           string             `protobuf:"bytes,9,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *GroupHeartbeatRequest) Reset() {
+	*x = GroupHeartbeatRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupHeartbeatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupHeartbeatRequest) ProtoMessage() {}
+
+func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupHeartbeatRequest.ProtoReflect.Descriptor instead.
+func (*GroupHeartbeatRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GroupHeartbeatRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatRequest) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatRequest) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *GroupHeartbeatRequest) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *GroupHeartbeatRequest) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatRequest) GetOwned() []*TopicPartitions {
+	if x != nil {
+		return x.Owned
+	}
+	return nil
+}
+
+func (x *GroupHeartbeatRequest) GetRebalanceTimeoutMs() int32 {
+	if x != nil {
+		return x.RebalanceTimeoutMs
+	}
+	return 0
+}
+
+func (x *GroupHeartbeatRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+type GroupHeartbeatResponse struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	MemberId            string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberEpoch         int32                  `protobuf:"varint,2,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	HeartbeatIntervalMs int32                  `protobuf:"varint,3,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
+	// The full set the member should own now. Owned partitions missing here
+	// are to be released: commit, stop fetching, report them gone in the
+	// next heartbeat.
+	Assignment    []*TopicPartitions `protobuf:"bytes,4,rep,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupHeartbeatResponse) Reset() {
+	*x = GroupHeartbeatResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupHeartbeatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupHeartbeatResponse) ProtoMessage() {}
+
+func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupHeartbeatResponse.ProtoReflect.Descriptor instead.
+func (*GroupHeartbeatResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GroupHeartbeatResponse) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatResponse) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *GroupHeartbeatResponse) GetHeartbeatIntervalMs() int32 {
+	if x != nil {
+		return x.HeartbeatIntervalMs
+	}
+	return 0
+}
+
+func (x *GroupHeartbeatResponse) GetAssignment() []*TopicPartitions {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+type OffsetCommit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"` // the next record to consume
+	Metadata      string                 `protobuf:"bytes,4,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OffsetCommit) Reset() {
+	*x = OffsetCommit{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OffsetCommit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OffsetCommit) ProtoMessage() {}
+
+func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OffsetCommit.ProtoReflect.Descriptor instead.
+func (*OffsetCommit) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *OffsetCommit) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *OffsetCommit) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *OffsetCommit) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *OffsetCommit) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
+}
+
+type CommitOffsetsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId      string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"` // empty: only while the group has no members
+	MemberEpoch   int32                  `protobuf:"varint,3,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	Offsets       []*OffsetCommit        `protobuf:"bytes,4,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOffsetsRequest) Reset() {
+	*x = CommitOffsetsRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOffsetsRequest) ProtoMessage() {}
+
+func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *CommitOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *CommitOffsetsRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *CommitOffsetsRequest) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *CommitOffsetsRequest) GetOffsets() []*OffsetCommit {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type CommitOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOffsetsResponse) Reset() {
+	*x = CommitOffsetsResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOffsetsResponse) ProtoMessage() {}
+
+func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{36}
+}
+
+type FetchOffsetsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Partitions    []*TopicPartitions     `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"` // empty: every committed partition
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchOffsetsRequest) Reset() {
+	*x = FetchOffsetsRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchOffsetsRequest) ProtoMessage() {}
+
+func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *FetchOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *FetchOffsetsRequest) GetPartitions() []*TopicPartitions {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type CommittedOffset struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Metadata      string                 `protobuf:"bytes,4,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	CommitTimeMs  int64                  `protobuf:"varint,5,opt,name=commit_time_ms,json=commitTimeMs,proto3" json:"commit_time_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommittedOffset) Reset() {
+	*x = CommittedOffset{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommittedOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommittedOffset) ProtoMessage() {}
+
+func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommittedOffset.ProtoReflect.Descriptor instead.
+func (*CommittedOffset) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *CommittedOffset) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *CommittedOffset) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *CommittedOffset) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *CommittedOffset) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
+}
+
+func (x *CommittedOffset) GetCommitTimeMs() int64 {
+	if x != nil {
+		return x.CommitTimeMs
+	}
+	return 0
+}
+
+type FetchOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offsets       []*CommittedOffset     `protobuf:"bytes,1,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchOffsetsResponse) Reset() {
+	*x = FetchOffsetsResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchOffsetsResponse) ProtoMessage() {}
+
+func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *FetchOffsetsResponse) GetOffsets() []*CommittedOffset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type ListGroupsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only the groups this node coordinates; clients ask every node.
+	LocalOnly     bool `protobuf:"varint,1,opt,name=local_only,json=localOnly,proto3" json:"local_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsRequest) Reset() {
+	*x = ListGroupsRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsRequest) ProtoMessage() {}
+
+func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListGroupsRequest) GetLocalOnly() bool {
+	if x != nil {
+		return x.LocalOnly
+	}
+	return false
+}
+
+type GroupListing struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"` // Empty, Stable, Reconciling
+	Members       int32                  `protobuf:"varint,3,opt,name=members,proto3" json:"members,omitempty"`
+	Coordinator   string                 `protobuf:"bytes,4,opt,name=coordinator,proto3" json:"coordinator,omitempty"` // node id
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupListing) Reset() {
+	*x = GroupListing{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupListing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupListing) ProtoMessage() {}
+
+func (x *GroupListing) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupListing.ProtoReflect.Descriptor instead.
+func (*GroupListing) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *GroupListing) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupListing) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *GroupListing) GetMembers() int32 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *GroupListing) GetCoordinator() string {
+	if x != nil {
+		return x.Coordinator
+	}
+	return ""
+}
+
+type ListGroupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []*GroupListing        `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsResponse) Reset() {
+	*x = ListGroupsResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsResponse) ProtoMessage() {}
+
+func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
+func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListGroupsResponse) GetGroups() []*GroupListing {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type DescribeGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupRequest) Reset() {
+	*x = DescribeGroupRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupRequest) ProtoMessage() {}
+
+func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
+func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *DescribeGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type GroupMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	InstanceId    string                 `protobuf:"bytes,2,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	ClientId      string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientHost    string                 `protobuf:"bytes,4,opt,name=client_host,json=clientHost,proto3" json:"client_host,omitempty"`
+	MemberEpoch   int32                  `protobuf:"varint,5,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	Topics        []string               `protobuf:"bytes,6,rep,name=topics,proto3" json:"topics,omitempty"`
+	Pattern       string                 `protobuf:"bytes,7,opt,name=pattern,proto3" json:"pattern,omitempty"`
+	Assigned      []*TopicPartitions     `protobuf:"bytes,8,rep,name=assigned,proto3" json:"assigned,omitempty"` // owned now
+	Target        []*TopicPartitions     `protobuf:"bytes,9,rep,name=target,proto3" json:"target,omitempty"`     // to own once handovers finish
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupMember) Reset() {
+	*x = GroupMember{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMember) ProtoMessage() {}
+
+func (x *GroupMember) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
+func (*GroupMember) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *GroupMember) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetClientHost() string {
+	if x != nil {
+		return x.ClientHost
+	}
+	return ""
+}
+
+func (x *GroupMember) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *GroupMember) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *GroupMember) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
+func (x *GroupMember) GetAssigned() []*TopicPartitions {
+	if x != nil {
+		return x.Assigned
+	}
+	return nil
+}
+
+func (x *GroupMember) GetTarget() []*TopicPartitions {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+type GroupPartitionOffset struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Committed     int64                  `protobuf:"varint,3,opt,name=committed,proto3" json:"committed,omitempty"`                              // -1: nothing committed
+	HighWatermark int64                  `protobuf:"varint,4,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"` // -1: unknown
+	Lag           int64                  `protobuf:"varint,5,opt,name=lag,proto3" json:"lag,omitempty"`                                          // -1: unknown
+	Owner         string                 `protobuf:"bytes,6,opt,name=owner,proto3" json:"owner,omitempty"`                                       // member id
+	Metadata      string                 `protobuf:"bytes,7,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	CommitTimeMs  int64                  `protobuf:"varint,8,opt,name=commit_time_ms,json=commitTimeMs,proto3" json:"commit_time_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupPartitionOffset) Reset() {
+	*x = GroupPartitionOffset{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupPartitionOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupPartitionOffset) ProtoMessage() {}
+
+func (x *GroupPartitionOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupPartitionOffset.ProtoReflect.Descriptor instead.
+func (*GroupPartitionOffset) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *GroupPartitionOffset) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *GroupPartitionOffset) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *GroupPartitionOffset) GetCommitted() int64 {
+	if x != nil {
+		return x.Committed
+	}
+	return 0
+}
+
+func (x *GroupPartitionOffset) GetHighWatermark() int64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *GroupPartitionOffset) GetLag() int64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+func (x *GroupPartitionOffset) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *GroupPartitionOffset) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
+}
+
+func (x *GroupPartitionOffset) GetCommitTimeMs() int64 {
+	if x != nil {
+		return x.CommitTimeMs
+	}
+	return 0
+}
+
+type DescribeGroupResponse struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Group         string                  `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	State         string                  `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	GroupEpoch    int32                   `protobuf:"varint,3,opt,name=group_epoch,json=groupEpoch,proto3" json:"group_epoch,omitempty"`
+	Rebalances    int64                   `protobuf:"varint,4,opt,name=rebalances,proto3" json:"rebalances,omitempty"`
+	Coordinator   string                  `protobuf:"bytes,5,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	Members       []*GroupMember          `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	Offsets       []*GroupPartitionOffset `protobuf:"bytes,7,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupResponse) Reset() {
+	*x = DescribeGroupResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupResponse) ProtoMessage() {}
+
+func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
+func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *DescribeGroupResponse) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetGroupEpoch() int32 {
+	if x != nil {
+		return x.GroupEpoch
+	}
+	return 0
+}
+
+func (x *DescribeGroupResponse) GetRebalances() int64 {
+	if x != nil {
+		return x.Rebalances
+	}
+	return 0
+}
+
+func (x *DescribeGroupResponse) GetCoordinator() string {
+	if x != nil {
+		return x.Coordinator
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetMembers() []*GroupMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *DescribeGroupResponse) GetOffsets() []*GroupPartitionOffset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type DeleteGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupRequest) Reset() {
+	*x = DeleteGroupRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupRequest) ProtoMessage() {}
+
+func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
+func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *DeleteGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type DeleteGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupResponse) Reset() {
+	*x = DeleteGroupResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupResponse) ProtoMessage() {}
+
+func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
+func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{48}
+}
+
+type ResetOffsetsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Offsets       []*OffsetCommit        `protobuf:"bytes,2,rep,name=offsets,proto3" json:"offsets,omitempty"` // explicit offsets; clients resolve earliest/latest/time/shift
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetOffsetsRequest) Reset() {
+	*x = ResetOffsetsRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetOffsetsRequest) ProtoMessage() {}
+
+func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ResetOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ResetOffsetsRequest) GetOffsets() []*OffsetCommit {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type ResetOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetOffsetsResponse) Reset() {
+	*x = ResetOffsetsResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetOffsetsResponse) ProtoMessage() {}
+
+func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{50}
+}
+
 var File_skiff_v1_skiff_proto protoreflect.FileDescriptor
 
 const file_skiff_v1_skiff_proto_rawDesc = "" +
@@ -2046,7 +3388,110 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12(\n" +
 	"\x10log_start_offset\x18\x02 \x01(\x03R\x0elogStartOffset\x12%\n" +
 	"\x0ehigh_watermark\x18\x03 \x01(\x03R\rhighWatermark\"\x14\n" +
-	"\x12WriteIndeterminate*#\n" +
+	"\x12WriteIndeterminate\"G\n" +
+	"\x0fTopicPartitions\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\x05R\n" +
+	"partitions\".\n" +
+	"\x16FindCoordinatorRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"F\n" +
+	"\x17FindCoordinatorResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\"\xc0\x02\n" +
+	"\x15GroupHeartbeatRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x1f\n" +
+	"\vinstance_id\x18\x03 \x01(\tR\n" +
+	"instanceId\x12!\n" +
+	"\fmember_epoch\x18\x04 \x01(\x05R\vmemberEpoch\x12\x16\n" +
+	"\x06topics\x18\x05 \x03(\tR\x06topics\x12\x18\n" +
+	"\apattern\x18\x06 \x01(\tR\apattern\x12/\n" +
+	"\x05owned\x18\a \x03(\v2\x19.skiff.v1.TopicPartitionsR\x05owned\x120\n" +
+	"\x14rebalance_timeout_ms\x18\b \x01(\x05R\x12rebalanceTimeoutMs\x12\x1b\n" +
+	"\tclient_id\x18\t \x01(\tR\bclientId\"\xc7\x01\n" +
+	"\x16GroupHeartbeatResponse\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x02 \x01(\x05R\vmemberEpoch\x122\n" +
+	"\x15heartbeat_interval_ms\x18\x03 \x01(\x05R\x13heartbeatIntervalMs\x129\n" +
+	"\n" +
+	"assignment\x18\x04 \x03(\v2\x19.skiff.v1.TopicPartitionsR\n" +
+	"assignment\"v\n" +
+	"\fOffsetCommit\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1a\n" +
+	"\bmetadata\x18\x04 \x01(\tR\bmetadata\"\x9e\x01\n" +
+	"\x14CommitOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x03 \x01(\x05R\vmemberEpoch\x120\n" +
+	"\aoffsets\x18\x04 \x03(\v2\x16.skiff.v1.OffsetCommitR\aoffsets\"\x17\n" +
+	"\x15CommitOffsetsResponse\"f\n" +
+	"\x13FetchOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x129\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2\x19.skiff.v1.TopicPartitionsR\n" +
+	"partitions\"\x9f\x01\n" +
+	"\x0fCommittedOffset\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1a\n" +
+	"\bmetadata\x18\x04 \x01(\tR\bmetadata\x12$\n" +
+	"\x0ecommit_time_ms\x18\x05 \x01(\x03R\fcommitTimeMs\"K\n" +
+	"\x14FetchOffsetsResponse\x123\n" +
+	"\aoffsets\x18\x01 \x03(\v2\x19.skiff.v1.CommittedOffsetR\aoffsets\"2\n" +
+	"\x11ListGroupsRequest\x12\x1d\n" +
+	"\n" +
+	"local_only\x18\x01 \x01(\bR\tlocalOnly\"v\n" +
+	"\fGroupListing\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x18\n" +
+	"\amembers\x18\x03 \x01(\x05R\amembers\x12 \n" +
+	"\vcoordinator\x18\x04 \x01(\tR\vcoordinator\"D\n" +
+	"\x12ListGroupsResponse\x12.\n" +
+	"\x06groups\x18\x01 \x03(\v2\x16.skiff.v1.GroupListingR\x06groups\",\n" +
+	"\x14DescribeGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xc8\x02\n" +
+	"\vGroupMember\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1f\n" +
+	"\vinstance_id\x18\x02 \x01(\tR\n" +
+	"instanceId\x12\x1b\n" +
+	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\x1f\n" +
+	"\vclient_host\x18\x04 \x01(\tR\n" +
+	"clientHost\x12!\n" +
+	"\fmember_epoch\x18\x05 \x01(\x05R\vmemberEpoch\x12\x16\n" +
+	"\x06topics\x18\x06 \x03(\tR\x06topics\x12\x18\n" +
+	"\apattern\x18\a \x01(\tR\apattern\x125\n" +
+	"\bassigned\x18\b \x03(\v2\x19.skiff.v1.TopicPartitionsR\bassigned\x121\n" +
+	"\x06target\x18\t \x03(\v2\x19.skiff.v1.TopicPartitionsR\x06target\"\xf9\x01\n" +
+	"\x14GroupPartitionOffset\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1c\n" +
+	"\tcommitted\x18\x03 \x01(\x03R\tcommitted\x12%\n" +
+	"\x0ehigh_watermark\x18\x04 \x01(\x03R\rhighWatermark\x12\x10\n" +
+	"\x03lag\x18\x05 \x01(\x03R\x03lag\x12\x14\n" +
+	"\x05owner\x18\x06 \x01(\tR\x05owner\x12\x1a\n" +
+	"\bmetadata\x18\a \x01(\tR\bmetadata\x12$\n" +
+	"\x0ecommit_time_ms\x18\b \x01(\x03R\fcommitTimeMs\"\x91\x02\n" +
+	"\x15DescribeGroupResponse\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1f\n" +
+	"\vgroup_epoch\x18\x03 \x01(\x05R\n" +
+	"groupEpoch\x12\x1e\n" +
+	"\n" +
+	"rebalances\x18\x04 \x01(\x03R\n" +
+	"rebalances\x12 \n" +
+	"\vcoordinator\x18\x05 \x01(\tR\vcoordinator\x12/\n" +
+	"\amembers\x18\x06 \x03(\v2\x15.skiff.v1.GroupMemberR\amembers\x128\n" +
+	"\aoffsets\x18\a \x03(\v2\x1e.skiff.v1.GroupPartitionOffsetR\aoffsets\"*\n" +
+	"\x12DeleteGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\x15\n" +
+	"\x13DeleteGroupResponse\"]\n" +
+	"\x13ResetOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x120\n" +
+	"\aoffsets\x18\x02 \x03(\v2\x16.skiff.v1.OffsetCommitR\aoffsets\"\x16\n" +
+	"\x14ResetOffsetsResponse*#\n" +
 	"\x04Acks\x12\f\n" +
 	"\bACKS_ALL\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01*Y\n" +
@@ -2071,7 +3516,17 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\n" +
 	"ListTopics\x12\x1b.skiff.v1.ListTopicsRequest\x1a\x1c.skiff.v1.ListTopicsResponse\x12N\n" +
 	"\x10AlterTopicConfig\x12!.skiff.v1.AlterTopicConfigRequest\x1a\x17.skiff.v1.TopicMetadata\x12V\n" +
-	"\x0fDescribeCluster\x12 .skiff.v1.DescribeClusterRequest\x1a!.skiff.v1.DescribeClusterResponseB/Z-github.com/skiff-mq/skiff/rpc/skiffpb;skiffpbb\x06proto3"
+	"\x0fDescribeCluster\x12 .skiff.v1.DescribeClusterRequest\x1a!.skiff.v1.DescribeClusterResponse2\x87\x05\n" +
+	"\x06Groups\x12V\n" +
+	"\x0fFindCoordinator\x12 .skiff.v1.FindCoordinatorRequest\x1a!.skiff.v1.FindCoordinatorResponse\x12N\n" +
+	"\tHeartbeat\x12\x1f.skiff.v1.GroupHeartbeatRequest\x1a .skiff.v1.GroupHeartbeatResponse\x12P\n" +
+	"\rCommitOffsets\x12\x1e.skiff.v1.CommitOffsetsRequest\x1a\x1f.skiff.v1.CommitOffsetsResponse\x12M\n" +
+	"\fFetchOffsets\x12\x1d.skiff.v1.FetchOffsetsRequest\x1a\x1e.skiff.v1.FetchOffsetsResponse\x12G\n" +
+	"\n" +
+	"ListGroups\x12\x1b.skiff.v1.ListGroupsRequest\x1a\x1c.skiff.v1.ListGroupsResponse\x12P\n" +
+	"\rDescribeGroup\x12\x1e.skiff.v1.DescribeGroupRequest\x1a\x1f.skiff.v1.DescribeGroupResponse\x12J\n" +
+	"\vDeleteGroup\x12\x1c.skiff.v1.DeleteGroupRequest\x1a\x1d.skiff.v1.DeleteGroupResponse\x12M\n" +
+	"\fResetOffsets\x12\x1d.skiff.v1.ResetOffsetsRequest\x1a\x1e.skiff.v1.ResetOffsetsResponseB/Z-github.com/skiff-mq/skiff/rpc/skiffpb;skiffpbb\x06proto3"
 
 var (
 	file_skiff_v1_skiff_proto_rawDescOnce sync.Once
@@ -2086,7 +3541,7 @@ func file_skiff_v1_skiff_proto_rawDescGZIP() []byte {
 }
 
 var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_skiff_v1_skiff_proto_goTypes = []any{
 	(Acks)(0),                       // 0: skiff.v1.Acks
 	(OffsetSpec)(0),                 // 1: skiff.v1.OffsetSpec
@@ -2119,9 +3574,31 @@ var file_skiff_v1_skiff_proto_goTypes = []any{
 	(*NotLeader)(nil),               // 28: skiff.v1.NotLeader
 	(*OffsetOutOfRange)(nil),        // 29: skiff.v1.OffsetOutOfRange
 	(*WriteIndeterminate)(nil),      // 30: skiff.v1.WriteIndeterminate
-	nil,                             // 31: skiff.v1.TopicMetadata.ConfigsEntry
-	nil,                             // 32: skiff.v1.CreateTopicRequest.ConfigsEntry
-	nil,                             // 33: skiff.v1.AlterTopicConfigRequest.SetEntry
+	(*TopicPartitions)(nil),         // 31: skiff.v1.TopicPartitions
+	(*FindCoordinatorRequest)(nil),  // 32: skiff.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil), // 33: skiff.v1.FindCoordinatorResponse
+	(*GroupHeartbeatRequest)(nil),   // 34: skiff.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),  // 35: skiff.v1.GroupHeartbeatResponse
+	(*OffsetCommit)(nil),            // 36: skiff.v1.OffsetCommit
+	(*CommitOffsetsRequest)(nil),    // 37: skiff.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),   // 38: skiff.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),     // 39: skiff.v1.FetchOffsetsRequest
+	(*CommittedOffset)(nil),         // 40: skiff.v1.CommittedOffset
+	(*FetchOffsetsResponse)(nil),    // 41: skiff.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),       // 42: skiff.v1.ListGroupsRequest
+	(*GroupListing)(nil),            // 43: skiff.v1.GroupListing
+	(*ListGroupsResponse)(nil),      // 44: skiff.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),    // 45: skiff.v1.DescribeGroupRequest
+	(*GroupMember)(nil),             // 46: skiff.v1.GroupMember
+	(*GroupPartitionOffset)(nil),    // 47: skiff.v1.GroupPartitionOffset
+	(*DescribeGroupResponse)(nil),   // 48: skiff.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),      // 49: skiff.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),     // 50: skiff.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),     // 51: skiff.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),    // 52: skiff.v1.ResetOffsetsResponse
+	nil,                             // 53: skiff.v1.TopicMetadata.ConfigsEntry
+	nil,                             // 54: skiff.v1.CreateTopicRequest.ConfigsEntry
+	nil,                             // 55: skiff.v1.AlterTopicConfigRequest.SetEntry
 }
 var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	2,  // 0: skiff.v1.Record.headers:type_name -> skiff.v1.Header
@@ -2131,44 +3608,71 @@ var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	28, // 4: skiff.v1.ErrorStatus.not_leader:type_name -> skiff.v1.NotLeader
 	1,  // 5: skiff.v1.ListOffsetsRequest.spec:type_name -> skiff.v1.OffsetSpec
 	15, // 6: skiff.v1.TopicMetadata.partitions:type_name -> skiff.v1.PartitionMetadata
-	31, // 7: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
+	53, // 7: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
 	14, // 8: skiff.v1.MetadataResponse.brokers:type_name -> skiff.v1.Broker
 	16, // 9: skiff.v1.MetadataResponse.topics:type_name -> skiff.v1.TopicMetadata
-	32, // 10: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
+	54, // 10: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
 	16, // 11: skiff.v1.ListTopicsResponse.topics:type_name -> skiff.v1.TopicMetadata
-	33, // 12: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
+	55, // 12: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
 	14, // 13: skiff.v1.DescribeClusterResponse.brokers:type_name -> skiff.v1.Broker
-	4,  // 14: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
-	4,  // 15: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
-	7,  // 16: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
-	9,  // 17: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
-	11, // 18: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
-	12, // 19: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
-	17, // 20: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
-	19, // 21: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
-	20, // 22: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
-	22, // 23: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
-	23, // 24: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
-	25, // 25: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
-	26, // 26: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
-	5,  // 27: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
-	5,  // 28: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
-	8,  // 29: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
-	10, // 30: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
-	10, // 31: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
-	13, // 32: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
-	18, // 33: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
-	16, // 34: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
-	21, // 35: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
-	16, // 36: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
-	24, // 37: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
-	16, // 38: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
-	27, // 39: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
-	27, // [27:40] is the sub-list for method output_type
-	14, // [14:27] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	31, // 14: skiff.v1.GroupHeartbeatRequest.owned:type_name -> skiff.v1.TopicPartitions
+	31, // 15: skiff.v1.GroupHeartbeatResponse.assignment:type_name -> skiff.v1.TopicPartitions
+	36, // 16: skiff.v1.CommitOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
+	31, // 17: skiff.v1.FetchOffsetsRequest.partitions:type_name -> skiff.v1.TopicPartitions
+	40, // 18: skiff.v1.FetchOffsetsResponse.offsets:type_name -> skiff.v1.CommittedOffset
+	43, // 19: skiff.v1.ListGroupsResponse.groups:type_name -> skiff.v1.GroupListing
+	31, // 20: skiff.v1.GroupMember.assigned:type_name -> skiff.v1.TopicPartitions
+	31, // 21: skiff.v1.GroupMember.target:type_name -> skiff.v1.TopicPartitions
+	46, // 22: skiff.v1.DescribeGroupResponse.members:type_name -> skiff.v1.GroupMember
+	47, // 23: skiff.v1.DescribeGroupResponse.offsets:type_name -> skiff.v1.GroupPartitionOffset
+	36, // 24: skiff.v1.ResetOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
+	4,  // 25: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
+	4,  // 26: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
+	7,  // 27: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
+	9,  // 28: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
+	11, // 29: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
+	12, // 30: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
+	17, // 31: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
+	19, // 32: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
+	20, // 33: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
+	22, // 34: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
+	23, // 35: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
+	25, // 36: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
+	26, // 37: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
+	32, // 38: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
+	34, // 39: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
+	37, // 40: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
+	39, // 41: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
+	42, // 42: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
+	45, // 43: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
+	49, // 44: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
+	51, // 45: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
+	5,  // 46: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
+	5,  // 47: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
+	8,  // 48: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
+	10, // 49: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
+	10, // 50: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
+	13, // 51: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
+	18, // 52: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
+	16, // 53: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
+	21, // 54: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
+	16, // 55: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
+	24, // 56: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
+	16, // 57: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
+	27, // 58: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
+	33, // 59: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
+	35, // 60: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
+	38, // 61: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
+	41, // 62: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
+	44, // 63: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
+	48, // 64: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
+	50, // 65: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
+	52, // 66: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
+	46, // [46:67] is the sub-list for method output_type
+	25, // [25:46] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_skiff_proto_init() }
@@ -2182,9 +3686,9 @@ func file_skiff_v1_skiff_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_skiff_proto_rawDesc), len(file_skiff_v1_skiff_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   32,
+			NumMessages:   54,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_skiff_v1_skiff_proto_goTypes,
 		DependencyIndexes: file_skiff_v1_skiff_proto_depIdxs,

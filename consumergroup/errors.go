@@ -1,0 +1,42 @@
+package consumergroup
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors callers branch on. The RPC layer maps each to a status code.
+var (
+	// ErrNotCoordinator: this node does not lead the group's offsets
+	// partition. Find the coordinator again and retry there.
+	ErrNotCoordinator = errors.New("this node is not the group's coordinator; find the coordinator again")
+	// ErrCoordinatorLoading: this node just became coordinator and is
+	// still reading the offsets log. Retry shortly.
+	ErrCoordinatorLoading = errors.New("the group coordinator is loading its state; retry shortly")
+	// ErrCoordinatorUnavailable: the offsets topic does not exist yet or
+	// its partition has no leader. Retry shortly.
+	ErrCoordinatorUnavailable = errors.New("no group coordinator is available yet; retry shortly")
+	// ErrUnknownMember: the member id is not (or no longer) in the group,
+	// e.g. it was removed after its session timed out. Rejoin with epoch 0.
+	ErrUnknownMember = errors.New("unknown member: it left or its session timed out; rejoin the group")
+	// ErrFencedMemberEpoch: the member's epoch is older than the
+	// coordinator's: a zombie instance, or a member that missed a
+	// rebalance. Release all partitions and rejoin with epoch 0.
+	ErrFencedMemberEpoch = errors.New("fenced member epoch: release all partitions and rejoin the group")
+	// ErrNotAssigned: a commit names a partition the member does not own.
+	ErrNotAssigned = errors.New("partition is not assigned to this member")
+	// ErrGroupNotEmpty: the operation needs a group without active
+	// members (offset reset, delete, a commit without a member id).
+	ErrGroupNotEmpty = errors.New("group has active members; stop its consumers first")
+	// ErrGroupNotFound: the group has neither members nor committed
+	// offsets.
+	ErrGroupNotFound = errors.New("group not found")
+	// ErrInvalidArgument marks a malformed request.
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrClosed: the coordinator has stopped.
+	ErrClosed = errors.New("group coordinator is closed")
+)
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidArgument, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,45 @@
+package consumergroup
+
+import (
+	"context"
+	"time"
+)
+
+// Log is this node's replica of one offsets partition.
+type Log interface {
+	// Append replicates batch and returns once it is committed, with the
+	// offset of its first record. Only the leader may append.
+	Append(ctx context.Context, batch []byte) (baseOffset int64, err error)
+	// Read returns committed batches from offset on (a follower's too),
+	// waiting up to maxWait at the end of the log. When offset is below the
+	// log start it returns no batches and the bounds.
+	Read(ctx context.Context, offset int64, maxWait time.Duration) (ReadResult, error)
+	// HighWatermark is the offset after the last committed record this
+	// replica holds.
+	HighWatermark() int64
+	// LeaderTerm returns the Raft term in which this replica leads and has
+	// caught up; ok is false when it does not lead.
+	LeaderTerm() (term uint64, ok bool)
+	// DeleteBefore deletes whole segments holding only offsets below
+	// offset.
+	DeleteBefore(offset int64) error
+}
+
+// ReadResult is what Log.Read returns.
+type ReadResult struct {
+	Batches []byte
+	Start   int64 // log start offset
+	End     int64 // high watermark
+}
+
+// Host is the coordinator's view of the node and cluster around it.
+type Host interface {
+	// OffsetsLogs returns this node's replicas of the offsets topic by
+	// partition, and the topic's partition count (0 until it exists).
+	OffsetsLogs() (logs map[int32]Log, partitions int32)
+	// Topics returns the user topics and their partition counts.
+	Topics() map[string]int32
+	// HighWatermarks returns the high watermarks of partitions as their
+	// leaders report them; unknown ones are missing.
+	HighWatermarks(ctx context.Context, tps []TopicPartition) map[TopicPartition]int64
+}

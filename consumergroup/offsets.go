@@ -1,0 +1,108 @@
+package consumergroup
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Committed is a group's committed position in one partition: the offset of
+// the next record to consume.
+type Committed struct {
+	Offset     int64
+	Metadata   string
+	CommitTime time.Time
+}
+
+// offsetTable is the materialised content of one offsets partition: the
+// latest committed offset per group and partition.
+//
+// Checkpoints: a checkpoint-begin entry opens a shadow table that every
+// later entry also updates; the matching checkpoint-end replaces the table
+// by the shadow. Entries before the begin are then no longer needed, and a
+// checkpoint cut short (its writer lost leadership) is simply superseded by
+// the next one.
+type offsetTable struct {
+	groups map[string]map[TopicPartition]Committed
+
+	shadow      map[string]map[TopicPartition]Committed
+	shadowBegin int64 // offset of the open checkpoint's begin entry; -1 if none
+}
+
+func newOffsetTable() *offsetTable {
+	return &offsetTable{groups: map[string]map[TopicPartition]Committed{}, shadowBegin: -1}
+}
+
+// apply applies the entry stored at offset. It returns the begin offset of
+// a checkpoint it completed, or -1.
+func (t *offsetTable) apply(offset int64, e entry) (completed int64) {
+	switch e.Kind {
+	case kindCommit:
+		c := Committed{Offset: e.Offset, Metadata: e.Metadata, CommitTime: time.UnixMilli(e.CommitTime)}
+		tp := TopicPartition{Topic: e.Topic, Partition: e.Partition}
+		setCommitted(t.groups, e.Group, tp, c)
+		if t.shadow != nil {
+			setCommitted(t.shadow, e.Group, tp, c)
+		}
+	case kindDeleteGroup:
+		delete(t.groups, e.Group)
+		if t.shadow != nil {
+			delete(t.shadow, e.Group)
+		}
+	case kindCheckpointBegin:
+		t.shadow = map[string]map[TopicPartition]Committed{}
+		t.shadowBegin = offset
+	case kindCheckpointEnd:
+		if t.shadow == nil || e.Begin != t.shadowBegin {
+			return -1 // the end of a checkpoint another one superseded
+		}
+		t.groups, t.shadow = t.shadow, nil
+		begin := t.shadowBegin
+		t.shadowBegin = -1
+		return begin
+	}
+	return -1
+}
+
+func setCommitted(m map[string]map[TopicPartition]Committed, group string, tp TopicPartition, c Committed) {
+	g := m[group]
+	if g == nil {
+		g = map[TopicPartition]Committed{}
+		m[group] = g
+	}
+	g[tp] = c
+}
+
+// group returns a copy of one group's committed offsets.
+func (t *offsetTable) group(id string) map[TopicPartition]Committed {
+	return maps.Clone(t.groups[id])
+}
+
+// groupIDs returns the groups with committed offsets, sorted.
+func (t *offsetTable) groupIDs() []string {
+	return slices.Sorted(maps.Keys(t.groups))
+}
+
+// checkpointEntries returns the commits that restate the whole table, in a
+// deterministic order.
+func (t *offsetTable) checkpointEntries() []entry {
+	var out []entry
+	for _, g := range t.groupIDs() {
+		offs := t.groups[g]
+		tps := slices.SortedFunc(maps.Keys(offs), compareTP)
+		for _, tp := range tps {
+			c := offs[tp]
+			out = append(out, entry{Kind: kindCommit, Group: g, Topic: tp.Topic, Partition: tp.Partition,
+				Offset: c.Offset, Metadata: c.Metadata, CommitTime: c.CommitTime.UnixMilli()})
+		}
+	}
+	return out
+}
+
+func compareTP(a, b TopicPartition) int {
+	if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+		return c
+	}
+	return int(a.Partition) - int(b.Partition)
+}

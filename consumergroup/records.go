@@ -1,0 +1,97 @@
+package consumergroup
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/skiff-mq/skiff/record"
+)
+
+// OffsetsTopic is the internal topic that holds committed offsets.
+const OffsetsTopic = "__consumer_offsets"
+
+// PartitionFor returns the offsets partition that owns group, of n.
+func PartitionFor(group string, n int32) int32 {
+	if n <= 0 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(group))
+	return int32(h.Sum32() % uint32(n))
+}
+
+// Kinds of entries in the offsets log. The values are part of the on-disk
+// format: never change one.
+const (
+	kindCommit          = "commit"
+	kindDeleteGroup     = "delete-group"
+	kindCheckpointBegin = "checkpoint-begin"
+	kindCheckpointEnd   = "checkpoint-end"
+)
+
+// entry is one record of the offsets log, JSON in the record's value; the
+// record key names the kind and group so that `skiff log dump` output is
+// readable.
+type entry struct {
+	Kind       string `json:"k"`
+	Group      string `json:"g,omitempty"`
+	Topic      string `json:"t,omitempty"`
+	Partition  int32  `json:"p,omitempty"`
+	Offset     int64  `json:"o,omitempty"`
+	Metadata   string `json:"m,omitempty"`
+	CommitTime int64  `json:"ts,omitempty"` // unix milliseconds
+	// Begin is the offset of the checkpoint-begin entry a checkpoint-end
+	// closes.
+	Begin int64 `json:"b,omitempty"`
+}
+
+// maxEntriesBatchBytes bounds one batch of entries; checkpoints of large
+// states span several batches.
+const maxEntriesBatchBytes = 512 << 10
+
+// encodeEntries packs entries into batches of at most about
+// maxEntriesBatchBytes each.
+func encodeEntries(entries []entry, now time.Time) ([][]byte, error) {
+	var out [][]byte
+	b := record.NewBuilder(record.BatchOptions{})
+	ts := now.UnixMilli()
+	for _, e := range entries {
+		v, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s entry: %w", e.Kind, err)
+		}
+		r := record.Record{Timestamp: ts, Key: []byte(e.Kind + "/" + e.Group), Value: v}
+		if b.Len() > 0 && b.EstimatedSizeWith(r) > maxEntriesBatchBytes {
+			batch, err := b.Build()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, batch)
+			b = record.NewBuilder(record.BatchOptions{})
+		}
+		b.Add(r)
+	}
+	if b.Len() > 0 {
+		batch, err := b.Build()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, batch)
+	}
+	return out, nil
+}
+
+// decodeEntry parses one offsets-log record. Records this version does not
+// know (written by a newer one) are reported as ok=false and skipped.
+func decodeEntry(r record.Record) (e entry, ok bool, err error) {
+	if err := json.Unmarshal(r.Value, &e); err != nil {
+		return entry{}, false, fmt.Errorf("offsets record at offset %d: %w", r.Offset, err)
+	}
+	switch e.Kind {
+	case kindCommit, kindDeleteGroup, kindCheckpointBegin, kindCheckpointEnd:
+		return e, true, nil
+	}
+	return entry{}, false, nil
+}
