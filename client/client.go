@@ -23,6 +23,7 @@ type Client struct {
 	log     *slog.Logger
 	meta    *metadataCache
 	streams *produceStreams
+	coords  coordinators
 
 	// ctx is the client's lifetime; streams derive from it.
 	ctx    context.Context

@@ -47,6 +47,28 @@ var (
 	ErrDeliveryTimeout = errors.New("delivery timeout")
 	// ErrClosed means the Client, Producer or Consumer was closed.
 	ErrClosed = errors.New("closed")
+	// ErrNotCoordinator means the broker asked is not the group's
+	// coordinator (it moved); the client finds it again and retries.
+	ErrNotCoordinator = errors.New("not the group coordinator")
+	// ErrUnknownMember means the group no longer knows the member (it
+	// left, or its session timed out); a GroupConsumer rejoins by itself.
+	ErrUnknownMember = errors.New("unknown group member")
+	// ErrFencedMemberEpoch means the member's epoch is stale (a zombie, or
+	// a member that missed a rebalance); a GroupConsumer gives up its
+	// partitions and rejoins by itself.
+	ErrFencedMemberEpoch = errors.New("fenced member epoch")
+	// ErrNotAssigned means a commit named a partition the member does not
+	// own.
+	ErrNotAssigned = errors.New("partition not assigned to this member")
+	// ErrGroupNotEmpty means the operation (offset reset, group delete, a
+	// commit without a member) needs a group with no active members.
+	ErrGroupNotEmpty = errors.New("group has active members")
+	// ErrGroupNotFound means the group has neither members nor committed
+	// offsets.
+	ErrGroupNotFound = errors.New("group not found")
+	// ErrNoOffset means a group consumer with AutoOffsetReset "none" was
+	// given a partition without a committed offset.
+	ErrNoOffset = errors.New("no committed offset and auto offset reset is none")
 	// ErrRejected is any other refusal by the broker (an internal topic,
 	// producer ids exhausted, an internal error); the message says why. Not
 	// retriable.
@@ -137,6 +159,12 @@ func fromErrorStatus(e *skiffpb.ErrorStatus) error {
 const (
 	reasonOutOfOrderSequence = "OUT_OF_ORDER_SEQUENCE"
 	reasonProducerFenced     = "PRODUCER_FENCED"
+	reasonNotCoordinator     = "NOT_COORDINATOR"
+	reasonUnknownMember      = "UNKNOWN_MEMBER"
+	reasonFencedMemberEpoch  = "FENCED_MEMBER_EPOCH"
+	reasonNotAssigned        = "NOT_ASSIGNED"
+	reasonGroupNotEmpty      = "GROUP_NOT_EMPTY"
+	reasonGroupNotFound      = "GROUP_NOT_FOUND"
 )
 
 func statusError(code codes.Code, msg string, details []any) error {
@@ -160,6 +188,9 @@ func statusError(code codes.Code, msg string, details []any) error {
 	}
 	switch code {
 	case codes.NotFound:
+		if reason == reasonGroupNotFound {
+			return brokerErr(ErrGroupNotFound, msg)
+		}
 		return brokerErr(ErrUnknownTopic, msg)
 	case codes.AlreadyExists:
 		return brokerErr(ErrTopicExists, msg)
@@ -174,6 +205,16 @@ func statusError(code codes.Code, msg string, details []any) error {
 		switch {
 		case nl != nil:
 			return &NotLeaderError{LeaderID: nl.GetLeaderId(), LeaderAddr: nl.GetLeaderAddr(), Message: msg}
+		case reason == reasonNotCoordinator:
+			return brokerErr(ErrNotCoordinator, msg)
+		case reason == reasonUnknownMember:
+			return brokerErr(ErrUnknownMember, msg)
+		case reason == reasonFencedMemberEpoch:
+			return brokerErr(ErrFencedMemberEpoch, msg)
+		case reason == reasonNotAssigned:
+			return brokerErr(ErrNotAssigned, msg)
+		case reason == reasonGroupNotEmpty:
+			return brokerErr(ErrGroupNotEmpty, msg)
 		case reason == reasonProducerFenced || reason == "":
 			return brokerErr(ErrProducerFenced, msg)
 		}
