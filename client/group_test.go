@@ -462,3 +462,72 @@ func reasonOf(err error) string {
 	}
 	return ""
 }
+
+// TestGroupCoordinatorFailoverKeepsOffsetsAndMembers kills the leader of
+// the group's offsets partition: the committed offsets are intact on the
+// new coordinator and the members carry on.
+func TestGroupCoordinatorFailoverKeepsOffsetsAndMembers(t *testing.T) {
+	c, err := startCluster(t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	cl := newClient(t, c)
+	createTopic(t, cl, "coord-failover", 4, 3)
+	const n = 1000
+	produceN(t, cl, "coord-failover", 0, n)
+	d := newDeliveries()
+	cfg := client.GroupConsumerConfig{Group: "failover", Topics: []string{"coord-failover"}, AutoOffsetReset: "earliest",
+		AutoCommitInterval: 100 * time.Millisecond}
+	a := startMember(t, cl, "a", cfg, d)
+	b := startMember(t, cl, "b", cfg, d)
+	before := waitStable(t, cl, "failover", 2)
+	d.waitDistinct(t, n, 30*time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// Wait for the auto-commit of everything read.
+	var committed map[client.TopicPartition]client.CommittedOffset
+	for {
+		committed, err = cl.FetchGroupOffsets(ctx, "failover")
+		var sum int64
+		for _, o := range committed {
+			sum += o.Offset
+		}
+		if err == nil && sum == n {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("committed %v (%v), want offsets summing to %d", committed, err, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	victim := c.node(before.Coordinator)
+	if victim == nil {
+		t.Fatalf("coordinator %q is not a test node", before.Coordinator)
+	}
+	t.Logf("killing coordinator %s", victim.id)
+	victim.kill()
+
+	after, err := cl.FetchGroupOffsets(ctx, "failover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tp, o := range committed {
+		if after[tp].Offset != o.Offset {
+			t.Fatalf("%s: committed %d before the failover, %d after", tp, o.Offset, after[tp].Offset)
+		}
+	}
+	produceN(t, cl, "coord-failover", n, n)
+	d.waitDistinct(t, 2*n, 60*time.Second)
+	desc := waitStable(t, cl, "failover", 2)
+	if desc.Coordinator == victim.id {
+		t.Fatalf("coordinator is still the killed node")
+	}
+	ids := []string{a.gc.MemberID(), b.gc.MemberID()}
+	for _, m := range desc.Members {
+		if !slices.Contains(ids, m.MemberID) {
+			t.Fatalf("member %s after failover is not one of the original members %v", m.MemberID, ids)
+		}
+	}
+}
