@@ -39,6 +39,14 @@ type replicaSet struct {
 	replicas map[partitionKey]*partition.Replica // guarded by mu
 	// seenIndex is the metadata index the last complete reconciliation saw.
 	seenIndex uint64 // guarded by mu
+	// catchUpIndex is the last index of the meta Raft log when the
+	// reconcile loop started: until the local metadata has applied that
+	// far, it may lack topics that exist (after a restart the meta FSM
+	// starts empty, or at its snapshot, and replays its log only once the
+	// group has a leader again), so nothing is removed. Without this gate
+	// a node restarting while the meta group has no leader (every node
+	// restarted at once) deleted every partition directory it had.
+	catchUpIndex uint64 // reconcile goroutine only
 	// lastTransfer rate-limits preferred-leader handovers per partition.
 	lastTransfer map[partitionKey]time.Time // reconcile goroutine only
 	// logConfigs is the topic config last applied to each replica's log, so
@@ -95,6 +103,7 @@ func (s *replicaSet) run() {
 	// must not sit out their timeouts one partition after another.
 	ctx, cancel := s.n.stopContext()
 	defer cancel()
+	s.catchUpIndex = s.n.meta.raft.LastIndex()
 	for {
 		changed := s.n.meta.fsm.Changed()
 		s.reconcile(ctx)
@@ -126,6 +135,13 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 	st := s.n.meta.fsm.State()
 	want := s.desired(st)
 	ok := true
+	if st.Index < s.catchUpIndex {
+		// Metadata not yet replayed as far as this node had it: absent
+		// topics may only be missing so far. Open what it assigns, remove
+		// nothing.
+		s.openAssigned(ctx, want)
+		return
+	}
 	// Stop and delete replicas no longer assigned here (topic deleted or
 	// partition moved away).
 	for key, r := range s.all() {
@@ -245,6 +261,22 @@ func (s *replicaSet) remove(key partitionKey, r *partition.Replica) error {
 	}
 	s.n.logger.Info("replica removed", "partition", key.group())
 	return err
+}
+
+// openAssigned opens the replicas want lists that are not running, and
+// nothing else (see catchUpIndex).
+func (s *replicaSet) openAssigned(ctx context.Context, want map[partitionKey]*metadata.Topic) {
+	for key, t := range want {
+		if ctx.Err() != nil {
+			return
+		}
+		if _, running := s.all()[key]; running {
+			continue
+		}
+		if _, err := s.open(key, t); err != nil {
+			s.n.logger.Warn("open replica", "partition", key.group(), "error", err)
+		}
+	}
 }
 
 func (s *replicaSet) removeStrayDirs(want map[partitionKey]*metadata.Topic) {
