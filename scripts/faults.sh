@@ -18,7 +18,8 @@
 #   scripts/faults.sh cut-gossip A[,A..] B[,B..]   partition on the gossip port only
 #   scripts/faults.sh cut-clients NODE       drop client (gRPC :9400) traffic to NODE
 #   scripts/faults.sh loss NODE PCT          drop PCT% of NODE's packets, each direction
-#   scripts/faults.sh delay NODE MS [JITTER] tc netem; exits 3 when the kernel lacks it
+#   scripts/faults.sh delay NODE MS [JITTER] tc netem; without sch_netem, a delaying proxy
+#                                            (skiff chaos proxy) in front of NODE's Raft port
 #   scripts/faults.sh throttle NODE KBIT     tc tbf egress rate limit
 #   scripts/faults.sh clear NODE             remove our iptables rules and qdiscs on NODE
 #   scripts/faults.sh heal-all               clear every node, reconnect, unpause
@@ -34,7 +35,9 @@
 #
 # Every iptables rule we add carries the comment "skiff-fault/<target>", so
 # clear and heal-all remove ours and nothing else (Docker keeps its own DNS
-# rules in each container's namespace). Our qdiscs use handle 5eed:.
+# rules in each container's namespace). Our qdiscs use handle 5eed:. Delay
+# proxies run on the host inside a node's network namespace; their pids are
+# kept in $SKIFF_FAULT_STATE (default /tmp/skiff-faults-<project>).
 # A node is a container name: skiff-1, skiff-2, ... (= its node id).
 
 # shellcheck source=scripts/common.sh
@@ -44,6 +47,10 @@ FAULT_TAG=skiff-fault
 FAULT_QDISC_HANDLE=5eed:
 # Exit status of a fault this machine cannot inject (e.g. no sch_netem).
 FAULT_UNSUPPORTED=3
+SKIFF_FAULT_STATE=${SKIFF_FAULT_STATE:-/tmp/skiff-faults-$SKIFF_PROJECT}
+# The Raft port inside a node and the port its delay proxy listens on.
+FAULT_RAFT_PORT=9401
+FAULT_PROXY_PORT=19401
 
 _fault_pid() {
   local pid
@@ -223,20 +230,65 @@ fault_netem_available() {
   unshare --net tc qdisc add dev lo root netem delay 1ms >/dev/null 2>&1
 }
 
-# fault_delay NODE MS [JITTER_MS]: delay every packet NODE sends (egress, so
-# a round trip to NODE gains MS) with netem. Returns $FAULT_UNSUPPORTED when
-# the kernel lacks sch_netem (then see fault_throttle, or a delaying proxy).
+# fault_delay NODE MS [JITTER_MS]: delay NODE's traffic by MS (plus up to
+# JITTER_MS). With sch_netem: every packet NODE sends (egress, so a round
+# trip to NODE gains MS). Without it (this kernel): the Raft connections
+# reaching NODE go through a delaying proxy, see _fault_delay_proxy.
 fault_delay() {
   local node=${1:?delay NODE MS [JITTER]} ms=${2:?delay NODE MS} jitter=${3:-0} ifc
   _fault_tools || return 1
   if ! fault_netem_available; then
-    skiff_log "delay unavailable: this kernel has no sch_netem (tc netem refused)"
-    return "$FAULT_UNSUPPORTED"
+    _fault_delay_proxy "$node" "$ms" "$jitter"
+    return
   fi
   skiff_log "delay ${ms}ms (jitter ${jitter}ms) on $node egress"
   for ifc in $(_fault_ifaces "$node"); do
     _fault_ns "$node" tc qdisc replace dev "$ifc" root handle "$FAULT_QDISC_HANDLE" netem delay "${ms}ms" "${jitter}ms" || return 1
   done
+}
+
+# _fault_delay_proxy NODE MS JITTER_MS: `skiff chaos proxy` runs on the host
+# inside NODE's network namespace (the container holds only the server) and
+# an iptables REDIRECT sends every Raft connection reaching NODE from a peer
+# through it; the proxy delays both directions of each. Connections opened
+# before the redirect are reset (REJECT on the original port, which only
+# they still use), so hashicorp/raft redials through the proxy. The delay
+# applies to every Raft link of NODE in which NODE accepted the connection;
+# delay every node to slow every link.
+_fault_delay_proxy() {
+  local node=$1 ms=$2 jitter=$3 pid bin=${SKIFF_BIN:-$SKIFF_ROOT/bin/skiff} pidfile
+  [ -x "$bin" ] || { skiff_die "delay: no sch_netem and no skiff binary at $bin for the proxy (make build)"; return "$FAULT_UNSUPPORTED"; }
+  pid=$(_fault_pid "$node") || return 1
+  pidfile="$SKIFF_FAULT_STATE/proxy-$node.pid"
+  mkdir -p "$SKIFF_FAULT_STATE"
+  _fault_stop_proxy "$node"
+  skiff_log "delay ${ms}ms (jitter ${jitter}ms) on $node's Raft links (proxy :$FAULT_PROXY_PORT, no sch_netem)"
+  setsid nsenter -t "$pid" -n "$bin" chaos proxy --listen "0.0.0.0:$FAULT_PROXY_PORT" \
+    --target "127.0.0.1:$FAULT_RAFT_PORT" --delay "${ms}ms" --jitter "${jitter}ms" \
+    </dev/null >"$SKIFF_FAULT_STATE/proxy-$node.log" 2>&1 &
+  echo $! >"$pidfile"
+  local i
+  for i in $(seq 1 20); do
+    grep -q '^proxy ' "$SKIFF_FAULT_STATE/proxy-$node.log" 2>/dev/null && break
+    kill -0 "$(cat "$pidfile")" 2>/dev/null || { skiff_die "delay proxy for $node exited: $(cat "$SKIFF_FAULT_STATE/proxy-$node.log")"; return 1; }
+    sleep 0.1
+  done
+  _fault_iptables "$node" -t nat -I PREROUTING ! -i lo -p tcp --dport "$FAULT_RAFT_PORT" \
+    -m comment --comment "$FAULT_TAG/delay" -j REDIRECT --to-ports "$FAULT_PROXY_PORT" &&
+    _fault_iptables "$node" -I INPUT ! -i lo -p tcp --dport "$FAULT_RAFT_PORT" \
+      -m comment --comment "$FAULT_TAG/delay" -j REJECT --reject-with tcp-reset
+}
+
+# _fault_stop_proxy NODE: stop NODE's delay proxy, if any.
+_fault_stop_proxy() {
+  local pidfile="$SKIFF_FAULT_STATE/proxy-$1.pid" pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  # Only our proxy: the pid file's process must still be a skiff chaos proxy.
+  if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'chaos proxy'; then
+    kill "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
 }
 
 # fault_throttle NODE KBIT: cap NODE's egress at KBIT kbit/s with a token
@@ -254,14 +306,16 @@ fault_throttle() {
 # _fault_clear_rules NODE [TAG_SUFFIX]: delete our iptables rules on NODE
 # (only those tagged skiff-fault/TAG_SUFFIX when given).
 _fault_clear_rules() {
-  local node=$1 want="$FAULT_TAG/${2:-}" line
+  local node=$1 want="$FAULT_TAG/${2:-}" line table
   local -a rule
   # iptables-nft quotes comments, iptables-legacy does not; ours hold no
   # spaces, so dropping the quotes leaves a rule spec -D accepts.
-  _fault_iptables "$node" -S 2>/dev/null | tr -d '"' | { grep -F -- "--comment $want" || true; } | while read -r line; do
-    [ "${line:0:3}" = "-A " ] || continue
-    read -r -a rule <<<"${line#-A }"
-    _fault_iptables "$node" -D "${rule[@]}" || skiff_log "could not delete rule on $node: $line"
+  for table in filter nat; do
+    _fault_iptables "$node" -t "$table" -S 2>/dev/null | tr -d '"' | { grep -F -- "--comment $want" || true; } | while read -r line; do
+      [ "${line:0:3}" = "-A " ] || continue
+      read -r -a rule <<<"${line#-A }"
+      _fault_iptables "$node" -t "$table" -D "${rule[@]}" || skiff_log "could not delete rule on $node: $line"
+    done
   done
 }
 
@@ -278,6 +332,7 @@ _fault_clear_qdiscs() {
 # (rules on other nodes against NODE stay; see fault_heal).
 fault_clear() {
   local node=${1:?clear NODE}
+  _fault_stop_proxy "$node"
   _fault_pid "$node" >/dev/null 2>&1 || return 0 # not running: its namespace is gone
   _fault_tools || return 1
   _fault_clear_rules "$node"
@@ -307,6 +362,7 @@ fault_heal_all() {
   local node rc=0
   skiff_log "heal all"
   for node in $(skiff_nodes); do
+    _fault_stop_proxy "$node"
     [ "$(skiff_health "$node")" != paused ] || docker unpause "$node" >/dev/null || rc=1
     _fault_pid "$node" >/dev/null 2>&1 || continue
     fault_connect "$node" || rc=1
@@ -335,6 +391,8 @@ fault_list() {
     _fault_pid "$node" >/dev/null 2>&1 || continue
     _fault_connected "$node" || echo "$node: isolated (not on network $SKIFF_NETWORK)"
     _fault_iptables "$node" -S 2>/dev/null | tr -d '"' | grep -F -- "--comment $FAULT_TAG/" | sed "s/^/$node: iptables /" || true
+    _fault_iptables "$node" -t nat -S 2>/dev/null | tr -d '"' | grep -F -- "--comment $FAULT_TAG/" | sed "s/^/$node: iptables -t nat /" || true
+    [ ! -f "$SKIFF_FAULT_STATE/proxy-$node.pid" ] || echo "$node: delay proxy pid $(cat "$SKIFF_FAULT_STATE/proxy-$node.pid")"
     for ifc in $(_fault_ifaces "$node"); do
       _fault_ns "$node" tc qdisc show dev "$ifc" | grep " $FAULT_QDISC_HANDLE " | sed "s/^/$node: $ifc /" || true
     done
@@ -380,7 +438,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
   verb=${1:-}
   if [ -z "$verb" ] || [ "$verb" = -h ] || [ "$verb" = --help ]; then
-    sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
     exit 2
   fi
   shift
