@@ -19,11 +19,13 @@ import (
 
 // consumeOptions are `skiff consume`'s flags.
 type consumeOptions struct {
-	partition int32
-	from      string
-	max       int
-	timeout   time.Duration
-	follow    bool
+	partition  int32
+	from       string
+	max        int
+	timeout    time.Duration
+	follow     bool
+	group      string
+	instanceID string
 }
 
 func newConsumeCommand(o *clientOptions) *cobra.Command {
@@ -36,11 +38,22 @@ func newConsumeCommand(o *clientOptions) *cobra.Command {
 			"base64, flagged by key_base64 / value_base64).\n" +
 			"Without --follow it stops at the end of each partition as it was at start; --max and\n" +
 			"--timeout stop it sooner. --from: earliest, latest, an offset, or @TIME (RFC 3339, or\n" +
-			"Unix milliseconds) for the first message at or after TIME.",
+			"Unix milliseconds) for the first message at or after TIME.\n\n" +
+			"--group G joins consumer group G and prints the messages of the partitions the group gives\n" +
+			"this member, committing what it printed, until --max, --timeout or Ctrl-C (then it leaves\n" +
+			"the group). Run it several times to share the partitions. TOPIC may then be a pattern:\n" +
+			"'orders.*', '*.completed', 'orders.#', '#', or 're:<regexp>'. --from (earliest or latest)\n" +
+			"is where partitions without a committed offset start.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.prepare(cmd); err != nil {
 				return err
+			}
+			if co.group != "" {
+				return runGroupConsume(cmd, o, co, args[0])
+			}
+			if cmd.Flags().Changed("instance-id") {
+				return errors.New("--instance-id needs --group")
 			}
 			return runConsume(cmd, o, co, args[0])
 		},
@@ -51,6 +64,8 @@ func newConsumeCommand(o *clientOptions) *cobra.Command {
 	f.IntVar(&co.max, "max", 0, "stop after this many messages (0: no limit)")
 	f.DurationVar(&co.timeout, "timeout", 0, "stop after this long (0: no limit)")
 	f.BoolVar(&co.follow, "follow", false, "keep waiting for new messages")
+	f.StringVar(&co.group, "group", "", "join this consumer group and read the partitions it assigns")
+	f.StringVar(&co.instanceID, "instance-id", "", "static group membership: a stable id that keeps the partitions across a quick restart")
 	return cmd
 }
 
