@@ -37,7 +37,6 @@ func (n *Node) runController() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		n.manageMetaMembers(ctx)
 		n.healPartitions(ctx)
-		n.ensureOffsetsTopic(ctx)
 		cancel()
 	}
 }

@@ -22,6 +22,7 @@ func (n *Node) GroupCoordinator(ctx context.Context, group string) (string, erro
 	st := n.meta.fsm.State()
 	t, ok := st.Topics[consumergroup.OffsetsTopic]
 	if !ok || len(t.Partitions) == 0 {
+		n.requestOffsetsTopic()
 		return "", consumergroup.ErrCoordinatorUnavailable
 	}
 	p := consumergroup.PartitionFor(group, int32(len(t.Partitions)))
@@ -41,8 +42,31 @@ func (n *Node) GroupCoordinator(ctx context.Context, group string) (string, erro
 	return "", consumergroup.ErrCoordinatorUnavailable
 }
 
+// requestOffsetsTopic has the controller create __consumer_offsets, in the
+// background, the first time a client looks for a group coordinator (as
+// Kafka does): clusters that never use groups carry no offsets partitions.
+func (n *Node) requestOffsetsTopic() {
+	select {
+	case <-n.stop:
+		return
+	default:
+	}
+	if !n.creatingOffsets.CompareAndSwap(false, true) {
+		return
+	}
+	n.goLoop(func() {
+		defer n.creatingOffsets.Store(false)
+		ctx, cancel := n.stopContext()
+		defer cancel()
+		ctx, cancelT := context.WithTimeout(ctx, 10*time.Second)
+		defer cancelT()
+		n.ensureOffsetsTopic(ctx)
+	})
+}
+
 // ensureOffsetsTopic creates __consumer_offsets once enough brokers have
-// registered for its replication factor. Run by the controller.
+// registered for its replication factor. The meta leader (the controller)
+// applies the creation.
 func (n *Node) ensureOffsetsTopic(ctx context.Context) {
 	st := n.meta.fsm.State()
 	if _, ok := st.Topics[consumergroup.OffsetsTopic]; ok {

@@ -42,6 +42,9 @@ type Node struct {
 	members    *membership.Membership
 	replicas   *replicaSet
 	groups     *consumergroup.Coordinator
+	// creatingOffsets is set while a request to create the offsets topic
+	// is in flight.
+	creatingOffsets atomic.Bool
 	httpClient *http.Client
 	metrics    *nodeMetrics
 
