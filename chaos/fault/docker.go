@@ -72,7 +72,8 @@ func (d *Docker) run(ctx context.Context, args ...string) (string, error) {
 
 // shell runs a bash snippet with scripts/faults.sh sourced.
 func (d *Docker) shell(ctx context.Context, snippet string) (string, error) {
-	cmd := exec.CommandContext(ctx, "bash", "-c", ". \"$0\"; "+snippet, d.cfg.Script)
+	// $0 must not be the script, or sourcing it would run it as a command.
+	cmd := exec.CommandContext(ctx, "bash", "-c", ". \"$1\"; "+snippet, "skiff-chaos", d.cfg.Script)
 	cmd.Env = append(cmd.Environ(), d.cfg.Env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -42,10 +42,13 @@ func (t Timings) withDefaults() Timings {
 // undo always runs once inject succeeded, on a context that outlives the
 // phase.
 func (env *Env) cycle(ctx context.Context, name string, hold time.Duration, inject, undo func(context.Context) error) error {
+	// Recorded before the fault takes effect, so that an unavailability
+	// window that starts while the fault is being injected names it.
+	env.start(name)
 	if err := inject(ctx); err != nil {
+		env.stop(name)
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	env.start(name)
 	sleep(ctx, hold)
 	cctx, cancel := cleanup()
 	defer cancel()

@@ -52,6 +52,7 @@ type chaosRunOptions struct {
 	steady, fault   time.Duration
 	recovery        time.Duration
 	deliveryTimeout time.Duration
+	requestTimeout  time.Duration
 	historyPath     string
 	verbose         bool
 }
@@ -91,6 +92,8 @@ func newChaosRunCommand(g *globalOptions) *cobra.Command {
 	f.DurationVar(&o.fault, "fault", 30*time.Second, "fault phase (stretched to the scenario's minimum)")
 	f.DurationVar(&o.recovery, "recovery", 30*time.Second, "recovery phase (after healing)")
 	f.DurationVar(&o.deliveryTimeout, "delivery-timeout", 20*time.Second, "per-record delivery timeout (then indeterminate)")
+	f.DurationVar(&o.requestTimeout, "request-timeout", 2*time.Second,
+		"client request timeout: how long a request to a broker that died silently takes to fail over")
 	f.StringVar(&o.historyPath, "history", "chaos-history.jsonl", "history file to write")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log phases and faults on stderr")
 	return cmd
@@ -130,7 +133,7 @@ func runChaos(cmd *cobra.Command, g *globalOptions, o *chaosRunOptions, brokers 
 		Workload: workload.Config{
 			Brokers: brokers, Topic: topic, Partitions: o.partitions, ReplicationFactor: o.replication,
 			Producers: o.producers, Readers: o.readers, NoReaders: o.readers == 0, Rate: o.rate,
-			DeliveryTimeout: o.deliveryTimeout, Logger: logger,
+			DeliveryTimeout: o.deliveryTimeout, RequestTimeout: o.requestTimeout, Logger: logger,
 		},
 		Scenario: sc, Cluster: cl,
 		Steady: o.steady, Fault: o.fault, Recovery: o.recovery,
