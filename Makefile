@@ -58,3 +58,20 @@ cluster-up:
 
 cluster-down:
 	SKIFF_IMAGE=$(IMAGE) scripts/cluster.sh down
+
+# Chaos scenarios on the compose cluster (scripts/chaos.sh): one with
+# `make chaos SCENARIO=leader-kill`, the whole suite with `make chaos-all`,
+# the short CI suite with `make chaos-ci`. Any checker anomaly fails.
+SCENARIO ?= leader-kill
+CHAOS_ARGS ?=
+
+.PHONY: chaos chaos-all chaos-ci
+
+chaos:
+	scripts/chaos.sh $(SCENARIO) $(CHAOS_ARGS)
+
+chaos-all:
+	scripts/chaos.sh all $(CHAOS_ARGS)
+
+chaos-ci:
+	scripts/chaos.sh ci --steady 10s --duration 30s --recovery 10s $(CHAOS_ARGS)
