@@ -129,6 +129,104 @@ func (OffsetSpec) EnumDescriptor() ([]byte, []int) {
 	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{1}
 }
 
+type ShareAckType int32
+
+const (
+	ShareAckType_SHARE_ACK_ACCEPT  ShareAckType = 0 // processed: never delivered again
+	ShareAckType_SHARE_ACK_RELEASE ShareAckType = 1 // deliver again (delay_ms: 0 now, >0 after it, -1 the group's backoff)
+	ShareAckType_SHARE_ACK_REJECT  ShareAckType = 2 // to the dead-letter topic at once
+	ShareAckType_SHARE_ACK_RENEW   ShareAckType = 3 // extend the lock by lock.timeout.ms
+)
+
+// Enum value maps for ShareAckType.
+var (
+	ShareAckType_name = map[int32]string{
+		0: "SHARE_ACK_ACCEPT",
+		1: "SHARE_ACK_RELEASE",
+		2: "SHARE_ACK_REJECT",
+		3: "SHARE_ACK_RENEW",
+	}
+	ShareAckType_value = map[string]int32{
+		"SHARE_ACK_ACCEPT":  0,
+		"SHARE_ACK_RELEASE": 1,
+		"SHARE_ACK_REJECT":  2,
+		"SHARE_ACK_RENEW":   3,
+	}
+)
+
+func (x ShareAckType) Enum() *ShareAckType {
+	p := new(ShareAckType)
+	*p = x
+	return p
+}
+
+func (x ShareAckType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ShareAckType) Descriptor() protoreflect.EnumDescriptor {
+	return file_skiff_v1_skiff_proto_enumTypes[2].Descriptor()
+}
+
+func (ShareAckType) Type() protoreflect.EnumType {
+	return &file_skiff_v1_skiff_proto_enumTypes[2]
+}
+
+func (x ShareAckType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ShareAckType.Descriptor instead.
+func (ShareAckType) EnumDescriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{2}
+}
+
+type DeadLetterAction int32
+
+const (
+	DeadLetterAction_DEAD_LETTER_REDRIVE DeadLetterAction = 0 // back to the source topic (delivered again, before later records of its key)
+	DeadLetterAction_DEAD_LETTER_DISCARD DeadLetterAction = 1 // drop it (releases its key)
+)
+
+// Enum value maps for DeadLetterAction.
+var (
+	DeadLetterAction_name = map[int32]string{
+		0: "DEAD_LETTER_REDRIVE",
+		1: "DEAD_LETTER_DISCARD",
+	}
+	DeadLetterAction_value = map[string]int32{
+		"DEAD_LETTER_REDRIVE": 0,
+		"DEAD_LETTER_DISCARD": 1,
+	}
+)
+
+func (x DeadLetterAction) Enum() *DeadLetterAction {
+	p := new(DeadLetterAction)
+	*p = x
+	return p
+}
+
+func (x DeadLetterAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeadLetterAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_skiff_v1_skiff_proto_enumTypes[3].Descriptor()
+}
+
+func (DeadLetterAction) Type() protoreflect.EnumType {
+	return &file_skiff_v1_skiff_proto_enumTypes[3]
+}
+
+func (x DeadLetterAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeadLetterAction.Descriptor instead.
+func (DeadLetterAction) EnumDescriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{3}
+}
+
 type Header struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -3243,6 +3341,1698 @@ func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
 	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{50}
 }
 
+type ShareFetchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId      string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`        // empty on the first call: the coordinator assigns one
+	Topics        []string               `protobuf:"bytes,3,rep,name=topics,proto3" json:"topics,omitempty"`                            // subscription by names, or
+	Pattern       string                 `protobuf:"bytes,4,opt,name=pattern,proto3" json:"pattern,omitempty"`                          // a pattern as for consumer groups
+	MaxRecords    int32                  `protobuf:"varint,5,opt,name=max_records,json=maxRecords,proto3" json:"max_records,omitempty"` // default 100, at most 10000
+	MaxWaitMs     int32                  `protobuf:"varint,6,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`  // long poll while nothing is available
+	ClientId      string                 `protobuf:"bytes,7,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareFetchRequest) Reset() {
+	*x = ShareFetchRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareFetchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareFetchRequest) ProtoMessage() {}
+
+func (x *ShareFetchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareFetchRequest.ProtoReflect.Descriptor instead.
+func (*ShareFetchRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ShareFetchRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ShareFetchRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ShareFetchRequest) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *ShareFetchRequest) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
+func (x *ShareFetchRequest) GetMaxRecords() int32 {
+	if x != nil {
+		return x.MaxRecords
+	}
+	return 0
+}
+
+func (x *ShareFetchRequest) GetMaxWaitMs() int32 {
+	if x != nil {
+		return x.MaxWaitMs
+	}
+	return 0
+}
+
+func (x *ShareFetchRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+type ShareRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Key           []byte                 `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
+	KeyNull       bool                   `protobuf:"varint,5,opt,name=key_null,json=keyNull,proto3" json:"key_null,omitempty"`
+	Value         []byte                 `protobuf:"bytes,6,opt,name=value,proto3" json:"value,omitempty"`
+	ValueNull     bool                   `protobuf:"varint,7,opt,name=value_null,json=valueNull,proto3" json:"value_null,omitempty"`
+	Headers       []*Header              `protobuf:"bytes,8,rep,name=headers,proto3" json:"headers,omitempty"`
+	TimestampMs   int64                  `protobuf:"varint,9,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	DeliveryCount int32                  `protobuf:"varint,10,opt,name=delivery_count,json=deliveryCount,proto3" json:"delivery_count,omitempty"` // 1 on the first delivery
+	LockUntilMs   int64                  `protobuf:"varint,11,opt,name=lock_until_ms,json=lockUntilMs,proto3" json:"lock_until_ms,omitempty"`     // ack before this, or renew
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareRecord) Reset() {
+	*x = ShareRecord{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareRecord) ProtoMessage() {}
+
+func (x *ShareRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareRecord.ProtoReflect.Descriptor instead.
+func (*ShareRecord) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ShareRecord) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ShareRecord) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ShareRecord) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ShareRecord) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *ShareRecord) GetKeyNull() bool {
+	if x != nil {
+		return x.KeyNull
+	}
+	return false
+}
+
+func (x *ShareRecord) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *ShareRecord) GetValueNull() bool {
+	if x != nil {
+		return x.ValueNull
+	}
+	return false
+}
+
+func (x *ShareRecord) GetHeaders() []*Header {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *ShareRecord) GetTimestampMs() int64 {
+	if x != nil {
+		return x.TimestampMs
+	}
+	return 0
+}
+
+func (x *ShareRecord) GetDeliveryCount() int32 {
+	if x != nil {
+		return x.DeliveryCount
+	}
+	return 0
+}
+
+func (x *ShareRecord) GetLockUntilMs() int64 {
+	if x != nil {
+		return x.LockUntilMs
+	}
+	return 0
+}
+
+type ShareFetchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Records       []*ShareRecord         `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	Paused        bool                   `protobuf:"varint,3,opt,name=paused,proto3" json:"paused,omitempty"` // the DLQ flood breaker paused the group
+	PausedReason  string                 `protobuf:"bytes,4,opt,name=paused_reason,json=pausedReason,proto3" json:"paused_reason,omitempty"`
+	LockTimeoutMs int32                  `protobuf:"varint,5,opt,name=lock_timeout_ms,json=lockTimeoutMs,proto3" json:"lock_timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareFetchResponse) Reset() {
+	*x = ShareFetchResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareFetchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareFetchResponse) ProtoMessage() {}
+
+func (x *ShareFetchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareFetchResponse.ProtoReflect.Descriptor instead.
+func (*ShareFetchResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ShareFetchResponse) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ShareFetchResponse) GetRecords() []*ShareRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *ShareFetchResponse) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *ShareFetchResponse) GetPausedReason() string {
+	if x != nil {
+		return x.PausedReason
+	}
+	return ""
+}
+
+func (x *ShareFetchResponse) GetLockTimeoutMs() int32 {
+	if x != nil {
+		return x.LockTimeoutMs
+	}
+	return 0
+}
+
+type ShareAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Type          ShareAckType           `protobuf:"varint,4,opt,name=type,proto3,enum=skiff.v1.ShareAckType" json:"type,omitempty"`
+	DelayMs       int64                  `protobuf:"varint,5,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
+	Error         string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"` // why it failed (kept as the record's last error)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareAck) Reset() {
+	*x = ShareAck{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareAck) ProtoMessage() {}
+
+func (x *ShareAck) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareAck.ProtoReflect.Descriptor instead.
+func (*ShareAck) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ShareAck) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ShareAck) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ShareAck) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ShareAck) GetType() ShareAckType {
+	if x != nil {
+		return x.Type
+	}
+	return ShareAckType_SHARE_ACK_ACCEPT
+}
+
+func (x *ShareAck) GetDelayMs() int64 {
+	if x != nil {
+		return x.DelayMs
+	}
+	return 0
+}
+
+func (x *ShareAck) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type ShareAckRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId      string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Acks          []*ShareAck            `protobuf:"bytes,3,rep,name=acks,proto3" json:"acks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareAckRequest) Reset() {
+	*x = ShareAckRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareAckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareAckRequest) ProtoMessage() {}
+
+func (x *ShareAckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareAckRequest.ProtoReflect.Descriptor instead.
+func (*ShareAckRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ShareAckRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ShareAckRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ShareAckRequest) GetAcks() []*ShareAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
+type ShareAckResult struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset    int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// "" when applied, else NOT_HELD (not locked by this member),
+	// LOCK_EXPIRED, UNKNOWN_RECORD.
+	ErrorReason   string `protobuf:"bytes,4,opt,name=error_reason,json=errorReason,proto3" json:"error_reason,omitempty"`
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	LockUntilMs   int64  `protobuf:"varint,6,opt,name=lock_until_ms,json=lockUntilMs,proto3" json:"lock_until_ms,omitempty"` // after RENEW
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareAckResult) Reset() {
+	*x = ShareAckResult{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareAckResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareAckResult) ProtoMessage() {}
+
+func (x *ShareAckResult) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareAckResult.ProtoReflect.Descriptor instead.
+func (*ShareAckResult) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ShareAckResult) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ShareAckResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ShareAckResult) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ShareAckResult) GetErrorReason() string {
+	if x != nil {
+		return x.ErrorReason
+	}
+	return ""
+}
+
+func (x *ShareAckResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *ShareAckResult) GetLockUntilMs() int64 {
+	if x != nil {
+		return x.LockUntilMs
+	}
+	return 0
+}
+
+type ShareAckResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ShareAckResult      `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareAckResponse) Reset() {
+	*x = ShareAckResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareAckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareAckResponse) ProtoMessage() {}
+
+func (x *ShareAckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareAckResponse.ProtoReflect.Descriptor instead.
+func (*ShareAckResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ShareAckResponse) GetResults() []*ShareAckResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type ShareLeaveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId      string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareLeaveRequest) Reset() {
+	*x = ShareLeaveRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareLeaveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareLeaveRequest) ProtoMessage() {}
+
+func (x *ShareLeaveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareLeaveRequest.ProtoReflect.Descriptor instead.
+func (*ShareLeaveRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ShareLeaveRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ShareLeaveRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+type ShareLeaveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Released      int32                  `protobuf:"varint,1,opt,name=released,proto3" json:"released,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareLeaveResponse) Reset() {
+	*x = ShareLeaveResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareLeaveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareLeaveResponse) ProtoMessage() {}
+
+func (x *ShareLeaveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareLeaveResponse.ProtoReflect.Descriptor instead.
+func (*ShareLeaveResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ShareLeaveResponse) GetReleased() int32 {
+	if x != nil {
+		return x.Released
+	}
+	return 0
+}
+
+type ShareInspectRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Topic         string                 `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        int64                  `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareInspectRequest) Reset() {
+	*x = ShareInspectRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareInspectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareInspectRequest) ProtoMessage() {}
+
+func (x *ShareInspectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareInspectRequest.ProtoReflect.Descriptor instead.
+func (*ShareInspectRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ShareInspectRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ShareInspectRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ShareInspectRequest) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ShareInspectRequest) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+type ShareInspectResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// available, acquired, acknowledged, dead (on its way to the DLQ),
+	// dead-lettered, not-delivered-yet, below-start (done and forgotten).
+	State           string `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	DeliveryCount   int32  `protobuf:"varint,2,opt,name=delivery_count,json=deliveryCount,proto3" json:"delivery_count,omitempty"`
+	LockHolder      string `protobuf:"bytes,3,opt,name=lock_holder,json=lockHolder,proto3" json:"lock_holder,omitempty"`
+	LockUntilMs     int64  `protobuf:"varint,4,opt,name=lock_until_ms,json=lockUntilMs,proto3" json:"lock_until_ms,omitempty"`
+	VisibleAtMs     int64  `protobuf:"varint,5,opt,name=visible_at_ms,json=visibleAtMs,proto3" json:"visible_at_ms,omitempty"` // next time it may be delivered (delay, backoff, not-before); 0 now
+	KeyQuarantined  bool   `protobuf:"varint,6,opt,name=key_quarantined,json=keyQuarantined,proto3" json:"key_quarantined,omitempty"`
+	Key             []byte `protobuf:"bytes,7,opt,name=key,proto3" json:"key,omitempty"`
+	LastError       string `protobuf:"bytes,8,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	FirstDeliveryMs int64  `protobuf:"varint,9,opt,name=first_delivery_ms,json=firstDeliveryMs,proto3" json:"first_delivery_ms,omitempty"`
+	LastDeliveryMs  int64  `protobuf:"varint,10,opt,name=last_delivery_ms,json=lastDeliveryMs,proto3" json:"last_delivery_ms,omitempty"`
+	StartOffset     int64  `protobuf:"varint,11,opt,name=start_offset,json=startOffset,proto3" json:"start_offset,omitempty"` // the share-partition's start offset
+	BlockedBy       string `protobuf:"bytes,12,opt,name=blocked_by,json=blockedBy,proto3" json:"blocked_by,omitempty"`        // why an available record is not delivered now, "" if it is deliverable
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ShareInspectResponse) Reset() {
+	*x = ShareInspectResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareInspectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareInspectResponse) ProtoMessage() {}
+
+func (x *ShareInspectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareInspectResponse.ProtoReflect.Descriptor instead.
+func (*ShareInspectResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ShareInspectResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ShareInspectResponse) GetDeliveryCount() int32 {
+	if x != nil {
+		return x.DeliveryCount
+	}
+	return 0
+}
+
+func (x *ShareInspectResponse) GetLockHolder() string {
+	if x != nil {
+		return x.LockHolder
+	}
+	return ""
+}
+
+func (x *ShareInspectResponse) GetLockUntilMs() int64 {
+	if x != nil {
+		return x.LockUntilMs
+	}
+	return 0
+}
+
+func (x *ShareInspectResponse) GetVisibleAtMs() int64 {
+	if x != nil {
+		return x.VisibleAtMs
+	}
+	return 0
+}
+
+func (x *ShareInspectResponse) GetKeyQuarantined() bool {
+	if x != nil {
+		return x.KeyQuarantined
+	}
+	return false
+}
+
+func (x *ShareInspectResponse) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *ShareInspectResponse) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *ShareInspectResponse) GetFirstDeliveryMs() int64 {
+	if x != nil {
+		return x.FirstDeliveryMs
+	}
+	return 0
+}
+
+func (x *ShareInspectResponse) GetLastDeliveryMs() int64 {
+	if x != nil {
+		return x.LastDeliveryMs
+	}
+	return 0
+}
+
+func (x *ShareInspectResponse) GetStartOffset() int64 {
+	if x != nil {
+		return x.StartOffset
+	}
+	return 0
+}
+
+func (x *ShareInspectResponse) GetBlockedBy() string {
+	if x != nil {
+		return x.BlockedBy
+	}
+	return ""
+}
+
+type DescribeShareGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeShareGroupRequest) Reset() {
+	*x = DescribeShareGroupRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeShareGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeShareGroupRequest) ProtoMessage() {}
+
+func (x *DescribeShareGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeShareGroupRequest.ProtoReflect.Descriptor instead.
+func (*DescribeShareGroupRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *DescribeShareGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type ShareGroupMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	ClientId      string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientHost    string                 `protobuf:"bytes,3,opt,name=client_host,json=clientHost,proto3" json:"client_host,omitempty"`
+	InFlight      int32                  `protobuf:"varint,4,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	LastSeenMs    int64                  `protobuf:"varint,5,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareGroupMember) Reset() {
+	*x = ShareGroupMember{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareGroupMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareGroupMember) ProtoMessage() {}
+
+func (x *ShareGroupMember) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareGroupMember.ProtoReflect.Descriptor instead.
+func (*ShareGroupMember) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ShareGroupMember) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ShareGroupMember) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ShareGroupMember) GetClientHost() string {
+	if x != nil {
+		return x.ClientHost
+	}
+	return ""
+}
+
+func (x *ShareGroupMember) GetInFlight() int32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *ShareGroupMember) GetLastSeenMs() int64 {
+	if x != nil {
+		return x.LastSeenMs
+	}
+	return 0
+}
+
+type SharePartitionState struct {
+	state                   protoimpl.MessageState `protogen:"open.v1"`
+	Topic                   string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition               int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	StartOffset             int64                  `protobuf:"varint,3,opt,name=start_offset,json=startOffset,proto3" json:"start_offset,omitempty"`
+	HighWatermark           int64                  `protobuf:"varint,4,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"` // -1 unknown
+	InFlight                int32                  `protobuf:"varint,5,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`                // acquired now
+	Available               int64                  `protobuf:"varint,6,opt,name=available,proto3" json:"available,omitempty"`                              // not yet done and not in flight
+	Acked                   int64                  `protobuf:"varint,7,opt,name=acked,proto3" json:"acked,omitempty"`                                      // acknowledged so far (lifetime)
+	Redeliveries            int64                  `protobuf:"varint,8,opt,name=redeliveries,proto3" json:"redeliveries,omitempty"`
+	DeadLettered            int64                  `protobuf:"varint,9,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"`
+	Lag                     int64                  `protobuf:"varint,10,opt,name=lag,proto3" json:"lag,omitempty"` // records not yet done (queue depth)
+	OldestUnackedAgeSeconds float64                `protobuf:"fixed64,11,opt,name=oldest_unacked_age_seconds,json=oldestUnackedAgeSeconds,proto3" json:"oldest_unacked_age_seconds,omitempty"`
+	QuarantinedKeys         [][]byte               `protobuf:"bytes,12,rep,name=quarantined_keys,json=quarantinedKeys,proto3" json:"quarantined_keys,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *SharePartitionState) Reset() {
+	*x = SharePartitionState{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SharePartitionState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SharePartitionState) ProtoMessage() {}
+
+func (x *SharePartitionState) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SharePartitionState.ProtoReflect.Descriptor instead.
+func (*SharePartitionState) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *SharePartitionState) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *SharePartitionState) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *SharePartitionState) GetStartOffset() int64 {
+	if x != nil {
+		return x.StartOffset
+	}
+	return 0
+}
+
+func (x *SharePartitionState) GetHighWatermark() int64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *SharePartitionState) GetInFlight() int32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *SharePartitionState) GetAvailable() int64 {
+	if x != nil {
+		return x.Available
+	}
+	return 0
+}
+
+func (x *SharePartitionState) GetAcked() int64 {
+	if x != nil {
+		return x.Acked
+	}
+	return 0
+}
+
+func (x *SharePartitionState) GetRedeliveries() int64 {
+	if x != nil {
+		return x.Redeliveries
+	}
+	return 0
+}
+
+func (x *SharePartitionState) GetDeadLettered() int64 {
+	if x != nil {
+		return x.DeadLettered
+	}
+	return 0
+}
+
+func (x *SharePartitionState) GetLag() int64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+func (x *SharePartitionState) GetOldestUnackedAgeSeconds() float64 {
+	if x != nil {
+		return x.OldestUnackedAgeSeconds
+	}
+	return 0
+}
+
+func (x *SharePartitionState) GetQuarantinedKeys() [][]byte {
+	if x != nil {
+		return x.QuarantinedKeys
+	}
+	return nil
+}
+
+type DescribeShareGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Config        map[string]string      `protobuf:"bytes,2,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Paused        bool                   `protobuf:"varint,3,opt,name=paused,proto3" json:"paused,omitempty"`
+	PausedReason  string                 `protobuf:"bytes,4,opt,name=paused_reason,json=pausedReason,proto3" json:"paused_reason,omitempty"`
+	Members       []*ShareGroupMember    `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
+	Partitions    []*SharePartitionState `protobuf:"bytes,6,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	Coordinator   string                 `protobuf:"bytes,7,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeShareGroupResponse) Reset() {
+	*x = DescribeShareGroupResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeShareGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeShareGroupResponse) ProtoMessage() {}
+
+func (x *DescribeShareGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeShareGroupResponse.ProtoReflect.Descriptor instead.
+func (*DescribeShareGroupResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *DescribeShareGroupResponse) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *DescribeShareGroupResponse) GetConfig() map[string]string {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *DescribeShareGroupResponse) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *DescribeShareGroupResponse) GetPausedReason() string {
+	if x != nil {
+		return x.PausedReason
+	}
+	return ""
+}
+
+func (x *DescribeShareGroupResponse) GetMembers() []*ShareGroupMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *DescribeShareGroupResponse) GetPartitions() []*SharePartitionState {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *DescribeShareGroupResponse) GetCoordinator() string {
+	if x != nil {
+		return x.Coordinator
+	}
+	return ""
+}
+
+type AlterShareGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Set           map[string]string      `protobuf:"bytes,2,rep,name=set,proto3" json:"set,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Resume        bool                   `protobuf:"varint,3,opt,name=resume,proto3" json:"resume,omitempty"` // lift a pause of the DLQ flood breaker
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterShareGroupRequest) Reset() {
+	*x = AlterShareGroupRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterShareGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterShareGroupRequest) ProtoMessage() {}
+
+func (x *AlterShareGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterShareGroupRequest.ProtoReflect.Descriptor instead.
+func (*AlterShareGroupRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *AlterShareGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *AlterShareGroupRequest) GetSet() map[string]string {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *AlterShareGroupRequest) GetResume() bool {
+	if x != nil {
+		return x.Resume
+	}
+	return false
+}
+
+type AlterShareGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        map[string]string      `protobuf:"bytes,1,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterShareGroupResponse) Reset() {
+	*x = AlterShareGroupResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterShareGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterShareGroupResponse) ProtoMessage() {}
+
+func (x *AlterShareGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterShareGroupResponse.ProtoReflect.Descriptor instead.
+func (*AlterShareGroupResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *AlterShareGroupResponse) GetConfig() map[string]string {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+type ListDeadLettersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Topic         string                 `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"` // source topic; empty: all
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersRequest) Reset() {
+	*x = ListDeadLettersRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersRequest) ProtoMessage() {}
+
+func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *ListDeadLettersRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ListDeadLettersRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+type DeadLetter struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Topic           string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"` // source
+	Partition       int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset          int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	DlqTopic        string                 `protobuf:"bytes,4,opt,name=dlq_topic,json=dlqTopic,proto3" json:"dlq_topic,omitempty"`
+	DlqPartition    int32                  `protobuf:"varint,5,opt,name=dlq_partition,json=dlqPartition,proto3" json:"dlq_partition,omitempty"`
+	DlqOffset       int64                  `protobuf:"varint,6,opt,name=dlq_offset,json=dlqOffset,proto3" json:"dlq_offset,omitempty"`
+	State           string                 `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"` // pending, redriven, discarded
+	DeliveryCount   int32                  `protobuf:"varint,8,opt,name=delivery_count,json=deliveryCount,proto3" json:"delivery_count,omitempty"`
+	LastError       string                 `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	FirstDeliveryMs int64                  `protobuf:"varint,10,opt,name=first_delivery_ms,json=firstDeliveryMs,proto3" json:"first_delivery_ms,omitempty"`
+	LastDeliveryMs  int64                  `protobuf:"varint,11,opt,name=last_delivery_ms,json=lastDeliveryMs,proto3" json:"last_delivery_ms,omitempty"`
+	Key             []byte                 `protobuf:"bytes,12,opt,name=key,proto3" json:"key,omitempty"`
+	KeyNull         bool                   `protobuf:"varint,13,opt,name=key_null,json=keyNull,proto3" json:"key_null,omitempty"`
+	Value           []byte                 `protobuf:"bytes,14,opt,name=value,proto3" json:"value,omitempty"`
+	Headers         []*Header              `protobuf:"bytes,15,rep,name=headers,proto3" json:"headers,omitempty"`
+	RedriveOffset   int64                  `protobuf:"varint,16,opt,name=redrive_offset,json=redriveOffset,proto3" json:"redrive_offset,omitempty"` // offset of the copy in the source topic, after redrive
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DeadLetter) Reset() {
+	*x = DeadLetter{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetter) ProtoMessage() {}
+
+func (x *DeadLetter) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
+func (*DeadLetter) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *DeadLetter) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetDlqTopic() string {
+	if x != nil {
+		return x.DlqTopic
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetDlqPartition() int32 {
+	if x != nil {
+		return x.DlqPartition
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetDlqOffset() int64 {
+	if x != nil {
+		return x.DlqOffset
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetDeliveryCount() int32 {
+	if x != nil {
+		return x.DeliveryCount
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetFirstDeliveryMs() int64 {
+	if x != nil {
+		return x.FirstDeliveryMs
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetLastDeliveryMs() int64 {
+	if x != nil {
+		return x.LastDeliveryMs
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetKeyNull() bool {
+	if x != nil {
+		return x.KeyNull
+	}
+	return false
+}
+
+func (x *DeadLetter) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetHeaders() []*Header {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetRedriveOffset() int64 {
+	if x != nil {
+		return x.RedriveOffset
+	}
+	return 0
+}
+
+type ListDeadLettersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeadLetters   []*DeadLetter          `protobuf:"bytes,1,rep,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersResponse) Reset() {
+	*x = ListDeadLettersResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersResponse) ProtoMessage() {}
+
+func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return nil
+}
+
+type ResolveDeadLettersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Topic         string                 `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`                                     // source topic
+	DlqOffsets    []int64                `protobuf:"varint,3,rep,packed,name=dlq_offsets,json=dlqOffsets,proto3" json:"dlq_offsets,omitempty"` // which (the dlq_offset of ListDeadLetters)
+	All           bool                   `protobuf:"varint,4,opt,name=all,proto3" json:"all,omitempty"`                                        // every pending one of the topic
+	Action        DeadLetterAction       `protobuf:"varint,5,opt,name=action,proto3,enum=skiff.v1.DeadLetterAction" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveDeadLettersRequest) Reset() {
+	*x = ResolveDeadLettersRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveDeadLettersRequest) ProtoMessage() {}
+
+func (x *ResolveDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*ResolveDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *ResolveDeadLettersRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ResolveDeadLettersRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ResolveDeadLettersRequest) GetDlqOffsets() []int64 {
+	if x != nil {
+		return x.DlqOffsets
+	}
+	return nil
+}
+
+func (x *ResolveDeadLettersRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+func (x *ResolveDeadLettersRequest) GetAction() DeadLetterAction {
+	if x != nil {
+		return x.Action
+	}
+	return DeadLetterAction_DEAD_LETTER_REDRIVE
+}
+
+type ResolveDeadLettersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Count         int32                  `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveDeadLettersResponse) Reset() {
+	*x = ResolveDeadLettersResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveDeadLettersResponse) ProtoMessage() {}
+
+func (x *ResolveDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*ResolveDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *ResolveDeadLettersResponse) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 var File_skiff_v1_skiff_proto protoreflect.FileDescriptor
 
 const file_skiff_v1_skiff_proto_rawDesc = "" +
@@ -3491,7 +5281,167 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x13ResetOffsetsRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x120\n" +
 	"\aoffsets\x18\x02 \x03(\v2\x16.skiff.v1.OffsetCommitR\aoffsets\"\x16\n" +
-	"\x14ResetOffsetsResponse*#\n" +
+	"\x14ResetOffsetsResponse\"\xd6\x01\n" +
+	"\x11ShareFetchRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x16\n" +
+	"\x06topics\x18\x03 \x03(\tR\x06topics\x12\x18\n" +
+	"\apattern\x18\x04 \x01(\tR\apattern\x12\x1f\n" +
+	"\vmax_records\x18\x05 \x01(\x05R\n" +
+	"maxRecords\x12\x1e\n" +
+	"\vmax_wait_ms\x18\x06 \x01(\x05R\tmaxWaitMs\x12\x1b\n" +
+	"\tclient_id\x18\a \x01(\tR\bclientId\"\xd5\x02\n" +
+	"\vShareRecord\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x10\n" +
+	"\x03key\x18\x04 \x01(\fR\x03key\x12\x19\n" +
+	"\bkey_null\x18\x05 \x01(\bR\akeyNull\x12\x14\n" +
+	"\x05value\x18\x06 \x01(\fR\x05value\x12\x1d\n" +
+	"\n" +
+	"value_null\x18\a \x01(\bR\tvalueNull\x12*\n" +
+	"\aheaders\x18\b \x03(\v2\x10.skiff.v1.HeaderR\aheaders\x12!\n" +
+	"\ftimestamp_ms\x18\t \x01(\x03R\vtimestampMs\x12%\n" +
+	"\x0edelivery_count\x18\n" +
+	" \x01(\x05R\rdeliveryCount\x12\"\n" +
+	"\rlock_until_ms\x18\v \x01(\x03R\vlockUntilMs\"\xc7\x01\n" +
+	"\x12ShareFetchResponse\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12/\n" +
+	"\arecords\x18\x02 \x03(\v2\x15.skiff.v1.ShareRecordR\arecords\x12\x16\n" +
+	"\x06paused\x18\x03 \x01(\bR\x06paused\x12#\n" +
+	"\rpaused_reason\x18\x04 \x01(\tR\fpausedReason\x12&\n" +
+	"\x0flock_timeout_ms\x18\x05 \x01(\x05R\rlockTimeoutMs\"\xb3\x01\n" +
+	"\bShareAck\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12*\n" +
+	"\x04type\x18\x04 \x01(\x0e2\x16.skiff.v1.ShareAckTypeR\x04type\x12\x19\n" +
+	"\bdelay_ms\x18\x05 \x01(\x03R\adelayMs\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"l\n" +
+	"\x0fShareAckRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12&\n" +
+	"\x04acks\x18\x03 \x03(\v2\x12.skiff.v1.ShareAckR\x04acks\"\xb9\x01\n" +
+	"\x0eShareAckResult\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12!\n" +
+	"\ferror_reason\x18\x04 \x01(\tR\verrorReason\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12\"\n" +
+	"\rlock_until_ms\x18\x06 \x01(\x03R\vlockUntilMs\"F\n" +
+	"\x10ShareAckResponse\x122\n" +
+	"\aresults\x18\x01 \x03(\v2\x18.skiff.v1.ShareAckResultR\aresults\"F\n" +
+	"\x11ShareLeaveRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\"0\n" +
+	"\x12ShareLeaveResponse\x12\x1a\n" +
+	"\breleased\x18\x01 \x01(\x05R\breleased\"w\n" +
+	"\x13ShareInspectRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x04 \x01(\x03R\x06offset\"\xae\x03\n" +
+	"\x14ShareInspectResponse\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12%\n" +
+	"\x0edelivery_count\x18\x02 \x01(\x05R\rdeliveryCount\x12\x1f\n" +
+	"\vlock_holder\x18\x03 \x01(\tR\n" +
+	"lockHolder\x12\"\n" +
+	"\rlock_until_ms\x18\x04 \x01(\x03R\vlockUntilMs\x12\"\n" +
+	"\rvisible_at_ms\x18\x05 \x01(\x03R\vvisibleAtMs\x12'\n" +
+	"\x0fkey_quarantined\x18\x06 \x01(\bR\x0ekeyQuarantined\x12\x10\n" +
+	"\x03key\x18\a \x01(\fR\x03key\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\b \x01(\tR\tlastError\x12*\n" +
+	"\x11first_delivery_ms\x18\t \x01(\x03R\x0ffirstDeliveryMs\x12(\n" +
+	"\x10last_delivery_ms\x18\n" +
+	" \x01(\x03R\x0elastDeliveryMs\x12!\n" +
+	"\fstart_offset\x18\v \x01(\x03R\vstartOffset\x12\x1d\n" +
+	"\n" +
+	"blocked_by\x18\f \x01(\tR\tblockedBy\"1\n" +
+	"\x19DescribeShareGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xac\x01\n" +
+	"\x10ShareGroupMember\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x1f\n" +
+	"\vclient_host\x18\x03 \x01(\tR\n" +
+	"clientHost\x12\x1b\n" +
+	"\tin_flight\x18\x04 \x01(\x05R\binFlight\x12 \n" +
+	"\flast_seen_ms\x18\x05 \x01(\x03R\n" +
+	"lastSeenMs\"\xa7\x03\n" +
+	"\x13SharePartitionState\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12!\n" +
+	"\fstart_offset\x18\x03 \x01(\x03R\vstartOffset\x12%\n" +
+	"\x0ehigh_watermark\x18\x04 \x01(\x03R\rhighWatermark\x12\x1b\n" +
+	"\tin_flight\x18\x05 \x01(\x05R\binFlight\x12\x1c\n" +
+	"\tavailable\x18\x06 \x01(\x03R\tavailable\x12\x14\n" +
+	"\x05acked\x18\a \x01(\x03R\x05acked\x12\"\n" +
+	"\fredeliveries\x18\b \x01(\x03R\fredeliveries\x12#\n" +
+	"\rdead_lettered\x18\t \x01(\x03R\fdeadLettered\x12\x10\n" +
+	"\x03lag\x18\n" +
+	" \x01(\x03R\x03lag\x12;\n" +
+	"\x1aoldest_unacked_age_seconds\x18\v \x01(\x01R\x17oldestUnackedAgeSeconds\x12)\n" +
+	"\x10quarantined_keys\x18\f \x03(\fR\x0fquarantinedKeys\"\x8b\x03\n" +
+	"\x1aDescribeShareGroupResponse\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12H\n" +
+	"\x06config\x18\x02 \x03(\v20.skiff.v1.DescribeShareGroupResponse.ConfigEntryR\x06config\x12\x16\n" +
+	"\x06paused\x18\x03 \x01(\bR\x06paused\x12#\n" +
+	"\rpaused_reason\x18\x04 \x01(\tR\fpausedReason\x124\n" +
+	"\amembers\x18\x05 \x03(\v2\x1a.skiff.v1.ShareGroupMemberR\amembers\x12=\n" +
+	"\n" +
+	"partitions\x18\x06 \x03(\v2\x1d.skiff.v1.SharePartitionStateR\n" +
+	"partitions\x12 \n" +
+	"\vcoordinator\x18\a \x01(\tR\vcoordinator\x1a9\n" +
+	"\vConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x01\n" +
+	"\x16AlterShareGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12;\n" +
+	"\x03set\x18\x02 \x03(\v2).skiff.v1.AlterShareGroupRequest.SetEntryR\x03set\x12\x16\n" +
+	"\x06resume\x18\x03 \x01(\bR\x06resume\x1a6\n" +
+	"\bSetEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9b\x01\n" +
+	"\x17AlterShareGroupResponse\x12E\n" +
+	"\x06config\x18\x01 \x03(\v2-.skiff.v1.AlterShareGroupResponse.ConfigEntryR\x06config\x1a9\n" +
+	"\vConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"D\n" +
+	"\x16ListDeadLettersRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\"\x81\x04\n" +
+	"\n" +
+	"DeadLetter\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1b\n" +
+	"\tdlq_topic\x18\x04 \x01(\tR\bdlqTopic\x12#\n" +
+	"\rdlq_partition\x18\x05 \x01(\x05R\fdlqPartition\x12\x1d\n" +
+	"\n" +
+	"dlq_offset\x18\x06 \x01(\x03R\tdlqOffset\x12\x14\n" +
+	"\x05state\x18\a \x01(\tR\x05state\x12%\n" +
+	"\x0edelivery_count\x18\b \x01(\x05R\rdeliveryCount\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\t \x01(\tR\tlastError\x12*\n" +
+	"\x11first_delivery_ms\x18\n" +
+	" \x01(\x03R\x0ffirstDeliveryMs\x12(\n" +
+	"\x10last_delivery_ms\x18\v \x01(\x03R\x0elastDeliveryMs\x12\x10\n" +
+	"\x03key\x18\f \x01(\fR\x03key\x12\x19\n" +
+	"\bkey_null\x18\r \x01(\bR\akeyNull\x12\x14\n" +
+	"\x05value\x18\x0e \x01(\fR\x05value\x12*\n" +
+	"\aheaders\x18\x0f \x03(\v2\x10.skiff.v1.HeaderR\aheaders\x12%\n" +
+	"\x0eredrive_offset\x18\x10 \x01(\x03R\rredriveOffset\"R\n" +
+	"\x17ListDeadLettersResponse\x127\n" +
+	"\fdead_letters\x18\x01 \x03(\v2\x14.skiff.v1.DeadLetterR\vdeadLetters\"\xae\x01\n" +
+	"\x19ResolveDeadLettersRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1f\n" +
+	"\vdlq_offsets\x18\x03 \x03(\x03R\n" +
+	"dlqOffsets\x12\x10\n" +
+	"\x03all\x18\x04 \x01(\bR\x03all\x122\n" +
+	"\x06action\x18\x05 \x01(\x0e2\x1a.skiff.v1.DeadLetterActionR\x06action\"2\n" +
+	"\x1aResolveDeadLettersResponse\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\x05R\x05count*#\n" +
 	"\x04Acks\x12\f\n" +
 	"\bACKS_ALL\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01*Y\n" +
@@ -3499,7 +5449,15 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"OffsetSpec\x12\x16\n" +
 	"\x12OFFSET_SPEC_LATEST\x10\x00\x12\x18\n" +
 	"\x14OFFSET_SPEC_EARLIEST\x10\x01\x12\x19\n" +
-	"\x15OFFSET_SPEC_TIMESTAMP\x10\x022\xe9\x01\n" +
+	"\x15OFFSET_SPEC_TIMESTAMP\x10\x02*f\n" +
+	"\fShareAckType\x12\x14\n" +
+	"\x10SHARE_ACK_ACCEPT\x10\x00\x12\x15\n" +
+	"\x11SHARE_ACK_RELEASE\x10\x01\x12\x14\n" +
+	"\x10SHARE_ACK_REJECT\x10\x02\x12\x13\n" +
+	"\x0fSHARE_ACK_RENEW\x10\x03*D\n" +
+	"\x10DeadLetterAction\x12\x17\n" +
+	"\x13DEAD_LETTER_REDRIVE\x10\x00\x12\x17\n" +
+	"\x13DEAD_LETTER_DISCARD\x10\x012\xe9\x01\n" +
 	"\bProducer\x12>\n" +
 	"\aProduce\x12\x18.skiff.v1.ProduceRequest\x1a\x19.skiff.v1.ProduceResponse\x12H\n" +
 	"\rProduceStream\x12\x18.skiff.v1.ProduceRequest\x1a\x19.skiff.v1.ProduceResponse(\x010\x01\x12S\n" +
@@ -3526,7 +5484,18 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"ListGroups\x12\x1b.skiff.v1.ListGroupsRequest\x1a\x1c.skiff.v1.ListGroupsResponse\x12P\n" +
 	"\rDescribeGroup\x12\x1e.skiff.v1.DescribeGroupRequest\x1a\x1f.skiff.v1.DescribeGroupResponse\x12J\n" +
 	"\vDeleteGroup\x12\x1c.skiff.v1.DeleteGroupRequest\x1a\x1d.skiff.v1.DeleteGroupResponse\x12M\n" +
-	"\fResetOffsets\x12\x1d.skiff.v1.ResetOffsetsRequest\x1a\x1e.skiff.v1.ResetOffsetsResponseB/Z-github.com/skiff-mq/skiff/rpc/skiffpb;skiffpbb\x06proto3"
+	"\fResetOffsets\x12\x1d.skiff.v1.ResetOffsetsRequest\x1a\x1e.skiff.v1.ResetOffsetsResponse2\xab\x05\n" +
+	"\vShareGroups\x12G\n" +
+	"\n" +
+	"ShareFetch\x12\x1b.skiff.v1.ShareFetchRequest\x1a\x1c.skiff.v1.ShareFetchResponse\x12I\n" +
+	"\x10ShareAcknowledge\x12\x19.skiff.v1.ShareAckRequest\x1a\x1a.skiff.v1.ShareAckResponse\x12G\n" +
+	"\n" +
+	"ShareLeave\x12\x1b.skiff.v1.ShareLeaveRequest\x1a\x1c.skiff.v1.ShareLeaveResponse\x12M\n" +
+	"\fShareInspect\x12\x1d.skiff.v1.ShareInspectRequest\x1a\x1e.skiff.v1.ShareInspectResponse\x12_\n" +
+	"\x12DescribeShareGroup\x12#.skiff.v1.DescribeShareGroupRequest\x1a$.skiff.v1.DescribeShareGroupResponse\x12V\n" +
+	"\x0fAlterShareGroup\x12 .skiff.v1.AlterShareGroupRequest\x1a!.skiff.v1.AlterShareGroupResponse\x12V\n" +
+	"\x0fListDeadLetters\x12 .skiff.v1.ListDeadLettersRequest\x1a!.skiff.v1.ListDeadLettersResponse\x12_\n" +
+	"\x12ResolveDeadLetters\x12#.skiff.v1.ResolveDeadLettersRequest\x1a$.skiff.v1.ResolveDeadLettersResponseB/Z-github.com/skiff-mq/skiff/rpc/skiffpb;skiffpbb\x06proto3"
 
 var (
 	file_skiff_v1_skiff_proto_rawDescOnce sync.Once
@@ -3540,139 +5509,195 @@ func file_skiff_v1_skiff_proto_rawDescGZIP() []byte {
 	return file_skiff_v1_skiff_proto_rawDescData
 }
 
-var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
 var file_skiff_v1_skiff_proto_goTypes = []any{
-	(Acks)(0),                       // 0: skiff.v1.Acks
-	(OffsetSpec)(0),                 // 1: skiff.v1.OffsetSpec
-	(*Header)(nil),                  // 2: skiff.v1.Header
-	(*Record)(nil),                  // 3: skiff.v1.Record
-	(*ProduceRequest)(nil),          // 4: skiff.v1.ProduceRequest
-	(*ProduceResponse)(nil),         // 5: skiff.v1.ProduceResponse
-	(*ErrorStatus)(nil),             // 6: skiff.v1.ErrorStatus
-	(*InitProducerIdRequest)(nil),   // 7: skiff.v1.InitProducerIdRequest
-	(*InitProducerIdResponse)(nil),  // 8: skiff.v1.InitProducerIdResponse
-	(*FetchRequest)(nil),            // 9: skiff.v1.FetchRequest
-	(*FetchResponse)(nil),           // 10: skiff.v1.FetchResponse
-	(*SubscribeRequest)(nil),        // 11: skiff.v1.SubscribeRequest
-	(*ListOffsetsRequest)(nil),      // 12: skiff.v1.ListOffsetsRequest
-	(*ListOffsetsResponse)(nil),     // 13: skiff.v1.ListOffsetsResponse
-	(*Broker)(nil),                  // 14: skiff.v1.Broker
-	(*PartitionMetadata)(nil),       // 15: skiff.v1.PartitionMetadata
-	(*TopicMetadata)(nil),           // 16: skiff.v1.TopicMetadata
-	(*MetadataRequest)(nil),         // 17: skiff.v1.MetadataRequest
-	(*MetadataResponse)(nil),        // 18: skiff.v1.MetadataResponse
-	(*CreateTopicRequest)(nil),      // 19: skiff.v1.CreateTopicRequest
-	(*DeleteTopicRequest)(nil),      // 20: skiff.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),     // 21: skiff.v1.DeleteTopicResponse
-	(*DescribeTopicRequest)(nil),    // 22: skiff.v1.DescribeTopicRequest
-	(*ListTopicsRequest)(nil),       // 23: skiff.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),      // 24: skiff.v1.ListTopicsResponse
-	(*AlterTopicConfigRequest)(nil), // 25: skiff.v1.AlterTopicConfigRequest
-	(*DescribeClusterRequest)(nil),  // 26: skiff.v1.DescribeClusterRequest
-	(*DescribeClusterResponse)(nil), // 27: skiff.v1.DescribeClusterResponse
-	(*NotLeader)(nil),               // 28: skiff.v1.NotLeader
-	(*OffsetOutOfRange)(nil),        // 29: skiff.v1.OffsetOutOfRange
-	(*WriteIndeterminate)(nil),      // 30: skiff.v1.WriteIndeterminate
-	(*TopicPartitions)(nil),         // 31: skiff.v1.TopicPartitions
-	(*FindCoordinatorRequest)(nil),  // 32: skiff.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil), // 33: skiff.v1.FindCoordinatorResponse
-	(*GroupHeartbeatRequest)(nil),   // 34: skiff.v1.GroupHeartbeatRequest
-	(*GroupHeartbeatResponse)(nil),  // 35: skiff.v1.GroupHeartbeatResponse
-	(*OffsetCommit)(nil),            // 36: skiff.v1.OffsetCommit
-	(*CommitOffsetsRequest)(nil),    // 37: skiff.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),   // 38: skiff.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),     // 39: skiff.v1.FetchOffsetsRequest
-	(*CommittedOffset)(nil),         // 40: skiff.v1.CommittedOffset
-	(*FetchOffsetsResponse)(nil),    // 41: skiff.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),       // 42: skiff.v1.ListGroupsRequest
-	(*GroupListing)(nil),            // 43: skiff.v1.GroupListing
-	(*ListGroupsResponse)(nil),      // 44: skiff.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),    // 45: skiff.v1.DescribeGroupRequest
-	(*GroupMember)(nil),             // 46: skiff.v1.GroupMember
-	(*GroupPartitionOffset)(nil),    // 47: skiff.v1.GroupPartitionOffset
-	(*DescribeGroupResponse)(nil),   // 48: skiff.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),      // 49: skiff.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),     // 50: skiff.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),     // 51: skiff.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),    // 52: skiff.v1.ResetOffsetsResponse
-	nil,                             // 53: skiff.v1.TopicMetadata.ConfigsEntry
-	nil,                             // 54: skiff.v1.CreateTopicRequest.ConfigsEntry
-	nil,                             // 55: skiff.v1.AlterTopicConfigRequest.SetEntry
+	(Acks)(0),                          // 0: skiff.v1.Acks
+	(OffsetSpec)(0),                    // 1: skiff.v1.OffsetSpec
+	(ShareAckType)(0),                  // 2: skiff.v1.ShareAckType
+	(DeadLetterAction)(0),              // 3: skiff.v1.DeadLetterAction
+	(*Header)(nil),                     // 4: skiff.v1.Header
+	(*Record)(nil),                     // 5: skiff.v1.Record
+	(*ProduceRequest)(nil),             // 6: skiff.v1.ProduceRequest
+	(*ProduceResponse)(nil),            // 7: skiff.v1.ProduceResponse
+	(*ErrorStatus)(nil),                // 8: skiff.v1.ErrorStatus
+	(*InitProducerIdRequest)(nil),      // 9: skiff.v1.InitProducerIdRequest
+	(*InitProducerIdResponse)(nil),     // 10: skiff.v1.InitProducerIdResponse
+	(*FetchRequest)(nil),               // 11: skiff.v1.FetchRequest
+	(*FetchResponse)(nil),              // 12: skiff.v1.FetchResponse
+	(*SubscribeRequest)(nil),           // 13: skiff.v1.SubscribeRequest
+	(*ListOffsetsRequest)(nil),         // 14: skiff.v1.ListOffsetsRequest
+	(*ListOffsetsResponse)(nil),        // 15: skiff.v1.ListOffsetsResponse
+	(*Broker)(nil),                     // 16: skiff.v1.Broker
+	(*PartitionMetadata)(nil),          // 17: skiff.v1.PartitionMetadata
+	(*TopicMetadata)(nil),              // 18: skiff.v1.TopicMetadata
+	(*MetadataRequest)(nil),            // 19: skiff.v1.MetadataRequest
+	(*MetadataResponse)(nil),           // 20: skiff.v1.MetadataResponse
+	(*CreateTopicRequest)(nil),         // 21: skiff.v1.CreateTopicRequest
+	(*DeleteTopicRequest)(nil),         // 22: skiff.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 23: skiff.v1.DeleteTopicResponse
+	(*DescribeTopicRequest)(nil),       // 24: skiff.v1.DescribeTopicRequest
+	(*ListTopicsRequest)(nil),          // 25: skiff.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 26: skiff.v1.ListTopicsResponse
+	(*AlterTopicConfigRequest)(nil),    // 27: skiff.v1.AlterTopicConfigRequest
+	(*DescribeClusterRequest)(nil),     // 28: skiff.v1.DescribeClusterRequest
+	(*DescribeClusterResponse)(nil),    // 29: skiff.v1.DescribeClusterResponse
+	(*NotLeader)(nil),                  // 30: skiff.v1.NotLeader
+	(*OffsetOutOfRange)(nil),           // 31: skiff.v1.OffsetOutOfRange
+	(*WriteIndeterminate)(nil),         // 32: skiff.v1.WriteIndeterminate
+	(*TopicPartitions)(nil),            // 33: skiff.v1.TopicPartitions
+	(*FindCoordinatorRequest)(nil),     // 34: skiff.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),    // 35: skiff.v1.FindCoordinatorResponse
+	(*GroupHeartbeatRequest)(nil),      // 36: skiff.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),     // 37: skiff.v1.GroupHeartbeatResponse
+	(*OffsetCommit)(nil),               // 38: skiff.v1.OffsetCommit
+	(*CommitOffsetsRequest)(nil),       // 39: skiff.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),      // 40: skiff.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),        // 41: skiff.v1.FetchOffsetsRequest
+	(*CommittedOffset)(nil),            // 42: skiff.v1.CommittedOffset
+	(*FetchOffsetsResponse)(nil),       // 43: skiff.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),          // 44: skiff.v1.ListGroupsRequest
+	(*GroupListing)(nil),               // 45: skiff.v1.GroupListing
+	(*ListGroupsResponse)(nil),         // 46: skiff.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 47: skiff.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                // 48: skiff.v1.GroupMember
+	(*GroupPartitionOffset)(nil),       // 49: skiff.v1.GroupPartitionOffset
+	(*DescribeGroupResponse)(nil),      // 50: skiff.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),         // 51: skiff.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),        // 52: skiff.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),        // 53: skiff.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),       // 54: skiff.v1.ResetOffsetsResponse
+	(*ShareFetchRequest)(nil),          // 55: skiff.v1.ShareFetchRequest
+	(*ShareRecord)(nil),                // 56: skiff.v1.ShareRecord
+	(*ShareFetchResponse)(nil),         // 57: skiff.v1.ShareFetchResponse
+	(*ShareAck)(nil),                   // 58: skiff.v1.ShareAck
+	(*ShareAckRequest)(nil),            // 59: skiff.v1.ShareAckRequest
+	(*ShareAckResult)(nil),             // 60: skiff.v1.ShareAckResult
+	(*ShareAckResponse)(nil),           // 61: skiff.v1.ShareAckResponse
+	(*ShareLeaveRequest)(nil),          // 62: skiff.v1.ShareLeaveRequest
+	(*ShareLeaveResponse)(nil),         // 63: skiff.v1.ShareLeaveResponse
+	(*ShareInspectRequest)(nil),        // 64: skiff.v1.ShareInspectRequest
+	(*ShareInspectResponse)(nil),       // 65: skiff.v1.ShareInspectResponse
+	(*DescribeShareGroupRequest)(nil),  // 66: skiff.v1.DescribeShareGroupRequest
+	(*ShareGroupMember)(nil),           // 67: skiff.v1.ShareGroupMember
+	(*SharePartitionState)(nil),        // 68: skiff.v1.SharePartitionState
+	(*DescribeShareGroupResponse)(nil), // 69: skiff.v1.DescribeShareGroupResponse
+	(*AlterShareGroupRequest)(nil),     // 70: skiff.v1.AlterShareGroupRequest
+	(*AlterShareGroupResponse)(nil),    // 71: skiff.v1.AlterShareGroupResponse
+	(*ListDeadLettersRequest)(nil),     // 72: skiff.v1.ListDeadLettersRequest
+	(*DeadLetter)(nil),                 // 73: skiff.v1.DeadLetter
+	(*ListDeadLettersResponse)(nil),    // 74: skiff.v1.ListDeadLettersResponse
+	(*ResolveDeadLettersRequest)(nil),  // 75: skiff.v1.ResolveDeadLettersRequest
+	(*ResolveDeadLettersResponse)(nil), // 76: skiff.v1.ResolveDeadLettersResponse
+	nil,                                // 77: skiff.v1.TopicMetadata.ConfigsEntry
+	nil,                                // 78: skiff.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                // 79: skiff.v1.AlterTopicConfigRequest.SetEntry
+	nil,                                // 80: skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	nil,                                // 81: skiff.v1.AlterShareGroupRequest.SetEntry
+	nil,                                // 82: skiff.v1.AlterShareGroupResponse.ConfigEntry
 }
 var file_skiff_v1_skiff_proto_depIdxs = []int32{
-	2,  // 0: skiff.v1.Record.headers:type_name -> skiff.v1.Header
-	3,  // 1: skiff.v1.ProduceRequest.records:type_name -> skiff.v1.Record
+	4,  // 0: skiff.v1.Record.headers:type_name -> skiff.v1.Header
+	5,  // 1: skiff.v1.ProduceRequest.records:type_name -> skiff.v1.Record
 	0,  // 2: skiff.v1.ProduceRequest.acks:type_name -> skiff.v1.Acks
-	6,  // 3: skiff.v1.ProduceResponse.error:type_name -> skiff.v1.ErrorStatus
-	28, // 4: skiff.v1.ErrorStatus.not_leader:type_name -> skiff.v1.NotLeader
+	8,  // 3: skiff.v1.ProduceResponse.error:type_name -> skiff.v1.ErrorStatus
+	30, // 4: skiff.v1.ErrorStatus.not_leader:type_name -> skiff.v1.NotLeader
 	1,  // 5: skiff.v1.ListOffsetsRequest.spec:type_name -> skiff.v1.OffsetSpec
-	15, // 6: skiff.v1.TopicMetadata.partitions:type_name -> skiff.v1.PartitionMetadata
-	53, // 7: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
-	14, // 8: skiff.v1.MetadataResponse.brokers:type_name -> skiff.v1.Broker
-	16, // 9: skiff.v1.MetadataResponse.topics:type_name -> skiff.v1.TopicMetadata
-	54, // 10: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
-	16, // 11: skiff.v1.ListTopicsResponse.topics:type_name -> skiff.v1.TopicMetadata
-	55, // 12: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
-	14, // 13: skiff.v1.DescribeClusterResponse.brokers:type_name -> skiff.v1.Broker
-	31, // 14: skiff.v1.GroupHeartbeatRequest.owned:type_name -> skiff.v1.TopicPartitions
-	31, // 15: skiff.v1.GroupHeartbeatResponse.assignment:type_name -> skiff.v1.TopicPartitions
-	36, // 16: skiff.v1.CommitOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
-	31, // 17: skiff.v1.FetchOffsetsRequest.partitions:type_name -> skiff.v1.TopicPartitions
-	40, // 18: skiff.v1.FetchOffsetsResponse.offsets:type_name -> skiff.v1.CommittedOffset
-	43, // 19: skiff.v1.ListGroupsResponse.groups:type_name -> skiff.v1.GroupListing
-	31, // 20: skiff.v1.GroupMember.assigned:type_name -> skiff.v1.TopicPartitions
-	31, // 21: skiff.v1.GroupMember.target:type_name -> skiff.v1.TopicPartitions
-	46, // 22: skiff.v1.DescribeGroupResponse.members:type_name -> skiff.v1.GroupMember
-	47, // 23: skiff.v1.DescribeGroupResponse.offsets:type_name -> skiff.v1.GroupPartitionOffset
-	36, // 24: skiff.v1.ResetOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
-	4,  // 25: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
-	4,  // 26: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
-	7,  // 27: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
-	9,  // 28: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
-	11, // 29: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
-	12, // 30: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
-	17, // 31: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
-	19, // 32: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
-	20, // 33: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
-	22, // 34: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
-	23, // 35: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
-	25, // 36: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
-	26, // 37: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
-	32, // 38: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
-	34, // 39: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
-	37, // 40: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
-	39, // 41: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
-	42, // 42: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
-	45, // 43: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
-	49, // 44: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
-	51, // 45: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
-	5,  // 46: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
-	5,  // 47: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
-	8,  // 48: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
-	10, // 49: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
-	10, // 50: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
-	13, // 51: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
-	18, // 52: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
-	16, // 53: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
-	21, // 54: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
-	16, // 55: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
-	24, // 56: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
-	16, // 57: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
-	27, // 58: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
-	33, // 59: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
-	35, // 60: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
-	38, // 61: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
-	41, // 62: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
-	44, // 63: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
-	48, // 64: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
-	50, // 65: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
-	52, // 66: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
-	46, // [46:67] is the sub-list for method output_type
-	25, // [25:46] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	17, // 6: skiff.v1.TopicMetadata.partitions:type_name -> skiff.v1.PartitionMetadata
+	77, // 7: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
+	16, // 8: skiff.v1.MetadataResponse.brokers:type_name -> skiff.v1.Broker
+	18, // 9: skiff.v1.MetadataResponse.topics:type_name -> skiff.v1.TopicMetadata
+	78, // 10: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
+	18, // 11: skiff.v1.ListTopicsResponse.topics:type_name -> skiff.v1.TopicMetadata
+	79, // 12: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
+	16, // 13: skiff.v1.DescribeClusterResponse.brokers:type_name -> skiff.v1.Broker
+	33, // 14: skiff.v1.GroupHeartbeatRequest.owned:type_name -> skiff.v1.TopicPartitions
+	33, // 15: skiff.v1.GroupHeartbeatResponse.assignment:type_name -> skiff.v1.TopicPartitions
+	38, // 16: skiff.v1.CommitOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
+	33, // 17: skiff.v1.FetchOffsetsRequest.partitions:type_name -> skiff.v1.TopicPartitions
+	42, // 18: skiff.v1.FetchOffsetsResponse.offsets:type_name -> skiff.v1.CommittedOffset
+	45, // 19: skiff.v1.ListGroupsResponse.groups:type_name -> skiff.v1.GroupListing
+	33, // 20: skiff.v1.GroupMember.assigned:type_name -> skiff.v1.TopicPartitions
+	33, // 21: skiff.v1.GroupMember.target:type_name -> skiff.v1.TopicPartitions
+	48, // 22: skiff.v1.DescribeGroupResponse.members:type_name -> skiff.v1.GroupMember
+	49, // 23: skiff.v1.DescribeGroupResponse.offsets:type_name -> skiff.v1.GroupPartitionOffset
+	38, // 24: skiff.v1.ResetOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
+	4,  // 25: skiff.v1.ShareRecord.headers:type_name -> skiff.v1.Header
+	56, // 26: skiff.v1.ShareFetchResponse.records:type_name -> skiff.v1.ShareRecord
+	2,  // 27: skiff.v1.ShareAck.type:type_name -> skiff.v1.ShareAckType
+	58, // 28: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
+	60, // 29: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
+	80, // 30: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	67, // 31: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
+	68, // 32: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
+	81, // 33: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
+	82, // 34: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
+	4,  // 35: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
+	73, // 36: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
+	3,  // 37: skiff.v1.ResolveDeadLettersRequest.action:type_name -> skiff.v1.DeadLetterAction
+	6,  // 38: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
+	6,  // 39: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
+	9,  // 40: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
+	11, // 41: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
+	13, // 42: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
+	14, // 43: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
+	19, // 44: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
+	21, // 45: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
+	22, // 46: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
+	24, // 47: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
+	25, // 48: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
+	27, // 49: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
+	28, // 50: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
+	34, // 51: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
+	36, // 52: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
+	39, // 53: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
+	41, // 54: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
+	44, // 55: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
+	47, // 56: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
+	51, // 57: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
+	53, // 58: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
+	55, // 59: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
+	59, // 60: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
+	62, // 61: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
+	64, // 62: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
+	66, // 63: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
+	70, // 64: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
+	72, // 65: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
+	75, // 66: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
+	7,  // 67: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
+	7,  // 68: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
+	10, // 69: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
+	12, // 70: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
+	12, // 71: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
+	15, // 72: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
+	20, // 73: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
+	18, // 74: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
+	23, // 75: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
+	18, // 76: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
+	26, // 77: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
+	18, // 78: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
+	29, // 79: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
+	35, // 80: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
+	37, // 81: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
+	40, // 82: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
+	43, // 83: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
+	46, // 84: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
+	50, // 85: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
+	52, // 86: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
+	54, // 87: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
+	57, // 88: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
+	61, // 89: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
+	63, // 90: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
+	65, // 91: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
+	69, // 92: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
+	71, // 93: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
+	74, // 94: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
+	76, // 95: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
+	67, // [67:96] is the sub-list for method output_type
+	38, // [38:67] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_skiff_proto_init() }
@@ -3685,10 +5710,10 @@ func file_skiff_v1_skiff_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_skiff_proto_rawDesc), len(file_skiff_v1_skiff_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   54,
+			NumEnums:      4,
+			NumMessages:   79,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_skiff_v1_skiff_proto_goTypes,
 		DependencyIndexes: file_skiff_v1_skiff_proto_depIdxs,

@@ -1089,3 +1089,371 @@ var Groups_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "skiff/v1/skiff.proto",
 }
+
+const (
+	ShareGroups_ShareFetch_FullMethodName         = "/skiff.v1.ShareGroups/ShareFetch"
+	ShareGroups_ShareAcknowledge_FullMethodName   = "/skiff.v1.ShareGroups/ShareAcknowledge"
+	ShareGroups_ShareLeave_FullMethodName         = "/skiff.v1.ShareGroups/ShareLeave"
+	ShareGroups_ShareInspect_FullMethodName       = "/skiff.v1.ShareGroups/ShareInspect"
+	ShareGroups_DescribeShareGroup_FullMethodName = "/skiff.v1.ShareGroups/DescribeShareGroup"
+	ShareGroups_AlterShareGroup_FullMethodName    = "/skiff.v1.ShareGroups/AlterShareGroup"
+	ShareGroups_ListDeadLetters_FullMethodName    = "/skiff.v1.ShareGroups/ListDeadLetters"
+	ShareGroups_ResolveDeadLetters_FullMethodName = "/skiff.v1.ShareGroups/ResolveDeadLetters"
+)
+
+// ShareGroupsClient is the client API for ShareGroups service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+type ShareGroupsClient interface {
+	ShareFetch(ctx context.Context, in *ShareFetchRequest, opts ...grpc.CallOption) (*ShareFetchResponse, error)
+	ShareAcknowledge(ctx context.Context, in *ShareAckRequest, opts ...grpc.CallOption) (*ShareAckResponse, error)
+	ShareLeave(ctx context.Context, in *ShareLeaveRequest, opts ...grpc.CallOption) (*ShareLeaveResponse, error)
+	ShareInspect(ctx context.Context, in *ShareInspectRequest, opts ...grpc.CallOption) (*ShareInspectResponse, error)
+	DescribeShareGroup(ctx context.Context, in *DescribeShareGroupRequest, opts ...grpc.CallOption) (*DescribeShareGroupResponse, error)
+	AlterShareGroup(ctx context.Context, in *AlterShareGroupRequest, opts ...grpc.CallOption) (*AlterShareGroupResponse, error)
+	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
+	ResolveDeadLetters(ctx context.Context, in *ResolveDeadLettersRequest, opts ...grpc.CallOption) (*ResolveDeadLettersResponse, error)
+}
+
+type shareGroupsClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewShareGroupsClient(cc grpc.ClientConnInterface) ShareGroupsClient {
+	return &shareGroupsClient{cc}
+}
+
+func (c *shareGroupsClient) ShareFetch(ctx context.Context, in *ShareFetchRequest, opts ...grpc.CallOption) (*ShareFetchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ShareFetchResponse)
+	err := c.cc.Invoke(ctx, ShareGroups_ShareFetch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *shareGroupsClient) ShareAcknowledge(ctx context.Context, in *ShareAckRequest, opts ...grpc.CallOption) (*ShareAckResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ShareAckResponse)
+	err := c.cc.Invoke(ctx, ShareGroups_ShareAcknowledge_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *shareGroupsClient) ShareLeave(ctx context.Context, in *ShareLeaveRequest, opts ...grpc.CallOption) (*ShareLeaveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ShareLeaveResponse)
+	err := c.cc.Invoke(ctx, ShareGroups_ShareLeave_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *shareGroupsClient) ShareInspect(ctx context.Context, in *ShareInspectRequest, opts ...grpc.CallOption) (*ShareInspectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ShareInspectResponse)
+	err := c.cc.Invoke(ctx, ShareGroups_ShareInspect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *shareGroupsClient) DescribeShareGroup(ctx context.Context, in *DescribeShareGroupRequest, opts ...grpc.CallOption) (*DescribeShareGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeShareGroupResponse)
+	err := c.cc.Invoke(ctx, ShareGroups_DescribeShareGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *shareGroupsClient) AlterShareGroup(ctx context.Context, in *AlterShareGroupRequest, opts ...grpc.CallOption) (*AlterShareGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AlterShareGroupResponse)
+	err := c.cc.Invoke(ctx, ShareGroups_AlterShareGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *shareGroupsClient) ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDeadLettersResponse)
+	err := c.cc.Invoke(ctx, ShareGroups_ListDeadLetters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *shareGroupsClient) ResolveDeadLetters(ctx context.Context, in *ResolveDeadLettersRequest, opts ...grpc.CallOption) (*ResolveDeadLettersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResolveDeadLettersResponse)
+	err := c.cc.Invoke(ctx, ShareGroups_ResolveDeadLetters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ShareGroupsServer is the server API for ShareGroups service.
+// All implementations must embed UnimplementedShareGroupsServer
+// for forward compatibility.
+type ShareGroupsServer interface {
+	ShareFetch(context.Context, *ShareFetchRequest) (*ShareFetchResponse, error)
+	ShareAcknowledge(context.Context, *ShareAckRequest) (*ShareAckResponse, error)
+	ShareLeave(context.Context, *ShareLeaveRequest) (*ShareLeaveResponse, error)
+	ShareInspect(context.Context, *ShareInspectRequest) (*ShareInspectResponse, error)
+	DescribeShareGroup(context.Context, *DescribeShareGroupRequest) (*DescribeShareGroupResponse, error)
+	AlterShareGroup(context.Context, *AlterShareGroupRequest) (*AlterShareGroupResponse, error)
+	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)
+	ResolveDeadLetters(context.Context, *ResolveDeadLettersRequest) (*ResolveDeadLettersResponse, error)
+	mustEmbedUnimplementedShareGroupsServer()
+}
+
+// UnimplementedShareGroupsServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedShareGroupsServer struct{}
+
+func (UnimplementedShareGroupsServer) ShareFetch(context.Context, *ShareFetchRequest) (*ShareFetchResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ShareFetch not implemented")
+}
+func (UnimplementedShareGroupsServer) ShareAcknowledge(context.Context, *ShareAckRequest) (*ShareAckResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ShareAcknowledge not implemented")
+}
+func (UnimplementedShareGroupsServer) ShareLeave(context.Context, *ShareLeaveRequest) (*ShareLeaveResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ShareLeave not implemented")
+}
+func (UnimplementedShareGroupsServer) ShareInspect(context.Context, *ShareInspectRequest) (*ShareInspectResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ShareInspect not implemented")
+}
+func (UnimplementedShareGroupsServer) DescribeShareGroup(context.Context, *DescribeShareGroupRequest) (*DescribeShareGroupResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DescribeShareGroup not implemented")
+}
+func (UnimplementedShareGroupsServer) AlterShareGroup(context.Context, *AlterShareGroupRequest) (*AlterShareGroupResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AlterShareGroup not implemented")
+}
+func (UnimplementedShareGroupsServer) ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListDeadLetters not implemented")
+}
+func (UnimplementedShareGroupsServer) ResolveDeadLetters(context.Context, *ResolveDeadLettersRequest) (*ResolveDeadLettersResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ResolveDeadLetters not implemented")
+}
+func (UnimplementedShareGroupsServer) mustEmbedUnimplementedShareGroupsServer() {}
+func (UnimplementedShareGroupsServer) testEmbeddedByValue()                     {}
+
+// UnsafeShareGroupsServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ShareGroupsServer will
+// result in compilation errors.
+type UnsafeShareGroupsServer interface {
+	mustEmbedUnimplementedShareGroupsServer()
+}
+
+func RegisterShareGroupsServer(s grpc.ServiceRegistrar, srv ShareGroupsServer) {
+	// If the following call pancis, it indicates UnimplementedShareGroupsServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ShareGroups_ServiceDesc, srv)
+}
+
+func _ShareGroups_ShareFetch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ShareFetchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ShareGroupsServer).ShareFetch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ShareGroups_ShareFetch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ShareGroupsServer).ShareFetch(ctx, req.(*ShareFetchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ShareGroups_ShareAcknowledge_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ShareAckRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ShareGroupsServer).ShareAcknowledge(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ShareGroups_ShareAcknowledge_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ShareGroupsServer).ShareAcknowledge(ctx, req.(*ShareAckRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ShareGroups_ShareLeave_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ShareLeaveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ShareGroupsServer).ShareLeave(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ShareGroups_ShareLeave_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ShareGroupsServer).ShareLeave(ctx, req.(*ShareLeaveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ShareGroups_ShareInspect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ShareInspectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ShareGroupsServer).ShareInspect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ShareGroups_ShareInspect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ShareGroupsServer).ShareInspect(ctx, req.(*ShareInspectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ShareGroups_DescribeShareGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeShareGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ShareGroupsServer).DescribeShareGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ShareGroups_DescribeShareGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ShareGroupsServer).DescribeShareGroup(ctx, req.(*DescribeShareGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ShareGroups_AlterShareGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AlterShareGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ShareGroupsServer).AlterShareGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ShareGroups_AlterShareGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ShareGroupsServer).AlterShareGroup(ctx, req.(*AlterShareGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ShareGroups_ListDeadLetters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDeadLettersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ShareGroupsServer).ListDeadLetters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ShareGroups_ListDeadLetters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ShareGroupsServer).ListDeadLetters(ctx, req.(*ListDeadLettersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ShareGroups_ResolveDeadLetters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResolveDeadLettersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ShareGroupsServer).ResolveDeadLetters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ShareGroups_ResolveDeadLetters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ShareGroupsServer).ResolveDeadLetters(ctx, req.(*ResolveDeadLettersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ShareGroups_ServiceDesc is the grpc.ServiceDesc for ShareGroups service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ShareGroups_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "skiff.v1.ShareGroups",
+	HandlerType: (*ShareGroupsServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ShareFetch",
+			Handler:    _ShareGroups_ShareFetch_Handler,
+		},
+		{
+			MethodName: "ShareAcknowledge",
+			Handler:    _ShareGroups_ShareAcknowledge_Handler,
+		},
+		{
+			MethodName: "ShareLeave",
+			Handler:    _ShareGroups_ShareLeave_Handler,
+		},
+		{
+			MethodName: "ShareInspect",
+			Handler:    _ShareGroups_ShareInspect_Handler,
+		},
+		{
+			MethodName: "DescribeShareGroup",
+			Handler:    _ShareGroups_DescribeShareGroup_Handler,
+		},
+		{
+			MethodName: "AlterShareGroup",
+			Handler:    _ShareGroups_AlterShareGroup_Handler,
+		},
+		{
+			MethodName: "ListDeadLetters",
+			Handler:    _ShareGroups_ListDeadLetters_Handler,
+		},
+		{
+			MethodName: "ResolveDeadLetters",
+			Handler:    _ShareGroups_ResolveDeadLetters_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "skiff/v1/skiff.proto",
+}
