@@ -69,6 +69,23 @@ var (
 	// ErrNoOffset means a group consumer with AutoOffsetReset "none" was
 	// given a partition without a committed offset.
 	ErrNoOffset = errors.New("no committed offset and auto offset reset is none")
+	// ErrNotHeld means a share acknowledgement named a record this member
+	// does not hold: it was never delivered to it, or another member has
+	// it now. Nothing changed.
+	ErrNotHeld = errors.New("record not held by this share member")
+	// ErrLockExpired means a share acknowledgement came after the record's
+	// lock expired: the record is available again (or already delivered to
+	// another member) and will be processed again.
+	ErrLockExpired = errors.New("share record lock expired")
+	// ErrUnknownRecord means a share acknowledgement or inspection named a
+	// record the share-partition does not know (beyond the records handed
+	// out, or a partition that does not exist).
+	ErrUnknownRecord = errors.New("unknown share record")
+	// ErrGroupPaused means the DLQ flood breaker paused a share group:
+	// more records went to its dead-letter topic than
+	// dlq.flood.per.minute allows (an outage rather than a poison
+	// message). Delivery resumes after AlterShareGroup with resume.
+	ErrGroupPaused = errors.New("share group paused")
 	// ErrRejected is any other refusal by the broker (an internal topic,
 	// producer ids exhausted, an internal error); the message says why. Not
 	// retriable.
@@ -165,7 +182,28 @@ const (
 	reasonNotAssigned        = "NOT_ASSIGNED"
 	reasonGroupNotEmpty      = "GROUP_NOT_EMPTY"
 	reasonGroupNotFound      = "GROUP_NOT_FOUND"
+	reasonNotHeld            = "NOT_HELD"
+	reasonLockExpired        = "LOCK_EXPIRED"
+	reasonUnknownRecord      = "UNKNOWN_RECORD"
+	reasonGroupPaused        = "GROUP_PAUSED"
 )
+
+// shareReasonError maps the reasons of share groups, which the broker
+// sends both per record (ShareAckResult.error_reason) and as the ErrorInfo
+// of a status, whatever the code. ok is false for other reasons.
+func shareReasonError(reason, msg string) (err error, ok bool) {
+	switch reason {
+	case reasonNotHeld:
+		return brokerErr(ErrNotHeld, msg), true
+	case reasonLockExpired:
+		return brokerErr(ErrLockExpired, msg), true
+	case reasonUnknownRecord:
+		return brokerErr(ErrUnknownRecord, msg), true
+	case reasonGroupPaused:
+		return brokerErr(ErrGroupPaused, msg), true
+	}
+	return nil, false
+}
 
 func statusError(code codes.Code, msg string, details []any) error {
 	var (
@@ -185,6 +223,9 @@ func statusError(code codes.Code, msg string, details []any) error {
 		case *errdetails.ErrorInfo:
 			reason = d.GetReason()
 		}
+	}
+	if err, ok := shareReasonError(reason, msg); ok {
+		return err
 	}
 	switch code {
 	case codes.NotFound:

@@ -1,0 +1,555 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/skiff-mq/skiff/record"
+	"github.com/skiff-mq/skiff/rpc/skiffpb"
+)
+
+// ShareConsumerConfig configures a ShareConsumer. Zero fields take the
+// defaults documented on them.
+type ShareConsumerConfig struct {
+	// Group is the share group to join. Required.
+	Group string
+	// Topics subscribes to topics by name; Pattern subscribes to every
+	// topic matching a pattern, as for GroupConsumerConfig. Exactly one of
+	// them.
+	Topics  []string
+	Pattern string
+	// ClientID names the member in DescribeShareGroup. Default: host name.
+	ClientID string
+	// MaxRecords caps the records one Fetch returns. Default 100, at most
+	// 10000.
+	MaxRecords int
+	// MaxWait is how long one fetch request waits on the coordinator while
+	// nothing is available; Fetch repeats requests until its context
+	// ends. It must be shorter than the client's RequestTimeout. Default
+	// 1s.
+	MaxWait time.Duration
+}
+
+// maxShareFetchRecords is the broker's cap of records per share fetch.
+const maxShareFetchRecords = 10000
+
+func (c ShareConsumerConfig) withDefaults() ShareConsumerConfig {
+	if c.MaxRecords == 0 {
+		c.MaxRecords = 100
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = time.Second
+	}
+	if c.ClientID == "" {
+		c.ClientID, _ = os.Hostname()
+	}
+	return c
+}
+
+// Validate reports every invalid field.
+func (c ShareConsumerConfig) Validate() error {
+	var errs []error
+	if c.Group == "" {
+		errs = append(errs, errors.New("share consumer config: Group is required"))
+	}
+	if (len(c.Topics) == 0) == (c.Pattern == "") {
+		errs = append(errs, errors.New("share consumer config: set exactly one of Topics and Pattern"))
+	}
+	for _, t := range c.Topics {
+		if t == "" {
+			errs = append(errs, errors.New("share consumer config: empty topic name in Topics"))
+			break
+		}
+	}
+	if c.MaxRecords < 0 || c.MaxRecords > maxShareFetchRecords {
+		errs = append(errs, fmt.Errorf("share consumer config: MaxRecords %d: want 0 (default 100) to %d", c.MaxRecords, maxShareFetchRecords))
+	}
+	if c.MaxWait < 0 {
+		errs = append(errs, fmt.Errorf("share consumer config: MaxWait %v must not be negative", c.MaxWait))
+	}
+	return errors.Join(errs...)
+}
+
+// ShareConsumer is a member of a share group: the group's coordinator
+// hands it any available record of the subscribed topics, locked to it
+// until it acknowledges the record or the lock (the group's
+// lock.timeout.ms) expires. In key-ordered mode (the group's default) no
+// two records of one key are in flight at once, in this member or any
+// other, so records of different keys may be processed in parallel while
+// each key stays in order.
+//
+// It is safe for concurrent use: one goroutine may Fetch while workers
+// acknowledge the records they were given.
+type ShareConsumer struct {
+	c   *Client
+	cfg ShareConsumerConfig
+
+	mu       sync.Mutex // guards the fields below
+	memberID string     // the coordinator's id for us; "" until the first fetch answers
+	closed   bool
+}
+
+// NewShareConsumer makes a member of cfg.Group. It joins on its first
+// Fetch.
+func (c *Client) NewShareConsumer(cfg ShareConsumerConfig) (*ShareConsumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if cfg.MaxWait >= c.cfg.RequestTimeout {
+		return nil, fmt.Errorf("share consumer config: MaxWait %v must be shorter than the client's RequestTimeout %v", cfg.MaxWait, c.cfg.RequestTimeout)
+	}
+	return &ShareConsumer{c: c, cfg: cfg}, nil
+}
+
+// MemberID is the id the coordinator gave this member ("" before the
+// first Fetch answered).
+func (s *ShareConsumer) MemberID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.memberID
+}
+
+// ShareRecord is a record delivered to a share consumer, locked to it
+// until LockUntil. Settle it with Ack, Release, ReleaseWithBackoff or
+// Reject, or extend the lock with Renew.
+type ShareRecord struct {
+	Record
+	// DeliveryCount is 1 on the first delivery and counts every delivery
+	// since (the record goes to the dead-letter topic when it reaches the
+	// group's max.deliveries without an ack).
+	DeliveryCount int
+	// LockUntil is when the lock expires and the record becomes available
+	// to other members. Renew moves it.
+	LockUntil time.Time
+
+	s *ShareConsumer
+}
+
+// Fetch returns the next records the coordinator hands this member,
+// waiting until there are some or ctx ends (then nil, ctx.Err()). Each
+// request waits MaxWait on the coordinator; Fetch repeats them. When the
+// DLQ flood breaker has paused the group, Fetch returns an error matching
+// ErrGroupPaused, with the reason, after MaxWait: calling it again in a
+// loop does not spin.
+func (s *ShareConsumer) Fetch(ctx context.Context) ([]*ShareRecord, error) {
+	var unknownMember *retryBackoff
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		closed, memberID := s.closed, s.memberID
+		s.mu.Unlock()
+		if closed {
+			return nil, fmt.Errorf("share fetch: share consumer %w", ErrClosed)
+		}
+		req := &skiffpb.ShareFetchRequest{Group: s.cfg.Group, MemberId: memberID, Topics: s.cfg.Topics, Pattern: s.cfg.Pattern,
+			MaxRecords: int32(s.cfg.MaxRecords), MaxWaitMs: int32(s.cfg.MaxWait / time.Millisecond), ClientId: s.cfg.ClientID}
+		start := time.Now()
+		var resp *skiffpb.ShareFetchResponse
+		err := s.c.groupCall(ctx, s.cfg.Group, func(ctx context.Context, cc *grpc.ClientConn) error {
+			var err error
+			resp, err = skiffpb.NewShareGroupsClient(cc).ShareFetch(ctx, req)
+			return err
+		})
+		switch {
+		case errors.Is(err, ErrUnknownMember):
+			// Our membership expired (or the coordinator moved and forgot
+			// it): join again as a new member. The first retry is
+			// immediate; a coordinator that keeps refusing is paced.
+			s.setMemberID(memberID, "")
+			if unknownMember == nil {
+				unknownMember = newBackoff()
+				continue
+			}
+			if werr := unknownMember.wait(ctx); werr != nil {
+				return nil, werr
+			}
+			continue
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("share fetch group %s: %w", s.cfg.Group, err)
+		}
+		unknownMember = nil
+		if id := resp.GetMemberId(); id != "" {
+			s.setMemberID(memberID, id)
+		}
+		if resp.GetPaused() {
+			// The coordinator may answer at once; wait out MaxWait so
+			// that a caller's loop does not hammer a paused group.
+			if werr := sleepCtx(ctx, s.cfg.MaxWait-time.Since(start)); werr != nil {
+				return nil, werr
+			}
+			reason := resp.GetPausedReason()
+			if reason == "" {
+				reason = "the DLQ flood breaker paused delivery"
+			}
+			return nil, brokerErr(ErrGroupPaused, fmt.Sprintf("share group %s paused: %s", s.cfg.Group, reason))
+		}
+		if len(resp.GetRecords()) > 0 {
+			out := make([]*ShareRecord, 0, len(resp.GetRecords()))
+			for _, r := range resp.GetRecords() {
+				out = append(out, s.fromPBShareRecord(r))
+			}
+			return out, nil
+		}
+		// Nothing available. A coordinator that answered well before
+		// MaxWait (it does not long-poll, or it was woken for records
+		// another member took) gets a short pause, so this loop never
+		// spins.
+		if time.Since(start) < s.cfg.MaxWait/2 {
+			if werr := sleepCtx(ctx, min(50*time.Millisecond, s.cfg.MaxWait)); werr != nil {
+				return nil, werr
+			}
+		}
+	}
+}
+
+// setMemberID replaces the member id if it is still old (a concurrent
+// Fetch may have set a newer one).
+func (s *ShareConsumer) setMemberID(old, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.memberID == old {
+		s.memberID = id
+	}
+}
+
+// sleepCtx waits d (nothing when d <= 0) or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *ShareConsumer) fromPBShareRecord(r *skiffpb.ShareRecord) *ShareRecord {
+	out := &ShareRecord{
+		Record: Record{Topic: r.GetTopic(), Partition: r.GetPartition(), Offset: r.GetOffset(),
+			Key: nonNullBytes(r.GetKey(), r.GetKeyNull()), Value: nonNullBytes(r.GetValue(), r.GetValueNull()),
+			Headers: fromPBHeaders(r.GetHeaders()), Timestamp: time.UnixMilli(r.GetTimestampMs())},
+		DeliveryCount: int(r.GetDeliveryCount()),
+		s:             s,
+	}
+	if ms := r.GetLockUntilMs(); ms > 0 {
+		out.LockUntil = time.UnixMilli(ms)
+	}
+	return out
+}
+
+// nonNullBytes keeps the difference between null (nil) and empty that
+// protobuf bytes fields lose: the message says which with a _null flag.
+func nonNullBytes(b []byte, null bool) []byte {
+	if null {
+		return nil
+	}
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func fromPBHeaders(in []*skiffpb.Header) []record.Header {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]record.Header, len(in))
+	for i, h := range in {
+		out[i] = record.Header{Key: h.GetKey(), Value: h.GetValue()}
+	}
+	return out
+}
+
+// ShareAckType is what an acknowledgement does to a record.
+type ShareAckType int
+
+const (
+	// ShareAccept marks the record processed: it is never delivered
+	// again.
+	ShareAccept ShareAckType = iota
+	// ShareRelease hands the record back for another delivery, now, after
+	// Delay, or after the group's backoff (Delay -1).
+	ShareRelease
+	// ShareReject sends the record to the group's dead-letter topic at
+	// once.
+	ShareReject
+	// ShareRenew extends the record's lock by the group's lock.timeout.ms.
+	ShareRenew
+)
+
+func (t ShareAckType) String() string {
+	switch t {
+	case ShareAccept:
+		return "accept"
+	case ShareRelease:
+		return "release"
+	case ShareReject:
+		return "reject"
+	case ShareRenew:
+		return "renew"
+	}
+	return fmt.Sprintf("ShareAckType(%d)", int(t))
+}
+
+func (t ShareAckType) pb() (skiffpb.ShareAckType, error) {
+	switch t {
+	case ShareAccept:
+		return skiffpb.ShareAckType_SHARE_ACK_ACCEPT, nil
+	case ShareRelease:
+		return skiffpb.ShareAckType_SHARE_ACK_RELEASE, nil
+	case ShareReject:
+		return skiffpb.ShareAckType_SHARE_ACK_REJECT, nil
+	case ShareRenew:
+		return skiffpb.ShareAckType_SHARE_ACK_RENEW, nil
+	}
+	return 0, &InvalidArgumentError{Field: "type", Reason: fmt.Sprintf("unknown share ack type %d", int(t))}
+}
+
+// BackoffDelay as a ShareAck's Delay releases the record after the group's
+// backoff policy (exponential in the delivery count, with jitter).
+const BackoffDelay time.Duration = -1
+
+// ShareAck acknowledges one record.
+type ShareAck struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Type      ShareAckType
+	// Delay of a ShareRelease: 0 redelivers now, > 0 after it,
+	// BackoffDelay (-1) after the group's backoff. Millisecond precision.
+	Delay time.Duration
+	// Reason is why processing failed (release, reject); the group keeps
+	// it as the record's last error, shown by InspectShareRecord and in
+	// the dead-letter headers.
+	Reason string
+}
+
+func (a ShareAck) pb() (*skiffpb.ShareAck, error) {
+	typ, err := a.Type.pb()
+	if err != nil {
+		return nil, err
+	}
+	delay := a.Delay.Milliseconds()
+	switch {
+	case a.Delay < 0 && a.Delay != BackoffDelay:
+		return nil, &InvalidArgumentError{Field: "delay", Reason: fmt.Sprintf("%v: want >= 0, or BackoffDelay (-1) for the group's backoff", a.Delay)}
+	case a.Delay == BackoffDelay:
+		delay = -1
+	case a.Delay > 0 && delay == 0:
+		delay = 1 // a sub-millisecond delay is still a delay
+	}
+	if a.Type != ShareRelease {
+		delay = 0
+	}
+	return &skiffpb.ShareAck{Topic: a.Topic, Partition: a.Partition, Offset: a.Offset, Type: typ, DelayMs: delay, Error: a.Reason}, nil
+}
+
+// shareKey identifies a record in a share group.
+type shareKey struct {
+	topic     string
+	partition int32
+	offset    int64
+}
+
+func (k shareKey) String() string { return fmt.Sprintf("%s/%d@%d", k.topic, k.partition, k.offset) }
+
+// Acknowledge sends acks in one request. The result has one entry per
+// ack, in order: nil when it was applied, else an error matching
+// ErrNotHeld, ErrLockExpired, ErrUnknownRecord or ErrRejected. err is for
+// the call as a whole (then nothing is known to be applied).
+func (s *ShareConsumer) Acknowledge(ctx context.Context, acks []ShareAck) ([]error, error) {
+	results, err := s.acknowledge(ctx, acks)
+	if err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(results))
+	for i, r := range results {
+		errs[i] = shareAckResultError(r)
+	}
+	return errs, nil
+}
+
+// acknowledge sends acks and returns the broker's result for each, in the
+// order of acks.
+func (s *ShareConsumer) acknowledge(ctx context.Context, acks []ShareAck) ([]*skiffpb.ShareAckResult, error) {
+	if len(acks) == 0 {
+		return nil, nil
+	}
+	s.mu.Lock()
+	closed, memberID := s.closed, s.memberID
+	s.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("share acknowledge: share consumer %w", ErrClosed)
+	}
+	req := &skiffpb.ShareAckRequest{Group: s.cfg.Group, MemberId: memberID, Acks: make([]*skiffpb.ShareAck, len(acks))}
+	for i, a := range acks {
+		pa, err := a.pb()
+		if err != nil {
+			return nil, fmt.Errorf("share acknowledge %s/%d@%d: %w", a.Topic, a.Partition, a.Offset, err)
+		}
+		req.Acks[i] = pa
+	}
+	var resp *skiffpb.ShareAckResponse
+	err := s.c.groupCall(ctx, s.cfg.Group, func(ctx context.Context, cc *grpc.ClientConn) error {
+		var err error
+		resp, err = skiffpb.NewShareGroupsClient(cc).ShareAcknowledge(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("share acknowledge group %s: %w", s.cfg.Group, err)
+	}
+	return matchAckResults(acks, resp.GetResults())
+}
+
+// matchAckResults orders the broker's results as the acks were sent. The
+// broker answers in request order; matching by record keeps a reordered
+// answer correct too, and an ack without an answer is an error rather than
+// a silent success.
+func matchAckResults(acks []ShareAck, results []*skiffpb.ShareAckResult) ([]*skiffpb.ShareAckResult, error) {
+	keyOf := func(r *skiffpb.ShareAckResult) shareKey { return shareKey{r.GetTopic(), r.GetPartition(), r.GetOffset()} }
+	out := make([]*skiffpb.ShareAckResult, len(acks))
+	inOrder := len(results) == len(acks)
+	for i := 0; inOrder && i < len(acks); i++ {
+		inOrder = keyOf(results[i]) == shareKey{acks[i].Topic, acks[i].Partition, acks[i].Offset}
+	}
+	if inOrder {
+		copy(out, results)
+		return out, nil
+	}
+	byKey := make(map[shareKey][]*skiffpb.ShareAckResult, len(results))
+	for _, r := range results {
+		byKey[keyOf(r)] = append(byKey[keyOf(r)], r)
+	}
+	for i, a := range acks {
+		k := shareKey{a.Topic, a.Partition, a.Offset}
+		rs := byKey[k]
+		if len(rs) == 0 {
+			out[i] = &skiffpb.ShareAckResult{Topic: a.Topic, Partition: a.Partition, Offset: a.Offset,
+				ErrorReason: "NO_RESULT", Error: "the broker sent no result for this record"}
+			continue
+		}
+		out[i], byKey[k] = rs[0], rs[1:]
+	}
+	return out, nil
+}
+
+// shareAckResultError is the error of one record's acknowledgement, nil
+// when it was applied.
+func shareAckResultError(r *skiffpb.ShareAckResult) error {
+	if r.GetErrorReason() == "" {
+		return nil
+	}
+	k := shareKey{r.GetTopic(), r.GetPartition(), r.GetOffset()}
+	msg := r.GetError()
+	if msg == "" {
+		msg = r.GetErrorReason()
+	}
+	msg = k.String() + ": " + msg
+	if err, ok := shareReasonError(r.GetErrorReason(), msg); ok {
+		return err
+	}
+	return brokerErr(ErrRejected, msg+" ("+r.GetErrorReason()+")")
+}
+
+// settle acknowledges r alone and returns its result.
+func (r *ShareRecord) settle(ctx context.Context, typ ShareAckType, delay time.Duration, reason string) (*skiffpb.ShareAckResult, error) {
+	if r.s == nil {
+		return nil, fmt.Errorf("share record %s/%d@%d: not delivered by a ShareConsumer", r.Topic, r.Partition, r.Offset)
+	}
+	results, err := r.s.acknowledge(ctx, []ShareAck{{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Type: typ, Delay: delay, Reason: reason}})
+	if err != nil {
+		return nil, err
+	}
+	if err := shareAckResultError(results[0]); err != nil {
+		return nil, fmt.Errorf("share %s: %w", typ, err)
+	}
+	return results[0], nil
+}
+
+// Ack marks the record processed: it is never delivered again.
+func (r *ShareRecord) Ack(ctx context.Context) error {
+	_, err := r.settle(ctx, ShareAccept, 0, "")
+	return err
+}
+
+// Release hands the record back for another delivery after delay (0: at
+// once). Any delay length is allowed; the delay survives coordinator
+// failover.
+func (r *ShareRecord) Release(ctx context.Context, delay time.Duration) error {
+	if delay < 0 {
+		return &InvalidArgumentError{Field: "delay", Reason: fmt.Sprintf("%v must not be negative (ReleaseWithBackoff uses the group's backoff)", delay)}
+	}
+	_, err := r.settle(ctx, ShareRelease, delay, "")
+	return err
+}
+
+// ReleaseWithBackoff hands the record back for another delivery after the
+// group's backoff (backoff.* settings, growing with DeliveryCount), and
+// keeps reason as its last error.
+func (r *ShareRecord) ReleaseWithBackoff(ctx context.Context, reason string) error {
+	_, err := r.settle(ctx, ShareRelease, BackoffDelay, reason)
+	return err
+}
+
+// Reject sends the record to the group's dead-letter topic at once, with
+// reason as its last error. In key-ordered mode its key waits until the
+// dead letter is redriven or discarded.
+func (r *ShareRecord) Reject(ctx context.Context, reason string) error {
+	_, err := r.settle(ctx, ShareReject, 0, reason)
+	return err
+}
+
+// Renew extends the lock by the group's lock.timeout.ms from now, and
+// returns (and stores in LockUntil) the new expiry. Call it from the
+// goroutine that reads LockUntil.
+func (r *ShareRecord) Renew(ctx context.Context) (time.Time, error) {
+	res, err := r.settle(ctx, ShareRenew, 0, "")
+	if err != nil {
+		return time.Time{}, err
+	}
+	if ms := res.GetLockUntilMs(); ms > 0 {
+		r.LockUntil = time.UnixMilli(ms)
+	}
+	return r.LockUntil, nil
+}
+
+// Close leaves the group: the coordinator releases every record this
+// member still holds, for immediate redelivery to others. Fetch and
+// Acknowledge fail with ErrClosed afterwards. Closing twice does nothing.
+func (s *ShareConsumer) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	memberID := s.memberID
+	s.mu.Unlock()
+	if memberID == "" {
+		return nil
+	}
+	err := s.c.groupCall(ctx, s.cfg.Group, func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := skiffpb.NewShareGroupsClient(cc).ShareLeave(ctx, &skiffpb.ShareLeaveRequest{Group: s.cfg.Group, MemberId: memberID})
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrUnknownMember) {
+		return fmt.Errorf("leave share group %s: %w", s.cfg.Group, err)
+	}
+	return nil
+}
