@@ -422,7 +422,9 @@ func (s *ShareConsumer) acknowledge(ctx context.Context, acks []ShareAck) ([]*sk
 // answer correct too, and an ack without an answer is an error rather than
 // a silent success.
 func matchAckResults(acks []ShareAck, results []*skiffpb.ShareAckResult) ([]*skiffpb.ShareAckResult, error) {
-	keyOf := func(r *skiffpb.ShareAckResult) shareKey { return shareKey{r.GetTopic(), r.GetPartition(), r.GetOffset()} }
+	keyOf := func(r *skiffpb.ShareAckResult) shareKey {
+		return shareKey{r.GetTopic(), r.GetPartition(), r.GetOffset()}
+	}
 	out := make([]*skiffpb.ShareAckResult, len(acks))
 	inOrder := len(results) == len(acks)
 	for i := 0; inOrder && i < len(acks); i++ {
