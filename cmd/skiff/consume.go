@@ -26,6 +26,10 @@ type consumeOptions struct {
 	follow     bool
 	group      string
 	instanceID string
+	// share group worker mode (share.go)
+	shareGroup  string
+	exec        string
+	concurrency int
 }
 
 func newConsumeCommand(o *clientOptions) *cobra.Command {
@@ -43,11 +47,27 @@ func newConsumeCommand(o *clientOptions) *cobra.Command {
 			"this member, committing what it printed, until --max, --timeout or Ctrl-C (then it leaves\n" +
 			"the group). Run it several times to share the partitions. TOPIC may then be a pattern:\n" +
 			"'orders.*', '*.completed', 'orders.#', '#', or 're:<regexp>'. --from (earliest or latest)\n" +
-			"is where partitions without a committed offset start.",
+			"is where partitions without a committed offset start.\n\n" +
+			"--share-group G takes records of share group G (a queue: any member gets any record, locked\n" +
+			"to it until acked; records of one key never in flight twice) until --max, --timeout or Ctrl-C,\n" +
+			"then leaves. TOPIC may be a pattern. Without --exec each record is printed, then acked. With\n" +
+			"--exec CMD each record's value is piped to `sh -c CMD` with SKIFF_KEY, SKIFF_TOPIC,\n" +
+			"SKIFF_PARTITION, SKIFF_OFFSET, SKIFF_DELIVERY_COUNT and SKIFF_HEADER_<NAME> in its environment:\n" +
+			"exit 0 acks the record, any other status releases it for redelivery after the group's backoff,\n" +
+			"keeping CMD's last stderr line as its error (after max.deliveries it goes to the dead-letter\n" +
+			"topic: skiff dlq). The lock is renewed while CMD runs. --concurrency N runs N at once.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.prepare(cmd); err != nil {
 				return err
+			}
+			if co.shareGroup != "" {
+				return runShareConsume(cmd, o, co, args[0])
+			}
+			for _, name := range []string{"exec", "concurrency"} {
+				if cmd.Flags().Changed(name) {
+					return fmt.Errorf("--%s needs --share-group", name)
+				}
 			}
 			if co.group != "" {
 				return runGroupConsume(cmd, o, co, args[0])
@@ -66,6 +86,9 @@ func newConsumeCommand(o *clientOptions) *cobra.Command {
 	f.BoolVar(&co.follow, "follow", false, "keep waiting for new messages")
 	f.StringVar(&co.group, "group", "", "join this consumer group and read the partitions it assigns")
 	f.StringVar(&co.instanceID, "instance-id", "", "static group membership: a stable id that keeps the partitions across a quick restart")
+	f.StringVar(&co.shareGroup, "share-group", "", "take records of this share group (a queue), acking each one")
+	f.StringVar(&co.exec, "exec", "", "with --share-group: pipe each record to `sh -c CMD`; exit 0 acks, else release with backoff")
+	f.IntVar(&co.concurrency, "concurrency", 1, "with --share-group: records processed at once")
 	return cmd
 }
 
