@@ -145,6 +145,18 @@ func (h groupHost) HighWatermarks(ctx context.Context, tps []consumergroup.Topic
 	return out
 }
 
+func (h groupHost) ReadPartition(ctx context.Context, topic string, p int32, offset int64, maxBytes int) (consumergroup.ReadResult, error) {
+	return h.n.ReadPartition(ctx, topic, p, offset, maxBytes)
+}
+
+func (h groupHost) ProducePartition(ctx context.Context, topic string, p int32, batch []byte) (int64, error) {
+	return h.n.ProducePartition(ctx, topic, p, batch)
+}
+
+func (h groupHost) EnsureTopic(ctx context.Context, name string, partitions int32) error {
+	return h.n.EnsureTopic(ctx, name, partitions)
+}
+
 // offsetsLog adapts a partition replica to consumergroup.Log.
 type offsetsLog struct{ r *partition.Replica }
 

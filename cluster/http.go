@@ -68,6 +68,8 @@ func (n *Node) httpHandler() http.Handler {
 		writeJSON(w, map[string]bool{"has_state": n.meta.hasState()})
 	})
 	mux.HandleFunc("GET /internal/v1/partitions", n.servePartitions)
+	mux.HandleFunc("GET /internal/v1/partitions/{topic}/{partition}/read", n.serveRead)
+	mux.HandleFunc("POST /internal/v1/partitions/{topic}/{partition}/produce", n.serveProduce)
 	return mux
 }
 

@@ -141,6 +141,8 @@ func (c *Coordinator) tick() {
 		}
 		s.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c.shareTick(ctx, s)
+		c.observeShares(s)
 		s.maybeCheckpoint(ctx)
 		cancel()
 	}

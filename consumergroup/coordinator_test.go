@@ -116,11 +116,42 @@ func (l *memLog) setLeader(leader bool) {
 	l.term++
 }
 
-// fakeHost serves one offsets partition.
+// fakeHost serves one offsets partition and in-memory data partitions.
 type fakeHost struct {
 	mu     sync.Mutex
 	log    Log
 	topics map[string]int32
+	data   map[TopicPartition]*memLog
+}
+
+func (h *fakeHost) dataLog(topic string, p int32) *memLog {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.data == nil {
+		h.data = map[TopicPartition]*memLog{}
+	}
+	tp := TopicPartition{topic, p}
+	if h.data[tp] == nil {
+		h.data[tp] = newMemLog(true)
+	}
+	return h.data[tp]
+}
+
+func (h *fakeHost) ReadPartition(ctx context.Context, topic string, p int32, offset int64, maxBytes int) (ReadResult, error) {
+	return h.dataLog(topic, p).Read(ctx, offset, 0)
+}
+
+func (h *fakeHost) ProducePartition(ctx context.Context, topic string, p int32, batch []byte) (int64, error) {
+	return h.dataLog(topic, p).Append(ctx, batch)
+}
+
+func (h *fakeHost) EnsureTopic(ctx context.Context, name string, partitions int32) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.topics[name]; !ok {
+		h.topics[name] = partitions
+	}
+	return nil
 }
 
 func (h *fakeHost) OffsetsLogs() (map[int32]Log, int32) {
@@ -166,18 +197,24 @@ func (c *clock) advance(d time.Duration) {
 
 func newTestCoordinator(t *testing.T, lg Log, topics map[string]int32, clk *clock) *Coordinator {
 	t.Helper()
+	c, _ := newTestCoordinatorHost(t, &fakeHost{log: lg, topics: topics}, clk)
+	return c
+}
+
+func newTestCoordinatorHost(t *testing.T, host *fakeHost, clk *clock) (*Coordinator, *fakeHost) {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.TickInterval = 10 * time.Millisecond
 	cfg.CheckpointBytes = 4 << 10
 	if clk != nil {
 		cfg.Now = clk.Now
 	}
-	c, err := New(cfg, &fakeHost{log: lg, topics: topics}, nil)
+	c, err := New(cfg, host, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return c
+	return c, host
 }
 
 func testCtx(t *testing.T) context.Context {

@@ -31,6 +31,14 @@ var (
 	// ErrGroupNotFound: the group has neither members nor committed
 	// offsets.
 	ErrGroupNotFound = errors.New("group not found")
+	// ErrNotHeld: an acknowledgement names a record this member does not
+	// hold (never delivered to it, or already given to another).
+	ErrNotHeld = errors.New("record is not held by this member")
+	// ErrLockExpired: the member's lock on the record expired before the
+	// acknowledgement; the record may already be with another member.
+	ErrLockExpired = errors.New("lock on the record expired; it will be (or was) delivered again")
+	// ErrUnknownRecord: no such record in the share-partition.
+	ErrUnknownRecord = errors.New("unknown record")
 	// ErrInvalidArgument marks a malformed request.
 	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrClosed: the coordinator has stopped.

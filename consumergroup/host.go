@@ -42,4 +42,15 @@ type Host interface {
 	// HighWatermarks returns the high watermarks of partitions as their
 	// leaders report them; unknown ones are missing.
 	HighWatermarks(ctx context.Context, tps []TopicPartition) map[TopicPartition]int64
+
+	// ReadPartition reads committed batches of a user topic's partition
+	// from offset on, from any replica (this node's, or another node's).
+	// Below the log start it returns no batches and the bounds.
+	ReadPartition(ctx context.Context, topic string, partition int32, offset int64, maxBytes int) (ReadResult, error)
+	// ProducePartition appends a batch to a partition through its leader
+	// and returns the offset of its first record.
+	ProducePartition(ctx context.Context, topic string, partition int32, batch []byte) (int64, error)
+	// EnsureTopic creates a topic with the given partitions unless it
+	// exists, and waits until its partitions have leaders.
+	EnsureTopic(ctx context.Context, name string, partitions int32) error
 }

@@ -14,7 +14,19 @@ type metrics struct {
 	lag           *prometheus.GaugeVec
 	commitSeconds prometheus.Histogram
 	checkpoints   prometheus.Counter
-	collectors    []prometheus.Collector
+
+	shareInFlight     *prometheus.GaugeVec
+	shareAvailable    *prometheus.GaugeVec
+	shareLag          *prometheus.GaugeVec
+	shareLagSeconds   *prometheus.GaugeVec
+	shareOldestUnack  *prometheus.GaugeVec
+	sharePaused       *prometheus.GaugeVec
+	shareAcked        *prometheus.CounterVec
+	shareRedeliveries *prometheus.CounterVec
+	shareDeadLetters  *prometheus.CounterVec
+	sharePauses       *prometheus.CounterVec
+
+	collectors []prometheus.Collector
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,7 +45,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "skiff_group_offsets_checkpoints_total",
 			Help: "Checkpoints written to compact the offsets log."}),
 	}
-	m.collectors = []prometheus.Collector{m.members, m.rebalances, m.committed, m.lag, m.commitSeconds, m.checkpoints}
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"group"})
+	}
+	counter := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"group"})
+	}
+	m.shareInFlight = gauge("skiff_share_in_flight", "Records delivered and locked, not yet acknowledged, per share group.")
+	m.shareAvailable = gauge("skiff_share_available", "Records waiting for delivery (not done, not in flight) per share group.")
+	m.shareLag = gauge("skiff_share_lag", "Records not yet acknowledged or dead-lettered per share group (queue depth).")
+	m.shareLagSeconds = gauge("skiff_share_lag_seconds", "Age of the oldest record not yet done per share group.")
+	m.shareOldestUnack = gauge("skiff_share_oldest_unacked_age_seconds", "Age of the oldest delivered record not yet acknowledged per share group.")
+	m.sharePaused = gauge("skiff_share_paused", "1 while the dead-letter flood breaker pauses a share group.")
+	m.shareAcked = counter("skiff_share_acked_total", "Records acknowledged per share group.")
+	m.shareRedeliveries = counter("skiff_share_redeliveries_total", "Deliveries beyond the first per share group.")
+	m.shareDeadLetters = counter("skiff_share_dead_letters_total", "Records written to the dead-letter topic per share group.")
+	m.sharePauses = counter("skiff_share_flood_pauses_total", "Times the dead-letter flood breaker paused a share group.")
+	m.collectors = []prometheus.Collector{m.members, m.rebalances, m.committed, m.lag, m.commitSeconds, m.checkpoints,
+		m.shareInFlight, m.shareAvailable, m.shareLag, m.shareLagSeconds, m.shareOldestUnack, m.sharePaused,
+		m.shareAcked, m.shareRedeliveries, m.shareDeadLetters, m.sharePauses}
 	if reg != nil {
 		for _, c := range m.collectors {
 			if err := reg.Register(c); err != nil {

@@ -25,18 +25,27 @@ type Committed struct {
 // the next one.
 type offsetTable struct {
 	groups map[string]map[TopicPartition]Committed
+	shares map[string]*shareGroupState
 
-	shadow      map[string]map[TopicPartition]Committed
-	shadowBegin int64 // offset of the open checkpoint's begin entry; -1 if none
+	shadow       map[string]map[TopicPartition]Committed
+	shadowShares map[string]*shareGroupState
+	shadowBegin  int64 // offset of the open checkpoint's begin entry; -1 if none
 }
 
 func newOffsetTable() *offsetTable {
-	return &offsetTable{groups: map[string]map[TopicPartition]Committed{}, shadowBegin: -1}
+	return &offsetTable{groups: map[string]map[TopicPartition]Committed{}, shares: map[string]*shareGroupState{}, shadowBegin: -1}
 }
 
 // apply applies the entry stored at offset. It returns the begin offset of
 // a checkpoint it completed, or -1.
 func (t *offsetTable) apply(offset int64, e entry) (completed int64) {
+	if isShareKind(e.Kind) {
+		applyShare(t.shares, e)
+		if t.shadowShares != nil {
+			applyShare(t.shadowShares, e)
+		}
+		return -1
+	}
 	switch e.Kind {
 	case kindCommit:
 		c := Committed{Offset: e.Offset, Metadata: e.Metadata, CommitTime: time.UnixMilli(e.CommitTime)}
@@ -52,12 +61,14 @@ func (t *offsetTable) apply(offset int64, e entry) (completed int64) {
 		}
 	case kindCheckpointBegin:
 		t.shadow = map[string]map[TopicPartition]Committed{}
+		t.shadowShares = map[string]*shareGroupState{}
 		t.shadowBegin = offset
 	case kindCheckpointEnd:
 		if t.shadow == nil || e.Begin != t.shadowBegin {
 			return -1 // the end of a checkpoint another one superseded
 		}
 		t.groups, t.shadow = t.shadow, nil
+		t.shares, t.shadowShares = t.shadowShares, nil
 		begin := t.shadowBegin
 		t.shadowBegin = -1
 		return begin
@@ -96,6 +107,9 @@ func (t *offsetTable) checkpointEntries() []entry {
 			out = append(out, entry{Kind: kindCommit, Group: g, Topic: tp.Topic, Partition: tp.Partition,
 				Offset: c.Offset, Metadata: c.Metadata, CommitTime: c.CommitTime.UnixMilli()})
 		}
+	}
+	for _, g := range slices.Sorted(maps.Keys(t.shares)) {
+		out = append(out, entry{Kind: kindShareState, Group: g, State: t.shares[g].clone()})
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"time"
 
 	"github.com/skiff-mq/skiff/record"
@@ -29,6 +30,28 @@ const (
 	kindDeleteGroup     = "delete-group"
 	kindCheckpointBegin = "checkpoint-begin"
 	kindCheckpointEnd   = "checkpoint-end"
+
+	kindShareConfig       = "share-config"
+	kindSharePause        = "share-pause"
+	kindShareResume       = "share-resume"
+	kindShareInit         = "share-init"
+	kindShareAcquire      = "share-acquire"
+	kindShareAck          = "share-ack"
+	kindShareDead         = "share-dead"
+	kindShareDeadLettered = "share-dead-lettered"
+	kindShareResolve      = "share-resolve"
+	kindShareLeave        = "share-leave"
+	kindShareState        = "share-state" // a checkpoint's restatement of a whole share group
+)
+
+// Share acknowledgement kinds and dead-letter actions in entries.
+const (
+	ackAccept  = "accept"
+	ackRelease = "release"
+	ackRenew   = "renew"
+
+	actionRedrive = "redrive"
+	actionDiscard = "discard"
 )
 
 // entry is one record of the offsets log, JSON in the record's value; the
@@ -45,7 +68,29 @@ type entry struct {
 	// Begin is the offset of the checkpoint-begin entry a checkpoint-end
 	// closes.
 	Begin int64 `json:"b,omitempty"`
+
+	// Share group fields.
+	Offsets       []int64           `json:"os,omitempty"`
+	Member        string            `json:"mb,omitempty"`
+	LockUntil     int64             `json:"lu,omitempty"`
+	Avail         []int64           `json:"av,omitempty"`
+	At            int64             `json:"at,omitempty"`
+	Ack           string            `json:"ack,omitempty"`
+	Err           string            `json:"er,omitempty"`
+	Key           []byte            `json:"key,omitempty"`
+	KeyNull       bool              `json:"kn,omitempty"`
+	Quarantine    bool              `json:"q,omitempty"`
+	DLQTopic      string            `json:"dt,omitempty"`
+	DLQPartition  int32             `json:"dp,omitempty"`
+	DLQOffset     int64             `json:"do,omitempty"`
+	Action        string            `json:"ac,omitempty"`
+	RedriveOffset int64             `json:"ro,omitempty"`
+	Config        map[string]string `json:"cf,omitempty"`
+	Reason        string            `json:"rs,omitempty"`
+	State         *shareGroupState  `json:"sg,omitempty"`
 }
+
+func isShareKind(kind string) bool { return strings.HasPrefix(kind, "share-") }
 
 // maxEntriesBatchBytes bounds one batch of entries; checkpoints of large
 // states span several batches.
@@ -92,6 +137,13 @@ func decodeEntry(r record.Record) (e entry, ok bool, err error) {
 	switch e.Kind {
 	case kindCommit, kindDeleteGroup, kindCheckpointBegin, kindCheckpointEnd:
 		return e, true, nil
+	}
+	if isShareKind(e.Kind) {
+		switch e.Kind {
+		case kindShareConfig, kindSharePause, kindShareResume, kindShareInit, kindShareAcquire, kindShareAck,
+			kindShareDead, kindShareDeadLettered, kindShareResolve, kindShareLeave, kindShareState:
+			return e, true, nil
+		}
 	}
 	return entry{}, false, nil
 }

@@ -36,6 +36,9 @@ type shard struct {
 	// a checkpoint's records are contiguous.
 	writeMu sync.RWMutex
 
+	// shares is the share groups' soft state (leader only).
+	shares shareState
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }

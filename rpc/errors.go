@@ -213,6 +213,8 @@ func toStatus(err error, grpcAddr func(id string) string) *status.Status {
 		code, reason = codes.Unavailable, ReasonCoordinatorLoading
 	case errors.Is(err, consumergroup.ErrCoordinatorUnavailable), errors.Is(err, consumergroup.ErrClosed):
 		code, reason = codes.Unavailable, ReasonCoordinatorAbsent
+	case errors.Is(err, consumergroup.ErrUnknownRecord):
+		code, reason = codes.NotFound, "UNKNOWN_RECORD"
 	case errors.Is(err, consumergroup.ErrInvalidArgument):
 		code, reason = codes.InvalidArgument, ReasonInvalidArgument
 	case errors.Is(err, partition.ErrClosed), errors.Is(err, log.ErrClosed), errors.Is(err, log.ErrFailed),

@@ -182,6 +182,7 @@ func NewServer(node Node, opts ...Option) *Server {
 	skiffpb.RegisterConsumerServer(s.grpc, &consumerService{s: s})
 	skiffpb.RegisterAdminServer(s.grpc, &adminService{s: s})
 	skiffpb.RegisterGroupsServer(s.grpc, &groupsService{s: s})
+	skiffpb.RegisterShareGroupsServer(s.grpc, &shareService{s: s})
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	go s.trackReadiness()
 	return s
