@@ -35,18 +35,18 @@ type Node struct {
 	logger *slog.Logger
 	reg    *prometheus.Registry
 
-	mux        *raftnet.Mux
-	httpLn     net.Listener
-	httpSrv    *http.Server
-	meta       *metaGroup
-	members    *membership.Membership
-	replicas   *replicaSet
-	groups     *consumergroup.Coordinator
+	mux      *raftnet.Mux
+	httpLn   net.Listener
+	httpSrv  *http.Server
+	meta     *metaGroup
+	members  *membership.Membership
+	replicas *replicaSet
+	groups   *consumergroup.Coordinator
 	// creatingOffsets is set while a request to create the offsets topic
 	// is in flight.
 	creatingOffsets atomic.Bool
-	httpClient *http.Client
-	metrics    *nodeMetrics
+	httpClient      *http.Client
+	metrics         *nodeMetrics
 
 	// Advertised addresses (bind addresses with real ports and the
 	// advertise host).

@@ -104,12 +104,12 @@ const maxResolvedDeadLetters = 1000
 
 // shareGroupState is the replicated state of a share group.
 type shareGroupState struct {
-	Config       map[string]string                  `json:"config"`
-	Partitions   map[string]*sharePartition         `json:"partitions"` // "topic/partition"
-	DeadLetters  []*deadLetter                      `json:"dead_letters,omitempty"`
-	Paused       bool                               `json:"paused,omitempty"`
-	PausedReason string                             `json:"paused_reason,omitempty"`
-	parsed       *shareConfig                       // cache of Config
+	Config       map[string]string          `json:"config"`
+	Partitions   map[string]*sharePartition `json:"partitions"` // "topic/partition"
+	DeadLetters  []*deadLetter              `json:"dead_letters,omitempty"`
+	Paused       bool                       `json:"paused,omitempty"`
+	PausedReason string                     `json:"paused_reason,omitempty"`
+	parsed       *shareConfig               // cache of Config
 }
 
 func newShareGroupState() *shareGroupState {
