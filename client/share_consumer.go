@@ -414,14 +414,14 @@ func (s *ShareConsumer) acknowledge(ctx context.Context, acks []ShareAck) ([]*sk
 	if err != nil {
 		return nil, fmt.Errorf("share acknowledge group %s: %w", s.cfg.Group, err)
 	}
-	return matchAckResults(acks, resp.GetResults())
+	return matchAckResults(acks, resp.GetResults()), nil
 }
 
 // matchAckResults orders the broker's results as the acks were sent. The
 // broker answers in request order; matching by record keeps a reordered
 // answer correct too, and an ack without an answer is an error rather than
 // a silent success.
-func matchAckResults(acks []ShareAck, results []*skiffpb.ShareAckResult) ([]*skiffpb.ShareAckResult, error) {
+func matchAckResults(acks []ShareAck, results []*skiffpb.ShareAckResult) []*skiffpb.ShareAckResult {
 	keyOf := func(r *skiffpb.ShareAckResult) shareKey {
 		return shareKey{r.GetTopic(), r.GetPartition(), r.GetOffset()}
 	}
@@ -432,7 +432,7 @@ func matchAckResults(acks []ShareAck, results []*skiffpb.ShareAckResult) ([]*ski
 	}
 	if inOrder {
 		copy(out, results)
-		return out, nil
+		return out
 	}
 	byKey := make(map[shareKey][]*skiffpb.ShareAckResult, len(results))
 	for _, r := range results {
@@ -448,7 +448,7 @@ func matchAckResults(acks []ShareAck, results []*skiffpb.ShareAckResult) ([]*ski
 		}
 		out[i], byKey[k] = rs[0], rs[1:]
 	}
-	return out, nil
+	return out
 }
 
 // shareAckResultError is the error of one record's acknowledgement, nil
