@@ -466,6 +466,9 @@ func shareAckResultError(r *skiffpb.ShareAckResult) error {
 	if err, ok := shareReasonError(r.GetErrorReason(), msg); ok {
 		return err
 	}
+	if r.GetErrorReason() == "INVALID_ARGUMENT" {
+		return &InvalidArgumentError{Field: "acks", Reason: msg}
+	}
 	return brokerErr(ErrRejected, msg+" ("+r.GetErrorReason()+")")
 }
 

@@ -482,6 +482,7 @@ func TestShareAcknowledgeReportsEachRecord(t *testing.T) {
 				{Topic: "t", Offset: 2, ErrorReason: "NOT_HELD", Error: "held by m2"},
 				{Topic: "t", Offset: 1},
 				{Topic: "t", Offset: 5, ErrorReason: "SOMETHING_NEW", Error: "a reason this client does not know"},
+				{Topic: "t", Offset: 7, ErrorReason: "INVALID_ARGUMENT", Error: "unknown ack type 9"},
 			}}, nil
 		}
 	})
@@ -492,6 +493,7 @@ func TestShareAcknowledgeReportsEachRecord(t *testing.T) {
 		{Topic: "t", Offset: 4, Type: ShareRenew},
 		{Topic: "t", Offset: 5, Type: ShareAccept},
 		{Topic: "t", Offset: 6, Type: ShareAccept}, // no answer at all
+		{Topic: "t", Offset: 7, Type: ShareAccept},
 	}
 	errs, err := sc.Acknowledge(testContext(t), acks)
 	if err != nil || len(errs) != len(acks) {
@@ -508,6 +510,10 @@ func TestShareAcknowledgeReportsEachRecord(t *testing.T) {
 		func(e error) bool { return errors.Is(e, ErrUnknownRecord) },
 		func(e error) bool { return errors.Is(e, ErrRejected) && strings.Contains(e.Error(), "SOMETHING_NEW") },
 		func(e error) bool { return errors.Is(e, ErrRejected) && strings.Contains(e.Error(), "no result") },
+		func(e error) bool {
+			var ia *InvalidArgumentError
+			return errors.As(e, &ia) && strings.Contains(ia.Reason, "unknown ack type 9")
+		},
 	}
 	for i, check := range checks {
 		if !check(errs[i]) {
