@@ -111,6 +111,7 @@ func TestCLIVerbsAgainstADevCluster(t *testing.T) {
 	t.Run("produce and consume round trip", func(t *testing.T) { testProduceConsumeRoundTrip(t, c) })
 	t.Run("unknown topic fails every verb", func(t *testing.T) { testUnknownTopicExitCodes(t, c) })
 	t.Run("consumer groups", func(t *testing.T) { testGroupVerbs(t, c) })
+	t.Run("share groups", func(t *testing.T) { testShareGroupVerbs(t, c) })
 	t.Run("bench produce consume e2e", func(t *testing.T) { testBench(t, c) })
 }
 
