@@ -122,7 +122,8 @@ func (c *Client) AlterShareGroup(ctx context.Context, group string, set map[stri
 		return nil, err
 	}
 	var resp *skiffpb.AlterShareGroupResponse
-	err := c.groupCall(ctx, group, func(ctx context.Context, cc *grpc.ClientConn) error {
+	// Setting the same values again is harmless: repeat a lost outcome.
+	_, err := c.shareGroupCall(ctx, group, func(ctx context.Context, cc *grpc.ClientConn) error {
 		var err error
 		resp, err = skiffpb.NewShareGroupsClient(cc).AlterShareGroup(ctx, &skiffpb.AlterShareGroupRequest{Group: group, Set: set, Resume: resume})
 		return err
@@ -194,7 +195,9 @@ func (c *Client) ListDeadLetters(ctx context.Context, group, topic string) ([]De
 // before later records of its key) or, with discard, drops the dead
 // letters of source topic named by their DLQ offsets, or every pending
 // one with all, releasing their quarantined keys. It returns how many
-// were resolved.
+// were resolved. A call whose outcome was lost in a coordinator failover
+// is not repeated (a repeat would count nothing): it fails with
+// ErrIndeterminate, and ListDeadLetters shows what happened.
 func (c *Client) ResolveDeadLetters(ctx context.Context, group, topic string, dlqOffsets []int64, all bool, discard bool) (int, error) {
 	verb := "redrive"
 	action := skiffpb.DeadLetterAction_DEAD_LETTER_REDRIVE

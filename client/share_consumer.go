@@ -154,7 +154,10 @@ func (s *ShareConsumer) Fetch(ctx context.Context) ([]*ShareRecord, error) {
 			MaxRecords: int32(s.cfg.MaxRecords), MaxWaitMs: int32(s.cfg.MaxWait / time.Millisecond), ClientId: s.cfg.ClientID}
 		start := time.Now()
 		var resp *skiffpb.ShareFetchResponse
-		err := s.c.groupCall(ctx, s.cfg.Group, func(ctx context.Context, cc *grpc.ClientConn) error {
+		// A fetch whose outcome was lost may have locked records to us
+		// that we never see: they come back when their locks expire (or
+		// at once when we leave), so repeating it is safe.
+		_, err := s.c.shareGroupCall(ctx, s.cfg.Group, func(ctx context.Context, cc *grpc.ClientConn) error {
 			var err error
 			resp, err = skiffpb.NewShareGroupsClient(cc).ShareFetch(ctx, req)
 			return err
@@ -210,6 +213,29 @@ func (s *ShareConsumer) Fetch(ctx context.Context) ([]*ShareRecord, error) {
 			if werr := sleepCtx(ctx, min(50*time.Millisecond, s.cfg.MaxWait)); werr != nil {
 				return nil, werr
 			}
+		}
+	}
+}
+
+// shareGroupCall is groupCall that also repeats a call whose outcome was
+// lost (ErrIndeterminate: the coordinator lost leadership while
+// replicating it), until ctx ends or RequestTimeout passes. Only for
+// calls that are safe to repeat; uncertain reports that an attempt's
+// outcome was lost, so that the caller can read the final answer in that
+// light.
+func (c *Client) shareGroupCall(ctx context.Context, group string, call func(ctx context.Context, cc *grpc.ClientConn) error) (uncertain bool, err error) {
+	ctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	bo := newBackoff()
+	for {
+		err = c.groupCall(ctx, group, call)
+		if !errors.Is(err, ErrIndeterminate) {
+			return uncertain, err
+		}
+		uncertain = true
+		c.log.Debug("share group call outcome unknown, repeating", "group", group, "err", err)
+		if werr := bo.wait(ctx); werr != nil {
+			return uncertain, err
 		}
 	}
 }
@@ -373,48 +399,65 @@ func (k shareKey) String() string { return fmt.Sprintf("%s/%d@%d", k.topic, k.pa
 // ack, in order: nil when it was applied, else an error matching
 // ErrNotHeld, ErrLockExpired, ErrUnknownRecord or ErrRejected. err is for
 // the call as a whole (then nothing is known to be applied).
+//
+// A request whose outcome was lost (the coordinator failed over while
+// replicating it) is sent again. A record the repeat finds no longer held
+// may have been settled by the lost attempt: its error matches
+// ErrIndeterminate rather than ErrNotHeld.
 func (s *ShareConsumer) Acknowledge(ctx context.Context, acks []ShareAck) ([]error, error) {
-	results, err := s.acknowledge(ctx, acks)
+	results, uncertain, err := s.acknowledge(ctx, acks)
 	if err != nil {
 		return nil, err
 	}
 	errs := make([]error, len(results))
 	for i, r := range results {
-		errs[i] = shareAckResultError(r)
+		errs[i] = shareAckError(acks[i], r, uncertain)
 	}
 	return errs, nil
 }
 
+// shareAckError is the error of one acknowledgement, nil when it was
+// applied. uncertain says an earlier attempt of the request had an
+// unknown outcome.
+func shareAckError(a ShareAck, r *skiffpb.ShareAckResult, uncertain bool) error {
+	err := shareAckResultError(r)
+	if uncertain && a.Type != ShareRenew && errors.Is(err, ErrNotHeld) {
+		return brokerErr(ErrIndeterminate, fmt.Sprintf("%s/%d@%d: %s outcome unknown: an attempt lost in a coordinator failover may have applied it (the repeat found the record no longer held)",
+			a.Topic, a.Partition, a.Offset, a.Type))
+	}
+	return err
+}
+
 // acknowledge sends acks and returns the broker's result for each, in the
 // order of acks.
-func (s *ShareConsumer) acknowledge(ctx context.Context, acks []ShareAck) ([]*skiffpb.ShareAckResult, error) {
+func (s *ShareConsumer) acknowledge(ctx context.Context, acks []ShareAck) (results []*skiffpb.ShareAckResult, uncertain bool, err error) {
 	if len(acks) == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
 	s.mu.Lock()
 	closed, memberID := s.closed, s.memberID
 	s.mu.Unlock()
 	if closed {
-		return nil, fmt.Errorf("share acknowledge: share consumer %w", ErrClosed)
+		return nil, false, fmt.Errorf("share acknowledge: share consumer %w", ErrClosed)
 	}
 	req := &skiffpb.ShareAckRequest{Group: s.cfg.Group, MemberId: memberID, Acks: make([]*skiffpb.ShareAck, len(acks))}
 	for i, a := range acks {
 		pa, err := a.pb()
 		if err != nil {
-			return nil, fmt.Errorf("share acknowledge %s/%d@%d: %w", a.Topic, a.Partition, a.Offset, err)
+			return nil, false, fmt.Errorf("share acknowledge %s/%d@%d: %w", a.Topic, a.Partition, a.Offset, err)
 		}
 		req.Acks[i] = pa
 	}
 	var resp *skiffpb.ShareAckResponse
-	err := s.c.groupCall(ctx, s.cfg.Group, func(ctx context.Context, cc *grpc.ClientConn) error {
+	uncertain, err = s.c.shareGroupCall(ctx, s.cfg.Group, func(ctx context.Context, cc *grpc.ClientConn) error {
 		var err error
 		resp, err = skiffpb.NewShareGroupsClient(cc).ShareAcknowledge(ctx, req)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("share acknowledge group %s: %w", s.cfg.Group, err)
+		return nil, uncertain, fmt.Errorf("share acknowledge group %s: %w", s.cfg.Group, err)
 	}
-	return matchAckResults(acks, resp.GetResults()), nil
+	return matchAckResults(acks, resp.GetResults()), uncertain, nil
 }
 
 // matchAckResults orders the broker's results as the acks were sent. The
@@ -477,11 +520,12 @@ func (r *ShareRecord) settle(ctx context.Context, typ ShareAckType, delay time.D
 	if r.s == nil {
 		return nil, fmt.Errorf("share record %s/%d@%d: not delivered by a ShareConsumer", r.Topic, r.Partition, r.Offset)
 	}
-	results, err := r.s.acknowledge(ctx, []ShareAck{{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Type: typ, Delay: delay, Reason: reason}})
+	ack := ShareAck{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Type: typ, Delay: delay, Reason: reason}
+	results, uncertain, err := r.s.acknowledge(ctx, []ShareAck{ack})
 	if err != nil {
 		return nil, err
 	}
-	if err := shareAckResultError(results[0]); err != nil {
+	if err := shareAckError(ack, results[0], uncertain); err != nil {
 		return nil, fmt.Errorf("share %s: %w", typ, err)
 	}
 	return results[0], nil
@@ -549,7 +593,7 @@ func (s *ShareConsumer) Close(ctx context.Context) error {
 	if memberID == "" {
 		return nil
 	}
-	err := s.c.groupCall(ctx, s.cfg.Group, func(ctx context.Context, cc *grpc.ClientConn) error {
+	_, err := s.c.shareGroupCall(ctx, s.cfg.Group, func(ctx context.Context, cc *grpc.ClientConn) error {
 		_, err := skiffpb.NewShareGroupsClient(cc).ShareLeave(ctx, &skiffpb.ShareLeaveRequest{Group: s.cfg.Group, MemberId: memberID})
 		return err
 	})

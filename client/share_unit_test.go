@@ -541,6 +541,72 @@ func TestShareAcknowledgeReportsEachRecord(t *testing.T) {
 	}
 }
 
+// A request whose outcome was lost in a coordinator failover is repeated;
+// a record the repeat finds no longer held may have been settled by the
+// lost attempt, so its outcome is unknown rather than "not held".
+func TestShareCallsRepeatALostOutcome(t *testing.T) {
+	b, cl := startFakeShareBroker(t)
+	lost := statusWith(codes.Aborted, "leadership transfer in progress", info("WRITE_INDETERMINATE"))
+	fetches := 0
+	b.set(func() {
+		b.fetch = func(*skiffpb.ShareFetchRequest) (*skiffpb.ShareFetchResponse, error) {
+			if fetches++; fetches == 1 {
+				return nil, lost
+			}
+			return &skiffpb.ShareFetchResponse{MemberId: "m1", Records: []*skiffpb.ShareRecord{{Topic: "t", Offset: 1}, {Topic: "t", Offset: 2}}}, nil
+		}
+	})
+	sc, err := cl.NewShareConsumer(ShareConsumerConfig{Group: "g", Topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	recs, err := sc.Fetch(ctx)
+	if err != nil || len(recs) != 2 || fetches != 2 {
+		t.Fatalf("Fetch = %v, %v after %d attempts", recs, err, fetches)
+	}
+
+	acks := 0
+	b.set(func() {
+		b.ack = func(req *skiffpb.ShareAckRequest) (*skiffpb.ShareAckResponse, error) {
+			if acks++; acks%2 == 1 {
+				return nil, lost
+			}
+			resp := &skiffpb.ShareAckResponse{}
+			for _, a := range req.Acks {
+				r := &skiffpb.ShareAckResult{Topic: a.Topic, Offset: a.Offset}
+				if a.Offset == 1 { // the lost attempt had applied it
+					r.ErrorReason, r.Error = "NOT_HELD", "not held"
+				}
+				resp.Results = append(resp.Results, r)
+			}
+			return resp, nil
+		}
+	})
+	if err := recs[0].Ack(ctx); !errors.Is(err, ErrIndeterminate) || errors.Is(err, ErrNotHeld) {
+		t.Fatalf("Ack repeated and found not held = %v, want an unknown outcome", err)
+	}
+	if err := recs[1].Ack(ctx); err != nil {
+		t.Fatalf("Ack repeated and applied = %v", err)
+	}
+	if _, err := recs[0].Renew(ctx); !errors.Is(err, ErrNotHeld) {
+		t.Fatalf("Renew repeated and found not held = %v: a renewal changes nothing, so not held is certain", err)
+	}
+	if acks != 6 {
+		t.Fatalf("%d ack requests, want 6 (each sent twice)", acks)
+	}
+
+	b.set(func() {
+		b.resolve = func(*skiffpb.ResolveDeadLettersRequest) (*skiffpb.ResolveDeadLettersResponse, error) {
+			return nil, lost
+		}
+	})
+	if _, err := cl.ResolveDeadLetters(ctx, "g", "t", nil, true, false); !errors.Is(err, ErrIndeterminate) ||
+		len(requestsOf[*skiffpb.ResolveDeadLettersRequest](b)) != 1 {
+		t.Fatalf("a lost redrive = %v; want it reported, not repeated", err)
+	}
+}
+
 func TestShareAckConversion(t *testing.T) {
 	for _, tc := range []struct {
 		name      string

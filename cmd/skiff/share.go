@@ -258,7 +258,9 @@ func (w *shareWorker) process(r *client.ShareRecord, received time.Time) {
 	}
 }
 
-// settle counts a settled record, or reports why it could not be.
+// settle counts a settled record, or reports why it could not be: the
+// lock expired or moved (the record is, or will be, delivered again), or
+// the outcome was lost in a coordinator failover.
 func (w *shareWorker) settle(r *client.ShareRecord, err error, verb string, n *atomic.Int64) {
 	if err != nil {
 		w.counts.ackErrors.Add(1)
@@ -445,7 +447,7 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 func (w *shareWorker) summary() string {
 	s := fmt.Sprintf("share group %s: acked %d, released %d", w.group, w.counts.acked.Load(), w.counts.released.Load())
 	if n := w.counts.ackErrors.Load(); n > 0 {
-		s += fmt.Sprintf(", %d not settled (delivered again after their locks expire)", n)
+		s += fmt.Sprintf(", %d not settled (see above)", n)
 	}
 	return s
 }
