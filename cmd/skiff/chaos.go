@@ -55,6 +55,7 @@ type chaosRunOptions struct {
 	requestTimeout  time.Duration
 	historyPath     string
 	verbose         bool
+	debug           bool
 }
 
 func newChaosRunCommand(g *globalOptions) *cobra.Command {
@@ -96,6 +97,7 @@ func newChaosRunCommand(g *globalOptions) *cobra.Command {
 		"client request timeout: how long a request to a broker that died silently takes to fail over")
 	f.StringVar(&o.historyPath, "history", "chaos-history.jsonl", "history file to write")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log phases and faults on stderr")
+	f.BoolVar(&o.debug, "debug", false, "with --verbose, also the client's retries and leader changes")
 	return cmd
 }
 
@@ -106,7 +108,11 @@ func runChaos(cmd *cobra.Command, g *globalOptions, o *chaosRunOptions, brokers 
 	}
 	logger := slog.New(slog.DiscardHandler)
 	if o.verbose {
-		logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+		level := slog.LevelInfo
+		if o.debug {
+			level = slog.LevelDebug
+		}
+		logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	}
 	var cl fault.Cluster
 	switch o.backend {
