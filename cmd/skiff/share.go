@@ -86,6 +86,11 @@ func runShareConsume(cmd *cobra.Command, o *clientOptions, co *consumeOptions, t
 	if isPattern(topic) {
 		cfg.Pattern = topic
 	} else {
+		// The group would wait for a missing topic for ever; a typo
+		// deserves an error.
+		if _, err := cl.DescribeTopic(ctx, topic); err != nil {
+			return err
+		}
 		cfg.Topics = []string{topic}
 	}
 	sc, err := cl.NewShareConsumer(cfg)
@@ -311,9 +316,12 @@ func (w *shareWorker) runCommand(r *client.ShareRecord, received time.Time) (rea
 			return reason, err
 		case <-renew:
 			ctx, cancel := w.settleContext()
+			before := r.LockUntil
 			if _, err := r.Renew(ctx); err != nil {
 				fmt.Fprintf(w.errOut, "skiff: renew lock of %s/%d@%d: %v (the record may be delivered again)\n", r.Topic, r.Partition, r.Offset, err)
 				renewing = false
+			} else if !r.LockUntil.After(before) {
+				renewing = false // no new expiry to wait for: do not spin
 			}
 			cancel()
 		}

@@ -331,11 +331,30 @@ fi
 		t.Fatalf("printed values %v", values)
 	}
 
+	// A command that runs past its lock keeps the record: the worker
+	// renews the lock at half time, so it is acked, not redelivered.
+	c.mustRun(t, "", "topic", "create", "cli-slow", "--partitions", "1")
+	c.mustRun(t, "slow-job\n", "produce", "cli-slow")
+	c.mustRun(t, "", "share", "config", "cli-slow-workers", "--set", "lock.timeout.ms=600")
+	out, stderr, code = c.run(t, "", "consume", "cli-slow", "--share-group", "cli-slow-workers", "--exec", "sleep 2; cat",
+		"--max", "1", "--timeout", "50s")
+	if code != 0 || out != "slow-job" || !strings.Contains(stderr, "acked 1, released 0") || strings.Contains(stderr, "renew") {
+		t.Fatalf("slow worker: exit %d, stdout %q\n%s", code, out, stderr)
+	}
+	var slow shareGroupJSON
+	if err := json.Unmarshal([]byte(c.mustRun(t, "", "share", "describe", "cli-slow-workers", "-o", "json")), &slow); err != nil {
+		t.Fatal(err)
+	}
+	if len(slow.Partitions) != 1 || slow.Partitions[0].Redeliveries != 0 || slow.Partitions[0].Acked != 1 {
+		t.Fatalf("slow worker's group: %+v", slow.Partitions)
+	}
+
 	// Bad input fails with one line.
 	for _, args := range [][]string{
 		{"dlq", "redrive", "--topic", topic, "--share-group", group},
 		{"dlq", "show", "--topic", topic, "--share-group", group, "--offset", "999"},
 		{"consume", topic, "--exec", "cat"},
+		{"consume", "cli-no-such-topic", "--share-group", group},
 		{"consume", topic, "--share-group", group, "--from", "latest"},
 		{"share", "config", group, "--set", "max.deliveries=zero"},
 		{"share", "describe", "cli-no-such-share-group"},
