@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -347,6 +349,43 @@ fi
 	}
 	if len(slow.Partitions) != 1 || slow.Partitions[0].Redeliveries != 0 || slow.Partitions[0].Acked != 1 {
 		t.Fatalf("slow worker's group: %+v", slow.Partitions)
+	}
+
+	// Ctrl-C stops fetching, lets the running command finish, acks its
+	// record and leaves the group.
+	c.mustRun(t, "interrupt-me\n", "produce", "cli-slow")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	worker := exec.CommandContext(ctx, c.bin, "consume", "cli-slow", "--share-group", "cli-slow-workers", "--exec", "sleep 1; cat",
+		"--brokers", c.brokers)
+	var wout, werr strings.Builder
+	worker.Stdout, worker.Stderr = &wout, &werr
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var d shareGroupJSON
+		if err := json.Unmarshal([]byte(c.mustRun(t, "", "share", "describe", "cli-slow-workers", "-o", "json")), &d); err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Partitions) == 1 && d.Partitions[0].InFlight == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker took nothing: %+v\n%s", d, werr.String())
+		}
+	}
+	if err := worker.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := worker.Wait(); err != nil || wout.String() != "interrupt-me" || !strings.Contains(werr.String(), "acked 1, released 0") {
+		t.Fatalf("interrupted worker: %v, stdout %q\n%s", err, wout.String(), werr.String())
+	}
+	if err := json.Unmarshal([]byte(c.mustRun(t, "", "share", "describe", "cli-slow-workers", "-o", "json")), &slow); err != nil {
+		t.Fatal(err)
+	}
+	if len(slow.Members) != 0 || slow.Partitions[0].Acked != 2 || slow.Partitions[0].InFlight != 0 {
+		t.Fatalf("after the interrupted worker left: %+v", slow)
 	}
 
 	// Bad input fails with one line.
