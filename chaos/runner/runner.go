@@ -142,6 +142,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, fmt.Errorf("runner: %w", err)
 	}
 	stopProgress := progress(cfg, w)
+	// The history reaches the file every second, so that a run that dies
+	// (or is killed by its time bound) still leaves most of its history.
+	stopFlush := every(time.Second, func() { _ = hist.Flush() })
+	defer stopFlush()
 
 	phase := func(name string) {
 		res.Phases[name] = time.Now()
@@ -180,6 +184,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	phase("stop")
 	stopProgress()
+	stopFlush()
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.HealthyTimeout)
 	if err := w.Stop(dctx); err != nil {
 		fail("workload", err)
@@ -239,18 +244,24 @@ func progress(cfg Config, w *workload.Workload) (stop func()) {
 	if cfg.Progress == nil {
 		return func() {}
 	}
+	return every(cfg.ProgressEvery, func() { cfg.Progress("", w.Stats()) })
+}
+
+// every calls f every d until the returned stop runs (and returned);
+// stop may be called more than once.
+func every(d time.Duration, f func()) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(cfg.ProgressEvery)
+		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				cfg.Progress("", w.Stats())
+				f()
 			}
 		}
 	}()

@@ -20,9 +20,8 @@ type producer struct {
 	p       *client.Producer
 	slots   chan struct{} // one token per record sent and not resolved (MaxPending)
 
-	mu       sync.Mutex       // guards pending and resolved
-	pending  map[string]int64 // value -> seq of records without an outcome
-	resolved bool             // drain recorded the leftovers: late callbacks are dropped
+	mu      sync.Mutex       // guards pending
+	pending map[string]int64 // value -> seq of records without an outcome
 }
 
 func (w *Workload) newProducer(id int) (*producer, error) {
@@ -78,9 +77,9 @@ func (pr *producer) send(ctx context.Context, seq int64) {
 func (pr *producer) resolve(r *client.Record, seq int64, value string, err error, beforeReturn bool) {
 	now := time.Now()
 	pr.mu.Lock()
+	// Not pending any more: drain already recorded it as indeterminate.
 	_, open := pr.pending[value]
 	delete(pr.pending, value)
-	late := pr.resolved
 	pr.mu.Unlock()
 	if !open {
 		return
@@ -101,9 +100,7 @@ func (pr *producer) resolve(r *client.Record, seq int64, value string, err error
 			w.indeterminate.Add(1)
 		}
 	}
-	if !late {
-		w.hist.write(e)
-	}
+	w.hist.write(e)
 }
 
 // drain waits (within ctx) until every send has an outcome, closes the
@@ -120,7 +117,6 @@ func (pr *producer) drain(ctx context.Context) {
 	pr.mu.Lock()
 	left := pr.pending
 	pr.pending = map[string]int64{}
-	pr.resolved = true
 	pr.mu.Unlock()
 	for value, seq := range left {
 		pr.w.indeterminate.Add(1)
