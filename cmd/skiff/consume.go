@@ -87,7 +87,7 @@ func newConsumeCommand(o *clientOptions) *cobra.Command {
 	f.StringVar(&co.group, "group", "", "join this consumer group and read the partitions it assigns")
 	f.StringVar(&co.instanceID, "instance-id", "", "static group membership: a stable id that keeps the partitions across a quick restart")
 	f.StringVar(&co.shareGroup, "share-group", "", "take records of this share group (a queue), acking each one")
-	f.StringVar(&co.exec, "exec", "", "with --share-group: pipe each record to `sh -c CMD`; exit 0 acks, else release with backoff")
+	f.StringVar(&co.exec, "exec", "", "with --share-group: pipe each record to `CMD` (run by sh -c); exit 0 acks, else release with backoff")
 	f.IntVar(&co.concurrency, "concurrency", 1, "with --share-group: records processed at once")
 	return cmd
 }
