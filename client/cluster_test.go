@@ -35,7 +35,11 @@ type testNode struct {
 // nodeConfig is a node with every listener on port 0 and Raft timing fast
 // enough for tests.
 func nodeConfig(dir, id string, expect int) cluster.Config {
-	return cluster.LoopbackConfig(dir, id, expect)
+	cfg := cluster.LoopbackConfig(dir, id, expect)
+	if os.Getenv("SKIFF_TEST_LOG") != "" { // the nodes' logs, on stderr
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return cfg
 }
 
 // startCluster starts count nodes that bootstrap together, in dir, and

@@ -25,17 +25,33 @@ import (
 // ReadPartition reads committed batches of a partition from any replica:
 // this node's when it has one, else a live node's that has.
 func (n *Node) ReadPartition(ctx context.Context, topic string, p int32, offset int64, maxBytes int) (consumergroup.ReadResult, error) {
-	if r, _, ok := n.replicas.get(topic, p); ok {
-		return readReplica(ctx, r, offset, maxBytes)
+	local, _, haveLocal := n.replicas.get(topic, p)
+	var localRes consumergroup.ReadResult
+	leader := ""
+	if haveLocal {
+		res, err := readReplica(ctx, local, offset, maxBytes)
+		// A follower may trail the leader by a few entries: read from the
+		// leader what this replica does not have yet.
+		if err == nil && (local.IsLeader() || res.End > offset) {
+			return res, nil
+		}
+		if err == nil {
+			localRes = res
+		}
+		leader, _ = local.Leader()
 	}
 	pa, err := n.assignment(topic, p)
 	if err != nil {
 		return consumergroup.ReadResult{}, err
 	}
+	targets := pa.Replicas
+	if leader != "" {
+		targets = append([]string{leader}, targets...)
+	}
 	var errs []error
-	for _, id := range pa.Replicas {
+	for _, id := range targets {
 		addr := n.httpAddrOf(id)
-		if addr == "" || !n.isAlive(id) {
+		if id == n.id || addr == "" || !n.isAlive(id) {
 			continue
 		}
 		res, err := n.remoteRead(ctx, addr, topic, p, offset, maxBytes)
@@ -43,6 +59,9 @@ func (n *Node) ReadPartition(ctx context.Context, topic string, p int32, offset 
 			return res, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", id, err))
+	}
+	if haveLocal {
+		return localRes, nil
 	}
 	return consumergroup.ReadResult{}, fmt.Errorf("read %s/%d: no replica answered: %w", topic, p, errors.Join(errs...))
 }

@@ -226,6 +226,21 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req ShareFetc
 	if err := s.append(ctx, entries); err != nil {
 		return resp, err
 	}
+	if ctx.Err() != nil {
+		// The caller gave up: nobody will see these records, so free them
+		// now rather than after the lock timeout.
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		release := make([]entry, len(entries))
+		for i, e := range entries {
+			release[i] = entry{Kind: kindShareAck, Group: e.Group, Topic: e.Topic, Partition: e.Partition, Ack: ackRelease,
+				Offsets: e.Offsets, Avail: make([]int64, len(e.Offsets)), At: now.UnixMilli()}
+		}
+		if err := s.append(rctx, release); err != nil {
+			c.logger.Debug("release records of a cancelled fetch", "group", req.Group, "error", err)
+		}
+		return resp, ctx.Err()
+	}
 	s.mu.Lock()
 	g = s.shareGroup(req.Group)
 	for i := range picked {

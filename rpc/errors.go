@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"strings"
 	"errors"
 	"fmt"
 
@@ -217,6 +218,7 @@ func toStatus(err error, grpcAddr func(id string) string) *status.Status {
 		code, reason = codes.NotFound, "UNKNOWN_RECORD"
 	case errors.Is(err, consumergroup.ErrInvalidArgument):
 		code, reason = codes.InvalidArgument, ReasonInvalidArgument
+		msg = strings.TrimPrefix(msg, consumergroup.ErrInvalidArgument.Error()+": ")
 	case errors.Is(err, partition.ErrClosed), errors.Is(err, log.ErrClosed), errors.Is(err, log.ErrFailed),
 		errors.Is(err, log.ErrCorrupt), errors.Is(err, errShuttingDown):
 		code, reason = codes.Unavailable, ReasonUnavailable

@@ -65,6 +65,9 @@ func applyEnv(flags *pflag.FlagSet) error {
 			return
 		}
 		name := "SKIFF_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if workerEnv[name] {
+			return
+		}
 		if v, ok := os.LookupEnv(name); ok {
 			if serr := flags.Set(f.Name, v); serr != nil {
 				err = fmt.Errorf("%s=%q: %w", name, v, serr)
@@ -72,6 +75,15 @@ func applyEnv(flags *pflag.FlagSet) error {
 		}
 	})
 	return err
+}
+
+// workerEnv are the variables `consume --share-group --exec` sets for its
+// command: they describe the record being processed, so a skiff started
+// by that command must not take them for its own flags (a `skiff produce`
+// in a worker script would otherwise write to the record's partition).
+var workerEnv = map[string]bool{
+	"SKIFF_KEY": true, "SKIFF_KEY_BASE64": true, "SKIFF_TOPIC": true, "SKIFF_PARTITION": true,
+	"SKIFF_OFFSET": true, "SKIFF_DELIVERY_COUNT": true,
 }
 
 func splitList(items []string) []string {
