@@ -2,9 +2,9 @@ package rpc
 
 import (
 	"context"
-	"strings"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
