@@ -126,8 +126,8 @@ run_one() {
        (.report.acked | tostring), (.report.lost_writes.count | tostring), (.report.duplicates.count | tostring),
        ([.report | .inconsistent_offsets, .aborted_reads, .unexpected_values, .non_dense_offsets,
          .nonmonotonic_sends, .poll_skips, .nonmonotonic_polls, .commit_regressions | .count] | add | tostring),
-       (.report.indeterminate | tostring), (.unavailability_max_ns | ms), (.unavailability_p99_ns | ms)]
-      | "\(.[0] | . + " " * (20 - length)) \(.[1])  acked \(.[2])  lost \(.[3])  dup \(.[4])  other \(.[5])  indet \(.[6])  max-unavail \(.[7])  p99 \(.[8])"' "$result")")
+       (.report.indeterminate | tostring), (.unavailability_max_ns | ms), (.fault_gap_p99_ns | ms)]
+      | "\(.[0] | . + " " * (20 - length)) \(.[1])  acked \(.[2])  lost \(.[3])  dup \(.[4])  other \(.[5])  indet \(.[6])  max-unavail \(.[7])  per-fault-p99 \(.[8])"' "$result")")
     if jq -e '.errors' "$result" >/dev/null 2>&1; then
       jq -r '.errors[]' "$result" | sed "s/^/  $sc error: /" >&2
     fi

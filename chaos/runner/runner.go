@@ -92,17 +92,21 @@ func (c Config) withDefaults() Config {
 
 // Result is the outcome of a run.
 type Result struct {
-	Scenario string               `json:"scenario"`
-	Started  time.Time            `json:"started"`
-	Took     time.Duration        `json:"took_ns"`
-	Stats    workload.Stats       `json:"workload"`
-	Final    workload.FinalStats  `json:"final_read"`
-	Report   history.Report       `json:"report"`
-	P99      time.Duration        `json:"unavailability_p99_ns"`
-	Max      time.Duration        `json:"unavailability_max_ns"`
-	Skipped  string               `json:"skipped,omitempty"` // why, when the backend lacks a fault
-	Errors   []string             `json:"errors,omitempty"`  // scenario or workload trouble (the check still ran)
-	Phases   map[string]time.Time `json:"phases"`
+	Scenario string              `json:"scenario"`
+	Started  time.Time           `json:"started"`
+	Took     time.Duration       `json:"took_ns"`
+	Stats    workload.Stats      `json:"workload"`
+	Final    workload.FinalStats `json:"final_read"`
+	Report   history.Report      `json:"report"`
+	P99      time.Duration       `json:"unavailability_p99_ns"`
+	Max      time.Duration       `json:"unavailability_max_ns"`
+	// FaultGaps are, per fault and partition, the ack gap spanning the
+	// fault's start; FaultP99 their 99th percentile (nearest rank).
+	FaultGaps []history.FaultGap   `json:"fault_gaps,omitempty"`
+	FaultP99  time.Duration        `json:"fault_gap_p99_ns"`
+	Skipped   string               `json:"skipped,omitempty"` // why, when the backend lacks a fault
+	Errors    []string             `json:"errors,omitempty"`  // scenario or workload trouble (the check still ran)
+	Phases    map[string]time.Time `json:"phases"`
 }
 
 // Valid reports whether the run found no anomaly and had no error.
@@ -205,10 +209,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 
 	phase("check")
-	res.Report, err = CheckFile(cfg.HistoryPath)
+	a, err := CheckFile(cfg.HistoryPath)
 	if err != nil {
 		return res, fmt.Errorf("runner: %w", err)
 	}
+	res.Report, res.FaultGaps, res.FaultP99 = a.Report, a.FaultGaps, a.FaultP99
 	res.P99 = res.Report.UnavailabilityQuantile(0.99)
 	if w, ok := res.Report.MaxUnavailability(); ok {
 		res.Max = w.Duration
@@ -217,19 +222,29 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return res, nil
 }
 
-// CheckFile reads a history file (its final-read events included) and
-// checks it.
-func CheckFile(path string) (history.Report, error) {
+// Analysis is what CheckFile finds in a history.
+type Analysis struct {
+	history.Report
+	// FaultGaps and FaultP99: see Result.
+	FaultGaps []history.FaultGap `json:"fault_gaps,omitempty"`
+	FaultP99  time.Duration      `json:"fault_gap_p99_ns"`
+}
+
+// CheckFile reads a history file (its final-read events included), checks
+// it and measures the unavailability each fault caused.
+func CheckFile(path string) (Analysis, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return history.Report{}, fmt.Errorf("check: %w", err)
+		return Analysis{}, fmt.Errorf("check: %w", err)
 	}
 	defer f.Close()
 	events, err := history.Read(f)
 	if err != nil {
-		return history.Report{}, fmt.Errorf("check %s: %w", path, err)
+		return Analysis{}, fmt.Errorf("check %s: %w", path, err)
 	}
-	return history.CheckAll(events), nil
+	a := Analysis{Report: history.CheckAll(events), FaultGaps: history.FaultGaps(events)}
+	a.FaultP99 = history.GapQuantile(a.FaultGaps, 0.99)
+	return a, nil
 }
 
 func partitions(c workload.Config) int {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiff-mq/skiff/chaos/fault"
+	"github.com/skiff-mq/skiff/chaos/history"
 	"github.com/skiff-mq/skiff/chaos/nemesis"
 	"github.com/skiff-mq/skiff/chaos/proxy"
 	"github.com/skiff-mq/skiff/chaos/runner"
@@ -191,7 +192,8 @@ func printChaosResult(w io.Writer, res runner.Result, historyPath string) {
 		fmt.Fprintf(w, "  error: %s\n", e)
 	}
 	fmt.Fprintf(w, "  final read: %d records in %d partitions\n", res.Final.Records, res.Final.Partitions)
-	fmt.Fprintf(w, "  unavailability per partition: p99 %s, max %s\n", res.P99.Round(time.Millisecond), res.Max.Round(time.Millisecond))
+	fmt.Fprintf(w, "  unavailability per partition: p99 %s, max %s; per fault and partition: p99 %s over %d gaps\n",
+		res.P99.Round(time.Millisecond), res.Max.Round(time.Millisecond), res.FaultP99.Round(time.Millisecond), len(res.FaultGaps))
 	fmt.Fprint(w, indent(res.Report.String()))
 }
 
@@ -210,22 +212,26 @@ func newChaosCheckCommand(g *globalOptions) *cobra.Command {
 		Short: "Check a history file; exit non-zero on any anomaly",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := runner.CheckFile(path)
+			a, err := runner.CheckFile(path)
 			if err != nil {
 				return err
 			}
 			if g.output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
+				if err := enc.Encode(a); err != nil {
 					return err
 				}
 			} else {
-				fmt.Fprint(cmd.OutOrStdout(), rep.String())
-				fmt.Fprintf(cmd.OutOrStdout(), "  unavailability p99     %s over %d partitions\n",
-					rep.UnavailabilityQuantile(0.99).Round(time.Millisecond), len(rep.Unavailability))
+				fmt.Fprint(cmd.OutOrStdout(), a.Report.String())
+				fmt.Fprintf(cmd.OutOrStdout(), "  unavailability p99     %s over %d partitions (each its longest gap)\n",
+					a.UnavailabilityQuantile(0.99).Round(time.Millisecond), len(a.Unavailability))
+				if len(a.FaultGaps) > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "  per fault              p99 %s, max %s over %d fault x partition gaps\n",
+						a.FaultP99.Round(time.Millisecond), history.GapQuantile(a.FaultGaps, 1).Round(time.Millisecond), len(a.FaultGaps))
+				}
 			}
-			if !rep.Valid() {
+			if !a.Valid() {
 				return errAnomalies
 			}
 			return nil
