@@ -418,3 +418,50 @@ func TestShareGroupSurvivesCoordinatorFailover(t *testing.T) {
 		t.Logf("%s delivered %v after its not-before time", name, got.Sub(at).Round(time.Millisecond))
 	}
 }
+
+// TestShareGroupRefusesBadAcksWithClearReasons checks the wire answers for
+// an ack of a record not held, an ack after the lock expired and an
+// unknown group, and that they change nothing.
+func TestShareGroupRefusesBadAcksWithClearReasons(t *testing.T) {
+	c := sharedCluster(t)
+	cl := newClient(t, c)
+	createTopic(t, cl, "share-bad", 1, 3)
+	alterShare(t, cl, "bad-acks", map[string]string{"lock.timeout.ms": "500"})
+	produceN(t, cl, "share-bad", 0, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	owner, err := cl.NewShareConsumer(client.ShareConsumerConfig{Group: "bad-acks", Topics: []string{"share-bad"}, MaxRecords: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close(ctx)
+	other, err := cl.NewShareConsumer(client.ShareConsumerConfig{Group: "bad-acks", Topics: []string{"share-bad"}, MaxRecords: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	recs, err := owner.Fetch(ctx)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("fetch: %v %v", recs, err)
+	}
+	r := recs[0]
+	theirs, err := other.Fetch(ctx)
+	if err != nil || len(theirs) != 1 {
+		t.Fatalf("second member's fetch: %v %v", theirs, err)
+	}
+	errs, err := owner.Acknowledge(ctx, []client.ShareAck{{Topic: r.Topic, Partition: r.Partition, Offset: theirs[0].Offset, Type: client.ShareAccept}})
+	if err != nil || !errors.Is(errs[0], client.ErrNotHeld) {
+		t.Fatalf("ack of another member's record: %v %v", errs, err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if err := r.Ack(ctx); !errors.Is(err, client.ErrLockExpired) {
+		t.Fatalf("ack after the lock expired: %v", err)
+	}
+	if _, err := cl.ListDeadLetters(ctx, "no-such-share-group", ""); !errors.Is(err, client.ErrGroupNotFound) {
+		t.Fatalf("unknown group: %v", err)
+	}
+	st, err := cl.InspectShareRecord(ctx, "bad-acks", "share-bad", 0, r.Offset)
+	if err != nil || st.State == "acknowledged" {
+		t.Fatalf("a refused ack changed the record: %+v %v", st, err)
+	}
+}

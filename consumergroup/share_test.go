@@ -301,3 +301,47 @@ func TestShareRefusesBadAcks(t *testing.T) {
 	// The refused acks changed nothing: the owner still acks it.
 	mustAck(t, c, "owner", ShareAccept, got...)
 }
+
+func TestShareFloodBreakerPausesTheGroupUntilResumed(t *testing.T) {
+	c, h := newShareTest(t, nil, map[string]int32{"jobs": 1})
+	if _, err := c.AlterShareGroup(testCtx(t), "q", map[string]string{"dlq.flood.per.minute": "2", "key.ordered": "false"}, false); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		produceTo(t, h, "jobs", 0, testRec{"", fmt.Sprintf("bad-%d", i), nil})
+	}
+	got := fetch(t, c, "m", 3)
+	for _, err := range ack(t, c, "m", ShareReject, 0, "schema mismatch", got...) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d, err := c.DescribeShareGroup(testCtx(t), "q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Paused {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the flood breaker never paused the group")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := c.ShareFetch(testCtx(t), ShareFetchRequest{Group: "q", MemberID: "m", Topics: []string{"jobs"}})
+	if err != nil || !resp.Paused || len(resp.Records) != 0 || resp.PausedReason == "" {
+		t.Fatalf("fetch from a paused group: %+v %v", resp, err)
+	}
+	d, err := c.DescribeShareGroup(testCtx(t), "q")
+	if err != nil || !d.Paused || d.Partitions[0].DeadLettered != 3 {
+		t.Fatalf("describe: %+v %v", d, err)
+	}
+	if _, err := c.AlterShareGroup(testCtx(t), "q", nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := values(fetch(t, c, "m", 10)); len(got) != 3 {
+		t.Fatalf("after resume: %v", got)
+	}
+}
