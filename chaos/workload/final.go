@@ -64,6 +64,11 @@ func FinalRead(ctx context.Context, cfg Config, hist *history.Writer) (FinalStat
 		if err := co.Assign(ctx, cfg.Topic, p.Partition, client.Earliest()); err != nil {
 			return FinalStats{}, fmt.Errorf("final read: start of partition %d: %w", p.Partition, err)
 		}
+		if start, _ := co.Position(cfg.Topic, p.Partition); start >= end {
+			// Nothing left in the log (retention): no record to wait for.
+			co.Unassign(cfg.Topic, p.Partition)
+			delete(ends, p.Partition)
+		}
 	}
 	st := FinalStats{Partitions: len(ti.Partitions)}
 	rec := &recorder{w: hist}
