@@ -61,6 +61,15 @@ func (c *coordinators) set(group, addr string) {
 // again whenever it moved, retrying while the coordinator is unavailable
 // or loading, until ctx ends or RequestTimeout passes.
 func (c *Client) groupCall(ctx context.Context, group string, call func(ctx context.Context, cc *grpc.ClientConn) error) error {
+	_, err := c.groupCallTracked(ctx, group, call)
+	return err
+}
+
+// groupCallTracked is groupCall that also reports whether an attempt
+// reached a coordinator and then failed as unavailable (the node died or
+// stepped down with the call in flight): for a write, such an attempt may
+// have applied before the one that answered.
+func (c *Client) groupCallTracked(ctx context.Context, group string, call func(ctx context.Context, cc *grpc.ClientConn) error) (maybeApplied bool, err error) {
 	ctx, cancel := c.requestContext(ctx)
 	defer cancel()
 	bo := newBackoff()
@@ -73,20 +82,23 @@ func (c *Client) groupCall(ctx context.Context, group string, call func(ctx cont
 		if err == nil {
 			var cc *grpc.ClientConn
 			if cc, err = c.conn(addr); err != nil {
-				return err
+				return maybeApplied, err
 			}
 			err = fromStatus(call(ctx, cc))
 			if err == nil {
-				return nil
+				return maybeApplied, nil
+			}
+			if errors.Is(err, ErrUnavailable) {
+				maybeApplied = true
 			}
 		}
 		if !errors.Is(err, ErrNotCoordinator) && !errors.Is(err, ErrUnavailable) {
-			return err
+			return maybeApplied, err
 		}
 		c.coords.set(group, "")
 		c.log.Debug("group coordinator unavailable, retrying", "group", group, "err", err)
 		if werr := bo.wait(ctx); werr != nil {
-			return err
+			return maybeApplied, err
 		}
 	}
 }

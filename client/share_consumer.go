@@ -228,7 +228,8 @@ func (c *Client) shareGroupCall(ctx context.Context, group string, call func(ctx
 	defer cancel()
 	bo := newBackoff()
 	for {
-		err = c.groupCall(ctx, group, call)
+		maybe, err := c.groupCallTracked(ctx, group, call)
+		uncertain = uncertain || maybe
 		if !errors.Is(err, ErrIndeterminate) {
 			return uncertain, err
 		}

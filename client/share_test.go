@@ -23,11 +23,15 @@ type shareLedger struct {
 	next     map[string]int // key -> sequence number expected next
 	delivers int
 	first    map[string]time.Time // value -> first delivery
-	errs     []error
+	// uncertain holds records whose ack outcome was lost (the coordinator
+	// died while replicating it), by key: the next delivery of the key
+	// tells whether it applied.
+	uncertain map[string]*client.ShareRecord
+	errs      []error
 }
 
 func newShareLedger() *shareLedger {
-	return &shareLedger{acked: map[string]int{}, next: map[string]int{}, first: map[string]time.Time{}}
+	return &shareLedger{acked: map[string]int{}, next: map[string]int{}, first: map[string]time.Time{}, uncertain: map[string]*client.ShareRecord{}}
 }
 
 // seqOf parses keyedRecord's value "<key>/<n>".
@@ -45,14 +49,31 @@ func (l *shareLedger) delivered(r *client.ShareRecord) {
 		l.first[string(r.Value)] = time.Now()
 	}
 	key, seq := seqOf(r)
+	if u := l.uncertain[key]; u != nil {
+		delete(l.uncertain, key)
+		if _, useq := seqOf(u); seq == useq+1 {
+			l.ackedLocked(u) // the lost ack had applied
+		}
+	}
 	if want := l.next[key]; seq != want {
 		l.errs = append(l.errs, fmt.Errorf("key %s: delivered record %d while record %d is the next in order", key, seq, want))
 	}
 }
 
+func (l *shareLedger) ackUncertain(r *client.ShareRecord) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	key, _ := seqOf(r)
+	l.uncertain[key] = r
+}
+
 func (l *shareLedger) ackedOK(r *client.ShareRecord) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.ackedLocked(r)
+}
+
+func (l *shareLedger) ackedLocked(r *client.ShareRecord) {
 	k := fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
 	l.acked[k]++
 	if l.acked[k] > 1 {
@@ -62,10 +83,12 @@ func (l *shareLedger) ackedOK(r *client.ShareRecord) {
 	l.next[key]++
 }
 
+// count is the records acknowledged, those whose ack outcome is unknown
+// included (at-least-once: they are done or will be delivered again).
 func (l *shareLedger) count() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.acked)
+	return len(l.acked) + len(l.uncertain)
 }
 
 // shareWorker fetches and acks in batches until stopped; crash() makes it
@@ -110,11 +133,20 @@ func startShareWorker(t *testing.T, c *testCluster, group, topic string, l *shar
 			}
 			errs, err := sc.Acknowledge(ctx, acks)
 			if err != nil {
+				t.Logf("acknowledge: %v", err)
+				for _, r := range recs {
+					l.ackUncertain(r)
+				}
 				continue
 			}
 			for i, e := range errs {
-				if e == nil {
+				switch {
+				case e == nil:
 					l.ackedOK(recs[i])
+				case errors.Is(e, client.ErrIndeterminate):
+					l.ackUncertain(recs[i])
+				default:
+					t.Logf("ack %s/%d@%d: %v", recs[i].Topic, recs[i].Partition, recs[i].Offset, e)
 				}
 			}
 		}
@@ -155,8 +187,8 @@ func waitAcked(t *testing.T, l *shareLedger, n int, timeout time.Duration) {
 	if len(l.errs) > 0 {
 		t.Fatalf("%d violations, first: %v", len(l.errs), l.errs[0])
 	}
-	if len(l.acked) != n {
-		t.Fatalf("%d records acknowledged, want %d", len(l.acked), n)
+	if len(l.acked)+len(l.uncertain) != n {
+		t.Fatalf("%d records acknowledged (%d of them with a lost outcome), want %d", len(l.acked)+len(l.uncertain), len(l.uncertain), n)
 	}
 }
 

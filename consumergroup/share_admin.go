@@ -174,9 +174,12 @@ func (c *Coordinator) DescribeShareGroup(ctx context.Context, group string) (Sha
 	if err != nil {
 		return ShareGroupDescription{}, err
 	}
+	s.shares.mu.Lock()
+	defer s.shares.mu.Unlock()
 	return c.describeShare(ctx, s, group, true)
 }
 
+// describeShare needs s.shares.mu held (it reads the feeds).
 func (c *Coordinator) describeShare(ctx context.Context, s *shard, group string, withHW bool) (ShareGroupDescription, error) {
 	now := c.cfg.Now()
 	s.mu.Lock()
@@ -267,6 +270,8 @@ func (c *Coordinator) observeShares(s *shard) {
 	s.mu.Lock()
 	groups := slices.Sorted(maps.Keys(s.table.shares))
 	s.mu.Unlock()
+	s.shares.mu.Lock()
+	defer s.shares.mu.Unlock()
 	for _, group := range groups {
 		d, err := c.describeShare(context.Background(), s, group, false)
 		if err != nil {
