@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -530,4 +533,58 @@ func TestGroupCoordinatorFailoverKeepsOffsetsAndMembers(t *testing.T) {
 			t.Fatalf("member %s after failover is not one of the original members %v", m.MemberID, ids)
 		}
 	}
+}
+
+// TestGroupMetricsShowMembersAndLag scrapes the coordinator's /metrics.
+func TestGroupMetricsShowMembersAndLag(t *testing.T) {
+	c := sharedCluster(t)
+	cl := newClient(t, c)
+	createTopic(t, cl, "group-metrics", 1, 3)
+	produceN(t, cl, "group-metrics", 0, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := cl.ResetGroupOffsets(ctx, "metered", "group-metrics", client.ResetSpec{To: client.At(4)}); err != nil {
+		t.Fatal(err)
+	}
+	d := newDeliveries()
+	startMember(t, cl, "m", client.GroupConsumerConfig{Group: "metered", Topics: []string{"group-metrics"}, DisableAutoCommit: true}, d)
+	desc := waitStable(t, cl, "metered", 1)
+	coord := c.node(desc.Coordinator)
+	wants := []string{
+		`skiff_group_members{group="metered"} 1`,
+		`skiff_group_committed_offset{group="metered",partition="0",topic="group-metrics"} 4`,
+		`skiff_group_lag{group="metered",partition="0",topic="group-metrics"} 6`,
+		`skiff_group_commit_seconds_count`,
+	}
+	for {
+		body := scrape(t, "http://"+coord.node.HTTPAddr()+"/metrics")
+		missing := ""
+		for _, w := range wants {
+			if !strings.Contains(body, w) {
+				missing = w
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("/metrics of coordinator %s lacks %s", coord.id, missing)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

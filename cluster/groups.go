@@ -138,7 +138,7 @@ func (h groupHost) HighWatermarks(ctx context.Context, tps []consumergroup.Topic
 	out := map[consumergroup.TopicPartition]int64{}
 	for _, ps := range h.n.gatherPartitionStatus(ctx, h.n.meta.fsm.State()) {
 		tp := consumergroup.TopicPartition{Topic: ps.Topic, Partition: ps.Partition}
-		if ps.State == "Leader" && want[tp] {
+		if ps.State == "Leader" && (want[tp] || len(tps) == 0) {
 			out[tp] = ps.HighWatermark
 		}
 	}

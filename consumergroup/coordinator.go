@@ -433,6 +433,12 @@ type GroupDescription struct {
 // DescribeGroup describes a group with its lag per partition: every
 // partition of the subscribed topics and every partition with a commit.
 func (c *Coordinator) DescribeGroup(ctx context.Context, groupID string) (GroupDescription, error) {
+	return c.describeGroup(ctx, groupID, nil)
+}
+
+// describeGroup is DescribeGroup with the high watermarks known already
+// (nil: ask the cluster).
+func (c *Coordinator) describeGroup(ctx context.Context, groupID string, hws map[TopicPartition]int64) (GroupDescription, error) {
 	s, err := c.shardFor(ctx, groupID)
 	if err != nil {
 		return GroupDescription{}, err
@@ -467,7 +473,9 @@ func (c *Coordinator) DescribeGroup(ctx context.Context, groupID string) (GroupD
 		return GroupDescription{}, fmt.Errorf("%w: %s", ErrGroupNotFound, groupID)
 	}
 	tps := slices.SortedFunc(maps.Keys(parts), compareTP)
-	hws := c.host.HighWatermarks(ctx, tps)
+	if hws == nil {
+		hws = c.host.HighWatermarks(ctx, tps)
+	}
 	for _, tp := range tps {
 		po := PartitionOffset{TopicPartition: tp, Committed: -1, HighWatermark: -1, Lag: -1, Owner: owners[tp]}
 		if cm, ok := offs[tp]; ok {
@@ -499,9 +507,14 @@ func (c *Coordinator) runLag() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.LagInterval)
-		for _, l := range c.ListGroups(ctx) {
-			if d, err := c.DescribeGroup(ctx, l.Group); err == nil {
-				c.metrics.observeOffsets(d)
+		groups := c.ListGroups(ctx)
+		if len(groups) > 0 {
+			// One round of calls for every group's partitions.
+			hws := c.host.HighWatermarks(ctx, nil)
+			for _, l := range groups {
+				if d, err := c.describeGroup(ctx, l.Group, hws); err == nil {
+					c.metrics.observeOffsets(d)
+				}
 			}
 		}
 		cancel()

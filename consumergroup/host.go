@@ -40,7 +40,8 @@ type Host interface {
 	// Topics returns the user topics and their partition counts.
 	Topics() map[string]int32
 	// HighWatermarks returns the high watermarks of partitions as their
-	// leaders report them; unknown ones are missing.
+	// leaders report them (of every partition when tps is empty); unknown
+	// ones are missing.
 	HighWatermarks(ctx context.Context, tps []TopicPartition) map[TopicPartition]int64
 
 	// ReadPartition reads committed batches of a user topic's partition
