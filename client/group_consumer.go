@@ -119,11 +119,15 @@ type GroupConsumer struct {
 	// goroutine changes it, the heartbeat loop reads a copy.
 	ownedMu sync.Mutex
 	owned   map[TopicPartition]bool
+	// appliedAssignment is the coordinator's number of the assignment
+	// owned reflects; heartbeats report both together.
+	appliedAssignment int64
 
 	mu         sync.Mutex // guards the fields below
 	memberID   string
 	epoch      int32
 	target     []TopicPartition // the coordinator's latest answer
+	targetNum  int64            // the coordinator's number of target
 	targetSeq  uint64           // bumped with each new target
 	appliedSeq uint64
 	lost       bool  // fenced: give everything up before applying target
@@ -249,7 +253,20 @@ func (g *GroupConsumer) heartbeat(ctx context.Context, leaveEpoch int32) (*skiff
 		// let them be assigned to us twice over.
 		return nil, nil
 	}
-	req.Owned = toPBPartitions(g.Assignment())
+	// Owned also lists the partitions of the latest answer not taken yet:
+	// they are ours as far as the coordinator knows, and a new coordinator
+	// (after a failover) adopts exactly what we report.
+	g.mu.Lock()
+	pending := slices.Clone(g.target)
+	g.mu.Unlock()
+	g.ownedMu.Lock()
+	owned := maps.Clone(g.owned)
+	req.AppliedAssignmentSeq = g.appliedAssignment
+	g.ownedMu.Unlock()
+	for _, tp := range pending {
+		owned[tp] = true
+	}
+	req.Owned = toPBPartitions(slices.SortedFunc(maps.Keys(owned), compareTopicPartition))
 	var resp *skiffpb.GroupHeartbeatResponse
 	err := g.c.groupCall(ctx, g.cfg.Group, func(ctx context.Context, cc *grpc.ClientConn) error {
 		var err error
@@ -262,8 +279,8 @@ func (g *GroupConsumer) heartbeat(ctx context.Context, leaveEpoch int32) (*skiff
 	target := fromPBPartitions(resp.GetAssignment())
 	g.mu.Lock()
 	g.memberID, g.epoch = resp.GetMemberId(), resp.GetMemberEpoch()
-	if !slices.Equal(target, g.target) {
-		g.target = target
+	if !slices.Equal(target, g.target) || resp.GetAssignmentSeq() != g.targetNum {
+		g.target, g.targetNum = target, resp.GetAssignmentSeq()
 		g.targetSeq++
 		signal(g.changed)
 	}
@@ -353,7 +370,7 @@ func (g *GroupConsumer) reconcile(ctx context.Context) error {
 		g.mu.Unlock()
 		return fmt.Errorf("poll: group consumer %w", ErrClosed)
 	}
-	seq, target, lost := g.targetSeq, g.target, g.lost
+	seq, target, targetNum, lost := g.targetSeq, g.target, g.targetNum, g.lost
 	g.mu.Unlock()
 	if seq == g.appliedSeq && !lost {
 		return nil
@@ -364,6 +381,9 @@ func (g *GroupConsumer) reconcile(ctx context.Context) error {
 			g.cfg.OnLost(ctx, owned)
 		}
 		g.release(owned)
+		g.ownedMu.Lock()
+		g.appliedAssignment = 0
+		g.ownedMu.Unlock()
 		g.mu.Lock()
 		g.lost = false
 		g.mu.Unlock()
@@ -397,7 +417,16 @@ func (g *GroupConsumer) reconcile(ctx context.Context) error {
 		g.release(revoke)
 	}
 	if len(add) > 0 {
+		// Report them owned from now on: if the coordinator takes them
+		// back while we are still starting to read them, it must wait for
+		// our release rather than hand them to another member at once.
+		g.ownedMu.Lock()
+		for _, tp := range add {
+			g.owned[tp] = true
+		}
+		g.ownedMu.Unlock()
 		if err := g.take(ctx, add); err != nil {
+			g.release(add)
 			return err
 		}
 		if g.cfg.OnAssigned != nil {
@@ -405,6 +434,9 @@ func (g *GroupConsumer) reconcile(ctx context.Context) error {
 		}
 	}
 	g.appliedSeq = seq
+	g.ownedMu.Lock()
+	g.appliedAssignment = targetNum
+	g.ownedMu.Unlock()
 	if len(revoke) > 0 || len(add) > 0 {
 		signal(g.wake)
 	}

@@ -207,6 +207,9 @@ func (c *Coordinator) Heartbeat(ctx context.Context, req HeartbeatRequest) (Hear
 			return HeartbeatResponse{MemberID: req.MemberID, MemberEpoch: EpochLeave}, nil
 		}
 		g = newGroup(req.Group)
+		if s.succeeded && now.Sub(s.leaderSince) < c.cfg.AdoptWindow {
+			g.settleUntil = s.leaderSince.Add(3 * c.cfg.HeartbeatInterval)
+		}
 		s.groups[req.Group] = g
 	}
 	before := g.epoch

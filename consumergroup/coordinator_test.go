@@ -318,7 +318,7 @@ func TestMembershipFencingExpiryAndStaticRejoin(t *testing.T) {
 	if len(b.Assignment) != 0 {
 		t.Fatalf("b got %v while a still owns everything", b.Assignment)
 	}
-	a2, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: a.MemberID, MemberEpoch: a.MemberEpoch, Topics: []string{"t"}, Owned: a.Assignment})
+	a2, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: a.MemberID, MemberEpoch: a.MemberEpoch, Topics: []string{"t"}, Owned: a.Assignment, AppliedSeq: a.AssignmentSeq})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +330,7 @@ func TestMembershipFencingExpiryAndStaticRejoin(t *testing.T) {
 		Offsets: []CommitOffset{{TopicPartition: a.Assignment[3], Offset: 7}}}); err != nil {
 		t.Fatalf("commit of a partition being revoked: %v", err)
 	}
-	a3, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: a.MemberID, MemberEpoch: a.MemberEpoch, Topics: []string{"t"}, Owned: a2.Assignment})
+	a3, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: a.MemberID, MemberEpoch: a.MemberEpoch, Topics: []string{"t"}, Owned: a2.Assignment, AppliedSeq: a2.AssignmentSeq})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func TestMembershipFencingExpiryAndStaticRejoin(t *testing.T) {
 
 	// a stops heartbeating: after the session timeout b gets everything.
 	clk.advance(DefaultConfig().SessionTimeout / 2)
-	if _, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: b3.MemberID, MemberEpoch: b3.MemberEpoch, Topics: []string{"t"}, Owned: b3.Assignment}); err != nil {
+	if _, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: b3.MemberID, MemberEpoch: b3.MemberEpoch, Topics: []string{"t"}, Owned: b3.Assignment, AppliedSeq: b3.AssignmentSeq}); err != nil {
 		t.Fatal(err)
 	}
 	clk.advance(DefaultConfig().SessionTimeout/2 + time.Second)
@@ -385,7 +385,7 @@ func TestMembershipFencingExpiryAndStaticRejoin(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	b4, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: b3.MemberID, MemberEpoch: b3.MemberEpoch, Topics: []string{"t"}, Owned: b3.Assignment})
+	b4, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: b3.MemberID, MemberEpoch: b3.MemberEpoch, Topics: []string{"t"}, Owned: b3.Assignment, AppliedSeq: b3.AssignmentSeq})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +412,7 @@ func TestNewCoordinatorAdoptsMembersOfTheOldOne(t *testing.T) {
 		t.Fatalf("heartbeat to a follower: %v", err)
 	}
 	lg.setLeader(true)
-	again, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: a.MemberID, MemberEpoch: a.MemberEpoch, Topics: []string{"t"}, Owned: a.Assignment})
+	again, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: a.MemberID, MemberEpoch: a.MemberEpoch, Topics: []string{"t"}, Owned: a.Assignment, AppliedSeq: a.AssignmentSeq})
 	if err != nil {
 		t.Fatalf("adoption: %v", err)
 	}
@@ -426,5 +426,94 @@ func TestNewCoordinatorAdoptsMembersOfTheOldOne(t *testing.T) {
 	got, err := c.FetchOffsets(ctx, "g", nil)
 	if err != nil || got[TopicPartition{"t", 1}].Offset != 42 || got[TopicPartition{"t", 0}].Offset != 9 {
 		t.Fatalf("offsets after failover: %v %v", got, err)
+	}
+}
+
+// TestStaleOwnedReportDoesNotReleaseUnappliedPartitions: a heartbeat whose
+// owned list predates the answer that handed partitions out must not free
+// them (the member may be taking them right now).
+func TestStaleOwnedReportDoesNotReleaseUnappliedPartitions(t *testing.T) {
+	c := newTestCoordinator(t, newMemLog(true), map[string]int32{"t": 4}, nil)
+	ctx := testCtx(t)
+	a := join(t, c, "g", "t")
+	if len(a.Assignment) != 4 || a.AssignmentSeq == 0 {
+		t.Fatalf("first answer %+v", a)
+	}
+	b, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", Topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a's report was taken before it applied its first answer.
+	stale, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: a.MemberID, MemberEpoch: a.MemberEpoch, Topics: []string{"t"}, AppliedSeq: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: b.MemberID, MemberEpoch: b.MemberEpoch, Topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b2.Assignment) != 0 {
+		t.Fatalf("b got %v from a stale report of a (a keeps %v)", b2.Assignment, stale.Assignment)
+	}
+	// Once a reports, as of its applied answer, that it released them, b gets them.
+	if _, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: a.MemberID, MemberEpoch: a.MemberEpoch, Topics: []string{"t"},
+		Owned: stale.Assignment, AppliedSeq: stale.AssignmentSeq}); err != nil {
+		t.Fatal(err)
+	}
+	b3, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: b.MemberID, MemberEpoch: b2.MemberEpoch, Topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b3.Assignment) != 2 {
+		t.Fatalf("b after a released: %v", b3.Assignment)
+	}
+}
+
+// TestNewCoordinatorWaitsForEveryMemberBeforeHandingOut: after a failover
+// the first member to arrive must not be given the partitions of members
+// that have not heartbeaten the new coordinator yet.
+func TestNewCoordinatorWaitsForEveryMemberBeforeHandingOut(t *testing.T) {
+	clk := &clock{now: time.Unix(1000, 0)}
+	lg := newMemLog(true)
+	lg.setLeader(true) // a later term: a coordinator came before
+	c := newTestCoordinator(t, lg, map[string]int32{"t": 4}, clk)
+	ctx := testCtx(t)
+	owned := func(ps ...int32) []TopicPartition {
+		var out []TopicPartition
+		for _, p := range ps {
+			out = append(out, TopicPartition{"t", p})
+		}
+		return out
+	}
+	a, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: "a", MemberEpoch: 5, Topics: []string{"t"}, Owned: owned(0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a.Assignment, owned(0, 1)) {
+		t.Fatalf("first adopted member got %v, want only what it owns", a.Assignment)
+	}
+	clk.advance(500 * time.Millisecond)
+	b, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: "b", MemberEpoch: 5, Topics: []string{"t"}, Owned: owned(2, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(b.Assignment, owned(2, 3)) {
+		t.Fatalf("second adopted member got %v: its partitions went elsewhere", b.Assignment)
+	}
+	// A new member gets its share once the group settled.
+	n, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", Topics: []string{"t"}})
+	if err != nil || len(n.Assignment) != 0 {
+		t.Fatalf("new member during the settle period: %v %v", n.Assignment, err)
+	}
+	clk.advance(3 * DefaultConfig().HeartbeatInterval)
+	for _, m := range []HeartbeatResponse{a, b} {
+		resp, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: m.MemberID, MemberEpoch: m.MemberEpoch, Topics: []string{"t"},
+			Owned: m.Assignment, AppliedSeq: m.AssignmentSeq})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Assignment) == 0 {
+			t.Fatalf("%s kept nothing", m.MemberID)
+		}
 	}
 }

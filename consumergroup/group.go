@@ -34,8 +34,10 @@ type HeartbeatRequest struct {
 	// Subscription: topic names, or a pattern (see ParseSubscription).
 	Topics  []string
 	Pattern string
-	// Owned is every partition the member owns now.
+	// Owned is every partition the member owns now, after applying the
+	// assignment numbered AppliedSeq.
 	Owned            []TopicPartition
+	AppliedSeq       int64
 	RebalanceTimeout time.Duration // 0: the coordinator's default
 	ClientID         string
 	ClientHost       string
@@ -50,6 +52,9 @@ type HeartbeatResponse struct {
 	// Partitions it owns beyond it must be released (commit, then stop
 	// fetching) and reported released in the next heartbeat.
 	Assignment []TopicPartition
+	// AssignmentSeq numbers Assignment; it grows whenever the assignment
+	// changes, and the member echoes the one it applied.
+	AssignmentSeq int64
 }
 
 // group is the coordinator's soft state for one group.
@@ -70,6 +75,12 @@ type group struct {
 	// fenced remembers members removed by this coordinator, so their
 	// late heartbeats are refused instead of adopted.
 	fenced map[string]time.Time
+	// settleUntil: a coordinator that just took over hands out no
+	// partition before then, so that every live member of the previous
+	// coordinator has heartbeaten and been adopted with what it owns
+	// (otherwise the first member to arrive would be given the others'
+	// partitions while they still read them).
+	settleUntil time.Time
 }
 
 type member struct {
@@ -80,10 +91,16 @@ type member struct {
 	pattern              string
 	matcher              Matcher
 	assigned             map[TopicPartition]bool
-	lastSeen             time.Time
-	rebalanceTimeout     time.Duration
-	revokingSince        time.Time // zero unless it holds partitions it must release
-	departed             bool      // a static member between leave and rejoin
+	// handed is the assignment seq of the answer that first gave each
+	// assigned partition; a report of owned partitions applied before it
+	// says nothing about that partition yet.
+	handed           map[TopicPartition]int64
+	assignSeq        int64
+	lastAnswer       []TopicPartition
+	lastSeen         time.Time
+	rebalanceTimeout time.Duration
+	revokingSince    time.Time // zero unless it holds partitions it must release
+	departed         bool      // a static member between leave and rejoin
 }
 
 func newGroup(id string) *group {
@@ -167,9 +184,19 @@ func (g *group) heartbeat(req HeartbeatRequest, topics map[string]int32, cfg *Co
 	}
 	g.refreshTopology(topics)
 	g.updateTarget(topics)
-	g.reconcile(m, req.Owned, now)
+	g.reconcile(m, req.Owned, req.AppliedSeq, now)
+	answer := sortedTPs(m.assigned, g.targetSet(m.id))
+	if !slices.Equal(answer, m.lastAnswer) {
+		m.assignSeq++
+		m.lastAnswer = answer
+		for _, tp := range answer {
+			if _, ok := m.handed[tp]; !ok {
+				m.handed[tp] = m.assignSeq
+			}
+		}
+	}
 	return HeartbeatResponse{MemberID: m.id, MemberEpoch: m.epoch, HeartbeatInterval: cfg.HeartbeatInterval,
-		Assignment: sortedTPs(m.assigned, g.targetSet(m.id))}, nil
+		Assignment: answer, AssignmentSeq: m.assignSeq}, nil
 }
 
 // join adds a member, or hands a static member's place to its new
@@ -185,6 +212,7 @@ func (g *group) join(req HeartbeatRequest, cfg *Config, now time.Time) (*member,
 			m := *old
 			m.id = newMemberID()
 			m.assigned = maps.Clone(old.assigned)
+			m.handed = maps.Clone(old.handed)
 			delete(g.members, old.id)
 			g.fenced[old.id] = now
 			g.members[m.id] = &m
@@ -202,7 +230,7 @@ func (g *group) join(req HeartbeatRequest, cfg *Config, now time.Time) (*member,
 		return nil, invalidf("group %s already has %d members, the limit", g.id, cfg.MaxGroupMembers)
 	}
 	m := &member{id: newMemberID(), instanceID: req.InstanceID, assigned: map[TopicPartition]bool{},
-		rebalanceTimeout: cfg.RebalanceTimeout}
+		handed: map[TopicPartition]int64{}, rebalanceTimeout: cfg.RebalanceTimeout}
 	g.members[m.id] = m
 	g.bump()
 	return m, nil
@@ -212,7 +240,7 @@ func (g *group) join(req HeartbeatRequest, cfg *Config, now time.Time) (*member,
 // partitions it reports owning that nobody else holds.
 func (g *group) adoptMember(req HeartbeatRequest, now time.Time) *member {
 	m := &member{id: req.MemberID, instanceID: req.InstanceID, epoch: req.MemberEpoch, prevEpoch: req.MemberEpoch,
-		assigned: map[TopicPartition]bool{}}
+		assigned: map[TopicPartition]bool{}, handed: map[TopicPartition]int64{}, assignSeq: req.AppliedSeq}
 	for _, tp := range req.Owned {
 		if _, taken := g.owner[tp]; !taken {
 			g.owner[tp] = m.id
@@ -294,7 +322,11 @@ func (g *group) updateTarget(topics map[string]int32) {
 	in := make([]AssignMember, 0, len(g.members))
 	for _, id := range slices.Sorted(maps.Keys(g.members)) {
 		m := g.members[id]
-		in = append(in, AssignMember{ID: id, Topics: m.subscribed(topics), Current: g.target[id]})
+		// Stickiness is to what members really hold, then to what they
+		// were headed for.
+		current := sortedTPs(m.assigned, m.assigned)
+		current = append(current, g.target[id]...)
+		in = append(in, AssignMember{ID: id, Topics: m.subscribed(topics), Current: current})
 	}
 	g.target = Assign(in, topics)
 	g.targetEpoch = g.epoch
@@ -312,15 +344,19 @@ func (g *group) targetSet(id string) map[TopicPartition]bool {
 // owning and must give up are released; target partitions nobody holds are
 // handed to it. Its epoch reaches the group's once it holds nothing outside
 // its target.
-func (g *group) reconcile(m *member, owned []TopicPartition, now time.Time) {
+func (g *group) reconcile(m *member, owned []TopicPartition, applied int64, now time.Time) {
 	target := g.targetSet(m.id)
 	reported := make(map[TopicPartition]bool, len(owned))
 	for _, tp := range owned {
 		reported[tp] = true
 	}
 	for tp := range m.assigned {
-		if !target[tp] && !reported[tp] {
+		// Released: given up by an assignment the member has applied. A
+		// partition handed out in an answer the member has not applied
+		// yet may be being taken right now.
+		if !target[tp] && !reported[tp] && m.handed[tp] <= applied {
 			delete(m.assigned, tp)
+			delete(m.handed, tp)
 			if g.owner[tp] == m.id {
 				delete(g.owner, tp)
 			}
@@ -340,6 +376,9 @@ func (g *group) reconcile(m *member, owned []TopicPartition, now time.Time) {
 		return
 	}
 	m.revokingSince = time.Time{}
+	if now.Before(g.settleUntil) {
+		return
+	}
 	for _, tp := range g.target[m.id] {
 		if _, taken := g.owner[tp]; !taken {
 			g.owner[tp] = m.id

@@ -30,7 +30,11 @@ type shard struct {
 	// Leader-only soft state, valid for term.
 	term        uint64
 	leaderSince time.Time
-	groups      map[string]*group
+	// succeeded is set when this leadership may have followed another
+	// coordinator's (a later term, or a log with history): its members
+	// are to be adopted before partitions are handed out.
+	succeeded bool
+	groups    map[string]*group
 
 	// writeMu: commits hold it shared, a checkpoint exclusively, so that
 	// a checkpoint's records are contiguous.
@@ -186,7 +190,8 @@ func (s *shard) lead(ctx context.Context) error {
 	// the new coordinator answers.
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := s.waitApplied(wctx, s.log.HighWatermark()); err != nil {
+	hw := s.log.HighWatermark()
+	if err := s.waitApplied(wctx, hw); err != nil {
 		return ErrCoordinatorLoading
 	}
 	s.mu.Lock()
@@ -194,6 +199,7 @@ func (s *shard) lead(ctx context.Context) error {
 	if s.term != term {
 		s.term = term
 		s.leaderSince = s.c.cfg.Now()
+		s.succeeded = term > 1 || hw > 0
 		s.groups = map[string]*group{}
 		s.c.logger.Info("coordinating offsets partition", "partition", s.partition, "term", term)
 	}

@@ -51,7 +51,7 @@ func (g *groupsService) Heartbeat(ctx context.Context, req *skiffpb.GroupHeartbe
 	}
 	resp, err := c.Heartbeat(ctx, consumergroup.HeartbeatRequest{
 		Group: req.Group, MemberID: req.MemberId, InstanceID: req.InstanceId, MemberEpoch: req.MemberEpoch,
-		Topics: req.Topics, Pattern: req.Pattern, Owned: fromTopicPartitions(req.Owned),
+		Topics: req.Topics, Pattern: req.Pattern, Owned: fromTopicPartitions(req.Owned), AppliedSeq: req.AppliedAssignmentSeq,
 		RebalanceTimeout: time.Duration(req.RebalanceTimeoutMs) * time.Millisecond,
 		ClientID:         req.ClientId, ClientHost: peerHost(ctx),
 	})
@@ -60,7 +60,7 @@ func (g *groupsService) Heartbeat(ctx context.Context, req *skiffpb.GroupHeartbe
 	}
 	return &skiffpb.GroupHeartbeatResponse{MemberId: resp.MemberID, MemberEpoch: resp.MemberEpoch,
 		HeartbeatIntervalMs: int32(resp.HeartbeatInterval / time.Millisecond),
-		Assignment:          toTopicPartitions(resp.Assignment)}, nil
+		Assignment:          toTopicPartitions(resp.Assignment), AssignmentSeq: resp.AssignmentSeq}, nil
 }
 
 func (g *groupsService) CommitOffsets(ctx context.Context, req *skiffpb.CommitOffsetsRequest) (*skiffpb.CommitOffsetsResponse, error) {

@@ -2160,8 +2160,12 @@ type GroupHeartbeatRequest struct {
 	Owned              []*TopicPartitions `protobuf:"bytes,7,rep,name=owned,proto3" json:"owned,omitempty"`     // every partition the member owns now
 	RebalanceTimeoutMs int32              `protobuf:"varint,8,opt,name=rebalance_timeout_ms,json=rebalanceTimeoutMs,proto3" json:"rebalance_timeout_ms,omitempty"`
 	ClientId           string             `protobuf:"bytes,9,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The assignment_seq of the latest assignment the member has applied
+	// (owned reflects it): a partition handed out in a later answer is not
+	// taken as released just because owned lacks it yet.
+	AppliedAssignmentSeq int64 `protobuf:"varint,10,opt,name=applied_assignment_seq,json=appliedAssignmentSeq,proto3" json:"applied_assignment_seq,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *GroupHeartbeatRequest) Reset() {
@@ -2257,6 +2261,13 @@ func (x *GroupHeartbeatRequest) GetClientId() string {
 	return ""
 }
 
+func (x *GroupHeartbeatRequest) GetAppliedAssignmentSeq() int64 {
+	if x != nil {
+		return x.AppliedAssignmentSeq
+	}
+	return 0
+}
+
 type GroupHeartbeatResponse struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	MemberId            string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
@@ -2266,6 +2277,7 @@ type GroupHeartbeatResponse struct {
 	// are to be released: commit, stop fetching, report them gone in the
 	// next heartbeat.
 	Assignment    []*TopicPartitions `protobuf:"bytes,4,rep,name=assignment,proto3" json:"assignment,omitempty"`
+	AssignmentSeq int64              `protobuf:"varint,5,opt,name=assignment_seq,json=assignmentSeq,proto3" json:"assignment_seq,omitempty"` // grows whenever assignment changes
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2326,6 +2338,13 @@ func (x *GroupHeartbeatResponse) GetAssignment() []*TopicPartitions {
 		return x.Assignment
 	}
 	return nil
+}
+
+func (x *GroupHeartbeatResponse) GetAssignmentSeq() int64 {
+	if x != nil {
+		return x.AssignmentSeq
+	}
+	return 0
 }
 
 type OffsetCommit struct {
@@ -5188,7 +5207,7 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x05group\x18\x01 \x01(\tR\x05group\"F\n" +
 	"\x17FindCoordinatorResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
-	"\x04addr\x18\x02 \x01(\tR\x04addr\"\xc0\x02\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\"\xf6\x02\n" +
 	"\x15GroupHeartbeatRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x1f\n" +
@@ -5199,14 +5218,17 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\apattern\x18\x06 \x01(\tR\apattern\x12/\n" +
 	"\x05owned\x18\a \x03(\v2\x19.skiff.v1.TopicPartitionsR\x05owned\x120\n" +
 	"\x14rebalance_timeout_ms\x18\b \x01(\x05R\x12rebalanceTimeoutMs\x12\x1b\n" +
-	"\tclient_id\x18\t \x01(\tR\bclientId\"\xc7\x01\n" +
+	"\tclient_id\x18\t \x01(\tR\bclientId\x124\n" +
+	"\x16applied_assignment_seq\x18\n" +
+	" \x01(\x03R\x14appliedAssignmentSeq\"\xee\x01\n" +
 	"\x16GroupHeartbeatResponse\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12!\n" +
 	"\fmember_epoch\x18\x02 \x01(\x05R\vmemberEpoch\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x03 \x01(\x05R\x13heartbeatIntervalMs\x129\n" +
 	"\n" +
 	"assignment\x18\x04 \x03(\v2\x19.skiff.v1.TopicPartitionsR\n" +
-	"assignment\"v\n" +
+	"assignment\x12%\n" +
+	"\x0eassignment_seq\x18\x05 \x01(\x03R\rassignmentSeq\"v\n" +
 	"\fOffsetCommit\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
