@@ -170,16 +170,28 @@ func (c *Client) anyBroker(ctx context.Context, call func(ctx context.Context, c
 			if err != nil {
 				return err
 			}
-			err = fromStatus(call(ctx, cc))
+			// One attempt may not use up the whole request: a paused or
+			// cut-off broker must leave time to ask the next one.
+			actx, acancel := context.WithTimeout(ctx, c.attemptTimeout())
+			err = fromStatus(call(actx, cc))
+			acancel()
 			if err == nil {
 				c.mu.Lock()
 				c.preferred = addr
 				c.mu.Unlock()
 				return nil
 			}
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				err = fmt.Errorf("no answer within %v: %w", c.attemptTimeout(), ErrUnavailable)
+			}
 			if !errors.Is(err, ErrUnavailable) {
 				return err
 			}
+			c.mu.Lock()
+			if c.preferred == addr {
+				c.preferred = ""
+			}
+			c.mu.Unlock()
 			last = fmt.Errorf("%s: %w", addr, err)
 			c.log.Debug("broker unavailable, trying the next", "broker", addr, "err", err)
 			if ctx.Err() != nil {
@@ -193,6 +205,12 @@ func (c *Client) anyBroker(ctx context.Context, call func(ctx context.Context, c
 			return last
 		}
 	}
+}
+
+// attemptTimeout bounds one broker's attempt in anyBroker: half the
+// request timeout, between 500ms and 5s.
+func (c *Client) attemptTimeout() time.Duration {
+	return min(max(c.cfg.RequestTimeout/2, 500*time.Millisecond), 5*time.Second)
 }
 
 // retryBackoff is an exponential retry delay: 50ms doubling up to 1s, with

@@ -105,6 +105,13 @@ func (m *metadataCache) topic(ctx context.Context, name string) (*topicMeta, err
 		return t, nil
 	}
 	call := m.inflight[name]
+	if call != nil && t != nil {
+		// Someone is refreshing already: go on with what we have rather
+		// than stall every partition of the topic behind one slow broker.
+		// A request to a moved leader fails and retries after it.
+		m.mu.Unlock()
+		return t, nil
+	}
 	if call == nil {
 		call = &refreshCall{done: make(chan struct{})}
 		m.inflight[name] = call
@@ -130,14 +137,31 @@ func (m *metadataCache) topic(ctx context.Context, name string) (*topicMeta, err
 	return t, nil
 }
 
-// refresh fetches one topic's metadata from any broker.
+// refresh fetches one topic's metadata from any broker. An answer that
+// names no leader for some partition is checked against the other
+// brokers: a node cut off from the cluster still answers, from a view in
+// which every leader is unknown, and must not keep the client from the
+// leaders the rest of the cluster elected.
 func (m *metadataCache) refresh(ctx context.Context, name string) error {
 	var resp *skiffpb.MetadataResponse
+	asked := map[string]bool{}
 	err := m.c.anyBroker(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
-		var err error
-		resp, err = skiffpb.NewAdminClient(cc).Metadata(ctx, &skiffpb.MetadataRequest{Topics: []string{name}})
-		return err
+		asked[cc.Target()] = true
+		r, err := skiffpb.NewAdminClient(cc).Metadata(ctx, &skiffpb.MetadataRequest{Topics: []string{name}})
+		if err != nil {
+			return err
+		}
+		if resp == nil || leaderless(r, name) < leaderless(resp, name) {
+			resp = r
+		}
+		if leaderless(resp, name) > 0 && len(asked) < len(m.c.brokerOrder()) {
+			return errLeaderless
+		}
+		return nil
 	})
+	if resp != nil {
+		err = nil // the best answer found
+	}
 	if errors.Is(err, ErrUnknownTopic) {
 		m.forget(name)
 		return fmt.Errorf("topic %q: %w", name, errTopicGone)
@@ -154,6 +178,27 @@ func (m *metadataCache) refresh(ctx context.Context, name string) error {
 	}
 	m.forget(name)
 	return fmt.Errorf("topic %q: %w", name, errTopicGone)
+}
+
+// errLeaderless makes anyBroker ask the next broker for a better answer.
+var errLeaderless = fmt.Errorf("answer names no leader for some partitions: %w", ErrUnavailable)
+
+// leaderless counts the partitions of topic without a known leader in r
+// (a missing topic counts as all of them).
+func leaderless(r *skiffpb.MetadataResponse, topic string) int {
+	for _, tm := range r.GetTopics() {
+		if tm.GetName() != topic {
+			continue
+		}
+		n := 0
+		for _, p := range tm.GetPartitions() {
+			if p.GetLeaderId() == "" {
+				n++
+			}
+		}
+		return n
+	}
+	return 1 << 30
 }
 
 // store caches a topic's metadata as received from a broker.

@@ -253,11 +253,11 @@ func TestShareGroupLockExpiryRedeliversToAnotherMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lazy.Close(ctx)
+	taken := time.Now() // the lock starts during the fetch
 	held, err := lazy.Fetch(ctx)
 	if err != nil || len(held) != 5 {
 		t.Fatalf("lazy member got %d records: %v", len(held), err)
 	}
-	taken := time.Now()
 	busy, err := cl.NewShareConsumer(client.ShareConsumerConfig{Group: "locks", Topics: []string{"share-locks"}})
 	if err != nil {
 		t.Fatal(err)
