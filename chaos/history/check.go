@@ -144,13 +144,17 @@ func (c *checker) event(e *Event) {
 		c.seen(tp, e.Offset, e.Value)
 		c.poll(e, tp)
 	case CommitEvent:
+		c.r.Commits++
 		gp := groupPartition{e.Group, tp}
 		if last, ok := c.commits[gp]; ok && e.Offset < last {
 			c.r.CommitRegressions.add(Anomaly{TopicPartition: tp, Offset: e.Offset, Group: e.Group, Process: e.Process,
 				Detail: fmt.Sprintf("group %s committed %d after %d", e.Group, e.Offset, last)})
 		}
 		c.commits[gp] = max(c.commits[gp], e.Offset)
+	case CommitFailedEvent:
+		c.r.CommitsFailed++
 	case AssignEvent:
+		c.r.Assignments++
 		polls := c.lastPoll[e.Process]
 		if e.Partition < 0 {
 			for p := range polls {

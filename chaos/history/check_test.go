@@ -193,3 +193,23 @@ func TestCheckBlamesUnavailabilityOnFaultInEffect(t *testing.T) {
 		t.Fatalf("summary:\n%s", r.String())
 	}
 }
+
+func TestCheckHoldsGroupsOnlyToSuccessfulCommits(t *testing.T) {
+	b := clean()
+	// A commit that returned an error may or may not have happened: a
+	// lower offset after it is no regression, and a later success may go
+	// below it.
+	b.add(Event{Type: CommitFailedEvent, Process: "c1", Group: "g", Offset: 9, Detail: "fenced"})
+	b.add(Event{Type: CommitEvent, Process: "c2", Group: "g", Offset: 3})
+	b.add(Event{Type: AssignEvent, Process: "c1", Partition: 0, Detail: AssignRevoked})
+	r := Check(b.events, b.final)
+	if !r.Valid() {
+		t.Fatalf("failed commit held against the group:\n%s", r.String())
+	}
+	if r.Commits != 2 || r.CommitsFailed != 1 || r.Assignments != 2 {
+		t.Fatalf("commits %d, failed %d, assignments %d", r.Commits, r.CommitsFailed, r.Assignments)
+	}
+	if !strings.Contains(r.String(), "group commits 2 (failed 1), assignment changes 2") {
+		t.Fatalf("summary:\n%s", r.String())
+	}
+}

@@ -18,17 +18,34 @@ const (
 	IndeterminateEvent = "indeterminate"
 	// ReadEvent: consumer Process polled Value at Partition/Offset.
 	ReadEvent = "read"
-	// CommitEvent: consumer Process committed Offset for Group on
-	// Topic/Partition.
+	// CommitEvent: consumer Process committed Offset (the next record to
+	// consume) for Group on Topic/Partition, and the commit returned
+	// success. The group's committed offsets must never go backwards.
 	CommitEvent = "commit"
-	// AssignEvent: consumer Process was (re)assigned Topic/Partition; its
-	// next read there may start anywhere. Partition -1 means every
-	// partition of Topic.
+	// CommitFailedEvent: consumer Process tried to commit Offset for Group
+	// on Topic/Partition and got the error in Detail. The commit may or may
+	// not have taken effect, so the checker counts it and holds the group
+	// to nothing.
+	CommitFailedEvent = "commit-failed"
+	// AssignEvent: consumer Process was (re)assigned Topic/Partition, or
+	// gave it up (Detail says which, for group consumers one of
+	// AssignAssigned, AssignRevoked, AssignLost); its next read there may
+	// start anywhere. Partition -1 means every partition of Topic.
 	AssignEvent = "assign"
 	// FaultEvent: the nemesis started (Value "start" or empty) or stopped
 	// (Value "stop") the fault named in Detail. A stop with an empty Detail
 	// heals every fault in effect.
 	FaultEvent = "fault"
+)
+
+// Values of Event.Detail for AssignEvent written by group consumers: the
+// group gave the partition to Process, Process released it before it moved
+// (after committing), or Process learned it had been fenced and the
+// partition already belonged to another member.
+const (
+	AssignAssigned = "assigned"
+	AssignRevoked  = "revoked"
+	AssignLost     = "lost"
 )
 
 // Values of Event.Value for FaultEvent.

@@ -53,6 +53,12 @@ type Report struct {
 	IndeterminateNotFound int `json:"indeterminate_not_found"`
 	Reads                 int `json:"reads"`
 	FinalRecords          int `json:"final_records"`
+	// Commits and CommitsFailed count group commits that succeeded and
+	// that returned an error; Assignments counts AssignEvents (group
+	// rebalances seen by each member, and partition readers' restarts).
+	Commits       int `json:"commits"`
+	CommitsFailed int `json:"commits_failed"`
+	Assignments   int `json:"assignments"`
 
 	LostWrites          Anomalies `json:"lost_writes"`
 	Duplicates          Anomalies `json:"duplicates"`
@@ -125,6 +131,9 @@ func (r Report) String() string {
 	fmt.Fprintf(&b, "history: %s\n", verdict)
 	fmt.Fprintf(&b, "  sends %d, acked %d, failed %d, indeterminate %d (found %d, not found %d), reads %d, final records %d\n",
 		r.Sends, r.Acked, r.Failed, r.Indeterminate, r.IndeterminateFound, r.IndeterminateNotFound, r.Reads, r.FinalRecords)
+	if r.Commits > 0 || r.CommitsFailed > 0 {
+		fmt.Fprintf(&b, "  group commits %d (failed %d), assignment changes %d\n", r.Commits, r.CommitsFailed, r.Assignments)
+	}
 	for _, c := range r.classes() {
 		fmt.Fprintf(&b, "  %-21s %d", c.name, c.a.Count)
 		if len(c.a.Examples) > 0 {

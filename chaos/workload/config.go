@@ -35,9 +35,18 @@ type Config struct {
 	// NoReaders runs no reader (only the final read sees the log).
 	NoReaders bool
 	// ReaderKind is how readers consume: PartitionReaders (the default
-	// and, for now, the only kind; group readers come with group
-	// consumers).
+	// and the only kind; consumers in a group are GroupConsumers).
 	ReaderKind string
+	// GroupConsumers is how many members of one consumer group read the
+	// topic (client.GroupConsumer, from the earliest offset, committing
+	// after every poll), recording every poll, assignment change and
+	// commit. Default 2; 0 is allowed with NoGroupConsumers.
+	GroupConsumers int
+	// NoGroupConsumers runs no group consumer.
+	NoGroupConsumers bool
+	// Group names the consumer group. Default: <Topic>-chaos-<unix nanos>,
+	// a new group per run.
+	Group string
 	// Keys is how many distinct keys the producers use; keys pick
 	// partitions with the client's murmur2 partitioner. Default 64.
 	Keys int
@@ -71,6 +80,7 @@ func DefaultConfig() Config {
 		ReplicationFactor: 3,
 		Producers:         3,
 		Readers:           2,
+		GroupConsumers:    2,
 		ReaderKind:        PartitionReaders,
 		Keys:              64,
 		Rate:              200,
@@ -102,6 +112,11 @@ func (c Config) withDefaults() Config {
 		setInt(&c.Readers, d.Readers)
 	} else {
 		c.Readers = 0
+	}
+	if !c.NoGroupConsumers {
+		setInt(&c.GroupConsumers, d.GroupConsumers)
+	} else {
+		c.GroupConsumers = 0
 	}
 	if c.ReaderKind == "" {
 		c.ReaderKind = d.ReaderKind
@@ -138,13 +153,14 @@ func (c Config) Validate() error {
 	bounded("ReplicationFactor", c.ReplicationFactor, 1, 7)
 	bounded("Producers", c.Producers, 1, 64)
 	bounded("Readers", c.Readers, 0, 64)
+	bounded("GroupConsumers", c.GroupConsumers, 0, 64)
 	bounded("Keys", c.Keys, 1, 1<<20)
 	bounded("Rate", c.Rate, 1, 100000)
 	bounded("MaxPending", c.MaxPending, 1, 1<<20)
 	switch c.ReaderKind {
 	case PartitionReaders:
 	case "group":
-		errs = append(errs, errors.New("workload config: ReaderKind group: group readers are not built yet (use partition)"))
+		errs = append(errs, errors.New("workload config: ReaderKind group: group members are GroupConsumers, readers are partition readers"))
 	default:
 		errs = append(errs, fmt.Errorf("workload config: ReaderKind %q: want %s", c.ReaderKind, PartitionReaders))
 	}

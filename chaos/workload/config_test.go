@@ -17,7 +17,9 @@ func TestConfigValidate(t *testing.T) {
 		{"no topic", func(c *Config) { c.Topic = "" }, "Topic"},
 		{"too many producers", func(c *Config) { c.Producers = 1000 }, "Producers"},
 		{"no readers", func(c *Config) { c.NoReaders = true }, ""},
-		{"group readers not built yet", func(c *Config) { c.ReaderKind = "group" }, "group"},
+		{"group reader kind", func(c *Config) { c.ReaderKind = "group" }, "GroupConsumers"},
+		{"too many group consumers", func(c *Config) { c.GroupConsumers = 100 }, "GroupConsumers"},
+		{"no group consumers", func(c *Config) { c.NoGroupConsumers = true }, ""},
 		{"unknown reader kind", func(c *Config) { c.ReaderKind = "x" }, "ReaderKind"},
 		{"negative timeout", func(c *Config) { c.DrainTimeout = -1 }, "DrainTimeout"},
 	}

@@ -19,6 +19,12 @@ type Stats struct {
 	Failed        int64 `json:"failed"`
 	Indeterminate int64 `json:"indeterminate"`
 	Reads         int64 `json:"reads"`
+	// Commits and CommitsFailed count group consumers' commits per
+	// partition that succeeded and that returned an error; Rebalances
+	// counts partitions assigned to, revoked from or lost by a member.
+	Commits       int64 `json:"commits"`
+	CommitsFailed int64 `json:"commits_failed"`
+	Rebalances    int64 `json:"rebalances"`
 	// LastAck is when the most recent ack arrived (zero before the first).
 	LastAck time.Time `json:"last_ack"`
 }
@@ -37,6 +43,7 @@ type Workload struct {
 	readersDone   sync.WaitGroup // the readers
 
 	sends, acked, failed, indeterminate, reads atomic.Int64
+	commits, commitsFailed, rebalances         atomic.Int64
 	lastAck                                    atomic.Int64 // unix nanoseconds
 
 	errMu sync.Mutex // guards errs
@@ -51,6 +58,9 @@ func Start(ctx context.Context, cfg Config, hist *history.Writer) (*Workload, er
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if cfg.Group == "" {
+		cfg.Group = fmt.Sprintf("%s-chaos-%d", cfg.Topic, time.Now().UnixNano())
+	}
 	cl, err := client.New(ctx, client.Config{Brokers: cfg.Brokers, RequestTimeout: cfg.RequestTimeout, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("workload: connect: %w", err)
@@ -78,6 +88,20 @@ func Start(ctx context.Context, cfg Config, hist *history.Writer) (*Workload, er
 			}
 		}()
 	}
+	for i := range cfg.GroupConsumers {
+		g, err := w.newGroupConsumer(fmt.Sprintf("g%d", i))
+		if err != nil {
+			w.abort()
+			return nil, err
+		}
+		w.readersDone.Add(1)
+		go func() {
+			defer w.readersDone.Done()
+			if err := g.run(rctx); err != nil {
+				w.fail(err)
+			}
+		}()
+	}
 	for i := range cfg.Producers {
 		p, err := w.newProducer(i)
 		if err != nil {
@@ -91,7 +115,8 @@ func Start(ctx context.Context, cfg Config, hist *history.Writer) (*Workload, er
 			p.run(pctx)
 		}()
 	}
-	cfg.Logger.Info("workload started", "topic", cfg.Topic, "producers", cfg.Producers, "readers", cfg.Readers)
+	cfg.Logger.Info("workload started", "topic", cfg.Topic, "producers", cfg.Producers, "readers", cfg.Readers,
+		"group_consumers", cfg.GroupConsumers, "group", cfg.Group)
 	return w, nil
 }
 
@@ -137,11 +162,15 @@ func allLed(ti client.TopicInfo) bool {
 	return true
 }
 
+// Group is the consumer group of the group consumers.
+func (w *Workload) Group() string { return w.cfg.Group }
+
 // Stats returns the counts so far.
 func (w *Workload) Stats() Stats {
 	s := Stats{
 		Sends: w.sends.Load(), Acked: w.acked.Load(), Failed: w.failed.Load(),
 		Indeterminate: w.indeterminate.Load(), Reads: w.reads.Load(),
+		Commits: w.commits.Load(), CommitsFailed: w.commitsFailed.Load(), Rebalances: w.rebalances.Load(),
 	}
 	if ns := w.lastAck.Load(); ns != 0 {
 		s.LastAck = time.Unix(0, ns)
@@ -151,7 +180,8 @@ func (w *Workload) Stats() Stats {
 
 // Stop ends the workload: no new sends, then up to DrainTimeout for the
 // outstanding ones (what is unresolved then is recorded as indeterminate),
-// then the readers stop. It returns the readers' failures and the
+// then the readers and group consumers stop (each group consumer commits
+// what it read and leaves the group). It returns the readers' failures and the
 // history's write errors, if any. ctx bounds the whole stop.
 func (w *Workload) Stop(ctx context.Context) error {
 	w.stopProducing()
@@ -169,6 +199,11 @@ func (w *Workload) Stop(ctx context.Context) error {
 	cancel()
 	w.stopReading()
 	w.readersDone.Wait()
+	if w.cfg.GroupConsumers > 0 {
+		if err := w.recordCommitted(ctx); err != nil {
+			w.fail(err)
+		}
+	}
 	w.cl.Close()
 	w.errMu.Lock()
 	defer w.errMu.Unlock()
