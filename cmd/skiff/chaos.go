@@ -49,6 +49,8 @@ type chaosRunOptions struct {
 	replication     int
 	producers       int
 	readers         int
+	groupConsumers  int
+	group           string
 	rate            int
 	steady, fault   time.Duration
 	recovery        time.Duration
@@ -64,7 +66,9 @@ func newChaosRunCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run a workload under a fault scenario and check its history",
-		Long: "Writes unique values with idempotent producers to a new RF3 topic, reads them with consumers,\n" +
+		Long: "Writes unique values with idempotent producers to a new RF3 topic, reads them with consumers\n" +
+			"(--readers read every partition; --group-consumers are members of one consumer group that commit\n" +
+			"after every poll, so rebalances and committed offsets are checked too),\n" +
 			"injects the scenario's faults during the fault phase (backend docker: the compose cluster via\n" +
 			"scripts/faults.sh), heals, reads every partition from the start, and checks the history.\n" +
 			"Exits non-zero if the checker finds any anomaly. Scenario \"none\" injects no fault.",
@@ -89,6 +93,9 @@ func newChaosRunCommand(g *globalOptions) *cobra.Command {
 	f.IntVar(&o.replication, "replication", 3, "replication factor of the topic")
 	f.IntVar(&o.producers, "producers", 3, "idempotent producers")
 	f.IntVar(&o.readers, "readers", 2, "consumers reading every partition during the run")
+	f.IntVar(&o.groupConsumers, "group-consumers", 2,
+		"members of one consumer group reading the topic from the earliest offset and committing after every poll (0: none)")
+	f.StringVar(&o.group, "group", "", "consumer group of --group-consumers (default <topic>-chaos-<time>, new per run)")
 	f.IntVar(&o.rate, "rate", 200, "sends per second per producer")
 	f.DurationVar(&o.steady, "steady", 20*time.Second, "steady phase (no fault)")
 	f.DurationVar(&o.fault, "fault", 30*time.Second, "fault phase (stretched to the scenario's minimum)")
@@ -140,6 +147,7 @@ func runChaos(cmd *cobra.Command, g *globalOptions, o *chaosRunOptions, brokers 
 		Workload: workload.Config{
 			Brokers: brokers, Topic: topic, Partitions: o.partitions, ReplicationFactor: o.replication,
 			Producers: o.producers, Readers: o.readers, NoReaders: o.readers == 0, Rate: o.rate,
+			GroupConsumers: o.groupConsumers, NoGroupConsumers: o.groupConsumers == 0, Group: o.group,
 			DeliveryTimeout: o.deliveryTimeout, RequestTimeout: o.requestTimeout, Logger: logger,
 		},
 		Scenario: sc, Cluster: cl,
@@ -149,7 +157,8 @@ func runChaos(cmd *cobra.Command, g *globalOptions, o *chaosRunOptions, brokers 
 	if o.verbose {
 		cfg.Progress = func(_ string, s workload.Stats) {
 			logger.Info("progress", "sends", s.Sends, "acked", s.Acked, "failed", s.Failed,
-				"indeterminate", s.Indeterminate, "reads", s.Reads)
+				"indeterminate", s.Indeterminate, "reads", s.Reads, "commits", s.Commits, "commits_failed", s.CommitsFailed,
+				"rebalances", s.Rebalances)
 		}
 	}
 	res, err := runner.Run(cmd.Context(), cfg)

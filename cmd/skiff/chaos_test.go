@@ -88,3 +88,18 @@ func TestChaosScenariosListsTheSuite(t *testing.T) {
 		}
 	}
 }
+
+func TestChaosRunHelpNamesGroupConsumerFlags(t *testing.T) {
+	var out bytes.Buffer
+	root := newRootCommand()
+	root.SetOut(&out)
+	root.SetArgs([]string{"chaos", "run", "--help"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--group-consumers int", "(default 2)", "--group string"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("help lacks %q:\n%s", want, out.String())
+		}
+	}
+}
