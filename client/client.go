@@ -227,13 +227,4 @@ func (b *retryBackoff) delay() time.Duration {
 }
 
 // wait sleeps for the next delay or until ctx ends.
-func (b *retryBackoff) wait(ctx context.Context) error {
-	t := time.NewTimer(b.delay())
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (b *retryBackoff) wait(ctx context.Context) error { return sleepCtx(ctx, b.delay()) }

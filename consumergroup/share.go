@@ -57,6 +57,27 @@ func (s *shard) shareRT(group string, term uint64) *shareRuntime {
 	return rt
 }
 
+// shareOp starts a share operation on group's shard: it finds the led
+// shard and takes the share lock and the shared write lock, in that order.
+// done releases them.
+func (c *Coordinator) shareOp(ctx context.Context, group string) (s *shard, term uint64, done func(), err error) {
+	if s, err = c.shardFor(ctx, group); err != nil {
+		return nil, 0, nil, err
+	}
+	s.shares.mu.Lock()
+	s.writeMu.RLock()
+	done = func() {
+		s.writeMu.RUnlock()
+		s.shares.mu.Unlock()
+	}
+	term, ok := s.log.LeaderTerm()
+	if !ok {
+		done()
+		return nil, 0, nil, ErrNotCoordinator
+	}
+	return s, term, done, nil
+}
+
 // shareGroup returns a copy-free view of a group's replicated state (nil if
 // it has none yet). s.mu must be held.
 func (s *shard) shareGroup(group string) *shareGroupState { return s.table.shares[group] }
@@ -449,18 +470,11 @@ func (c *Coordinator) ShareAcknowledge(ctx context.Context, group, memberID stri
 	if memberID == "" {
 		return nil, invalidf("member id is empty: fetch first")
 	}
-	s, err := c.shardFor(ctx, group)
+	s, term, done, err := c.shareOp(ctx, group)
 	if err != nil {
 		return nil, err
 	}
-	s.shares.mu.Lock()
-	defer s.shares.mu.Unlock()
-	s.writeMu.RLock()
-	defer s.writeMu.RUnlock()
-	term, ok := s.log.LeaderTerm()
-	if !ok {
-		return nil, ErrNotCoordinator
-	}
+	defer done()
 	now := c.cfg.Now()
 	nowMs := now.UnixMilli()
 	results := make([]ShareAckResult, len(acks))
@@ -577,18 +591,11 @@ func (e entry) TopicPartition() TopicPartition {
 
 // ShareLeave releases every record the member holds.
 func (c *Coordinator) ShareLeave(ctx context.Context, group, memberID string) (int, error) {
-	s, err := c.shardFor(ctx, group)
+	s, term, done, err := c.shareOp(ctx, group)
 	if err != nil {
 		return 0, err
 	}
-	s.shares.mu.Lock()
-	defer s.shares.mu.Unlock()
-	s.writeMu.RLock()
-	defer s.writeMu.RUnlock()
-	term, ok := s.log.LeaderTerm()
-	if !ok {
-		return 0, ErrNotCoordinator
-	}
+	defer done()
 	s.mu.Lock()
 	delete(s.shareRT(group, term).members, memberID)
 	held := 0

@@ -319,14 +319,11 @@ func (c *Coordinator) observeShares(s *shard) {
 // values are refused) and, with resume, lifts a flood-breaker pause. It
 // returns the settings in effect.
 func (c *Coordinator) AlterShareGroup(ctx context.Context, group string, set map[string]string, resume bool) (map[string]string, error) {
-	s, err := c.shardFor(ctx, group)
+	s, _, done, err := c.shareOp(ctx, group)
 	if err != nil {
 		return nil, err
 	}
-	s.shares.mu.Lock()
-	defer s.shares.mu.Unlock()
-	s.writeMu.RLock()
-	defer s.writeMu.RUnlock()
+	defer done()
 	s.mu.Lock()
 	var base map[string]string
 	if g := s.shareGroup(group); g != nil {
@@ -420,14 +417,11 @@ func (c *Coordinator) ResolveDeadLetters(ctx context.Context, group, topic strin
 	if all == (len(dlqOffsets) > 0) {
 		return 0, invalidf("name dead letters by their dlq offsets, or all of them (exactly one)")
 	}
-	s, err := c.shardFor(ctx, group)
+	s, _, done, err := c.shareOp(ctx, group)
 	if err != nil {
 		return 0, err
 	}
-	s.shares.mu.Lock()
-	defer s.shares.mu.Unlock()
-	s.writeMu.RLock()
-	defer s.writeMu.RUnlock()
+	defer done()
 	s.mu.Lock()
 	g := s.shareGroup(group)
 	if g == nil {

@@ -55,26 +55,16 @@ func newGroupListCommand(o *clientOptions) *cobra.Command {
 }
 
 func newGroupDescribeCommand(o *clientOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "describe GROUP",
-		Short: "Show a group's members, assignments, committed offsets and lag",
-		Long: "Shows the group's state, its members with the partitions each owns, and per partition the\n" +
-			"committed offset, the high watermark and the lag (records not yet consumed: the queue depth).\n" +
+	cmd := newDescribeCommand(o, "Show a group's members, assignments, committed offsets and lag",
+		"Shows the group's state, its members with the partitions each owns, and per partition the\n"+
+			"committed offset, the high watermark and the lag (records not yet consumed: the queue depth).\n"+
 			"-o json prints the same as one object.",
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.run(cmd, func(ctx context.Context, cl *client.Client) error {
-				d, err := cl.DescribeGroup(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				if o.g.output == "json" {
-					return writeJSON(cmd.OutOrStdout(), groupJSONOf(d))
-				}
-				return printGroup(cmd.OutOrStdout(), d)
-			})
+		func(ctx context.Context, cl *client.Client, name string) (client.GroupDescription, error) {
+			return cl.DescribeGroup(ctx, name)
 		},
-	}
+		func(d client.GroupDescription) any { return groupJSONOf(d) }, printGroup)
+	cmd.Use = "describe GROUP"
+	return cmd
 }
 
 // groupJSON is `group describe -o json`.

@@ -474,27 +474,17 @@ func newShareCommand(o *clientOptions) *cobra.Command {
 }
 
 func newShareDescribeCommand(o *clientOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "describe GROUP",
-		Short: "Show a share group's settings, members and per-partition state",
-		Long: "Shows whether the group is paused (DLQ flood breaker), its settings, its members with the\n" +
-			"records each holds, and per partition the start offset, records in flight, available, acked,\n" +
-			"redelivered and dead-lettered, the lag (queue depth), the age of the oldest unacked record\n" +
+	cmd := newDescribeCommand(o, "Show a share group's settings, members and per-partition state",
+		"Shows whether the group is paused (DLQ flood breaker), its settings, its members with the\n"+
+			"records each holds, and per partition the start offset, records in flight, available, acked,\n"+
+			"redelivered and dead-lettered, the lag (queue depth), the age of the oldest unacked record\n"+
 			"and the quarantined keys. -o json prints the same as one object.",
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.run(cmd, func(ctx context.Context, cl *client.Client) error {
-				d, err := cl.DescribeShareGroup(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				if o.g.output == "json" {
-					return writeJSON(cmd.OutOrStdout(), shareGroupJSONOf(d))
-				}
-				return printShareGroup(cmd.OutOrStdout(), d)
-			})
+		func(ctx context.Context, cl *client.Client, name string) (client.ShareGroupDescription, error) {
+			return cl.DescribeShareGroup(ctx, name)
 		},
-	}
+		func(d client.ShareGroupDescription) any { return shareGroupJSONOf(d) }, printShareGroup)
+	cmd.Use = "describe GROUP"
+	return cmd
 }
 
 // shareGroupJSON is `share describe -o json`: the description with keys
