@@ -345,3 +345,41 @@ func TestShareFloodBreakerPausesTheGroupUntilResumed(t *testing.T) {
 		t.Fatalf("after resume: %v", got)
 	}
 }
+
+func TestShareReleaseWithDelayAndBackoffHoldsTheRecordBack(t *testing.T) {
+	clk := &clock{now: time.Unix(1000, 0)}
+	c, h := newShareTest(t, clk, map[string]int32{"jobs": 1})
+	if _, err := c.AlterShareGroup(testCtx(t), "q", map[string]string{"backoff.initial.ms": "4000", "backoff.jitter": "0"}, false); err != nil {
+		t.Fatal(err)
+	}
+	produceTo(t, h, "jobs", 0, testRec{"", "x", nil})
+	got := fetch(t, c, "m", 1)
+	if errs := ack(t, c, "m", ShareRelease, 2*time.Second, "busy", got...); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	clk.advance(1999 * time.Millisecond)
+	if again := fetch(t, c, "m", 1); len(again) != 0 {
+		t.Fatal("released with a 2s delay, delivered after 1.999s")
+	}
+	clk.advance(time.Millisecond)
+	got = fetch(t, c, "m", 1)
+	if len(got) != 1 || got[0].DeliveryCount != 2 {
+		t.Fatalf("after the delay: %+v", got)
+	}
+	// The group's backoff after the 2nd delivery: 4s × 2^(2-1) = 8s.
+	if errs := ack(t, c, "m", ShareRelease, -1, "still busy", got...); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	st, err := c.ShareInspect(testCtx(t), "q", TopicPartition{"jobs", 0}, 0)
+	if err != nil || st.LastError != "still busy" || !st.VisibleAt.Equal(clk.Now().Add(8*time.Second)) {
+		t.Fatalf("inspect after a backoff release: %+v %v (now %v)", st, err, clk.Now())
+	}
+	clk.advance(7999 * time.Millisecond)
+	if again := fetch(t, c, "m", 1); len(again) != 0 {
+		t.Fatal("delivered before the backoff ended")
+	}
+	clk.advance(time.Millisecond)
+	if again := fetch(t, c, "m", 1); len(again) != 1 || again[0].DeliveryCount != 3 {
+		t.Fatalf("after the backoff: %+v", again)
+	}
+}
