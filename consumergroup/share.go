@@ -782,11 +782,64 @@ func (c *Coordinator) deadLetter(ctx context.Context, s *shard, rt *shareRuntime
 	if err != nil {
 		return err
 	}
-	off, err := c.host.ProducePartition(ctx, dlq, 0, batch)
-	if err != nil {
-		return fmt.Errorf("produce to %s: %w", dlq, err)
+	// A write whose outcome was lost (the DLQ partition's leader changed)
+	// is retried at the next tick: find it before writing it twice.
+	off, found := c.findDeadLetter(ctx, dlq, group, tp, o)
+	if !found {
+		if off, err = c.host.ProducePartition(ctx, dlq, 0, batch); err != nil {
+			return fmt.Errorf("produce to %s: %w", dlq, err)
+		}
 	}
 	c.metrics.shareDeadLetters.WithLabelValues(group).Inc()
 	return s.append(ctx, []entry{{Kind: kindShareDeadLettered, Group: group, Topic: tp.Topic, Partition: tp.Partition, Offset: o,
 		DLQTopic: dlq, DLQPartition: 0, DLQOffset: off, Key: fr.rec.Key, KeyNull: fr.keyNull()}})
+}
+
+// deadLetterLookback is how many of the dead-letter topic's newest records
+// findDeadLetter searches.
+const deadLetterLookback = 256
+
+// findDeadLetter looks among the newest records of the dead-letter topic
+// for the dead letter of group's record tp@o, returning its offset.
+func (c *Coordinator) findDeadLetter(ctx context.Context, dlq, group string, tp TopicPartition, o int64) (int64, bool) {
+	bounds, err := c.host.ReadPartition(ctx, dlq, 0, 1<<62, 1)
+	if err != nil || bounds.End == 0 {
+		return 0, false
+	}
+	from := max(bounds.Start, bounds.End-deadLetterLookback)
+	want := map[string]string{HeaderDLQGroup: group, HeaderDLQSourceTopic: tp.Topic,
+		HeaderDLQSourcePartition: strconv.Itoa(int(tp.Partition)), HeaderDLQSourceOffset: strconv.FormatInt(o, 10)}
+	for from < bounds.End {
+		res, err := c.host.ReadPartition(ctx, dlq, 0, from, maxFeedReadBytes)
+		if err != nil || len(res.Batches) == 0 {
+			return 0, false
+		}
+		found, next := int64(-1), from
+		for batch, err := range record.Batches(res.Batches) {
+			if err != nil {
+				break
+			}
+			record.Records(batch, func(r record.Record) error {
+				next = r.Offset + 1
+				matched := 0
+				for _, h := range r.Headers {
+					if v, ok := want[h.Key]; ok && v == string(h.Value) {
+						matched++
+					}
+				}
+				if matched == len(want) {
+					found = r.Offset
+				}
+				return nil
+			})
+		}
+		if found >= 0 {
+			return found, true
+		}
+		if next <= from {
+			return 0, false
+		}
+		from = next
+	}
+	return 0, false
 }

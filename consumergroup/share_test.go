@@ -383,3 +383,38 @@ func TestShareReleaseWithDelayAndBackoffHoldsTheRecordBack(t *testing.T) {
 		t.Fatalf("after the backoff: %+v", again)
 	}
 }
+
+// TestShareDeadLetterWrittenOnceWhenAnEarlierWriteLanded: a dead letter
+// whose first write landed but was not recorded (its outcome was lost) is
+// found instead of written again.
+func TestShareDeadLetterWrittenOnceWhenAnEarlierWriteLanded(t *testing.T) {
+	c, h := newShareTest(t, nil, map[string]int32{"jobs": 1})
+	produceTo(t, h, "jobs", 0, testRec{"k", "poison", nil})
+	produceTo(t, h, "jobs.dlq.q", 0, testRec{"k", "poison", []record.Header{
+		{Key: HeaderDLQGroup, Value: []byte("q")}, {Key: HeaderDLQSourceTopic, Value: []byte("jobs")},
+		{Key: HeaderDLQSourcePartition, Value: []byte("0")}, {Key: HeaderDLQSourceOffset, Value: []byte("0")}}})
+	got := fetch(t, c, "m", 1)
+	if errs := ack(t, c, "m", ShareReject, 0, "bad", got...); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		dls, err := c.ListDeadLetters(testCtx(t), "q", "jobs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dls) == 1 {
+			if dls[0].DLQOffset != 0 {
+				t.Fatalf("dead letter at dlq offset %d, want the earlier write at 0", dls[0].DLQOffset)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no dead letter")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if hw := h.dataLog("jobs.dlq.q", 0).HighWatermark(); hw != 1 {
+		t.Fatalf("dead-letter topic holds %d records, want 1", hw)
+	}
+}
