@@ -12,9 +12,8 @@ import (
 
 // reader consumes the topic while the workload runs and records every
 // record it reads. Kinds of readers (Config.ReaderKind) differ in how they
-// get partitions: explicit assignment now, group membership later (a group
-// reader also records AssignEvent on every rebalance and CommitEvent per
-// commit, which the checker already understands).
+// get partitions; for now there is one, explicit assignment. Members of a
+// consumer group are not readers but group consumers (group.go).
 type reader interface {
 	// run reads until ctx ends; it returns an error only when it could not
 	// go on at all.
