@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -587,4 +588,87 @@ func scrape(t *testing.T, url string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// BenchmarkGroupCommit measures a synchronous offset commit, acknowledged
+// once a majority of the offsets partition's replicas fsynced it.
+func BenchmarkGroupCommit(b *testing.B) {
+	c := sharedCluster(b)
+	cl := newClient(b, c)
+	createTopic(b, cl, "bench-commit", 1, 3)
+	ctx := context.Background()
+	gc, err := cl.NewGroupConsumer(client.GroupConsumerConfig{Group: "bench-commit", Topics: []string{"bench-commit"}, DisableAutoCommit: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer gc.Close(ctx)
+	for len(gc.Assignment()) == 0 {
+		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		gc.Poll(pctx)
+		cancel()
+	}
+	tp := client.TopicPartition{Topic: "bench-commit", Partition: 0}
+	b.ResetTimer()
+	for i := range b.N {
+		if err := gc.CommitOffsets(ctx, map[client.TopicPartition]int64{tp: int64(i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkShareGroupFetchAck measures share-group throughput: 3 members
+// fetching and acknowledging (in batches) keyed records of 100 keys.
+func BenchmarkShareGroupFetchAck(b *testing.B) {
+	c := sharedCluster(b)
+	cl := newClient(b, c)
+	topic := fmt.Sprintf("bench-share-%d", b.N)
+	createTopic(b, cl, topic, 3, 3)
+	ctx := context.Background()
+	p, err := cl.NewProducer(client.ProducerConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range b.N {
+		p.Produce(ctx, keyedRecord(topic, i, 100), nil)
+	}
+	if err := p.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var acked atomic.Int64
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sc, err := cl.NewShareConsumer(client.ShareConsumerConfig{Group: topic, Topics: []string{topic}, MaxRecords: 200, MaxWait: 100 * time.Millisecond})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer sc.Close(ctx)
+			for acked.Load() < int64(b.N) {
+				fctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				recs, _ := sc.Fetch(fctx)
+				cancel()
+				if len(recs) == 0 {
+					continue
+				}
+				acks := make([]client.ShareAck, len(recs))
+				for i, r := range recs {
+					acks[i] = client.ShareAck{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Type: client.ShareAccept}
+				}
+				errs, err := sc.Acknowledge(ctx, acks)
+				if err != nil {
+					continue
+				}
+				for _, e := range errs {
+					if e == nil {
+						acked.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -128,6 +128,7 @@ func (c *Coordinator) tick() {
 			continue
 		}
 		s.mu.Lock()
+		snaps := map[*group]*groupSnapshot{}
 		for id, g := range s.groups {
 			if gone := g.expire(&c.cfg, now); len(gone) > 0 {
 				c.logger.Info("members removed", "group", id, "members", gone)
@@ -135,12 +136,20 @@ func (c *Coordinator) tick() {
 			g.refreshTopology(topics)
 			g.updateTarget(topics)
 			c.metrics.observeGroup(g)
+			if snap := takeSnapshot(g); snap != nil {
+				snaps[g] = snap
+			}
 			if len(g.members) == 0 && len(g.fenced) == 0 {
 				delete(s.groups, id)
 			}
 		}
 		s.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		for g, snap := range snaps {
+			if err := c.writeGroupState(ctx, s, g, snap); err != nil {
+				c.logger.Warn("record group state", "group", g.id, "error", err)
+			}
+		}
 		c.shareTick(ctx, s)
 		c.observeShares(s)
 		s.maybeCheckpoint(ctx)
@@ -200,16 +209,13 @@ func (c *Coordinator) Heartbeat(ctx context.Context, req HeartbeatRequest) (Hear
 	topics := c.host.Topics()
 	now := c.cfg.Now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	g := s.groups[req.Group]
+	g := s.group(req.Group, now)
 	if g == nil {
 		if req.MemberEpoch == EpochLeave {
+			s.mu.Unlock()
 			return HeartbeatResponse{MemberID: req.MemberID, MemberEpoch: EpochLeave}, nil
 		}
 		g = newGroup(req.Group)
-		if s.succeeded && now.Sub(s.leaderSince) < c.cfg.AdoptWindow {
-			g.settleUntil = s.leaderSince.Add(3 * c.cfg.HeartbeatInterval)
-		}
 		s.groups[req.Group] = g
 	}
 	before := g.epoch
@@ -219,7 +225,42 @@ func (c *Coordinator) Heartbeat(ctx context.Context, req HeartbeatRequest) (Hear
 		c.metrics.rebalances.WithLabelValues(g.id).Add(float64(g.epoch - before))
 	}
 	c.metrics.observeGroup(g)
+	snap := takeSnapshot(g)
+	s.mu.Unlock()
+	// The member learns of a partition only once the log says it has it:
+	// a new coordinator restores exactly that.
+	if err := c.writeGroupState(ctx, s, g, snap); err != nil {
+		return HeartbeatResponse{}, err
+	}
 	return resp, err
+}
+
+// takeSnapshot returns a snapshot of g if it changed since the last one
+// written (nil otherwise). s.mu must be held.
+func takeSnapshot(g *group) *groupSnapshot {
+	if !g.dirty {
+		return nil
+	}
+	g.dirty, g.granted = false, false
+	return g.snapshot()
+}
+
+// writeGroupState appends a group snapshot (nil: nothing to write); on
+// failure the group stays dirty for the next attempt.
+func (c *Coordinator) writeGroupState(ctx context.Context, s *shard, g *group, snap *groupSnapshot) error {
+	if snap == nil {
+		return nil
+	}
+	s.writeMu.RLock()
+	err := s.append(ctx, []entry{{Kind: kindGroupState, Group: g.id, GroupState: snap}})
+	s.writeMu.RUnlock()
+	if err != nil {
+		s.mu.Lock()
+		g.dirty = true
+		s.mu.Unlock()
+		return fmt.Errorf("record group %s: %w", g.id, err)
+	}
+	return nil
 }
 
 // CommitOffset is one partition's position to commit.
@@ -264,7 +305,7 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, req CommitRequest) erro
 	s.writeMu.RLock()
 	defer s.writeMu.RUnlock()
 	s.mu.Lock()
-	g := s.groups[req.Group]
+	g := s.group(req.Group, c.cfg.Now())
 	switch {
 	case req.MemberID == "":
 		if g != nil && g.active() {
@@ -331,7 +372,7 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, groupID string) error {
 	s.writeMu.RLock()
 	defer s.writeMu.RUnlock()
 	s.mu.Lock()
-	g := s.groups[groupID]
+	g := s.group(groupID, c.cfg.Now())
 	_, hasOffsets := s.table.groups[groupID]
 	switch {
 	case g != nil && g.active():
@@ -378,9 +419,12 @@ func (c *Coordinator) ListGroups(ctx context.Context) []GroupListing {
 				ids[id] = true
 			}
 		}
+		for id := range s.table.members {
+			ids[id] = true
+		}
 		for id := range ids {
 			l := GroupListing{Group: id, State: StateEmpty}
-			if g := s.groups[id]; g != nil {
+			if g := s.group(id, c.cfg.Now()); g != nil {
 				l.State, l.Members = g.state(), len(g.members)
 			}
 			out = append(out, l)
@@ -449,7 +493,7 @@ func (c *Coordinator) describeGroup(ctx context.Context, groupID string, hws map
 	topics := c.host.Topics()
 	s.mu.Lock()
 	offs := s.table.group(groupID)
-	g := s.groups[groupID]
+	g := s.group(groupID, c.cfg.Now())
 	d := GroupDescription{Group: groupID, State: StateEmpty}
 	owners := map[TopicPartition]string{}
 	parts := map[TopicPartition]bool{}

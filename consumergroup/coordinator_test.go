@@ -469,51 +469,51 @@ func TestStaleOwnedReportDoesNotReleaseUnappliedPartitions(t *testing.T) {
 	}
 }
 
-// TestNewCoordinatorWaitsForEveryMemberBeforeHandingOut: after a failover
-// the first member to arrive must not be given the partitions of members
-// that have not heartbeaten the new coordinator yet.
-func TestNewCoordinatorWaitsForEveryMemberBeforeHandingOut(t *testing.T) {
-	clk := &clock{now: time.Unix(1000, 0)}
+// TestNewCoordinatorRestoresMembersFromTheLog: after a coordinator
+// change the group is restored from its last snapshot: members keep their
+// partitions and epochs and may commit before their first heartbeat, and
+// nobody is handed a partition another member holds.
+func TestNewCoordinatorRestoresMembersFromTheLog(t *testing.T) {
 	lg := newMemLog(true)
-	lg.setLeader(true) // a later term: a coordinator came before
-	c := newTestCoordinator(t, lg, map[string]int32{"t": 4}, clk)
+	c := newTestCoordinator(t, lg, map[string]int32{"t": 4}, nil)
 	ctx := testCtx(t)
-	owned := func(ps ...int32) []TopicPartition {
-		var out []TopicPartition
-		for _, p := range ps {
-			out = append(out, TopicPartition{"t", p})
-		}
-		return out
-	}
-	a, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: "a", MemberEpoch: 5, Topics: []string{"t"}, Owned: owned(0, 1)})
+	a := join(t, c, "g", "t")
+	b, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", Topics: []string{"t"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(a.Assignment, owned(0, 1)) {
-		t.Fatalf("first adopted member got %v, want only what it owns", a.Assignment)
-	}
-	clk.advance(500 * time.Millisecond)
-	b, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: "b", MemberEpoch: 5, Topics: []string{"t"}, Owned: owned(2, 3)})
+	// Let a release two partitions and b take them.
+	a2, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: a.MemberID, MemberEpoch: a.MemberEpoch, Topics: []string{"t"}, Owned: a.Assignment, AppliedSeq: a.AssignmentSeq})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(b.Assignment, owned(2, 3)) {
-		t.Fatalf("second adopted member got %v: its partitions went elsewhere", b.Assignment)
+	a3, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: a.MemberID, MemberEpoch: a2.MemberEpoch, Topics: []string{"t"}, Owned: a2.Assignment, AppliedSeq: a2.AssignmentSeq})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// A new member gets its share once the group settled.
-	n, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", Topics: []string{"t"}})
-	if err != nil || len(n.Assignment) != 0 {
-		t.Fatalf("new member during the settle period: %v %v", n.Assignment, err)
+	b2, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: b.MemberID, MemberEpoch: b.MemberEpoch, Topics: []string{"t"}})
+	if err != nil || len(b2.Assignment) != 2 || len(a3.Assignment) != 2 {
+		t.Fatalf("before the failover a %v, b %v (%v)", a3.Assignment, b2.Assignment, err)
 	}
-	clk.advance(3 * DefaultConfig().HeartbeatInterval)
-	for _, m := range []HeartbeatResponse{a, b} {
+
+	lg.setLeader(false)
+	lg.setLeader(true) // a new term: soft state is gone, the log is not
+	if err := c.CommitOffsets(ctx, CommitRequest{Group: "g", MemberID: b.MemberID, MemberEpoch: b2.MemberEpoch,
+		Offsets: []CommitOffset{{TopicPartition: b2.Assignment[0], Offset: 7}}}); err != nil {
+		t.Fatalf("commit right after the failover, before any heartbeat: %v", err)
+	}
+	for _, m := range []HeartbeatResponse{a3, b2} {
 		resp, err := c.Heartbeat(ctx, HeartbeatRequest{Group: "g", MemberID: m.MemberID, MemberEpoch: m.MemberEpoch, Topics: []string{"t"},
 			Owned: m.Assignment, AppliedSeq: m.AssignmentSeq})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(resp.Assignment) == 0 {
-			t.Fatalf("%s kept nothing", m.MemberID)
+		if !slices.Equal(resp.Assignment, m.Assignment) {
+			t.Fatalf("%s after the failover owns %v, before %v", m.MemberID, resp.Assignment, m.Assignment)
 		}
+	}
+	d, err := c.DescribeGroup(ctx, "g")
+	if err != nil || len(d.Members) != 2 || d.State != StateStable {
+		t.Fatalf("restored group %+v %v", d, err)
 	}
 }

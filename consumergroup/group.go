@@ -75,12 +75,11 @@ type group struct {
 	// fenced remembers members removed by this coordinator, so their
 	// late heartbeats are refused instead of adopted.
 	fenced map[string]time.Time
-	// settleUntil: a coordinator that just took over hands out no
-	// partition before then, so that every live member of the previous
-	// coordinator has heartbeaten and been adopted with what it owns
-	// (otherwise the first member to arrive would be given the others'
-	// partitions while they still read them).
-	settleUntil time.Time
+	// dirty: membership or assignment changed since the last snapshot
+	// written; granted: a partition was handed out since, so the snapshot
+	// must be in the log before the answer leaves.
+	dirty, granted bool
+	version        int64 // of the latest snapshot
 }
 
 type member struct {
@@ -135,6 +134,7 @@ func (g *group) active() bool { return len(g.members) > 0 }
 func (g *group) bump() {
 	g.epoch++
 	g.rebalances++
+	g.dirty = true
 }
 
 // heartbeat applies one heartbeat. topics is the cluster's topic list
@@ -355,6 +355,7 @@ func (g *group) reconcile(m *member, owned []TopicPartition, applied int64, now 
 		// partition handed out in an answer the member has not applied
 		// yet may be being taken right now.
 		if !target[tp] && !reported[tp] && m.handed[tp] <= applied {
+			g.dirty = true
 			delete(m.assigned, tp)
 			delete(m.handed, tp)
 			if g.owner[tp] == m.id {
@@ -376,13 +377,11 @@ func (g *group) reconcile(m *member, owned []TopicPartition, applied int64, now 
 		return
 	}
 	m.revokingSince = time.Time{}
-	if now.Before(g.settleUntil) {
-		return
-	}
 	for _, tp := range g.target[m.id] {
 		if _, taken := g.owner[tp]; !taken {
 			g.owner[tp] = m.id
 			m.assigned[tp] = true
+			g.dirty, g.granted = true, true
 		}
 	}
 	if m.epoch != g.targetEpoch {

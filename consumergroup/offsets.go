@@ -24,16 +24,19 @@ type Committed struct {
 // checkpoint cut short (its writer lost leadership) is simply superseded by
 // the next one.
 type offsetTable struct {
-	groups map[string]map[TopicPartition]Committed
-	shares map[string]*shareGroupState
+	groups  map[string]map[TopicPartition]Committed
+	shares  map[string]*shareGroupState
+	members map[string]*groupSnapshot // latest membership snapshot per group
 
-	shadow       map[string]map[TopicPartition]Committed
-	shadowShares map[string]*shareGroupState
-	shadowBegin  int64 // offset of the open checkpoint's begin entry; -1 if none
+	shadow        map[string]map[TopicPartition]Committed
+	shadowShares  map[string]*shareGroupState
+	shadowMembers map[string]*groupSnapshot
+	shadowBegin   int64 // offset of the open checkpoint's begin entry; -1 if none
 }
 
 func newOffsetTable() *offsetTable {
-	return &offsetTable{groups: map[string]map[TopicPartition]Committed{}, shares: map[string]*shareGroupState{}, shadowBegin: -1}
+	return &offsetTable{groups: map[string]map[TopicPartition]Committed{}, shares: map[string]*shareGroupState{},
+		members: map[string]*groupSnapshot{}, shadowBegin: -1}
 }
 
 // apply applies the entry stored at offset. It returns the begin offset of
@@ -56,12 +59,20 @@ func (t *offsetTable) apply(offset int64, e entry) (completed int64) {
 		}
 	case kindDeleteGroup:
 		delete(t.groups, e.Group)
+		delete(t.members, e.Group)
 		if t.shadow != nil {
 			delete(t.shadow, e.Group)
+			delete(t.shadowMembers, e.Group)
+		}
+	case kindGroupState:
+		setSnapshot(t.members, e)
+		if t.shadowMembers != nil {
+			setSnapshot(t.shadowMembers, e)
 		}
 	case kindCheckpointBegin:
 		t.shadow = map[string]map[TopicPartition]Committed{}
 		t.shadowShares = map[string]*shareGroupState{}
+		t.shadowMembers = map[string]*groupSnapshot{}
 		t.shadowBegin = offset
 	case kindCheckpointEnd:
 		if t.shadow == nil || e.Begin != t.shadowBegin {
@@ -69,11 +80,28 @@ func (t *offsetTable) apply(offset int64, e entry) (completed int64) {
 		}
 		t.groups, t.shadow = t.shadow, nil
 		t.shares, t.shadowShares = t.shadowShares, nil
+		t.members, t.shadowMembers = t.shadowMembers, nil
 		begin := t.shadowBegin
 		t.shadowBegin = -1
 		return begin
 	}
 	return -1
+}
+
+// setSnapshot keeps the newest snapshot of a group; one without members
+// forgets the group's membership.
+func setSnapshot(m map[string]*groupSnapshot, e entry) {
+	if e.GroupState == nil {
+		return
+	}
+	if old := m[e.Group]; old != nil && old.Version > e.GroupState.Version {
+		return
+	}
+	if len(e.GroupState.Members) == 0 {
+		delete(m, e.Group)
+		return
+	}
+	m[e.Group] = e.GroupState
 }
 
 func setCommitted(m map[string]map[TopicPartition]Committed, group string, tp TopicPartition, c Committed) {
@@ -107,6 +135,9 @@ func (t *offsetTable) checkpointEntries() []entry {
 			out = append(out, entry{Kind: kindCommit, Group: g, Topic: tp.Topic, Partition: tp.Partition,
 				Offset: c.Offset, Metadata: c.Metadata, CommitTime: c.CommitTime.UnixMilli()})
 		}
+	}
+	for _, g := range slices.Sorted(maps.Keys(t.members)) {
+		out = append(out, entry{Kind: kindGroupState, Group: g, GroupState: t.members[g]})
 	}
 	for _, g := range slices.Sorted(maps.Keys(t.shares)) {
 		out = append(out, entry{Kind: kindShareState, Group: g, State: t.shares[g].clone()})

@@ -30,6 +30,7 @@ const (
 	kindDeleteGroup     = "delete-group"
 	kindCheckpointBegin = "checkpoint-begin"
 	kindCheckpointEnd   = "checkpoint-end"
+	kindGroupState      = "group-state"
 
 	kindShareConfig       = "share-config"
 	kindSharePause        = "share-pause"
@@ -88,6 +89,7 @@ type entry struct {
 	Config        map[string]string `json:"cf,omitempty"`
 	Reason        string            `json:"rs,omitempty"`
 	State         *shareGroupState  `json:"sg,omitempty"`
+	GroupState    *groupSnapshot    `json:"gs,omitempty"`
 }
 
 func isShareKind(kind string) bool { return strings.HasPrefix(kind, "share-") }
@@ -135,7 +137,7 @@ func decodeEntry(r record.Record) (e entry, ok bool, err error) {
 		return entry{}, false, fmt.Errorf("offsets record at offset %d: %w", r.Offset, err)
 	}
 	switch e.Kind {
-	case kindCommit, kindDeleteGroup, kindCheckpointBegin, kindCheckpointEnd:
+	case kindCommit, kindDeleteGroup, kindCheckpointBegin, kindCheckpointEnd, kindGroupState:
 		return e, true, nil
 	}
 	if isShareKind(e.Kind) {

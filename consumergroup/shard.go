@@ -30,11 +30,7 @@ type shard struct {
 	// Leader-only soft state, valid for term.
 	term        uint64
 	leaderSince time.Time
-	// succeeded is set when this leadership may have followed another
-	// coordinator's (a later term, or a log with history): its members
-	// are to be adopted before partitions are handed out.
-	succeeded bool
-	groups    map[string]*group
+	groups      map[string]*group
 
 	// writeMu: commits hold it shared, a checkpoint exclusively, so that
 	// a checkpoint's records are contiguous.
@@ -199,11 +195,26 @@ func (s *shard) lead(ctx context.Context) error {
 	if s.term != term {
 		s.term = term
 		s.leaderSince = s.c.cfg.Now()
-		s.succeeded = term > 1 || hw > 0
 		s.groups = map[string]*group{}
 		s.c.logger.Info("coordinating offsets partition", "partition", s.partition, "term", term)
 	}
 	return nil
+}
+
+// group returns group id's soft state, restored from its latest snapshot
+// in the log when this coordinator has not seen it yet (nil if it has
+// none). s.mu must be held.
+func (s *shard) group(id string, now time.Time) *group {
+	if g := s.groups[id]; g != nil {
+		return g
+	}
+	snap := s.table.members[id]
+	if snap == nil {
+		return nil
+	}
+	g := restoreGroup(id, snap, &s.c.cfg, now)
+	s.groups[id] = g
+	return g
 }
 
 // stillLeads reports whether the loaded term is still current.
