@@ -621,7 +621,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 func BenchmarkShareGroupFetchAck(b *testing.B) {
 	c := sharedCluster(b)
 	cl := newClient(b, c)
-	topic := fmt.Sprintf("bench-share-%d", b.N)
+	topic := fmt.Sprintf("bench-share-%d", time.Now().UnixNano())
 	createTopic(b, cl, topic, 3, 3)
 	ctx := context.Background()
 	p, err := cl.NewProducer(client.ProducerConfig{})

@@ -53,6 +53,7 @@ const (
 
 	actionRedrive = "redrive"
 	actionDiscard = "discard"
+	actionReset   = "reset" // share-init: start the share-partition over
 )
 
 // entry is one record of the offsets log, JSON in the record's value; the

@@ -341,6 +341,18 @@ func (c *Coordinator) shareFeed(ctx context.Context, s *shard, rt *shareRuntime,
 		f.trim(f.logStart)
 		err = f.fill(ctx, c.host, tp.Topic, tp.Partition, f.logStart+cfg.MaxInflight)
 	}
+	if errors.Is(err, errAboveLogEnd) {
+		// The topic was deleted and created again (or its log lost its
+		// tail): the old records' state means nothing for the new ones.
+		c.logger.Warn("share-partition start is beyond the log's end; starting it over at the log start",
+			"group", group, "partition", tp, "start", startOff, "log_end", f.hw)
+		if err := s.append(ctx, []entry{{Kind: kindShareInit, Group: group, Topic: tp.Topic, Partition: tp.Partition,
+			Offset: f.logStart, Action: actionReset}}); err != nil {
+			return nil, err
+		}
+		f.base, f.recs, f.extra = f.logStart, nil, nil
+		err = f.fill(ctx, c.host, tp.Topic, tp.Partition, f.logStart+cfg.MaxInflight)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,14 @@ type feed struct {
 	// logStart is the data partition's log start as last seen.
 	logStart int64
 	hw       int64
+	// aboveSince is when the feed's start was first seen beyond the log's
+	// end (zero while it is not).
+	aboveSince time.Time
 }
+
+// aboveEndGrace is how long a share-partition's start must stay beyond its
+// log's end before the share-partition starts over.
+const aboveEndGrace = 30 * time.Second
 
 func (f *feed) end() int64 { return f.base + int64(len(f.recs)) }
 
@@ -79,6 +86,18 @@ func (f *feed) fill(ctx context.Context, h Host, topic string, p int32, limit in
 		if f.end() < res.Start {
 			return errBelowLogStart
 		}
+		// Beyond the log's end for a while (not a replica that trails for
+		// a moment): the topic was recreated.
+		if f.base > res.End {
+			if f.aboveSince.IsZero() {
+				f.aboveSince = time.Now()
+			}
+			if time.Since(f.aboveSince) > aboveEndGrace {
+				return errAboveLogEnd
+			}
+			return nil
+		}
+		f.aboveSince = time.Time{}
 		n := len(f.recs)
 		if err := f.appendBatches(res.Batches, limit); err != nil {
 			return err
@@ -90,7 +109,10 @@ func (f *feed) fill(ctx context.Context, h Host, topic string, p int32, limit in
 	return nil
 }
 
-var errBelowLogStart = errors.New("share-partition start is below the data log's start")
+var (
+	errBelowLogStart = errors.New("share-partition start is below the data log's start")
+	errAboveLogEnd   = errors.New("share-partition start is beyond the data log's end (topic recreated?)")
+)
 
 func (f *feed) appendBatches(data []byte, limit int64) error {
 	for batch, err := range record.Batches(data) {

@@ -216,7 +216,7 @@ func applyShare(m map[string]*shareGroupState, e entry) {
 		k := tpKey(e.Topic, e.Partition)
 		sp := g.Partitions[k]
 		switch {
-		case sp == nil:
+		case sp == nil || e.Action == actionReset:
 			g.Partitions[k] = &sharePartition{Start: e.Offset}
 		case e.Offset > sp.Start:
 			// The records below were deleted by retention before the
