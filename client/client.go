@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/skiff-mq/skiff/rpc/skiffpb"
 )
@@ -107,6 +108,10 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	cc, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: c.cfg.DialTimeout}),
+		// A broker whose host or container died sends no RST: without
+		// pings, calls in flight to it would wait out their whole timeout
+		// before going to the new leader.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: keepaliveTime, Timeout: keepaliveTimeout, PermitWithoutStream: true}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
 	)
 	if err != nil {
@@ -115,6 +120,14 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	c.conns[addr] = cc
 	return cc, nil
 }
+
+// Connection liveness pings: a dead broker is noticed within about
+// keepaliveTime+keepaliveTimeout. The server allows pings this frequent
+// (rpc.Server's keepalive enforcement).
+const (
+	keepaliveTime    = 500 * time.Millisecond
+	keepaliveTimeout = 500 * time.Millisecond
+)
 
 // requestContext bounds one request by RequestTimeout unless ctx ends
 // earlier.
@@ -213,16 +226,21 @@ func (c *Client) attemptTimeout() time.Duration {
 	return min(max(c.cfg.RequestTimeout/2, 500*time.Millisecond), 5*time.Second)
 }
 
-// retryBackoff is an exponential retry delay: 50ms doubling up to 1s, with
+// retryBackoff is an exponential retry delay: 50ms doubling up to maxRetryBackoff, with
 // jitter so that many clients do not retry in step.
 type retryBackoff struct{ next time.Duration }
+
+// maxRetryBackoff caps retry delays: a failover ends the moment the new
+// leader is known, and a client asleep for a second after that adds a
+// second of unavailability (retries stay a handful per second).
+const maxRetryBackoff = 300 * time.Millisecond
 
 func newBackoff() *retryBackoff { return &retryBackoff{next: 50 * time.Millisecond} }
 
 // delay returns the next delay and doubles it.
 func (b *retryBackoff) delay() time.Duration {
 	d := b.next
-	b.next = min(2*b.next, time.Second)
+	b.next = min(2*b.next, maxRetryBackoff)
 	return d/2 + time.Duration(jitter(int64(d/2)))
 }
 

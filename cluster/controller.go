@@ -194,6 +194,13 @@ func (n *Node) healPartitions(ctx context.Context) {
 // probeTimeout bounds the HTTP probe that confirms a node's death.
 const probeTimeout = time.Second
 
+// A peer that failed to answer a status probe gets suspectProbeTimeout
+// instead of probeTimeout for suspectFor after the failure.
+const (
+	suspectProbeTimeout = 150 * time.Millisecond
+	suspectFor          = 5 * time.Second
+)
+
 // answersProbe reports whether a node gossip calls dead still answers on
 // its HTTP port. Gossip can be cut while Raft and HTTP traffic flow (a
 // firewall rule on the gossip port, a broken UDP path); moving replicas off

@@ -42,6 +42,9 @@ type Node struct {
 	members  *membership.Membership
 	replicas *replicaSet
 	groups   *consumergroup.Coordinator
+	// peerFailed holds, per node id, when a partition status probe of it
+	// last failed.
+	peerFailed sync.Map
 	// creatingOffsets is set while a request to create the offsets topic
 	// is in flight.
 	creatingOffsets atomic.Bool

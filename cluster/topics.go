@@ -235,6 +235,12 @@ func (n *Node) DescribeTopic(ctx context.Context, name string) (TopicDescription
 		if best != nil {
 			info.Leader, info.InSync = best.Node, best.InSync
 			info.HighWatermark, info.LogStartOffset = best.HighWatermark, best.LogStartOffset
+		} else if r, key, ok := n.replicas.get(t.Name, pa.Partition); ok && key.TopicID == t.ID {
+			// The leader's own answer is missing (it did not answer in
+			// time): this replica's Raft view names it.
+			if id, _ := r.Leader(); id != "" && n.isAlive(id) {
+				info.Leader = id
+			}
 		}
 		desc.Partitions[i] = info
 	}
@@ -260,14 +266,23 @@ func (n *Node) gatherPartitionStatus(ctx context.Context, st *metadata.State) []
 		wg.Add(1)
 		go func(addr string) {
 			defer wg.Done()
-			// One unreachable peer must not hold the whole answer up.
-			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			// One unreachable peer must not hold the whole answer up, and
+			// one that just failed to answer (killed, cut off: gossip has
+			// not declared it dead yet) gets a short wait for a while, so
+			// that metadata answers stay fast during a failover.
+			timeout := probeTimeout
+			if at, ok := n.peerFailed.Load(b.ID); ok && time.Since(at.(time.Time)) < suspectFor {
+				timeout = suspectProbeTimeout
+			}
+			pctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			got, err := n.fetchPartitionStatus(pctx, addr)
 			if err != nil {
+				n.peerFailed.Store(b.ID, time.Now())
 				n.logger.Debug("partition status", "node", b.ID, "error", err)
 				return
 			}
+			n.peerFailed.Delete(b.ID)
 			mu.Lock()
 			out = append(out, got...)
 			mu.Unlock()

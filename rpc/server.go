@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/skiff-mq/skiff/cluster"
 	"github.com/skiff-mq/skiff/rpc/skiffpb"
@@ -171,6 +172,9 @@ func NewServer(node Node, opts ...Option) *Server {
 	s.metrics = newMetrics(reg, s.logger)
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		// Clients ping every 500ms to notice a dead broker quickly; gRPC's
+		// default policy would answer such pings with GOAWAY.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 200 * time.Millisecond, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 		// Stop returns only once every handler has: nothing hands work to
