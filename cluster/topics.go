@@ -235,12 +235,6 @@ func (n *Node) DescribeTopic(ctx context.Context, name string) (TopicDescription
 		if best != nil {
 			info.Leader, info.InSync = best.Node, best.InSync
 			info.HighWatermark, info.LogStartOffset = best.HighWatermark, best.LogStartOffset
-		} else if r, key, ok := n.replicas.get(t.Name, pa.Partition); ok && key.TopicID == t.ID {
-			// The leader's own answer is missing (it did not answer in
-			// time): this replica's Raft view names it.
-			if id, _ := r.Leader(); id != "" && n.isAlive(id) {
-				info.Leader = id
-			}
 		}
 		desc.Partitions[i] = info
 	}
