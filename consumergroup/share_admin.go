@@ -432,13 +432,13 @@ func (c *Coordinator) ResolveDeadLetters(ctx context.Context, group, topic strin
 	for _, o := range dlqOffsets {
 		want[o] = true
 	}
-	var todo []deadLetter
+	var toResolve []deadLetter
 	for _, d := range g.DeadLetters {
 		if d.Topic != topic || d.State != dlPending {
 			continue
 		}
 		if all || want[d.DLQOffset] {
-			todo = append(todo, *d)
+			toResolve = append(toResolve, *d)
 			delete(want, d.DLQOffset)
 		}
 	}
@@ -447,7 +447,7 @@ func (c *Coordinator) ResolveDeadLetters(ctx context.Context, group, topic strin
 		return 0, fmt.Errorf("%w: no pending dead letter of %s at dlq offsets %v in group %s", ErrUnknownRecord, topic, slices.Sorted(maps.Keys(want)), group)
 	}
 	n := 0
-	for _, d := range todo {
+	for _, d := range toResolve {
 		e := entry{Kind: kindShareResolve, Group: group, Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Action: actionDiscard}
 		if !discard {
 			r, err := c.readOne(ctx, d.DLQTopic, d.DLQPartition, d.DLQOffset)
