@@ -224,11 +224,14 @@ type GroupDescription struct {
 
 // TotalLag sums the known lag of every partition.
 func (d GroupDescription) TotalLag() int64 {
+	return sumLag(d.Partitions, func(p GroupPartition) int64 { return p.Lag })
+}
+
+// sumLag adds up the known (non-negative) lags of partitions.
+func sumLag[P any](partitions []P, lag func(P) int64) int64 {
 	var n int64
-	for _, p := range d.Partitions {
-		if p.Lag > 0 {
-			n += p.Lag
-		}
+	for _, p := range partitions {
+		n += max(lag(p), 0)
 	}
 	return n
 }

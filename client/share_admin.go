@@ -57,13 +57,7 @@ type ShareGroupDescription struct {
 
 // TotalLag sums the lag of every partition.
 func (d ShareGroupDescription) TotalLag() int64 {
-	var n int64
-	for _, p := range d.Partitions {
-		if p.Lag > 0 {
-			n += p.Lag
-		}
-	}
-	return n
+	return sumLag(d.Partitions, func(p SharePartitionState) int64 { return p.Lag })
 }
 
 // DescribeShareGroup returns a share group's settings, members and the
