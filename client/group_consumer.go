@@ -306,6 +306,11 @@ func (g *GroupConsumer) Poll(ctx context.Context) ([]*Record, error) {
 			}
 		}
 		pctx, cancel := context.WithCancel(ctx)
+		if !g.cfg.DisableAutoCommit {
+			// Wake up to auto-commit what earlier Polls returned even when
+			// no new record arrives.
+			pctx, cancel = context.WithTimeout(ctx, g.cfg.AutoCommitInterval)
+		}
 		stopWatch := make(chan struct{})
 		go func() {
 			select {
@@ -316,6 +321,7 @@ func (g *GroupConsumer) Poll(ctx context.Context) ([]*Record, error) {
 			}
 		}()
 		recs, err := g.co.Poll(pctx)
+		woken := pctx.Err() != nil // an assignment change or the auto-commit timer
 		close(stopWatch)
 		cancel()
 		if len(recs) > 0 {
@@ -336,7 +342,7 @@ func (g *GroupConsumer) Poll(ctx context.Context) ([]*Record, error) {
 			}
 			continue
 		}
-		if err != nil && !errors.Is(err, context.Canceled) {
+		if err != nil && !woken {
 			return nil, err
 		}
 	}
