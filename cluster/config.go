@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/skiff-mq/skiff/internal/certs"
 	"github.com/skiff-mq/skiff/partition"
 )
 
@@ -77,6 +78,12 @@ type Config struct {
 	// Groups tunes the consumer group coordinator (session timeout,
 	// heartbeat interval, ...); zero fields take consumergroup's defaults.
 	Groups consumergroup.Config
+	// TLS, when set, serves the Raft mux (and with it every node-to-node
+	// call) with mutual TLS between nodes of the cluster CA, and the HTTP
+	// port with TLS. The gRPC server is the caller's (cmd/skiff serves it
+	// with the same Reloader). The certificate must name this node
+	// (skiff://node/<ID>). Default nil: plaintext.
+	TLS *certs.Reloader
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger
 	// Registry receives every metric of the node. Default: a new registry.

@@ -79,16 +79,14 @@ func (n *Node) manageMetaMembers(ctx context.Context) {
 			voters++
 		}
 	}
-	// Candidates: registered brokers and alive gossip members (a new node
-	// must be in the meta group to learn where to send its registration).
+	// Candidates: registered brokers only. A registration reaches the
+	// leader over the peer channel, where the node proved its id (its
+	// certificate, with TLS), so gossip alone never makes a member of the
+	// meta group. A new node registers before it is in the group by
+	// forwarding through any live member (forwardToLeader).
 	addrs := map[string]string{}
 	for id, b := range st.Brokers {
 		addrs[id] = b.RaftAddr
-	}
-	for _, m := range n.members.Alive() {
-		if _, ok := addrs[m.Meta.ID]; !ok {
-			addrs[m.Meta.ID] = m.Meta.RaftAddr
-		}
 	}
 	for _, id := range sortedKeys(addrs) {
 		addr := addrs[id]
@@ -202,22 +200,22 @@ const (
 )
 
 // answersProbe reports whether a node gossip calls dead still answers on
-// its HTTP port. Gossip can be cut while Raft and HTTP traffic flow (a
+// its peer channel. Gossip can be cut while Raft and HTTP traffic flow (a
 // firewall rule on the gossip port, a broken UDP path); moving replicas off
 // a node that is in fact serving them would churn data for nothing, so a
 // death is acted on only when the node is unreachable by both.
 func (n *Node) answersProbe(ctx context.Context, id string) bool {
-	addr := n.httpAddrOf(id)
+	addr := n.peerAddrOf(id)
 	if addr == "" {
 		return false
 	}
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(pctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, peerURL(addr, "/internal/v1/healthz"), nil)
 	if err != nil {
 		return false
 	}
-	resp, err := n.httpClient.Do(req)
+	resp, err := n.peerClient.Do(req)
 	if err != nil {
 		return false
 	}

@@ -93,26 +93,27 @@ func (n *Node) proposeOnce(ctx context.Context, raw []byte) (metadata.Result, er
 	if n.meta.isLeader() {
 		return n.meta.apply(ctx, raw)
 	}
-	return n.forwardToLeader(ctx, raw, false)
+	return n.forwardToLeader(ctx, raw, n.id, false)
 }
 
 // forwardedHeader marks a write already forwarded once.
 const forwardedHeader = "X-Skiff-Forwarded"
 
-// forwardToLeader sends a command to the meta leader. A node outside the
-// meta group (just joined) knows no leader; it asks any live member, which
-// forwards one hop further.
-func (n *Node) forwardToLeader(ctx context.Context, raw []byte, forwarded bool) (metadata.Result, error) {
+// forwardToLeader sends a command to the meta leader over the peer
+// channel. A node outside the meta group (just joined) knows no leader; it
+// asks any live member, which forwards one hop further. origin is the node
+// the command came from (this node, or the peer it forwards for).
+func (n *Node) forwardToLeader(ctx context.Context, raw []byte, origin string, forwarded bool) (metadata.Result, error) {
 	leaderID, _ := n.meta.leader()
 	var targets []string
 	if leaderID != "" {
-		if addr := n.httpAddrOf(leaderID); addr != "" {
+		if addr := n.peerAddrOf(leaderID); addr != "" {
 			targets = append(targets, addr)
 		}
 	} else if !forwarded {
 		for _, m := range n.members.Alive() {
-			if m.Meta.ID != n.id && m.Meta.HTTPAddr != "" {
-				targets = append(targets, m.Meta.HTTPAddr)
+			if m.Meta.ID != n.id && m.Meta.RaftAddr != "" {
+				targets = append(targets, m.Meta.RaftAddr)
 			}
 		}
 	}
@@ -121,7 +122,7 @@ func (n *Node) forwardToLeader(ctx context.Context, raw []byte, forwarded bool) 
 	}
 	var last error
 	for _, addr := range targets {
-		res, err := n.postMeta(ctx, addr, raw, forwarded || leaderID == "")
+		res, err := n.postMeta(ctx, addr, raw, origin, forwarded || leaderID == "")
 		if errors.Is(err, errNoMetaLeader) || errors.Is(err, errMetaNotLeader) {
 			last = err
 			continue
@@ -131,15 +132,18 @@ func (n *Node) forwardToLeader(ctx context.Context, raw []byte, forwarded bool) 
 	return metadata.Result{}, last
 }
 
-func (n *Node) postMeta(ctx context.Context, addr string, raw []byte, markForwarded bool) (metadata.Result, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/internal/v1/meta", bytes.NewReader(raw))
+func (n *Node) postMeta(ctx context.Context, addr string, raw []byte, origin string, markForwarded bool) (metadata.Result, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, peerURL(addr, "/internal/v1/meta"), bytes.NewReader(raw))
 	if err != nil {
 		return metadata.Result{}, err
 	}
 	if markForwarded {
 		req.Header.Set(forwardedHeader, "1")
 	}
-	resp, err := n.httpClient.Do(req)
+	if origin != n.id {
+		req.Header.Set(originHeader, origin)
+	}
+	resp, err := n.peerClient.Do(req)
 	if err != nil {
 		// The leader may have just died; look again.
 		return metadata.Result{}, fmt.Errorf("%w: forward to %s: %v", errNoMetaLeader, addr, err)
@@ -157,18 +161,4 @@ func (n *Node) postMeta(ctx context.Context, addr string, raw []byte, markForwar
 		return metadata.Result{}, fmt.Errorf("forward metadata write to %s: %w", addr, err)
 	}
 	return w.Result, w.err()
-}
-
-// httpAddrOf finds a node's HTTP address: from the metadata, else from
-// gossip (a node not yet registered, such as the first meta leader).
-func (n *Node) httpAddrOf(id string) string {
-	if b, ok := n.meta.fsm.State().Brokers[id]; ok && b.HTTPAddr != "" {
-		return b.HTTPAddr
-	}
-	for _, m := range n.members.Members() {
-		if m.Meta.ID == id {
-			return m.Meta.HTTPAddr
-		}
-	}
-	return ""
 }

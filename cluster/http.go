@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -14,7 +13,8 @@ import (
 	"github.com/skiff-mq/skiff/cluster/metadata"
 )
 
-// HTTP endpoints of a node:
+// Public HTTP endpoints of a node (HTTPAddr; TLS when the node has a
+// certificate). Read-only: nothing here changes the cluster.
 //
 //	GET  /metrics                   Prometheus metrics (the node's own registry)
 //	GET  /healthz                   200 while the process serves
@@ -22,12 +22,6 @@ import (
 //	GET  /v1/cluster                cluster status: nodes, controller, partition health
 //	GET  /v1/topics                 topics with their configs and assignments
 //	GET  /v1/topics/{name}          one topic with each partition's leader, in-sync replicas and offsets
-//	POST /internal/v1/meta          a metadata command forwarded to the meta leader
-//	GET  /internal/v1/bootstrapped  whether this node holds meta state (new nodes ask before bootstrapping)
-//	GET  /internal/v1/partitions    status of this node's replicas (topic describe fans out to it)
-//
-// The /internal routes are node-to-node; they carry no secrets and change
-// nothing a client could not change through the admin API.
 func (n *Node) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
@@ -63,40 +57,7 @@ func (n *Node) httpHandler() http.Handler {
 		}
 		writeJSON(w, desc)
 	})
-	mux.HandleFunc("POST /internal/v1/meta", n.serveMetaForward)
-	mux.HandleFunc("GET /internal/v1/bootstrapped", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, map[string]bool{"has_state": n.meta.hasState()})
-	})
-	mux.HandleFunc("GET /internal/v1/partitions", n.servePartitions)
-	mux.HandleFunc("GET /internal/v1/partitions/{topic}/{partition}/read", n.serveRead)
-	mux.HandleFunc("POST /internal/v1/partitions/{topic}/{partition}/produce", n.serveProduce)
 	return mux
-}
-
-// maxForwardBody bounds a forwarded metadata command.
-const maxForwardBody = 16 << 20
-
-func (n *Node) serveMetaForward(w http.ResponseWriter, r *http.Request) {
-	cmd, err := io.ReadAll(io.LimitReader(r.Body, maxForwardBody))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	if n.meta.isLeader() {
-		res, err := n.meta.apply(ctx, cmd)
-		writeJSON(w, toWireResult(res, err))
-		return
-	}
-	// One hop onward to the leader, for a sender that does not know it (a
-	// node not yet in the meta group); never further, so nothing loops.
-	if r.Header.Get(forwardedHeader) != "" {
-		http.Error(w, errMetaNotLeader.Error(), http.StatusMisdirectedRequest)
-		return
-	}
-	res, err := n.forwardToLeader(ctx, cmd, true)
-	writeJSON(w, toWireResult(res, err))
 }
 
 func (n *Node) servePartitions(w http.ResponseWriter, r *http.Request) {

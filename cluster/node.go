@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/skiff-mq/skiff/cluster/membership"
 	"github.com/skiff-mq/skiff/cluster/metadata"
+	"github.com/skiff-mq/skiff/internal/certs"
 	"github.com/skiff-mq/skiff/internal/raftutil"
 	"github.com/skiff-mq/skiff/raftnet"
 )
@@ -48,8 +50,14 @@ type Node struct {
 	// creatingOffsets is set while a request to create the offsets topic
 	// is in flight.
 	creatingOffsets atomic.Bool
-	httpClient      *http.Client
 	metrics         *nodeMetrics
+	// peerSrv serves the node-to-node routes on the Raft mux; peerClient
+	// reaches other nodes' (peer.go).
+	peerSrv    *http.Server
+	peerClient *http.Client
+	// gossip is members once it has started: the mux's plaintext peer
+	// check runs on its own goroutines from before then.
+	gossip atomic.Pointer[membership.Membership]
 
 	// Advertised addresses (bind addresses with real ports and the
 	// advertise host).
@@ -76,7 +84,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if n.reg == nil {
 		n.reg = prometheus.NewRegistry()
 	}
-	n.httpClient = &http.Client{Timeout: 10 * time.Second}
 	if err := n.start(ctx); err != nil {
 		n.shutdown(context.Background(), false)
 		return nil, err
@@ -107,12 +114,25 @@ func (n *Node) start(ctx context.Context) error {
 	muxCfg.NodeID = id
 	muxCfg.Advertise = n.raftAddr
 	muxCfg.Logger = n.logger
+	muxCfg.Authorize = n.authorizePeer
+	if cfg.TLS != nil {
+		if certID := cfg.TLS.NodeID(); certID != id {
+			raftLn.Close()
+			return fmt.Errorf("tls: certificate %s names node %q, but this node is %q: give each node its own certificate (skiff certs create --nodes %s)", "--tls-cert-file", certID, id, id)
+		}
+		muxCfg.TLS = &raftnet.MuxTLS{Server: cfg.TLS.PeerServerConfig(), Client: cfg.TLS.PeerClientConfig(), PeerID: certs.PeerNodeID}
+	}
 	if n.mux, err = raftnet.NewMux(raftLn, muxCfg); err != nil {
 		raftLn.Close()
 		return fmt.Errorf("raft mux: %w", err)
 	}
 	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("listen http %s: %w", cfg.HTTPAddr, err)
+	}
+	if cfg.TLS != nil {
+		n.httpLn = tls.NewListener(n.httpLn, cfg.TLS.ServerConfig("h2", "http/1.1"))
+	} else {
+		warnPlaintext(n.logger, map[string]string{"grpc": cfg.GRPCAddr, "raft": cfg.RaftAddr, "http": cfg.HTTPAddr})
 	}
 	n.httpAddr = cfg.advertise(n.httpLn.Addr().String())
 	n.grpcAddr = cfg.advertise(cfg.GRPCAddr)
@@ -143,6 +163,10 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	if n.members, err = membership.Start(ctx, mcfg); err != nil {
 		return fmt.Errorf("gossip: %w", err)
+	}
+	n.gossip.Store(n.members)
+	if err := n.startPeerHTTP(); err != nil {
+		return err
 	}
 
 	n.httpSrv = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
@@ -252,16 +276,16 @@ func (n *Node) runBootstrap() {
 // anyMemberBootstrapped asks the other members whether they hold meta state.
 func (n *Node) anyMemberBootstrapped(ctx context.Context, members []membership.Member) bool {
 	for _, m := range members {
-		if m.Meta.ID == n.id || m.Meta.HTTPAddr == "" {
+		if m.Meta.ID == n.id || m.Meta.RaftAddr == "" {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		req, err := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+m.Meta.HTTPAddr+"/internal/v1/bootstrapped", nil)
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, peerURL(m.Meta.RaftAddr, "/internal/v1/bootstrapped"), nil)
 		if err != nil {
 			cancel()
 			continue
 		}
-		resp, err := n.httpClient.Do(req)
+		resp, err := n.peerClient.Do(req)
 		if err == nil {
 			var body struct {
 				HasState bool `json:"has_state"`
@@ -375,6 +399,11 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 		} else if n.httpLn != nil {
 			n.httpLn.Close()
 		}
+		if n.peerSrv != nil {
+			// Peers' calls in flight are not worth waiting for: they retry
+			// elsewhere, and a long poll must not hold shutdown up.
+			n.peerSrv.Close()
+		}
 		n.wg.Wait()
 		if n.replicas != nil {
 			errs = append(errs, n.replicas.closeAll())
@@ -440,4 +469,20 @@ func validateNodeID(id string) error {
 		}
 	}
 	return nil
+}
+
+// warnPlaintext logs once for each listener that serves plaintext beyond
+// this machine: anyone on that network can read its traffic and, on the
+// Raft port, pose as a node (README, "Security").
+func warnPlaintext(logger *slog.Logger, addrs map[string]string) {
+	for _, name := range []string{"grpc", "raft", "http"} {
+		host, _, err := net.SplitHostPort(addrs[name])
+		if err != nil {
+			continue
+		}
+		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			continue
+		}
+		logger.Warn("listening in plaintext on a non-loopback address: traffic is readable and peers are not authenticated; set --tls-cert-file, --tls-key-file and --tls-ca-file (skiff certs create)", "listener", name, "addr", addrs[name])
+	}
 }

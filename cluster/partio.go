@@ -50,7 +50,7 @@ func (n *Node) ReadPartition(ctx context.Context, topic string, p int32, offset 
 	}
 	var errs []error
 	for _, id := range targets {
-		addr := n.httpAddrOf(id)
+		addr := n.peerAddrOf(id)
 		if id == n.id || addr == "" || !n.isAlive(id) {
 			continue
 		}
@@ -100,7 +100,7 @@ const (
 )
 
 func partitionURL(addr, topic string, p int32, op string) string {
-	return fmt.Sprintf("http://%s/internal/v1/partitions/%s/%d/%s", addr, url.PathEscape(topic), p, op)
+	return peerURL(addr, fmt.Sprintf("/internal/v1/partitions/%s/%d/%s", url.PathEscape(topic), p, op))
 }
 
 func (n *Node) remoteRead(ctx context.Context, addr, topic string, p int32, offset int64, maxBytes int) (consumergroup.ReadResult, error) {
@@ -109,7 +109,7 @@ func (n *Node) remoteRead(ctx context.Context, addr, topic string, p int32, offs
 	if err != nil {
 		return consumergroup.ReadResult{}, err
 	}
-	resp, err := n.httpClient.Do(req)
+	resp, err := n.peerClient.Do(req)
 	if err != nil {
 		return consumergroup.ReadResult{}, err
 	}
@@ -189,7 +189,7 @@ func (n *Node) ProducePartition(ctx context.Context, topic string, p int32, batc
 			if id == n.id || !n.isAlive(id) {
 				continue
 			}
-			addr := n.httpAddrOf(id)
+			addr := n.peerAddrOf(id)
 			if addr == "" {
 				continue
 			}
@@ -222,7 +222,7 @@ func (n *Node) remoteProduce(ctx context.Context, addr, topic string, p int32, b
 	if err != nil {
 		return 0, "", err
 	}
-	resp, err := n.httpClient.Do(req)
+	resp, err := n.peerClient.Do(req)
 	if err != nil {
 		return 0, "", err
 	}

@@ -280,7 +280,7 @@ func (n *Node) gatherPartitionStatus(ctx context.Context, st *metadata.State) []
 			mu.Lock()
 			out = append(out, got...)
 			mu.Unlock()
-		}(b.HTTPAddr)
+		}(b.RaftAddr)
 	}
 	wg.Wait()
 	sort.Slice(out, func(i, j int) bool {
@@ -296,11 +296,11 @@ func (n *Node) gatherPartitionStatus(ctx context.Context, st *metadata.State) []
 }
 
 func (n *Node) fetchPartitionStatus(ctx context.Context, addr string) ([]PartitionStatus, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/internal/v1/partitions", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, peerURL(addr, "/internal/v1/partitions"), nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := n.httpClient.Do(req)
+	resp, err := n.peerClient.Do(req)
 	if err != nil {
 		return nil, err
 	}

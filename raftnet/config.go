@@ -2,6 +2,7 @@ package raftnet
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,9 +50,33 @@ type MuxConfig struct {
 	// it with an error, in which case the Mux closes it. Default: none.
 	AcceptHook func(peer string, conn net.Conn) (net.Conn, error)
 
+	// TLS, if set, runs every connection over mutually authenticated TLS:
+	// the handshake comes first, the header travels inside it, and the node
+	// id in the header must be the one the peer's certificate names.
+	// Default nil: plaintext, where the header's node id is only a claim
+	// (Authorize is then the only check).
+	TLS *MuxTLS
+
+	// Authorize, if set, decides whether the node peer may reach group,
+	// after the header (and, with TLS, the certificate) has been checked.
+	// An error refuses the connection. Default: everyone is let in.
+	Authorize func(peer, group string) error
+
 	// Logger receives debug records about dropped connections and warnings
 	// about accept errors. Default: discard.
 	Logger *slog.Logger
+}
+
+// MuxTLS is the TLS side of a Mux.
+type MuxTLS struct {
+	// Server accepts inbound connections; it must require and verify a
+	// client certificate.
+	Server *tls.Config
+	// Client dials peers; it must present this node's certificate and
+	// verify the peer's.
+	Client *tls.Config
+	// PeerID returns the node id a verified connection's certificate names.
+	PeerID func(tls.ConnectionState) (string, error)
 }
 
 // Defaults of MuxConfig's optional fields.
@@ -101,6 +126,9 @@ func (c MuxConfig) Validate() error {
 	}
 	if c.HeaderTimeout < 0 {
 		errs = append(errs, fmt.Errorf("HeaderTimeout: %v is negative", c.HeaderTimeout))
+	}
+	if c.TLS != nil && (c.TLS.Server == nil || c.TLS.Client == nil || c.TLS.PeerID == nil) {
+		errs = append(errs, errors.New("TLS: Server, Client and PeerID are all required"))
 	}
 	if c.MaxPendingHandshakes < 0 {
 		errs = append(errs, fmt.Errorf("MaxPendingHandshakes: %d is negative", c.MaxPendingHandshakes))

@@ -2,6 +2,7 @@ package raftnet
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -241,16 +242,34 @@ func (m *Mux) removePending(c net.Conn) {
 }
 
 // route reads the header of conn and hands conn to its group, or closes it.
-func (m *Mux) route(conn net.Conn) {
+func (m *Mux) route(raw net.Conn) {
 	defer m.wg.Done()
 	defer func() { <-m.slots }()
 
-	h, err := m.readHeader(conn)
-	m.removePending(conn)
+	conn, verified, err := m.handshake(raw)
+	var h header
+	if err == nil {
+		h, err = m.readHeader(conn)
+	}
+	m.removePending(raw)
 	if err != nil {
-		m.log.Debug("dropping connection: bad header", "remote", conn.RemoteAddr(), "error", err)
+		m.log.Debug("dropping connection: bad handshake or header", "remote", raw.RemoteAddr(), "error", err)
+		raw.Close()
+		return
+	}
+	if verified != "" && h.node != verified {
+		m.log.Warn("dropping connection: node id does not match its certificate",
+			"remote", raw.RemoteAddr(), "claims", h.node, "certificate", verified, "group", h.group)
 		conn.Close()
 		return
+	}
+	if m.cfg.Authorize != nil {
+		if err := m.cfg.Authorize(h.node, h.group); err != nil {
+			m.log.Debug("dropping connection: not authorized",
+				"remote", raw.RemoteAddr(), "peer", h.node, "group", h.group, "error", err)
+			conn.Close()
+			return
+		}
 	}
 
 	m.mu.Lock()
@@ -274,10 +293,56 @@ func (m *Mux) route(conn net.Conn) {
 		conn = wrapped
 	}
 
+	conn = &peerConn{Conn: conn, peer: h.node, verified: verified != ""}
 	if err := g.deliver(conn, m.cfg.HeaderTimeout); err != nil {
 		m.log.Debug("dropping connection: group did not accept it",
 			"remote", conn.RemoteAddr(), "peer", h.node, "group", h.group, "error", err)
 		conn.Close()
+	}
+}
+
+// handshake runs the TLS server handshake on raw when the Mux has TLS,
+// bounded by HeaderTimeout, and returns the connection to read the header
+// from and the node id the peer's certificate names ("" in plaintext).
+func (m *Mux) handshake(raw net.Conn) (net.Conn, string, error) {
+	if m.cfg.TLS == nil {
+		return raw, "", nil
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.HeaderTimeout)
+	defer cancel()
+	tc := tls.Server(raw, m.cfg.TLS.Server)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, "", fmt.Errorf("tls handshake: %w", err)
+	}
+	id, err := m.cfg.TLS.PeerID(tc.ConnectionState())
+	if err != nil {
+		return nil, "", err
+	}
+	return tc, id, nil
+}
+
+// peerConn is an accepted connection with the node id its header named.
+type peerConn struct {
+	net.Conn
+	peer     string
+	verified bool
+}
+
+// Peer returns the node id the dialing side named in its header, and
+// whether a verified certificate vouches for it (TLS). Without TLS the id
+// is only a claim. c is a connection a StreamLayer's Accept returned.
+func Peer(c net.Conn) (id string, verified bool) {
+	for {
+		switch v := c.(type) {
+		case *peerConn:
+			return v.peer, v.verified
+		case *trackedConn:
+			c = v.Conn
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return "", false
+		}
 	}
 }
 

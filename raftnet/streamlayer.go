@@ -2,6 +2,7 @@ package raftnet
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -106,12 +107,8 @@ func (g *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		return nil, g.closedErr("dial " + string(address))
 	}
 
-	conn, err := g.mux.cfg.Dialer(ctx, "tcp", string(address))
+	conn, err := g.mux.dial(ctx, g.name, string(address))
 	if err != nil {
-		return nil, g.dialErr(address, err)
-	}
-	if err := g.writeHeader(ctx, conn); err != nil {
-		conn.Close()
 		return nil, g.dialErr(address, err)
 	}
 	tc, ok := g.conns.track(conn)
@@ -122,14 +119,55 @@ func (g *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	return tc, nil
 }
 
+// dial connects to group on the Mux at address: TCP, the TLS handshake
+// when the Mux has TLS, then the header.
+func (m *Mux) dial(ctx context.Context, group, address string) (net.Conn, error) {
+	conn, err := m.cfg.Dialer(ctx, "tcp", address)
+	if err != nil {
+		return nil, err
+	}
+	if m.cfg.TLS != nil {
+		tc := tls.Client(conn, m.cfg.TLS.Client)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("tls handshake: %w", err)
+		}
+		conn = tc
+	}
+	if err := writeHeader(ctx, conn, group, m.cfg.NodeID); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// Dial connects to group on the Mux at address without registering the
+// group here: for request/response traffic (node-to-node HTTP) whose
+// accepting side is a registered group on the peer. The connection is the
+// caller's to close; it is not closed by Close.
+func (m *Mux) Dial(ctx context.Context, group, address string) (net.Conn, error) {
+	if err := validateName(group); err != nil {
+		return nil, fmt.Errorf("raftnet: dial: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(m.ctx, cancel)
+	defer stop()
+	conn, err := m.dial(ctx, group, address)
+	if err != nil {
+		return nil, fmt.Errorf("raftnet: group %q: dial %s: %w", group, address, err)
+	}
+	return conn, nil
+}
+
 // writeHeader writes the header in one write, aborted when ctx ends.
-func (g *streamLayer) writeHeader(ctx context.Context, conn net.Conn) error {
+func writeHeader(ctx context.Context, conn net.Conn, group, node string) error {
 	// A write blocks on a full socket buffer and ignores ctx; a deadline in
 	// the past is how the net package lets another goroutine interrupt it.
 	stop := context.AfterFunc(ctx, func() {
 		conn.SetWriteDeadline(time.Unix(1, 0))
 	})
-	buf := header{group: g.name, node: g.mux.cfg.NodeID}.appendTo(make([]byte, 0, 64))
+	buf := header{group: group, node: node}.appendTo(make([]byte, 0, 64))
 	_, err := conn.Write(buf)
 	if !stop() {
 		// ctx ended: the deadline may have cut the write, or may still be

@@ -1,0 +1,206 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/skiff-mq/skiff/cluster/metadata"
+	"github.com/skiff-mq/skiff/raftnet"
+)
+
+// Node-to-node calls travel as HTTP over the Raft mux (group peerGroup), so
+// they share the Raft port's trust boundary: mutual TLS with node
+// certificates from the cluster CA when the node has one, and otherwise a
+// header naming a node that gossip knows. The public HTTP port serves
+// nothing that changes the cluster.
+//
+//	POST /internal/v1/meta          a metadata command forwarded to the meta leader
+//	GET  /internal/v1/bootstrapped  whether this node holds meta state (new nodes ask before bootstrapping)
+//	GET  /internal/v1/healthz       liveness probe used before a dead node's replicas move
+//	GET  /internal/v1/partitions    status of this node's replicas (topic describe fans out to it)
+//	GET  /internal/v1/partitions/{topic}/{partition}/read     read from a local replica
+//	POST /internal/v1/partitions/{topic}/{partition}/produce  append through the local leader
+
+// peerGroup is the mux group node-to-node HTTP runs on. A ':' cannot appear
+// in a topic name, so no partition's Raft group can take this name.
+const peerGroup = "skiff:peer"
+
+// originHeader names the node a forwarded metadata command came from, set
+// by the peer that forwards it one hop further.
+const originHeader = "X-Skiff-Origin"
+
+type peerKey struct{}
+
+// peerIdentity is who is calling on the peer channel.
+type peerIdentity struct {
+	id       string
+	verified bool // a certificate from the cluster CA names id
+}
+
+func peerFrom(ctx context.Context) peerIdentity {
+	p, _ := ctx.Value(peerKey{}).(peerIdentity)
+	return p
+}
+
+// startPeerHTTP serves the node-to-node routes on the mux and builds the
+// client that reaches other nodes' routes through it.
+func (n *Node) startPeerHTTP() error {
+	layer, err := n.mux.StreamLayer(peerGroup)
+	if err != nil {
+		return fmt.Errorf("peer channel: %w", err)
+	}
+	n.peerSrv = &http.Server{
+		Handler:           n.peerHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			id, verified := raftnet.Peer(c)
+			return context.WithValue(ctx, peerKey{}, peerIdentity{id: id, verified: verified})
+		},
+	}
+	n.goLoop(func() {
+		if err := n.peerSrv.Serve(layer); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			n.logger.Error("peer http server", "error", err)
+		}
+	})
+	n.peerClient = &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+				return n.mux.Dial(ctx, peerGroup, addr)
+			},
+			MaxIdleConnsPerHost: 8,
+			IdleConnTimeout:     30 * time.Second,
+		},
+	}
+	return nil
+}
+
+func (n *Node) peerHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /internal/v1/meta", n.serveMetaForward)
+	mux.HandleFunc("GET /internal/v1/bootstrapped", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, map[string]bool{"has_state": n.meta.hasState()})
+	})
+	mux.HandleFunc("GET /internal/v1/healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /internal/v1/partitions", n.servePartitions)
+	mux.HandleFunc("GET /internal/v1/partitions/{topic}/{partition}/read", n.serveRead)
+	mux.HandleFunc("POST /internal/v1/partitions/{topic}/{partition}/produce", n.serveProduce)
+	return mux
+}
+
+// peerURL is the URL of a node-to-node route on the node whose Raft mux is
+// at raftAddr.
+func peerURL(raftAddr, path string) string { return "http://" + raftAddr + path }
+
+// peerAddrOf finds the Raft (peer channel) address of a node: from the
+// metadata, else from gossip (a node not yet registered, such as the first
+// meta leader).
+func (n *Node) peerAddrOf(id string) string {
+	if b, ok := n.meta.fsm.State().Brokers[id]; ok && b.RaftAddr != "" {
+		return b.RaftAddr
+	}
+	for _, m := range n.members.Members() {
+		if m.Meta.ID == id {
+			return m.Meta.RaftAddr
+		}
+	}
+	return ""
+}
+
+// authorizePeer decides who may open a connection on the Raft mux (every
+// Raft group and the peer channel). With TLS the certificate has already
+// proven the node id, and any node of the cluster CA may connect. In
+// plaintext the id is only a claim: it must at least name a node gossip
+// knows, which keeps out strays but not an attacker who can join gossip
+// (README, "Security").
+func (n *Node) authorizePeer(peer, group string) error {
+	if n.cfg.TLS != nil {
+		return nil
+	}
+	m := n.gossip.Load()
+	if m == nil {
+		return errors.New("gossip not started yet")
+	}
+	for _, mem := range m.Members() {
+		if mem.Meta.ID == peer {
+			return nil
+		}
+	}
+	return fmt.Errorf("node %q is not a member of this cluster", peer)
+}
+
+// maxForwardBody bounds a forwarded metadata command.
+const maxForwardBody = 16 << 20
+
+func (n *Node) serveMetaForward(w http.ResponseWriter, r *http.Request) {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, maxForwardBody+1))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if len(raw) > maxForwardBody {
+		http.Error(w, "metadata command too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	origin, err := n.forwardOrigin(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
+	if err := checkCommandOrigin(raw, origin); err != nil {
+		n.logger.Warn("refused metadata command from peer", "peer", peerFrom(r.Context()).id, "origin", origin, "error", err)
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if n.meta.isLeader() {
+		res, err := n.meta.apply(ctx, raw)
+		writeJSON(w, toWireResult(res, err))
+		return
+	}
+	// One hop onward to the leader, for a sender that does not know it (a
+	// node not yet in the meta group); never further, so nothing loops.
+	if r.Header.Get(forwardedHeader) != "" {
+		http.Error(w, errMetaNotLeader.Error(), http.StatusMisdirectedRequest)
+		return
+	}
+	res, err := n.forwardToLeader(ctx, raw, origin, true)
+	writeJSON(w, toWireResult(res, err))
+}
+
+// forwardOrigin is the node a forwarded command started at: the calling
+// peer, or the node it names in originHeader when it forwards one hop on
+// behalf of another (every peer is a node of the cluster, so it is
+// trusted to name the node that asked it).
+func (n *Node) forwardOrigin(r *http.Request) (string, error) {
+	p := peerFrom(r.Context())
+	if p.id == "" {
+		return "", errors.New("no peer identity on this connection")
+	}
+	if o := r.Header.Get(originHeader); o != "" {
+		return o, nil
+	}
+	return p.id, nil
+}
+
+// checkCommandOrigin refuses a broker registration made by any node other
+// than the broker itself: otherwise one node could re-point another's
+// addresses, or register a node that holds no certificate.
+func checkCommandOrigin(raw []byte, origin string) error {
+	cmd, err := metadata.DecodeCommand(raw)
+	if err != nil {
+		return fmt.Errorf("decode metadata command: %w", err)
+	}
+	if rb, ok := cmd.(metadata.RegisterBroker); ok && rb.Broker.ID != origin {
+		return fmt.Errorf("node %q may not register broker %q", origin, rb.Broker.ID)
+	}
+	return nil
+}
