@@ -8,6 +8,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -28,6 +30,9 @@ import (
 type Config struct {
 	// Logger receives the server's logs. Default: discard.
 	Logger *slog.Logger
+	// TLS, when set, is the server side of TLS for every client
+	// connection. Default nil: plaintext.
+	TLS *tls.Config
 	// MaxRecvMsgBytes bounds one request message. Default 65 MiB: the
 	// largest batch a topic may allow (64 MiB) plus room for the envelope.
 	MaxRecvMsgBytes int
@@ -103,6 +108,10 @@ type Option func(*Config)
 // WithConfig replaces the whole Config.
 func WithConfig(cfg Config) Option { return func(c *Config) { *c = cfg } }
 
+// WithTLS serves gRPC over TLS with cfg (for example a
+// certs.Reloader's ServerConfig, which rotates certificates live).
+func WithTLS(cfg *tls.Config) Option { return func(c *Config) { c.TLS = cfg } }
+
 // WithLogger sets Config.Logger.
 func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
 
@@ -170,7 +179,7 @@ func NewServer(node Node, opts ...Option) *Server {
 		reg = prometheus.NewRegistry()
 	}
 	s.metrics = newMetrics(reg, s.logger)
-	s.grpc = grpc.NewServer(
+	gopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		// Clients ping every 500ms to notice a dead broker quickly; gRPC's
 		// default policy would answer such pings with GOAWAY.
@@ -180,7 +189,11 @@ func NewServer(node Node, opts ...Option) *Server {
 		// Stop returns only once every handler has: nothing hands work to
 		// the async writer after Stop waited for it.
 		grpc.WaitForHandlers(true),
-	)
+	}
+	if cfg.TLS != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	s.grpc = grpc.NewServer(gopts...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	skiffpb.RegisterProducerServer(s.grpc, &producerService{s: s})
 	skiffpb.RegisterConsumerServer(s.grpc, &consumerService{s: s})

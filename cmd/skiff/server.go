@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/skiff-mq/skiff/cluster"
+	"github.com/skiff-mq/skiff/internal/certs"
 	"github.com/skiff-mq/skiff/rpc"
 )
 
@@ -20,6 +21,7 @@ func newServerCommand() *cobra.Command {
 	cfg := cluster.DefaultConfig()
 	var join []string
 	var logLevel string
+	var tlsFiles certs.Files
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a Skiff node",
@@ -37,6 +39,11 @@ func newServerCommand() *cobra.Command {
 				return err
 			}
 			cfg.Logger = logger
+			if tlsFiles.Enabled() {
+				if cfg.TLS, err = certs.NewReloader(tlsFiles, logger); err != nil {
+					return err
+				}
+			}
 			return runNode(cmd.Context(), cfg, nil)
 		},
 	}
@@ -54,7 +61,18 @@ func newServerCommand() *cobra.Command {
 	f.DurationVar(&cfg.ReplaceAfter, "replace-after", cfg.ReplaceAfter, "how long a node may be dead before its replicas move elsewhere")
 	f.StringVar(&cfg.Rack, "rack", "", "rack or zone of this node; replicas of a partition spread over racks")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	addServerTLSFlags(f, &tlsFiles)
 	return cmd
+}
+
+// addServerTLSFlags registers the node's certificate flags. With them the
+// node serves gRPC, HTTP and the Raft port over TLS, and peers must present
+// node certificates from the same CA; the files are reloaded on SIGHUP and
+// when they change.
+func addServerTLSFlags(f *pflag.FlagSet, files *certs.Files) {
+	f.StringVar(&files.CertFile, "tls-cert-file", "", "this node's certificate (PEM; must name the node as skiff://node/<id>, see skiff certs create); enables TLS on every port")
+	f.StringVar(&files.KeyFile, "tls-key-file", "", "the key of --tls-cert-file (PEM)")
+	f.StringVar(&files.CAFile, "tls-ca-file", "", "the cluster CA (PEM) that signs node and client certificates")
 }
 
 // applyEnv sets every flag the command line left alone from SKIFF_<FLAG>.
@@ -120,7 +138,14 @@ func runNode(ctx context.Context, cfg cluster.Config, started func(*cluster.Node
 		grpcLn.Close()
 		return err
 	}
-	srv := rpc.NewServer(node, rpc.WithLogger(cfg.Logger))
+	opts := []rpc.Option{rpc.WithLogger(cfg.Logger)}
+	if cfg.TLS != nil {
+		opts = append(opts, rpc.WithTLS(cfg.TLS.ServerConfig()))
+		rctx, stopReload := context.WithCancel(ctx)
+		defer stopReload()
+		go cfg.TLS.Run(rctx, 0)
+	}
+	srv := rpc.NewServer(node, opts...)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(grpcLn) }()
 	if started != nil {
