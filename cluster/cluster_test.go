@@ -42,12 +42,21 @@ func testConfig(t *testing.T, dir string, expect int) Config {
 // newTestCluster starts count nodes that bootstrap together and waits until
 // every one is ready.
 func newTestCluster(t *testing.T, count int) *testCluster {
+	return newTestClusterWith(t, count, nil)
+}
+
+// newTestClusterWith is newTestCluster with each node's config passed
+// through configure (when not nil) before the node starts.
+func newTestClusterWith(t *testing.T, count int, configure func(cfg *Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t}
 	base := t.TempDir()
 	for i := 0; i < count; i++ {
 		cfg := testConfig(t, filepath.Join(base, fmt.Sprintf("n%d", i)), count)
 		cfg.ID = fmt.Sprintf("n%d", i)
+		if configure != nil {
+			configure(&cfg)
+		}
 		if i > 0 {
 			cfg.Join = []string{c.nodes[0].node().GossipAddr()}
 		}

@@ -169,7 +169,13 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 
-	n.httpSrv = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	n.httpSrv = &http.Server{
+		Handler:           n.httpHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		// Failed TLS handshakes (port scanners, plaintext clients) are
+		// debug noise, not errors of this node.
+		ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelDebug),
+	}
 	n.goLoop(func() {
 		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.logger.Error("http server", "error", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -57,6 +58,7 @@ func (n *Node) startPeerHTTP() error {
 	n.peerSrv = &http.Server{
 		Handler:           n.peerHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(n.logger.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			id, verified := raftnet.Peer(c)
 			return context.WithValue(ctx, peerKey{}, peerIdentity{id: id, verified: verified})
