@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ type devOptions struct {
 	dir      string
 	basePort int
 	logLevel string
+	secure   bool
 }
 
 func newDevCommand() *cobra.Command {
@@ -46,6 +48,7 @@ func newDevCommand() *cobra.Command {
 	f.StringVar(&o.dir, "dir", "", "data directory kept across runs (default: a temporary one, removed on exit)")
 	f.IntVar(&o.basePort, "base-port", 9400, "gRPC port of node 0; node i uses base+10*i .. base+10*i+3")
 	f.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
+	f.BoolVar(&o.secure, "secure", false, "TLS on every port, mTLS between nodes and encrypted gossip; certificates and the gossip key go under DIR/certs, and the `export SKIFF_...` lines a shell needs are printed")
 	return cmd
 }
 
@@ -75,10 +78,17 @@ func runDev(ctx context.Context, o *devOptions, out interface{ Write([]byte) (in
 		defer os.RemoveAll(dir)
 	}
 	addr := func(i, off int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(o.basePort+10*i+off)) }
-	var gossip, brokers []string
+	var gossip, brokers, ids []string
 	for i := 0; i < o.nodes; i++ {
 		gossip = append(gossip, addr(i, 2))
 		brokers = append(brokers, addr(i, 0))
+		ids = append(ids, fmt.Sprintf("node-%d", i))
+	}
+	var sec *devSecurity
+	if o.secure {
+		if sec, err = prepareDevSecurity(filepath.Join(dir, "certs"), ids); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -100,6 +110,11 @@ func runDev(ctx context.Context, o *devOptions, out interface{ Write([]byte) (in
 			cfg.MetaVoters = 1
 		}
 		cfg.Logger = logger
+		if sec != nil {
+			if err := sec.configure(&cfg, logger); err != nil {
+				return err
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -123,6 +138,9 @@ func runDev(ctx context.Context, o *devOptions, out interface{ Write([]byte) (in
 	select {
 	case <-ready:
 		fmt.Fprintf(out, "brokers: %s\n", strings.Join(brokers, ","))
+		if sec != nil {
+			sec.printExports(out, brokers)
+		}
 	case <-ctx.Done():
 	}
 	<-ctx.Done()
