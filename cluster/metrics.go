@@ -16,6 +16,10 @@ type nodeMetrics struct {
 	underReplicated prometheus.Gauge
 	offline         prometheus.Gauge
 	metaLeader      prometheus.Gauge
+	// peerRefused counts connections the Raft mux dropped, by reason.
+	peerRefused *prometheus.CounterVec
+	// tls are the certificate gauges, present when the node has TLS.
+	tls []prometheus.Collector
 }
 
 func newNodeMetrics(n *Node) *nodeMetrics {
@@ -31,6 +35,20 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		offline: g("offline_partitions",
 			"Partitions with a majority of replicas on dead nodes, so no leader can be elected (reported by the meta leader; 0 elsewhere)."),
 		metaLeader: g("meta_leader", "1 if this node leads the meta group."),
+		peerRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "peer", Name: "connections_refused_total",
+			Help: "Connections to the Raft port refused: handshake (no or untrusted certificate, bad header), identity (header names another node than the certificate), unauthorized (plaintext: unknown node), unknown_group."},
+			[]string{"reason"}),
+	}
+	if r := n.cfg.TLS; r != nil {
+		m.tls = []prometheus.Collector{
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "skiff", Subsystem: "tls", Name: "certificate_expiry_timestamp_seconds",
+				Help: "When this node's certificate expires (Unix seconds); rotate it before then (files are reloaded on SIGHUP and on change)."},
+				func() float64 { return float64(r.NotAfter().Unix()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "tls", Name: "reloads_total",
+				Help: "Certificate reloads that changed the node's certificate or CA."}, func() float64 { return float64(r.Reloads()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "tls", Name: "reload_failures_total",
+				Help: "Certificate reloads refused (unreadable or mismatched files); the previous certificate stays in use."}, func() float64 { return float64(r.Failures()) }),
+		}
 	}
 	for _, c := range m.collectors() {
 		n.reg.MustRegister(c)
@@ -39,7 +57,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 }
 
 func (m *nodeMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.replicas, m.leaders, m.underReplicated, m.offline, m.metaLeader}
+	return append([]prometheus.Collector{m.replicas, m.leaders, m.underReplicated, m.offline, m.metaLeader, m.peerRefused}, m.tls...)
 }
 
 func (m *nodeMetrics) unregister() {

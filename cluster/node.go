@@ -115,6 +115,8 @@ func (n *Node) start(ctx context.Context) error {
 	muxCfg.Advertise = n.raftAddr
 	muxCfg.Logger = n.logger
 	muxCfg.Authorize = n.authorizePeer
+	n.metrics = newNodeMetrics(n)
+	muxCfg.OnRefused = func(reason string) { n.metrics.peerRefused.WithLabelValues(reason).Inc() }
 	if cfg.TLS != nil {
 		if certID := cfg.TLS.NodeID(); certID != id {
 			raftLn.Close()
@@ -147,7 +149,6 @@ func (n *Node) start(ctx context.Context) error {
 	if n.meta, err = openMetaGroup(filepath.Join(cfg.DataDir, "meta"), id, layer, cfg.Partition.Raft, n.logger); err != nil {
 		return err
 	}
-	n.metrics = newNodeMetrics(n)
 	n.replicas = newReplicaSet(n)
 
 	mcfg := membership.DefaultConfig()

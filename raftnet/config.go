@@ -62,10 +62,23 @@ type MuxConfig struct {
 	// An error refuses the connection. Default: everyone is let in.
 	Authorize func(peer, group string) error
 
+	// OnRefused, if set, is told of every inbound connection the Mux
+	// drops, with the reason: RefusedHandshake, RefusedIdentity,
+	// RefusedUnauthorized or RefusedUnknownGroup (for metrics).
+	OnRefused func(reason string)
+
 	// Logger receives debug records about dropped connections and warnings
 	// about accept errors. Default: discard.
 	Logger *slog.Logger
 }
+
+// Reasons passed to MuxConfig.OnRefused.
+const (
+	RefusedHandshake    = "handshake"     // TLS handshake or header failed
+	RefusedIdentity     = "identity"      // header names another node than the certificate
+	RefusedUnauthorized = "unauthorized"  // Authorize said no
+	RefusedUnknownGroup = "unknown_group" // no such group here
+)
 
 // MuxTLS is the TLS side of a Mux.
 type MuxTLS struct {

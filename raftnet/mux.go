@@ -254,12 +254,14 @@ func (m *Mux) route(raw net.Conn) {
 	m.removePending(raw)
 	if err != nil {
 		m.log.Debug("dropping connection: bad handshake or header", "remote", raw.RemoteAddr(), "error", err)
+		m.refused(RefusedHandshake)
 		raw.Close()
 		return
 	}
 	if verified != "" && h.node != verified {
 		m.log.Warn("dropping connection: node id does not match its certificate",
 			"remote", raw.RemoteAddr(), "claims", h.node, "certificate", verified, "group", h.group)
+		m.refused(RefusedIdentity)
 		conn.Close()
 		return
 	}
@@ -267,6 +269,7 @@ func (m *Mux) route(raw net.Conn) {
 		if err := m.cfg.Authorize(h.node, h.group); err != nil {
 			m.log.Debug("dropping connection: not authorized",
 				"remote", raw.RemoteAddr(), "peer", h.node, "group", h.group, "error", err)
+			m.refused(RefusedUnauthorized)
 			conn.Close()
 			return
 		}
@@ -278,6 +281,7 @@ func (m *Mux) route(raw net.Conn) {
 	if g == nil {
 		m.log.Debug("dropping connection: unknown group",
 			"remote", conn.RemoteAddr(), "peer", h.node, "group", h.group)
+		m.refused(RefusedUnknownGroup)
 		conn.Close()
 		return
 	}
@@ -298,6 +302,12 @@ func (m *Mux) route(raw net.Conn) {
 		m.log.Debug("dropping connection: group did not accept it",
 			"remote", conn.RemoteAddr(), "peer", h.node, "group", h.group, "error", err)
 		conn.Close()
+	}
+}
+
+func (m *Mux) refused(reason string) {
+	if m.cfg.OnRefused != nil {
+		m.cfg.OnRefused(reason)
 	}
 }
 

@@ -101,6 +101,16 @@ func (r *Reloader) NodeID() string {
 	return r.nodeID
 }
 
+// NotAfter is when the current certificate expires.
+func (r *Reloader) NotAfter() time.Time {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.cert == nil || r.cert.Leaf == nil {
+		return time.Time{}
+	}
+	return r.cert.Leaf.NotAfter
+}
+
 // Reloads counts successful reloads that changed something; Failures
 // counts reloads that were refused.
 func (r *Reloader) Reloads() int64  { return r.reloads.Load() }
