@@ -3,6 +3,9 @@ package client
 import (
 	"errors"
 	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Causes of a connection failure that come from TLS, matched with
@@ -30,6 +33,23 @@ var (
 	// the node certificate with that host).
 	ErrBrokerCertRejected = errors.New("the broker's certificate did not verify")
 )
+
+// TLSCause returns the TLS cause of err (one of ErrBrokerWantsTLS,
+// ErrBrokerNotTLS, ErrClientCertRefused, ErrBrokerCertRejected), or nil.
+// err may come from the client or straight from a gRPC call on a
+// connection of the caller's own (a health check), so that both can say
+// what to change.
+func TLSCause(err error) error {
+	for _, cause := range []error{ErrBrokerWantsTLS, ErrBrokerNotTLS, ErrClientCertRefused, ErrBrokerCertRejected} {
+		if errors.Is(err, cause) {
+			return cause
+		}
+	}
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+		return tlsCause(st.Message())
+	}
+	return nil
+}
 
 // tlsCause returns the TLS cause of a transport failure's message, or nil.
 // The substrings are those of crypto/tls, crypto/x509 and grpc-go's

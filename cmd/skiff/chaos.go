@@ -139,13 +139,17 @@ func runChaos(cmd *cobra.Command, g *globalOptions, o *chaosRunOptions, brokers 
 	default:
 		return fmt.Errorf("--backend %q: want docker (Go tests use the in-process backend)", o.backend)
 	}
+	tlsCfg, err := tlsOptionsFrom(cmd.Flags()).config()
+	if err != nil {
+		return err
+	}
 	topic := o.topic
 	if topic == "" {
 		topic = fmt.Sprintf("chaos-%s-%d", sc.Name, time.Now().Unix())
 	}
 	cfg := runner.Config{
 		Workload: workload.Config{
-			Brokers: brokers, Topic: topic, Partitions: o.partitions, ReplicationFactor: o.replication,
+			Brokers: brokers, TLS: tlsCfg, Topic: topic, Partitions: o.partitions, ReplicationFactor: o.replication,
 			Producers: o.producers, Readers: o.readers, NoReaders: o.readers == 0, Rate: o.rate,
 			GroupConsumers: o.groupConsumers, NoGroupConsumers: o.groupConsumers == 0, Group: o.group,
 			DeliveryTimeout: o.deliveryTimeout, RequestTimeout: o.requestTimeout, Logger: logger,
