@@ -114,6 +114,11 @@ func runChaos(cmd *cobra.Command, g *globalOptions, o *chaosRunOptions, brokers 
 	if err != nil {
 		return err
 	}
+	// Bad TLS flags fail before any fault backend is set up.
+	tlsCfg, err := tlsOptionsFrom(cmd.Flags()).config()
+	if err != nil {
+		return err
+	}
 	logger := slog.New(slog.DiscardHandler)
 	if o.verbose {
 		level := slog.LevelInfo
@@ -138,10 +143,6 @@ func runChaos(cmd *cobra.Command, g *globalOptions, o *chaosRunOptions, brokers 
 		}
 	default:
 		return fmt.Errorf("--backend %q: want docker (Go tests use the in-process backend)", o.backend)
-	}
-	tlsCfg, err := tlsOptionsFrom(cmd.Flags()).config()
-	if err != nil {
-		return err
 	}
 	topic := o.topic
 	if topic == "" {

@@ -164,3 +164,10 @@ func TestTLSFlagsAreAllOrCAAtLeast(t *testing.T) {
 		t.Fatalf("topic list with --tls-cert-file alone: %v", err)
 	}
 }
+
+func TestChaosRunChecksTheTLSFlagsFirst(t *testing.T) {
+	_, err := execute(t, "chaos", "run", "--brokers", "127.0.0.1:1", "--tls-key-file", "admin.key", "--faults-script", "/nonexistent")
+	if err == nil || !strings.Contains(err.Error(), "--tls-ca-file is required") {
+		t.Fatalf("chaos run with --tls-key-file alone: %v", err)
+	}
+}
