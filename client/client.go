@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
@@ -105,8 +106,12 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	// A restarted broker should be found again within a second or two, not
 	// after gRPC's default two-minute backoff ceiling.
 	bo.BaseDelay, bo.MaxDelay = 100*time.Millisecond, 2*time.Second
+	creds := insecure.NewCredentials()
+	if c.cfg.TLS != nil {
+		creds = credentials.NewTLS(c.cfg.TLS)
+	}
 	cc, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: c.cfg.DialTimeout}),
 		// A broker whose host or container died sends no RST: without
 		// pings, calls in flight to it would wait out their whole timeout

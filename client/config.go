@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,13 @@ type Config struct {
 	// Logger receives the client's logs (retries, leader changes).
 	// Default: discard.
 	Logger *slog.Logger
+	// TLS, when set, makes every connection to a broker TLS with this
+	// configuration: RootCAs holding the cluster CA, and Certificates
+	// holding the client's certificate when the cluster requires client
+	// certificates (internal/certs.ClientTLS builds one from PEM files).
+	// Leave ServerName empty to check each broker's certificate against
+	// the host of its address. Nil: plaintext, for clusters without TLS.
+	TLS *tls.Config
 }
 
 // DefaultConfig returns a Config with every default filled in; callers set

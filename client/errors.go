@@ -271,6 +271,9 @@ func statusError(code codes.Code, msg string, details []any) error {
 	case codes.Aborted:
 		return brokerErr(ErrIndeterminate, msg)
 	case codes.Unavailable:
+		if cause := tlsCause(msg); cause != nil {
+			return &tlsError{cause: cause, msg: msg}
+		}
 		return brokerErr(ErrUnavailable, "unavailable: "+msg)
 	case codes.ResourceExhausted:
 		if v := br.GetFieldViolations(); len(v) > 0 || strings.Contains(msg, "large") || strings.Contains(msg, "exceed") {

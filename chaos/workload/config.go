@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,9 @@ const (
 type Config struct {
 	// Brokers lists gRPC addresses of cluster nodes.
 	Brokers []string
+	// TLS is the clients' TLS configuration (client.Config.TLS); nil for
+	// a plaintext cluster.
+	TLS *tls.Config
 	// Topic is written and read; created when missing with Partitions and
 	// ReplicationFactor.
 	Topic string

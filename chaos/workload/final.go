@@ -31,7 +31,7 @@ func FinalRead(ctx context.Context, cfg Config, hist *history.Writer) (FinalStat
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, cfg.FinalReadTimeout)
 	defer cancel()
-	cl, err := client.New(ctx, client.Config{Brokers: cfg.Brokers, RequestTimeout: cfg.RequestTimeout, Logger: cfg.Logger})
+	cl, err := client.New(ctx, client.Config{Brokers: cfg.Brokers, RequestTimeout: cfg.RequestTimeout, Logger: cfg.Logger, TLS: cfg.TLS})
 	if err != nil {
 		return FinalStats{}, fmt.Errorf("final read: connect: %w", err)
 	}

@@ -61,7 +61,7 @@ func Start(ctx context.Context, cfg Config, hist *history.Writer) (*Workload, er
 	if cfg.Group == "" {
 		cfg.Group = fmt.Sprintf("%s-chaos-%d", cfg.Topic, time.Now().UnixNano())
 	}
-	cl, err := client.New(ctx, client.Config{Brokers: cfg.Brokers, RequestTimeout: cfg.RequestTimeout, Logger: cfg.Logger})
+	cl, err := client.New(ctx, client.Config{Brokers: cfg.Brokers, RequestTimeout: cfg.RequestTimeout, Logger: cfg.Logger, TLS: cfg.TLS})
 	if err != nil {
 		return nil, fmt.Errorf("workload: connect: %w", err)
 	}

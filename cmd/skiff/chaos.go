@@ -114,6 +114,11 @@ func runChaos(cmd *cobra.Command, g *globalOptions, o *chaosRunOptions, brokers 
 	if err != nil {
 		return err
 	}
+	// Bad TLS flags fail before any fault backend is set up.
+	tlsCfg, err := tlsOptionsFrom(cmd.Flags()).config()
+	if err != nil {
+		return err
+	}
 	logger := slog.New(slog.DiscardHandler)
 	if o.verbose {
 		level := slog.LevelInfo
@@ -145,7 +150,7 @@ func runChaos(cmd *cobra.Command, g *globalOptions, o *chaosRunOptions, brokers 
 	}
 	cfg := runner.Config{
 		Workload: workload.Config{
-			Brokers: brokers, Topic: topic, Partitions: o.partitions, ReplicationFactor: o.replication,
+			Brokers: brokers, TLS: tlsCfg, Topic: topic, Partitions: o.partitions, ReplicationFactor: o.replication,
 			Producers: o.producers, Readers: o.readers, NoReaders: o.readers == 0, Rate: o.rate,
 			GroupConsumers: o.groupConsumers, NoGroupConsumers: o.groupConsumers == 0, Group: o.group,
 			DeliveryTimeout: o.deliveryTimeout, RequestTimeout: o.requestTimeout, Logger: logger,

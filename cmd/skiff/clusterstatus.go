@@ -20,14 +20,17 @@ type clientOptions struct {
 	g       *globalOptions
 	brokers []string
 	timeout time.Duration
+	tls     tlsOptions
 }
 
-// newClientCommands registers --brokers and --timeout on the root's
-// persistent flags and returns the verbs that use them.
+// newClientCommands registers --brokers, --timeout and the --tls-* flags
+// on the root's persistent flags and returns the verbs that use them.
+// (Being the root's, the --tls-* flags reach health and chaos run too.)
 func newClientCommands(persistent *pflag.FlagSet, g *globalOptions) []*cobra.Command {
 	o := &clientOptions{g: g}
 	persistent.StringSliceVar(&o.brokers, "brokers", []string{"127.0.0.1:9400"}, "gRPC addresses of any cluster nodes (host:port,...)")
 	persistent.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long a command (or each request of produce) may take")
+	registerTLSFlags(persistent, &o.tls)
 	return []*cobra.Command{newTopicCommand(o), newProduceCommand(o), newConsumeCommand(o), newGroupCommand(o), newShareCommand(o), newDLQCommand(o), newClusterCommand(o), newBenchCommand(o)}
 }
 
@@ -53,12 +56,17 @@ func (o *clientOptions) connect(ctx context.Context) (*client.Client, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, fmt.Errorf("--brokers: no address given")
 	}
+	var err error
+	if cfg.TLS, err = o.tls.config(); err != nil {
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	return client.New(ctx, cfg)
+	cl, err := client.New(ctx, cfg)
+	return cl, o.tls.explain(err)
 }
 
 // run connects, runs fn within --timeout, and closes the client: the shape

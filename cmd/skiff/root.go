@@ -35,7 +35,7 @@ func newRootCommand() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
-	root.AddCommand(append([]*cobra.Command{newVersionCommand(g), newLogCommand(g), newServerCommand(), newDevCommand(), newHealthCommand(g), newChaosCommand(g)}, newClientCommands(root.PersistentFlags(), g)...)...)
+	root.AddCommand(append([]*cobra.Command{newVersionCommand(g), newLogCommand(g), newServerCommand(), newDevCommand(), newHealthCommand(g), newChaosCommand(g), newCertsCommand(g)}, newClientCommands(root.PersistentFlags(), g)...)...)
 	return root
 }
 
