@@ -25,9 +25,12 @@ import (
 //	POST /internal/v1/meta          a metadata command forwarded to the meta leader
 //	GET  /internal/v1/bootstrapped  whether this node holds meta state (new nodes ask before bootstrapping)
 //	GET  /internal/v1/partitions    status of this node's replicas (topic describe fans out to it)
+//	GET/POST /internal/v1/gossip-keys  this node's gossip keyring (gossipkeys.go)
 //
-// The /internal routes are node-to-node; they carry no secrets and change
-// nothing a client could not change through the admin API.
+// The /internal routes are node-to-node; they change nothing a client
+// could not change through the admin API. gossip-keys carries the gossip
+// keys themselves: until peers authenticate each other, the HTTP port must
+// stay on a private network.
 func (n *Node) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
@@ -68,6 +71,7 @@ func (n *Node) httpHandler() http.Handler {
 		writeJSON(w, map[string]bool{"has_state": n.meta.hasState()})
 	})
 	mux.HandleFunc("GET /internal/v1/partitions", n.servePartitions)
+	n.gossipKeyRoutes(mux) // GET/POST /internal/v1/gossip-keys: gossipkeys.go
 	mux.HandleFunc("GET /internal/v1/partitions/{topic}/{partition}/read", n.serveRead)
 	mux.HandleFunc("POST /internal/v1/partitions/{topic}/{partition}/produce", n.serveProduce)
 	return mux
