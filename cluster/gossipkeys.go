@@ -232,6 +232,13 @@ type gossipKeysRequest struct {
 func (n *Node) fanOutGossipKeys(ctx context.Context, req gossipKeysRequest) []NodeKeyring {
 	alive := n.members.Alive()
 	out := make([]NodeKeyring, len(alive))
+	// A use or remove makes two rounds (check, then apply) within the
+	// caller's deadline, so one round may take at most 40% of what is left:
+	// a dead node then shows as a failure rather than a timeout of the call.
+	timeout := gossipKeyCallTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, max(time.Until(d)*2/5, 100*time.Millisecond))
+	}
 	var wg sync.WaitGroup
 	for i, m := range alive {
 		if m.Meta.ID == n.id {
@@ -239,7 +246,7 @@ func (n *Node) fanOutGossipKeys(ctx context.Context, req gossipKeysRequest) []No
 			continue
 		}
 		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, gossipKeyCallTimeout)
+			cctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			nk, err := n.postGossipKeys(cctx, m.Meta.HTTPAddr, req)
 			if err != nil {
