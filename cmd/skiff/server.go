@@ -54,6 +54,7 @@ func newServerCommand() *cobra.Command {
 	f.DurationVar(&cfg.ReplaceAfter, "replace-after", cfg.ReplaceAfter, "how long a node may be dead before its replicas move elsewhere")
 	f.StringVar(&cfg.Rack, "rack", "", "rack or zone of this node; replicas of a partition spread over racks")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	addGossipFlags(f, &cfg) // --gossip-key-file, --cluster-name: gossipkeys.go
 	return cmd
 }
 
