@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/skiff-mq/skiff/cluster/membership"
 	"github.com/skiff-mq/skiff/internal/certs"
 	"github.com/skiff-mq/skiff/partition"
 )
@@ -84,6 +85,18 @@ type Config struct {
 	// with the same Reloader). The certificate must name this node
 	// (skiff://node/<ID>). Default nil: plaintext.
 	TLS *certs.Reloader
+	// GossipKeyFile names a file of base64 AES-256 keys, one per line
+	// (blank lines and '#' comments ignored): the first key encrypts
+	// gossip, the others are accepted, for rotation. Once a live rotation
+	// (`skiff cluster gossip-keys`) has changed the keyring, the node keeps
+	// it in DataDir/gossip-keyring, which then wins over this file on every
+	// start. Default "": gossip is not encrypted (unless that persisted
+	// keyring exists).
+	GossipKeyFile string
+	// ClusterName labels all gossip (memberlist's label), so that two
+	// clusters on one network never merge even when pointed at each other.
+	// Every node of a cluster must use the same name. Default "": no label.
+	ClusterName string
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger
 	// Registry receives every metric of the node. Default: a new registry.
@@ -148,6 +161,15 @@ func (c Config) Validate() error {
 	}
 	if err := c.Groups.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := membership.ValidateClusterName(c.ClusterName); err != nil {
+		errs = append(errs, fmt.Errorf("cluster config: --cluster-name: %w", err))
+	}
+	if c.GossipKeyFile != "" {
+		// Read here too so a bad file stops the node before it binds anything.
+		if _, err := membership.ReadKeyFile(c.GossipKeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("cluster config: --gossip-key-file: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -162,6 +162,9 @@ func (n *Node) start(ctx context.Context) error {
 	if cfg.gossipProfile != "" {
 		mcfg.Profile = cfg.gossipProfile
 	}
+	if err := n.gossipSecurity(&mcfg); err != nil { // keys and cluster name: gossipkeys.go
+		return fmt.Errorf("gossip: %w", err)
+	}
 	if n.members, err = membership.Start(ctx, mcfg); err != nil {
 		return fmt.Errorf("gossip: %w", err)
 	}

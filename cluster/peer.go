@@ -26,6 +26,7 @@ import (
 //	GET  /internal/v1/partitions    status of this node's replicas (topic describe fans out to it)
 //	GET  /internal/v1/partitions/{topic}/{partition}/read     read from a local replica
 //	POST /internal/v1/partitions/{topic}/{partition}/produce  append through the local leader
+//	GET/POST /internal/v1/gossip-keys                         this node's gossip keyring (gossipkeys.go)
 
 // peerGroup is the mux group node-to-node HTTP runs on. A ':' cannot appear
 // in a topic name, so no partition's Raft group can take this name.
@@ -94,6 +95,7 @@ func (n *Node) peerHandler() http.Handler {
 	mux.HandleFunc("GET /internal/v1/partitions", n.servePartitions)
 	mux.HandleFunc("GET /internal/v1/partitions/{topic}/{partition}/read", n.serveRead)
 	mux.HandleFunc("POST /internal/v1/partitions/{topic}/{partition}/produce", n.serveProduce)
+	n.gossipKeyRoutes(mux) // GET/POST /internal/v1/gossip-keys: gossipkeys.go
 	return mux
 }
 

@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
+	"github.com/skiff-mq/skiff/cluster"
+	"github.com/skiff-mq/skiff/cluster/membership"
 	"github.com/skiff-mq/skiff/cluster/metadata"
 	"github.com/skiff-mq/skiff/consumergroup"
 	"github.com/skiff-mq/skiff/log"
@@ -52,6 +54,8 @@ const (
 	ReasonGroupNotEmpty       = "GROUP_NOT_EMPTY"
 	ReasonGroupNotFound       = "GROUP_NOT_FOUND"
 	ReasonInternal            = "INTERNAL"
+	ReasonGossipKeyRefused    = "GOSSIP_KEY_REFUSED"
+	ReasonGossipUnencrypted   = "GOSSIP_ENCRYPTION_DISABLED"
 	ReasonUnknown             = "UNKNOWN"
 )
 
@@ -123,6 +127,8 @@ func invalid(field, format string, args ...any) error {
 //	consumergroup.ErrCoordinatorLoading,
 //	  ErrCoordinatorUnavailable, ErrClosed        UNAVAILABLE
 //	consumergroup.ErrInvalidArgument              INVALID_ARGUMENT
+//	cluster.ErrGossipKeyRefused                   FAILED_PRECONDITION  (reason GOSSIP_KEY_REFUSED)
+//	membership.ErrEncryptionDisabled              FAILED_PRECONDITION  (reason GOSSIP_ENCRYPTION_DISABLED)
 //	*panicError                                   INTERNAL
 //	anything else                                 UNKNOWN
 //
@@ -219,6 +225,10 @@ func toStatus(err error, grpcAddr func(id string) string) *status.Status {
 	case errors.Is(err, consumergroup.ErrInvalidArgument):
 		code, reason = codes.InvalidArgument, ReasonInvalidArgument
 		msg = strings.TrimPrefix(msg, consumergroup.ErrInvalidArgument.Error()+": ")
+	case errors.Is(err, cluster.ErrGossipKeyRefused):
+		code, reason = codes.FailedPrecondition, ReasonGossipKeyRefused
+	case errors.Is(err, membership.ErrEncryptionDisabled):
+		code, reason = codes.FailedPrecondition, ReasonGossipUnencrypted
 	case errors.Is(err, partition.ErrClosed), errors.Is(err, log.ErrClosed), errors.Is(err, log.ErrFailed),
 		errors.Is(err, log.ErrCorrupt), errors.Is(err, errShuttingDown):
 		code, reason = codes.Unavailable, ReasonUnavailable

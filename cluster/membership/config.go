@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -84,6 +85,29 @@ type Config struct {
 	// A left member's name is always reclaimable at once.
 	DeadNodeReclaimTime time.Duration
 
+	// Keys turns on gossip encryption (AES-256-GCM, memberlist's keyring):
+	// Keys[0] is the primary key, which encrypts; all of them decrypt, so
+	// a cluster can rotate keys (see Membership.InstallKey). Each key is
+	// KeySize bytes. Incoming and outgoing messages are both verified: a
+	// node without a key the cluster holds, or with no key at all, cannot
+	// join, and an encrypted node does not accept plain gossip.
+	// Default: none, gossip is plain text.
+	Keys [][]byte
+
+	// KeyringFile is where the live keyring is persisted (WriteKeyFile,
+	// mode 0600) each time a rotation changes it, so a restarted node comes
+	// back with the keys the cluster uses now rather than the ones it was
+	// first started with. Start only writes it; which file a node starts
+	// from is the caller's choice. Default "": rotations are not persisted.
+	KeyringFile string
+
+	// ClusterName labels every gossip packet and stream (memberlist's
+	// Label, authenticated data when encryption is on): nodes of clusters
+	// with different names ignore each other even when joined to each
+	// other's addresses. See ValidateClusterName. Default "": no label,
+	// which only talks to other unlabelled nodes.
+	ClusterName string
+
 	// Logger receives this package's logs and memberlist's, routed by level.
 	// Nil discards them.
 	Logger *slog.Logger
@@ -160,6 +184,22 @@ func (c Config) Validate() error {
 	if c.Profile != ProfileLAN && c.Profile != ProfileLocal {
 		return fieldErr("Profile", fmt.Errorf("%q is not %q or %q", c.Profile, ProfileLAN, ProfileLocal))
 	}
+	for i, key := range c.Keys {
+		if len(key) != KeySize {
+			return fieldErr(fmt.Sprintf("Keys[%d]", i), fmt.Errorf("%d bytes, want %d (AES-256)", len(key), KeySize))
+		}
+		for j := range i {
+			if bytes.Equal(c.Keys[j], key) {
+				return fieldErr(fmt.Sprintf("Keys[%d]", i), fmt.Errorf("duplicate of Keys[%d]", j))
+			}
+		}
+	}
+	if c.KeyringFile != "" && len(c.Keys) == 0 {
+		return fieldErr("KeyringFile", errors.New("set without Keys: there is no keyring to persist"))
+	}
+	if err := ValidateClusterName(c.ClusterName); err != nil {
+		return fieldErr("ClusterName", err)
+	}
 	return nil
 }
 
@@ -214,6 +254,24 @@ func (c Config) memberlistConfig(ctx context.Context) (*memberlist.Config, error
 	} else {
 		mc.DeadNodeReclaimTime = 0
 	}
+	mc.Label = c.ClusterName
+	if len(c.Keys) > 0 {
+		keys := make([][]byte, len(c.Keys))
+		for i, k := range c.Keys {
+			keys[i] = bytes.Clone(k)
+		}
+		kr, err := memberlist.NewKeyring(keys[1:], keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("membership: keyring: %w", err)
+		}
+		mc.Keyring = kr
+	}
+	// memberlist's defaults are already true; they are spelled out because
+	// turning them off is how memberlist "upshifts" a running cluster to
+	// encryption, and Skiff wants the opposite guarantee: an encrypted node
+	// neither sends nor accepts plain gossip, so a node without the key can
+	// never become a member.
+	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	mc.Logger = log.New(&logWriter{logger: c.Logger}, "", 0)
 	mc.LogOutput = nil
 	return mc, nil

@@ -40,6 +40,11 @@ func TestValidateNamesTheInvalidField(t *testing.T) {
 		{"negative retry", func(c *Config) { c.JoinRetryInterval = -time.Second }, "JoinRetryInterval"},
 		{"negative join timeout", func(c *Config) { c.JoinTimeout = -time.Second }, "JoinTimeout"},
 		{"unknown profile", func(c *Config) { c.Profile = "wan" }, "Profile"},
+		{"AES-128 key", func(c *Config) { c.Keys = [][]byte{make([]byte, 16)} }, "Keys[0]"},
+		{"duplicate key", func(c *Config) { c.Keys = [][]byte{make([]byte, 32), make([]byte, 32)} }, "Keys[1]"},
+		{"keyring file without keys", func(c *Config) { c.KeyringFile = "/tmp/k" }, "KeyringFile"},
+		{"cluster name with space", func(c *Config) { c.ClusterName = "prod eu" }, "ClusterName"},
+		{"cluster name too long", func(c *Config) { c.ClusterName = strings.Repeat("c", 256) }, "ClusterName"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()

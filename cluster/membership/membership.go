@@ -50,6 +50,13 @@ type Membership struct {
 	meta     Meta // guarded by updateMu
 	leaving  bool // guarded by updateMu
 
+	// keyring is memberlist's (nil when gossip is plain), fixed at Start;
+	// memberlist reads it concurrently under its own lock. keyMu serializes
+	// the rotation operations so the persisted file follows the same order
+	// as the live keyring.
+	keyring *memberlist.Keyring
+	keyMu   sync.Mutex
+
 	mu       sync.Mutex
 	members  map[string]*entry        // by ID, including this node; guarded by mu
 	subs     map[*subscriber]struct{} // guarded by mu
@@ -102,6 +109,7 @@ func Start(ctx context.Context, cfg Config) (*Membership, error) {
 	if err := m.setAdvertised(cfg.Meta, false); err != nil {
 		return nil, err
 	}
+	m.keyring = mc.Keyring
 	d := &delegate{m: m}
 	mc.Delegate, mc.Events, mc.Alive, mc.Conflict = d, d, d, d
 
@@ -125,7 +133,8 @@ func Start(ctx context.Context, cfg Config) (*Membership, error) {
 	if cfg.ReconnectInterval > 0 {
 		m.wg.Go(func() { m.runReconnect(loopCtx) })
 	}
-	m.log.Info("gossip started", "addr", m.addr, "profile", cfg.Profile, "seeds", cfg.Join)
+	m.log.Info("gossip started", "addr", m.addr, "profile", cfg.Profile, "seeds", cfg.Join,
+		"encrypted", m.keyring != nil, "cluster_name", cfg.ClusterName)
 	return m, nil
 }
 

@@ -107,6 +107,7 @@ func newClusterCommand(o *clientOptions) *cobra.Command {
 			})
 		},
 	})
+	cmd.AddCommand(newGossipKeysCommand(o))
 	return cmd
 }
 

@@ -62,6 +62,7 @@ func newServerCommand() *cobra.Command {
 	f.StringVar(&cfg.Rack, "rack", "", "rack or zone of this node; replicas of a partition spread over racks")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	addServerTLSFlags(f, &tlsFiles)
+	addGossipFlags(f, &cfg) // --gossip-key-file, --cluster-name: gossipkeys.go
 	return cmd
 }
 

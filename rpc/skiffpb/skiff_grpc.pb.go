@@ -400,6 +400,7 @@ const (
 	Admin_ListTopics_FullMethodName       = "/skiff.v1.Admin/ListTopics"
 	Admin_AlterTopicConfig_FullMethodName = "/skiff.v1.Admin/AlterTopicConfig"
 	Admin_DescribeCluster_FullMethodName  = "/skiff.v1.Admin/DescribeCluster"
+	Admin_GossipKeys_FullMethodName       = "/skiff.v1.Admin/GossipKeys"
 )
 
 // AdminClient is the client API for Admin service.
@@ -413,6 +414,14 @@ type AdminClient interface {
 	ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsResponse, error)
 	AlterTopicConfig(ctx context.Context, in *AlterTopicConfigRequest, opts ...grpc.CallOption) (*TopicMetadata, error)
 	DescribeCluster(ctx context.Context, in *DescribeClusterRequest, opts ...grpc.CallOption) (*DescribeClusterResponse, error)
+	// GossipKeys lists or rotates the gossip encryption keys of every live
+	// node. Rotate with install, then use, then remove of the old key.
+	// Refusals (use of a key some node lacks, remove of a key some node
+	// encrypts with) are FAILED_PRECONDITION and change nothing; a cluster
+	// without gossip encryption is FAILED_PRECONDITION too. Otherwise the
+	// response reports each node, errors included: the operation may have
+	// succeeded on some nodes only, and is safe to repeat.
+	GossipKeys(ctx context.Context, in *GossipKeysRequest, opts ...grpc.CallOption) (*GossipKeysResponse, error)
 }
 
 type adminClient struct {
@@ -493,6 +502,16 @@ func (c *adminClient) DescribeCluster(ctx context.Context, in *DescribeClusterRe
 	return out, nil
 }
 
+func (c *adminClient) GossipKeys(ctx context.Context, in *GossipKeysRequest, opts ...grpc.CallOption) (*GossipKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GossipKeysResponse)
+	err := c.cc.Invoke(ctx, Admin_GossipKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -504,6 +523,14 @@ type AdminServer interface {
 	ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error)
 	AlterTopicConfig(context.Context, *AlterTopicConfigRequest) (*TopicMetadata, error)
 	DescribeCluster(context.Context, *DescribeClusterRequest) (*DescribeClusterResponse, error)
+	// GossipKeys lists or rotates the gossip encryption keys of every live
+	// node. Rotate with install, then use, then remove of the old key.
+	// Refusals (use of a key some node lacks, remove of a key some node
+	// encrypts with) are FAILED_PRECONDITION and change nothing; a cluster
+	// without gossip encryption is FAILED_PRECONDITION too. Otherwise the
+	// response reports each node, errors included: the operation may have
+	// succeeded on some nodes only, and is safe to repeat.
+	GossipKeys(context.Context, *GossipKeysRequest) (*GossipKeysResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -534,6 +561,9 @@ func (UnimplementedAdminServer) AlterTopicConfig(context.Context, *AlterTopicCon
 }
 func (UnimplementedAdminServer) DescribeCluster(context.Context, *DescribeClusterRequest) (*DescribeClusterResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DescribeCluster not implemented")
+}
+func (UnimplementedAdminServer) GossipKeys(context.Context, *GossipKeysRequest) (*GossipKeysResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GossipKeys not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -682,6 +712,24 @@ func _Admin_DescribeCluster_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_GossipKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GossipKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).GossipKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_GossipKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).GossipKeys(ctx, req.(*GossipKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -716,6 +764,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DescribeCluster",
 			Handler:    _Admin_DescribeCluster_Handler,
+		},
+		{
+			MethodName: "GossipKeys",
+			Handler:    _Admin_GossipKeys_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
