@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/skiff-mq/skiff/cluster"
+	"github.com/skiff-mq/skiff/cluster/membership"
 	"github.com/skiff-mq/skiff/internal/certs"
 )
 
@@ -45,6 +46,16 @@ func prepareDevSecurity(dir string, nodes []string) (*devSecurity, error) {
 			return nil, fmt.Errorf("dev --secure: certificates: %w", err)
 		}
 	}
+	keyFile := filepath.Join(dir, "gossip.key")
+	if !exists(keyFile) {
+		key, err := membership.GenerateKey()
+		if err != nil {
+			return nil, fmt.Errorf("dev --secure: gossip key: %w", err)
+		}
+		if err := membership.WriteKeyFile(keyFile, [][]byte{key}); err != nil {
+			return nil, fmt.Errorf("dev --secure: gossip key: %w", err)
+		}
+	}
 	return &devSecurity{dir: dir}, nil
 }
 
@@ -53,8 +64,11 @@ func exists(path string) bool {
 	return !errors.Is(err, os.ErrNotExist)
 }
 
-// configure gives a node its certificate.
+// configure gives a node its certificate, the gossip key and a cluster
+// name.
 func (s *devSecurity) configure(cfg *cluster.Config, logger *slog.Logger) error {
+	cfg.GossipKeyFile = filepath.Join(s.dir, "gossip.key")
+	cfg.ClusterName = "skiff-dev"
 	crt, key := certs.Paths(s.dir, cfg.ID)
 	r, err := certs.NewReloader(certs.Files{CertFile: crt, KeyFile: key, CAFile: filepath.Join(s.dir, "ca.crt")}, logger)
 	if err != nil {
