@@ -26,6 +26,16 @@
 //     gossip, and [Membership.Changed] gives loops a cheap "something
 //     changed, recompute from Members()" signal.
 //
+// # Encryption and cluster names
+//
+// With [Config.Keys], gossip is encrypted with AES-256 keys from
+// memberlist's keyring and both directions are verified, so a node
+// without a key the cluster holds never joins; [Config.ClusterName] labels
+// every packet so that clusters sharing a network never merge. Keys rotate
+// live, one node at a time ([Membership.InstallKey], [Membership.UseKey],
+// [Membership.RemoveKey]); each change is persisted to
+// [Config.KeyringFile] first. Key files: [ParseKeyFile], [WriteKeyFile].
+//
 // # Suspect
 //
 // memberlist v0.6.0 gives no callback when a node becomes suspect, so
