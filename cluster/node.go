@@ -131,11 +131,16 @@ func (n *Node) start(ctx context.Context) error {
 	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("listen http %s: %w", cfg.HTTPAddr, err)
 	}
+	plain := map[string]string{}
 	if cfg.TLS != nil {
 		n.httpLn = tls.NewListener(n.httpLn, cfg.TLS.ServerConfig("h2", "http/1.1"))
 	} else {
-		warnPlaintext(n.logger, map[string]string{"grpc": cfg.GRPCAddr, "raft": cfg.RaftAddr, "http": cfg.HTTPAddr})
+		plain["grpc"], plain["raft"], plain["http"] = cfg.GRPCAddr, cfg.RaftAddr, cfg.HTTPAddr
 	}
+	if cfg.GossipKeyFile == "" {
+		plain["gossip"] = cfg.GossipAddr
+	}
+	warnPlaintext(n.logger, plain)
 	n.httpAddr = cfg.advertise(n.httpLn.Addr().String())
 	n.grpcAddr = cfg.advertise(cfg.GRPCAddr)
 	if cfg.AdvertiseGRPCAddr != "" {
@@ -485,7 +490,7 @@ func validateNodeID(id string) error {
 // this machine: anyone on that network can read its traffic and, on the
 // Raft port, pose as a node (README, "Security").
 func warnPlaintext(logger *slog.Logger, addrs map[string]string) {
-	for _, name := range []string{"grpc", "raft", "http"} {
+	for _, name := range []string{"grpc", "raft", "http", "gossip"} {
 		host, _, err := net.SplitHostPort(addrs[name])
 		if err != nil {
 			continue
@@ -493,6 +498,10 @@ func warnPlaintext(logger *slog.Logger, addrs map[string]string) {
 		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
 			continue
 		}
-		logger.Warn("listening in plaintext on a non-loopback address: traffic is readable and peers are not authenticated; set --tls-cert-file, --tls-key-file and --tls-ca-file (skiff certs create)", "listener", name, "addr", addrs[name])
+		fix := "set --tls-cert-file, --tls-key-file and --tls-ca-file (skiff certs create)"
+		if name == "gossip" {
+			fix = "set --gossip-key-file"
+		}
+		logger.Warn("listening in plaintext on a non-loopback address: traffic is readable and peers are not authenticated; "+fix, "listener", name, "addr", addrs[name])
 	}
 }
