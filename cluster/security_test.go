@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -364,6 +365,30 @@ func TestSecureClusterServesHTTPSOnly(t *testing.T) {
 	for _, tn := range c.nodes {
 		if got[tn.cfg.ID] != 3 {
 			t.Fatalf("replica status by node %v: want 3 from each node", got)
+		}
+	}
+}
+
+func TestPlaintextWarningOnlyBeyondLoopback(t *testing.T) {
+	cases := []struct {
+		addrs map[string]string
+		warns []string
+	}{
+		{map[string]string{"grpc": "127.0.0.1:9400", "raft": "localhost:9401", "http": "[::1]:9403", "gossip": "127.0.0.1:9402"}, nil},
+		{map[string]string{"grpc": ":9400", "raft": "0.0.0.0:9401", "http": "10.1.2.3:9403"}, []string{"grpc", "raft", "http"}},
+		{map[string]string{"gossip": "0.0.0.0:9402"}, []string{"gossip"}},
+	}
+	for _, tc := range cases {
+		var buf bytes.Buffer
+		warnPlaintext(slog.New(slog.NewTextHandler(&buf, nil)), tc.addrs)
+		out := buf.String()
+		if got := strings.Count(out, "level=WARN"); got != len(tc.warns) {
+			t.Errorf("%v: %d warnings, want %d:\n%s", tc.addrs, got, len(tc.warns), out)
+		}
+		for _, name := range tc.warns {
+			if !strings.Contains(out, "listener="+name) {
+				t.Errorf("%v: no warning for %s:\n%s", tc.addrs, name, out)
+			}
 		}
 	}
 }
