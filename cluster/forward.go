@@ -93,24 +93,33 @@ func (n *Node) proposeOnce(ctx context.Context, raw []byte) (metadata.Result, er
 	if n.meta.isLeader() {
 		return n.meta.apply(ctx, raw)
 	}
-	return n.forwardToLeader(ctx, raw, n.id, false)
+	return n.forwardToLeader(ctx, raw)
 }
 
-// forwardedHeader marks a write already forwarded once.
-const forwardedHeader = "X-Skiff-Forwarded"
+// leaderHeader carries the meta leader's peer address in a "not leader"
+// answer, so the sender can post straight to it.
+const leaderHeader = "X-Skiff-Meta-Leader"
+
+// redirectError is a "not leader" answer naming the leader's address.
+type redirectError struct{ addr string }
+
+func (e *redirectError) Error() string { return "metadata leader is at " + e.addr }
+func (e *redirectError) Unwrap() error { return errMetaNotLeader }
 
 // forwardToLeader sends a command to the meta leader over the peer
 // channel. A node outside the meta group (just joined) knows no leader; it
-// asks any live member, which forwards one hop further. origin is the node
-// the command came from (this node, or the peer it forwards for).
-func (n *Node) forwardToLeader(ctx context.Context, raw []byte, origin string, forwarded bool) (metadata.Result, error) {
+// asks the live members, one of which names the leader, and then posts to
+// the leader itself. Commands are never relayed: the leader always hears
+// them from the node they come from, whose identity the peer channel has
+// checked (checkCommandOrigin).
+func (n *Node) forwardToLeader(ctx context.Context, raw []byte) (metadata.Result, error) {
 	leaderID, _ := n.meta.leader()
 	var targets []string
 	if leaderID != "" {
 		if addr := n.peerAddrOf(leaderID); addr != "" {
 			targets = append(targets, addr)
 		}
-	} else if !forwarded {
+	} else {
 		for _, m := range n.members.Alive() {
 			if m.Meta.ID != n.id && m.Meta.RaftAddr != "" {
 				targets = append(targets, m.Meta.RaftAddr)
@@ -122,7 +131,11 @@ func (n *Node) forwardToLeader(ctx context.Context, raw []byte, origin string, f
 	}
 	var last error
 	for _, addr := range targets {
-		res, err := n.postMeta(ctx, addr, raw, origin, forwarded || leaderID == "")
+		res, err := n.postMeta(ctx, addr, raw)
+		var redirect *redirectError
+		if errors.As(err, &redirect) && redirect.addr != addr {
+			res, err = n.postMeta(ctx, redirect.addr, raw)
+		}
 		if errors.Is(err, errNoMetaLeader) || errors.Is(err, errMetaNotLeader) {
 			last = err
 			continue
@@ -132,16 +145,10 @@ func (n *Node) forwardToLeader(ctx context.Context, raw []byte, origin string, f
 	return metadata.Result{}, last
 }
 
-func (n *Node) postMeta(ctx context.Context, addr string, raw []byte, origin string, markForwarded bool) (metadata.Result, error) {
+func (n *Node) postMeta(ctx context.Context, addr string, raw []byte) (metadata.Result, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, peerURL(addr, "/internal/v1/meta"), bytes.NewReader(raw))
 	if err != nil {
 		return metadata.Result{}, err
-	}
-	if markForwarded {
-		req.Header.Set(forwardedHeader, "1")
-	}
-	if origin != n.id {
-		req.Header.Set(originHeader, origin)
 	}
 	resp, err := n.peerClient.Do(req)
 	if err != nil {
@@ -150,6 +157,9 @@ func (n *Node) postMeta(ctx context.Context, addr string, raw []byte, origin str
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusMisdirectedRequest {
+		if leader := resp.Header.Get(leaderHeader); leader != "" {
+			return metadata.Result{}, &redirectError{addr: leader}
+		}
 		return metadata.Result{}, errMetaNotLeader
 	}
 	if resp.StatusCode != http.StatusOK {

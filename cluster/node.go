@@ -419,6 +419,9 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 			// elsewhere, and a long poll must not hold shutdown up.
 			n.peerSrv.Close()
 		}
+		if n.peerClient != nil {
+			n.peerClient.CloseIdleConnections()
+		}
 		n.wg.Wait()
 		if n.replicas != nil {
 			errs = append(errs, n.replicas.closeAll())

@@ -32,10 +32,6 @@ import (
 // in a topic name, so no partition's Raft group can take this name.
 const peerGroup = "skiff:peer"
 
-// originHeader names the node a forwarded metadata command came from, set
-// by the peer that forwards it one hop further.
-const originHeader = "X-Skiff-Origin"
-
 type peerKey struct{}
 
 // peerIdentity is who is calling on the peer channel.
@@ -153,46 +149,27 @@ func (n *Node) serveMetaForward(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "metadata command too large", http.StatusRequestEntityTooLarge)
 		return
 	}
-	origin, err := n.forwardOrigin(r)
-	if err != nil {
+	origin := peerFrom(r.Context()).id
+	if err := checkCommandOrigin(raw, origin); err != nil {
+		n.logger.Warn("refused metadata command from peer", "peer", origin, "error", err)
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return
 	}
-	if err := checkCommandOrigin(raw, origin); err != nil {
-		n.logger.Warn("refused metadata command from peer", "peer", peerFrom(r.Context()).id, "origin", origin, "error", err)
-		http.Error(w, err.Error(), http.StatusForbidden)
+	if !n.meta.isLeader() {
+		// Name the leader rather than relay: the leader must hear each
+		// command from the node it comes from.
+		if id, _ := n.meta.leader(); id != "" {
+			if addr := n.peerAddrOf(id); addr != "" {
+				w.Header().Set(leaderHeader, addr)
+			}
+		}
+		http.Error(w, errMetaNotLeader.Error(), http.StatusMisdirectedRequest)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	if n.meta.isLeader() {
-		res, err := n.meta.apply(ctx, raw)
-		writeJSON(w, toWireResult(res, err))
-		return
-	}
-	// One hop onward to the leader, for a sender that does not know it (a
-	// node not yet in the meta group); never further, so nothing loops.
-	if r.Header.Get(forwardedHeader) != "" {
-		http.Error(w, errMetaNotLeader.Error(), http.StatusMisdirectedRequest)
-		return
-	}
-	res, err := n.forwardToLeader(ctx, raw, origin, true)
+	res, err := n.meta.apply(ctx, raw)
 	writeJSON(w, toWireResult(res, err))
-}
-
-// forwardOrigin is the node a forwarded command started at: the calling
-// peer, or the node it names in originHeader when it forwards one hop on
-// behalf of another (every peer is a node of the cluster, so it is
-// trusted to name the node that asked it).
-func (n *Node) forwardOrigin(r *http.Request) (string, error) {
-	p := peerFrom(r.Context())
-	if p.id == "" {
-		return "", errors.New("no peer identity on this connection")
-	}
-	if o := r.Header.Get(originHeader); o != "" {
-		return o, nil
-	}
-	return p.id, nil
 }
 
 // checkCommandOrigin refuses a broker registration made by any node other

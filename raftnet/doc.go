@@ -39,6 +39,18 @@
 // that a hostile peer cannot make the mux allocate much, and the whole
 // header must arrive within MuxConfig.HeaderTimeout.
 //
+// # TLS
+//
+// With MuxConfig.TLS the connection is TLS from its first byte: the dialer
+// runs the client handshake (presenting its node certificate), then writes
+// the header inside the encrypted stream. The accepting side completes the
+// server handshake within HeaderTimeout, requires a client certificate it
+// trusts, and refuses the connection when the node id in the header is not
+// the one PeerID finds in that certificate. Accepted connections carry the
+// header's node id (Peer), marked verified under TLS; in plaintext it is
+// only a claim, which MuxConfig.Authorize may check against what the node
+// knows of its cluster.
+//
 // # Fault injection
 //
 // FaultNetwork is the fault-injecting twin used by in-process multi-node
