@@ -769,9 +769,19 @@ func (c *Coordinator) deadLetter(ctx context.Context, s *shard, rt *shareRuntime
 		}
 	}
 	s.mu.Lock()
-	r := *s.shareGroup(group).partition(tp.Topic, tp.Partition).Recs[o]
+	var r shareRec
+	if g := s.shareGroup(group); g != nil {
+		if sp := g.partition(tp.Topic, tp.Partition); sp != nil && sp.Recs[o] != nil {
+			r = *sp.Recs[o]
+		}
+	}
 	s.mu.Unlock()
 	dlq := cfg.dlqTopicFor(tp.Topic, group)
+	// parseShareConfig refuses an internal dlq.topic, but placeholders
+	// can still expand to one ("{topic}.dlq" of an internal source).
+	if err := refuseInternal(dlq, "share groups cannot write dead letters to it"); err != nil {
+		return fmt.Errorf("dead letter of %s/%d@%d in group %s: %w", tp.Topic, tp.Partition, o, group, err)
+	}
 	if err := c.host.EnsureTopic(ctx, dlq, 1); err != nil {
 		return fmt.Errorf("dead-letter topic %s: %w", dlq, err)
 	}
