@@ -55,10 +55,6 @@ func (a *adminService) Metadata(ctx context.Context, req *skiffpb.MetadataReques
 // leaders not elected yet (empty leader, offsets -1).
 func (a *adminService) CreateTopic(ctx context.Context, req *skiffpb.CreateTopicRequest) (*skiffpb.TopicMetadata, error) {
 	s := a.s
-	// The metadata refuses the name too, as invalid; this says why.
-	if strings.HasPrefix(req.Name, metadata.InternalTopicPrefix) {
-		return nil, &metadata.InternalTopicError{Topic: req.Name, Action: "create it (names starting with \"" + metadata.InternalTopicPrefix + "\" are reserved)"}
-	}
 	t, err := s.node.CreateTopic(ctx, cluster.TopicSpec{Name: req.Name, Partitions: int(req.Partitions),
 		ReplicationFactor: int(req.ReplicationFactor), Configs: req.Configs})
 	s.describes.forget(req.Name)
