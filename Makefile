@@ -21,6 +21,8 @@ bench:
 
 fuzz:
 	$(GO) test ./record -run XXX -fuzz FuzzDecode -fuzztime 60s
+	$(GO) test ./consumergroup -run XXX -fuzz '^FuzzDecodeEntry$$' -fuzztime 60s
+	$(GO) test ./consumergroup -run XXX -fuzz '^FuzzShareStateApply$$' -fuzztime 60s
 
 vet:
 	$(GO) vet $(PKGS)

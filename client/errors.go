@@ -90,6 +90,11 @@ var (
 	// producer ids exhausted, an internal error); the message says why. Not
 	// retriable.
 	ErrRejected = errors.New("rejected by broker")
+	// ErrInternalTopic means the request would write to, alter or delete
+	// an internal topic (a name starting with "__", such as
+	// __consumer_offsets): those belong to the cluster. Reading them is
+	// allowed. It also matches ErrRejected. Not retriable.
+	ErrInternalTopic = fmt.Errorf("%w: internal topic", ErrRejected)
 )
 
 // NotLeaderError means the broker asked does not lead the partition.
@@ -186,6 +191,7 @@ const (
 	reasonLockExpired        = "LOCK_EXPIRED"
 	reasonUnknownRecord      = "UNKNOWN_RECORD"
 	reasonGroupPaused        = "GROUP_PAUSED"
+	reasonInternalTopic      = "INTERNAL_TOPIC"
 )
 
 // shareReasonError maps the reasons of share groups, which the broker
@@ -226,6 +232,9 @@ func statusError(code codes.Code, msg string, details []any) error {
 	}
 	if err, ok := shareReasonError(reason, msg); ok {
 		return err
+	}
+	if reason == reasonInternalTopic {
+		return brokerErr(ErrInternalTopic, msg)
 	}
 	switch code {
 	case codes.NotFound:

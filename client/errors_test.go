@@ -69,7 +69,9 @@ func TestFromStatusMapsEveryOutcome(t *testing.T) {
 		{"producer ids exhausted", statusWith(codes.ResourceExhausted, "no more ids", info("PRODUCER_IDS_EXHAUSTED")),
 			func(e error) bool { return errors.Is(e, ErrRejected) && !errors.Is(e, ErrTooLarge) }},
 		{"internal topic", statusWith(codes.PermissionDenied, "internal", info("INTERNAL_TOPIC")),
-			func(e error) bool { return errors.Is(e, ErrRejected) }},
+			func(e error) bool {
+				return errors.Is(e, ErrInternalTopic) && errors.Is(e, ErrRejected) && !retriable(e)
+			}},
 		{"deadline", status.Error(codes.DeadlineExceeded, "slow"),
 			func(e error) bool { return errors.Is(e, context.DeadlineExceeded) && retriable(e) }},
 		{"not a status", context.Canceled,

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/skiff-mq/skiff/cluster/metadata"
@@ -150,6 +151,12 @@ func (h groupHost) ReadPartition(ctx context.Context, topic string, p int32, off
 }
 
 func (h groupHost) ProducePartition(ctx context.Context, topic string, p int32, batch []byte) (int64, error) {
+	// Groups write only dead letters and redriven records, to user topics;
+	// a record of theirs in an internal topic would be replayed as cluster
+	// state (the coordinator refuses too: belt and braces).
+	if strings.HasPrefix(topic, metadata.InternalTopicPrefix) {
+		return 0, &metadata.InternalTopicError{Topic: topic, Action: "have groups write to it"}
+	}
 	return h.n.ProducePartition(ctx, topic, p, batch)
 }
 

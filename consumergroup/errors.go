@@ -43,8 +43,24 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrClosed: the coordinator has stopped.
 	ErrClosed = errors.New("group coordinator is closed")
+	// ErrInternalTopic: the operation would write to an internal topic
+	// (a name starting with "__"), which only the cluster itself writes.
+	ErrInternalTopic = errors.New("internal topic")
 )
 
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidArgument, fmt.Sprintf(format, args...))
 }
+
+// internalTopicError refuses a write to an internal topic; it matches
+// ErrInternalTopic and names the topic.
+type internalTopicError struct {
+	topic  string
+	action string // what was refused, e.g. "share groups cannot write dead letters to it"
+}
+
+func (e *internalTopicError) Error() string {
+	return fmt.Sprintf("topic %q is internal to the cluster: %s", e.topic, e.action)
+}
+
+func (e *internalTopicError) Is(target error) bool { return target == ErrInternalTopic }

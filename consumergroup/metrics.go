@@ -14,6 +14,9 @@ type metrics struct {
 	lag           *prometheus.GaugeVec
 	commitSeconds prometheus.Histogram
 	checkpoints   prometheus.Counter
+	// malformed counts offsets-log records skipped on replay (see
+	// entry_check.go).
+	malformed prometheus.Counter
 
 	shareInFlight     *prometheus.GaugeVec
 	shareAvailable    *prometheus.GaugeVec
@@ -44,6 +47,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Offset commit latency, until replicated.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "skiff_group_offsets_checkpoints_total",
 			Help: "Checkpoints written to compact the offsets log."}),
+		malformed: prometheus.NewCounter(prometheus.CounterOpts{Name: "skiff_group_offsets_malformed_total",
+			Help: "Records of the offsets log skipped because they are not entries this version can apply (bad JSON, unknown kind, invalid fields)."}),
 	}
 	gauge := func(name, help string) *prometheus.GaugeVec {
 		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"group"})
@@ -61,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.shareRedeliveries = counter("skiff_share_redeliveries_total", "Deliveries beyond the first per share group.")
 	m.shareDeadLetters = counter("skiff_share_dead_letters_total", "Records written to the dead-letter topic per share group.")
 	m.sharePauses = counter("skiff_share_flood_pauses_total", "Times the dead-letter flood breaker paused a share group.")
-	m.collectors = []prometheus.Collector{m.members, m.rebalances, m.committed, m.lag, m.commitSeconds, m.checkpoints,
+	m.collectors = []prometheus.Collector{m.members, m.rebalances, m.committed, m.lag, m.commitSeconds, m.checkpoints, m.malformed,
 		m.shareInFlight, m.shareAvailable, m.shareLag, m.shareLagSeconds, m.shareOldestUnack, m.sharePaused,
 		m.shareAcked, m.shareRedeliveries, m.shareDeadLetters, m.sharePauses}
 	if reg != nil {

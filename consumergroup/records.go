@@ -131,22 +131,18 @@ func encodeEntries(entries []entry, now time.Time) ([][]byte, error) {
 	return out, nil
 }
 
-// decodeEntry parses one offsets-log record. Records this version does not
-// know (written by a newer one) are reported as ok=false and skipped.
-func decodeEntry(r record.Record) (e entry, ok bool, err error) {
+// decodeEntry parses and checks one offsets-log record. An error (it
+// matches errMalformedEntry) means the record is not an entry this version
+// can apply: not JSON, an unknown kind (written by a newer version, or not
+// by a coordinator at all), or fields that checkEntry refuses. The caller
+// skips it.
+func decodeEntry(r record.Record) (entry, error) {
+	var e entry
 	if err := json.Unmarshal(r.Value, &e); err != nil {
-		return entry{}, false, fmt.Errorf("offsets record at offset %d: %w", r.Offset, err)
+		return entry{}, &malformedError{class: "not-json", reason: err.Error()}
 	}
-	switch e.Kind {
-	case kindCommit, kindDeleteGroup, kindCheckpointBegin, kindCheckpointEnd, kindGroupState:
-		return e, true, nil
+	if err := checkEntry(&e); err != nil {
+		return entry{}, err
 	}
-	if isShareKind(e.Kind) {
-		switch e.Kind {
-		case kindShareConfig, kindSharePause, kindShareResume, kindShareInit, kindShareAcquire, kindShareAck,
-			kindShareDead, kindShareDeadLettered, kindShareResolve, kindShareLeave, kindShareState:
-			return e, true, nil
-		}
-	}
-	return entry{}, false, nil
+	return e, nil
 }

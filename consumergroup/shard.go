@@ -3,6 +3,7 @@ package consumergroup
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -26,6 +27,11 @@ type shard struct {
 	// deletable.
 	bytesSinceCheckpoint int64
 	lastCheckpointTry    time.Time
+
+	// Owned by the tail goroutine: skipped records already counted (all
+	// below countedUpTo) and the classes already logged.
+	countedUpTo     int64
+	loggedMalformed map[string]bool
 
 	// Leader-only soft state, valid for term.
 	term        uint64
@@ -112,18 +118,20 @@ func (s *shard) applyBatches(data []byte) error {
 		var entries []entry
 		var offsets []int64
 		err = record.Records(batch, func(r record.Record) error {
-			e, ok, err := decodeEntry(r)
+			e, err := decodeEntry(r)
 			if err != nil {
-				return err
+				s.skipMalformed(r.Offset, err)
+				return nil
 			}
-			if ok {
-				entries = append(entries, e)
-				offsets = append(offsets, r.Offset)
-			}
+			entries = append(entries, e)
+			offsets = append(offsets, r.Offset)
 			return nil
 		})
 		if err != nil {
-			return err
+			// The batch's framing is intact (its header parsed) but its
+			// records are not: skip the rest of it rather than read the
+			// log again for ever.
+			s.skipMalformed(h.BaseOffset, &malformedError{class: "undecodable-batch", reason: err.Error()})
 		}
 		completed := int64(-1)
 		s.mu.Lock()
@@ -132,7 +140,7 @@ func (s *shard) applyBatches(data []byte) error {
 			continue
 		}
 		for i, e := range entries {
-			if b := s.table.apply(offsets[i], e); b >= 0 {
+			if b := s.applyEntry(offsets[i], e); b >= 0 {
 				completed = b
 				s.bytesSinceCheckpoint = 0
 			}
@@ -150,6 +158,53 @@ func (s *shard) applyBatches(data []byte) error {
 	}
 	return nil
 }
+
+// applyEntry applies one checked entry; s.mu must be held. checkEntry
+// should leave apply nothing to panic on; should it still, the entry is
+// skipped like a malformed one (deterministically, so on every replica)
+// and the node stays up.
+func (s *shard) applyEntry(offset int64, e entry) (completed int64) {
+	defer func() {
+		if p := recover(); p != nil {
+			completed = -1
+			s.skipMalformed(offset, &malformedError{class: "apply-panic", reason: fmt.Sprint(p)})
+		}
+	}()
+	return s.table.apply(offset, e)
+}
+
+// skipMalformed counts a skipped record and logs the first of each class
+// on this partition: a log full of junk must not flood the node's log.
+// Records below countedUpTo were counted before a re-read from the log
+// start (restart) and are not counted twice. Only the tail goroutine
+// calls it.
+func (s *shard) skipMalformed(offset int64, err error) {
+	if offset < s.countedUpTo {
+		return
+	}
+	s.countedUpTo = offset + 1
+	s.c.metrics.malformed.Inc()
+	class := "malformed"
+	var me *malformedError
+	if errors.As(err, &me) {
+		class = me.class
+	}
+	if s.loggedMalformed == nil {
+		s.loggedMalformed = map[string]bool{}
+	}
+	if s.loggedMalformed[class] || len(s.loggedMalformed) >= maxLoggedMalformedClasses {
+		return
+	}
+	s.loggedMalformed[class] = true
+	s.c.logger.Warn("skipping malformed offsets log record (further ones of this kind on this partition are only counted)",
+		"partition", s.partition, "offset", offset, "error", err, "metric", "skiff_group_offsets_malformed_total")
+}
+
+// maxLoggedMalformedClasses bounds the classes skipMalformed remembers.
+// Classes are kinds this version knows plus a few of its own, so the
+// bound is never reached in practice; it is there in case a class ever
+// comes from input.
+const maxLoggedMalformedClasses = 64
 
 // waitApplied waits until every offset below off is applied.
 func (s *shard) waitApplied(ctx context.Context, off int64) error {

@@ -758,6 +758,11 @@ const (
 // deadLetter writes a dead record, payload and provenance, to the group's
 // dead-letter topic, then records that it is there.
 func (c *Coordinator) deadLetter(ctx context.Context, s *shard, rt *shareRuntime, group string, cfg shareConfig, tp TopicPartition, o int64) error {
+	// parseShareConfig refuses an internal dlq.topic, but placeholders
+	// can still expand to one ("{topic}.dlq" of an internal source).
+	if err := refuseInternal(cfg.dlqTopicFor(tp.Topic, group), "share groups cannot write dead letters to it"); err != nil {
+		return fmt.Errorf("dead letter of %s/%d@%d in group %s: %w", tp.Topic, tp.Partition, o, group, err)
+	}
 	f, err := c.shareFeed(ctx, s, rt, group, tp, cfg)
 	if err != nil {
 		return err
@@ -769,7 +774,12 @@ func (c *Coordinator) deadLetter(ctx context.Context, s *shard, rt *shareRuntime
 		}
 	}
 	s.mu.Lock()
-	r := *s.shareGroup(group).partition(tp.Topic, tp.Partition).Recs[o]
+	var r shareRec
+	if g := s.shareGroup(group); g != nil {
+		if sp := g.partition(tp.Topic, tp.Partition); sp != nil && sp.Recs[o] != nil {
+			r = *sp.Recs[o]
+		}
+	}
 	s.mu.Unlock()
 	dlq := cfg.dlqTopicFor(tp.Topic, group)
 	if err := c.host.EnsureTopic(ctx, dlq, 1); err != nil {

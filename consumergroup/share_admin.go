@@ -446,6 +446,15 @@ func (c *Coordinator) ResolveDeadLetters(ctx context.Context, group, topic strin
 	if len(want) > 0 {
 		return 0, fmt.Errorf("%w: no pending dead letter of %s at dlq offsets %v in group %s", ErrUnknownRecord, topic, slices.Sorted(maps.Keys(want)), group)
 	}
+	if !discard {
+		// Refused before anything is redriven, so that a refusal leaves
+		// every dead letter as it was.
+		for _, d := range toResolve {
+			if err := refuseInternal(d.Topic, "dead letters cannot be redriven to it"); err != nil {
+				return 0, err
+			}
+		}
+	}
 	n := 0
 	for _, d := range toResolve {
 		e := entry{Kind: kindShareResolve, Group: group, Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Action: actionDiscard}

@@ -72,8 +72,14 @@ func parseShareConfig(m map[string]string) (shareConfig, error) {
 		errs = append(errs, fmt.Sprintf("key.ordered=%q: want true or false", m["key.ordered"]))
 	}
 	c.DLQTopic = m["dlq.topic"]
-	if c.DLQTopic == "" {
+	switch {
+	case c.DLQTopic == "":
 		errs = append(errs, "dlq.topic is empty")
+	case IsInternalTopic(c.DLQTopic):
+		// Placeholders can still expand to an internal name ("{topic}" of
+		// an internal source topic); deadLetter refuses those when it
+		// writes.
+		errs = append(errs, fmt.Sprintf("dlq.topic=%q: topic names starting with %q are internal to the cluster and cannot take dead letters", c.DLQTopic, internalPrefix))
 	}
 	c.BackoffInitial = time.Duration(intIn("backoff.initial.ms", 0, 7*24*3600*1000)) * time.Millisecond
 	c.BackoffMax = time.Duration(intIn("backoff.max.ms", 0, 365*24*3600*1000)) * time.Millisecond

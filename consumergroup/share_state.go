@@ -140,9 +140,18 @@ func itoa(n int64) string {
 	return string(b[i:])
 }
 
+// config returns the parsed settings. A stored config that no longer
+// parses (a dlq.topic naming an internal topic, set before such names were
+// refused) loses only its dead-letter topic when that is the fault, and
+// falls back to the defaults otherwise: replay must not fail on it.
 func (g *shareGroupState) config() shareConfig {
 	if g.parsed == nil {
 		c, err := parseShareConfig(g.Config)
+		if err != nil && IsInternalTopic(g.Config["dlq.topic"]) {
+			fixed := maps.Clone(g.Config)
+			fixed["dlq.topic"] = shareDefaults()["dlq.topic"]
+			c, err = parseShareConfig(fixed)
+		}
 		if err != nil {
 			c, _ = parseShareConfig(shareDefaults())
 		}
@@ -164,27 +173,38 @@ func (g *shareGroupState) deadLetter(topic string, p int32, o int64) *deadLetter
 	return nil
 }
 
-// clone deep-copies the state (for checkpoints).
+// clone deep-copies the state (for checkpoints). checkShareState keeps
+// nil pointers out of replayed states; clone drops any that got in anyway,
+// as it runs on them (share-state entries) and must not panic.
 func (g *shareGroupState) clone() *shareGroupState {
 	out := &shareGroupState{Config: maps.Clone(g.Config), Partitions: map[string]*sharePartition{},
 		Paused: g.Paused, PausedReason: g.PausedReason}
 	for k, sp := range g.Partitions {
+		if sp == nil {
+			continue
+		}
 		c := *sp
 		c.Recs = map[int64]*shareRec{}
 		for o, r := range sp.Recs {
-			rc := *r
-			c.Recs[o] = &rc
+			if r != nil {
+				rc := *r
+				c.Recs[o] = &rc
+			}
 		}
 		c.Quarantine = map[string]*quarantine{}
 		for k, q := range sp.Quarantine {
-			qc := *q
-			c.Quarantine[k] = &qc
+			if q != nil {
+				qc := *q
+				c.Quarantine[k] = &qc
+			}
 		}
 		out.Partitions[k] = &c
 	}
 	for _, d := range g.DeadLetters {
-		dc := *d
-		out.DeadLetters = append(out.DeadLetters, &dc)
+		if d != nil {
+			dc := *d
+			out.DeadLetters = append(out.DeadLetters, &dc)
+		}
 	}
 	return out
 }

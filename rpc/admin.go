@@ -65,7 +65,7 @@ func (a *adminService) CreateTopic(ctx context.Context, req *skiffpb.CreateTopic
 }
 
 // DeleteTopic deletes a topic and its data on every node. Internal topics
-// cannot be deleted (PERMISSION_DENIED).
+// cannot be deleted (PERMISSION_DENIED; the metadata FSM refuses too).
 func (a *adminService) DeleteTopic(ctx context.Context, req *skiffpb.DeleteTopicRequest) (*skiffpb.DeleteTopicResponse, error) {
 	s := a.s
 	if err := validateTopic("name", req.Name); err != nil {
@@ -75,8 +75,8 @@ func (a *adminService) DeleteTopic(ctx context.Context, req *skiffpb.DeleteTopic
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", metadata.ErrUnknownTopic, req.Name)
 	}
-	if t.Internal || strings.HasPrefix(t.Name, metadata.InternalTopicPrefix) {
-		return nil, &internalTopicError{Topic: t.Name, Op: "deleting"}
+	if metadata.IsInternalTopic(t) {
+		return nil, &metadata.InternalTopicError{Topic: t.Name, Action: "delete it"}
 	}
 	err := s.node.DeleteTopic(ctx, req.Name)
 	s.describes.forget(req.Name)
@@ -112,10 +112,14 @@ func (a *adminService) ListTopics(ctx context.Context, _ *skiffpb.ListTopicsRequ
 }
 
 // AlterTopicConfig sets config keys and resets others to their defaults.
+// Internal topics' configurations are the cluster's (PERMISSION_DENIED).
 func (a *adminService) AlterTopicConfig(ctx context.Context, req *skiffpb.AlterTopicConfigRequest) (*skiffpb.TopicMetadata, error) {
 	s := a.s
 	if err := validateTopic("name", req.Name); err != nil {
 		return nil, err
+	}
+	if t := s.node.Metadata().Topics[req.Name]; metadata.IsInternalTopic(t) || strings.HasPrefix(req.Name, metadata.InternalTopicPrefix) {
+		return nil, &metadata.InternalTopicError{Topic: req.Name, Action: "alter its configuration"}
 	}
 	t, err := s.node.AlterTopicConfig(ctx, req.Name, req.Set, req.Delete)
 	if err != nil {

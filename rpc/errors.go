@@ -78,15 +78,6 @@ func (e *tooLargeError) Error() string {
 	return fmt.Sprintf("%s: %d %s exceed the limit of %d", e.Field, e.Size, e.What, e.Limit)
 }
 
-// internalTopicError refuses an operation users may not perform on an
-// internal topic (names starting with "__"): the cluster writes and
-// manages those itself.
-type internalTopicError struct{ Topic, Op string }
-
-func (e *internalTopicError) Error() string {
-	return fmt.Sprintf("topic %s is internal: %s is not allowed (internal topics are managed by the cluster)", e.Topic, e.Op)
-}
-
 // panicError is a handler's recovered panic.
 type panicError struct{ Value any }
 
@@ -112,7 +103,8 @@ func invalid(field, format string, args ...any) error {
 //	metadata.ErrTopicExists                       ALREADY_EXISTS
 //	partition.ErrOutOfOrderSequence               OUT_OF_RANGE         (the sequence is outside what the partition expects)
 //	partition.ErrProducerFenced                   FAILED_PRECONDITION  (no NotLeader detail)
-//	*internalTopicError                           PERMISSION_DENIED
+//	metadata.ErrInternalTopic,
+//	  consumergroup.ErrInternalTopic              PERMISSION_DENIED    (reason INTERNAL_TOPIC)
 //	metadata.ErrUnknownBroker                     FAILED_PRECONDITION
 //	partition.ErrNotReady, ErrClosed,
 //	  log.ErrClosed/ErrFailed/ErrCorrupt,
@@ -149,7 +141,6 @@ func toStatus(err error, grpcAddr func(id string) string) *status.Status {
 		oor  *log.OffsetOutOfRangeError
 		ia   *metadata.InvalidArgumentError
 		tl   *tooLargeError
-		it   *internalTopicError
 		pe   *panicError
 		fe   *record.FormatError
 		code codes.Code
@@ -196,7 +187,7 @@ func toStatus(err error, grpcAddr func(id string) string) *status.Status {
 		code, reason = codes.OutOfRange, ReasonOutOfOrderSequence
 	case errors.Is(err, partition.ErrProducerFenced):
 		code, reason = codes.FailedPrecondition, ReasonProducerFenced
-	case errors.As(err, &it):
+	case errors.Is(err, metadata.ErrInternalTopic), errors.Is(err, consumergroup.ErrInternalTopic):
 		code, reason = codes.PermissionDenied, ReasonInternalTopic
 	case errors.Is(err, metadata.ErrProducerIDsExhausted):
 		code, reason = codes.ResourceExhausted, ReasonProducerIDExhausted

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/skiff-mq/skiff/cluster/metadata"
+	"github.com/skiff-mq/skiff/consumergroup"
 	"github.com/skiff-mq/skiff/log"
 	"github.com/skiff-mq/skiff/partition"
 	"github.com/skiff-mq/skiff/record"
@@ -62,7 +63,8 @@ func TestErrorsMapToCodesAndDetails(t *testing.T) {
 				t.Error("a fenced producer must not look like NotLeader")
 			}
 		}},
-		{&internalTopicError{Topic: "__x", Op: "deleting"}, codes.PermissionDenied, ReasonInternalTopic, nil},
+		{&metadata.InternalTopicError{Topic: "__x", Action: "delete it"}, codes.PermissionDenied, ReasonInternalTopic, nil},
+		{fmt.Errorf("dead letter: %w", consumergroup.ErrInternalTopic), codes.PermissionDenied, ReasonInternalTopic, nil},
 		{metadata.ErrProducerIDsExhausted, codes.ResourceExhausted, ReasonProducerIDExhausted, nil},
 		{partition.ErrNotReady, codes.Unavailable, ReasonNotReady, nil},
 		{wrap(partition.ErrClosed), codes.Unavailable, ReasonUnavailable, nil},

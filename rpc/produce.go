@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/skiff-mq/skiff/cluster/metadata"
 	"github.com/skiff-mq/skiff/partition"
 	"github.com/skiff-mq/skiff/rpc/skiffpb"
 )
@@ -58,8 +59,8 @@ func (s *Server) startProduce(ctx context.Context, req *skiffpb.ProduceRequest) 
 	if err != nil {
 		return fail(err)
 	}
-	if t.Internal {
-		return fail(&internalTopicError{Topic: t.Name, Op: "producing"})
+	if metadata.IsInternalTopic(t) {
+		return fail(&metadata.InternalTopicError{Topic: t.Name, Action: "produce to it"})
 	}
 	if req.Acks != skiffpb.Acks_ACKS_ALL && req.Acks != skiffpb.Acks_ACKS_NONE {
 		return fail(invalid("acks", "unknown value %d", req.Acks))

@@ -52,8 +52,12 @@ func lookupTopic(s *State, name string, id uint64) (*Topic, error) {
 }
 
 func (c DeleteTopic) apply(s *State, _ uint64, _ *Result) error {
-	if _, err := lookupTopic(s, c.Name, c.TopicID); err != nil {
+	t, err := lookupTopic(s, c.Name, c.TopicID)
+	if err != nil {
 		return err
+	}
+	if !c.legacy && !c.Controller && IsInternalTopic(t) {
+		return &InternalTopicError{Topic: t.Name, Action: "delete it"}
 	}
 	delete(s.Topics, c.Name)
 	return nil
@@ -63,6 +67,9 @@ func (c AlterTopicConfig) apply(s *State, _ uint64, _ *Result) error {
 	t, err := lookupTopic(s, c.Name, c.TopicID)
 	if err != nil {
 		return err
+	}
+	if !c.legacy && !c.Controller && IsInternalTopic(t) {
+		return &InternalTopicError{Topic: t.Name, Action: "alter its configuration"}
 	}
 	cfg := t.Config
 	defaults := DefaultTopicConfig()

@@ -24,6 +24,12 @@ const (
 	TypeReassignPartition   CommandType = 5
 	TypeAllocateProducerIDs CommandType = 6
 	TypeSetMetaVoters       CommandType = 7
+	// Types 8 and 9 are DeleteTopic and AlterTopicConfig under the rule
+	// that internal topics are refused unless Controller is set; 3 and 4
+	// keep the rule they were written under (no such check), so replaying
+	// an old log gives the state it gave then.
+	TypeDeleteTopicV2      CommandType = 8
+	TypeAlterTopicConfigV2 CommandType = 9
 )
 
 func (t CommandType) String() string {
@@ -32,9 +38,9 @@ func (t CommandType) String() string {
 		return "RegisterBroker"
 	case TypeCreateTopic:
 		return "CreateTopic"
-	case TypeDeleteTopic:
+	case TypeDeleteTopic, TypeDeleteTopicV2:
 		return "DeleteTopic"
-	case TypeAlterTopicConfig:
+	case TypeAlterTopicConfig, TypeAlterTopicConfigV2:
 		return "AlterTopicConfig"
 	case TypeReassignPartition:
 		return "ReassignPartition"
@@ -77,21 +83,34 @@ type CreateTopic struct {
 
 // DeleteTopic deletes a topic. With a non-zero TopicID it deletes only that
 // incarnation, so a retried delete cannot remove a topic created again
-// meanwhile. Fails with ErrUnknownTopic.
+// meanwhile. Fails with ErrUnknownTopic, and with ErrInternalTopic for an
+// internal topic unless Controller is set.
 type DeleteTopic struct {
 	Name    string `json:"name"`
 	TopicID uint64 `json:"topic_id,omitempty"`
+	// Controller marks a command the cluster itself issues; only such a
+	// command may delete an internal topic. Nothing a client sends may
+	// set it.
+	Controller bool `json:"controller,omitempty"`
+
+	legacy bool // decoded from a TypeDeleteTopic entry: applied without the internal-topic rule
 }
 
 // AlterTopicConfig sets keys of a topic's configuration (Set, in
 // ParseTopicConfig's form) and resets others to their defaults (Delete),
 // all or nothing. A key may not be in both. With a non-zero TopicID only
 // that incarnation is altered.
+//
+// The configuration of an internal topic may only be altered with
+// Controller set (ErrInternalTopic otherwise), as for DeleteTopic.
 type AlterTopicConfig struct {
-	Name    string            `json:"name"`
-	TopicID uint64            `json:"topic_id,omitempty"`
-	Set     map[string]string `json:"set,omitempty"`
-	Delete  []string          `json:"delete,omitempty"`
+	Name       string            `json:"name"`
+	TopicID    uint64            `json:"topic_id,omitempty"`
+	Set        map[string]string `json:"set,omitempty"`
+	Delete     []string          `json:"delete,omitempty"`
+	Controller bool              `json:"controller,omitempty"`
+
+	legacy bool // decoded from a TypeAlterTopicConfig entry: see DeleteTopic.legacy
 }
 
 // ReassignPartition replaces one partition's replica list (self-healing,
@@ -118,10 +137,21 @@ type SetMetaVoters struct {
 	IDs []string `json:"ids"`
 }
 
-func (RegisterBroker) Type() CommandType      { return TypeRegisterBroker }
-func (CreateTopic) Type() CommandType         { return TypeCreateTopic }
-func (DeleteTopic) Type() CommandType         { return TypeDeleteTopic }
-func (AlterTopicConfig) Type() CommandType    { return TypeAlterTopicConfig }
+func (RegisterBroker) Type() CommandType { return TypeRegisterBroker }
+func (CreateTopic) Type() CommandType    { return TypeCreateTopic }
+func (c DeleteTopic) Type() CommandType {
+	if c.legacy {
+		return TypeDeleteTopic
+	}
+	return TypeDeleteTopicV2
+}
+
+func (c AlterTopicConfig) Type() CommandType {
+	if c.legacy {
+		return TypeAlterTopicConfig
+	}
+	return TypeAlterTopicConfigV2
+}
 func (ReassignPartition) Type() CommandType   { return TypeReassignPartition }
 func (AllocateProducerIDs) Type() CommandType { return TypeAllocateProducerIDs }
 func (SetMetaVoters) Type() CommandType       { return TypeSetMetaVoters }
@@ -156,8 +186,28 @@ func DecodeCommand(data []byte) (Command, error) {
 	case TypeCreateTopic:
 		return decodeAs[CreateTopic](t, data[1:])
 	case TypeDeleteTopic:
+		c, err := decodeStrict[DeleteTopic](t, data[1:])
+		if err != nil {
+			return nil, err
+		}
+		if c.Controller {
+			return nil, fmt.Errorf("%w: %s: field \"controller\" is not part of type %d", ErrMalformedCommand, t, uint8(t))
+		}
+		c.legacy = true
+		return c, nil
+	case TypeDeleteTopicV2:
 		return decodeAs[DeleteTopic](t, data[1:])
 	case TypeAlterTopicConfig:
+		c, err := decodeStrict[AlterTopicConfig](t, data[1:])
+		if err != nil {
+			return nil, err
+		}
+		if c.Controller {
+			return nil, fmt.Errorf("%w: %s: field \"controller\" is not part of type %d", ErrMalformedCommand, t, uint8(t))
+		}
+		c.legacy = true
+		return c, nil
+	case TypeAlterTopicConfigV2:
 		return decodeAs[AlterTopicConfig](t, data[1:])
 	case TypeReassignPartition:
 		return decodeAs[ReassignPartition](t, data[1:])
@@ -170,14 +220,22 @@ func DecodeCommand(data []byte) (Command, error) {
 }
 
 func decodeAs[C Command](t CommandType, payload []byte) (Command, error) {
+	cmd, err := decodeStrict[C](t, payload)
+	if err != nil {
+		return nil, err
+	}
+	return cmd, nil
+}
+
+func decodeStrict[C Command](t CommandType, payload []byte) (C, error) {
 	var cmd C
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cmd); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrMalformedCommand, t, err)
+		return cmd, fmt.Errorf("%w: %s: %v", ErrMalformedCommand, t, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: %s: trailing data", ErrMalformedCommand, t)
+		return cmd, fmt.Errorf("%w: %s: trailing data", ErrMalformedCommand, t)
 	}
 	return cmd, nil
 }

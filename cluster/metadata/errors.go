@@ -3,6 +3,7 @@ package metadata
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinel errors callers branch on; the rpc layer maps them to gRPC codes
@@ -25,7 +26,34 @@ var (
 	// by EncodeCommand, damaged, or written by a newer version with a field
 	// this one does not know.
 	ErrMalformedCommand = errors.New("malformed metadata command")
+	// ErrInternalTopic is matched by every *InternalTopicError.
+	ErrInternalTopic = errors.New("internal topic")
 )
+
+// InternalTopicError refuses an operation on an internal topic (a name
+// starting with InternalTopicPrefix) that only the cluster itself may
+// perform. The rpc layer returns the same error for every client path
+// (produce, delete, alter, create), so the message reads the same
+// wherever it was refused.
+type InternalTopicError struct {
+	Topic string
+	// Action completes "clients cannot ...", e.g. "produce to it".
+	Action string
+}
+
+func (e *InternalTopicError) Error() string {
+	return fmt.Sprintf("topic %q is internal to the cluster: clients cannot %s", e.Topic, e.Action)
+}
+
+// Is makes errors.Is(err, ErrInternalTopic) hold.
+func (e *InternalTopicError) Is(target error) bool { return target == ErrInternalTopic }
+
+// IsInternalTopic reports whether t belongs to the cluster: created as
+// internal, or named with the internal prefix (which CreateTopic only
+// allows for internal topics).
+func IsInternalTopic(t *Topic) bool {
+	return t != nil && (t.Internal || strings.HasPrefix(t.Name, InternalTopicPrefix))
+}
 
 // InvalidArgumentError names the offending field (as a user would spell it:
 // "name", "partitions", "config.retention.ms") and why it is wrong.
