@@ -172,16 +172,36 @@ func (n *Node) serveMetaForward(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, toWireResult(res, err))
 }
 
-// checkCommandOrigin refuses a broker registration made by any node other
-// than the broker itself: otherwise one node could re-point another's
-// addresses, or register a node that holds no certificate.
+// checkCommandOrigin refuses what no node may ask of another: a broker
+// registration for any node but the sender (one node could otherwise
+// re-point another's addresses), the pre-rule encodings of DeleteTopic and
+// AlterTopicConfig (kept for replaying old logs, never for new writes), and
+// commands marked as the controller's, which the meta leader only ever
+// applies locally.
 func checkCommandOrigin(raw []byte, origin string) error {
+	if len(raw) > 0 {
+		switch metadata.CommandType(raw[0]) {
+		case metadata.TypeDeleteTopic, metadata.TypeAlterTopicConfig:
+			return fmt.Errorf("metadata command type %d is accepted only on replay", raw[0])
+		}
+	}
 	cmd, err := metadata.DecodeCommand(raw)
 	if err != nil {
 		return fmt.Errorf("decode metadata command: %w", err)
 	}
-	if rb, ok := cmd.(metadata.RegisterBroker); ok && rb.Broker.ID != origin {
-		return fmt.Errorf("node %q may not register broker %q", origin, rb.Broker.ID)
+	switch c := cmd.(type) {
+	case metadata.RegisterBroker:
+		if c.Broker.ID != origin {
+			return fmt.Errorf("node %q may not register broker %q", origin, c.Broker.ID)
+		}
+	case metadata.DeleteTopic:
+		if c.Controller {
+			return errors.New("a controller command cannot come from a peer")
+		}
+	case metadata.AlterTopicConfig:
+		if c.Controller {
+			return errors.New("a controller command cannot come from a peer")
+		}
 	}
 	return nil
 }

@@ -392,3 +392,29 @@ func TestPlaintextWarningOnlyBeyondLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestPeerCannotIssueControllerOrLegacyCommands(t *testing.T) {
+	dir := certDir(t)
+	c := newSecureTestCluster(t, 3, dir)
+	offsetsGroup(t, c)
+	controller, err := metadata.EncodeCommand(metadata.DeleteTopic{Name: consumergroup.OffsetsTopic, Controller: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The encoding from before internal topics were protected: type 3.
+	legacy := append([]byte{byte(metadata.TypeDeleteTopic)}, []byte(`{"name":"`+consumergroup.OffsetsTopic+`"}`)...)
+	peer := strangerMux(t, "n3", reloaderFor(t, dir, "n3"))
+	for name, raw := range map[string][]byte{"controller-marked": controller, "legacy type": legacy} {
+		for _, tn := range c.nodes {
+			err := postOverMux(t, peer, tn.node().RaftAddr(), raw)
+			if err == nil || !strings.Contains(err.Error(), "403") {
+				t.Errorf("%s delete via %s: %v, want 403", name, tn.cfg.ID, err)
+			}
+		}
+	}
+	for _, n := range c.running() {
+		if n.Metadata().Topics[consumergroup.OffsetsTopic] == nil {
+			t.Fatalf("%s: __consumer_offsets was deleted", n.ID())
+		}
+	}
+}
