@@ -173,7 +173,10 @@ up() {
   fi
   skiff_log "cluster ready in $(( ($(skiff_now_ms) - start) ))ms (containers started to ready: ${took}ms)"
   echo "brokers: $(skiff_brokers)"
-  skiff_tls_exports
+  if skiff_secure; then
+    echo "export SKIFF_BROKERS=$(skiff_brokers)"
+    skiff_tls_exports
+  fi
 }
 
 down() {
