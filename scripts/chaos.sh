@@ -41,7 +41,7 @@ BUILD=1
 KEEP=${SKIFF_KEEP:-0}
 SECURE=1
 target=${1:-}
-[ -n "$target" ] || usage
+case $target in ''|-h|--help) usage ;; esac
 shift
 while [ $# -gt 0 ]; do
   case $1 in
