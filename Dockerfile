@@ -6,8 +6,11 @@
 #   docker build -t skiff:dev .                         (make image)
 #
 # No CA certificates, shell or libc: faults are injected from the host
-# (scripts/faults.sh), never from inside a container. Nodes talk plain TCP
-# with each other and with clients, so no certificates are needed.
+# (scripts/faults.sh), never from inside a container. The image holds no
+# certificates either: a secure node gets its own, the cluster CA and the
+# gossip key from a mount (docker-compose.secure.yml mounts them at /certs)
+# named by SKIFF_TLS_CERT_FILE, SKIFF_TLS_KEY_FILE, SKIFF_TLS_CA_FILE and
+# SKIFF_GOSSIP_KEY_FILE. Without them a node is plaintext on every port.
 FROM scratch
 
 COPY bin/skiff /skiff
@@ -21,6 +24,8 @@ VOLUME ["/var/lib/skiff"]
 # (/metrics, /healthz, /readyz, /v1/cluster).
 EXPOSE 9400/tcp 9401/tcp 9402/tcp 9402/udp 9403/tcp
 
+# The healthcheck dials 127.0.0.1 with SKIFF_TLS_* when they are set (the
+# node's own certificate carries 127.0.0.1), so it passes in both modes.
 # Exec form: the binary is PID 1 and gets SIGTERM directly from `docker stop`,
 # so a stopping node hands its leaderships away first.
 STOPSIGNAL SIGTERM

@@ -55,15 +55,17 @@ NODES ?= 3
 image: build
 	docker build -q -t $(IMAGE) .
 
+# SECURE=1: TLS and encrypted gossip (scripts/cluster.sh up --secure).
 cluster-up:
-	SKIFF_IMAGE=$(IMAGE) scripts/cluster.sh up --nodes $(NODES)
+	SKIFF_IMAGE=$(IMAGE) scripts/cluster.sh up --nodes $(NODES) $(if $(SECURE),--secure)
 
 cluster-down:
 	SKIFF_IMAGE=$(IMAGE) scripts/cluster.sh down
 
 # Chaos scenarios on the compose cluster (scripts/chaos.sh): one with
 # `make chaos SCENARIO=leader-kill`, the whole suite with `make chaos-all`,
-# the short CI suite with `make chaos-ci`. Any checker anomaly fails.
+# the short CI suite with `make chaos-ci`. Any checker anomaly fails. They
+# run on the secure cluster; CHAOS_ARGS=--insecure for the plaintext one.
 SCENARIO ?= leader-kill
 CHAOS_ARGS ?=
 

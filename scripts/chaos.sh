@@ -16,6 +16,9 @@
 #   --recovery D     recovery phase after healing (default 15s)
 #   --out DIR        history, result and log files (default /tmp/skiff-chaos-<time>)
 #   --no-build       use the existing bin/skiff and image
+#   --insecure       plaintext cluster (default: secure, cluster.sh up --secure:
+#                    TLS everywhere, mutual TLS between nodes, encrypted gossip;
+#                    the workload connects as the admin client)
 #   --keep           leave the last cluster running
 #
 # Exits non-zero if any scenario's checker finds an anomaly (lost,
@@ -36,8 +39,9 @@ RECOVERY=15s
 OUT=""
 BUILD=1
 KEEP=${SKIFF_KEEP:-0}
+SECURE=1
 target=${1:-}
-[ -n "$target" ] || usage
+case $target in ''|-h|--help) usage ;; esac
 shift
 while [ $# -gt 0 ]; do
   case $1 in
@@ -47,6 +51,8 @@ while [ $# -gt 0 ]; do
     --out) OUT=${2:?}; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --keep) KEEP=1; shift ;;
+    --secure) SECURE=1; shift ;;
+    --insecure) SECURE=0; shift ;;
     -h|--help) usage ;;
     *) echo "unknown argument: $1" >&2; usage ;;
   esac
@@ -96,7 +102,9 @@ FAILED=0
 # run_one SCENARIO: a fresh cluster, the run, the summary, the cluster down.
 run_one() {
   local sc=$1 up_args=() result="$OUT/$1.json" hist="$OUT/$1.jsonl" log="$OUT/$1.log" bound rc=0
+  local -a tls=()
   [ "$BUILD" -eq 1 ] || up_args+=(--no-build)
+  [ "$SECURE" -eq 0 ] || up_args+=(--secure)
   skiff_log "=== $sc: cluster up"
   "$CLUSTER" down >/dev/null 2>&1 || true
   if ! "$CLUSTER" up "${up_args[@]}" >"$OUT/$sc.up.log" 2>&1; then
@@ -106,10 +114,16 @@ run_one() {
     return
   fi
   BUILD=0 # once is enough
+  # Host-side skiff calls (the workload here, faults.sh's helpers through
+  # the cluster's mode marker) speak the cluster's mode.
+  skiff_use_tls
+  if [ "$SECURE" -eq 1 ]; then
+    tls=(--tls-ca-file "$SKIFF_TLS_CA_FILE" --tls-cert-file "$SKIFF_TLS_CERT_FILE" --tls-key-file "$SKIFF_TLS_KEY_FILE")
+  fi
   # The run bounds its own phases and waits; this is the backstop.
   bound=$(($(secs "$STEADY") + $(secs "$FAULT") + $(secs "$RECOVERY") + 600))
-  skiff_log "=== $sc: workload and faults (steady $STEADY, fault $FAULT, recovery $RECOVERY; log $log)"
-  timeout --kill-after 10 "$bound" "$SKIFF_BIN" chaos run -o json --verbose \
+  skiff_log "=== $sc: workload and faults ($([ "$SECURE" -eq 1 ] && echo secure || echo plaintext); steady $STEADY, fault $FAULT, recovery $RECOVERY; log $log)"
+  timeout --kill-after 10 "$bound" "$SKIFF_BIN" chaos run "${tls[@]}" -o json --verbose \
     --brokers "$(skiff_brokers)" --scenario "$sc" --faults-script "$SKIFF_ROOT/scripts/faults.sh" \
     --steady "$STEADY" --fault "$FAULT" --recovery "$RECOVERY" --history "$hist" >"$result" 2>"$log" || rc=$?
   if [ ! -s "$result" ]; then
@@ -117,7 +131,7 @@ run_one() {
     ROWS+=("$(printf '%-20s %s' "$sc" "ERROR no result (exit $rc; see $log)")")
     FAILED=1
   else
-    "$SKIFF_BIN" chaos check --history "$hist" || true
+    "$SKIFF_BIN" chaos check "${tls[@]}" --history "$hist" || true
     [ "$rc" -eq 0 ] || FAILED=1
     ROWS+=("$(jq -r --arg sc "$sc" --arg rc "$rc" '
       def ms: . / 1e6 | floor | tostring + "ms";
@@ -164,6 +178,6 @@ for sc in $scenarios; do
 done
 
 echo
-echo "chaos results (histories and logs in $OUT):"
+echo "chaos results ($([ "$SECURE" -eq 1 ] && echo "secure cluster" || echo "plaintext cluster"); histories and logs in $OUT):"
 printf '%s\n' "${ROWS[@]}"
 exit "$FAILED"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run a Skiff cluster in containers (docker-compose.yml).
 #
-#   scripts/cluster.sh up     [--nodes 3|5] [--no-build] [--timeout SECS]
-#   scripts/cluster.sh down                       containers, network and volumes
+#   scripts/cluster.sh up     [--nodes 3|5] [--secure] [--no-build] [--timeout SECS]
+#   scripts/cluster.sh down   [--purge]           containers, network and volumes
+#                                                 (--purge: the secure dir too)
 #   scripts/cluster.sh status                     containers, health, /v1/cluster
 #   scripts/cluster.sh logs   [NODE...] [--follow]
 #
@@ -13,6 +14,14 @@
 #
 #   brokers: 127.0.0.1:9400,127.0.0.1:9410,127.0.0.1:9420
 #
+# --secure adds docker-compose.secure.yml: TLS on every listener (mutual TLS
+# between nodes), encrypted and labelled gossip. Certificates for skiff-1..5
+# and the client "admin", a gossip key and a cluster name are made once
+# under $SKIFF_SECURE_DIR (default .secure/; see scripts/common.sh) and
+# reused while there; `up` then also prints the SKIFF_TLS_* exports a host
+# shell needs. status, logs, down (and faults.sh, smoke.sh, chaos.sh) follow
+# the mode of the running cluster. `down --purge` deletes the secure dir.
+#
 # Works with `docker compose` (v2) and `docker-compose` (v1). Environment:
 # SKIFF_PORT_PREFIX (host ports <prefix>00, <prefix>10, ...; default 94, the
 # ports of `skiff dev`: use 95 to run both), SKIFF_PROJECT (compose project,
@@ -22,13 +31,15 @@ set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2; }
 
 SKIFF_NODES=3
 BUILD=1
 UP_TIMEOUT=${SKIFF_UP_TIMEOUT:-120}
 FOLLOW=()
 NODES_ARGS=()
+SECURE=0
+PURGE=0
 
 cmd=${1:-}
 [ -n "$cmd" ] || usage
@@ -38,6 +49,9 @@ while [ $# -gt 0 ]; do
     --nodes) SKIFF_NODES=${2:?--nodes needs 3 or 5}; shift 2 ;;
     --nodes=*) SKIFF_NODES=${1#--nodes=}; shift ;;
     --no-build) BUILD=0; shift ;;
+    --secure) SECURE=1; shift ;;
+    --insecure) SECURE=0; shift ;;
+    --purge) PURGE=1; shift ;;
     --timeout) UP_TIMEOUT=${2:?}; shift 2 ;;
     -f|--follow) FOLLOW=(--follow); shift ;;
     -h|--help) usage ;;
@@ -78,21 +92,74 @@ ports_free() {
   skiff_die "host ports in use:$busy (a 'skiff dev'?); pick others with SKIFF_PORT_PREFIX=95"
 }
 
+# secure_prepare: certificates for skiff-1..5 and the admin client, a
+# gossip key and a cluster name under $SKIFF_SECURE_DIR (made once, reused),
+# and each node's mount directory refreshed from them.
+secure_prepare() {
+  local dir=$SKIFF_SECURE_DIR bin=$SKIFF_ROOT/bin/skiff pki i nd
+  local -a missing=() args=()
+  pki=$dir/pki
+  [ -x "$bin" ] || { skiff_die "$bin is missing (run without --no-build)"; return 1; }
+  mkdir -p "$pki" "$dir/nodes"
+  chmod 0700 "$dir" "$pki"
+  if [ ! -f "$pki/ca.crt" ] || [ ! -f "$pki/ca.key" ]; then
+    # A new CA: every certificate signed by an old one goes.
+    rm -f "$pki"/*.crt "$pki"/*.key
+  fi
+  for i in 1 2 3 4 5; do
+    [ -f "$pki/skiff-$i.crt" ] && [ -f "$pki/skiff-$i.key" ] || missing+=("skiff-$i")
+  done
+  [ ${#missing[@]} -eq 0 ] || args+=(--nodes "$(IFS=,; echo "${missing[*]}")" --force)
+  [ -f "$pki/admin.crt" ] && [ -f "$pki/admin.key" ] || args+=(--clients admin --force)
+  if [ ${#args[@]} -gt 0 ]; then
+    skiff_log "creating certificates in $pki"
+    "$bin" certs create --dir "$pki" --hosts skiff-1,skiff-2,skiff-3,skiff-4,skiff-5,127.0.0.1,localhost "${args[@]}" >&2 ||
+      { skiff_die "skiff certs create failed"; return 1; }
+  fi
+  if [ ! -s "$dir/gossip.key" ]; then
+    (umask 077 && head -c 32 /dev/urandom | base64 >"$dir/gossip.key")
+  fi
+  if [ ! -s "$dir/cluster-name" ]; then
+    echo "skiff-lab-$(head -c 3 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$dir/cluster-name"
+  fi
+  # What node i mounts at /certs: its own key only. 0644 so that the
+  # container's root (no CAP_DAC_OVERRIDE) reads it whoever owns the file:
+  # lab only; the CA and admin keys under pki/ stay 0600 and unmounted.
+  for i in 1 2 3 4 5; do
+    nd=$dir/nodes/skiff-$i
+    mkdir -p "$nd"
+    chmod 0755 "$nd"
+    install -m 0644 "$pki/ca.crt" "$pki/skiff-$i.crt" "$pki/skiff-$i.key" "$dir/gossip.key" "$nd/"
+  done
+}
+
 up() {
   skiff_need curl
   skiff_need jq
   [ "$BUILD" -eq 0 ] || build
-  local start running
+  local start running was=0
   start=$(skiff_now_ms)
   running=$(skiff_nodes | wc -l)
   if [ "$running" -gt 0 ] && [ "$running" -ne "$SKIFF_NODES" ]; then
     skiff_log "a $running-node cluster exists; run '$0 down' before asking for $SKIFF_NODES nodes"
     exit 1
   fi
+  SKIFF_SECURE='' skiff_secure && was=1
+  if [ "$running" -gt 0 ] && [ "$was" -ne "$SECURE" ]; then
+    skiff_log "a $([ "$was" -eq 1 ] && echo secure || echo plaintext) cluster exists; run '$0 down' before asking for a $([ "$SECURE" -eq 1 ] && echo secure || echo plaintext) one"
+    exit 1
+  fi
   if [ "$running" -eq 0 ]; then
     ports_free || exit 1
   fi
-  skiff_log "starting $SKIFF_NODES nodes (project $SKIFF_PROJECT, host ports ${SKIFF_PORT_PREFIX}x0/${SKIFF_PORT_PREFIX}x3)"
+  export SKIFF_SECURE=$SECURE
+  if [ "$SECURE" -eq 1 ]; then
+    secure_prepare || exit 1
+    touch "$SKIFF_SECURE_DIR/secure.$SKIFF_PROJECT"
+  else
+    rm -f "$SKIFF_SECURE_DIR/secure.$SKIFF_PROJECT"
+  fi
+  skiff_log "starting $SKIFF_NODES nodes (project $SKIFF_PROJECT, host ports ${SKIFF_PORT_PREFIX}x0/${SKIFF_PORT_PREFIX}x3$([ "$SECURE" -eq 1 ] && echo ", secure: TLS, certificates in $SKIFF_SECURE_DIR"))"
   if ! skiff_compose up -d --remove-orphans >&2; then
     skiff_log "compose up failed; '$0 down' removes what was created"
     exit 1
@@ -106,6 +173,10 @@ up() {
   fi
   skiff_log "cluster ready in $(( ($(skiff_now_ms) - start) ))ms (containers started to ready: ${took}ms)"
   echo "brokers: $(skiff_brokers)"
+  if skiff_secure; then
+    echo "export SKIFF_BROKERS=$(skiff_brokers)"
+    skiff_tls_exports
+  fi
 }
 
 down() {
@@ -117,6 +188,11 @@ down() {
     n=5
   fi
   SKIFF_NODES=$n skiff_compose down --volumes --remove-orphans --timeout 10 >&2
+  rm -f "$SKIFF_SECURE_DIR/secure.$SKIFF_PROJECT"
+  if [ "$PURGE" -eq 1 ]; then
+    skiff_log "removing $SKIFF_SECURE_DIR (certificates, gossip key)"
+    rm -rf "$SKIFF_SECURE_DIR"
+  fi
 }
 
 status() {
@@ -125,6 +201,11 @@ status() {
   if [ -z "$(skiff_nodes)" ]; then
     echo "no cluster (project $SKIFF_PROJECT)"
     return 0
+  fi
+  if skiff_secure; then
+    echo "mode: secure (TLS, certificates in $SKIFF_SECURE_DIR)"
+  else
+    echo "mode: plaintext"
   fi
   printf '%-10s %-10s %-16s %-16s %s\n' NODE HEALTH GRPC HTTP "VIEW (alive/known, controller)"
   for node in $(skiff_nodes); do

@@ -15,6 +15,51 @@ SKIFF_NETWORK=${SKIFF_NETWORK:-skiff}
 SKIFF_IMAGE=${SKIFF_IMAGE:-skiff:dev}
 export SKIFF_IMAGE
 
+# Secure mode (scripts/cluster.sh up --secure): TLS on every listener, mutual
+# TLS between nodes, encrypted and labelled gossip. Everything lives under
+# $SKIFF_SECURE_DIR (default $SKIFF_ROOT/.secure, git-ignored, mode 0700):
+#   pki/                  `skiff certs create` output: ca.crt/ca.key, skiff-1..5
+#                         and the host's client certificate admin.crt/.key (0600)
+#   nodes/skiff-<i>/      what node i sees, mounted read-only at /certs: ca.crt,
+#                         skiff-<i>.crt/.key and gossip.key
+#   gossip.key, cluster-name
+#   secure.<project>      marker: the running cluster of <project> is secure
+# The marker makes every helper here (skiff_http, skiff_compose, ...) and so
+# status/logs/down, faults.sh, smoke.sh and chaos.sh speak the cluster's mode.
+# SKIFF_SECURE=1 or 0 overrides the marker (cluster.sh up sets it).
+SKIFF_SECURE_DIR=${SKIFF_SECURE_DIR:-$SKIFF_ROOT/.secure}
+
+# skiff_secure: the cluster is (to be) run in secure mode.
+skiff_secure() {
+  case ${SKIFF_SECURE:-} in
+    1) return 0 ;;
+    0) return 1 ;;
+    *) [ -f "$SKIFF_SECURE_DIR/secure.$SKIFF_PROJECT" ] ;;
+  esac
+}
+
+# skiff_tls_exports prints the export lines a host shell needs to talk to
+# the secure cluster as the admin client (nothing when not secure).
+skiff_tls_exports() {
+  skiff_secure || return 0
+  echo "export SKIFF_TLS_CA_FILE=$SKIFF_SECURE_DIR/pki/ca.crt"
+  echo "export SKIFF_TLS_CERT_FILE=$SKIFF_SECURE_DIR/pki/admin.crt"
+  echo "export SKIFF_TLS_KEY_FILE=$SKIFF_SECURE_DIR/pki/admin.key"
+}
+
+# skiff_use_tls: in secure mode, export SKIFF_TLS_* (the admin client) so
+# the host-side skiff commands this shell runs speak TLS; else unset them,
+# so a plaintext cluster is not dialled with TLS.
+skiff_use_tls() {
+  if skiff_secure; then
+    export SKIFF_TLS_CA_FILE="$SKIFF_SECURE_DIR/pki/ca.crt"
+    export SKIFF_TLS_CERT_FILE="$SKIFF_SECURE_DIR/pki/admin.crt"
+    export SKIFF_TLS_KEY_FILE="$SKIFF_SECURE_DIR/pki/admin.key"
+  else
+    unset SKIFF_TLS_CA_FILE SKIFF_TLS_CERT_FILE SKIFF_TLS_KEY_FILE SKIFF_TLS_SERVER_NAME
+  fi
+}
+
 # skiff_log prints a timestamped line on stderr (stdout is kept for results).
 skiff_log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 skiff_die() { skiff_log "error: $*"; return 1; }
@@ -41,9 +86,17 @@ skiff_need() {
 # else `docker-compose` (v1), with the project name and the compose files
 # for $SKIFF_NODES (3 or 5) nodes.
 skiff_compose() {
-  local -a files=(-f "$SKIFF_ROOT/docker-compose.yml")
+  local -a files=(-f "$SKIFF_ROOT/docker-compose.yml") secure_env=()
   if [ "${SKIFF_NODES:-3}" -eq 5 ]; then
     files+=(-f "$SKIFF_ROOT/docker-compose.5.yml")
+  fi
+  if skiff_secure; then
+    files+=(-f "$SKIFF_ROOT/docker-compose.secure.yml")
+    if [ "${SKIFF_NODES:-3}" -eq 5 ]; then
+      files+=(-f "$SKIFF_ROOT/docker-compose.secure.5.yml")
+    fi
+    secure_env=("SKIFF_SECURE_DIR=$SKIFF_SECURE_DIR"
+      "SKIFF_LAB_CLUSTER_NAME=$(cat "$SKIFF_SECURE_DIR/cluster-name" 2>/dev/null || echo skiff-lab)")
   fi
   if [ -z "${SKIFF_COMPOSE_CMD:-}" ]; then
     if docker compose version >/dev/null 2>&1; then
@@ -56,7 +109,7 @@ skiff_compose() {
     fi
   fi
   # shellcheck disable=SC2086 # the command is one or two words on purpose
-  $SKIFF_COMPOSE_CMD -p "$SKIFF_PROJECT" --project-directory "$SKIFF_ROOT" "${files[@]}" "$@"
+  env "${secure_env[@]}" $SKIFF_COMPOSE_CMD -p "$SKIFF_PROJECT" --project-directory "$SKIFF_ROOT" "${files[@]}" "$@"
 }
 
 # skiff_nodes prints the cluster's containers (running or not), one a line,
@@ -95,14 +148,19 @@ skiff_brokers() {
   echo "$out"
 }
 
-# skiff_http NODE PATH: GET from a node's published HTTP port. Bounded by
+# skiff_http NODE PATH: GET from a node's published HTTP port (https,
+# verified against the cluster CA, in secure mode). Bounded by
 # SKIFF_HTTP_TIMEOUT (default 6s): /v1/cluster and /v1/topics ask every
 # node gossip calls alive for its partitions, for up to 5s, so a node cut
 # from a peer that gossip still sees alive answers slowly, not wrongly.
 skiff_http() {
   local addr
   addr=$(skiff_http_addr "$1") || return 1
-  curl -fsS -m "${SKIFF_HTTP_TIMEOUT:-6}" "http://$addr$2"
+  if skiff_secure; then
+    curl -fsS -m "${SKIFF_HTTP_TIMEOUT:-6}" --cacert "$SKIFF_SECURE_DIR/pki/ca.crt" "https://$addr$2"
+  else
+    curl -fsS -m "${SKIFF_HTTP_TIMEOUT:-6}" "http://$addr$2"
+  fi
 }
 
 # skiff_health NODE: the container's docker health status (healthy,

@@ -6,7 +6,7 @@
 #   partition of one pair (the third node bridges gossip), loss, cut-clients,
 #   delay (netem, or "unsupported" when the kernel lacks it), throttle.
 #
-#   scripts/faults-selftest.sh [--no-build] [--keep] [--only NAME[,NAME..]]
+#   scripts/faults-selftest.sh [--no-build] [--secure] [--keep] [--only NAME[,NAME..]]
 #
 # Every wait is bounded; the cluster and every fault are removed on exit.
 # Prints one line per fault with what was observed and how long it took.
@@ -24,9 +24,10 @@ ONLY=""
 while [ $# -gt 0 ]; do
   case $1 in
     --no-build) UP_ARGS+=(--no-build); shift ;;
+    --secure) UP_ARGS+=(--secure); shift ;;
     --keep) KEEP=1; shift ;;
     --only) ONLY=${2:?}; shift 2 ;;
-    *) echo "usage: $0 [--no-build] [--keep] [--only NAME,..]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--no-build] [--secure] [--keep] [--only NAME,..]" >&2; exit 2 ;;
   esac
 done
 export SKIFF_NODES=3
@@ -108,14 +109,23 @@ http_fails() {
   for i in $(seq "$1"); do SKIFF_HTTP_TIMEOUT=0.5 skiff_http "$2" /healthz >/dev/null 2>&1 || fails=$((fails + 1)); done
   echo "$fails"
 }
-# netns_http NODE IP: from inside NODE's network namespace, GET IP:9403/healthz.
-netns_http() { _fault_ns "$1" curl -fsS -m 1 "http://$2:9403/healthz" >/dev/null 2>&1; }
+# netns_http NODE IP: from inside NODE's network namespace, GET IP:9403/healthz
+# (https in secure mode; -k: this checks reachability, and the certificates
+# name the nodes, not their compose addresses).
+netns_http() {
+  if skiff_secure; then
+    _fault_ns "$1" curl -fsSk -m 1 "https://$2:9403/healthz" >/dev/null 2>&1
+  else
+    _fault_ns "$1" curl -fsS -m 1 "http://$2:9403/healthz" >/dev/null 2>&1
+  fi
+}
 
 skiff_need jq
 skiff_need curl
 _fault_tools
 
 "$CLUSTER" up "${UP_ARGS[@]}"
+skiff_use_tls # host-side `skiff health` speaks the cluster's mode
 skiff_wait_for 10 "a formed cluster" skiff_cluster_ok 3 >/dev/null
 
 if want stop; then

@@ -5,7 +5,7 @@
 #   controller -> docker kill the controller -> a new controller (bounded) ->
 #   start the old one -> every node healthy and alive again -> down.
 #
-#   scripts/smoke.sh [--nodes 3|5] [--no-build] [--keep]
+#   scripts/smoke.sh [--nodes 3|5] [--secure] [--no-build] [--keep]
 #
 # Exits non-zero on any failure; the cluster is always removed on exit
 # (--keep or SKIFF_KEEP=1 leaves it running for a look). Prints timings.
@@ -22,8 +22,9 @@ while [ $# -gt 0 ]; do
   case $1 in
     --nodes) NODES=${2:?}; shift 2 ;;
     --no-build) UP_ARGS+=(--no-build); shift ;;
+    --secure) UP_ARGS+=(--secure); shift ;;
     --keep) KEEP=1; shift ;;
-    *) echo "usage: $0 [--nodes 3|5] [--no-build] [--keep]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--nodes 3|5] [--secure] [--no-build] [--keep]" >&2; exit 2 ;;
   esac
 done
 export SKIFF_NODES=$NODES
@@ -86,4 +87,4 @@ fault_start "$old"
 recover_ms=$(skiff_wait_for "$RECOVER_TIMEOUT" "all $NODES nodes healthy and alive after restarting $old" skiff_cluster_ok "$NODES")
 skiff_log "$old back, cluster whole again ${recover_ms}ms after start"
 
-echo "smoke OK: up ${up_ms}ms$([ ${#UP_ARGS[@]} -eq 0 ] && echo " (incl. build)"), controller failover ${failover_ms}ms ($old -> $new), dead detected ${detect_ms}ms, rejoin ${recover_ms}ms"
+echo "smoke OK$(skiff_secure && echo " (secure)"): up ${up_ms}ms$(printf '%s\n' "${UP_ARGS[@]}" | grep -qx -- --no-build || echo " (incl. build)"), controller failover ${failover_ms}ms ($old -> $new), dead detected ${detect_ms}ms, rejoin ${recover_ms}ms"
