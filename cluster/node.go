@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"github.com/skiff-mq/skiff/consumergroup"
 	"log/slog"
 	"net"
@@ -274,6 +275,9 @@ func (n *Node) runBootstrap() {
 		n.logger.Info("joining an existing cluster; not bootstrapping")
 		return
 	}
+	if ctx.Err() != nil {
+		return // stopping
+	}
 	voters := bootstrapVoters(alive, n.cfg.MetaVoters)
 	for _, v := range voters {
 		if string(v.ID) == n.id {
@@ -288,33 +292,83 @@ func (n *Node) runBootstrap() {
 	// Not a voter: the meta leader adds this node as a non-voter.
 }
 
-// anyMemberBootstrapped asks the other members whether they hold meta state.
+// anyMemberBootstrapped asks the other members whether they hold meta
+// state. It decides only once every member still alive has answered: one
+// that cannot be asked yet (it has not learnt of this node from gossip, so
+// the peer channel refuses us) may be the one with state, and guessing
+// "no" would bootstrap a second meta group. It gives up (false) only when
+// ctx ends.
 func (n *Node) anyMemberBootstrapped(ctx context.Context, members []membership.Member) bool {
+	var pending []membership.Member
 	for _, m := range members {
-		if m.Meta.ID == n.id || m.Meta.RaftAddr == "" {
-			continue
+		if m.Meta.ID != n.id && m.Meta.RaftAddr != "" {
+			pending = append(pending, m)
 		}
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		req, err := http.NewRequestWithContext(rctx, http.MethodGet, peerURL(m.Meta.RaftAddr, "/internal/v1/bootstrapped"), nil)
-		if err != nil {
-			cancel()
-			continue
-		}
-		resp, err := n.peerClient.Do(req)
-		if err == nil {
-			var body struct {
-				HasState bool `json:"has_state"`
+	}
+	for attempt := 1; ; attempt++ {
+		var unanswered []membership.Member
+		for _, m := range pending {
+			has, err := n.probeBootstrapped(ctx, m.Meta.RaftAddr)
+			if err != nil {
+				unanswered = append(unanswered, m)
+				continue
 			}
-			derr := json.NewDecoder(resp.Body).Decode(&body)
-			resp.Body.Close()
-			if derr == nil && body.HasState {
-				cancel()
+			if has {
 				return true
 			}
 		}
-		cancel()
+		if len(unanswered) == 0 {
+			return false
+		}
+		if n.meta.hasState() {
+			return true // the meta leader reached us first
+		}
+		if attempt%20 == 0 {
+			n.logger.Warn("waiting for every member to say whether it holds meta state before bootstrapping", "unanswered", len(unanswered), "first", unanswered[0].Meta.ID)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(250 * time.Millisecond):
+		}
+		// A member that died meanwhile cannot hold up the cluster's birth.
+		alive := map[string]bool{}
+		for _, m := range n.members.Alive() {
+			alive[m.Meta.ID] = true
+		}
+		pending = pending[:0]
+		for _, m := range unanswered {
+			if alive[m.Meta.ID] {
+				pending = append(pending, m)
+			}
+		}
 	}
-	return false
+}
+
+// probeBootstrapped asks one member, at its Raft address, whether it holds
+// meta state.
+func (n *Node) probeBootstrapped(ctx context.Context, raftAddr string) (bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, peerURL(raftAddr, "/internal/v1/bootstrapped"), nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := n.peerClient.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("%s: %s", raftAddr, resp.Status)
+	}
+	var body struct {
+		HasState bool `json:"has_state"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body); err != nil {
+		return false, err
+	}
+	return body.HasState, nil
 }
 
 // stopContext returns a context cancelled when the node stops.

@@ -127,3 +127,75 @@ func TestHealthFailsWithoutANode(t *testing.T) {
 		t.Fatal("health of a closed port succeeded")
 	}
 }
+
+// TestDevSecureServesOnlyTLS starts `skiff dev --secure`, uses the printed
+// exports as a shell would, and checks that plaintext clients are refused.
+func TestDevSecureServesOnlyTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildSkiff(t)
+	base := freeBasePort(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "dev", "--secure", "--nodes", "3", "--base-port", strconv.Itoa(base), "--dir", dir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+	}()
+	sc := bufio.NewScanner(stdout)
+	env := map[string]string{}
+	for len(env) < 4 && sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok && strings.HasPrefix(sc.Text(), "export ") {
+			env[k] = v
+		}
+	}
+	for _, k := range []string{"SKIFF_BROKERS", "SKIFF_TLS_CA_FILE", "SKIFF_TLS_CERT_FILE", "SKIFF_TLS_KEY_FILE"} {
+		if env[k] == "" {
+			t.Fatalf("no export of %s (got %v); stderr:\n%s", k, env, stderr.String())
+		}
+	}
+	run := func(withTLS bool, args ...string) (string, error) {
+		c := exec.CommandContext(ctx, bin, append(args, "--timeout", "10s")...)
+		c.Env = append(os.Environ(), "SKIFF_BROKERS="+env["SKIFF_BROKERS"])
+		if withTLS {
+			for k, v := range env {
+				c.Env = append(c.Env, k+"="+v)
+			}
+		}
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run(true, "topic", "create", "secure-orders", "--partitions", "2", "--replication", "3"); err != nil {
+		t.Fatalf("topic create over TLS: %v\n%s", err, out)
+	}
+	out, err := run(true, "topic", "list", "-o", "json")
+	if err != nil || !strings.Contains(out, "secure-orders") {
+		t.Fatalf("topic list over TLS: %v\n%s", err, out)
+	}
+	if out, err := run(false, "topic", "list"); err == nil || !strings.Contains(out, "TLS") {
+		t.Fatalf("plaintext client: err %v, output %q: want a refusal that mentions TLS", err, out)
+	}
+	if resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(base+3) + "/readyz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("plaintext HTTP answered /readyz")
+		}
+	}
+	// The gossip key and the certificates stay in DIR/certs for the next run.
+	for _, f := range []string{"ca.crt", "node-0.crt", "admin.key", "gossip.key"} {
+		if _, err := os.Stat(filepath.Join(dir, "certs", f)); err != nil {
+			t.Fatalf("DIR/certs/%s: %v", f, err)
+		}
+	}
+}
