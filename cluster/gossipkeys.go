@@ -67,13 +67,6 @@ type NodeKeyring struct {
 	Error string   `json:"error,omitempty"`
 }
 
-// GossipKeyCount says how many nodes hold a key and how many encrypt with it.
-type GossipKeyCount struct {
-	Key       string
-	Nodes     int
-	PrimaryOn int
-}
-
 // GossipKeysResult is a fan-out's outcome on every live member.
 type GossipKeysResult struct {
 	Op GossipKeyOp
@@ -92,30 +85,6 @@ func (r GossipKeysResult) Failed() []NodeKeyring {
 			out = append(out, nk)
 		}
 	}
-	return out
-}
-
-// Counts tallies every key over the nodes that answered, sorted by key.
-func (r GossipKeysResult) Counts() []GossipKeyCount {
-	by := map[string]*GossipKeyCount{}
-	for _, nk := range r.Nodes {
-		for i, k := range nk.Keys {
-			c := by[k]
-			if c == nil {
-				c = &GossipKeyCount{Key: k}
-				by[k] = c
-			}
-			c.Nodes++
-			if i == 0 {
-				c.PrimaryOn++
-			}
-		}
-	}
-	out := make([]GossipKeyCount, 0, len(by))
-	for _, c := range by {
-		out = append(out, *c)
-	}
-	slices.SortFunc(out, func(a, b GossipKeyCount) int { return cmp.Compare(a.Key, b.Key) })
 	return out
 }
 

@@ -128,7 +128,7 @@ func TestStrangersCannotReachRaftGroups(t *testing.T) {
 		{"no certificate, plaintext header for __consumer_offsets-0", func() *raftnet.Mux { return strangerMux(t, "n1", nil) }, group, true},
 		{"no certificate, plaintext header for meta", func() *raftnet.Mux { return strangerMux(t, "n1", nil) }, metaGroupName, true},
 		{"node certificate from another CA", func() *raftnet.Mux { return strangerMux(t, "n1", reloaderFor(t, other, "n1")) }, group, true},
-		{"client certificate of the cluster CA", func() *raftnet.Mux { return strangerMux(t, "admin", clientReloader(t, dir, "admin")) }, group, true},
+		{"client certificate of the cluster CA", func() *raftnet.Mux { return strangerMux(t, "admin", reloaderFor(t, dir, "admin")) }, group, true},
 		{"claims n2 with n3's certificate", func() *raftnet.Mux { return strangerMux(t, "n2", reloaderFor(t, dir, "n3")) }, group, true},
 		// The control: the same request with a matching certificate is
 		// answered, so the refusals above are the trust boundary at work.
@@ -172,18 +172,6 @@ func refusedCount(t *testing.T, n *Node, reason string) float64 {
 		}
 	}
 	return 0
-}
-
-// clientReloader loads a client certificate (no node URI) as if it were a
-// node's: a client trying to pass as a peer.
-func clientReloader(t *testing.T, dir, name string) *certs.Reloader {
-	t.Helper()
-	crt, key := certs.Paths(dir, name)
-	r, err := certs.NewReloader(certs.Files{CertFile: crt, KeyFile: key, CAFile: filepath.Join(dir, "ca.crt")}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
 }
 
 // deleteOffsetsCommand is the reproduction: a metadata command that
