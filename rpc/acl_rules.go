@@ -1,0 +1,158 @@
+package rpc
+
+import (
+	"github.com/skiff-mq/skiff/internal/acl"
+	pb "github.com/skiff-mq/skiff/rpc/skiffpb"
+)
+
+// accessCheck is one authorization a request needs: op on every resource
+// of type res that names returns for the request.
+type accessCheck struct {
+	res   acl.ResourceType
+	op    acl.Operation
+	names func(req any) []string
+}
+
+// accessRule is what one RPC needs. Every RPC of every service has exactly
+// one (TestEveryRPCHasAnAccessRule), so a new RPC cannot be added without
+// choosing.
+type accessRule struct {
+	// checks must all pass before the handler runs.
+	checks []accessCheck
+	// filtered RPCs list resources; their answers keep only what the
+	// principal may describe, rather than refusing the call.
+	filtered bool
+	// anyPrincipal RPCs need an identity and nothing more; why says why.
+	anyPrincipal bool
+	why          string
+	// perMessage checks run on each message of a client stream (the
+	// stream's opening cannot know the topics it will write).
+	perMessage bool
+}
+
+func topicCheck(op acl.Operation, names func(req any) []string) accessCheck {
+	return accessCheck{res: acl.Topic, op: op, names: names}
+}
+
+func groupCheck(op acl.Operation, names func(req any) []string) accessCheck {
+	return accessCheck{res: acl.Group, op: op, names: names}
+}
+
+func clusterCheck(op acl.Operation) accessCheck {
+	return accessCheck{res: acl.Cluster, op: op, names: func(any) []string { return []string{acl.ClusterName} }}
+}
+
+// one adapts a typed getter of one name.
+func one[R any](get func(R) string) func(any) []string {
+	return func(req any) []string {
+		r, ok := req.(R)
+		if !ok {
+			return nil
+		}
+		if n := get(r); n != "" {
+			return []string{n}
+		}
+		return nil // no name: the handler refuses the request as invalid
+	}
+}
+
+// many adapts a typed getter of several names; duplicates are dropped.
+func many[R any](get func(R) []string) func(any) []string {
+	return func(req any) []string {
+		r, ok := req.(R)
+		if !ok {
+			return nil
+		}
+		seen := map[string]bool{}
+		var out []string
+		for _, n := range get(r) {
+			if n != "" && !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+}
+
+func offsetTopics(cs []*pb.OffsetCommit) []string {
+	out := make([]string, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.GetTopic())
+	}
+	return out
+}
+
+// accessRules maps each RPC's full method name to its rule.
+func accessRules() map[string]accessRule {
+	produceTopic := one(func(r *pb.ProduceRequest) string { return r.GetTopic() })
+	return map[string]accessRule{
+		pb.Producer_Produce_FullMethodName:        {checks: []accessCheck{topicCheck(acl.Write, produceTopic)}},
+		pb.Producer_ProduceStream_FullMethodName:  {checks: []accessCheck{topicCheck(acl.Write, produceTopic)}, perMessage: true},
+		pb.Producer_InitProducerId_FullMethodName: {anyPrincipal: true, why: "a producer id writes nothing; every produce it is used for is checked"},
+
+		pb.Consumer_Fetch_FullMethodName:       {checks: []accessCheck{topicCheck(acl.Read, one(func(r *pb.FetchRequest) string { return r.GetTopic() }))}},
+		pb.Consumer_Subscribe_FullMethodName:   {checks: []accessCheck{topicCheck(acl.Read, one(func(r *pb.SubscribeRequest) string { return r.GetTopic() }))}},
+		pb.Consumer_ListOffsets_FullMethodName: {checks: []accessCheck{topicCheck(acl.Describe, one(func(r *pb.ListOffsetsRequest) string { return r.GetTopic() }))}},
+
+		pb.Admin_Metadata_FullMethodName:         {filtered: true},
+		pb.Admin_ListTopics_FullMethodName:       {filtered: true},
+		pb.Admin_CreateTopic_FullMethodName:      {checks: []accessCheck{topicCheck(acl.Create, one(func(r *pb.CreateTopicRequest) string { return r.GetName() }))}},
+		pb.Admin_DeleteTopic_FullMethodName:      {checks: []accessCheck{topicCheck(acl.Delete, one(func(r *pb.DeleteTopicRequest) string { return r.GetName() }))}},
+		pb.Admin_DescribeTopic_FullMethodName:    {checks: []accessCheck{topicCheck(acl.Describe, one(func(r *pb.DescribeTopicRequest) string { return r.GetName() }))}},
+		pb.Admin_AlterTopicConfig_FullMethodName: {checks: []accessCheck{topicCheck(acl.Alter, one(func(r *pb.AlterTopicConfigRequest) string { return r.GetName() }))}},
+		pb.Admin_DescribeCluster_FullMethodName:  {checks: []accessCheck{clusterCheck(acl.Describe)}, filtered: true},
+		pb.Admin_GossipKeys_FullMethodName:       {checks: []accessCheck{clusterCheck(acl.Alter)}},
+
+		pb.Groups_FindCoordinator_FullMethodName: {checks: []accessCheck{groupCheck(acl.Describe, one(func(r *pb.FindCoordinatorRequest) string { return r.GetGroup() }))}},
+		pb.Groups_Heartbeat_FullMethodName: {checks: []accessCheck{
+			groupCheck(acl.Read, one(func(r *pb.GroupHeartbeatRequest) string { return r.GetGroup() })),
+			topicCheck(acl.Read, many(func(r *pb.GroupHeartbeatRequest) []string { return r.GetTopics() })),
+		}},
+		pb.Groups_CommitOffsets_FullMethodName: {checks: []accessCheck{
+			groupCheck(acl.Read, one(func(r *pb.CommitOffsetsRequest) string { return r.GetGroup() })),
+			topicCheck(acl.Read, many(func(r *pb.CommitOffsetsRequest) []string { return offsetTopics(r.GetOffsets()) })),
+		}},
+		pb.Groups_FetchOffsets_FullMethodName: {checks: []accessCheck{
+			groupCheck(acl.Describe, one(func(r *pb.FetchOffsetsRequest) string { return r.GetGroup() })),
+			topicCheck(acl.Describe, many(func(r *pb.FetchOffsetsRequest) []string {
+				var out []string
+				for _, tp := range r.GetPartitions() {
+					out = append(out, tp.GetTopic())
+				}
+				return out
+			})),
+		}},
+		pb.Groups_ListGroups_FullMethodName:    {filtered: true},
+		pb.Groups_DescribeGroup_FullMethodName: {checks: []accessCheck{groupCheck(acl.Describe, one(func(r *pb.DescribeGroupRequest) string { return r.GetGroup() }))}},
+		pb.Groups_DeleteGroup_FullMethodName:   {checks: []accessCheck{groupCheck(acl.Delete, one(func(r *pb.DeleteGroupRequest) string { return r.GetGroup() }))}},
+		pb.Groups_ResetOffsets_FullMethodName: {checks: []accessCheck{
+			groupCheck(acl.Alter, one(func(r *pb.ResetOffsetsRequest) string { return r.GetGroup() })),
+			topicCheck(acl.Read, many(func(r *pb.ResetOffsetsRequest) []string { return offsetTopics(r.GetOffsets()) })),
+		}},
+
+		pb.ShareGroups_ShareFetch_FullMethodName: {checks: []accessCheck{
+			groupCheck(acl.Read, one(func(r *pb.ShareFetchRequest) string { return r.GetGroup() })),
+			topicCheck(acl.Read, many(func(r *pb.ShareFetchRequest) []string { return r.GetTopics() })),
+		}},
+		pb.ShareGroups_ShareAcknowledge_FullMethodName: {checks: []accessCheck{
+			groupCheck(acl.Read, one(func(r *pb.ShareAckRequest) string { return r.GetGroup() })),
+			topicCheck(acl.Read, many(func(r *pb.ShareAckRequest) []string {
+				var out []string
+				for _, a := range r.GetAcks() {
+					out = append(out, a.GetTopic())
+				}
+				return out
+			})),
+		}},
+		pb.ShareGroups_ShareLeave_FullMethodName: {checks: []accessCheck{groupCheck(acl.Read, one(func(r *pb.ShareLeaveRequest) string { return r.GetGroup() }))}},
+		pb.ShareGroups_ShareInspect_FullMethodName: {checks: []accessCheck{
+			groupCheck(acl.Describe, one(func(r *pb.ShareInspectRequest) string { return r.GetGroup() })),
+			topicCheck(acl.Describe, one(func(r *pb.ShareInspectRequest) string { return r.GetTopic() })),
+		}},
+		pb.ShareGroups_DescribeShareGroup_FullMethodName: {checks: []accessCheck{groupCheck(acl.Describe, one(func(r *pb.DescribeShareGroupRequest) string { return r.GetGroup() }))}},
+		pb.ShareGroups_AlterShareGroup_FullMethodName:    {checks: []accessCheck{groupCheck(acl.Alter, one(func(r *pb.AlterShareGroupRequest) string { return r.GetGroup() }))}},
+		pb.ShareGroups_ListDeadLetters_FullMethodName:    {checks: []accessCheck{groupCheck(acl.Describe, one(func(r *pb.ListDeadLettersRequest) string { return r.GetGroup() }))}},
+		pb.ShareGroups_ResolveDeadLetters_FullMethodName: {checks: []accessCheck{groupCheck(acl.Alter, one(func(r *pb.ResolveDeadLettersRequest) string { return r.GetGroup() }))}},
+	}
+}
