@@ -30,6 +30,9 @@ const (
 	// an old log gives the state it gave then.
 	TypeDeleteTopicV2      CommandType = 8
 	TypeAlterTopicConfigV2 CommandType = 9
+	// 10 and 11 are the user commands (users.go).
+	TypeCreateACLs CommandType = 12
+	TypeDeleteACLs CommandType = 13
 )
 
 func (t CommandType) String() string {
@@ -48,6 +51,10 @@ func (t CommandType) String() string {
 		return "AllocateProducerIDs"
 	case TypeSetMetaVoters:
 		return "SetMetaVoters"
+	case TypeCreateACLs:
+		return "CreateACLs"
+	case TypeDeleteACLs:
+		return "DeleteACLs"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -215,6 +222,10 @@ func DecodeCommand(data []byte) (Command, error) {
 		return decodeAs[AllocateProducerIDs](t, data[1:])
 	case TypeSetMetaVoters:
 		return decodeAs[SetMetaVoters](t, data[1:])
+	case TypeCreateACLs:
+		return decodeAs[CreateACLs](t, data[1:])
+	case TypeDeleteACLs:
+		return decodeAs[DeleteACLs](t, data[1:])
 	}
 	return nil, &UnknownCommandError{Type: t}
 }

@@ -16,6 +16,9 @@ type Result struct {
 	// FirstProducerID is the first id of the block an AllocateProducerIDs
 	// allocated.
 	FirstProducerID int64 `json:"first_producer_id,omitempty"`
+	// Count is how many ACL bindings a CreateACLs added or a DeleteACLs
+	// removed.
+	Count int64 `json:"count,omitempty"`
 }
 
 // ResultOf unpacks an ApplyFuture's Response: the Result and its Err.

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/skiff-mq/skiff/cluster/placement"
+	"github.com/skiff-mq/skiff/internal/acl"
 )
 
 // Broker is a node as registered in the metadata. Addresses are advertised
@@ -94,6 +95,9 @@ type State struct {
 	// (bookkeeping set by the controller; Raft's configuration is the
 	// authority).
 	MetaVoters []string `json:"meta_voters,omitempty"`
+	// ACLs are the authorization bindings, sorted (acls.go). A command
+	// replaces the slice rather than changing it, so states share it.
+	ACLs []acl.Binding `json:"acls,omitempty"`
 	// Index is the Raft index of the last entry that changed the state.
 	// Rejected commands change nothing, not even Index; FSM.AppliedIndex
 	// counts every entry.
@@ -211,6 +215,9 @@ func (s *State) partitions(keep func([]string) bool) []PartitionRef {
 func (s *State) Validate() error {
 	if s.Brokers == nil || s.Topics == nil {
 		return fmt.Errorf("metadata state: nil brokers or topics map")
+	}
+	if err := validateACLs(s.ACLs); err != nil {
+		return fmt.Errorf("metadata state: %w", err)
 	}
 	for _, id := range s.BrokerIDs() {
 		b := s.Brokers[id]
