@@ -103,6 +103,9 @@ func accessRules() map[string]accessRule {
 		pb.Admin_AlterTopicConfig_FullMethodName: {checks: []accessCheck{topicCheck(acl.Alter, one(func(r *pb.AlterTopicConfigRequest) string { return r.GetName() }))}},
 		pb.Admin_DescribeCluster_FullMethodName:  {checks: []accessCheck{clusterCheck(acl.Describe)}, filtered: true},
 		pb.Admin_GossipKeys_FullMethodName:       {checks: []accessCheck{clusterCheck(acl.Alter)}},
+		pb.Admin_CreateACLs_FullMethodName:       {checks: []accessCheck{clusterCheck(acl.Alter)}},
+		pb.Admin_DeleteACLs_FullMethodName:       {checks: []accessCheck{clusterCheck(acl.Alter)}},
+		pb.Admin_ListACLs_FullMethodName:         {checks: []accessCheck{clusterCheck(acl.Describe)}},
 
 		pb.Groups_FindCoordinator_FullMethodName: {checks: []accessCheck{groupCheck(acl.Describe, one(func(r *pb.FindCoordinatorRequest) string { return r.GetGroup() }))}},
 		pb.Groups_Heartbeat_FullMethodName: {checks: []accessCheck{

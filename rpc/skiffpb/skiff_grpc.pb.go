@@ -401,6 +401,9 @@ const (
 	Admin_AlterTopicConfig_FullMethodName = "/skiff.v1.Admin/AlterTopicConfig"
 	Admin_DescribeCluster_FullMethodName  = "/skiff.v1.Admin/DescribeCluster"
 	Admin_GossipKeys_FullMethodName       = "/skiff.v1.Admin/GossipKeys"
+	Admin_CreateACLs_FullMethodName       = "/skiff.v1.Admin/CreateACLs"
+	Admin_DeleteACLs_FullMethodName       = "/skiff.v1.Admin/DeleteACLs"
+	Admin_ListACLs_FullMethodName         = "/skiff.v1.Admin/ListACLs"
 )
 
 // AdminClient is the client API for Admin service.
@@ -422,6 +425,13 @@ type AdminClient interface {
 	// response reports each node, errors included: the operation may have
 	// succeeded on some nodes only, and is safe to repeat.
 	GossipKeys(ctx context.Context, in *GossipKeysRequest, opts ...grpc.CallOption) (*GossipKeysResponse, error)
+	// ACLs (Kafka's model): a binding allows or denies a principal an
+	// operation on a topic, a group or the cluster, named literally or by
+	// prefix. Deny wins; with --auth, no binding means deny. Managing them
+	// needs alter on the cluster.
+	CreateACLs(ctx context.Context, in *CreateACLsRequest, opts ...grpc.CallOption) (*CreateACLsResponse, error)
+	DeleteACLs(ctx context.Context, in *DeleteACLsRequest, opts ...grpc.CallOption) (*DeleteACLsResponse, error)
+	ListACLs(ctx context.Context, in *ListACLsRequest, opts ...grpc.CallOption) (*ListACLsResponse, error)
 }
 
 type adminClient struct {
@@ -512,6 +522,36 @@ func (c *adminClient) GossipKeys(ctx context.Context, in *GossipKeysRequest, opt
 	return out, nil
 }
 
+func (c *adminClient) CreateACLs(ctx context.Context, in *CreateACLsRequest, opts ...grpc.CallOption) (*CreateACLsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateACLsResponse)
+	err := c.cc.Invoke(ctx, Admin_CreateACLs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) DeleteACLs(ctx context.Context, in *DeleteACLsRequest, opts ...grpc.CallOption) (*DeleteACLsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteACLsResponse)
+	err := c.cc.Invoke(ctx, Admin_DeleteACLs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ListACLs(ctx context.Context, in *ListACLsRequest, opts ...grpc.CallOption) (*ListACLsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListACLsResponse)
+	err := c.cc.Invoke(ctx, Admin_ListACLs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -531,6 +571,13 @@ type AdminServer interface {
 	// response reports each node, errors included: the operation may have
 	// succeeded on some nodes only, and is safe to repeat.
 	GossipKeys(context.Context, *GossipKeysRequest) (*GossipKeysResponse, error)
+	// ACLs (Kafka's model): a binding allows or denies a principal an
+	// operation on a topic, a group or the cluster, named literally or by
+	// prefix. Deny wins; with --auth, no binding means deny. Managing them
+	// needs alter on the cluster.
+	CreateACLs(context.Context, *CreateACLsRequest) (*CreateACLsResponse, error)
+	DeleteACLs(context.Context, *DeleteACLsRequest) (*DeleteACLsResponse, error)
+	ListACLs(context.Context, *ListACLsRequest) (*ListACLsResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -564,6 +611,15 @@ func (UnimplementedAdminServer) DescribeCluster(context.Context, *DescribeCluste
 }
 func (UnimplementedAdminServer) GossipKeys(context.Context, *GossipKeysRequest) (*GossipKeysResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GossipKeys not implemented")
+}
+func (UnimplementedAdminServer) CreateACLs(context.Context, *CreateACLsRequest) (*CreateACLsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateACLs not implemented")
+}
+func (UnimplementedAdminServer) DeleteACLs(context.Context, *DeleteACLsRequest) (*DeleteACLsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteACLs not implemented")
+}
+func (UnimplementedAdminServer) ListACLs(context.Context, *ListACLsRequest) (*ListACLsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListACLs not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -730,6 +786,60 @@ func _Admin_GossipKeys_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_CreateACLs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateACLsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).CreateACLs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_CreateACLs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).CreateACLs(ctx, req.(*CreateACLsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_DeleteACLs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteACLsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).DeleteACLs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_DeleteACLs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).DeleteACLs(ctx, req.(*DeleteACLsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ListACLs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListACLsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListACLs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListACLs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListACLs(ctx, req.(*ListACLsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -768,6 +878,18 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GossipKeys",
 			Handler:    _Admin_GossipKeys_Handler,
+		},
+		{
+			MethodName: "CreateACLs",
+			Handler:    _Admin_CreateACLs_Handler,
+		},
+		{
+			MethodName: "DeleteACLs",
+			Handler:    _Admin_DeleteACLs_Handler,
+		},
+		{
+			MethodName: "ListACLs",
+			Handler:    _Admin_ListACLs_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
