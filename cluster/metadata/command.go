@@ -30,6 +30,8 @@ const (
 	// an old log gives the state it gave then.
 	TypeDeleteTopicV2      CommandType = 8
 	TypeAlterTopicConfigV2 CommandType = 9
+	TypeUpsertUser         CommandType = 10
+	TypeDeleteUser         CommandType = 11
 )
 
 func (t CommandType) String() string {
@@ -48,6 +50,10 @@ func (t CommandType) String() string {
 		return "AllocateProducerIDs"
 	case TypeSetMetaVoters:
 		return "SetMetaVoters"
+	case TypeUpsertUser:
+		return "UpsertUser"
+	case TypeDeleteUser:
+		return "DeleteUser"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -215,6 +221,10 @@ func DecodeCommand(data []byte) (Command, error) {
 		return decodeAs[AllocateProducerIDs](t, data[1:])
 	case TypeSetMetaVoters:
 		return decodeAs[SetMetaVoters](t, data[1:])
+	case TypeUpsertUser:
+		return decodeAs[UpsertUser](t, data[1:])
+	case TypeDeleteUser:
+		return decodeAs[DeleteUser](t, data[1:])
 	}
 	return nil, &UnknownCommandError{Type: t}
 }

@@ -94,6 +94,9 @@ type State struct {
 	// (bookkeeping set by the controller; Raft's configuration is the
 	// authority).
 	MetaVoters []string `json:"meta_voters,omitempty"`
+	// Users by name: password hashes (never passwords). Omitted when
+	// empty, so a snapshot without users reads the same in older versions.
+	Users map[string]UserCredential `json:"users,omitempty"`
 	// Index is the Raft index of the last entry that changed the state.
 	// Rejected commands change nothing, not even Index; FSM.AppliedIndex
 	// counts every entry.
@@ -102,7 +105,7 @@ type State struct {
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{Brokers: map[string]Broker{}, Topics: map[string]*Topic{}}
+	return &State{Brokers: map[string]Broker{}, Topics: map[string]*Topic{}, Users: map[string]UserCredential{}}
 }
 
 // Clone returns a deep copy.
@@ -123,6 +126,10 @@ func (s *State) cow() *State {
 	c.Topics = make(map[string]*Topic, len(s.Topics))
 	maps.Copy(c.Topics, s.Topics)
 	c.MetaVoters = slices.Clone(s.MetaVoters)
+	// Credentials are values whose byte slices are never modified in
+	// place, so copying the map is enough.
+	c.Users = make(map[string]UserCredential, len(s.Users))
+	maps.Copy(c.Users, s.Users)
 	return &c
 }
 
@@ -209,8 +216,8 @@ func (s *State) partitions(keep func([]string) bool) []PartitionRef {
 // Validate checks every invariant of the state; Restore refuses a snapshot
 // that breaks one, and tests use it after every command.
 func (s *State) Validate() error {
-	if s.Brokers == nil || s.Topics == nil {
-		return fmt.Errorf("metadata state: nil brokers or topics map")
+	if s.Brokers == nil || s.Topics == nil || s.Users == nil {
+		return fmt.Errorf("metadata state: nil brokers, topics or users map")
 	}
 	for _, id := range s.BrokerIDs() {
 		b := s.Brokers[id]
@@ -245,6 +252,9 @@ func (s *State) Validate() error {
 	}
 	if s.NextProducerID < 0 {
 		return fmt.Errorf("metadata state: next producer id %d is negative", s.NextProducerID)
+	}
+	if err := s.validateUsers(); err != nil {
+		return err
 	}
 	if s.MetaVoters != nil {
 		if err := validateVoters(s.MetaVoters); err != nil {
