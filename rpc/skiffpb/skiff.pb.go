@@ -129,6 +129,55 @@ func (OffsetSpec) EnumDescriptor() ([]byte, []int) {
 	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{1}
 }
 
+type UpsertUserMode int32
+
+const (
+	UpsertUserMode_UPSERT_USER_MODE_ANY    UpsertUserMode = 0 // create or replace
+	UpsertUserMode_UPSERT_USER_MODE_CREATE UpsertUserMode = 1 // the user must not exist
+	UpsertUserMode_UPSERT_USER_MODE_UPDATE UpsertUserMode = 2 // the user must exist
+)
+
+// Enum value maps for UpsertUserMode.
+var (
+	UpsertUserMode_name = map[int32]string{
+		0: "UPSERT_USER_MODE_ANY",
+		1: "UPSERT_USER_MODE_CREATE",
+		2: "UPSERT_USER_MODE_UPDATE",
+	}
+	UpsertUserMode_value = map[string]int32{
+		"UPSERT_USER_MODE_ANY":    0,
+		"UPSERT_USER_MODE_CREATE": 1,
+		"UPSERT_USER_MODE_UPDATE": 2,
+	}
+)
+
+func (x UpsertUserMode) Enum() *UpsertUserMode {
+	p := new(UpsertUserMode)
+	*p = x
+	return p
+}
+
+func (x UpsertUserMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UpsertUserMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_skiff_v1_skiff_proto_enumTypes[2].Descriptor()
+}
+
+func (UpsertUserMode) Type() protoreflect.EnumType {
+	return &file_skiff_v1_skiff_proto_enumTypes[2]
+}
+
+func (x UpsertUserMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UpsertUserMode.Descriptor instead.
+func (UpsertUserMode) EnumDescriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{2}
+}
+
 type GossipKeyOp int32
 
 const (
@@ -168,11 +217,11 @@ func (x GossipKeyOp) String() string {
 }
 
 func (GossipKeyOp) Descriptor() protoreflect.EnumDescriptor {
-	return file_skiff_v1_skiff_proto_enumTypes[2].Descriptor()
+	return file_skiff_v1_skiff_proto_enumTypes[3].Descriptor()
 }
 
 func (GossipKeyOp) Type() protoreflect.EnumType {
-	return &file_skiff_v1_skiff_proto_enumTypes[2]
+	return &file_skiff_v1_skiff_proto_enumTypes[3]
 }
 
 func (x GossipKeyOp) Number() protoreflect.EnumNumber {
@@ -181,7 +230,7 @@ func (x GossipKeyOp) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GossipKeyOp.Descriptor instead.
 func (GossipKeyOp) EnumDescriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{2}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{3}
 }
 
 type ShareAckType int32
@@ -220,11 +269,11 @@ func (x ShareAckType) String() string {
 }
 
 func (ShareAckType) Descriptor() protoreflect.EnumDescriptor {
-	return file_skiff_v1_skiff_proto_enumTypes[3].Descriptor()
+	return file_skiff_v1_skiff_proto_enumTypes[4].Descriptor()
 }
 
 func (ShareAckType) Type() protoreflect.EnumType {
-	return &file_skiff_v1_skiff_proto_enumTypes[3]
+	return &file_skiff_v1_skiff_proto_enumTypes[4]
 }
 
 func (x ShareAckType) Number() protoreflect.EnumNumber {
@@ -233,7 +282,7 @@ func (x ShareAckType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ShareAckType.Descriptor instead.
 func (ShareAckType) EnumDescriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{3}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{4}
 }
 
 type DeadLetterAction int32
@@ -266,11 +315,11 @@ func (x DeadLetterAction) String() string {
 }
 
 func (DeadLetterAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_skiff_v1_skiff_proto_enumTypes[4].Descriptor()
+	return file_skiff_v1_skiff_proto_enumTypes[5].Descriptor()
 }
 
 func (DeadLetterAction) Type() protoreflect.EnumType {
-	return &file_skiff_v1_skiff_proto_enumTypes[4]
+	return &file_skiff_v1_skiff_proto_enumTypes[5]
 }
 
 func (x DeadLetterAction) Number() protoreflect.EnumNumber {
@@ -279,7 +328,7 @@ func (x DeadLetterAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeadLetterAction.Descriptor instead.
 func (DeadLetterAction) EnumDescriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{4}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{5}
 }
 
 type Header struct {
@@ -1903,6 +1952,314 @@ func (x *DescribeClusterResponse) GetOfflinePartitions() int32 {
 	return 0
 }
 
+type UpsertUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	Mode          UpsertUserMode         `protobuf:"varint,3,opt,name=mode,proto3,enum=skiff.v1.UpsertUserMode" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertUserRequest) Reset() {
+	*x = UpsertUserRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertUserRequest) ProtoMessage() {}
+
+func (x *UpsertUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertUserRequest.ProtoReflect.Descriptor instead.
+func (*UpsertUserRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *UpsertUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpsertUserRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *UpsertUserRequest) GetMode() UpsertUserMode {
+	if x != nil {
+		return x.Mode
+	}
+	return UpsertUserMode_UPSERT_USER_MODE_ANY
+}
+
+type UpsertUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertUserResponse) Reset() {
+	*x = UpsertUserResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertUserResponse) ProtoMessage() {}
+
+func (x *UpsertUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertUserResponse.ProtoReflect.Descriptor instead.
+func (*UpsertUserResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{27}
+}
+
+type DeleteUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *DeleteUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29}
+}
+
+type ListUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{30}
+}
+
+type UserInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Mechanism     string                 `protobuf:"bytes,2,opt,name=mechanism,proto3" json:"mechanism,omitempty"` // "argon2id"
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserInfo) Reset() {
+	*x = UserInfo{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserInfo) ProtoMessage() {}
+
+func (x *UserInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserInfo.ProtoReflect.Descriptor instead.
+func (*UserInfo) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *UserInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UserInfo) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+type ListUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []*UserInfo            `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"` // sorted by name
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListUsersResponse) GetUsers() []*UserInfo {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
 type GossipKeysRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Op            GossipKeyOp            `protobuf:"varint,1,opt,name=op,proto3,enum=skiff.v1.GossipKeyOp" json:"op,omitempty"`
@@ -1913,7 +2270,7 @@ type GossipKeysRequest struct {
 
 func (x *GossipKeysRequest) Reset() {
 	*x = GossipKeysRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2282,7 @@ func (x *GossipKeysRequest) String() string {
 func (*GossipKeysRequest) ProtoMessage() {}
 
 func (x *GossipKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2295,7 @@ func (x *GossipKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeysRequest.ProtoReflect.Descriptor instead.
 func (*GossipKeysRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{26}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GossipKeysRequest) GetOp() GossipKeyOp {
@@ -1967,7 +2324,7 @@ type GossipKeyNode struct {
 
 func (x *GossipKeyNode) Reset() {
 	*x = GossipKeyNode{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +2336,7 @@ func (x *GossipKeyNode) String() string {
 func (*GossipKeyNode) ProtoMessage() {}
 
 func (x *GossipKeyNode) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +2349,7 @@ func (x *GossipKeyNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyNode.ProtoReflect.Descriptor instead.
 func (*GossipKeyNode) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{27}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GossipKeyNode) GetNodeId() string {
@@ -2026,7 +2383,7 @@ type GossipKeysResponse struct {
 
 func (x *GossipKeysResponse) Reset() {
 	*x = GossipKeysResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2395,7 @@ func (x *GossipKeysResponse) String() string {
 func (*GossipKeysResponse) ProtoMessage() {}
 
 func (x *GossipKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2408,7 @@ func (x *GossipKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeysResponse.ProtoReflect.Descriptor instead.
 func (*GossipKeysResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{28}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GossipKeysResponse) GetKey() string {
@@ -2079,7 +2436,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2091,7 +2448,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +2461,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -2133,7 +2490,7 @@ type OffsetOutOfRange struct {
 
 func (x *OffsetOutOfRange) Reset() {
 	*x = OffsetOutOfRange{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2145,7 +2502,7 @@ func (x *OffsetOutOfRange) String() string {
 func (*OffsetOutOfRange) ProtoMessage() {}
 
 func (x *OffsetOutOfRange) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2158,7 +2515,7 @@ func (x *OffsetOutOfRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetOutOfRange.ProtoReflect.Descriptor instead.
 func (*OffsetOutOfRange) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{30}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *OffsetOutOfRange) GetOffset() int64 {
@@ -2191,7 +2548,7 @@ type WriteIndeterminate struct {
 
 func (x *WriteIndeterminate) Reset() {
 	*x = WriteIndeterminate{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2203,7 +2560,7 @@ func (x *WriteIndeterminate) String() string {
 func (*WriteIndeterminate) ProtoMessage() {}
 
 func (x *WriteIndeterminate) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2216,7 +2573,7 @@ func (x *WriteIndeterminate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteIndeterminate.ProtoReflect.Descriptor instead.
 func (*WriteIndeterminate) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{31}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{38}
 }
 
 type TopicPartitions struct {
@@ -2229,7 +2586,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2241,7 +2598,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2254,7 +2611,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{32}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -2280,7 +2637,7 @@ type FindCoordinatorRequest struct {
 
 func (x *FindCoordinatorRequest) Reset() {
 	*x = FindCoordinatorRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2649,7 @@ func (x *FindCoordinatorRequest) String() string {
 func (*FindCoordinatorRequest) ProtoMessage() {}
 
 func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2662,7 @@ func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorRequest.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{33}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *FindCoordinatorRequest) GetGroup() string {
@@ -2325,7 +2682,7 @@ type FindCoordinatorResponse struct {
 
 func (x *FindCoordinatorResponse) Reset() {
 	*x = FindCoordinatorResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2337,7 +2694,7 @@ func (x *FindCoordinatorResponse) String() string {
 func (*FindCoordinatorResponse) ProtoMessage() {}
 
 func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2350,7 +2707,7 @@ func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorResponse.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *FindCoordinatorResponse) GetNodeId() string {
@@ -2390,7 +2747,7 @@ type GroupHeartbeatRequest struct {
 
 func (x *GroupHeartbeatRequest) Reset() {
 	*x = GroupHeartbeatRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2402,7 +2759,7 @@ func (x *GroupHeartbeatRequest) String() string {
 func (*GroupHeartbeatRequest) ProtoMessage() {}
 
 func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2415,7 +2772,7 @@ func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{35}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GroupHeartbeatRequest) GetGroup() string {
@@ -2504,7 +2861,7 @@ type GroupHeartbeatResponse struct {
 
 func (x *GroupHeartbeatResponse) Reset() {
 	*x = GroupHeartbeatResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2516,7 +2873,7 @@ func (x *GroupHeartbeatResponse) String() string {
 func (*GroupHeartbeatResponse) ProtoMessage() {}
 
 func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2529,7 +2886,7 @@ func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{36}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GroupHeartbeatResponse) GetMemberId() string {
@@ -2579,7 +2936,7 @@ type OffsetCommit struct {
 
 func (x *OffsetCommit) Reset() {
 	*x = OffsetCommit{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +2948,7 @@ func (x *OffsetCommit) String() string {
 func (*OffsetCommit) ProtoMessage() {}
 
 func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +2961,7 @@ func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetCommit.ProtoReflect.Descriptor instead.
 func (*OffsetCommit) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *OffsetCommit) GetTopic() string {
@@ -2647,7 +3004,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2659,7 +3016,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2672,7 +3029,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{38}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -2711,7 +3068,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2723,7 +3080,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2736,7 +3093,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{39}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{46}
 }
 
 type FetchOffsetsRequest struct {
@@ -2749,7 +3106,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2761,7 +3118,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2774,7 +3131,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{40}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -2804,7 +3161,7 @@ type CommittedOffset struct {
 
 func (x *CommittedOffset) Reset() {
 	*x = CommittedOffset{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2816,7 +3173,7 @@ func (x *CommittedOffset) String() string {
 func (*CommittedOffset) ProtoMessage() {}
 
 func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2829,7 +3186,7 @@ func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommittedOffset.ProtoReflect.Descriptor instead.
 func (*CommittedOffset) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{41}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CommittedOffset) GetTopic() string {
@@ -2876,7 +3233,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2888,7 +3245,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2901,7 +3258,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{42}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *FetchOffsetsResponse) GetOffsets() []*CommittedOffset {
@@ -2921,7 +3278,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2933,7 +3290,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2946,7 +3303,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{43}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListGroupsRequest) GetLocalOnly() bool {
@@ -2968,7 +3325,7 @@ type GroupListing struct {
 
 func (x *GroupListing) Reset() {
 	*x = GroupListing{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2980,7 +3337,7 @@ func (x *GroupListing) String() string {
 func (*GroupListing) ProtoMessage() {}
 
 func (x *GroupListing) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2993,7 +3350,7 @@ func (x *GroupListing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupListing.ProtoReflect.Descriptor instead.
 func (*GroupListing) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{44}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GroupListing) GetGroup() string {
@@ -3033,7 +3390,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3045,7 +3402,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3058,7 +3415,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{45}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupListing {
@@ -3077,7 +3434,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3089,7 +3446,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3102,7 +3459,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{46}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -3129,7 +3486,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3141,7 +3498,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3154,7 +3511,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{47}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -3236,7 +3593,7 @@ type GroupPartitionOffset struct {
 
 func (x *GroupPartitionOffset) Reset() {
 	*x = GroupPartitionOffset{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3248,7 +3605,7 @@ func (x *GroupPartitionOffset) String() string {
 func (*GroupPartitionOffset) ProtoMessage() {}
 
 func (x *GroupPartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3261,7 +3618,7 @@ func (x *GroupPartitionOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartitionOffset.ProtoReflect.Descriptor instead.
 func (*GroupPartitionOffset) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{48}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GroupPartitionOffset) GetTopic() string {
@@ -3335,7 +3692,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3347,7 +3704,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3360,7 +3717,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{49}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -3421,7 +3778,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3433,7 +3790,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3446,7 +3803,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{50}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *DeleteGroupRequest) GetGroup() string {
@@ -3464,7 +3821,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3476,7 +3833,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3489,7 +3846,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{51}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{58}
 }
 
 type ResetOffsetsRequest struct {
@@ -3502,7 +3859,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3514,7 +3871,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3527,7 +3884,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{52}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -3552,7 +3909,7 @@ type ResetOffsetsResponse struct {
 
 func (x *ResetOffsetsResponse) Reset() {
 	*x = ResetOffsetsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3564,7 +3921,7 @@ func (x *ResetOffsetsResponse) String() string {
 func (*ResetOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3577,7 +3934,7 @@ func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{53}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{60}
 }
 
 type ShareFetchRequest struct {
@@ -3595,7 +3952,7 @@ type ShareFetchRequest struct {
 
 func (x *ShareFetchRequest) Reset() {
 	*x = ShareFetchRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3607,7 +3964,7 @@ func (x *ShareFetchRequest) String() string {
 func (*ShareFetchRequest) ProtoMessage() {}
 
 func (x *ShareFetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3620,7 +3977,7 @@ func (x *ShareFetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareFetchRequest.ProtoReflect.Descriptor instead.
 func (*ShareFetchRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{54}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ShareFetchRequest) GetGroup() string {
@@ -3691,7 +4048,7 @@ type ShareRecord struct {
 
 func (x *ShareRecord) Reset() {
 	*x = ShareRecord{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3703,7 +4060,7 @@ func (x *ShareRecord) String() string {
 func (*ShareRecord) ProtoMessage() {}
 
 func (x *ShareRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3716,7 +4073,7 @@ func (x *ShareRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareRecord.ProtoReflect.Descriptor instead.
 func (*ShareRecord) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{55}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ShareRecord) GetTopic() string {
@@ -3809,7 +4166,7 @@ type ShareFetchResponse struct {
 
 func (x *ShareFetchResponse) Reset() {
 	*x = ShareFetchResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3821,7 +4178,7 @@ func (x *ShareFetchResponse) String() string {
 func (*ShareFetchResponse) ProtoMessage() {}
 
 func (x *ShareFetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3834,7 +4191,7 @@ func (x *ShareFetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareFetchResponse.ProtoReflect.Descriptor instead.
 func (*ShareFetchResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ShareFetchResponse) GetMemberId() string {
@@ -3886,7 +4243,7 @@ type ShareAck struct {
 
 func (x *ShareAck) Reset() {
 	*x = ShareAck{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3898,7 +4255,7 @@ func (x *ShareAck) String() string {
 func (*ShareAck) ProtoMessage() {}
 
 func (x *ShareAck) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3911,7 +4268,7 @@ func (x *ShareAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAck.ProtoReflect.Descriptor instead.
 func (*ShareAck) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{57}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ShareAck) GetTopic() string {
@@ -3967,7 +4324,7 @@ type ShareAckRequest struct {
 
 func (x *ShareAckRequest) Reset() {
 	*x = ShareAckRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3979,7 +4336,7 @@ func (x *ShareAckRequest) String() string {
 func (*ShareAckRequest) ProtoMessage() {}
 
 func (x *ShareAckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3992,7 +4349,7 @@ func (x *ShareAckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAckRequest.ProtoReflect.Descriptor instead.
 func (*ShareAckRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{58}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ShareAckRequest) GetGroup() string {
@@ -4032,7 +4389,7 @@ type ShareAckResult struct {
 
 func (x *ShareAckResult) Reset() {
 	*x = ShareAckResult{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4044,7 +4401,7 @@ func (x *ShareAckResult) String() string {
 func (*ShareAckResult) ProtoMessage() {}
 
 func (x *ShareAckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4057,7 +4414,7 @@ func (x *ShareAckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAckResult.ProtoReflect.Descriptor instead.
 func (*ShareAckResult) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{59}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ShareAckResult) GetTopic() string {
@@ -4111,7 +4468,7 @@ type ShareAckResponse struct {
 
 func (x *ShareAckResponse) Reset() {
 	*x = ShareAckResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4123,7 +4480,7 @@ func (x *ShareAckResponse) String() string {
 func (*ShareAckResponse) ProtoMessage() {}
 
 func (x *ShareAckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4136,7 +4493,7 @@ func (x *ShareAckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAckResponse.ProtoReflect.Descriptor instead.
 func (*ShareAckResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{60}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ShareAckResponse) GetResults() []*ShareAckResult {
@@ -4156,7 +4513,7 @@ type ShareLeaveRequest struct {
 
 func (x *ShareLeaveRequest) Reset() {
 	*x = ShareLeaveRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4168,7 +4525,7 @@ func (x *ShareLeaveRequest) String() string {
 func (*ShareLeaveRequest) ProtoMessage() {}
 
 func (x *ShareLeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4181,7 +4538,7 @@ func (x *ShareLeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareLeaveRequest.ProtoReflect.Descriptor instead.
 func (*ShareLeaveRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{61}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ShareLeaveRequest) GetGroup() string {
@@ -4207,7 +4564,7 @@ type ShareLeaveResponse struct {
 
 func (x *ShareLeaveResponse) Reset() {
 	*x = ShareLeaveResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4219,7 +4576,7 @@ func (x *ShareLeaveResponse) String() string {
 func (*ShareLeaveResponse) ProtoMessage() {}
 
 func (x *ShareLeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4232,7 +4589,7 @@ func (x *ShareLeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareLeaveResponse.ProtoReflect.Descriptor instead.
 func (*ShareLeaveResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{62}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ShareLeaveResponse) GetReleased() int32 {
@@ -4254,7 +4611,7 @@ type ShareInspectRequest struct {
 
 func (x *ShareInspectRequest) Reset() {
 	*x = ShareInspectRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4266,7 +4623,7 @@ func (x *ShareInspectRequest) String() string {
 func (*ShareInspectRequest) ProtoMessage() {}
 
 func (x *ShareInspectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4279,7 +4636,7 @@ func (x *ShareInspectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareInspectRequest.ProtoReflect.Descriptor instead.
 func (*ShareInspectRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{63}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ShareInspectRequest) GetGroup() string {
@@ -4332,7 +4689,7 @@ type ShareInspectResponse struct {
 
 func (x *ShareInspectResponse) Reset() {
 	*x = ShareInspectResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4344,7 +4701,7 @@ func (x *ShareInspectResponse) String() string {
 func (*ShareInspectResponse) ProtoMessage() {}
 
 func (x *ShareInspectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4357,7 +4714,7 @@ func (x *ShareInspectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareInspectResponse.ProtoReflect.Descriptor instead.
 func (*ShareInspectResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{64}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ShareInspectResponse) GetState() string {
@@ -4453,7 +4810,7 @@ type DescribeShareGroupRequest struct {
 
 func (x *DescribeShareGroupRequest) Reset() {
 	*x = DescribeShareGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4465,7 +4822,7 @@ func (x *DescribeShareGroupRequest) String() string {
 func (*DescribeShareGroupRequest) ProtoMessage() {}
 
 func (x *DescribeShareGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4478,7 +4835,7 @@ func (x *DescribeShareGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeShareGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeShareGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DescribeShareGroupRequest) GetGroup() string {
@@ -4501,7 +4858,7 @@ type ShareGroupMember struct {
 
 func (x *ShareGroupMember) Reset() {
 	*x = ShareGroupMember{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4513,7 +4870,7 @@ func (x *ShareGroupMember) String() string {
 func (*ShareGroupMember) ProtoMessage() {}
 
 func (x *ShareGroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4526,7 +4883,7 @@ func (x *ShareGroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareGroupMember.ProtoReflect.Descriptor instead.
 func (*ShareGroupMember) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{66}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ShareGroupMember) GetMemberId() string {
@@ -4584,7 +4941,7 @@ type SharePartitionState struct {
 
 func (x *SharePartitionState) Reset() {
 	*x = SharePartitionState{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4596,7 +4953,7 @@ func (x *SharePartitionState) String() string {
 func (*SharePartitionState) ProtoMessage() {}
 
 func (x *SharePartitionState) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4609,7 +4966,7 @@ func (x *SharePartitionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SharePartitionState.ProtoReflect.Descriptor instead.
 func (*SharePartitionState) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{67}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *SharePartitionState) GetTopic() string {
@@ -4711,7 +5068,7 @@ type DescribeShareGroupResponse struct {
 
 func (x *DescribeShareGroupResponse) Reset() {
 	*x = DescribeShareGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4723,7 +5080,7 @@ func (x *DescribeShareGroupResponse) String() string {
 func (*DescribeShareGroupResponse) ProtoMessage() {}
 
 func (x *DescribeShareGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4736,7 +5093,7 @@ func (x *DescribeShareGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeShareGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeShareGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{68}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *DescribeShareGroupResponse) GetGroup() string {
@@ -4799,7 +5156,7 @@ type AlterShareGroupRequest struct {
 
 func (x *AlterShareGroupRequest) Reset() {
 	*x = AlterShareGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4811,7 +5168,7 @@ func (x *AlterShareGroupRequest) String() string {
 func (*AlterShareGroupRequest) ProtoMessage() {}
 
 func (x *AlterShareGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4824,7 +5181,7 @@ func (x *AlterShareGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterShareGroupRequest.ProtoReflect.Descriptor instead.
 func (*AlterShareGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{69}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *AlterShareGroupRequest) GetGroup() string {
@@ -4857,7 +5214,7 @@ type AlterShareGroupResponse struct {
 
 func (x *AlterShareGroupResponse) Reset() {
 	*x = AlterShareGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4869,7 +5226,7 @@ func (x *AlterShareGroupResponse) String() string {
 func (*AlterShareGroupResponse) ProtoMessage() {}
 
 func (x *AlterShareGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4882,7 +5239,7 @@ func (x *AlterShareGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterShareGroupResponse.ProtoReflect.Descriptor instead.
 func (*AlterShareGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{70}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *AlterShareGroupResponse) GetConfig() map[string]string {
@@ -4902,7 +5259,7 @@ type ListDeadLettersRequest struct {
 
 func (x *ListDeadLettersRequest) Reset() {
 	*x = ListDeadLettersRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4914,7 +5271,7 @@ func (x *ListDeadLettersRequest) String() string {
 func (*ListDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4927,7 +5284,7 @@ func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{71}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ListDeadLettersRequest) GetGroup() string {
@@ -4968,7 +5325,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4980,7 +5337,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4993,7 +5350,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{72}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *DeadLetter) GetTopic() string {
@@ -5117,7 +5474,7 @@ type ListDeadLettersResponse struct {
 
 func (x *ListDeadLettersResponse) Reset() {
 	*x = ListDeadLettersResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5129,7 +5486,7 @@ func (x *ListDeadLettersResponse) String() string {
 func (*ListDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5142,7 +5499,7 @@ func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{73}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
@@ -5165,7 +5522,7 @@ type ResolveDeadLettersRequest struct {
 
 func (x *ResolveDeadLettersRequest) Reset() {
 	*x = ResolveDeadLettersRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5177,7 +5534,7 @@ func (x *ResolveDeadLettersRequest) String() string {
 func (*ResolveDeadLettersRequest) ProtoMessage() {}
 
 func (x *ResolveDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5190,7 +5547,7 @@ func (x *ResolveDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ResolveDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{74}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ResolveDeadLettersRequest) GetGroup() string {
@@ -5237,7 +5594,7 @@ type ResolveDeadLettersResponse struct {
 
 func (x *ResolveDeadLettersResponse) Reset() {
 	*x = ResolveDeadLettersResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5249,7 +5606,7 @@ func (x *ResolveDeadLettersResponse) String() string {
 func (*ResolveDeadLettersResponse) ProtoMessage() {}
 
 func (x *ResolveDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5262,7 +5619,7 @@ func (x *ResolveDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ResolveDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{75}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ResolveDeadLettersResponse) GetCount() int32 {
@@ -5408,7 +5765,21 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"partitions\x18\x04 \x01(\x05R\n" +
 	"partitions\x12>\n" +
 	"\x1bunder_replicated_partitions\x18\x05 \x01(\x05R\x19underReplicatedPartitions\x12-\n" +
-	"\x12offline_partitions\x18\x06 \x01(\x05R\x11offlinePartitions\"L\n" +
+	"\x12offline_partitions\x18\x06 \x01(\x05R\x11offlinePartitions\"q\n" +
+	"\x11UpsertUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12,\n" +
+	"\x04mode\x18\x03 \x01(\x0e2\x18.skiff.v1.UpsertUserModeR\x04mode\"\x14\n" +
+	"\x12UpsertUserResponse\"'\n" +
+	"\x11DeleteUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
+	"\x12DeleteUserResponse\"\x12\n" +
+	"\x10ListUsersRequest\"<\n" +
+	"\bUserInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\tmechanism\x18\x02 \x01(\tR\tmechanism\"=\n" +
+	"\x11ListUsersResponse\x12(\n" +
+	"\x05users\x18\x01 \x03(\v2\x12.skiff.v1.UserInfoR\x05users\"L\n" +
 	"\x11GossipKeysRequest\x12%\n" +
 	"\x02op\x18\x01 \x01(\x0e2\x15.skiff.v1.GossipKeyOpR\x02op\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\"R\n" +
@@ -5701,7 +6072,11 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"OffsetSpec\x12\x16\n" +
 	"\x12OFFSET_SPEC_LATEST\x10\x00\x12\x18\n" +
 	"\x14OFFSET_SPEC_EARLIEST\x10\x01\x12\x19\n" +
-	"\x15OFFSET_SPEC_TIMESTAMP\x10\x02*\x90\x01\n" +
+	"\x15OFFSET_SPEC_TIMESTAMP\x10\x02*d\n" +
+	"\x0eUpsertUserMode\x12\x18\n" +
+	"\x14UPSERT_USER_MODE_ANY\x10\x00\x12\x1b\n" +
+	"\x17UPSERT_USER_MODE_CREATE\x10\x01\x12\x1b\n" +
+	"\x17UPSERT_USER_MODE_UPDATE\x10\x02*\x90\x01\n" +
 	"\vGossipKeyOp\x12\x1d\n" +
 	"\x19GOSSIP_KEY_OP_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12GOSSIP_KEY_OP_LIST\x10\x01\x12\x19\n" +
@@ -5723,7 +6098,7 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\bConsumer\x128\n" +
 	"\x05Fetch\x12\x16.skiff.v1.FetchRequest\x1a\x17.skiff.v1.FetchResponse\x12B\n" +
 	"\tSubscribe\x12\x1a.skiff.v1.SubscribeRequest\x1a\x17.skiff.v1.FetchResponse0\x01\x12J\n" +
-	"\vListOffsets\x12\x1c.skiff.v1.ListOffsetsRequest\x1a\x1d.skiff.v1.ListOffsetsResponse2\xe0\x04\n" +
+	"\vListOffsets\x12\x1c.skiff.v1.ListOffsetsRequest\x1a\x1d.skiff.v1.ListOffsetsResponse2\xb8\x06\n" +
 	"\x05Admin\x12A\n" +
 	"\bMetadata\x12\x19.skiff.v1.MetadataRequest\x1a\x1a.skiff.v1.MetadataResponse\x12D\n" +
 	"\vCreateTopic\x12\x1c.skiff.v1.CreateTopicRequest\x1a\x17.skiff.v1.TopicMetadata\x12J\n" +
@@ -5734,7 +6109,12 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x10AlterTopicConfig\x12!.skiff.v1.AlterTopicConfigRequest\x1a\x17.skiff.v1.TopicMetadata\x12V\n" +
 	"\x0fDescribeCluster\x12 .skiff.v1.DescribeClusterRequest\x1a!.skiff.v1.DescribeClusterResponse\x12G\n" +
 	"\n" +
-	"GossipKeys\x12\x1b.skiff.v1.GossipKeysRequest\x1a\x1c.skiff.v1.GossipKeysResponse2\x87\x05\n" +
+	"GossipKeys\x12\x1b.skiff.v1.GossipKeysRequest\x1a\x1c.skiff.v1.GossipKeysResponse\x12G\n" +
+	"\n" +
+	"UpsertUser\x12\x1b.skiff.v1.UpsertUserRequest\x1a\x1c.skiff.v1.UpsertUserResponse\x12G\n" +
+	"\n" +
+	"DeleteUser\x12\x1b.skiff.v1.DeleteUserRequest\x1a\x1c.skiff.v1.DeleteUserResponse\x12D\n" +
+	"\tListUsers\x12\x1a.skiff.v1.ListUsersRequest\x1a\x1b.skiff.v1.ListUsersResponse2\x87\x05\n" +
 	"\x06Groups\x12V\n" +
 	"\x0fFindCoordinator\x12 .skiff.v1.FindCoordinatorRequest\x1a!.skiff.v1.FindCoordinatorResponse\x12N\n" +
 	"\tHeartbeat\x12\x1f.skiff.v1.GroupHeartbeatRequest\x1a .skiff.v1.GroupHeartbeatResponse\x12P\n" +
@@ -5769,203 +6149,219 @@ func file_skiff_v1_skiff_proto_rawDescGZIP() []byte {
 	return file_skiff_v1_skiff_proto_rawDescData
 }
 
-var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
+var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
 var file_skiff_v1_skiff_proto_goTypes = []any{
 	(Acks)(0),                          // 0: skiff.v1.Acks
 	(OffsetSpec)(0),                    // 1: skiff.v1.OffsetSpec
-	(GossipKeyOp)(0),                   // 2: skiff.v1.GossipKeyOp
-	(ShareAckType)(0),                  // 3: skiff.v1.ShareAckType
-	(DeadLetterAction)(0),              // 4: skiff.v1.DeadLetterAction
-	(*Header)(nil),                     // 5: skiff.v1.Header
-	(*Record)(nil),                     // 6: skiff.v1.Record
-	(*ProduceRequest)(nil),             // 7: skiff.v1.ProduceRequest
-	(*ProduceResponse)(nil),            // 8: skiff.v1.ProduceResponse
-	(*ErrorStatus)(nil),                // 9: skiff.v1.ErrorStatus
-	(*InitProducerIdRequest)(nil),      // 10: skiff.v1.InitProducerIdRequest
-	(*InitProducerIdResponse)(nil),     // 11: skiff.v1.InitProducerIdResponse
-	(*FetchRequest)(nil),               // 12: skiff.v1.FetchRequest
-	(*FetchResponse)(nil),              // 13: skiff.v1.FetchResponse
-	(*SubscribeRequest)(nil),           // 14: skiff.v1.SubscribeRequest
-	(*ListOffsetsRequest)(nil),         // 15: skiff.v1.ListOffsetsRequest
-	(*ListOffsetsResponse)(nil),        // 16: skiff.v1.ListOffsetsResponse
-	(*Broker)(nil),                     // 17: skiff.v1.Broker
-	(*PartitionMetadata)(nil),          // 18: skiff.v1.PartitionMetadata
-	(*TopicMetadata)(nil),              // 19: skiff.v1.TopicMetadata
-	(*MetadataRequest)(nil),            // 20: skiff.v1.MetadataRequest
-	(*MetadataResponse)(nil),           // 21: skiff.v1.MetadataResponse
-	(*CreateTopicRequest)(nil),         // 22: skiff.v1.CreateTopicRequest
-	(*DeleteTopicRequest)(nil),         // 23: skiff.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 24: skiff.v1.DeleteTopicResponse
-	(*DescribeTopicRequest)(nil),       // 25: skiff.v1.DescribeTopicRequest
-	(*ListTopicsRequest)(nil),          // 26: skiff.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 27: skiff.v1.ListTopicsResponse
-	(*AlterTopicConfigRequest)(nil),    // 28: skiff.v1.AlterTopicConfigRequest
-	(*DescribeClusterRequest)(nil),     // 29: skiff.v1.DescribeClusterRequest
-	(*DescribeClusterResponse)(nil),    // 30: skiff.v1.DescribeClusterResponse
-	(*GossipKeysRequest)(nil),          // 31: skiff.v1.GossipKeysRequest
-	(*GossipKeyNode)(nil),              // 32: skiff.v1.GossipKeyNode
-	(*GossipKeysResponse)(nil),         // 33: skiff.v1.GossipKeysResponse
-	(*NotLeader)(nil),                  // 34: skiff.v1.NotLeader
-	(*OffsetOutOfRange)(nil),           // 35: skiff.v1.OffsetOutOfRange
-	(*WriteIndeterminate)(nil),         // 36: skiff.v1.WriteIndeterminate
-	(*TopicPartitions)(nil),            // 37: skiff.v1.TopicPartitions
-	(*FindCoordinatorRequest)(nil),     // 38: skiff.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),    // 39: skiff.v1.FindCoordinatorResponse
-	(*GroupHeartbeatRequest)(nil),      // 40: skiff.v1.GroupHeartbeatRequest
-	(*GroupHeartbeatResponse)(nil),     // 41: skiff.v1.GroupHeartbeatResponse
-	(*OffsetCommit)(nil),               // 42: skiff.v1.OffsetCommit
-	(*CommitOffsetsRequest)(nil),       // 43: skiff.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),      // 44: skiff.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),        // 45: skiff.v1.FetchOffsetsRequest
-	(*CommittedOffset)(nil),            // 46: skiff.v1.CommittedOffset
-	(*FetchOffsetsResponse)(nil),       // 47: skiff.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),          // 48: skiff.v1.ListGroupsRequest
-	(*GroupListing)(nil),               // 49: skiff.v1.GroupListing
-	(*ListGroupsResponse)(nil),         // 50: skiff.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),       // 51: skiff.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                // 52: skiff.v1.GroupMember
-	(*GroupPartitionOffset)(nil),       // 53: skiff.v1.GroupPartitionOffset
-	(*DescribeGroupResponse)(nil),      // 54: skiff.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),         // 55: skiff.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),        // 56: skiff.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),        // 57: skiff.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),       // 58: skiff.v1.ResetOffsetsResponse
-	(*ShareFetchRequest)(nil),          // 59: skiff.v1.ShareFetchRequest
-	(*ShareRecord)(nil),                // 60: skiff.v1.ShareRecord
-	(*ShareFetchResponse)(nil),         // 61: skiff.v1.ShareFetchResponse
-	(*ShareAck)(nil),                   // 62: skiff.v1.ShareAck
-	(*ShareAckRequest)(nil),            // 63: skiff.v1.ShareAckRequest
-	(*ShareAckResult)(nil),             // 64: skiff.v1.ShareAckResult
-	(*ShareAckResponse)(nil),           // 65: skiff.v1.ShareAckResponse
-	(*ShareLeaveRequest)(nil),          // 66: skiff.v1.ShareLeaveRequest
-	(*ShareLeaveResponse)(nil),         // 67: skiff.v1.ShareLeaveResponse
-	(*ShareInspectRequest)(nil),        // 68: skiff.v1.ShareInspectRequest
-	(*ShareInspectResponse)(nil),       // 69: skiff.v1.ShareInspectResponse
-	(*DescribeShareGroupRequest)(nil),  // 70: skiff.v1.DescribeShareGroupRequest
-	(*ShareGroupMember)(nil),           // 71: skiff.v1.ShareGroupMember
-	(*SharePartitionState)(nil),        // 72: skiff.v1.SharePartitionState
-	(*DescribeShareGroupResponse)(nil), // 73: skiff.v1.DescribeShareGroupResponse
-	(*AlterShareGroupRequest)(nil),     // 74: skiff.v1.AlterShareGroupRequest
-	(*AlterShareGroupResponse)(nil),    // 75: skiff.v1.AlterShareGroupResponse
-	(*ListDeadLettersRequest)(nil),     // 76: skiff.v1.ListDeadLettersRequest
-	(*DeadLetter)(nil),                 // 77: skiff.v1.DeadLetter
-	(*ListDeadLettersResponse)(nil),    // 78: skiff.v1.ListDeadLettersResponse
-	(*ResolveDeadLettersRequest)(nil),  // 79: skiff.v1.ResolveDeadLettersRequest
-	(*ResolveDeadLettersResponse)(nil), // 80: skiff.v1.ResolveDeadLettersResponse
-	nil,                                // 81: skiff.v1.TopicMetadata.ConfigsEntry
-	nil,                                // 82: skiff.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                // 83: skiff.v1.AlterTopicConfigRequest.SetEntry
-	nil,                                // 84: skiff.v1.DescribeShareGroupResponse.ConfigEntry
-	nil,                                // 85: skiff.v1.AlterShareGroupRequest.SetEntry
-	nil,                                // 86: skiff.v1.AlterShareGroupResponse.ConfigEntry
+	(UpsertUserMode)(0),                // 2: skiff.v1.UpsertUserMode
+	(GossipKeyOp)(0),                   // 3: skiff.v1.GossipKeyOp
+	(ShareAckType)(0),                  // 4: skiff.v1.ShareAckType
+	(DeadLetterAction)(0),              // 5: skiff.v1.DeadLetterAction
+	(*Header)(nil),                     // 6: skiff.v1.Header
+	(*Record)(nil),                     // 7: skiff.v1.Record
+	(*ProduceRequest)(nil),             // 8: skiff.v1.ProduceRequest
+	(*ProduceResponse)(nil),            // 9: skiff.v1.ProduceResponse
+	(*ErrorStatus)(nil),                // 10: skiff.v1.ErrorStatus
+	(*InitProducerIdRequest)(nil),      // 11: skiff.v1.InitProducerIdRequest
+	(*InitProducerIdResponse)(nil),     // 12: skiff.v1.InitProducerIdResponse
+	(*FetchRequest)(nil),               // 13: skiff.v1.FetchRequest
+	(*FetchResponse)(nil),              // 14: skiff.v1.FetchResponse
+	(*SubscribeRequest)(nil),           // 15: skiff.v1.SubscribeRequest
+	(*ListOffsetsRequest)(nil),         // 16: skiff.v1.ListOffsetsRequest
+	(*ListOffsetsResponse)(nil),        // 17: skiff.v1.ListOffsetsResponse
+	(*Broker)(nil),                     // 18: skiff.v1.Broker
+	(*PartitionMetadata)(nil),          // 19: skiff.v1.PartitionMetadata
+	(*TopicMetadata)(nil),              // 20: skiff.v1.TopicMetadata
+	(*MetadataRequest)(nil),            // 21: skiff.v1.MetadataRequest
+	(*MetadataResponse)(nil),           // 22: skiff.v1.MetadataResponse
+	(*CreateTopicRequest)(nil),         // 23: skiff.v1.CreateTopicRequest
+	(*DeleteTopicRequest)(nil),         // 24: skiff.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 25: skiff.v1.DeleteTopicResponse
+	(*DescribeTopicRequest)(nil),       // 26: skiff.v1.DescribeTopicRequest
+	(*ListTopicsRequest)(nil),          // 27: skiff.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 28: skiff.v1.ListTopicsResponse
+	(*AlterTopicConfigRequest)(nil),    // 29: skiff.v1.AlterTopicConfigRequest
+	(*DescribeClusterRequest)(nil),     // 30: skiff.v1.DescribeClusterRequest
+	(*DescribeClusterResponse)(nil),    // 31: skiff.v1.DescribeClusterResponse
+	(*UpsertUserRequest)(nil),          // 32: skiff.v1.UpsertUserRequest
+	(*UpsertUserResponse)(nil),         // 33: skiff.v1.UpsertUserResponse
+	(*DeleteUserRequest)(nil),          // 34: skiff.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),         // 35: skiff.v1.DeleteUserResponse
+	(*ListUsersRequest)(nil),           // 36: skiff.v1.ListUsersRequest
+	(*UserInfo)(nil),                   // 37: skiff.v1.UserInfo
+	(*ListUsersResponse)(nil),          // 38: skiff.v1.ListUsersResponse
+	(*GossipKeysRequest)(nil),          // 39: skiff.v1.GossipKeysRequest
+	(*GossipKeyNode)(nil),              // 40: skiff.v1.GossipKeyNode
+	(*GossipKeysResponse)(nil),         // 41: skiff.v1.GossipKeysResponse
+	(*NotLeader)(nil),                  // 42: skiff.v1.NotLeader
+	(*OffsetOutOfRange)(nil),           // 43: skiff.v1.OffsetOutOfRange
+	(*WriteIndeterminate)(nil),         // 44: skiff.v1.WriteIndeterminate
+	(*TopicPartitions)(nil),            // 45: skiff.v1.TopicPartitions
+	(*FindCoordinatorRequest)(nil),     // 46: skiff.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),    // 47: skiff.v1.FindCoordinatorResponse
+	(*GroupHeartbeatRequest)(nil),      // 48: skiff.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),     // 49: skiff.v1.GroupHeartbeatResponse
+	(*OffsetCommit)(nil),               // 50: skiff.v1.OffsetCommit
+	(*CommitOffsetsRequest)(nil),       // 51: skiff.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),      // 52: skiff.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),        // 53: skiff.v1.FetchOffsetsRequest
+	(*CommittedOffset)(nil),            // 54: skiff.v1.CommittedOffset
+	(*FetchOffsetsResponse)(nil),       // 55: skiff.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),          // 56: skiff.v1.ListGroupsRequest
+	(*GroupListing)(nil),               // 57: skiff.v1.GroupListing
+	(*ListGroupsResponse)(nil),         // 58: skiff.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 59: skiff.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                // 60: skiff.v1.GroupMember
+	(*GroupPartitionOffset)(nil),       // 61: skiff.v1.GroupPartitionOffset
+	(*DescribeGroupResponse)(nil),      // 62: skiff.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),         // 63: skiff.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),        // 64: skiff.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),        // 65: skiff.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),       // 66: skiff.v1.ResetOffsetsResponse
+	(*ShareFetchRequest)(nil),          // 67: skiff.v1.ShareFetchRequest
+	(*ShareRecord)(nil),                // 68: skiff.v1.ShareRecord
+	(*ShareFetchResponse)(nil),         // 69: skiff.v1.ShareFetchResponse
+	(*ShareAck)(nil),                   // 70: skiff.v1.ShareAck
+	(*ShareAckRequest)(nil),            // 71: skiff.v1.ShareAckRequest
+	(*ShareAckResult)(nil),             // 72: skiff.v1.ShareAckResult
+	(*ShareAckResponse)(nil),           // 73: skiff.v1.ShareAckResponse
+	(*ShareLeaveRequest)(nil),          // 74: skiff.v1.ShareLeaveRequest
+	(*ShareLeaveResponse)(nil),         // 75: skiff.v1.ShareLeaveResponse
+	(*ShareInspectRequest)(nil),        // 76: skiff.v1.ShareInspectRequest
+	(*ShareInspectResponse)(nil),       // 77: skiff.v1.ShareInspectResponse
+	(*DescribeShareGroupRequest)(nil),  // 78: skiff.v1.DescribeShareGroupRequest
+	(*ShareGroupMember)(nil),           // 79: skiff.v1.ShareGroupMember
+	(*SharePartitionState)(nil),        // 80: skiff.v1.SharePartitionState
+	(*DescribeShareGroupResponse)(nil), // 81: skiff.v1.DescribeShareGroupResponse
+	(*AlterShareGroupRequest)(nil),     // 82: skiff.v1.AlterShareGroupRequest
+	(*AlterShareGroupResponse)(nil),    // 83: skiff.v1.AlterShareGroupResponse
+	(*ListDeadLettersRequest)(nil),     // 84: skiff.v1.ListDeadLettersRequest
+	(*DeadLetter)(nil),                 // 85: skiff.v1.DeadLetter
+	(*ListDeadLettersResponse)(nil),    // 86: skiff.v1.ListDeadLettersResponse
+	(*ResolveDeadLettersRequest)(nil),  // 87: skiff.v1.ResolveDeadLettersRequest
+	(*ResolveDeadLettersResponse)(nil), // 88: skiff.v1.ResolveDeadLettersResponse
+	nil,                                // 89: skiff.v1.TopicMetadata.ConfigsEntry
+	nil,                                // 90: skiff.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                // 91: skiff.v1.AlterTopicConfigRequest.SetEntry
+	nil,                                // 92: skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	nil,                                // 93: skiff.v1.AlterShareGroupRequest.SetEntry
+	nil,                                // 94: skiff.v1.AlterShareGroupResponse.ConfigEntry
 }
 var file_skiff_v1_skiff_proto_depIdxs = []int32{
-	5,  // 0: skiff.v1.Record.headers:type_name -> skiff.v1.Header
-	6,  // 1: skiff.v1.ProduceRequest.records:type_name -> skiff.v1.Record
+	6,  // 0: skiff.v1.Record.headers:type_name -> skiff.v1.Header
+	7,  // 1: skiff.v1.ProduceRequest.records:type_name -> skiff.v1.Record
 	0,  // 2: skiff.v1.ProduceRequest.acks:type_name -> skiff.v1.Acks
-	9,  // 3: skiff.v1.ProduceResponse.error:type_name -> skiff.v1.ErrorStatus
-	34, // 4: skiff.v1.ErrorStatus.not_leader:type_name -> skiff.v1.NotLeader
+	10, // 3: skiff.v1.ProduceResponse.error:type_name -> skiff.v1.ErrorStatus
+	42, // 4: skiff.v1.ErrorStatus.not_leader:type_name -> skiff.v1.NotLeader
 	1,  // 5: skiff.v1.ListOffsetsRequest.spec:type_name -> skiff.v1.OffsetSpec
-	18, // 6: skiff.v1.TopicMetadata.partitions:type_name -> skiff.v1.PartitionMetadata
-	81, // 7: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
-	17, // 8: skiff.v1.MetadataResponse.brokers:type_name -> skiff.v1.Broker
-	19, // 9: skiff.v1.MetadataResponse.topics:type_name -> skiff.v1.TopicMetadata
-	82, // 10: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
-	19, // 11: skiff.v1.ListTopicsResponse.topics:type_name -> skiff.v1.TopicMetadata
-	83, // 12: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
-	17, // 13: skiff.v1.DescribeClusterResponse.brokers:type_name -> skiff.v1.Broker
-	2,  // 14: skiff.v1.GossipKeysRequest.op:type_name -> skiff.v1.GossipKeyOp
-	32, // 15: skiff.v1.GossipKeysResponse.nodes:type_name -> skiff.v1.GossipKeyNode
-	37, // 16: skiff.v1.GroupHeartbeatRequest.owned:type_name -> skiff.v1.TopicPartitions
-	37, // 17: skiff.v1.GroupHeartbeatResponse.assignment:type_name -> skiff.v1.TopicPartitions
-	42, // 18: skiff.v1.CommitOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
-	37, // 19: skiff.v1.FetchOffsetsRequest.partitions:type_name -> skiff.v1.TopicPartitions
-	46, // 20: skiff.v1.FetchOffsetsResponse.offsets:type_name -> skiff.v1.CommittedOffset
-	49, // 21: skiff.v1.ListGroupsResponse.groups:type_name -> skiff.v1.GroupListing
-	37, // 22: skiff.v1.GroupMember.assigned:type_name -> skiff.v1.TopicPartitions
-	37, // 23: skiff.v1.GroupMember.target:type_name -> skiff.v1.TopicPartitions
-	52, // 24: skiff.v1.DescribeGroupResponse.members:type_name -> skiff.v1.GroupMember
-	53, // 25: skiff.v1.DescribeGroupResponse.offsets:type_name -> skiff.v1.GroupPartitionOffset
-	42, // 26: skiff.v1.ResetOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
-	5,  // 27: skiff.v1.ShareRecord.headers:type_name -> skiff.v1.Header
-	60, // 28: skiff.v1.ShareFetchResponse.records:type_name -> skiff.v1.ShareRecord
-	3,  // 29: skiff.v1.ShareAck.type:type_name -> skiff.v1.ShareAckType
-	62, // 30: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
-	64, // 31: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
-	84, // 32: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
-	71, // 33: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
-	72, // 34: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
-	85, // 35: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
-	86, // 36: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
-	5,  // 37: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
-	77, // 38: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
-	4,  // 39: skiff.v1.ResolveDeadLettersRequest.action:type_name -> skiff.v1.DeadLetterAction
-	7,  // 40: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
-	7,  // 41: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
-	10, // 42: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
-	12, // 43: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
-	14, // 44: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
-	15, // 45: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
-	20, // 46: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
-	22, // 47: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
-	23, // 48: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
-	25, // 49: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
-	26, // 50: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
-	28, // 51: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
-	29, // 52: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
-	31, // 53: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
-	38, // 54: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
-	40, // 55: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
-	43, // 56: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
-	45, // 57: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
-	48, // 58: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
-	51, // 59: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
-	55, // 60: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
-	57, // 61: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
-	59, // 62: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
-	63, // 63: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
-	66, // 64: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
-	68, // 65: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
-	70, // 66: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
-	74, // 67: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
-	76, // 68: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
-	79, // 69: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
-	8,  // 70: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
-	8,  // 71: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
-	11, // 72: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
-	13, // 73: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
-	13, // 74: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
-	16, // 75: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
-	21, // 76: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
-	19, // 77: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
-	24, // 78: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
-	19, // 79: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
-	27, // 80: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
-	19, // 81: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
-	30, // 82: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
-	33, // 83: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
-	39, // 84: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
-	41, // 85: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
-	44, // 86: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
-	47, // 87: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
-	50, // 88: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
-	54, // 89: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
-	56, // 90: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
-	58, // 91: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
-	61, // 92: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
-	65, // 93: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
-	67, // 94: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
-	69, // 95: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
-	73, // 96: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
-	75, // 97: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
-	78, // 98: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
-	80, // 99: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
-	70, // [70:100] is the sub-list for method output_type
-	40, // [40:70] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	19, // 6: skiff.v1.TopicMetadata.partitions:type_name -> skiff.v1.PartitionMetadata
+	89, // 7: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
+	18, // 8: skiff.v1.MetadataResponse.brokers:type_name -> skiff.v1.Broker
+	20, // 9: skiff.v1.MetadataResponse.topics:type_name -> skiff.v1.TopicMetadata
+	90, // 10: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
+	20, // 11: skiff.v1.ListTopicsResponse.topics:type_name -> skiff.v1.TopicMetadata
+	91, // 12: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
+	18, // 13: skiff.v1.DescribeClusterResponse.brokers:type_name -> skiff.v1.Broker
+	2,  // 14: skiff.v1.UpsertUserRequest.mode:type_name -> skiff.v1.UpsertUserMode
+	37, // 15: skiff.v1.ListUsersResponse.users:type_name -> skiff.v1.UserInfo
+	3,  // 16: skiff.v1.GossipKeysRequest.op:type_name -> skiff.v1.GossipKeyOp
+	40, // 17: skiff.v1.GossipKeysResponse.nodes:type_name -> skiff.v1.GossipKeyNode
+	45, // 18: skiff.v1.GroupHeartbeatRequest.owned:type_name -> skiff.v1.TopicPartitions
+	45, // 19: skiff.v1.GroupHeartbeatResponse.assignment:type_name -> skiff.v1.TopicPartitions
+	50, // 20: skiff.v1.CommitOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
+	45, // 21: skiff.v1.FetchOffsetsRequest.partitions:type_name -> skiff.v1.TopicPartitions
+	54, // 22: skiff.v1.FetchOffsetsResponse.offsets:type_name -> skiff.v1.CommittedOffset
+	57, // 23: skiff.v1.ListGroupsResponse.groups:type_name -> skiff.v1.GroupListing
+	45, // 24: skiff.v1.GroupMember.assigned:type_name -> skiff.v1.TopicPartitions
+	45, // 25: skiff.v1.GroupMember.target:type_name -> skiff.v1.TopicPartitions
+	60, // 26: skiff.v1.DescribeGroupResponse.members:type_name -> skiff.v1.GroupMember
+	61, // 27: skiff.v1.DescribeGroupResponse.offsets:type_name -> skiff.v1.GroupPartitionOffset
+	50, // 28: skiff.v1.ResetOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
+	6,  // 29: skiff.v1.ShareRecord.headers:type_name -> skiff.v1.Header
+	68, // 30: skiff.v1.ShareFetchResponse.records:type_name -> skiff.v1.ShareRecord
+	4,  // 31: skiff.v1.ShareAck.type:type_name -> skiff.v1.ShareAckType
+	70, // 32: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
+	72, // 33: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
+	92, // 34: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	79, // 35: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
+	80, // 36: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
+	93, // 37: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
+	94, // 38: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
+	6,  // 39: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
+	85, // 40: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
+	5,  // 41: skiff.v1.ResolveDeadLettersRequest.action:type_name -> skiff.v1.DeadLetterAction
+	8,  // 42: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
+	8,  // 43: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
+	11, // 44: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
+	13, // 45: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
+	15, // 46: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
+	16, // 47: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
+	21, // 48: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
+	23, // 49: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
+	24, // 50: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
+	26, // 51: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
+	27, // 52: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
+	29, // 53: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
+	30, // 54: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
+	39, // 55: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
+	32, // 56: skiff.v1.Admin.UpsertUser:input_type -> skiff.v1.UpsertUserRequest
+	34, // 57: skiff.v1.Admin.DeleteUser:input_type -> skiff.v1.DeleteUserRequest
+	36, // 58: skiff.v1.Admin.ListUsers:input_type -> skiff.v1.ListUsersRequest
+	46, // 59: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
+	48, // 60: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
+	51, // 61: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
+	53, // 62: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
+	56, // 63: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
+	59, // 64: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
+	63, // 65: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
+	65, // 66: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
+	67, // 67: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
+	71, // 68: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
+	74, // 69: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
+	76, // 70: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
+	78, // 71: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
+	82, // 72: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
+	84, // 73: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
+	87, // 74: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
+	9,  // 75: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
+	9,  // 76: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
+	12, // 77: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
+	14, // 78: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
+	14, // 79: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
+	17, // 80: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
+	22, // 81: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
+	20, // 82: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
+	25, // 83: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
+	20, // 84: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
+	28, // 85: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
+	20, // 86: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
+	31, // 87: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
+	41, // 88: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
+	33, // 89: skiff.v1.Admin.UpsertUser:output_type -> skiff.v1.UpsertUserResponse
+	35, // 90: skiff.v1.Admin.DeleteUser:output_type -> skiff.v1.DeleteUserResponse
+	38, // 91: skiff.v1.Admin.ListUsers:output_type -> skiff.v1.ListUsersResponse
+	47, // 92: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
+	49, // 93: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
+	52, // 94: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
+	55, // 95: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
+	58, // 96: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
+	62, // 97: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
+	64, // 98: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
+	66, // 99: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
+	69, // 100: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
+	73, // 101: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
+	75, // 102: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
+	77, // 103: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
+	81, // 104: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
+	83, // 105: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
+	86, // 106: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
+	88, // 107: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
+	75, // [75:108] is the sub-list for method output_type
+	42, // [42:75] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_skiff_proto_init() }
@@ -5978,8 +6374,8 @@ func file_skiff_v1_skiff_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_skiff_proto_rawDesc), len(file_skiff_v1_skiff_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   82,
+			NumEnums:      6,
+			NumMessages:   89,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
