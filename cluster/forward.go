@@ -37,6 +37,10 @@ func toWireResult(res metadata.Result, err error) wireResult {
 		w.ErrorKind = "topic_exists"
 	case errors.Is(err, metadata.ErrUnknownTopic):
 		w.ErrorKind = "unknown_topic"
+	case errors.Is(err, metadata.ErrUserExists):
+		w.ErrorKind = "user_exists"
+	case errors.Is(err, metadata.ErrUnknownUser):
+		w.ErrorKind = "unknown_user"
 	case errors.Is(err, errMetaNotLeader), errors.Is(err, errNoMetaLeader):
 		w.ErrorKind = "not_leader"
 	}
@@ -56,6 +60,10 @@ func (w wireResult) err() error {
 		return fmt.Errorf("%w: %s", metadata.ErrTopicExists, w.Error)
 	case "unknown_topic":
 		return fmt.Errorf("%w: %s", metadata.ErrUnknownTopic, w.Error)
+	case "user_exists":
+		return fmt.Errorf("%w: %s", metadata.ErrUserExists, w.Error)
+	case "unknown_user":
+		return fmt.Errorf("%w: %s", metadata.ErrUnknownUser, w.Error)
 	case "not_leader":
 		return errMetaNotLeader
 	}

@@ -57,6 +57,10 @@ const (
 	ReasonGossipKeyRefused    = "GOSSIP_KEY_REFUSED"
 	ReasonGossipUnencrypted   = "GOSSIP_ENCRYPTION_DISABLED"
 	ReasonUnknown             = "UNKNOWN"
+	ReasonUnauthenticated     = "UNAUTHENTICATED"
+	ReasonNotAuthorized       = "NOT_AUTHORIZED"
+	ReasonUnknownUser         = "UNKNOWN_USER"
+	ReasonUserExists          = "USER_EXISTS"
 )
 
 // errShuttingDown ends long-lived calls when the server stops.
@@ -121,6 +125,10 @@ func invalid(field, format string, args ...any) error {
 //	consumergroup.ErrInvalidArgument              INVALID_ARGUMENT
 //	cluster.ErrGossipKeyRefused                   FAILED_PRECONDITION  (reason GOSSIP_KEY_REFUSED)
 //	membership.ErrEncryptionDisabled              FAILED_PRECONDITION  (reason GOSSIP_ENCRYPTION_DISABLED)
+//	*unauthenticatedError                         UNAUTHENTICATED      (reason UNAUTHENTICATED)
+//	*permissionError                              PERMISSION_DENIED    (reason NOT_AUTHORIZED)
+//	metadata.ErrUnknownUser                       NOT_FOUND            (reason UNKNOWN_USER)
+//	metadata.ErrUserExists                        ALREADY_EXISTS       (reason USER_EXISTS)
 //	*panicError                                   INTERNAL
 //	anything else                                 UNKNOWN
 //
@@ -142,12 +150,22 @@ func toStatus(err error, grpcAddr func(id string) string) *status.Status {
 		ia   *metadata.InvalidArgumentError
 		tl   *tooLargeError
 		pe   *panicError
+		ue   *unauthenticatedError
+		pme  *permissionError
 		fe   *record.FormatError
 		code codes.Code
 	)
 	var reason string
 	var details []protoadapt.MessageV1
 	switch {
+	case errors.As(err, &ue):
+		code, reason = codes.Unauthenticated, ReasonUnauthenticated
+	case errors.As(err, &pme):
+		code, reason = codes.PermissionDenied, ReasonNotAuthorized
+	case errors.Is(err, metadata.ErrUnknownUser):
+		code, reason = codes.NotFound, ReasonUnknownUser
+	case errors.Is(err, metadata.ErrUserExists):
+		code, reason = codes.AlreadyExists, ReasonUserExists
 	case errors.As(err, &nl):
 		code, reason = codes.FailedPrecondition, ReasonNotLeader
 		d := &skiffpb.NotLeader{LeaderId: nl.LeaderID}

@@ -33,6 +33,8 @@ type Config struct {
 	// TLS, when set, is the server side of TLS for every client
 	// connection. Default nil: plaintext.
 	TLS *tls.Config
+	// Auth configures client authentication (auth.go). Default: off.
+	Auth AuthConfig
 	// MaxRecvMsgBytes bounds one request message. Default 65 MiB: the
 	// largest batch a topic may allow (64 MiB) plus room for the envelope.
 	MaxRecvMsgBytes int
@@ -123,6 +125,7 @@ type Server struct {
 	grpc    *grpc.Server
 	health  *health.Server
 	metrics *metrics
+	auth    *authenticator
 
 	describes *ttlCache[cluster.TopicDescription]
 	statuses  *ttlCache[cluster.ClusterStatus]
@@ -179,13 +182,14 @@ func NewServer(node Node, opts ...Option) *Server {
 		reg = prometheus.NewRegistry()
 	}
 	s.metrics = newMetrics(reg, s.logger)
+	s.auth = newAuthenticator(cfg.Auth, cfg.TLS, node.Metadata)
 	gopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		// Clients ping every 500ms to notice a dead broker quickly; gRPC's
 		// default policy would answer such pings with GOAWAY.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 200 * time.Millisecond, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
-		grpc.ChainStreamInterceptor(s.streamInterceptor),
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor, s.auth.unary),
+		grpc.ChainStreamInterceptor(s.streamInterceptor, s.auth.stream),
 		// Stop returns only once every handler has: nothing hands work to
 		// the async writer after Stop waited for it.
 		grpc.WaitForHandlers(true),

@@ -30,9 +30,10 @@ const (
 	// an old log gives the state it gave then.
 	TypeDeleteTopicV2      CommandType = 8
 	TypeAlterTopicConfigV2 CommandType = 9
-	// 10 and 11 are the user commands (users.go).
-	TypeCreateACLs CommandType = 12
-	TypeDeleteACLs CommandType = 13
+	TypeCreateACLs         CommandType = 12
+	TypeDeleteACLs         CommandType = 13
+	TypeUpsertUser         CommandType = 10
+	TypeDeleteUser         CommandType = 11
 )
 
 func (t CommandType) String() string {
@@ -55,6 +56,10 @@ func (t CommandType) String() string {
 		return "CreateACLs"
 	case TypeDeleteACLs:
 		return "DeleteACLs"
+	case TypeUpsertUser:
+		return "UpsertUser"
+	case TypeDeleteUser:
+		return "DeleteUser"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -226,6 +231,10 @@ func DecodeCommand(data []byte) (Command, error) {
 		return decodeAs[CreateACLs](t, data[1:])
 	case TypeDeleteACLs:
 		return decodeAs[DeleteACLs](t, data[1:])
+	case TypeUpsertUser:
+		return decodeAs[UpsertUser](t, data[1:])
+	case TypeDeleteUser:
+		return decodeAs[DeleteUser](t, data[1:])
 	}
 	return nil, &UnknownCommandError{Type: t}
 }

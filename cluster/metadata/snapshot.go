@@ -88,6 +88,9 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 	if s.Topics == nil {
 		s.Topics = map[string]*Topic{}
 	}
+	if s.Users == nil { // a snapshot from before users existed
+		s.Users = map[string]UserCredential{}
+	}
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("metadata snapshot: %w", err)
 	}

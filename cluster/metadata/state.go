@@ -98,6 +98,9 @@ type State struct {
 	// ACLs are the authorization bindings, sorted (acls.go). A command
 	// replaces the slice rather than changing it, so states share it.
 	ACLs []acl.Binding `json:"acls,omitempty"`
+	// Users by name: password hashes (never passwords). Omitted when
+	// empty, so a snapshot without users reads the same in older versions.
+	Users map[string]UserCredential `json:"users,omitempty"`
 	// Index is the Raft index of the last entry that changed the state.
 	// Rejected commands change nothing, not even Index; FSM.AppliedIndex
 	// counts every entry.
@@ -106,7 +109,7 @@ type State struct {
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{Brokers: map[string]Broker{}, Topics: map[string]*Topic{}}
+	return &State{Brokers: map[string]Broker{}, Topics: map[string]*Topic{}, Users: map[string]UserCredential{}}
 }
 
 // Clone returns a deep copy.
@@ -127,6 +130,10 @@ func (s *State) cow() *State {
 	c.Topics = make(map[string]*Topic, len(s.Topics))
 	maps.Copy(c.Topics, s.Topics)
 	c.MetaVoters = slices.Clone(s.MetaVoters)
+	// Credentials are values whose byte slices are never modified in
+	// place, so copying the map is enough.
+	c.Users = make(map[string]UserCredential, len(s.Users))
+	maps.Copy(c.Users, s.Users)
 	return &c
 }
 
@@ -213,8 +220,8 @@ func (s *State) partitions(keep func([]string) bool) []PartitionRef {
 // Validate checks every invariant of the state; Restore refuses a snapshot
 // that breaks one, and tests use it after every command.
 func (s *State) Validate() error {
-	if s.Brokers == nil || s.Topics == nil {
-		return fmt.Errorf("metadata state: nil brokers or topics map")
+	if s.Brokers == nil || s.Topics == nil || s.Users == nil {
+		return fmt.Errorf("metadata state: nil brokers, topics or users map")
 	}
 	if err := validateACLs(s.ACLs); err != nil {
 		return fmt.Errorf("metadata state: %w", err)
@@ -252,6 +259,9 @@ func (s *State) Validate() error {
 	}
 	if s.NextProducerID < 0 {
 		return fmt.Errorf("metadata state: next producer id %d is negative", s.NextProducerID)
+	}
+	if err := s.validateUsers(); err != nil {
+		return err
 	}
 	if s.MetaVoters != nil {
 		if err := validateVoters(s.MetaVoters); err != nil {

@@ -129,6 +129,55 @@ func (OffsetSpec) EnumDescriptor() ([]byte, []int) {
 	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{1}
 }
 
+type UpsertUserMode int32
+
+const (
+	UpsertUserMode_UPSERT_USER_MODE_ANY    UpsertUserMode = 0 // create or replace
+	UpsertUserMode_UPSERT_USER_MODE_CREATE UpsertUserMode = 1 // the user must not exist
+	UpsertUserMode_UPSERT_USER_MODE_UPDATE UpsertUserMode = 2 // the user must exist
+)
+
+// Enum value maps for UpsertUserMode.
+var (
+	UpsertUserMode_name = map[int32]string{
+		0: "UPSERT_USER_MODE_ANY",
+		1: "UPSERT_USER_MODE_CREATE",
+		2: "UPSERT_USER_MODE_UPDATE",
+	}
+	UpsertUserMode_value = map[string]int32{
+		"UPSERT_USER_MODE_ANY":    0,
+		"UPSERT_USER_MODE_CREATE": 1,
+		"UPSERT_USER_MODE_UPDATE": 2,
+	}
+)
+
+func (x UpsertUserMode) Enum() *UpsertUserMode {
+	p := new(UpsertUserMode)
+	*p = x
+	return p
+}
+
+func (x UpsertUserMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UpsertUserMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_skiff_v1_skiff_proto_enumTypes[2].Descriptor()
+}
+
+func (UpsertUserMode) Type() protoreflect.EnumType {
+	return &file_skiff_v1_skiff_proto_enumTypes[2]
+}
+
+func (x UpsertUserMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UpsertUserMode.Descriptor instead.
+func (UpsertUserMode) EnumDescriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{2}
+}
+
 type GossipKeyOp int32
 
 const (
@@ -168,11 +217,11 @@ func (x GossipKeyOp) String() string {
 }
 
 func (GossipKeyOp) Descriptor() protoreflect.EnumDescriptor {
-	return file_skiff_v1_skiff_proto_enumTypes[2].Descriptor()
+	return file_skiff_v1_skiff_proto_enumTypes[3].Descriptor()
 }
 
 func (GossipKeyOp) Type() protoreflect.EnumType {
-	return &file_skiff_v1_skiff_proto_enumTypes[2]
+	return &file_skiff_v1_skiff_proto_enumTypes[3]
 }
 
 func (x GossipKeyOp) Number() protoreflect.EnumNumber {
@@ -181,7 +230,7 @@ func (x GossipKeyOp) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GossipKeyOp.Descriptor instead.
 func (GossipKeyOp) EnumDescriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{2}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{3}
 }
 
 type ShareAckType int32
@@ -220,11 +269,11 @@ func (x ShareAckType) String() string {
 }
 
 func (ShareAckType) Descriptor() protoreflect.EnumDescriptor {
-	return file_skiff_v1_skiff_proto_enumTypes[3].Descriptor()
+	return file_skiff_v1_skiff_proto_enumTypes[4].Descriptor()
 }
 
 func (ShareAckType) Type() protoreflect.EnumType {
-	return &file_skiff_v1_skiff_proto_enumTypes[3]
+	return &file_skiff_v1_skiff_proto_enumTypes[4]
 }
 
 func (x ShareAckType) Number() protoreflect.EnumNumber {
@@ -233,7 +282,7 @@ func (x ShareAckType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ShareAckType.Descriptor instead.
 func (ShareAckType) EnumDescriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{3}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{4}
 }
 
 type DeadLetterAction int32
@@ -266,11 +315,11 @@ func (x DeadLetterAction) String() string {
 }
 
 func (DeadLetterAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_skiff_v1_skiff_proto_enumTypes[4].Descriptor()
+	return file_skiff_v1_skiff_proto_enumTypes[5].Descriptor()
 }
 
 func (DeadLetterAction) Type() protoreflect.EnumType {
-	return &file_skiff_v1_skiff_proto_enumTypes[4]
+	return &file_skiff_v1_skiff_proto_enumTypes[5]
 }
 
 func (x DeadLetterAction) Number() protoreflect.EnumNumber {
@@ -279,7 +328,7 @@ func (x DeadLetterAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeadLetterAction.Descriptor instead.
 func (DeadLetterAction) EnumDescriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{4}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{5}
 }
 
 type Header struct {
@@ -1903,6 +1952,314 @@ func (x *DescribeClusterResponse) GetOfflinePartitions() int32 {
 	return 0
 }
 
+type UpsertUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	Mode          UpsertUserMode         `protobuf:"varint,3,opt,name=mode,proto3,enum=skiff.v1.UpsertUserMode" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertUserRequest) Reset() {
+	*x = UpsertUserRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertUserRequest) ProtoMessage() {}
+
+func (x *UpsertUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertUserRequest.ProtoReflect.Descriptor instead.
+func (*UpsertUserRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *UpsertUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpsertUserRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *UpsertUserRequest) GetMode() UpsertUserMode {
+	if x != nil {
+		return x.Mode
+	}
+	return UpsertUserMode_UPSERT_USER_MODE_ANY
+}
+
+type UpsertUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertUserResponse) Reset() {
+	*x = UpsertUserResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertUserResponse) ProtoMessage() {}
+
+func (x *UpsertUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertUserResponse.ProtoReflect.Descriptor instead.
+func (*UpsertUserResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{27}
+}
+
+type DeleteUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *DeleteUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29}
+}
+
+type ListUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{30}
+}
+
+type UserInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Mechanism     string                 `protobuf:"bytes,2,opt,name=mechanism,proto3" json:"mechanism,omitempty"` // "argon2id"
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserInfo) Reset() {
+	*x = UserInfo{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserInfo) ProtoMessage() {}
+
+func (x *UserInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserInfo.ProtoReflect.Descriptor instead.
+func (*UserInfo) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *UserInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UserInfo) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+type ListUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []*UserInfo            `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"` // sorted by name
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListUsersResponse) GetUsers() []*UserInfo {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
 type AclBinding struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Principal     string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`                           // User:<name>, Node:<id> or User:*
@@ -1918,7 +2275,7 @@ type AclBinding struct {
 
 func (x *AclBinding) Reset() {
 	*x = AclBinding{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +2287,7 @@ func (x *AclBinding) String() string {
 func (*AclBinding) ProtoMessage() {}
 
 func (x *AclBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2300,7 @@ func (x *AclBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AclBinding.ProtoReflect.Descriptor instead.
 func (*AclBinding) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{26}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AclBinding) GetPrincipal() string {
@@ -2004,7 +2361,7 @@ type CreateACLsRequest struct {
 
 func (x *CreateACLsRequest) Reset() {
 	*x = CreateACLsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2016,7 +2373,7 @@ func (x *CreateACLsRequest) String() string {
 func (*CreateACLsRequest) ProtoMessage() {}
 
 func (x *CreateACLsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2029,7 +2386,7 @@ func (x *CreateACLsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateACLsRequest.ProtoReflect.Descriptor instead.
 func (*CreateACLsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{27}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateACLsRequest) GetBindings() []*AclBinding {
@@ -2048,7 +2405,7 @@ type CreateACLsResponse struct {
 
 func (x *CreateACLsResponse) Reset() {
 	*x = CreateACLsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2417,7 @@ func (x *CreateACLsResponse) String() string {
 func (*CreateACLsResponse) ProtoMessage() {}
 
 func (x *CreateACLsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2430,7 @@ func (x *CreateACLsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateACLsResponse.ProtoReflect.Descriptor instead.
 func (*CreateACLsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{28}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateACLsResponse) GetCreated() int64 {
@@ -2092,7 +2449,7 @@ type DeleteACLsRequest struct {
 
 func (x *DeleteACLsRequest) Reset() {
 	*x = DeleteACLsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2104,7 +2461,7 @@ func (x *DeleteACLsRequest) String() string {
 func (*DeleteACLsRequest) ProtoMessage() {}
 
 func (x *DeleteACLsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2117,7 +2474,7 @@ func (x *DeleteACLsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteACLsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteACLsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeleteACLsRequest) GetBindings() []*AclBinding {
@@ -2136,7 +2493,7 @@ type DeleteACLsResponse struct {
 
 func (x *DeleteACLsResponse) Reset() {
 	*x = DeleteACLsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2148,7 +2505,7 @@ func (x *DeleteACLsResponse) String() string {
 func (*DeleteACLsResponse) ProtoMessage() {}
 
 func (x *DeleteACLsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2161,7 +2518,7 @@ func (x *DeleteACLsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteACLsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteACLsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{30}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteACLsResponse) GetDeleted() int64 {
@@ -2183,7 +2540,7 @@ type ListACLsRequest struct {
 
 func (x *ListACLsRequest) Reset() {
 	*x = ListACLsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2195,7 +2552,7 @@ func (x *ListACLsRequest) String() string {
 func (*ListACLsRequest) ProtoMessage() {}
 
 func (x *ListACLsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2208,7 +2565,7 @@ func (x *ListACLsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListACLsRequest.ProtoReflect.Descriptor instead.
 func (*ListACLsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{31}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListACLsRequest) GetPrincipal() string {
@@ -2241,7 +2598,7 @@ type ListACLsResponse struct {
 
 func (x *ListACLsResponse) Reset() {
 	*x = ListACLsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +2610,7 @@ func (x *ListACLsResponse) String() string {
 func (*ListACLsResponse) ProtoMessage() {}
 
 func (x *ListACLsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +2623,7 @@ func (x *ListACLsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListACLsResponse.ProtoReflect.Descriptor instead.
 func (*ListACLsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{32}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListACLsResponse) GetBindings() []*AclBinding {
@@ -2286,7 +2643,7 @@ type GossipKeysRequest struct {
 
 func (x *GossipKeysRequest) Reset() {
 	*x = GossipKeysRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2298,7 +2655,7 @@ func (x *GossipKeysRequest) String() string {
 func (*GossipKeysRequest) ProtoMessage() {}
 
 func (x *GossipKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2311,7 +2668,7 @@ func (x *GossipKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeysRequest.ProtoReflect.Descriptor instead.
 func (*GossipKeysRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{33}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GossipKeysRequest) GetOp() GossipKeyOp {
@@ -2340,7 +2697,7 @@ type GossipKeyNode struct {
 
 func (x *GossipKeyNode) Reset() {
 	*x = GossipKeyNode{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2352,7 +2709,7 @@ func (x *GossipKeyNode) String() string {
 func (*GossipKeyNode) ProtoMessage() {}
 
 func (x *GossipKeyNode) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2365,7 +2722,7 @@ func (x *GossipKeyNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyNode.ProtoReflect.Descriptor instead.
 func (*GossipKeyNode) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GossipKeyNode) GetNodeId() string {
@@ -2399,7 +2756,7 @@ type GossipKeysResponse struct {
 
 func (x *GossipKeysResponse) Reset() {
 	*x = GossipKeysResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2411,7 +2768,7 @@ func (x *GossipKeysResponse) String() string {
 func (*GossipKeysResponse) ProtoMessage() {}
 
 func (x *GossipKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2424,7 +2781,7 @@ func (x *GossipKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeysResponse.ProtoReflect.Descriptor instead.
 func (*GossipKeysResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{35}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GossipKeysResponse) GetKey() string {
@@ -2452,7 +2809,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2464,7 +2821,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2477,7 +2834,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{36}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -2506,7 +2863,7 @@ type OffsetOutOfRange struct {
 
 func (x *OffsetOutOfRange) Reset() {
 	*x = OffsetOutOfRange{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2518,7 +2875,7 @@ func (x *OffsetOutOfRange) String() string {
 func (*OffsetOutOfRange) ProtoMessage() {}
 
 func (x *OffsetOutOfRange) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2531,7 +2888,7 @@ func (x *OffsetOutOfRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetOutOfRange.ProtoReflect.Descriptor instead.
 func (*OffsetOutOfRange) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *OffsetOutOfRange) GetOffset() int64 {
@@ -2564,7 +2921,7 @@ type WriteIndeterminate struct {
 
 func (x *WriteIndeterminate) Reset() {
 	*x = WriteIndeterminate{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2576,7 +2933,7 @@ func (x *WriteIndeterminate) String() string {
 func (*WriteIndeterminate) ProtoMessage() {}
 
 func (x *WriteIndeterminate) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2589,7 +2946,7 @@ func (x *WriteIndeterminate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteIndeterminate.ProtoReflect.Descriptor instead.
 func (*WriteIndeterminate) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{38}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{45}
 }
 
 type TopicPartitions struct {
@@ -2602,7 +2959,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2614,7 +2971,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2627,7 +2984,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{39}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -2653,7 +3010,7 @@ type FindCoordinatorRequest struct {
 
 func (x *FindCoordinatorRequest) Reset() {
 	*x = FindCoordinatorRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2665,7 +3022,7 @@ func (x *FindCoordinatorRequest) String() string {
 func (*FindCoordinatorRequest) ProtoMessage() {}
 
 func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2678,7 +3035,7 @@ func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorRequest.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{40}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *FindCoordinatorRequest) GetGroup() string {
@@ -2698,7 +3055,7 @@ type FindCoordinatorResponse struct {
 
 func (x *FindCoordinatorResponse) Reset() {
 	*x = FindCoordinatorResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2710,7 +3067,7 @@ func (x *FindCoordinatorResponse) String() string {
 func (*FindCoordinatorResponse) ProtoMessage() {}
 
 func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2723,7 +3080,7 @@ func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorResponse.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{41}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *FindCoordinatorResponse) GetNodeId() string {
@@ -2763,7 +3120,7 @@ type GroupHeartbeatRequest struct {
 
 func (x *GroupHeartbeatRequest) Reset() {
 	*x = GroupHeartbeatRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2775,7 +3132,7 @@ func (x *GroupHeartbeatRequest) String() string {
 func (*GroupHeartbeatRequest) ProtoMessage() {}
 
 func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2788,7 +3145,7 @@ func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{42}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GroupHeartbeatRequest) GetGroup() string {
@@ -2877,7 +3234,7 @@ type GroupHeartbeatResponse struct {
 
 func (x *GroupHeartbeatResponse) Reset() {
 	*x = GroupHeartbeatResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2889,7 +3246,7 @@ func (x *GroupHeartbeatResponse) String() string {
 func (*GroupHeartbeatResponse) ProtoMessage() {}
 
 func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2902,7 +3259,7 @@ func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{43}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GroupHeartbeatResponse) GetMemberId() string {
@@ -2952,7 +3309,7 @@ type OffsetCommit struct {
 
 func (x *OffsetCommit) Reset() {
 	*x = OffsetCommit{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2964,7 +3321,7 @@ func (x *OffsetCommit) String() string {
 func (*OffsetCommit) ProtoMessage() {}
 
 func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2977,7 +3334,7 @@ func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetCommit.ProtoReflect.Descriptor instead.
 func (*OffsetCommit) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{44}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *OffsetCommit) GetTopic() string {
@@ -3020,7 +3377,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3032,7 +3389,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3045,7 +3402,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{45}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -3084,7 +3441,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3096,7 +3453,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3109,7 +3466,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{46}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{53}
 }
 
 type FetchOffsetsRequest struct {
@@ -3122,7 +3479,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3134,7 +3491,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3147,7 +3504,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{47}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -3177,7 +3534,7 @@ type CommittedOffset struct {
 
 func (x *CommittedOffset) Reset() {
 	*x = CommittedOffset{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3189,7 +3546,7 @@ func (x *CommittedOffset) String() string {
 func (*CommittedOffset) ProtoMessage() {}
 
 func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3202,7 +3559,7 @@ func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommittedOffset.ProtoReflect.Descriptor instead.
 func (*CommittedOffset) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{48}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *CommittedOffset) GetTopic() string {
@@ -3249,7 +3606,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3261,7 +3618,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3274,7 +3631,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{49}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *FetchOffsetsResponse) GetOffsets() []*CommittedOffset {
@@ -3294,7 +3651,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3306,7 +3663,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3319,7 +3676,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{50}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListGroupsRequest) GetLocalOnly() bool {
@@ -3341,7 +3698,7 @@ type GroupListing struct {
 
 func (x *GroupListing) Reset() {
 	*x = GroupListing{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3353,7 +3710,7 @@ func (x *GroupListing) String() string {
 func (*GroupListing) ProtoMessage() {}
 
 func (x *GroupListing) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3366,7 +3723,7 @@ func (x *GroupListing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupListing.ProtoReflect.Descriptor instead.
 func (*GroupListing) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{51}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GroupListing) GetGroup() string {
@@ -3406,7 +3763,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3418,7 +3775,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3431,7 +3788,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{52}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupListing {
@@ -3450,7 +3807,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3462,7 +3819,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3475,7 +3832,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{53}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -3502,7 +3859,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3514,7 +3871,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3527,7 +3884,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{54}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -3609,7 +3966,7 @@ type GroupPartitionOffset struct {
 
 func (x *GroupPartitionOffset) Reset() {
 	*x = GroupPartitionOffset{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3621,7 +3978,7 @@ func (x *GroupPartitionOffset) String() string {
 func (*GroupPartitionOffset) ProtoMessage() {}
 
 func (x *GroupPartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3634,7 +3991,7 @@ func (x *GroupPartitionOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartitionOffset.ProtoReflect.Descriptor instead.
 func (*GroupPartitionOffset) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{55}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GroupPartitionOffset) GetTopic() string {
@@ -3708,7 +4065,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3720,7 +4077,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3733,7 +4090,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -3794,7 +4151,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3806,7 +4163,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3819,7 +4176,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{57}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *DeleteGroupRequest) GetGroup() string {
@@ -3837,7 +4194,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3849,7 +4206,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3862,7 +4219,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{58}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65}
 }
 
 type ResetOffsetsRequest struct {
@@ -3875,7 +4232,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3887,7 +4244,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3900,7 +4257,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{59}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -3925,7 +4282,7 @@ type ResetOffsetsResponse struct {
 
 func (x *ResetOffsetsResponse) Reset() {
 	*x = ResetOffsetsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3937,7 +4294,7 @@ func (x *ResetOffsetsResponse) String() string {
 func (*ResetOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3950,7 +4307,7 @@ func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{60}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{67}
 }
 
 type ShareFetchRequest struct {
@@ -3968,7 +4325,7 @@ type ShareFetchRequest struct {
 
 func (x *ShareFetchRequest) Reset() {
 	*x = ShareFetchRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3980,7 +4337,7 @@ func (x *ShareFetchRequest) String() string {
 func (*ShareFetchRequest) ProtoMessage() {}
 
 func (x *ShareFetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3993,7 +4350,7 @@ func (x *ShareFetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareFetchRequest.ProtoReflect.Descriptor instead.
 func (*ShareFetchRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{61}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ShareFetchRequest) GetGroup() string {
@@ -4064,7 +4421,7 @@ type ShareRecord struct {
 
 func (x *ShareRecord) Reset() {
 	*x = ShareRecord{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4076,7 +4433,7 @@ func (x *ShareRecord) String() string {
 func (*ShareRecord) ProtoMessage() {}
 
 func (x *ShareRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4089,7 +4446,7 @@ func (x *ShareRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareRecord.ProtoReflect.Descriptor instead.
 func (*ShareRecord) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{62}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ShareRecord) GetTopic() string {
@@ -4182,7 +4539,7 @@ type ShareFetchResponse struct {
 
 func (x *ShareFetchResponse) Reset() {
 	*x = ShareFetchResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4194,7 +4551,7 @@ func (x *ShareFetchResponse) String() string {
 func (*ShareFetchResponse) ProtoMessage() {}
 
 func (x *ShareFetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4207,7 +4564,7 @@ func (x *ShareFetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareFetchResponse.ProtoReflect.Descriptor instead.
 func (*ShareFetchResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{63}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ShareFetchResponse) GetMemberId() string {
@@ -4259,7 +4616,7 @@ type ShareAck struct {
 
 func (x *ShareAck) Reset() {
 	*x = ShareAck{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4271,7 +4628,7 @@ func (x *ShareAck) String() string {
 func (*ShareAck) ProtoMessage() {}
 
 func (x *ShareAck) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4284,7 +4641,7 @@ func (x *ShareAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAck.ProtoReflect.Descriptor instead.
 func (*ShareAck) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{64}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ShareAck) GetTopic() string {
@@ -4340,7 +4697,7 @@ type ShareAckRequest struct {
 
 func (x *ShareAckRequest) Reset() {
 	*x = ShareAckRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4352,7 +4709,7 @@ func (x *ShareAckRequest) String() string {
 func (*ShareAckRequest) ProtoMessage() {}
 
 func (x *ShareAckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4365,7 +4722,7 @@ func (x *ShareAckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAckRequest.ProtoReflect.Descriptor instead.
 func (*ShareAckRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ShareAckRequest) GetGroup() string {
@@ -4405,7 +4762,7 @@ type ShareAckResult struct {
 
 func (x *ShareAckResult) Reset() {
 	*x = ShareAckResult{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4417,7 +4774,7 @@ func (x *ShareAckResult) String() string {
 func (*ShareAckResult) ProtoMessage() {}
 
 func (x *ShareAckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4430,7 +4787,7 @@ func (x *ShareAckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAckResult.ProtoReflect.Descriptor instead.
 func (*ShareAckResult) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{66}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ShareAckResult) GetTopic() string {
@@ -4484,7 +4841,7 @@ type ShareAckResponse struct {
 
 func (x *ShareAckResponse) Reset() {
 	*x = ShareAckResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4496,7 +4853,7 @@ func (x *ShareAckResponse) String() string {
 func (*ShareAckResponse) ProtoMessage() {}
 
 func (x *ShareAckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4509,7 +4866,7 @@ func (x *ShareAckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAckResponse.ProtoReflect.Descriptor instead.
 func (*ShareAckResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{67}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ShareAckResponse) GetResults() []*ShareAckResult {
@@ -4529,7 +4886,7 @@ type ShareLeaveRequest struct {
 
 func (x *ShareLeaveRequest) Reset() {
 	*x = ShareLeaveRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4541,7 +4898,7 @@ func (x *ShareLeaveRequest) String() string {
 func (*ShareLeaveRequest) ProtoMessage() {}
 
 func (x *ShareLeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4554,7 +4911,7 @@ func (x *ShareLeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareLeaveRequest.ProtoReflect.Descriptor instead.
 func (*ShareLeaveRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{68}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ShareLeaveRequest) GetGroup() string {
@@ -4580,7 +4937,7 @@ type ShareLeaveResponse struct {
 
 func (x *ShareLeaveResponse) Reset() {
 	*x = ShareLeaveResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4592,7 +4949,7 @@ func (x *ShareLeaveResponse) String() string {
 func (*ShareLeaveResponse) ProtoMessage() {}
 
 func (x *ShareLeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4605,7 +4962,7 @@ func (x *ShareLeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareLeaveResponse.ProtoReflect.Descriptor instead.
 func (*ShareLeaveResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{69}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ShareLeaveResponse) GetReleased() int32 {
@@ -4627,7 +4984,7 @@ type ShareInspectRequest struct {
 
 func (x *ShareInspectRequest) Reset() {
 	*x = ShareInspectRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4639,7 +4996,7 @@ func (x *ShareInspectRequest) String() string {
 func (*ShareInspectRequest) ProtoMessage() {}
 
 func (x *ShareInspectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4652,7 +5009,7 @@ func (x *ShareInspectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareInspectRequest.ProtoReflect.Descriptor instead.
 func (*ShareInspectRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{70}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ShareInspectRequest) GetGroup() string {
@@ -4705,7 +5062,7 @@ type ShareInspectResponse struct {
 
 func (x *ShareInspectResponse) Reset() {
 	*x = ShareInspectResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4717,7 +5074,7 @@ func (x *ShareInspectResponse) String() string {
 func (*ShareInspectResponse) ProtoMessage() {}
 
 func (x *ShareInspectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4730,7 +5087,7 @@ func (x *ShareInspectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareInspectResponse.ProtoReflect.Descriptor instead.
 func (*ShareInspectResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{71}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ShareInspectResponse) GetState() string {
@@ -4826,7 +5183,7 @@ type DescribeShareGroupRequest struct {
 
 func (x *DescribeShareGroupRequest) Reset() {
 	*x = DescribeShareGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4838,7 +5195,7 @@ func (x *DescribeShareGroupRequest) String() string {
 func (*DescribeShareGroupRequest) ProtoMessage() {}
 
 func (x *DescribeShareGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4851,7 +5208,7 @@ func (x *DescribeShareGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeShareGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeShareGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{72}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *DescribeShareGroupRequest) GetGroup() string {
@@ -4874,7 +5231,7 @@ type ShareGroupMember struct {
 
 func (x *ShareGroupMember) Reset() {
 	*x = ShareGroupMember{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4886,7 +5243,7 @@ func (x *ShareGroupMember) String() string {
 func (*ShareGroupMember) ProtoMessage() {}
 
 func (x *ShareGroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4899,7 +5256,7 @@ func (x *ShareGroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareGroupMember.ProtoReflect.Descriptor instead.
 func (*ShareGroupMember) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{73}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ShareGroupMember) GetMemberId() string {
@@ -4957,7 +5314,7 @@ type SharePartitionState struct {
 
 func (x *SharePartitionState) Reset() {
 	*x = SharePartitionState{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4969,7 +5326,7 @@ func (x *SharePartitionState) String() string {
 func (*SharePartitionState) ProtoMessage() {}
 
 func (x *SharePartitionState) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4982,7 +5339,7 @@ func (x *SharePartitionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SharePartitionState.ProtoReflect.Descriptor instead.
 func (*SharePartitionState) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{74}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *SharePartitionState) GetTopic() string {
@@ -5084,7 +5441,7 @@ type DescribeShareGroupResponse struct {
 
 func (x *DescribeShareGroupResponse) Reset() {
 	*x = DescribeShareGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5096,7 +5453,7 @@ func (x *DescribeShareGroupResponse) String() string {
 func (*DescribeShareGroupResponse) ProtoMessage() {}
 
 func (x *DescribeShareGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5109,7 +5466,7 @@ func (x *DescribeShareGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeShareGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeShareGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{75}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *DescribeShareGroupResponse) GetGroup() string {
@@ -5172,7 +5529,7 @@ type AlterShareGroupRequest struct {
 
 func (x *AlterShareGroupRequest) Reset() {
 	*x = AlterShareGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5184,7 +5541,7 @@ func (x *AlterShareGroupRequest) String() string {
 func (*AlterShareGroupRequest) ProtoMessage() {}
 
 func (x *AlterShareGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5197,7 +5554,7 @@ func (x *AlterShareGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterShareGroupRequest.ProtoReflect.Descriptor instead.
 func (*AlterShareGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{76}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *AlterShareGroupRequest) GetGroup() string {
@@ -5230,7 +5587,7 @@ type AlterShareGroupResponse struct {
 
 func (x *AlterShareGroupResponse) Reset() {
 	*x = AlterShareGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5242,7 +5599,7 @@ func (x *AlterShareGroupResponse) String() string {
 func (*AlterShareGroupResponse) ProtoMessage() {}
 
 func (x *AlterShareGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5255,7 +5612,7 @@ func (x *AlterShareGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterShareGroupResponse.ProtoReflect.Descriptor instead.
 func (*AlterShareGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{77}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *AlterShareGroupResponse) GetConfig() map[string]string {
@@ -5275,7 +5632,7 @@ type ListDeadLettersRequest struct {
 
 func (x *ListDeadLettersRequest) Reset() {
 	*x = ListDeadLettersRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5287,7 +5644,7 @@ func (x *ListDeadLettersRequest) String() string {
 func (*ListDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5300,7 +5657,7 @@ func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{78}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ListDeadLettersRequest) GetGroup() string {
@@ -5341,7 +5698,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5353,7 +5710,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5366,7 +5723,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{79}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *DeadLetter) GetTopic() string {
@@ -5490,7 +5847,7 @@ type ListDeadLettersResponse struct {
 
 func (x *ListDeadLettersResponse) Reset() {
 	*x = ListDeadLettersResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5502,7 +5859,7 @@ func (x *ListDeadLettersResponse) String() string {
 func (*ListDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5515,7 +5872,7 @@ func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{80}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
@@ -5538,7 +5895,7 @@ type ResolveDeadLettersRequest struct {
 
 func (x *ResolveDeadLettersRequest) Reset() {
 	*x = ResolveDeadLettersRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5550,7 +5907,7 @@ func (x *ResolveDeadLettersRequest) String() string {
 func (*ResolveDeadLettersRequest) ProtoMessage() {}
 
 func (x *ResolveDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5563,7 +5920,7 @@ func (x *ResolveDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ResolveDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{81}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ResolveDeadLettersRequest) GetGroup() string {
@@ -5610,7 +5967,7 @@ type ResolveDeadLettersResponse struct {
 
 func (x *ResolveDeadLettersResponse) Reset() {
 	*x = ResolveDeadLettersResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5622,7 +5979,7 @@ func (x *ResolveDeadLettersResponse) String() string {
 func (*ResolveDeadLettersResponse) ProtoMessage() {}
 
 func (x *ResolveDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5635,7 +5992,7 @@ func (x *ResolveDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ResolveDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{82}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ResolveDeadLettersResponse) GetCount() int32 {
@@ -5781,7 +6138,21 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"partitions\x18\x04 \x01(\x05R\n" +
 	"partitions\x12>\n" +
 	"\x1bunder_replicated_partitions\x18\x05 \x01(\x05R\x19underReplicatedPartitions\x12-\n" +
-	"\x12offline_partitions\x18\x06 \x01(\x05R\x11offlinePartitions\"\xcf\x01\n" +
+	"\x12offline_partitions\x18\x06 \x01(\x05R\x11offlinePartitions\"q\n" +
+	"\x11UpsertUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12,\n" +
+	"\x04mode\x18\x03 \x01(\x0e2\x18.skiff.v1.UpsertUserModeR\x04mode\"\x14\n" +
+	"\x12UpsertUserResponse\"'\n" +
+	"\x11DeleteUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
+	"\x12DeleteUserResponse\"\x12\n" +
+	"\x10ListUsersRequest\"<\n" +
+	"\bUserInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\tmechanism\x18\x02 \x01(\tR\tmechanism\"=\n" +
+	"\x11ListUsersResponse\x12(\n" +
+	"\x05users\x18\x01 \x03(\v2\x12.skiff.v1.UserInfoR\x05users\"\xcf\x01\n" +
 	"\n" +
 	"AclBinding\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x12\n" +
@@ -6099,7 +6470,11 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"OffsetSpec\x12\x16\n" +
 	"\x12OFFSET_SPEC_LATEST\x10\x00\x12\x18\n" +
 	"\x14OFFSET_SPEC_EARLIEST\x10\x01\x12\x19\n" +
-	"\x15OFFSET_SPEC_TIMESTAMP\x10\x02*\x90\x01\n" +
+	"\x15OFFSET_SPEC_TIMESTAMP\x10\x02*d\n" +
+	"\x0eUpsertUserMode\x12\x18\n" +
+	"\x14UPSERT_USER_MODE_ANY\x10\x00\x12\x1b\n" +
+	"\x17UPSERT_USER_MODE_CREATE\x10\x01\x12\x1b\n" +
+	"\x17UPSERT_USER_MODE_UPDATE\x10\x02*\x90\x01\n" +
 	"\vGossipKeyOp\x12\x1d\n" +
 	"\x19GOSSIP_KEY_OP_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12GOSSIP_KEY_OP_LIST\x10\x01\x12\x19\n" +
@@ -6121,7 +6496,7 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\bConsumer\x128\n" +
 	"\x05Fetch\x12\x16.skiff.v1.FetchRequest\x1a\x17.skiff.v1.FetchResponse\x12B\n" +
 	"\tSubscribe\x12\x1a.skiff.v1.SubscribeRequest\x1a\x17.skiff.v1.FetchResponse0\x01\x12J\n" +
-	"\vListOffsets\x12\x1c.skiff.v1.ListOffsetsRequest\x1a\x1d.skiff.v1.ListOffsetsResponse2\xb5\x06\n" +
+	"\vListOffsets\x12\x1c.skiff.v1.ListOffsetsRequest\x1a\x1d.skiff.v1.ListOffsetsResponse2\x8d\b\n" +
 	"\x05Admin\x12A\n" +
 	"\bMetadata\x12\x19.skiff.v1.MetadataRequest\x1a\x1a.skiff.v1.MetadataResponse\x12D\n" +
 	"\vCreateTopic\x12\x1c.skiff.v1.CreateTopicRequest\x1a\x17.skiff.v1.TopicMetadata\x12J\n" +
@@ -6137,7 +6512,12 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"CreateACLs\x12\x1b.skiff.v1.CreateACLsRequest\x1a\x1c.skiff.v1.CreateACLsResponse\x12G\n" +
 	"\n" +
 	"DeleteACLs\x12\x1b.skiff.v1.DeleteACLsRequest\x1a\x1c.skiff.v1.DeleteACLsResponse\x12A\n" +
-	"\bListACLs\x12\x19.skiff.v1.ListACLsRequest\x1a\x1a.skiff.v1.ListACLsResponse2\x87\x05\n" +
+	"\bListACLs\x12\x19.skiff.v1.ListACLsRequest\x1a\x1a.skiff.v1.ListACLsResponse\x12G\n" +
+	"\n" +
+	"UpsertUser\x12\x1b.skiff.v1.UpsertUserRequest\x1a\x1c.skiff.v1.UpsertUserResponse\x12G\n" +
+	"\n" +
+	"DeleteUser\x12\x1b.skiff.v1.DeleteUserRequest\x1a\x1c.skiff.v1.DeleteUserResponse\x12D\n" +
+	"\tListUsers\x12\x1a.skiff.v1.ListUsersRequest\x1a\x1b.skiff.v1.ListUsersResponse2\x87\x05\n" +
 	"\x06Groups\x12V\n" +
 	"\x0fFindCoordinator\x12 .skiff.v1.FindCoordinatorRequest\x1a!.skiff.v1.FindCoordinatorResponse\x12N\n" +
 	"\tHeartbeat\x12\x1f.skiff.v1.GroupHeartbeatRequest\x1a .skiff.v1.GroupHeartbeatResponse\x12P\n" +
@@ -6172,219 +6552,235 @@ func file_skiff_v1_skiff_proto_rawDescGZIP() []byte {
 	return file_skiff_v1_skiff_proto_rawDescData
 }
 
-var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
+var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 96)
 var file_skiff_v1_skiff_proto_goTypes = []any{
 	(Acks)(0),                          // 0: skiff.v1.Acks
 	(OffsetSpec)(0),                    // 1: skiff.v1.OffsetSpec
-	(GossipKeyOp)(0),                   // 2: skiff.v1.GossipKeyOp
-	(ShareAckType)(0),                  // 3: skiff.v1.ShareAckType
-	(DeadLetterAction)(0),              // 4: skiff.v1.DeadLetterAction
-	(*Header)(nil),                     // 5: skiff.v1.Header
-	(*Record)(nil),                     // 6: skiff.v1.Record
-	(*ProduceRequest)(nil),             // 7: skiff.v1.ProduceRequest
-	(*ProduceResponse)(nil),            // 8: skiff.v1.ProduceResponse
-	(*ErrorStatus)(nil),                // 9: skiff.v1.ErrorStatus
-	(*InitProducerIdRequest)(nil),      // 10: skiff.v1.InitProducerIdRequest
-	(*InitProducerIdResponse)(nil),     // 11: skiff.v1.InitProducerIdResponse
-	(*FetchRequest)(nil),               // 12: skiff.v1.FetchRequest
-	(*FetchResponse)(nil),              // 13: skiff.v1.FetchResponse
-	(*SubscribeRequest)(nil),           // 14: skiff.v1.SubscribeRequest
-	(*ListOffsetsRequest)(nil),         // 15: skiff.v1.ListOffsetsRequest
-	(*ListOffsetsResponse)(nil),        // 16: skiff.v1.ListOffsetsResponse
-	(*Broker)(nil),                     // 17: skiff.v1.Broker
-	(*PartitionMetadata)(nil),          // 18: skiff.v1.PartitionMetadata
-	(*TopicMetadata)(nil),              // 19: skiff.v1.TopicMetadata
-	(*MetadataRequest)(nil),            // 20: skiff.v1.MetadataRequest
-	(*MetadataResponse)(nil),           // 21: skiff.v1.MetadataResponse
-	(*CreateTopicRequest)(nil),         // 22: skiff.v1.CreateTopicRequest
-	(*DeleteTopicRequest)(nil),         // 23: skiff.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 24: skiff.v1.DeleteTopicResponse
-	(*DescribeTopicRequest)(nil),       // 25: skiff.v1.DescribeTopicRequest
-	(*ListTopicsRequest)(nil),          // 26: skiff.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 27: skiff.v1.ListTopicsResponse
-	(*AlterTopicConfigRequest)(nil),    // 28: skiff.v1.AlterTopicConfigRequest
-	(*DescribeClusterRequest)(nil),     // 29: skiff.v1.DescribeClusterRequest
-	(*DescribeClusterResponse)(nil),    // 30: skiff.v1.DescribeClusterResponse
-	(*AclBinding)(nil),                 // 31: skiff.v1.AclBinding
-	(*CreateACLsRequest)(nil),          // 32: skiff.v1.CreateACLsRequest
-	(*CreateACLsResponse)(nil),         // 33: skiff.v1.CreateACLsResponse
-	(*DeleteACLsRequest)(nil),          // 34: skiff.v1.DeleteACLsRequest
-	(*DeleteACLsResponse)(nil),         // 35: skiff.v1.DeleteACLsResponse
-	(*ListACLsRequest)(nil),            // 36: skiff.v1.ListACLsRequest
-	(*ListACLsResponse)(nil),           // 37: skiff.v1.ListACLsResponse
-	(*GossipKeysRequest)(nil),          // 38: skiff.v1.GossipKeysRequest
-	(*GossipKeyNode)(nil),              // 39: skiff.v1.GossipKeyNode
-	(*GossipKeysResponse)(nil),         // 40: skiff.v1.GossipKeysResponse
-	(*NotLeader)(nil),                  // 41: skiff.v1.NotLeader
-	(*OffsetOutOfRange)(nil),           // 42: skiff.v1.OffsetOutOfRange
-	(*WriteIndeterminate)(nil),         // 43: skiff.v1.WriteIndeterminate
-	(*TopicPartitions)(nil),            // 44: skiff.v1.TopicPartitions
-	(*FindCoordinatorRequest)(nil),     // 45: skiff.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),    // 46: skiff.v1.FindCoordinatorResponse
-	(*GroupHeartbeatRequest)(nil),      // 47: skiff.v1.GroupHeartbeatRequest
-	(*GroupHeartbeatResponse)(nil),     // 48: skiff.v1.GroupHeartbeatResponse
-	(*OffsetCommit)(nil),               // 49: skiff.v1.OffsetCommit
-	(*CommitOffsetsRequest)(nil),       // 50: skiff.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),      // 51: skiff.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),        // 52: skiff.v1.FetchOffsetsRequest
-	(*CommittedOffset)(nil),            // 53: skiff.v1.CommittedOffset
-	(*FetchOffsetsResponse)(nil),       // 54: skiff.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),          // 55: skiff.v1.ListGroupsRequest
-	(*GroupListing)(nil),               // 56: skiff.v1.GroupListing
-	(*ListGroupsResponse)(nil),         // 57: skiff.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),       // 58: skiff.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                // 59: skiff.v1.GroupMember
-	(*GroupPartitionOffset)(nil),       // 60: skiff.v1.GroupPartitionOffset
-	(*DescribeGroupResponse)(nil),      // 61: skiff.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),         // 62: skiff.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),        // 63: skiff.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),        // 64: skiff.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),       // 65: skiff.v1.ResetOffsetsResponse
-	(*ShareFetchRequest)(nil),          // 66: skiff.v1.ShareFetchRequest
-	(*ShareRecord)(nil),                // 67: skiff.v1.ShareRecord
-	(*ShareFetchResponse)(nil),         // 68: skiff.v1.ShareFetchResponse
-	(*ShareAck)(nil),                   // 69: skiff.v1.ShareAck
-	(*ShareAckRequest)(nil),            // 70: skiff.v1.ShareAckRequest
-	(*ShareAckResult)(nil),             // 71: skiff.v1.ShareAckResult
-	(*ShareAckResponse)(nil),           // 72: skiff.v1.ShareAckResponse
-	(*ShareLeaveRequest)(nil),          // 73: skiff.v1.ShareLeaveRequest
-	(*ShareLeaveResponse)(nil),         // 74: skiff.v1.ShareLeaveResponse
-	(*ShareInspectRequest)(nil),        // 75: skiff.v1.ShareInspectRequest
-	(*ShareInspectResponse)(nil),       // 76: skiff.v1.ShareInspectResponse
-	(*DescribeShareGroupRequest)(nil),  // 77: skiff.v1.DescribeShareGroupRequest
-	(*ShareGroupMember)(nil),           // 78: skiff.v1.ShareGroupMember
-	(*SharePartitionState)(nil),        // 79: skiff.v1.SharePartitionState
-	(*DescribeShareGroupResponse)(nil), // 80: skiff.v1.DescribeShareGroupResponse
-	(*AlterShareGroupRequest)(nil),     // 81: skiff.v1.AlterShareGroupRequest
-	(*AlterShareGroupResponse)(nil),    // 82: skiff.v1.AlterShareGroupResponse
-	(*ListDeadLettersRequest)(nil),     // 83: skiff.v1.ListDeadLettersRequest
-	(*DeadLetter)(nil),                 // 84: skiff.v1.DeadLetter
-	(*ListDeadLettersResponse)(nil),    // 85: skiff.v1.ListDeadLettersResponse
-	(*ResolveDeadLettersRequest)(nil),  // 86: skiff.v1.ResolveDeadLettersRequest
-	(*ResolveDeadLettersResponse)(nil), // 87: skiff.v1.ResolveDeadLettersResponse
-	nil,                                // 88: skiff.v1.TopicMetadata.ConfigsEntry
-	nil,                                // 89: skiff.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                // 90: skiff.v1.AlterTopicConfigRequest.SetEntry
-	nil,                                // 91: skiff.v1.DescribeShareGroupResponse.ConfigEntry
-	nil,                                // 92: skiff.v1.AlterShareGroupRequest.SetEntry
-	nil,                                // 93: skiff.v1.AlterShareGroupResponse.ConfigEntry
+	(UpsertUserMode)(0),                // 2: skiff.v1.UpsertUserMode
+	(GossipKeyOp)(0),                   // 3: skiff.v1.GossipKeyOp
+	(ShareAckType)(0),                  // 4: skiff.v1.ShareAckType
+	(DeadLetterAction)(0),              // 5: skiff.v1.DeadLetterAction
+	(*Header)(nil),                     // 6: skiff.v1.Header
+	(*Record)(nil),                     // 7: skiff.v1.Record
+	(*ProduceRequest)(nil),             // 8: skiff.v1.ProduceRequest
+	(*ProduceResponse)(nil),            // 9: skiff.v1.ProduceResponse
+	(*ErrorStatus)(nil),                // 10: skiff.v1.ErrorStatus
+	(*InitProducerIdRequest)(nil),      // 11: skiff.v1.InitProducerIdRequest
+	(*InitProducerIdResponse)(nil),     // 12: skiff.v1.InitProducerIdResponse
+	(*FetchRequest)(nil),               // 13: skiff.v1.FetchRequest
+	(*FetchResponse)(nil),              // 14: skiff.v1.FetchResponse
+	(*SubscribeRequest)(nil),           // 15: skiff.v1.SubscribeRequest
+	(*ListOffsetsRequest)(nil),         // 16: skiff.v1.ListOffsetsRequest
+	(*ListOffsetsResponse)(nil),        // 17: skiff.v1.ListOffsetsResponse
+	(*Broker)(nil),                     // 18: skiff.v1.Broker
+	(*PartitionMetadata)(nil),          // 19: skiff.v1.PartitionMetadata
+	(*TopicMetadata)(nil),              // 20: skiff.v1.TopicMetadata
+	(*MetadataRequest)(nil),            // 21: skiff.v1.MetadataRequest
+	(*MetadataResponse)(nil),           // 22: skiff.v1.MetadataResponse
+	(*CreateTopicRequest)(nil),         // 23: skiff.v1.CreateTopicRequest
+	(*DeleteTopicRequest)(nil),         // 24: skiff.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 25: skiff.v1.DeleteTopicResponse
+	(*DescribeTopicRequest)(nil),       // 26: skiff.v1.DescribeTopicRequest
+	(*ListTopicsRequest)(nil),          // 27: skiff.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 28: skiff.v1.ListTopicsResponse
+	(*AlterTopicConfigRequest)(nil),    // 29: skiff.v1.AlterTopicConfigRequest
+	(*DescribeClusterRequest)(nil),     // 30: skiff.v1.DescribeClusterRequest
+	(*DescribeClusterResponse)(nil),    // 31: skiff.v1.DescribeClusterResponse
+	(*UpsertUserRequest)(nil),          // 32: skiff.v1.UpsertUserRequest
+	(*UpsertUserResponse)(nil),         // 33: skiff.v1.UpsertUserResponse
+	(*DeleteUserRequest)(nil),          // 34: skiff.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),         // 35: skiff.v1.DeleteUserResponse
+	(*ListUsersRequest)(nil),           // 36: skiff.v1.ListUsersRequest
+	(*UserInfo)(nil),                   // 37: skiff.v1.UserInfo
+	(*ListUsersResponse)(nil),          // 38: skiff.v1.ListUsersResponse
+	(*AclBinding)(nil),                 // 39: skiff.v1.AclBinding
+	(*CreateACLsRequest)(nil),          // 40: skiff.v1.CreateACLsRequest
+	(*CreateACLsResponse)(nil),         // 41: skiff.v1.CreateACLsResponse
+	(*DeleteACLsRequest)(nil),          // 42: skiff.v1.DeleteACLsRequest
+	(*DeleteACLsResponse)(nil),         // 43: skiff.v1.DeleteACLsResponse
+	(*ListACLsRequest)(nil),            // 44: skiff.v1.ListACLsRequest
+	(*ListACLsResponse)(nil),           // 45: skiff.v1.ListACLsResponse
+	(*GossipKeysRequest)(nil),          // 46: skiff.v1.GossipKeysRequest
+	(*GossipKeyNode)(nil),              // 47: skiff.v1.GossipKeyNode
+	(*GossipKeysResponse)(nil),         // 48: skiff.v1.GossipKeysResponse
+	(*NotLeader)(nil),                  // 49: skiff.v1.NotLeader
+	(*OffsetOutOfRange)(nil),           // 50: skiff.v1.OffsetOutOfRange
+	(*WriteIndeterminate)(nil),         // 51: skiff.v1.WriteIndeterminate
+	(*TopicPartitions)(nil),            // 52: skiff.v1.TopicPartitions
+	(*FindCoordinatorRequest)(nil),     // 53: skiff.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),    // 54: skiff.v1.FindCoordinatorResponse
+	(*GroupHeartbeatRequest)(nil),      // 55: skiff.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),     // 56: skiff.v1.GroupHeartbeatResponse
+	(*OffsetCommit)(nil),               // 57: skiff.v1.OffsetCommit
+	(*CommitOffsetsRequest)(nil),       // 58: skiff.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),      // 59: skiff.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),        // 60: skiff.v1.FetchOffsetsRequest
+	(*CommittedOffset)(nil),            // 61: skiff.v1.CommittedOffset
+	(*FetchOffsetsResponse)(nil),       // 62: skiff.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),          // 63: skiff.v1.ListGroupsRequest
+	(*GroupListing)(nil),               // 64: skiff.v1.GroupListing
+	(*ListGroupsResponse)(nil),         // 65: skiff.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 66: skiff.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                // 67: skiff.v1.GroupMember
+	(*GroupPartitionOffset)(nil),       // 68: skiff.v1.GroupPartitionOffset
+	(*DescribeGroupResponse)(nil),      // 69: skiff.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),         // 70: skiff.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),        // 71: skiff.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),        // 72: skiff.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),       // 73: skiff.v1.ResetOffsetsResponse
+	(*ShareFetchRequest)(nil),          // 74: skiff.v1.ShareFetchRequest
+	(*ShareRecord)(nil),                // 75: skiff.v1.ShareRecord
+	(*ShareFetchResponse)(nil),         // 76: skiff.v1.ShareFetchResponse
+	(*ShareAck)(nil),                   // 77: skiff.v1.ShareAck
+	(*ShareAckRequest)(nil),            // 78: skiff.v1.ShareAckRequest
+	(*ShareAckResult)(nil),             // 79: skiff.v1.ShareAckResult
+	(*ShareAckResponse)(nil),           // 80: skiff.v1.ShareAckResponse
+	(*ShareLeaveRequest)(nil),          // 81: skiff.v1.ShareLeaveRequest
+	(*ShareLeaveResponse)(nil),         // 82: skiff.v1.ShareLeaveResponse
+	(*ShareInspectRequest)(nil),        // 83: skiff.v1.ShareInspectRequest
+	(*ShareInspectResponse)(nil),       // 84: skiff.v1.ShareInspectResponse
+	(*DescribeShareGroupRequest)(nil),  // 85: skiff.v1.DescribeShareGroupRequest
+	(*ShareGroupMember)(nil),           // 86: skiff.v1.ShareGroupMember
+	(*SharePartitionState)(nil),        // 87: skiff.v1.SharePartitionState
+	(*DescribeShareGroupResponse)(nil), // 88: skiff.v1.DescribeShareGroupResponse
+	(*AlterShareGroupRequest)(nil),     // 89: skiff.v1.AlterShareGroupRequest
+	(*AlterShareGroupResponse)(nil),    // 90: skiff.v1.AlterShareGroupResponse
+	(*ListDeadLettersRequest)(nil),     // 91: skiff.v1.ListDeadLettersRequest
+	(*DeadLetter)(nil),                 // 92: skiff.v1.DeadLetter
+	(*ListDeadLettersResponse)(nil),    // 93: skiff.v1.ListDeadLettersResponse
+	(*ResolveDeadLettersRequest)(nil),  // 94: skiff.v1.ResolveDeadLettersRequest
+	(*ResolveDeadLettersResponse)(nil), // 95: skiff.v1.ResolveDeadLettersResponse
+	nil,                                // 96: skiff.v1.TopicMetadata.ConfigsEntry
+	nil,                                // 97: skiff.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                // 98: skiff.v1.AlterTopicConfigRequest.SetEntry
+	nil,                                // 99: skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	nil,                                // 100: skiff.v1.AlterShareGroupRequest.SetEntry
+	nil,                                // 101: skiff.v1.AlterShareGroupResponse.ConfigEntry
 }
 var file_skiff_v1_skiff_proto_depIdxs = []int32{
-	5,  // 0: skiff.v1.Record.headers:type_name -> skiff.v1.Header
-	6,  // 1: skiff.v1.ProduceRequest.records:type_name -> skiff.v1.Record
-	0,  // 2: skiff.v1.ProduceRequest.acks:type_name -> skiff.v1.Acks
-	9,  // 3: skiff.v1.ProduceResponse.error:type_name -> skiff.v1.ErrorStatus
-	41, // 4: skiff.v1.ErrorStatus.not_leader:type_name -> skiff.v1.NotLeader
-	1,  // 5: skiff.v1.ListOffsetsRequest.spec:type_name -> skiff.v1.OffsetSpec
-	18, // 6: skiff.v1.TopicMetadata.partitions:type_name -> skiff.v1.PartitionMetadata
-	88, // 7: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
-	17, // 8: skiff.v1.MetadataResponse.brokers:type_name -> skiff.v1.Broker
-	19, // 9: skiff.v1.MetadataResponse.topics:type_name -> skiff.v1.TopicMetadata
-	89, // 10: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
-	19, // 11: skiff.v1.ListTopicsResponse.topics:type_name -> skiff.v1.TopicMetadata
-	90, // 12: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
-	17, // 13: skiff.v1.DescribeClusterResponse.brokers:type_name -> skiff.v1.Broker
-	31, // 14: skiff.v1.CreateACLsRequest.bindings:type_name -> skiff.v1.AclBinding
-	31, // 15: skiff.v1.DeleteACLsRequest.bindings:type_name -> skiff.v1.AclBinding
-	31, // 16: skiff.v1.ListACLsResponse.bindings:type_name -> skiff.v1.AclBinding
-	2,  // 17: skiff.v1.GossipKeysRequest.op:type_name -> skiff.v1.GossipKeyOp
-	39, // 18: skiff.v1.GossipKeysResponse.nodes:type_name -> skiff.v1.GossipKeyNode
-	44, // 19: skiff.v1.GroupHeartbeatRequest.owned:type_name -> skiff.v1.TopicPartitions
-	44, // 20: skiff.v1.GroupHeartbeatResponse.assignment:type_name -> skiff.v1.TopicPartitions
-	49, // 21: skiff.v1.CommitOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
-	44, // 22: skiff.v1.FetchOffsetsRequest.partitions:type_name -> skiff.v1.TopicPartitions
-	53, // 23: skiff.v1.FetchOffsetsResponse.offsets:type_name -> skiff.v1.CommittedOffset
-	56, // 24: skiff.v1.ListGroupsResponse.groups:type_name -> skiff.v1.GroupListing
-	44, // 25: skiff.v1.GroupMember.assigned:type_name -> skiff.v1.TopicPartitions
-	44, // 26: skiff.v1.GroupMember.target:type_name -> skiff.v1.TopicPartitions
-	59, // 27: skiff.v1.DescribeGroupResponse.members:type_name -> skiff.v1.GroupMember
-	60, // 28: skiff.v1.DescribeGroupResponse.offsets:type_name -> skiff.v1.GroupPartitionOffset
-	49, // 29: skiff.v1.ResetOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
-	5,  // 30: skiff.v1.ShareRecord.headers:type_name -> skiff.v1.Header
-	67, // 31: skiff.v1.ShareFetchResponse.records:type_name -> skiff.v1.ShareRecord
-	3,  // 32: skiff.v1.ShareAck.type:type_name -> skiff.v1.ShareAckType
-	69, // 33: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
-	71, // 34: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
-	91, // 35: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
-	78, // 36: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
-	79, // 37: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
-	92, // 38: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
-	93, // 39: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
-	5,  // 40: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
-	84, // 41: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
-	4,  // 42: skiff.v1.ResolveDeadLettersRequest.action:type_name -> skiff.v1.DeadLetterAction
-	7,  // 43: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
-	7,  // 44: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
-	10, // 45: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
-	12, // 46: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
-	14, // 47: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
-	15, // 48: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
-	20, // 49: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
-	22, // 50: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
-	23, // 51: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
-	25, // 52: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
-	26, // 53: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
-	28, // 54: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
-	29, // 55: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
-	38, // 56: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
-	32, // 57: skiff.v1.Admin.CreateACLs:input_type -> skiff.v1.CreateACLsRequest
-	34, // 58: skiff.v1.Admin.DeleteACLs:input_type -> skiff.v1.DeleteACLsRequest
-	36, // 59: skiff.v1.Admin.ListACLs:input_type -> skiff.v1.ListACLsRequest
-	45, // 60: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
-	47, // 61: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
-	50, // 62: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
-	52, // 63: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
-	55, // 64: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
-	58, // 65: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
-	62, // 66: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
-	64, // 67: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
-	66, // 68: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
-	70, // 69: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
-	73, // 70: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
-	75, // 71: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
-	77, // 72: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
-	81, // 73: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
-	83, // 74: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
-	86, // 75: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
-	8,  // 76: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
-	8,  // 77: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
-	11, // 78: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
-	13, // 79: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
-	13, // 80: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
-	16, // 81: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
-	21, // 82: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
-	19, // 83: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
-	24, // 84: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
-	19, // 85: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
-	27, // 86: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
-	19, // 87: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
-	30, // 88: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
-	40, // 89: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
-	33, // 90: skiff.v1.Admin.CreateACLs:output_type -> skiff.v1.CreateACLsResponse
-	35, // 91: skiff.v1.Admin.DeleteACLs:output_type -> skiff.v1.DeleteACLsResponse
-	37, // 92: skiff.v1.Admin.ListACLs:output_type -> skiff.v1.ListACLsResponse
-	46, // 93: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
-	48, // 94: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
-	51, // 95: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
-	54, // 96: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
-	57, // 97: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
-	61, // 98: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
-	63, // 99: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
-	65, // 100: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
-	68, // 101: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
-	72, // 102: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
-	74, // 103: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
-	76, // 104: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
-	80, // 105: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
-	82, // 106: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
-	85, // 107: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
-	87, // 108: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
-	76, // [76:109] is the sub-list for method output_type
-	43, // [43:76] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	6,   // 0: skiff.v1.Record.headers:type_name -> skiff.v1.Header
+	7,   // 1: skiff.v1.ProduceRequest.records:type_name -> skiff.v1.Record
+	0,   // 2: skiff.v1.ProduceRequest.acks:type_name -> skiff.v1.Acks
+	10,  // 3: skiff.v1.ProduceResponse.error:type_name -> skiff.v1.ErrorStatus
+	49,  // 4: skiff.v1.ErrorStatus.not_leader:type_name -> skiff.v1.NotLeader
+	1,   // 5: skiff.v1.ListOffsetsRequest.spec:type_name -> skiff.v1.OffsetSpec
+	19,  // 6: skiff.v1.TopicMetadata.partitions:type_name -> skiff.v1.PartitionMetadata
+	96,  // 7: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
+	18,  // 8: skiff.v1.MetadataResponse.brokers:type_name -> skiff.v1.Broker
+	20,  // 9: skiff.v1.MetadataResponse.topics:type_name -> skiff.v1.TopicMetadata
+	97,  // 10: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
+	20,  // 11: skiff.v1.ListTopicsResponse.topics:type_name -> skiff.v1.TopicMetadata
+	98,  // 12: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
+	18,  // 13: skiff.v1.DescribeClusterResponse.brokers:type_name -> skiff.v1.Broker
+	2,   // 14: skiff.v1.UpsertUserRequest.mode:type_name -> skiff.v1.UpsertUserMode
+	37,  // 15: skiff.v1.ListUsersResponse.users:type_name -> skiff.v1.UserInfo
+	39,  // 16: skiff.v1.CreateACLsRequest.bindings:type_name -> skiff.v1.AclBinding
+	39,  // 17: skiff.v1.DeleteACLsRequest.bindings:type_name -> skiff.v1.AclBinding
+	39,  // 18: skiff.v1.ListACLsResponse.bindings:type_name -> skiff.v1.AclBinding
+	3,   // 19: skiff.v1.GossipKeysRequest.op:type_name -> skiff.v1.GossipKeyOp
+	47,  // 20: skiff.v1.GossipKeysResponse.nodes:type_name -> skiff.v1.GossipKeyNode
+	52,  // 21: skiff.v1.GroupHeartbeatRequest.owned:type_name -> skiff.v1.TopicPartitions
+	52,  // 22: skiff.v1.GroupHeartbeatResponse.assignment:type_name -> skiff.v1.TopicPartitions
+	57,  // 23: skiff.v1.CommitOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
+	52,  // 24: skiff.v1.FetchOffsetsRequest.partitions:type_name -> skiff.v1.TopicPartitions
+	61,  // 25: skiff.v1.FetchOffsetsResponse.offsets:type_name -> skiff.v1.CommittedOffset
+	64,  // 26: skiff.v1.ListGroupsResponse.groups:type_name -> skiff.v1.GroupListing
+	52,  // 27: skiff.v1.GroupMember.assigned:type_name -> skiff.v1.TopicPartitions
+	52,  // 28: skiff.v1.GroupMember.target:type_name -> skiff.v1.TopicPartitions
+	67,  // 29: skiff.v1.DescribeGroupResponse.members:type_name -> skiff.v1.GroupMember
+	68,  // 30: skiff.v1.DescribeGroupResponse.offsets:type_name -> skiff.v1.GroupPartitionOffset
+	57,  // 31: skiff.v1.ResetOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
+	6,   // 32: skiff.v1.ShareRecord.headers:type_name -> skiff.v1.Header
+	75,  // 33: skiff.v1.ShareFetchResponse.records:type_name -> skiff.v1.ShareRecord
+	4,   // 34: skiff.v1.ShareAck.type:type_name -> skiff.v1.ShareAckType
+	77,  // 35: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
+	79,  // 36: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
+	99,  // 37: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	86,  // 38: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
+	87,  // 39: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
+	100, // 40: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
+	101, // 41: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
+	6,   // 42: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
+	92,  // 43: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
+	5,   // 44: skiff.v1.ResolveDeadLettersRequest.action:type_name -> skiff.v1.DeadLetterAction
+	8,   // 45: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
+	8,   // 46: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
+	11,  // 47: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
+	13,  // 48: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
+	15,  // 49: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
+	16,  // 50: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
+	21,  // 51: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
+	23,  // 52: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
+	24,  // 53: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
+	26,  // 54: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
+	27,  // 55: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
+	29,  // 56: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
+	30,  // 57: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
+	46,  // 58: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
+	40,  // 59: skiff.v1.Admin.CreateACLs:input_type -> skiff.v1.CreateACLsRequest
+	42,  // 60: skiff.v1.Admin.DeleteACLs:input_type -> skiff.v1.DeleteACLsRequest
+	44,  // 61: skiff.v1.Admin.ListACLs:input_type -> skiff.v1.ListACLsRequest
+	32,  // 62: skiff.v1.Admin.UpsertUser:input_type -> skiff.v1.UpsertUserRequest
+	34,  // 63: skiff.v1.Admin.DeleteUser:input_type -> skiff.v1.DeleteUserRequest
+	36,  // 64: skiff.v1.Admin.ListUsers:input_type -> skiff.v1.ListUsersRequest
+	53,  // 65: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
+	55,  // 66: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
+	58,  // 67: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
+	60,  // 68: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
+	63,  // 69: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
+	66,  // 70: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
+	70,  // 71: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
+	72,  // 72: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
+	74,  // 73: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
+	78,  // 74: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
+	81,  // 75: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
+	83,  // 76: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
+	85,  // 77: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
+	89,  // 78: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
+	91,  // 79: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
+	94,  // 80: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
+	9,   // 81: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
+	9,   // 82: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
+	12,  // 83: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
+	14,  // 84: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
+	14,  // 85: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
+	17,  // 86: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
+	22,  // 87: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
+	20,  // 88: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
+	25,  // 89: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
+	20,  // 90: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
+	28,  // 91: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
+	20,  // 92: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
+	31,  // 93: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
+	48,  // 94: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
+	41,  // 95: skiff.v1.Admin.CreateACLs:output_type -> skiff.v1.CreateACLsResponse
+	43,  // 96: skiff.v1.Admin.DeleteACLs:output_type -> skiff.v1.DeleteACLsResponse
+	45,  // 97: skiff.v1.Admin.ListACLs:output_type -> skiff.v1.ListACLsResponse
+	33,  // 98: skiff.v1.Admin.UpsertUser:output_type -> skiff.v1.UpsertUserResponse
+	35,  // 99: skiff.v1.Admin.DeleteUser:output_type -> skiff.v1.DeleteUserResponse
+	38,  // 100: skiff.v1.Admin.ListUsers:output_type -> skiff.v1.ListUsersResponse
+	54,  // 101: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
+	56,  // 102: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
+	59,  // 103: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
+	62,  // 104: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
+	65,  // 105: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
+	69,  // 106: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
+	71,  // 107: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
+	73,  // 108: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
+	76,  // 109: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
+	80,  // 110: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
+	82,  // 111: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
+	84,  // 112: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
+	88,  // 113: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
+	90,  // 114: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
+	93,  // 115: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
+	95,  // 116: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
+	81,  // [81:117] is the sub-list for method output_type
+	45,  // [45:81] is the sub-list for method input_type
+	45,  // [45:45] is the sub-list for extension type_name
+	45,  // [45:45] is the sub-list for extension extendee
+	0,   // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_skiff_proto_init() }
@@ -6397,8 +6793,8 @@ func file_skiff_v1_skiff_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_skiff_proto_rawDesc), len(file_skiff_v1_skiff_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   89,
+			NumEnums:      6,
+			NumMessages:   96,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

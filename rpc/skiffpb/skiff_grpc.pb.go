@@ -404,6 +404,9 @@ const (
 	Admin_CreateACLs_FullMethodName       = "/skiff.v1.Admin/CreateACLs"
 	Admin_DeleteACLs_FullMethodName       = "/skiff.v1.Admin/DeleteACLs"
 	Admin_ListACLs_FullMethodName         = "/skiff.v1.Admin/ListACLs"
+	Admin_UpsertUser_FullMethodName       = "/skiff.v1.Admin/UpsertUser"
+	Admin_DeleteUser_FullMethodName       = "/skiff.v1.Admin/DeleteUser"
+	Admin_ListUsers_FullMethodName        = "/skiff.v1.Admin/ListUsers"
 )
 
 // AdminClient is the client API for Admin service.
@@ -432,6 +435,18 @@ type AdminClient interface {
 	CreateACLs(ctx context.Context, in *CreateACLsRequest, opts ...grpc.CallOption) (*CreateACLsResponse, error)
 	DeleteACLs(ctx context.Context, in *DeleteACLsRequest, opts ...grpc.CallOption) (*DeleteACLsResponse, error)
 	ListACLs(ctx context.Context, in *ListACLsRequest, opts ...grpc.CallOption) (*ListACLsResponse, error)
+	// UpsertUser creates a user or sets its password. The node receiving the
+	// call hashes the password (argon2id, random salt); only the hash enters
+	// the metadata. Passwords are 8 to 1024 bytes; names 1 to 64 of
+	// A-Z a-z 0-9 . _ @ -. With --auth, only super users may manage users
+	// (PERMISSION_DENIED otherwise). mode CREATE fails with ALREADY_EXISTS
+	// for an existing user, UPDATE with NOT_FOUND for a missing one.
+	UpsertUser(ctx context.Context, in *UpsertUserRequest, opts ...grpc.CallOption) (*UpsertUserResponse, error)
+	// DeleteUser removes a user (NOT_FOUND if there is none); its password
+	// stops working at once on every node that has applied the deletion.
+	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	// ListUsers lists user names and their hash mechanism, never hashes.
+	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
 }
 
 type adminClient struct {
@@ -552,6 +567,36 @@ func (c *adminClient) ListACLs(ctx context.Context, in *ListACLsRequest, opts ..
 	return out, nil
 }
 
+func (c *adminClient) UpsertUser(ctx context.Context, in *UpsertUserRequest, opts ...grpc.CallOption) (*UpsertUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpsertUserResponse)
+	err := c.cc.Invoke(ctx, Admin_UpsertUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUserResponse)
+	err := c.cc.Invoke(ctx, Admin_DeleteUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUsersResponse)
+	err := c.cc.Invoke(ctx, Admin_ListUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -578,6 +623,18 @@ type AdminServer interface {
 	CreateACLs(context.Context, *CreateACLsRequest) (*CreateACLsResponse, error)
 	DeleteACLs(context.Context, *DeleteACLsRequest) (*DeleteACLsResponse, error)
 	ListACLs(context.Context, *ListACLsRequest) (*ListACLsResponse, error)
+	// UpsertUser creates a user or sets its password. The node receiving the
+	// call hashes the password (argon2id, random salt); only the hash enters
+	// the metadata. Passwords are 8 to 1024 bytes; names 1 to 64 of
+	// A-Z a-z 0-9 . _ @ -. With --auth, only super users may manage users
+	// (PERMISSION_DENIED otherwise). mode CREATE fails with ALREADY_EXISTS
+	// for an existing user, UPDATE with NOT_FOUND for a missing one.
+	UpsertUser(context.Context, *UpsertUserRequest) (*UpsertUserResponse, error)
+	// DeleteUser removes a user (NOT_FOUND if there is none); its password
+	// stops working at once on every node that has applied the deletion.
+	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	// ListUsers lists user names and their hash mechanism, never hashes.
+	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -620,6 +677,15 @@ func (UnimplementedAdminServer) DeleteACLs(context.Context, *DeleteACLsRequest) 
 }
 func (UnimplementedAdminServer) ListACLs(context.Context, *ListACLsRequest) (*ListACLsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListACLs not implemented")
+}
+func (UnimplementedAdminServer) UpsertUser(context.Context, *UpsertUserRequest) (*UpsertUserResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpsertUser not implemented")
+}
+func (UnimplementedAdminServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedAdminServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListUsers not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -840,6 +906,60 @@ func _Admin_ListACLs_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_UpsertUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpsertUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).UpsertUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_UpsertUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).UpsertUser(ctx, req.(*UpsertUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).DeleteUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_DeleteUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).DeleteUser(ctx, req.(*DeleteUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ListUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListUsers(ctx, req.(*ListUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -890,6 +1010,18 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListACLs",
 			Handler:    _Admin_ListACLs_Handler,
+		},
+		{
+			MethodName: "UpsertUser",
+			Handler:    _Admin_UpsertUser_Handler,
+		},
+		{
+			MethodName: "DeleteUser",
+			Handler:    _Admin_DeleteUser_Handler,
+		},
+		{
+			MethodName: "ListUsers",
+			Handler:    _Admin_ListUsers_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
