@@ -95,13 +95,15 @@ func accessRules() map[string]accessRule {
 		pb.Consumer_Subscribe_FullMethodName:   {checks: []accessCheck{topicCheck(acl.Read, one(func(r *pb.SubscribeRequest) string { return r.GetTopic() }))}},
 		pb.Consumer_ListOffsets_FullMethodName: {checks: []accessCheck{topicCheck(acl.Describe, one(func(r *pb.ListOffsetsRequest) string { return r.GetTopic() }))}},
 
-		pb.Admin_Metadata_FullMethodName:         {filtered: true},
+		// Topics named explicitly need describe (a refusal names only them);
+		// an empty list means all topics and is filtered.
+		pb.Admin_Metadata_FullMethodName:         {checks: []accessCheck{topicCheck(acl.Describe, many(func(r *pb.MetadataRequest) []string { return r.GetTopics() }))}, filtered: true},
 		pb.Admin_ListTopics_FullMethodName:       {filtered: true},
 		pb.Admin_CreateTopic_FullMethodName:      {checks: []accessCheck{topicCheck(acl.Create, one(func(r *pb.CreateTopicRequest) string { return r.GetName() }))}},
 		pb.Admin_DeleteTopic_FullMethodName:      {checks: []accessCheck{topicCheck(acl.Delete, one(func(r *pb.DeleteTopicRequest) string { return r.GetName() }))}},
 		pb.Admin_DescribeTopic_FullMethodName:    {checks: []accessCheck{topicCheck(acl.Describe, one(func(r *pb.DescribeTopicRequest) string { return r.GetName() }))}},
 		pb.Admin_AlterTopicConfig_FullMethodName: {checks: []accessCheck{topicCheck(acl.Alter, one(func(r *pb.AlterTopicConfigRequest) string { return r.GetName() }))}},
-		pb.Admin_DescribeCluster_FullMethodName:  {checks: []accessCheck{clusterCheck(acl.Describe)}, filtered: true},
+		pb.Admin_DescribeCluster_FullMethodName:  {filtered: true},
 		pb.Admin_GossipKeys_FullMethodName:       {checks: []accessCheck{clusterCheck(acl.Alter)}},
 		pb.Admin_CreateACLs_FullMethodName:       {checks: []accessCheck{clusterCheck(acl.Alter)}},
 		pb.Admin_DeleteACLs_FullMethodName:       {checks: []accessCheck{clusterCheck(acl.Alter)}},

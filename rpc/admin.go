@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/skiff-mq/skiff/internal/acl"
 	"strings"
 	"sync"
 
@@ -38,7 +39,7 @@ func (a *adminService) Metadata(ctx context.Context, req *skiffpb.MetadataReques
 	st := s.node.Metadata()
 	names := req.Topics
 	if len(names) == 0 {
-		names = st.TopicNames()
+		names = s.authz.filterNames(ctx, acl.Topic, st.TopicNames())
 	}
 	topics, err := s.topicsMetadata(ctx, st, names)
 	if err != nil {
@@ -104,7 +105,7 @@ func (a *adminService) DescribeTopic(ctx context.Context, req *skiffpb.DescribeT
 func (a *adminService) ListTopics(ctx context.Context, _ *skiffpb.ListTopicsRequest) (*skiffpb.ListTopicsResponse, error) {
 	s := a.s
 	st := s.node.Metadata()
-	topics, err := s.topicsMetadata(ctx, st, st.TopicNames())
+	topics, err := s.topicsMetadata(ctx, st, s.authz.filterNames(ctx, acl.Topic, st.TopicNames()))
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +148,15 @@ func (a *adminService) DescribeCluster(ctx context.Context, _ *skiffpb.DescribeC
 	}
 	for _, n := range cs.Nodes {
 		resp.Brokers = append(resp.Brokers, &skiffpb.Broker{Id: n.ID, GrpcAddr: n.GRPCAddr, Rack: n.Rack, State: n.State})
+	}
+	if s.authz.enabled {
+		// Count only the topics the principal may describe.
+		st := s.node.Metadata()
+		resp.Topics, resp.Partitions = 0, 0
+		for _, name := range s.authz.filterNames(ctx, acl.Topic, st.TopicNames()) {
+			resp.Topics++
+			resp.Partitions += int32(len(st.Topics[name].Partitions))
+		}
 	}
 	return resp, nil
 }

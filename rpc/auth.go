@@ -288,18 +288,6 @@ func (a *authenticator) principal(typ, name string) Principal {
 	return p
 }
 
-// requireSuper refuses op to all but super users when authentication is
-// on (until ACLs exist, only they may manage users).
-func (a *authenticator) requireSuper(ctx context.Context, op string) error {
-	if !a.cfg.Enabled {
-		return nil
-	}
-	p, ok := PrincipalFrom(ctx)
-	if ok && p.Super {
-		return nil
-	}
-	return &permissionError{Principal: p, Operation: op, Why: "only super users (skiff server --super-users) may, until ACLs exist"}
-}
 
 // connTLS returns the call's TLS state, if its connection is TLS.
 func connTLS(ctx context.Context) (credentials.TLSInfo, bool) {

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"fmt"
+	"github.com/skiff-mq/skiff/internal/acl"
 	"maps"
 	"slices"
 	"time"
@@ -101,6 +102,9 @@ func (g *groupsService) ListGroups(ctx context.Context, req *skiffpb.ListGroupsR
 	}
 	resp := &skiffpb.ListGroupsResponse{}
 	for _, l := range c.ListGroups(ctx) {
+		if !g.s.authz.mayDescribe(ctx, acl.Group, l.Group) {
+			continue
+		}
 		resp.Groups = append(resp.Groups, &skiffpb.GroupListing{Group: l.Group, State: l.State,
 			Members: int32(l.Members), Coordinator: g.s.node.ID()})
 	}

@@ -126,6 +126,7 @@ type Server struct {
 	health  *health.Server
 	metrics *metrics
 	auth    *authenticator
+	authz   *authorizer
 
 	describes *ttlCache[cluster.TopicDescription]
 	statuses  *ttlCache[cluster.ClusterStatus]
@@ -183,13 +184,14 @@ func NewServer(node Node, opts ...Option) *Server {
 	}
 	s.metrics = newMetrics(reg, s.logger)
 	s.auth = newAuthenticator(cfg.Auth, cfg.TLS, node.Metadata)
+	s.authz = newAuthorizer(cfg.Auth.Enabled, node.Metadata)
 	gopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		// Clients ping every 500ms to notice a dead broker quickly; gRPC's
 		// default policy would answer such pings with GOAWAY.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 200 * time.Millisecond, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(s.unaryInterceptor, s.auth.unary),
-		grpc.ChainStreamInterceptor(s.streamInterceptor, s.auth.stream),
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor, s.auth.unary, s.authz.unary),
+		grpc.ChainStreamInterceptor(s.streamInterceptor, s.auth.stream, s.authz.stream),
 		// Stop returns only once every handler has: nothing hands work to
 		// the async writer after Stop waited for it.
 		grpc.WaitForHandlers(true),

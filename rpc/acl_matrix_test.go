@@ -1,0 +1,291 @@
+package rpc
+
+import (
+	"context"
+	"encoding/base64"
+	"net"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/skiff-mq/skiff/cluster"
+	"github.com/skiff-mq/skiff/internal/acl"
+	"github.com/skiff-mq/skiff/internal/certs"
+	pb "github.com/skiff-mq/skiff/rpc/skiffpb"
+)
+
+// authNode is a one-node cluster with TLS and --auth, super user
+// User:admin (the admin client certificate).
+type authNode struct {
+	addr  string
+	dir   string
+	admin pb.AdminClient
+}
+
+func startAuthNode(t *testing.T) *authNode {
+	t.Helper()
+	dir := t.TempDir()
+	if err := certs.Create(certs.CreateOptions{Dir: dir, Nodes: []string{"n0"}, Clients: []string{"admin"}}); err != nil {
+		t.Fatal(err)
+	}
+	crt, key := certs.Paths(dir, "n0")
+	r, err := certs.NewReloader(certs.Files{CertFile: crt, KeyFile: key, CAFile: filepath.Join(dir, certs.CACertFile)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cluster.LoopbackConfig(filepath.Join(t.TempDir(), "n0"), "n0", 1)
+	cfg.MetaVoters = 1
+	cfg.TLS = r
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.GRPCAddr = ln.Addr().String()
+	n, err := cluster.Start(context.Background(), cfg)
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	srv := NewServer(n, WithTLS(r.ServerConfig()), WithAuth(AuthConfig{Enabled: true, SuperUsers: []string{"User:admin"}}))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Stop(ctx)
+		<-served
+		n.Close(ctx)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(cfg.GRPCAddr, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS(t, dir, dir, "admin"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &authNode{addr: cfg.GRPCAddr, dir: dir, admin: pb.NewAdminClient(conn)}
+}
+
+// basicAuth sends a user name and password the way client.Config does.
+type basicAuth struct{ user, password string }
+
+func (b basicAuth) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{AuthorizationKey: "Basic " + base64.StdEncoding.EncodeToString([]byte(b.user+":"+b.password))}, nil
+}
+func (basicAuth) RequireTransportSecurity() bool { return true }
+
+// userConn connects as a user with a password (no client certificate).
+func (an *authNode) userConn(t *testing.T, user, password string) *grpc.ClientConn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := an.admin.UpsertUser(ctx, &pb.UpsertUserRequest{Name: user, Password: password}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(an.addr, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS(t, an.dir, "", ""))),
+		grpc.WithPerRPCCredentials(basicAuth{user, password}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// requestFor builds method's request naming topic and group wherever the
+// message has a field for them, so that the access rule finds names in it.
+func requestFor(t *testing.T, method, topic, group string) proto.Message {
+	t.Helper()
+	parts := strings.Split(strings.TrimPrefix(method, "/"), "/")
+	sd, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(parts[0]))
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	md := sd.(protoreflect.ServiceDescriptor).Methods().ByName(protoreflect.Name(parts[1]))
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(md.Input().FullName())
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	m := mt.New()
+	fill(m, topic, group)
+	return m.Interface()
+}
+
+func fill(m protoreflect.Message, topic, group string) {
+	fields := m.Descriptor().Fields()
+	for i := 0; i < fields.Len(); i++ {
+		f := fields.Get(i)
+		name := string(f.Name())
+		switch {
+		case f.Kind() == protoreflect.StringKind && !f.IsList() && (name == "topic" || name == "name"):
+			m.Set(f, protoreflect.ValueOfString(topic))
+		case f.Kind() == protoreflect.StringKind && !f.IsList() && name == "group":
+			m.Set(f, protoreflect.ValueOfString(group))
+		case f.Kind() == protoreflect.StringKind && f.IsList() && name == "topics":
+			m.Mutable(f).List().Append(protoreflect.ValueOfString(topic))
+		case f.Kind() == protoreflect.MessageKind && f.IsList() && (name == "offsets" || name == "acks" || name == "partitions"):
+			el := m.Mutable(f).List().NewElement()
+			fill(el.Message(), topic, group)
+			m.Mutable(f).List().Append(el)
+		}
+	}
+}
+
+// call makes one call of method with req, unary or streaming.
+func call(ctx context.Context, conn *grpc.ClientConn, method string, req proto.Message) error {
+	for _, sd := range []grpc.ServiceDesc{pb.Producer_ServiceDesc, pb.Consumer_ServiceDesc, pb.Admin_ServiceDesc, pb.Groups_ServiceDesc, pb.ShareGroups_ServiceDesc} {
+		for _, s := range sd.Streams {
+			if "/"+sd.ServiceName+"/"+s.StreamName != method {
+				continue
+			}
+			st, err := conn.NewStream(ctx, &grpc.StreamDesc{StreamName: s.StreamName, ServerStreams: s.ServerStreams, ClientStreams: s.ClientStreams}, method)
+			if err != nil {
+				return err
+			}
+			if err := st.SendMsg(req); err != nil {
+				return err
+			}
+			if err := st.CloseSend(); err != nil {
+				return err
+			}
+			var resp any = new(pb.FetchResponse)
+			if method == pb.Producer_ProduceStream_FullMethodName {
+				resp = new(pb.ProduceResponse)
+			}
+			return st.RecvMsg(resp)
+		}
+	}
+	return conn.Invoke(ctx, method, req, new(emptyResponse))
+}
+
+// emptyResponse accepts any response message: the matrix looks only at
+// the status.
+type emptyResponse struct{ pb.DeleteTopicResponse }
+
+// TestACLMatrix walks the access rules: for every RPC that checks
+// resources, a principal without bindings is refused with
+// PERMISSION_DENIED, and the same call with exactly the bindings the rule
+// names is let through (it may still fail for other reasons: the resources
+// need not exist). It is generated from the table, so it cannot fall
+// behind it.
+func TestACLMatrix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	an := startAuthNode(t)
+	conn := an.userConn(t, "alice", "alice-password")
+	rules := accessRules()
+	methods := make([]string, 0, len(rules))
+	for m := range rules {
+		methods = append(methods, m)
+	}
+	sort.Strings(methods)
+	for i, method := range methods {
+		rule := rules[method]
+		if len(rule.checks) == 0 {
+			continue
+		}
+		t.Run(strings.TrimPrefix(method, "/skiff.v1."), func(t *testing.T) {
+			topic, group := "m-topic-"+string(rune('a'+i%26))+strings.Repeat("x", i/26), "m-group-"+string(rune('a'+i%26))+strings.Repeat("x", i/26)
+			req := requestFor(t, method, topic, group)
+			ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), nil), 3*time.Second)
+			err := call(ctx, conn, method, req)
+			cancel()
+			if status.Code(err) != codes.PermissionDenied {
+				t.Fatalf("without bindings: %v, want PERMISSION_DENIED", err)
+			}
+			if msg := status.Convert(err).Message(); !strings.Contains(msg, "User:alice") {
+				t.Errorf("refusal %q does not name the principal", msg)
+			}
+			var grants []*pb.AclBinding
+			for _, c := range rule.checks {
+				for _, name := range c.names(req) {
+					grants = append(grants, &pb.AclBinding{Principal: "User:alice", ResourceType: string(c.res), Name: name, Operation: string(c.op)})
+				}
+			}
+			actx, acancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer acancel()
+			if _, err := an.admin.CreateACLs(actx, &pb.CreateACLsRequest{Bindings: grants}); err != nil {
+				t.Fatal(err)
+			}
+			defer an.admin.DeleteACLs(actx, &pb.DeleteACLsRequest{Bindings: grants})
+			ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second)
+			err = call(ctx, conn, method, req)
+			cancel()
+			if c := status.Code(err); c == codes.PermissionDenied || c == codes.Unauthenticated {
+				t.Fatalf("with %d bindings %v: %v", len(grants), grants, err)
+			}
+		})
+	}
+}
+
+func TestListingsShowOnlyWhatThePrincipalMayDescribe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	an := startAuthNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, name := range []string{"orders", "payments", "secret"} {
+		if _, err := an.admin.CreateTopic(ctx, &pb.CreateTopicRequest{Name: name, Partitions: 1, ReplicationFactor: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := an.admin.CreateACLs(ctx, &pb.CreateACLsRequest{Bindings: []*pb.AclBinding{
+		{Principal: "User:bob", ResourceType: string(acl.Topic), Name: "orders", Operation: string(acl.Write)},
+		{Principal: "User:bob", ResourceType: string(acl.Topic), Name: "pay", Pattern: string(acl.Prefixed), Operation: string(acl.Read)},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	bob := pb.NewAdminClient(an.userConn(t, "bob", "bob-password"))
+	lt, err := bob.ListTopics(ctx, &pb.ListTopicsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tm := range lt.Topics {
+		names = append(names, tm.Name)
+	}
+	if strings.Join(names, ",") != "orders,payments" {
+		t.Fatalf("bob lists %v, want [orders payments]", names)
+	}
+	md, err := bob.Metadata(ctx, &pb.MetadataRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.Topics) != 2 {
+		t.Fatalf("bob's metadata has %d topics, want 2", len(md.Topics))
+	}
+	dc, err := bob.DescribeCluster(ctx, &pb.DescribeClusterRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc.Topics != 2 {
+		t.Fatalf("bob's cluster description counts %d topics, want 2", dc.Topics)
+	}
+	_, err = bob.Metadata(ctx, &pb.MetadataRequest{Topics: []string{"secret"}})
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), `"secret"`) || strings.Contains(err.Error(), "orders") {
+		t.Fatalf("metadata of secret: %v, want PERMISSION_DENIED naming only secret", err)
+	}
+	// The super user sees everything.
+	all, err := an.admin.ListTopics(ctx, &pb.ListTopicsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.Topics) != 3 {
+		t.Fatalf("admin lists %d topics, want 3", len(all.Topics))
+	}
+}
