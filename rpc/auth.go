@@ -288,7 +288,6 @@ func (a *authenticator) principal(typ, name string) Principal {
 	return p
 }
 
-
 // connTLS returns the call's TLS state, if its connection is TLS.
 func connTLS(ctx context.Context) (credentials.TLSInfo, bool) {
 	p, ok := peer.FromContext(ctx)
