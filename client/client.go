@@ -110,15 +110,18 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	if c.cfg.TLS != nil {
 		creds = credentials.NewTLS(c.cfg.TLS)
 	}
-	cc, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(creds),
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if c.cfg.Password != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(passwordCreds{user: c.cfg.User, password: c.cfg.Password}))
+	}
+	cc, err := grpc.NewClient(addr, append(opts,
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: c.cfg.DialTimeout}),
 		// A broker whose host or container died sends no RST: without
 		// pings, calls in flight to it would wait out their whole timeout
 		// before going to the new leader.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: keepaliveTime, Timeout: keepaliveTimeout, PermitWithoutStream: true}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("client: broker %s: %w", addr, err)
 	}

@@ -36,6 +36,12 @@ type Config struct {
 	// Leave ServerName empty to check each broker's certificate against
 	// the host of its address. Nil: plaintext, for clusters without TLS.
 	TLS *tls.Config
+	// User and Password authenticate the client to a cluster started with
+	// --auth (as principal User:<User>). They are sent with every call,
+	// and only over TLS: Validate refuses a Password without TLS. Empty:
+	// the client certificate in TLS, if any, is the identity.
+	User     string
+	Password string
 }
 
 // DefaultConfig returns a Config with every default filled in; callers set
@@ -76,6 +82,12 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(b); err != nil {
 			errs = append(errs, fmt.Errorf("client config: broker %q: want host:port", b))
 		}
+	}
+	if (c.User == "") != (c.Password == "") {
+		errs = append(errs, errors.New("client config: set both User and Password, or neither"))
+	}
+	if c.Password != "" && c.TLS == nil {
+		errs = append(errs, ErrPasswordNeedsTLS)
 	}
 	if c.DialTimeout < 0 || c.RequestTimeout < 0 || c.MetadataMaxAge < 0 {
 		errs = append(errs, errors.New("client config: timeouts must not be negative"))

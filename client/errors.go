@@ -95,6 +95,23 @@ var (
 	// __consumer_offsets): those belong to the cluster. Reading them is
 	// allowed. It also matches ErrRejected. Not retriable.
 	ErrInternalTopic = fmt.Errorf("%w: internal topic", ErrRejected)
+	// ErrUnauthenticated means the cluster requires an identity (it runs
+	// with --auth) and the call carried none, or a wrong password: set
+	// Config.User and Config.Password, or a client certificate in
+	// Config.TLS. Not retriable.
+	ErrUnauthenticated = errors.New("not authenticated")
+	// ErrPermissionDenied means the principal the client authenticated as
+	// may not do what it asked (the message names the principal and the
+	// operation). Not retriable.
+	ErrPermissionDenied = errors.New("permission denied")
+	// ErrUnknownUser means a user operation named a user that does not
+	// exist.
+	ErrUnknownUser = errors.New("unknown user")
+	// ErrUserExists means CreateUser found a user of that name.
+	ErrUserExists = errors.New("user already exists")
+	// ErrPasswordNeedsTLS means Config.Password was set without
+	// Config.TLS: passwords travel only over TLS.
+	ErrPasswordNeedsTLS = errors.New("client config: a password travels only over TLS: set Config.TLS (trusting the cluster CA), or authenticate with a client certificate instead")
 )
 
 // NotLeaderError means the broker asked does not lead the partition.
@@ -192,6 +209,8 @@ const (
 	reasonUnknownRecord      = "UNKNOWN_RECORD"
 	reasonGroupPaused        = "GROUP_PAUSED"
 	reasonInternalTopic      = "INTERNAL_TOPIC"
+	reasonUnknownUser        = "UNKNOWN_USER"
+	reasonUserExists         = "USER_EXISTS"
 )
 
 // shareReasonError maps the reasons of share groups, which the broker
@@ -237,12 +256,22 @@ func statusError(code codes.Code, msg string, details []any) error {
 		return brokerErr(ErrInternalTopic, msg)
 	}
 	switch code {
+	case codes.Unauthenticated:
+		return brokerErr(ErrUnauthenticated, msg)
+	case codes.PermissionDenied:
+		return brokerErr(ErrPermissionDenied, msg)
 	case codes.NotFound:
-		if reason == reasonGroupNotFound {
+		switch reason {
+		case reasonGroupNotFound:
 			return brokerErr(ErrGroupNotFound, msg)
+		case reasonUnknownUser:
+			return brokerErr(ErrUnknownUser, msg)
 		}
 		return brokerErr(ErrUnknownTopic, msg)
 	case codes.AlreadyExists:
+		if reason == reasonUserExists {
+			return brokerErr(ErrUserExists, msg)
+		}
 		return brokerErr(ErrTopicExists, msg)
 	case codes.InvalidArgument:
 		if v := br.GetFieldViolations(); len(v) > 0 {

@@ -85,6 +85,13 @@ type Config struct {
 	// with the same Reloader). The certificate must name this node
 	// (skiff://node/<ID>). Default nil: plaintext.
 	TLS *certs.Reloader
+	// ClientAuth makes the gRPC server require an identity on every client
+	// call (skiff server --auth; rpc.AuthConfig.Enabled). The node only
+	// carries it to the gRPC server, which is the caller's. Default false.
+	ClientAuth bool
+	// SuperUsers are the principals ("User:admin", "Node:n1") that may
+	// manage users and will bypass ACLs (rpc.AuthConfig.SuperUsers).
+	SuperUsers []string
 	// GossipKeyFile names a file of base64 AES-256 keys, one per line
 	// (blank lines and '#' comments ignored): the first key encrypts
 	// gossip, the others are accepted, for rotation. Once a live rotation

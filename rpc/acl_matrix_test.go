@@ -2,9 +2,6 @@ package rpc
 
 import (
 	"context"
-	"encoding/base64"
-	"net"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -19,7 +16,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	"github.com/skiff-mq/skiff/cluster"
 	"github.com/skiff-mq/skiff/internal/acl"
 	"github.com/skiff-mq/skiff/internal/certs"
 	pb "github.com/skiff-mq/skiff/rpc/skiffpb"
@@ -39,70 +35,21 @@ func startAuthNode(t *testing.T) *authNode {
 	if err := certs.Create(certs.CreateOptions{Dir: dir, Nodes: []string{"n0"}, Clients: []string{"admin"}}); err != nil {
 		t.Fatal(err)
 	}
-	crt, key := certs.Paths(dir, "n0")
-	r, err := certs.NewReloader(certs.Files{CertFile: crt, KeyFile: key, CAFile: filepath.Join(dir, certs.CACertFile)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := cluster.LoopbackConfig(filepath.Join(t.TempDir(), "n0"), "n0", 1)
-	cfg.MetaVoters = 1
-	cfg.TLS = r
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.GRPCAddr = ln.Addr().String()
-	n, err := cluster.Start(context.Background(), cfg)
-	if err != nil {
-		ln.Close()
-		t.Fatal(err)
-	}
-	srv := NewServer(n, WithTLS(r.ServerConfig()), WithAuth(AuthConfig{Enabled: true, SuperUsers: []string{"User:admin"}}))
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Stop(ctx)
-		<-served
-		n.Close(ctx)
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := n.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(cfg.GRPCAddr, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS(t, dir, dir, "admin"))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &authNode{addr: cfg.GRPCAddr, dir: dir, admin: pb.NewAdminClient(conn)}
+	sn := startSecureNode(t, dir, WithAuth(testAuth()))
+	conn := dialAs(t, sn.addr, credentials.NewTLS(clientTLS(t, dir, dir, "admin")), "")
+	return &authNode{addr: sn.addr, dir: dir, admin: pb.NewAdminClient(conn)}
 }
 
-// basicAuth sends a user name and password the way client.Config does.
-type basicAuth struct{ user, password string }
-
-func (b basicAuth) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{AuthorizationKey: "Basic " + base64.StdEncoding.EncodeToString([]byte(b.user+":"+b.password))}, nil
-}
-func (basicAuth) RequireTransportSecurity() bool { return true }
-
-// userConn connects as a user with a password (no client certificate).
-func (an *authNode) userConn(t *testing.T, user, password string) *grpc.ClientConn {
+// userConn creates a user and connects as that user with a password (no
+// client certificate).
+func (an *authNode) userConn(t *testing.T, user, pass string) *grpc.ClientConn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := an.admin.UpsertUser(ctx, &pb.UpsertUserRequest{Name: user, Password: password}); err != nil {
+	if _, err := an.admin.UpsertUser(ctx, &pb.UpsertUserRequest{Name: user, Password: pass}); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(an.addr, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS(t, an.dir, "", ""))),
-		grpc.WithPerRPCCredentials(basicAuth{user, password}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	return dialAs(t, an.addr, credentials.NewTLS(clientTLS(t, an.dir, "", "")), password(user, pass))
 }
 
 // requestFor builds method's request naming topic and group wherever the

@@ -22,25 +22,43 @@ import (
 )
 
 // secureNode is a one-node cluster serving gRPC over TLS with the
-// certificates in dir.
+// certificates in dir (or in plaintext: startPlainNode).
 type secureNode struct {
-	node   *cluster.Node
-	srv    *Server
-	addr   string
-	tls    *certs.Reloader
-	served chan error
+	node    *cluster.Node
+	srv     *Server
+	addr    string
+	dataDir string
+	tls     *certs.Reloader
+	served  chan error
 }
 
-func startSecureNode(t *testing.T, dir string) *secureNode {
+// startSecureNode starts a node with TLS from dir's n0 certificate; opts
+// are added to the server's (WithAuth, say).
+func startSecureNode(t *testing.T, dir string, opts ...Option) *secureNode {
 	t.Helper()
 	crt, key := certs.Paths(dir, "n0")
 	r, err := certs.NewReloader(certs.Files{CertFile: crt, KeyFile: key, CAFile: filepath.Join(dir, certs.CACertFile)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := cluster.LoopbackConfig(filepath.Join(t.TempDir(), "n0"), "n0", 1)
+	return startNodeWith(t, r, opts...)
+}
+
+// startPlainNode starts a node without TLS.
+func startPlainNode(t *testing.T, opts ...Option) *secureNode {
+	t.Helper()
+	return startNodeWith(t, nil, opts...)
+}
+
+func startNodeWith(t *testing.T, r *certs.Reloader, opts ...Option) *secureNode {
+	t.Helper()
+	dataDir := filepath.Join(t.TempDir(), "n0")
+	cfg := cluster.LoopbackConfig(dataDir, "n0", 1)
 	cfg.MetaVoters = 1
-	cfg.TLS = r
+	if r != nil {
+		cfg.TLS = r
+		opts = append([]Option{WithTLS(r.ServerConfig())}, opts...)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +69,7 @@ func startSecureNode(t *testing.T, dir string) *secureNode {
 		ln.Close()
 		t.Fatal(err)
 	}
-	sn := &secureNode{node: n, srv: NewServer(n, WithTLS(r.ServerConfig())), addr: cfg.GRPCAddr, tls: r, served: make(chan error, 1)}
+	sn := &secureNode{node: n, srv: NewServer(n, opts...), addr: cfg.GRPCAddr, dataDir: dataDir, tls: r, served: make(chan error, 1)}
 	go func() { sn.served <- sn.srv.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -21,6 +21,7 @@ type clientOptions struct {
 	brokers []string
 	timeout time.Duration
 	tls     tlsOptions
+	login   loginOptions
 }
 
 // newClientCommands registers --brokers, --timeout and the --tls-* flags
@@ -31,7 +32,8 @@ func newClientCommands(persistent *pflag.FlagSet, g *globalOptions) []*cobra.Com
 	persistent.StringSliceVar(&o.brokers, "brokers", []string{"127.0.0.1:9400"}, "gRPC addresses of any cluster nodes (host:port,...)")
 	persistent.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long a command (or each request of produce) may take")
 	registerTLSFlags(persistent, &o.tls)
-	return []*cobra.Command{newTopicCommand(o), newACLCommand(o), newProduceCommand(o), newConsumeCommand(o), newGroupCommand(o), newShareCommand(o), newDLQCommand(o), newClusterCommand(o), newBenchCommand(o)}
+	registerLoginFlags(persistent, &o.login)
+	return []*cobra.Command{newTopicCommand(o), newACLCommand(o), newProduceCommand(o), newConsumeCommand(o), newGroupCommand(o), newShareCommand(o), newDLQCommand(o), newClusterCommand(o), newBenchCommand(o), newUserCommand(o)}
 }
 
 // prepare applies SKIFF_* environment variables (SKIFF_BROKERS, ...) to
@@ -58,6 +60,9 @@ func (o *clientOptions) connect(ctx context.Context) (*client.Client, error) {
 	}
 	var err error
 	if cfg.TLS, err = o.tls.config(); err != nil {
+		return nil, err
+	}
+	if cfg.User, cfg.Password, err = o.login.credentials(cfg.TLS != nil); err != nil {
 		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {

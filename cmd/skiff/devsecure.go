@@ -65,7 +65,7 @@ func exists(path string) bool {
 }
 
 // configure gives a node its certificate, the gossip key and a cluster
-// name.
+// name, and turns client authentication on.
 func (s *devSecurity) configure(cfg *cluster.Config, logger *slog.Logger) error {
 	cfg.GossipKeyFile = filepath.Join(s.dir, "gossip.key")
 	cfg.ClusterName = "skiff-dev"
@@ -75,6 +75,10 @@ func (s *devSecurity) configure(cfg *cluster.Config, logger *slog.Logger) error 
 		return fmt.Errorf("dev --secure: %s: %w", cfg.ID, err)
 	}
 	cfg.TLS = r
+	// The admin certificate printed for the shell is the super user, so
+	// it can manage users; everyone else must authenticate.
+	cfg.ClientAuth = true
+	cfg.SuperUsers = []string{"User:" + devAdmin}
 	return nil
 }
 

@@ -62,6 +62,8 @@ func newServerCommand() *cobra.Command {
 	f.StringVar(&cfg.Rack, "rack", "", "rack or zone of this node; replicas of a partition spread over racks")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	addServerTLSFlags(f, &tlsFiles)
+	f.BoolVar(&cfg.ClientAuth, "auth", false, "require every client call to authenticate: a client certificate of the cluster CA, or --user/--password over TLS (needs the --tls-* flags)")
+	f.StringSliceVar(&cfg.SuperUsers, "super-users", nil, "principals that may manage users (and will bypass ACLs), e.g. User:admin,User:ops")
 	addGossipFlags(f, &cfg) // --gossip-key-file, --cluster-name: gossipkeys.go
 	return cmd
 }
@@ -129,6 +131,13 @@ func newLogger(level string) (*slog.Logger, error) {
 // both run, and on ctx's end shuts down gracefully: leadership handed away,
 // gossip left, then everything stopped in reverse order.
 func runNode(ctx context.Context, cfg cluster.Config, started func(*cluster.Node, *rpc.Server)) error {
+	auth := rpc.AuthConfig{Enabled: cfg.ClientAuth, SuperUsers: splitList(cfg.SuperUsers)}
+	if err := auth.Validate(); err != nil {
+		return fmt.Errorf("--super-users: %w", err)
+	}
+	if auth.Enabled && cfg.TLS == nil {
+		return fmt.Errorf("--auth needs TLS (--tls-cert-file, --tls-key-file, --tls-ca-file): client certificates exist only under TLS and passwords travel only over it")
+	}
 	grpcLn, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("listen grpc %s: %w", cfg.GRPCAddr, err)
@@ -139,7 +148,7 @@ func runNode(ctx context.Context, cfg cluster.Config, started func(*cluster.Node
 		grpcLn.Close()
 		return err
 	}
-	opts := []rpc.Option{rpc.WithLogger(cfg.Logger)}
+	opts := []rpc.Option{rpc.WithLogger(cfg.Logger), rpc.WithAuth(auth)}
 	if cfg.TLS != nil {
 		opts = append(opts, rpc.WithTLS(cfg.TLS.ServerConfig()))
 		rctx, stopReload := context.WithCancel(ctx)

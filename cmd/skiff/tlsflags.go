@@ -118,3 +118,33 @@ func applyTLSEnv(fs *pflag.FlagSet) error {
 	}
 	return applyEnv(sub)
 }
+
+// Names of the login flags, persistent flags of the root beside the TLS
+// ones (SKIFF_USER, SKIFF_PASSWORD through applyEnv).
+const (
+	flagUser     = "user"
+	flagPassword = "password"
+)
+
+// loginOptions are the values of --user and --password.
+type loginOptions struct {
+	user, password string
+}
+
+func registerLoginFlags(fs *pflag.FlagSet, l *loginOptions) {
+	fs.StringVar(&l.user, flagUser, "", "user name, for clusters run with --auth (with --password; needs the --tls-* flags)")
+	fs.StringVar(&l.password, flagPassword, "", "password of --user (prefer SKIFF_PASSWORD: a flag shows in the process list)")
+}
+
+// credentials checks the pair: both or neither, and never over plaintext.
+func (l loginOptions) credentials(tls bool) (user, password string, err error) {
+	switch {
+	case l.user != "" && l.password == "":
+		return "", "", fmt.Errorf("--%s given without --%s (or SKIFF_PASSWORD)", flagUser, flagPassword)
+	case l.password != "" && l.user == "":
+		return "", "", fmt.Errorf("--%s given without --%s (or SKIFF_USER)", flagPassword, flagUser)
+	case l.password != "" && !tls:
+		return "", "", fmt.Errorf("--%s: passwords travel only over TLS: pass --%s (the cluster's ca.crt) too", flagPassword, flagTLSCA)
+	}
+	return l.user, l.password, nil
+}
