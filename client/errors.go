@@ -285,6 +285,11 @@ func statusError(code codes.Code, msg string, details []any) error {
 		}
 		return brokerErr(ErrUnavailable, "unavailable: "+msg)
 	case codes.ResourceExhausted:
+		if strings.Contains(msg, "received message larger than max") {
+			// gRPC's own refusal of a request above the broker's
+			// --max-request-bytes, before Skiff sees it.
+			return brokerErr(ErrTooLarge, msg+": the request exceeds the broker's --max-request-bytes; send smaller batches")
+		}
 		if v := br.GetFieldViolations(); len(v) > 0 || strings.Contains(msg, "large") || strings.Contains(msg, "exceed") {
 			return brokerErr(ErrTooLarge, msg)
 		}
