@@ -95,6 +95,11 @@ var (
 	// __consumer_offsets): those belong to the cluster. Reading them is
 	// allowed. It also matches ErrRejected. Not retriable.
 	ErrInternalTopic = fmt.Errorf("%w: internal topic", ErrRejected)
+	// ErrLimitExceeded means the request would take the cluster or a group
+	// past one of the operator's limits (--max-topics, --max-partitions,
+	// --max-group-members); the message names the limit, the current count
+	// and what to do. It also matches ErrRejected. Not retriable as is.
+	ErrLimitExceeded = fmt.Errorf("%w: limit exceeded", ErrRejected)
 )
 
 // NotLeaderError means the broker asked does not lead the partition.
@@ -192,6 +197,7 @@ const (
 	reasonUnknownRecord      = "UNKNOWN_RECORD"
 	reasonGroupPaused        = "GROUP_PAUSED"
 	reasonInternalTopic      = "INTERNAL_TOPIC"
+	reasonLimitExceeded      = "LIMIT_EXCEEDED"
 )
 
 // shareReasonError maps the reasons of share groups, which the broker
@@ -235,6 +241,9 @@ func statusError(code codes.Code, msg string, details []any) error {
 	}
 	if reason == reasonInternalTopic {
 		return brokerErr(ErrInternalTopic, msg)
+	}
+	if reason == reasonLimitExceeded {
+		return brokerErr(ErrLimitExceeded, msg)
 	}
 	switch code {
 	case codes.NotFound:

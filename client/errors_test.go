@@ -56,6 +56,10 @@ func TestFromStatusMapsEveryOutcome(t *testing.T) {
 			func(e error) bool {
 				return errors.Is(e, ErrTooLarge) && strings.Contains(e.Error(), "--max-request-bytes") && !retriable(e)
 			}},
+		{"cluster limit", statusWith(codes.ResourceExhausted, "cluster limit --max-topics reached: ... exceed the limit of 10", info("LIMIT_EXCEEDED")),
+			func(e error) bool {
+				return errors.Is(e, ErrLimitExceeded) && errors.Is(e, ErrRejected) && !errors.Is(e, ErrTooLarge) && !retriable(e)
+			}},
 		{"sequence gap", statusWith(codes.OutOfRange, "expected 5", info("OUT_OF_ORDER_SEQUENCE")),
 			func(e error) bool { return errors.Is(e, ErrOutOfOrderSequence) }},
 		{"invalid argument names the field", statusWith(codes.InvalidArgument, "name: bad",

@@ -115,3 +115,53 @@ func TestMaxConcurrentStreamsQueuesCallsBeyondTheLimit(t *testing.T) {
 		t.Fatalf("after a stream ended: %v", err)
 	}
 }
+
+// A node's --max-topics and --max-partitions refuse the topic that would
+// pass them (RESOURCE_EXHAUSTED naming the flag and the count); the
+// topics already there keep their data.
+func TestClusterLimitsRefuseTopicsBeyondThem(t *testing.T) {
+	cfg := testClusterConfig(t.TempDir(), "n0", 1)
+	// No group is used, so __consumer_offsets (created on first use) is
+	// not counted here.
+	cfg.Limits.MaxTopics = 2
+	cfg.Limits.MaxTotalPartitions = 3
+	tn, err := startTestNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tn.stop()
+	ctx := ctxFor(t, 60*time.Second)
+	if err := tn.node.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := &testCluster{nodes: []*testNode{tn}}
+	create := func(name string, partitions int) error {
+		_, err := tn.admin.CreateTopic(ctx, &skiffpb.CreateTopicRequest{Name: name, Partitions: int32(partitions), ReplicationFactor: 1})
+		return err
+	}
+	wantLimit := func(err error, flag string) {
+		t.Helper()
+		st := wantCode(t, err, codes.ResourceExhausted)
+		if errorReason(st) != ReasonLimitExceeded || !strings.Contains(st.Message(), flag) {
+			t.Errorf("reason %s, message %q: want %s naming %s", errorReason(st), st.Message(), ReasonLimitExceeded, flag)
+		}
+	}
+	if err := create("a", 2); err != nil {
+		t.Fatal(err)
+	}
+	c.waitLeader(t, "a", 0)
+	if _, err := tn.producer.Produce(ctx, &skiffpb.ProduceRequest{Topic: "a", Records: []*skiffpb.Record{{Value: []byte("kept")}}}); err != nil {
+		t.Fatal(err)
+	}
+	wantLimit(create("b", 2), "--max-partitions")
+	if err := create("b", 1); err != nil { // exactly at both limits
+		t.Fatal(err)
+	}
+	wantLimit(create("c", 1), "--max-topics")
+	if _, ok := tn.node.Metadata().Topics["c"]; ok {
+		t.Error("the refused topic exists")
+	}
+	if got := fetchAll(t, tn, "a", 0, 0); len(got) != 1 || string(got[0].Value) != "kept" {
+		t.Fatalf("topic a holds %d records after the refusals, want [kept]", len(got))
+	}
+}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/skiff-mq/skiff/cluster"
 	"github.com/skiff-mq/skiff/rpc"
 )
 
@@ -26,8 +27,10 @@ func defaultServerLimits() serverLimits {
 }
 
 // addLimitFlags registers the limit flags of `skiff server` (each also set
-// by SKIFF_<FLAG>, see applyEnv). README's "Limits" table lists them.
-func addLimitFlags(f *pflag.FlagSet, lim *serverLimits) {
+// by SKIFF_<FLAG>, see applyEnv): the server's into lim, the cluster's
+// into cfg (checked by cluster.Config.Validate). README's "Limits" table
+// lists them.
+func addLimitFlags(f *pflag.FlagSet, lim *serverLimits, cfg *cluster.Config) {
 	f.IntVar(&lim.maxRequestBytes, "max-request-bytes", lim.maxRequestBytes,
 		fmt.Sprintf("largest request message accepted, in bytes; topics may not have a max.message.bytes above it minus %d bytes of envelope (in [%d, %d]; set the same on every node)",
 			rpc.RequestEnvelopeBytes, rpc.MinMaxRequestBytes, rpc.DefaultMaxRequestBytes))
@@ -35,11 +38,19 @@ func addLimitFlags(f *pflag.FlagSet, lim *serverLimits) {
 		"calls in flight on one client connection; further calls wait for a slot")
 	f.IntVar(&lim.maxConnectionsPerIP, "max-connections-per-ip", lim.maxConnectionsPerIP,
 		"open gRPC connections per client IP; further ones are closed at accept (0 = unlimited)")
+	f.IntVar(&cfg.Limits.MaxTopics, "max-topics", cfg.Limits.MaxTopics,
+		"topics the cluster may hold, internal ones included; creating more fails (set the same on every node)")
+	f.IntVar(&cfg.Limits.MaxTotalPartitions, "max-partitions", cfg.Limits.MaxTotalPartitions,
+		"partitions all topics together may have, internal ones included; a topic that would pass it is refused (set the same on every node)")
 }
 
-// validate reports a limit out of range, naming its flag.
-func (l serverLimits) validate() error {
+// validate reports a limit out of range, naming its flag, before anything
+// is bound or started.
+func (l serverLimits) validate(cfg cluster.Config) error {
 	if err := l.rpcConfig().Validate(); err != nil {
+		return err
+	}
+	if err := cfg.Limits.Validate(); err != nil {
 		return err
 	}
 	if l.maxConnectionsPerIP < 0 {

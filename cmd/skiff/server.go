@@ -34,7 +34,7 @@ func newServerCommand() *cobra.Command {
 			if err := applyEnv(cmd.Flags()); err != nil {
 				return err
 			}
-			if err := limits.validate(); err != nil {
+			if err := limits.validate(cfg); err != nil {
 				return err
 			}
 			cfg.Join = splitList(join)
@@ -66,8 +66,8 @@ func newServerCommand() *cobra.Command {
 	f.StringVar(&cfg.Rack, "rack", "", "rack or zone of this node; replicas of a partition spread over racks")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	addServerTLSFlags(f, &tlsFiles)
-	addGossipFlags(f, &cfg)   // --gossip-key-file, --cluster-name: gossipkeys.go
-	addLimitFlags(f, &limits) // --max-request-bytes, --max-connections-per-ip, ...: limits.go
+	addGossipFlags(f, &cfg)         // --gossip-key-file, --cluster-name: gossipkeys.go
+	addLimitFlags(f, &limits, &cfg) // --max-request-bytes, --max-connections-per-ip, ...: limits.go
 	return cmd
 }
 
