@@ -192,7 +192,7 @@ func toStatus(err error, grpcAddr func(id string) string) *status.Status {
 		code, reason = codes.FailedPrecondition, ReasonProducerFenced
 	case errors.Is(err, metadata.ErrInternalTopic), errors.Is(err, consumergroup.ErrInternalTopic):
 		code, reason = codes.PermissionDenied, ReasonInternalTopic
-	case errors.Is(err, metadata.ErrLimitExceeded):
+	case errors.Is(err, metadata.ErrLimitExceeded), errors.Is(err, consumergroup.ErrLimitExceeded):
 		code, reason = codes.ResourceExhausted, ReasonLimitExceeded
 	case errors.Is(err, metadata.ErrProducerIDsExhausted):
 		code, reason = codes.ResourceExhausted, ReasonProducerIDExhausted

@@ -42,6 +42,8 @@ func addLimitFlags(f *pflag.FlagSet, lim *serverLimits, cfg *cluster.Config) {
 		"topics the cluster may hold, internal ones included; creating more fails (set the same on every node)")
 	f.IntVar(&cfg.Limits.MaxTotalPartitions, "max-partitions", cfg.Limits.MaxTotalPartitions,
 		"partitions all topics together may have, internal ones included; a topic that would pass it is refused (set the same on every node)")
+	f.IntVar(&cfg.Groups.MaxGroupMembers, "max-group-members", cfg.Groups.MaxGroupMembers,
+		"members of one consumer or share group; further joins fail until members leave or time out")
 }
 
 // validate reports a limit out of range, naming its flag, before anything
@@ -52,6 +54,9 @@ func (l serverLimits) validate(cfg cluster.Config) error {
 	}
 	if err := cfg.Limits.Validate(); err != nil {
 		return err
+	}
+	if cfg.Groups.MaxGroupMembers < 1 {
+		return fmt.Errorf("--max-group-members %d: must be at least 1", cfg.Groups.MaxGroupMembers)
 	}
 	if l.maxConnectionsPerIP < 0 {
 		return fmt.Errorf("--max-connections-per-ip %d: must be 0 (unlimited) or more", l.maxConnectionsPerIP)

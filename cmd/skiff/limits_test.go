@@ -18,6 +18,7 @@ func TestServerRefusesLimitsOutOfRangeNamingTheFlag(t *testing.T) {
 		{env: map[string]string{"SKIFF_MAX_CONNECTIONS_PER_IP": "-1"}, flag: "--max-connections-per-ip"},
 		{args: []string{"--max-topics", "0"}, flag: "--max-topics"},
 		{args: []string{"--max-partitions", "-1"}, flag: "--max-partitions"},
+		{args: []string{"--max-group-members", "0"}, flag: "--max-group-members"},
 	} {
 		t.Run(tc.flag, func(t *testing.T) {
 			for k, v := range tc.env {
