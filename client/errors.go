@@ -112,6 +112,11 @@ var (
 	// ErrPasswordNeedsTLS means Config.Password was set without
 	// Config.TLS: passwords travel only over TLS.
 	ErrPasswordNeedsTLS = errors.New("client config: a password travels only over TLS: set Config.TLS (trusting the cluster CA), or authenticate with a client certificate instead")
+	// ErrLimitExceeded means the request would take the cluster or a group
+	// past one of the operator's limits (--max-topics, --max-partitions,
+	// --max-group-members); the message names the limit, the current count
+	// and what to do. It also matches ErrRejected. Not retriable as is.
+	ErrLimitExceeded = fmt.Errorf("%w: limit exceeded", ErrRejected)
 )
 
 // NotLeaderError means the broker asked does not lead the partition.
@@ -211,6 +216,7 @@ const (
 	reasonInternalTopic      = "INTERNAL_TOPIC"
 	reasonUnknownUser        = "UNKNOWN_USER"
 	reasonUserExists         = "USER_EXISTS"
+	reasonLimitExceeded      = "LIMIT_EXCEEDED"
 )
 
 // shareReasonError maps the reasons of share groups, which the broker
@@ -254,6 +260,9 @@ func statusError(code codes.Code, msg string, details []any) error {
 	}
 	if reason == reasonInternalTopic {
 		return brokerErr(ErrInternalTopic, msg)
+	}
+	if reason == reasonLimitExceeded {
+		return brokerErr(ErrLimitExceeded, msg)
 	}
 	switch code {
 	case codes.Unauthenticated:
@@ -314,6 +323,11 @@ func statusError(code codes.Code, msg string, details []any) error {
 		}
 		return brokerErr(ErrUnavailable, "unavailable: "+msg)
 	case codes.ResourceExhausted:
+		if strings.Contains(msg, "received message larger than max") {
+			// gRPC's own refusal of a request above the broker's
+			// --max-request-bytes, before Skiff sees it.
+			return brokerErr(ErrTooLarge, msg+": the request exceeds the broker's --max-request-bytes; send smaller batches")
+		}
 		if v := br.GetFieldViolations(); len(v) > 0 || strings.Contains(msg, "large") || strings.Contains(msg, "exceed") {
 			return brokerErr(ErrTooLarge, msg)
 		}

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -50,6 +51,14 @@ func TestFromStatusMapsEveryOutcome(t *testing.T) {
 			func(e error) bool {
 				var oor *OffsetOutOfRangeError
 				return errors.As(e, &oor) && oor.Offset == 99 && oor.Start == 10 && oor.End == 50
+			}},
+		{"request above --max-request-bytes", statusWith(codes.ResourceExhausted, "grpc: received message larger than max (3000000 vs. 2097164)"),
+			func(e error) bool {
+				return errors.Is(e, ErrTooLarge) && strings.Contains(e.Error(), "--max-request-bytes") && !retriable(e)
+			}},
+		{"cluster limit", statusWith(codes.ResourceExhausted, "cluster limit --max-topics reached: ... exceed the limit of 10", info("LIMIT_EXCEEDED")),
+			func(e error) bool {
+				return errors.Is(e, ErrLimitExceeded) && errors.Is(e, ErrRejected) && !errors.Is(e, ErrTooLarge) && !retriable(e)
 			}},
 		{"sequence gap", statusWith(codes.OutOfRange, "expected 5", info("OUT_OF_ORDER_SEQUENCE")),
 			func(e error) bool { return errors.Is(e, ErrOutOfOrderSequence) }},

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/skiff-mq/skiff/cluster/membership"
+	"github.com/skiff-mq/skiff/cluster/metadata"
 	"github.com/skiff-mq/skiff/internal/certs"
 	"github.com/skiff-mq/skiff/partition"
 )
@@ -76,6 +77,13 @@ type Config struct {
 	// OffsetsReplicationFactor is its replication factor (lowered to the
 	// number of nodes in smaller clusters). Default 3.
 	OffsetsReplicationFactor int
+	// Limits is the operator's policy for topics: partitions and
+	// replication factor per topic, topics and partitions in the whole
+	// cluster (`skiff server --max-topics`, `--max-partitions`). Checked
+	// by this node when it creates a topic; the cluster-wide counts also
+	// travel in the CreateTopic command (see metadata.CreateTopic). Set
+	// the same on every node. Default metadata.DefaultLimits().
+	Limits metadata.Limits
 	// Groups tunes the consumer group coordinator (session timeout,
 	// heartbeat interval, ...); zero fields take consumergroup's defaults.
 	Groups consumergroup.Config
@@ -129,6 +137,7 @@ func DefaultConfig() Config {
 		OffsetsPartitions:        16,
 		OffsetsReplicationFactor: 3,
 		Groups:                   consumergroup.DefaultConfig(),
+		Limits:                   metadata.DefaultLimits(),
 	}
 }
 
@@ -165,6 +174,9 @@ func (c Config) Validate() error {
 	}
 	if c.OffsetsReplicationFactor < 1 || c.OffsetsReplicationFactor > 5 {
 		errs = append(errs, fmt.Errorf("cluster config: offsets replication factor %d: want 1..5", c.OffsetsReplicationFactor))
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("cluster config: %w", err))
 	}
 	if err := c.Groups.Validate(); err != nil {
 		errs = append(errs, err)

@@ -30,7 +30,7 @@ func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec) (*metadata.Topic
 	if err := metadata.ValidateTopicName(spec.Name); err != nil {
 		return nil, err
 	}
-	limits := metadata.DefaultLimits()
+	limits := n.cfg.Limits
 	if err := limits.ValidatePartitions(spec.Partitions); err != nil {
 		return nil, err
 	}
@@ -44,6 +44,11 @@ func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec) (*metadata.Topic
 	st := n.awaitRegistrations(ctx)
 	if _, ok := st.Topics[spec.Name]; ok {
 		return nil, fmt.Errorf("%w: %s", metadata.ErrTopicExists, spec.Name)
+	}
+	// Early answer from this node's copy; the FSM checks again with the
+	// limits the command carries, against the state the entry meets.
+	if err := limits.CheckCapacity(st, spec.Partitions); err != nil {
+		return nil, err
 	}
 	nodes := n.placeableNodes(st)
 	assign, err := placement.AssignTopic(nodes, st.Load(), spec.Partitions, spec.ReplicationFactor)
@@ -59,7 +64,8 @@ func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec) (*metadata.Topic
 	for i, replicas := range assign {
 		parts[i] = metadata.PartitionAssignment{Partition: int32(i), Replicas: replicas}
 	}
-	if _, err := n.proposeMeta(ctx, metadata.CreateTopic{Name: spec.Name, Config: cfg, Partitions: parts}); err != nil {
+	if _, err := n.proposeMeta(ctx, metadata.CreateTopic{Name: spec.Name, Config: cfg, Partitions: parts,
+		MaxTopics: limits.MaxTopics, MaxTotalPartitions: limits.MaxTotalPartitions}); err != nil {
 		return nil, err
 	}
 	return n.waitTopic(ctx, spec.Name, func(t *metadata.Topic) bool { return t != nil })

@@ -35,7 +35,9 @@ type Config struct {
 	TickInterval time.Duration
 	// LagInterval paces the refresh of the lag metrics. Default 5s.
 	LagInterval time.Duration
-	// MaxGroupMembers bounds one group. Default 1000.
+	// MaxGroupMembers bounds the members of one consumer group, and of one
+	// share group (`skiff server --max-group-members`); a join beyond it
+	// fails with ErrLimitExceeded. Default 1000.
 	MaxGroupMembers int
 	// Logger receives the coordinator's logs. Default: discard.
 	Logger *slog.Logger

@@ -168,8 +168,8 @@ func (c *Coordinator) shardFor(ctx context.Context, groupID string) (*shard, err
 	if groupID == "" {
 		return nil, invalidf("group id is empty")
 	}
-	if len(groupID) > 255 {
-		return nil, invalidf("group id is %d bytes long, at most 255 allowed", len(groupID))
+	if err := checkID("group id", groupID, MaxGroupIDLength); err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
 	if c.closed {
@@ -202,6 +202,12 @@ func (c *Coordinator) shardFor(ctx context.Context, groupID string) (*shard, err
 
 // Heartbeat serves a member's heartbeat.
 func (c *Coordinator) Heartbeat(ctx context.Context, req HeartbeatRequest) (HeartbeatResponse, error) {
+	if err := checkID("member id", req.MemberID, MaxMemberIDLength); err != nil {
+		return HeartbeatResponse{}, err
+	}
+	if err := checkID("instance id", req.InstanceID, MaxMemberIDLength); err != nil {
+		return HeartbeatResponse{}, err
+	}
 	s, err := c.shardFor(ctx, req.Group)
 	if err != nil {
 		return HeartbeatResponse{}, err

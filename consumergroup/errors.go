@@ -46,7 +46,34 @@ var (
 	// ErrInternalTopic: the operation would write to an internal topic
 	// (a name starting with "__"), which only the cluster itself writes.
 	ErrInternalTopic = errors.New("internal topic")
+	// ErrLimitExceeded: the group already holds Config.MaxGroupMembers
+	// members (`skiff server --max-group-members`).
+	ErrLimitExceeded = errors.New("group limit exceeded")
 )
+
+// Bounds on the ids clients send; the coordinator keeps every id of a live
+// member in memory and in the offsets log.
+const (
+	// MaxGroupIDLength bounds group ids, in bytes.
+	MaxGroupIDLength = 255
+	// MaxMemberIDLength bounds member ids and static instance ids, in
+	// bytes (the ids the coordinator hands out are 36).
+	MaxMemberIDLength = 255
+)
+
+// checkID refuses an id longer than limit; what names it ("member id").
+func checkID(what, id string, limit int) error {
+	if len(id) > limit {
+		return invalidf("%s is %d bytes long, at most %d allowed", what, len(id), limit)
+	}
+	return nil
+}
+
+// tooManyMembers refuses a new member of a full group.
+func tooManyMembers(group string, limit int) error {
+	return fmt.Errorf("%w: group %s already has %d members, the limit (--max-group-members); stop idle consumers or raise the limit on every node",
+		ErrLimitExceeded, group, limit)
+}
 
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidArgument, fmt.Sprintf(format, args...))

@@ -166,6 +166,9 @@ func (g *group) heartbeat(req HeartbeatRequest, topics map[string]int32, cfg *Co
 			if _, gone := g.fenced[req.MemberID]; gone || !adopt || req.MemberID == "" {
 				return HeartbeatResponse{}, ErrUnknownMember
 			}
+			if len(g.members) >= cfg.MaxGroupMembers {
+				return HeartbeatResponse{}, tooManyMembers(g.id, cfg.MaxGroupMembers)
+			}
 			m = g.adoptMember(req, now)
 		} else if req.MemberEpoch != m.epoch && req.MemberEpoch != m.prevEpoch {
 			return HeartbeatResponse{}, fmt.Errorf("%w: member %s sent epoch %d, current %d", ErrFencedMemberEpoch, m.id, req.MemberEpoch, m.epoch)
@@ -227,7 +230,7 @@ func (g *group) join(req HeartbeatRequest, cfg *Config, now time.Time) (*member,
 		}
 	}
 	if len(g.members) >= cfg.MaxGroupMembers {
-		return nil, invalidf("group %s already has %d members, the limit", g.id, cfg.MaxGroupMembers)
+		return nil, tooManyMembers(g.id, cfg.MaxGroupMembers)
 	}
 	m := &member{id: newMemberID(), instanceID: req.InstanceID, assigned: map[TopicPartition]bool{},
 		handed: map[TopicPartition]int64{}, rebalanceTimeout: cfg.RebalanceTimeout}

@@ -128,6 +128,9 @@ func (c *Coordinator) ShareFetch(ctx context.Context, req ShareFetchRequest) (Sh
 		req.MaxRecords = 100
 	}
 	req.MaxRecords = min(req.MaxRecords, 10000)
+	if err := checkID("member id", req.MemberID, MaxMemberIDLength); err != nil {
+		return ShareFetchResponse{}, err
+	}
 	if req.MemberID == "" {
 		req.MemberID = newMemberID()
 	}
@@ -188,6 +191,10 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req ShareFetc
 	rt := s.shareRT(req.Group, term)
 	m := rt.members[req.MemberID]
 	if m == nil {
+		if len(rt.members) >= c.cfg.MaxGroupMembers {
+			s.mu.Unlock()
+			return ShareFetchResponse{}, tooManyMembers(req.Group, c.cfg.MaxGroupMembers)
+		}
 		m = &shareMember{id: req.MemberID}
 		rt.members[req.MemberID] = m
 	}
@@ -481,6 +488,9 @@ type ShareAckResult struct {
 func (c *Coordinator) ShareAcknowledge(ctx context.Context, group, memberID string, acks []ShareAck) ([]ShareAckResult, error) {
 	if memberID == "" {
 		return nil, invalidf("member id is empty: fetch first")
+	}
+	if err := checkID("member id", memberID, MaxMemberIDLength); err != nil {
+		return nil, err
 	}
 	s, term, done, err := c.shareOp(ctx, group)
 	if err != nil {

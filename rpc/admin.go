@@ -56,6 +56,9 @@ func (a *adminService) Metadata(ctx context.Context, req *skiffpb.MetadataReques
 // leaders not elected yet (empty leader, offsets -1).
 func (a *adminService) CreateTopic(ctx context.Context, req *skiffpb.CreateTopicRequest) (*skiffpb.TopicMetadata, error) {
 	s := a.s
+	if err := s.checkTopicMessageBytes("configs", req.Configs); err != nil {
+		return nil, err
+	}
 	t, err := s.node.CreateTopic(ctx, cluster.TopicSpec{Name: req.Name, Partitions: int(req.Partitions),
 		ReplicationFactor: int(req.ReplicationFactor), Configs: req.Configs})
 	s.describes.forget(req.Name)
@@ -121,6 +124,9 @@ func (a *adminService) AlterTopicConfig(ctx context.Context, req *skiffpb.AlterT
 	}
 	if t := s.node.Metadata().Topics[req.Name]; metadata.IsInternalTopic(t) || strings.HasPrefix(req.Name, metadata.InternalTopicPrefix) {
 		return nil, &metadata.InternalTopicError{Topic: req.Name, Action: "alter its configuration"}
+	}
+	if err := s.checkTopicMessageBytes("set", req.Set); err != nil {
+		return nil, err
 	}
 	t, err := s.node.AlterTopicConfig(ctx, req.Name, req.Set, req.Delete)
 	if err != nil {

@@ -56,6 +56,7 @@ const (
 	ReasonInternal            = "INTERNAL"
 	ReasonGossipKeyRefused    = "GOSSIP_KEY_REFUSED"
 	ReasonGossipUnencrypted   = "GOSSIP_ENCRYPTION_DISABLED"
+	ReasonLimitExceeded       = "LIMIT_EXCEEDED"
 	ReasonUnknown             = "UNKNOWN"
 	ReasonUnauthenticated     = "UNAUTHENTICATED"
 	ReasonNotAuthorized       = "NOT_AUTHORIZED"
@@ -103,6 +104,8 @@ func invalid(field, format string, args ...any) error {
 //	invalid batch (partition, record errors)      INVALID_ARGUMENT     BadRequest{"batch"}
 //	*tooLargeError, ErrBatchTooLarge, ErrTooLarge RESOURCE_EXHAUSTED   BadRequest{field}
 //	metadata.ErrProducerIDsExhausted              RESOURCE_EXHAUSTED
+//	metadata.ErrLimitExceeded,
+//	  consumergroup.ErrLimitExceeded              RESOURCE_EXHAUSTED   (reason LIMIT_EXCEEDED; the message names the flag)
 //	metadata.ErrUnknownTopic                      NOT_FOUND
 //	metadata.ErrTopicExists                       ALREADY_EXISTS
 //	partition.ErrOutOfOrderSequence               OUT_OF_RANGE         (the sequence is outside what the partition expects)
@@ -207,6 +210,8 @@ func toStatus(err error, grpcAddr func(id string) string) *status.Status {
 		code, reason = codes.FailedPrecondition, ReasonProducerFenced
 	case errors.Is(err, metadata.ErrInternalTopic), errors.Is(err, consumergroup.ErrInternalTopic):
 		code, reason = codes.PermissionDenied, ReasonInternalTopic
+	case errors.Is(err, metadata.ErrLimitExceeded), errors.Is(err, consumergroup.ErrLimitExceeded):
+		code, reason = codes.ResourceExhausted, ReasonLimitExceeded
 	case errors.Is(err, metadata.ErrProducerIDsExhausted):
 		code, reason = codes.ResourceExhausted, ReasonProducerIDExhausted
 	case errors.Is(err, metadata.ErrUnknownBroker):

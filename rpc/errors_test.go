@@ -57,6 +57,8 @@ func TestErrorsMapToCodesAndDetails(t *testing.T) {
 		{fmt.Errorf("%w: bad", partition.ErrInvalidBatch), codes.InvalidArgument, ReasonInvalidBatch, wantField("batch")},
 		{wrap(metadata.ErrUnknownTopic), codes.NotFound, ReasonUnknownTopic, nil},
 		{wrap(metadata.ErrTopicExists), codes.AlreadyExists, ReasonTopicExists, nil},
+		{fmt.Errorf("%w: group g already has 2 members", consumergroup.ErrLimitExceeded), codes.ResourceExhausted, ReasonLimitExceeded, nil},
+		{wrap(&metadata.LimitExceededError{Limit: "max-topics", What: "topics", Current: 2, Adding: 1, Max: 2}), codes.ResourceExhausted, ReasonLimitExceeded, nil},
 		{wrap(partition.ErrOutOfOrderSequence), codes.OutOfRange, ReasonOutOfOrderSequence, nil},
 		{wrap(partition.ErrProducerFenced), codes.FailedPrecondition, ReasonProducerFenced, func(t *testing.T, st *status.Status) {
 			if notLeaderDetail(st) != nil {

@@ -68,14 +68,16 @@ func (f *fakeNode) GroupCoordinator(context.Context, string) (string, error) {
 	return "", consumergroup.ErrCoordinatorUnavailable
 }
 
-// fakeServer serves node on a loopback port and returns a connection to it.
-func fakeServer(t *testing.T, node Node) (*Server, *grpc.ClientConn) {
+// fakeServer serves node (a fake, or a real node of the test cluster
+// served a second time with other options) on a loopback port and returns
+// a connection to it.
+func fakeServer(t *testing.T, node Node, opts ...Option) (*Server, *grpc.ClientConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(node)
+	srv := NewServer(node, opts...)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -35,9 +35,20 @@ type Config struct {
 	TLS *tls.Config
 	// Auth configures client authentication (auth.go). Default: off.
 	Auth AuthConfig
-	// MaxRecvMsgBytes bounds one request message. Default 65 MiB: the
-	// largest batch a topic may allow (64 MiB) plus room for the envelope.
+	// MaxRecvMsgBytes bounds one request message (`skiff server
+	// --max-request-bytes`); gRPC refuses a larger one with
+	// RESOURCE_EXHAUSTED before it is decoded. Default
+	// DefaultMaxRequestBytes (65 MiB): the largest max.message.bytes a
+	// topic may have plus RequestEnvelopeBytes. A lower value also lowers
+	// the max.message.bytes this server lets topics be created or altered
+	// with (see MaxTopicMessageBytes). In [MinMaxRequestBytes,
+	// DefaultMaxRequestBytes].
 	MaxRecvMsgBytes int
+	// MaxConcurrentStreams bounds the calls (unary or streaming) in flight
+	// on one client connection (`--max-concurrent-streams`). A client past
+	// it is not refused: its new calls wait for a slot (or their
+	// deadline). Default 1024; in [1, MaxConcurrentStreamsCeiling].
+	MaxConcurrentStreams int
 	// StreamInFlight bounds the requests of one ProduceStream read but not
 	// yet answered; the stream reads no more until one is answered, so a
 	// fast client is held back by gRPC flow control. Default 256.
@@ -65,15 +76,16 @@ type Config struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		Logger:              slog.New(slog.DiscardHandler),
-		MaxRecvMsgBytes:     65 << 20,
-		StreamInFlight:      256,
-		AsyncProduceLimit:   1024,
-		AsyncProduceTimeout: 30 * time.Second,
-		MaxFetchWait:        30 * time.Second,
-		SubscribeWait:       10 * time.Second,
-		MetadataCacheTTL:    time.Second,
-		LookupTimeout:       3 * time.Second,
+		Logger:               slog.New(slog.DiscardHandler),
+		MaxRecvMsgBytes:      DefaultMaxRequestBytes,
+		MaxConcurrentStreams: DefaultMaxConcurrentStreams,
+		StreamInFlight:       256,
+		AsyncProduceLimit:    1024,
+		AsyncProduceTimeout:  30 * time.Second,
+		MaxFetchWait:         30 * time.Second,
+		SubscribeWait:        10 * time.Second,
+		MetadataCacheTTL:     time.Second,
+		LookupTimeout:        3 * time.Second,
 	}
 }
 
@@ -94,6 +106,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	setInt(&c.MaxRecvMsgBytes, d.MaxRecvMsgBytes)
+	setInt(&c.MaxConcurrentStreams, d.MaxConcurrentStreams)
 	setInt(&c.StreamInFlight, d.StreamInFlight)
 	setInt(&c.AsyncProduceLimit, d.AsyncProduceLimit)
 	setDur(&c.AsyncProduceTimeout, d.AsyncProduceTimeout)
@@ -187,6 +200,7 @@ func NewServer(node Node, opts ...Option) *Server {
 	s.authz = newAuthorizer(cfg.Auth.Enabled, node.Metadata)
 	gopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
 		// Clients ping every 500ms to notice a dead broker quickly; gRPC's
 		// default policy would answer such pings with GOAWAY.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 200 * time.Millisecond, PermitWithoutStream: true}),

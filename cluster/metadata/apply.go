@@ -29,6 +29,16 @@ func (c CreateTopic) apply(s *State, index uint64, res *Result) error {
 	if err := validateTopic(c.Name, c.Internal, c.Config, c.Partitions, s.Brokers); err != nil {
 		return err
 	}
+	if c.MaxTopics < 0 {
+		return invalid("max_topics", "%d: must not be negative (0: not checked)", c.MaxTopics)
+	}
+	if c.MaxTotalPartitions < 0 {
+		return invalid("max_total_partitions", "%d: must not be negative (0: not checked)", c.MaxTotalPartitions)
+	}
+	limits := Limits{MaxTopics: c.MaxTopics, MaxTotalPartitions: c.MaxTotalPartitions}
+	if err := limits.CheckCapacity(s, len(c.Partitions)); err != nil {
+		return err
+	}
 	t := &Topic{Name: c.Name, ID: index, Config: c.Config, Internal: c.Internal}
 	t.Partitions = make([]PartitionAssignment, len(c.Partitions))
 	for i, p := range c.Partitions {

@@ -91,6 +91,17 @@ type CreateTopic struct {
 	Partitions []PartitionAssignment `json:"partitions"`
 	// Internal allows a name starting with "__".
 	Internal bool `json:"internal,omitempty"`
+	// MaxTopics and MaxTotalPartitions, when non-zero, are the proposer's
+	// Limits: the FSM refuses the topic (*LimitExceededError) if the
+	// cluster would then hold more topics or partitions. They travel in
+	// the command so that every replica judges it by the same numbers
+	// whatever its own flags. An entry without them (older logs, the
+	// controller's internal topics) is applied as before, which is why
+	// they did not need a new command type; a binary that predates them
+	// rejects an entry carrying them as malformed, as it would an unknown
+	// type.
+	MaxTopics          int `json:"max_topics,omitempty"`
+	MaxTotalPartitions int `json:"max_total_partitions,omitempty"`
 }
 
 // DeleteTopic deletes a topic. With a non-zero TopicID it deletes only that

@@ -28,7 +28,27 @@ var (
 	ErrMalformedCommand = errors.New("malformed metadata command")
 	// ErrInternalTopic is matched by every *InternalTopicError.
 	ErrInternalTopic = errors.New("internal topic")
+	// ErrLimitExceeded is matched by every *LimitExceededError.
+	ErrLimitExceeded = errors.New("cluster limit exceeded")
 )
+
+// LimitExceededError refuses a change that would take the cluster past one
+// of the operator's limits (Limits.MaxTopics, Limits.MaxTotalPartitions).
+type LimitExceededError struct {
+	Limit   string // the `skiff server` flag holding it, e.g. "max-topics"
+	What    string // what is counted: "topics", "partitions"
+	Current int    // how many exist
+	Adding  int    // how many the change adds
+	Max     int
+}
+
+func (e *LimitExceededError) Error() string {
+	return fmt.Sprintf("cluster limit --%s reached: the cluster has %d %s, adding %d would exceed the limit of %d; delete unused topics or raise --%s on every node",
+		e.Limit, e.Current, e.What, e.Adding, e.Max, e.Limit)
+}
+
+// Is makes errors.Is(err, ErrLimitExceeded) hold.
+func (e *LimitExceededError) Is(target error) bool { return target == ErrLimitExceeded }
 
 // InternalTopicError refuses an operation on an internal topic (a name
 // starting with InternalTopicPrefix) that only the cluster itself may

@@ -193,6 +193,15 @@ func (r PartitionRef) Placement() placement.Partition {
 	return placement.Partition{Topic: r.Topic, Partition: r.Partition, Replicas: slices.Clone(r.Replicas)}
 }
 
+// PartitionCount is the number of partitions of all topics together.
+func (s *State) PartitionCount() int {
+	n := 0
+	for _, t := range s.Topics {
+		n += len(t.Partitions)
+	}
+	return n
+}
+
 // Partitions returns every partition, sorted by topic name and partition.
 func (s *State) Partitions() []PartitionRef {
 	return s.partitions(func([]string) bool { return true })

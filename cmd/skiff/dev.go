@@ -118,7 +118,7 @@ func runDev(ctx context.Context, o *devOptions, out interface{ Write([]byte) (in
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := runNode(ctx, cfg, func(n *cluster.Node, srv *rpc.Server) {
+			err := runNode(ctx, cfg, defaultServerLimits(), func(n *cluster.Node, srv *rpc.Server) {
 				mu.Lock()
 				nodes = append(nodes, devNode{n, srv})
 				mu.Unlock()

@@ -22,6 +22,7 @@ func newServerCommand() *cobra.Command {
 	var join []string
 	var logLevel string
 	var tlsFiles certs.Files
+	limits := defaultServerLimits()
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a Skiff node",
@@ -31,6 +32,9 @@ func newServerCommand() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := applyEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			if err := limits.validate(cfg); err != nil {
 				return err
 			}
 			cfg.Join = splitList(join)
@@ -44,7 +48,7 @@ func newServerCommand() *cobra.Command {
 					return err
 				}
 			}
-			return runNode(cmd.Context(), cfg, nil)
+			return runNode(cmd.Context(), cfg, limits, nil)
 		},
 	}
 	f := cmd.Flags()
@@ -64,7 +68,8 @@ func newServerCommand() *cobra.Command {
 	addServerTLSFlags(f, &tlsFiles)
 	f.BoolVar(&cfg.ClientAuth, "auth", false, "require every client call to authenticate: a client certificate of the cluster CA, or --user/--password over TLS (needs the --tls-* flags)")
 	f.StringSliceVar(&cfg.SuperUsers, "super-users", nil, "principals that may manage users (and will bypass ACLs), e.g. User:admin,User:ops")
-	addGossipFlags(f, &cfg) // --gossip-key-file, --cluster-name: gossipkeys.go
+	addGossipFlags(f, &cfg)         // --gossip-key-file, --cluster-name: gossipkeys.go
+	addLimitFlags(f, &limits, &cfg) // --max-request-bytes, --max-connections-per-ip, ...: limits.go
 	return cmd
 }
 
@@ -130,7 +135,7 @@ func newLogger(level string) (*slog.Logger, error) {
 // runNode starts a node and its gRPC server, calls started (if given) once
 // both run, and on ctx's end shuts down gracefully: leadership handed away,
 // gossip left, then everything stopped in reverse order.
-func runNode(ctx context.Context, cfg cluster.Config, started func(*cluster.Node, *rpc.Server)) error {
+func runNode(ctx context.Context, cfg cluster.Config, limits serverLimits, started func(*cluster.Node, *rpc.Server)) error {
 	auth := rpc.AuthConfig{Enabled: cfg.ClientAuth, SuperUsers: splitList(cfg.SuperUsers)}
 	if err := auth.Validate(); err != nil {
 		return fmt.Errorf("--super-users: %w", err)
@@ -148,7 +153,7 @@ func runNode(ctx context.Context, cfg cluster.Config, started func(*cluster.Node
 		grpcLn.Close()
 		return err
 	}
-	opts := []rpc.Option{rpc.WithLogger(cfg.Logger), rpc.WithAuth(auth)}
+	opts := []rpc.Option{rpc.WithConfig(limits.rpcConfig()), rpc.WithLogger(cfg.Logger), rpc.WithAuth(auth)}
 	if cfg.TLS != nil {
 		opts = append(opts, rpc.WithTLS(cfg.TLS.ServerConfig()))
 		rctx, stopReload := context.WithCancel(ctx)
@@ -157,7 +162,8 @@ func runNode(ctx context.Context, cfg cluster.Config, started func(*cluster.Node
 	}
 	srv := rpc.NewServer(node, opts...)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(grpcLn) }()
+	ln := rpc.LimitConnectionsPerIP(grpcLn, limits.maxConnectionsPerIP, node.Registry())
+	go func() { serveErr <- srv.Serve(ln) }()
 	if started != nil {
 		started(node, srv)
 	}

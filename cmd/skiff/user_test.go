@@ -35,7 +35,7 @@ func startDevSecureNode(t *testing.T) (dir string, adminFlags []string) {
 	started := make(chan *cluster.Node, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- runNode(ctx, cfg, func(n *cluster.Node, _ *rpc.Server) { started <- n })
+		done <- runNode(ctx, cfg, defaultServerLimits(), func(n *cluster.Node, _ *rpc.Server) { started <- n })
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	var node *cluster.Node
