@@ -283,6 +283,11 @@ func TestBrokerRegistersOnlyItself(t *testing.T) {
 	dir := certDir(t)
 	c := newSecureTestCluster(t, 3, dir)
 	n2 := c.nodes[2].node()
+	// Every node is ready once its own registration is applied; node 0 may
+	// still be applying n2's.
+	waitFor(t, 10*time.Second, "n0 sees n2 registered", func() bool {
+		return c.nodes[0].node().Metadata().Brokers["n2"].RaftAddr == n2.RaftAddr()
+	})
 	hijack := metadata.Broker{ID: "n2", GRPCAddr: "127.0.0.1:1", RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:1", GossipAddr: n2.GossipAddr()}
 	raw, err := metadata.EncodeCommand(metadata.RegisterBroker{Broker: hijack})
 	if err != nil {

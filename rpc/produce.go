@@ -70,6 +70,9 @@ func (s *Server) startProduce(ctx context.Context, req *skiffpb.ProduceRequest) 
 	if err != nil {
 		return fail(err)
 	}
+	if err := s.checkProducerID(ctx, batch); err != nil {
+		return fail(err)
+	}
 	r, err := s.replica(ctx, req.Topic, req.Partition)
 	if err != nil {
 		return fail(err)
