@@ -403,9 +403,9 @@ func (s *replicaSet) closeAll() error {
 	return errors.Join(errs...)
 }
 
-// keys returns the local partitions in a stable order.
-func (s *replicaSet) keys() []partitionKey {
-	all := s.all()
+
+// sortedPartitionKeys returns the keys of all by topic, then partition.
+func sortedPartitionKeys(all map[partitionKey]*partition.Replica) []partitionKey {
 	keys := make([]partitionKey, 0, len(all))
 	for k := range all {
 		keys = append(keys, k)

@@ -184,9 +184,11 @@ type PartitionStatus struct {
 }
 
 func (n *Node) localPartitionStatus(ctx context.Context) []PartitionStatus {
+	// One snapshot of the replicas: a replica started between two looks
+	// would have a key and no replica.
 	all := n.replicas.all()
 	out := make([]PartitionStatus, 0, len(all))
-	for _, key := range n.replicas.keys() {
+	for _, key := range sortedPartitionKeys(all) {
 		r := all[key]
 		s := r.Status()
 		ps := PartitionStatus{Topic: key.Topic, TopicID: key.TopicID, Partition: key.Partition, Node: n.id,
