@@ -67,7 +67,7 @@ func TestThrottleAdmitsTheQuotaRate(t *testing.T) {
 		rate := int64(1 + rng.IntN(1<<20))
 		clients := 1 + rng.IntN(8)
 		maxCost := 1 + rng.Int64N(rate/2+1) // up to half a second's worth per request
-		busy := trial%2 == 0 // every client sends as fast as it may
+		busy := trial%2 == 0                // every client sends as fast as it may
 		var maxThink time.Duration
 		if !busy {
 			maxThink = time.Duration(rng.Int64N(int64(100 * time.Millisecond)))
