@@ -31,7 +31,7 @@ func newClientCommands(persistent *pflag.FlagSet, g *globalOptions) []*cobra.Com
 	persistent.StringSliceVar(&o.brokers, "brokers", []string{"127.0.0.1:9400"}, "gRPC addresses of any cluster nodes (host:port,...)")
 	persistent.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long a command (or each request of produce) may take")
 	registerTLSFlags(persistent, &o.tls)
-	return []*cobra.Command{newTopicCommand(o), newACLCommand(o), newProduceCommand(o), newConsumeCommand(o), newGroupCommand(o), newShareCommand(o), newDLQCommand(o), newClusterCommand(o), newBenchCommand(o)}
+	return []*cobra.Command{newTopicCommand(o), newACLCommand(o), newQuotaCommand(o), newProduceCommand(o), newConsumeCommand(o), newGroupCommand(o), newShareCommand(o), newDLQCommand(o), newClusterCommand(o), newBenchCommand(o)}
 }
 
 // prepare applies SKIFF_* environment variables (SKIFF_BROKERS, ...) to
