@@ -205,11 +205,15 @@ func TestRequestQuotaThrottlesEveryCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// The User:* default applies to alice, who has no quota of her own.
-	const rate, n = 20, 60
+	const rate, n = 10, 40 // 10 calls/s: well below what one client does alone, even under -race
+	alice := pb.NewAdminClient(an.userConn(t, "alice", "alice-password"))
+	// Connect and authenticate (TLS, password hashing) before the clock runs.
+	if _, err := alice.Metadata(ctx, &pb.MetadataRequest{}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := an.admin.SetQuota(ctx, &pb.SetQuotaRequest{Quota: &pb.Quota{Principal: "User:*", RequestsPerSec: rate}}); err != nil {
 		t.Fatal(err)
 	}
-	alice := pb.NewAdminClient(an.userConn(t, "alice", "alice-password"))
 	throttled := 0
 	start := time.Now()
 	for i := range n {
