@@ -114,6 +114,7 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	if c.cfg.Password != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(passwordCreds{user: c.cfg.User, password: c.cfg.Password}))
 	}
+	throttle := &connThrottle{}
 	cc, err := grpc.NewClient(addr, append(opts,
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: c.cfg.DialTimeout}),
 		// A broker whose host or container died sends no RST: without
@@ -121,6 +122,10 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 		// before going to the new leader.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: keepaliveTime, Timeout: keepaliveTimeout, PermitWithoutStream: true}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
+		// Honour quotas: after a throttled answer, wait before the next
+		// request on this connection (throttle.go).
+		grpc.WithChainUnaryInterceptor(throttle.unary),
+		grpc.WithChainStreamInterceptor(throttle.stream),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("client: broker %s: %w", addr, err)

@@ -111,6 +111,9 @@ func accessRules() map[string]accessRule {
 		pb.Admin_UpsertUser_FullMethodName:       {checks: []accessCheck{clusterCheck(acl.Alter)}},
 		pb.Admin_DeleteUser_FullMethodName:       {checks: []accessCheck{clusterCheck(acl.Alter)}},
 		pb.Admin_ListUsers_FullMethodName:        {checks: []accessCheck{clusterCheck(acl.Describe)}},
+		pb.Admin_SetQuota_FullMethodName:         {checks: []accessCheck{clusterCheck(acl.Alter)}},
+		pb.Admin_DeleteQuota_FullMethodName:      {checks: []accessCheck{clusterCheck(acl.Alter)}},
+		pb.Admin_ListQuotas_FullMethodName:       {checks: []accessCheck{clusterCheck(acl.Describe)}},
 
 		pb.Groups_FindCoordinator_FullMethodName: {checks: []accessCheck{groupCheck(acl.Describe, one(func(r *pb.FindCoordinatorRequest) string { return r.GetGroup() }))}},
 		pb.Groups_Heartbeat_FullMethodName: {checks: []accessCheck{

@@ -62,6 +62,7 @@ const (
 	ReasonNotAuthorized       = "NOT_AUTHORIZED"
 	ReasonUnknownUser         = "UNKNOWN_USER"
 	ReasonUserExists          = "USER_EXISTS"
+	ReasonUnknownQuota        = "UNKNOWN_QUOTA"
 )
 
 // errShuttingDown ends long-lived calls when the server stops.
@@ -132,6 +133,7 @@ func invalid(field, format string, args ...any) error {
 //	*permissionError                              PERMISSION_DENIED    (reason NOT_AUTHORIZED)
 //	metadata.ErrUnknownUser                       NOT_FOUND            (reason UNKNOWN_USER)
 //	metadata.ErrUserExists                        ALREADY_EXISTS       (reason USER_EXISTS)
+//	metadata.ErrUnknownQuota                      NOT_FOUND            (reason UNKNOWN_QUOTA)
 //	*panicError                                   INTERNAL
 //	anything else                                 UNKNOWN
 //
@@ -169,6 +171,8 @@ func toStatus(err error, grpcAddr func(id string) string) *status.Status {
 		code, reason = codes.NotFound, ReasonUnknownUser
 	case errors.Is(err, metadata.ErrUserExists):
 		code, reason = codes.AlreadyExists, ReasonUserExists
+	case errors.Is(err, metadata.ErrUnknownQuota):
+		code, reason = codes.NotFound, ReasonUnknownQuota
 	case errors.As(err, &nl):
 		code, reason = codes.FailedPrecondition, ReasonNotLeader
 		d := &skiffpb.NotLeader{LeaderId: nl.LeaderID}

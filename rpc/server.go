@@ -35,6 +35,10 @@ type Config struct {
 	TLS *tls.Config
 	// Auth configures client authentication (auth.go). Default: off.
 	Auth AuthConfig
+	// QuotaMaxThrottle caps the delay one answer is held back for
+	// exceeding a quota (quota.go); a larger debt is paid over the next
+	// calls. Default 30s.
+	QuotaMaxThrottle time.Duration
 	// MaxRecvMsgBytes bounds one request message (`skiff server
 	// --max-request-bytes`); gRPC refuses a larger one with
 	// RESOURCE_EXHAUSTED before it is decoded. Default
@@ -86,6 +90,7 @@ func DefaultConfig() Config {
 		SubscribeWait:        10 * time.Second,
 		MetadataCacheTTL:     time.Second,
 		LookupTimeout:        3 * time.Second,
+		QuotaMaxThrottle:     30 * time.Second,
 	}
 }
 
@@ -114,6 +119,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.SubscribeWait, d.SubscribeWait)
 	setDur(&c.MetadataCacheTTL, d.MetadataCacheTTL)
 	setDur(&c.LookupTimeout, d.LookupTimeout)
+	setDur(&c.QuotaMaxThrottle, d.QuotaMaxThrottle)
 	return c
 }
 
@@ -140,6 +146,7 @@ type Server struct {
 	metrics *metrics
 	auth    *authenticator
 	authz   *authorizer
+	quota   *quotaEnforcer
 
 	describes *ttlCache[cluster.TopicDescription]
 	statuses  *ttlCache[cluster.ClusterStatus]
@@ -198,14 +205,15 @@ func NewServer(node Node, opts ...Option) *Server {
 	s.metrics = newMetrics(reg, s.logger)
 	s.auth = newAuthenticator(cfg.Auth, cfg.TLS, node.Metadata)
 	s.authz = newAuthorizer(cfg.Auth.Enabled, node.Metadata)
+	s.quota = newQuotaEnforcer(node.Metadata, cfg.QuotaMaxThrottle, s.shutdown, s.metrics)
 	gopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
 		// Clients ping every 500ms to notice a dead broker quickly; gRPC's
 		// default policy would answer such pings with GOAWAY.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 200 * time.Millisecond, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(s.unaryInterceptor, s.auth.unary, s.authz.unary),
-		grpc.ChainStreamInterceptor(s.streamInterceptor, s.auth.stream, s.authz.stream),
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor, s.auth.unary, s.quota.unary, s.authz.unary),
+		grpc.ChainStreamInterceptor(s.streamInterceptor, s.auth.stream, s.quota.stream, s.authz.stream),
 		// Stop returns only once every handler has: nothing hands work to
 		// the async writer after Stop waited for it.
 		grpc.WaitForHandlers(true),

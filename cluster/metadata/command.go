@@ -34,6 +34,8 @@ const (
 	TypeDeleteACLs         CommandType = 13
 	TypeUpsertUser         CommandType = 10
 	TypeDeleteUser         CommandType = 11
+	TypeSetQuota           CommandType = 14
+	TypeDeleteQuota        CommandType = 15
 )
 
 func (t CommandType) String() string {
@@ -60,6 +62,10 @@ func (t CommandType) String() string {
 		return "UpsertUser"
 	case TypeDeleteUser:
 		return "DeleteUser"
+	case TypeSetQuota:
+		return "SetQuota"
+	case TypeDeleteQuota:
+		return "DeleteQuota"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -246,6 +252,10 @@ func DecodeCommand(data []byte) (Command, error) {
 		return decodeAs[UpsertUser](t, data[1:])
 	case TypeDeleteUser:
 		return decodeAs[DeleteUser](t, data[1:])
+	case TypeSetQuota:
+		return decodeAs[SetQuota](t, data[1:])
+	case TypeDeleteQuota:
+		return decodeAs[DeleteQuota](t, data[1:])
 	}
 	return nil, &UnknownCommandError{Type: t}
 }

@@ -91,6 +91,9 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 	if s.Users == nil { // a snapshot from before users existed
 		s.Users = map[string]UserCredential{}
 	}
+	if s.Quotas == nil { // a snapshot from before quotas existed
+		s.Quotas = map[string]Quota{}
+	}
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("metadata snapshot: %w", err)
 	}

@@ -101,6 +101,10 @@ type State struct {
 	// Users by name: password hashes (never passwords). Omitted when
 	// empty, so a snapshot without users reads the same in older versions.
 	Users map[string]UserCredential `json:"users,omitempty"`
+	// Quotas by principal (User:<name>, or User:* for the default).
+	// Omitted when empty, so a snapshot without quotas reads the same in
+	// older versions.
+	Quotas map[string]Quota `json:"quotas,omitempty"`
 	// Index is the Raft index of the last entry that changed the state.
 	// Rejected commands change nothing, not even Index; FSM.AppliedIndex
 	// counts every entry.
@@ -109,7 +113,7 @@ type State struct {
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{Brokers: map[string]Broker{}, Topics: map[string]*Topic{}, Users: map[string]UserCredential{}}
+	return &State{Brokers: map[string]Broker{}, Topics: map[string]*Topic{}, Users: map[string]UserCredential{}, Quotas: map[string]Quota{}}
 }
 
 // Clone returns a deep copy.
@@ -134,6 +138,8 @@ func (s *State) cow() *State {
 	// place, so copying the map is enough.
 	c.Users = make(map[string]UserCredential, len(s.Users))
 	maps.Copy(c.Users, s.Users)
+	c.Quotas = make(map[string]Quota, len(s.Quotas))
+	maps.Copy(c.Quotas, s.Quotas)
 	return &c
 }
 
@@ -229,8 +235,8 @@ func (s *State) partitions(keep func([]string) bool) []PartitionRef {
 // Validate checks every invariant of the state; Restore refuses a snapshot
 // that breaks one, and tests use it after every command.
 func (s *State) Validate() error {
-	if s.Brokers == nil || s.Topics == nil || s.Users == nil {
-		return fmt.Errorf("metadata state: nil brokers, topics or users map")
+	if s.Brokers == nil || s.Topics == nil || s.Users == nil || s.Quotas == nil {
+		return fmt.Errorf("metadata state: nil brokers, topics, users or quotas map")
 	}
 	if err := validateACLs(s.ACLs); err != nil {
 		return fmt.Errorf("metadata state: %w", err)
@@ -270,6 +276,9 @@ func (s *State) Validate() error {
 		return fmt.Errorf("metadata state: next producer id %d is negative", s.NextProducerID)
 	}
 	if err := s.validateUsers(); err != nil {
+		return err
+	}
+	if err := s.validateQuotas(); err != nil {
 		return err
 	}
 	if s.MetaVoters != nil {

@@ -112,6 +112,7 @@ func TestCLIVerbsAgainstADevCluster(t *testing.T) {
 	t.Run("unknown topic fails every verb", func(t *testing.T) { testUnknownTopicExitCodes(t, c) })
 	t.Run("consumer groups", func(t *testing.T) { testGroupVerbs(t, c) })
 	t.Run("share groups", func(t *testing.T) { testShareGroupVerbs(t, c) })
+	t.Run("quotas", func(t *testing.T) { testQuotaVerbs(t, c) })
 	t.Run("bench produce consume e2e", func(t *testing.T) { testBench(t, c) })
 }
 

@@ -1952,6 +1952,316 @@ func (x *DescribeClusterResponse) GetOfflinePartitions() int32 {
 	return 0
 }
 
+// Zero means no limit of that kind. A principal's own quota replaces the
+// User:* default as a whole.
+type Quota struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Principal          string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"` // User:<name>, or User:* for the default
+	ProduceBytesPerSec int64                  `protobuf:"varint,2,opt,name=produce_bytes_per_sec,json=produceBytesPerSec,proto3" json:"produce_bytes_per_sec,omitempty"`
+	FetchBytesPerSec   int64                  `protobuf:"varint,3,opt,name=fetch_bytes_per_sec,json=fetchBytesPerSec,proto3" json:"fetch_bytes_per_sec,omitempty"`
+	RequestsPerSec     int64                  `protobuf:"varint,4,opt,name=requests_per_sec,json=requestsPerSec,proto3" json:"requests_per_sec,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *Quota) Reset() {
+	*x = Quota{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Quota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Quota) ProtoMessage() {}
+
+func (x *Quota) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Quota.ProtoReflect.Descriptor instead.
+func (*Quota) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Quota) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *Quota) GetProduceBytesPerSec() int64 {
+	if x != nil {
+		return x.ProduceBytesPerSec
+	}
+	return 0
+}
+
+func (x *Quota) GetFetchBytesPerSec() int64 {
+	if x != nil {
+		return x.FetchBytesPerSec
+	}
+	return 0
+}
+
+func (x *Quota) GetRequestsPerSec() int64 {
+	if x != nil {
+		return x.RequestsPerSec
+	}
+	return 0
+}
+
+type SetQuotaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Quota         *Quota                 `protobuf:"bytes,1,opt,name=quota,proto3" json:"quota,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetQuotaRequest) Reset() {
+	*x = SetQuotaRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetQuotaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetQuotaRequest) ProtoMessage() {}
+
+func (x *SetQuotaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetQuotaRequest.ProtoReflect.Descriptor instead.
+func (*SetQuotaRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SetQuotaRequest) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+type SetQuotaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetQuotaResponse) Reset() {
+	*x = SetQuotaResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetQuotaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetQuotaResponse) ProtoMessage() {}
+
+func (x *SetQuotaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetQuotaResponse.ProtoReflect.Descriptor instead.
+func (*SetQuotaResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{28}
+}
+
+type DeleteQuotaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Principal     string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteQuotaRequest) Reset() {
+	*x = DeleteQuotaRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteQuotaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteQuotaRequest) ProtoMessage() {}
+
+func (x *DeleteQuotaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteQuotaRequest.ProtoReflect.Descriptor instead.
+func (*DeleteQuotaRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *DeleteQuotaRequest) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+type DeleteQuotaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteQuotaResponse) Reset() {
+	*x = DeleteQuotaResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteQuotaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteQuotaResponse) ProtoMessage() {}
+
+func (x *DeleteQuotaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteQuotaResponse.ProtoReflect.Descriptor instead.
+func (*DeleteQuotaResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{30}
+}
+
+type ListQuotasRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuotasRequest) Reset() {
+	*x = ListQuotasRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuotasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuotasRequest) ProtoMessage() {}
+
+func (x *ListQuotasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuotasRequest.ProtoReflect.Descriptor instead.
+func (*ListQuotasRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{31}
+}
+
+type ListQuotasResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Quotas        []*Quota               `protobuf:"bytes,1,rep,name=quotas,proto3" json:"quotas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuotasResponse) Reset() {
+	*x = ListQuotasResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuotasResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuotasResponse) ProtoMessage() {}
+
+func (x *ListQuotasResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuotasResponse.ProtoReflect.Descriptor instead.
+func (*ListQuotasResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListQuotasResponse) GetQuotas() []*Quota {
+	if x != nil {
+		return x.Quotas
+	}
+	return nil
+}
+
 type UpsertUserRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1963,7 +2273,7 @@ type UpsertUserRequest struct {
 
 func (x *UpsertUserRequest) Reset() {
 	*x = UpsertUserRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2285,7 @@ func (x *UpsertUserRequest) String() string {
 func (*UpsertUserRequest) ProtoMessage() {}
 
 func (x *UpsertUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2298,7 @@ func (x *UpsertUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertUserRequest.ProtoReflect.Descriptor instead.
 func (*UpsertUserRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{26}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpsertUserRequest) GetName() string {
@@ -2020,7 +2330,7 @@ type UpsertUserResponse struct {
 
 func (x *UpsertUserResponse) Reset() {
 	*x = UpsertUserResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2342,7 @@ func (x *UpsertUserResponse) String() string {
 func (*UpsertUserResponse) ProtoMessage() {}
 
 func (x *UpsertUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2355,7 @@ func (x *UpsertUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertUserResponse.ProtoReflect.Descriptor instead.
 func (*UpsertUserResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{27}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34}
 }
 
 type DeleteUserRequest struct {
@@ -2057,7 +2367,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2379,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2392,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{28}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeleteUserRequest) GetName() string {
@@ -2100,7 +2410,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2422,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2435,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{36}
 }
 
 type ListUsersRequest struct {
@@ -2136,7 +2446,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2148,7 +2458,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2161,7 +2471,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{30}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37}
 }
 
 type UserInfo struct {
@@ -2174,7 +2484,7 @@ type UserInfo struct {
 
 func (x *UserInfo) Reset() {
 	*x = UserInfo{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2186,7 +2496,7 @@ func (x *UserInfo) String() string {
 func (*UserInfo) ProtoMessage() {}
 
 func (x *UserInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2199,7 +2509,7 @@ func (x *UserInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfo.ProtoReflect.Descriptor instead.
 func (*UserInfo) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{31}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UserInfo) GetName() string {
@@ -2225,7 +2535,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2237,7 +2547,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2250,7 +2560,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{32}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListUsersResponse) GetUsers() []*UserInfo {
@@ -2275,7 +2585,7 @@ type AclBinding struct {
 
 func (x *AclBinding) Reset() {
 	*x = AclBinding{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2287,7 +2597,7 @@ func (x *AclBinding) String() string {
 func (*AclBinding) ProtoMessage() {}
 
 func (x *AclBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2300,7 +2610,7 @@ func (x *AclBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AclBinding.ProtoReflect.Descriptor instead.
 func (*AclBinding) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{33}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AclBinding) GetPrincipal() string {
@@ -2361,7 +2671,7 @@ type CreateACLsRequest struct {
 
 func (x *CreateACLsRequest) Reset() {
 	*x = CreateACLsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2373,7 +2683,7 @@ func (x *CreateACLsRequest) String() string {
 func (*CreateACLsRequest) ProtoMessage() {}
 
 func (x *CreateACLsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2386,7 +2696,7 @@ func (x *CreateACLsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateACLsRequest.ProtoReflect.Descriptor instead.
 func (*CreateACLsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CreateACLsRequest) GetBindings() []*AclBinding {
@@ -2405,7 +2715,7 @@ type CreateACLsResponse struct {
 
 func (x *CreateACLsResponse) Reset() {
 	*x = CreateACLsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2727,7 @@ func (x *CreateACLsResponse) String() string {
 func (*CreateACLsResponse) ProtoMessage() {}
 
 func (x *CreateACLsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2740,7 @@ func (x *CreateACLsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateACLsResponse.ProtoReflect.Descriptor instead.
 func (*CreateACLsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{35}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreateACLsResponse) GetCreated() int64 {
@@ -2449,7 +2759,7 @@ type DeleteACLsRequest struct {
 
 func (x *DeleteACLsRequest) Reset() {
 	*x = DeleteACLsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2461,7 +2771,7 @@ func (x *DeleteACLsRequest) String() string {
 func (*DeleteACLsRequest) ProtoMessage() {}
 
 func (x *DeleteACLsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2474,7 +2784,7 @@ func (x *DeleteACLsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteACLsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteACLsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{36}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DeleteACLsRequest) GetBindings() []*AclBinding {
@@ -2493,7 +2803,7 @@ type DeleteACLsResponse struct {
 
 func (x *DeleteACLsResponse) Reset() {
 	*x = DeleteACLsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +2815,7 @@ func (x *DeleteACLsResponse) String() string {
 func (*DeleteACLsResponse) ProtoMessage() {}
 
 func (x *DeleteACLsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2828,7 @@ func (x *DeleteACLsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteACLsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteACLsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeleteACLsResponse) GetDeleted() int64 {
@@ -2540,7 +2850,7 @@ type ListACLsRequest struct {
 
 func (x *ListACLsRequest) Reset() {
 	*x = ListACLsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2862,7 @@ func (x *ListACLsRequest) String() string {
 func (*ListACLsRequest) ProtoMessage() {}
 
 func (x *ListACLsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +2875,7 @@ func (x *ListACLsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListACLsRequest.ProtoReflect.Descriptor instead.
 func (*ListACLsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{38}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListACLsRequest) GetPrincipal() string {
@@ -2598,7 +2908,7 @@ type ListACLsResponse struct {
 
 func (x *ListACLsResponse) Reset() {
 	*x = ListACLsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2610,7 +2920,7 @@ func (x *ListACLsResponse) String() string {
 func (*ListACLsResponse) ProtoMessage() {}
 
 func (x *ListACLsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2623,7 +2933,7 @@ func (x *ListACLsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListACLsResponse.ProtoReflect.Descriptor instead.
 func (*ListACLsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{39}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListACLsResponse) GetBindings() []*AclBinding {
@@ -2643,7 +2953,7 @@ type GossipKeysRequest struct {
 
 func (x *GossipKeysRequest) Reset() {
 	*x = GossipKeysRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2655,7 +2965,7 @@ func (x *GossipKeysRequest) String() string {
 func (*GossipKeysRequest) ProtoMessage() {}
 
 func (x *GossipKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2668,7 +2978,7 @@ func (x *GossipKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeysRequest.ProtoReflect.Descriptor instead.
 func (*GossipKeysRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{40}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GossipKeysRequest) GetOp() GossipKeyOp {
@@ -2697,7 +3007,7 @@ type GossipKeyNode struct {
 
 func (x *GossipKeyNode) Reset() {
 	*x = GossipKeyNode{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2709,7 +3019,7 @@ func (x *GossipKeyNode) String() string {
 func (*GossipKeyNode) ProtoMessage() {}
 
 func (x *GossipKeyNode) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2722,7 +3032,7 @@ func (x *GossipKeyNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyNode.ProtoReflect.Descriptor instead.
 func (*GossipKeyNode) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{41}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GossipKeyNode) GetNodeId() string {
@@ -2756,7 +3066,7 @@ type GossipKeysResponse struct {
 
 func (x *GossipKeysResponse) Reset() {
 	*x = GossipKeysResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2768,7 +3078,7 @@ func (x *GossipKeysResponse) String() string {
 func (*GossipKeysResponse) ProtoMessage() {}
 
 func (x *GossipKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2781,7 +3091,7 @@ func (x *GossipKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeysResponse.ProtoReflect.Descriptor instead.
 func (*GossipKeysResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{42}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GossipKeysResponse) GetKey() string {
@@ -2809,7 +3119,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2821,7 +3131,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2834,7 +3144,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{43}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -2863,7 +3173,7 @@ type OffsetOutOfRange struct {
 
 func (x *OffsetOutOfRange) Reset() {
 	*x = OffsetOutOfRange{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2875,7 +3185,7 @@ func (x *OffsetOutOfRange) String() string {
 func (*OffsetOutOfRange) ProtoMessage() {}
 
 func (x *OffsetOutOfRange) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2888,7 +3198,7 @@ func (x *OffsetOutOfRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetOutOfRange.ProtoReflect.Descriptor instead.
 func (*OffsetOutOfRange) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{44}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *OffsetOutOfRange) GetOffset() int64 {
@@ -2921,7 +3231,7 @@ type WriteIndeterminate struct {
 
 func (x *WriteIndeterminate) Reset() {
 	*x = WriteIndeterminate{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2933,7 +3243,7 @@ func (x *WriteIndeterminate) String() string {
 func (*WriteIndeterminate) ProtoMessage() {}
 
 func (x *WriteIndeterminate) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2946,7 +3256,7 @@ func (x *WriteIndeterminate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteIndeterminate.ProtoReflect.Descriptor instead.
 func (*WriteIndeterminate) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{45}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{52}
 }
 
 type TopicPartitions struct {
@@ -2959,7 +3269,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2971,7 +3281,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2984,7 +3294,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{46}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -3010,7 +3320,7 @@ type FindCoordinatorRequest struct {
 
 func (x *FindCoordinatorRequest) Reset() {
 	*x = FindCoordinatorRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3022,7 +3332,7 @@ func (x *FindCoordinatorRequest) String() string {
 func (*FindCoordinatorRequest) ProtoMessage() {}
 
 func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3035,7 +3345,7 @@ func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorRequest.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{47}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *FindCoordinatorRequest) GetGroup() string {
@@ -3055,7 +3365,7 @@ type FindCoordinatorResponse struct {
 
 func (x *FindCoordinatorResponse) Reset() {
 	*x = FindCoordinatorResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3067,7 +3377,7 @@ func (x *FindCoordinatorResponse) String() string {
 func (*FindCoordinatorResponse) ProtoMessage() {}
 
 func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3080,7 +3390,7 @@ func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorResponse.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{48}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *FindCoordinatorResponse) GetNodeId() string {
@@ -3120,7 +3430,7 @@ type GroupHeartbeatRequest struct {
 
 func (x *GroupHeartbeatRequest) Reset() {
 	*x = GroupHeartbeatRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3132,7 +3442,7 @@ func (x *GroupHeartbeatRequest) String() string {
 func (*GroupHeartbeatRequest) ProtoMessage() {}
 
 func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3145,7 +3455,7 @@ func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{49}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GroupHeartbeatRequest) GetGroup() string {
@@ -3234,7 +3544,7 @@ type GroupHeartbeatResponse struct {
 
 func (x *GroupHeartbeatResponse) Reset() {
 	*x = GroupHeartbeatResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3246,7 +3556,7 @@ func (x *GroupHeartbeatResponse) String() string {
 func (*GroupHeartbeatResponse) ProtoMessage() {}
 
 func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3259,7 +3569,7 @@ func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{50}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GroupHeartbeatResponse) GetMemberId() string {
@@ -3309,7 +3619,7 @@ type OffsetCommit struct {
 
 func (x *OffsetCommit) Reset() {
 	*x = OffsetCommit{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3321,7 +3631,7 @@ func (x *OffsetCommit) String() string {
 func (*OffsetCommit) ProtoMessage() {}
 
 func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3334,7 +3644,7 @@ func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetCommit.ProtoReflect.Descriptor instead.
 func (*OffsetCommit) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{51}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *OffsetCommit) GetTopic() string {
@@ -3377,7 +3687,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3389,7 +3699,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3402,7 +3712,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{52}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -3441,7 +3751,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3453,7 +3763,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3466,7 +3776,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{53}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{60}
 }
 
 type FetchOffsetsRequest struct {
@@ -3479,7 +3789,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3491,7 +3801,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3504,7 +3814,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{54}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -3534,7 +3844,7 @@ type CommittedOffset struct {
 
 func (x *CommittedOffset) Reset() {
 	*x = CommittedOffset{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3546,7 +3856,7 @@ func (x *CommittedOffset) String() string {
 func (*CommittedOffset) ProtoMessage() {}
 
 func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3559,7 +3869,7 @@ func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommittedOffset.ProtoReflect.Descriptor instead.
 func (*CommittedOffset) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{55}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *CommittedOffset) GetTopic() string {
@@ -3606,7 +3916,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3618,7 +3928,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3631,7 +3941,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *FetchOffsetsResponse) GetOffsets() []*CommittedOffset {
@@ -3651,7 +3961,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3663,7 +3973,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3676,7 +3986,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{57}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ListGroupsRequest) GetLocalOnly() bool {
@@ -3698,7 +4008,7 @@ type GroupListing struct {
 
 func (x *GroupListing) Reset() {
 	*x = GroupListing{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +4020,7 @@ func (x *GroupListing) String() string {
 func (*GroupListing) ProtoMessage() {}
 
 func (x *GroupListing) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +4033,7 @@ func (x *GroupListing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupListing.ProtoReflect.Descriptor instead.
 func (*GroupListing) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{58}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GroupListing) GetGroup() string {
@@ -3763,7 +4073,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3775,7 +4085,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3788,7 +4098,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{59}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupListing {
@@ -3807,7 +4117,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3819,7 +4129,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3832,7 +4142,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{60}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -3859,7 +4169,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3871,7 +4181,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3884,7 +4194,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{61}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -3966,7 +4276,7 @@ type GroupPartitionOffset struct {
 
 func (x *GroupPartitionOffset) Reset() {
 	*x = GroupPartitionOffset{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3978,7 +4288,7 @@ func (x *GroupPartitionOffset) String() string {
 func (*GroupPartitionOffset) ProtoMessage() {}
 
 func (x *GroupPartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3991,7 +4301,7 @@ func (x *GroupPartitionOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartitionOffset.ProtoReflect.Descriptor instead.
 func (*GroupPartitionOffset) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{62}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GroupPartitionOffset) GetTopic() string {
@@ -4065,7 +4375,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4077,7 +4387,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4090,7 +4400,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{63}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -4151,7 +4461,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4163,7 +4473,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4176,7 +4486,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{64}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DeleteGroupRequest) GetGroup() string {
@@ -4194,7 +4504,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4206,7 +4516,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4219,7 +4529,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{72}
 }
 
 type ResetOffsetsRequest struct {
@@ -4232,7 +4542,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4244,7 +4554,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4257,7 +4567,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{66}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -4282,7 +4592,7 @@ type ResetOffsetsResponse struct {
 
 func (x *ResetOffsetsResponse) Reset() {
 	*x = ResetOffsetsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4294,7 +4604,7 @@ func (x *ResetOffsetsResponse) String() string {
 func (*ResetOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4307,7 +4617,7 @@ func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{67}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{74}
 }
 
 type ShareFetchRequest struct {
@@ -4325,7 +4635,7 @@ type ShareFetchRequest struct {
 
 func (x *ShareFetchRequest) Reset() {
 	*x = ShareFetchRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4337,7 +4647,7 @@ func (x *ShareFetchRequest) String() string {
 func (*ShareFetchRequest) ProtoMessage() {}
 
 func (x *ShareFetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4350,7 +4660,7 @@ func (x *ShareFetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareFetchRequest.ProtoReflect.Descriptor instead.
 func (*ShareFetchRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{68}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ShareFetchRequest) GetGroup() string {
@@ -4421,7 +4731,7 @@ type ShareRecord struct {
 
 func (x *ShareRecord) Reset() {
 	*x = ShareRecord{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4433,7 +4743,7 @@ func (x *ShareRecord) String() string {
 func (*ShareRecord) ProtoMessage() {}
 
 func (x *ShareRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4446,7 +4756,7 @@ func (x *ShareRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareRecord.ProtoReflect.Descriptor instead.
 func (*ShareRecord) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{69}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ShareRecord) GetTopic() string {
@@ -4539,7 +4849,7 @@ type ShareFetchResponse struct {
 
 func (x *ShareFetchResponse) Reset() {
 	*x = ShareFetchResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4551,7 +4861,7 @@ func (x *ShareFetchResponse) String() string {
 func (*ShareFetchResponse) ProtoMessage() {}
 
 func (x *ShareFetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4564,7 +4874,7 @@ func (x *ShareFetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareFetchResponse.ProtoReflect.Descriptor instead.
 func (*ShareFetchResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{70}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ShareFetchResponse) GetMemberId() string {
@@ -4616,7 +4926,7 @@ type ShareAck struct {
 
 func (x *ShareAck) Reset() {
 	*x = ShareAck{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4628,7 +4938,7 @@ func (x *ShareAck) String() string {
 func (*ShareAck) ProtoMessage() {}
 
 func (x *ShareAck) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4641,7 +4951,7 @@ func (x *ShareAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAck.ProtoReflect.Descriptor instead.
 func (*ShareAck) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{71}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ShareAck) GetTopic() string {
@@ -4697,7 +5007,7 @@ type ShareAckRequest struct {
 
 func (x *ShareAckRequest) Reset() {
 	*x = ShareAckRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4709,7 +5019,7 @@ func (x *ShareAckRequest) String() string {
 func (*ShareAckRequest) ProtoMessage() {}
 
 func (x *ShareAckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4722,7 +5032,7 @@ func (x *ShareAckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAckRequest.ProtoReflect.Descriptor instead.
 func (*ShareAckRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{72}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ShareAckRequest) GetGroup() string {
@@ -4762,7 +5072,7 @@ type ShareAckResult struct {
 
 func (x *ShareAckResult) Reset() {
 	*x = ShareAckResult{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4774,7 +5084,7 @@ func (x *ShareAckResult) String() string {
 func (*ShareAckResult) ProtoMessage() {}
 
 func (x *ShareAckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4787,7 +5097,7 @@ func (x *ShareAckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAckResult.ProtoReflect.Descriptor instead.
 func (*ShareAckResult) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{73}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ShareAckResult) GetTopic() string {
@@ -4841,7 +5151,7 @@ type ShareAckResponse struct {
 
 func (x *ShareAckResponse) Reset() {
 	*x = ShareAckResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4853,7 +5163,7 @@ func (x *ShareAckResponse) String() string {
 func (*ShareAckResponse) ProtoMessage() {}
 
 func (x *ShareAckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4866,7 +5176,7 @@ func (x *ShareAckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAckResponse.ProtoReflect.Descriptor instead.
 func (*ShareAckResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{74}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ShareAckResponse) GetResults() []*ShareAckResult {
@@ -4886,7 +5196,7 @@ type ShareLeaveRequest struct {
 
 func (x *ShareLeaveRequest) Reset() {
 	*x = ShareLeaveRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4898,7 +5208,7 @@ func (x *ShareLeaveRequest) String() string {
 func (*ShareLeaveRequest) ProtoMessage() {}
 
 func (x *ShareLeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4911,7 +5221,7 @@ func (x *ShareLeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareLeaveRequest.ProtoReflect.Descriptor instead.
 func (*ShareLeaveRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{75}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ShareLeaveRequest) GetGroup() string {
@@ -4937,7 +5247,7 @@ type ShareLeaveResponse struct {
 
 func (x *ShareLeaveResponse) Reset() {
 	*x = ShareLeaveResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4949,7 +5259,7 @@ func (x *ShareLeaveResponse) String() string {
 func (*ShareLeaveResponse) ProtoMessage() {}
 
 func (x *ShareLeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4962,7 +5272,7 @@ func (x *ShareLeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareLeaveResponse.ProtoReflect.Descriptor instead.
 func (*ShareLeaveResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{76}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ShareLeaveResponse) GetReleased() int32 {
@@ -4984,7 +5294,7 @@ type ShareInspectRequest struct {
 
 func (x *ShareInspectRequest) Reset() {
 	*x = ShareInspectRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4996,7 +5306,7 @@ func (x *ShareInspectRequest) String() string {
 func (*ShareInspectRequest) ProtoMessage() {}
 
 func (x *ShareInspectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5009,7 +5319,7 @@ func (x *ShareInspectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareInspectRequest.ProtoReflect.Descriptor instead.
 func (*ShareInspectRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{77}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ShareInspectRequest) GetGroup() string {
@@ -5062,7 +5372,7 @@ type ShareInspectResponse struct {
 
 func (x *ShareInspectResponse) Reset() {
 	*x = ShareInspectResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5074,7 +5384,7 @@ func (x *ShareInspectResponse) String() string {
 func (*ShareInspectResponse) ProtoMessage() {}
 
 func (x *ShareInspectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5087,7 +5397,7 @@ func (x *ShareInspectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareInspectResponse.ProtoReflect.Descriptor instead.
 func (*ShareInspectResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{78}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ShareInspectResponse) GetState() string {
@@ -5183,7 +5493,7 @@ type DescribeShareGroupRequest struct {
 
 func (x *DescribeShareGroupRequest) Reset() {
 	*x = DescribeShareGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5195,7 +5505,7 @@ func (x *DescribeShareGroupRequest) String() string {
 func (*DescribeShareGroupRequest) ProtoMessage() {}
 
 func (x *DescribeShareGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5208,7 +5518,7 @@ func (x *DescribeShareGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeShareGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeShareGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{79}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *DescribeShareGroupRequest) GetGroup() string {
@@ -5231,7 +5541,7 @@ type ShareGroupMember struct {
 
 func (x *ShareGroupMember) Reset() {
 	*x = ShareGroupMember{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5243,7 +5553,7 @@ func (x *ShareGroupMember) String() string {
 func (*ShareGroupMember) ProtoMessage() {}
 
 func (x *ShareGroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5256,7 +5566,7 @@ func (x *ShareGroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareGroupMember.ProtoReflect.Descriptor instead.
 func (*ShareGroupMember) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{80}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ShareGroupMember) GetMemberId() string {
@@ -5314,7 +5624,7 @@ type SharePartitionState struct {
 
 func (x *SharePartitionState) Reset() {
 	*x = SharePartitionState{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5326,7 +5636,7 @@ func (x *SharePartitionState) String() string {
 func (*SharePartitionState) ProtoMessage() {}
 
 func (x *SharePartitionState) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5339,7 +5649,7 @@ func (x *SharePartitionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SharePartitionState.ProtoReflect.Descriptor instead.
 func (*SharePartitionState) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{81}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *SharePartitionState) GetTopic() string {
@@ -5441,7 +5751,7 @@ type DescribeShareGroupResponse struct {
 
 func (x *DescribeShareGroupResponse) Reset() {
 	*x = DescribeShareGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5453,7 +5763,7 @@ func (x *DescribeShareGroupResponse) String() string {
 func (*DescribeShareGroupResponse) ProtoMessage() {}
 
 func (x *DescribeShareGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5466,7 +5776,7 @@ func (x *DescribeShareGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeShareGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeShareGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{82}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *DescribeShareGroupResponse) GetGroup() string {
@@ -5529,7 +5839,7 @@ type AlterShareGroupRequest struct {
 
 func (x *AlterShareGroupRequest) Reset() {
 	*x = AlterShareGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5541,7 +5851,7 @@ func (x *AlterShareGroupRequest) String() string {
 func (*AlterShareGroupRequest) ProtoMessage() {}
 
 func (x *AlterShareGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5554,7 +5864,7 @@ func (x *AlterShareGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterShareGroupRequest.ProtoReflect.Descriptor instead.
 func (*AlterShareGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{83}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *AlterShareGroupRequest) GetGroup() string {
@@ -5587,7 +5897,7 @@ type AlterShareGroupResponse struct {
 
 func (x *AlterShareGroupResponse) Reset() {
 	*x = AlterShareGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5599,7 +5909,7 @@ func (x *AlterShareGroupResponse) String() string {
 func (*AlterShareGroupResponse) ProtoMessage() {}
 
 func (x *AlterShareGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5612,7 +5922,7 @@ func (x *AlterShareGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterShareGroupResponse.ProtoReflect.Descriptor instead.
 func (*AlterShareGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{84}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *AlterShareGroupResponse) GetConfig() map[string]string {
@@ -5632,7 +5942,7 @@ type ListDeadLettersRequest struct {
 
 func (x *ListDeadLettersRequest) Reset() {
 	*x = ListDeadLettersRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5644,7 +5954,7 @@ func (x *ListDeadLettersRequest) String() string {
 func (*ListDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5657,7 +5967,7 @@ func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{85}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ListDeadLettersRequest) GetGroup() string {
@@ -5698,7 +6008,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5710,7 +6020,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5723,7 +6033,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{86}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *DeadLetter) GetTopic() string {
@@ -5847,7 +6157,7 @@ type ListDeadLettersResponse struct {
 
 func (x *ListDeadLettersResponse) Reset() {
 	*x = ListDeadLettersResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5859,7 +6169,7 @@ func (x *ListDeadLettersResponse) String() string {
 func (*ListDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5872,7 +6182,7 @@ func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{87}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
@@ -5895,7 +6205,7 @@ type ResolveDeadLettersRequest struct {
 
 func (x *ResolveDeadLettersRequest) Reset() {
 	*x = ResolveDeadLettersRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5907,7 +6217,7 @@ func (x *ResolveDeadLettersRequest) String() string {
 func (*ResolveDeadLettersRequest) ProtoMessage() {}
 
 func (x *ResolveDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5920,7 +6230,7 @@ func (x *ResolveDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ResolveDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{88}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ResolveDeadLettersRequest) GetGroup() string {
@@ -5967,7 +6277,7 @@ type ResolveDeadLettersResponse struct {
 
 func (x *ResolveDeadLettersResponse) Reset() {
 	*x = ResolveDeadLettersResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5979,7 +6289,7 @@ func (x *ResolveDeadLettersResponse) String() string {
 func (*ResolveDeadLettersResponse) ProtoMessage() {}
 
 func (x *ResolveDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5992,7 +6302,7 @@ func (x *ResolveDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ResolveDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{89}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *ResolveDeadLettersResponse) GetCount() int32 {
@@ -6138,7 +6448,21 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"partitions\x18\x04 \x01(\x05R\n" +
 	"partitions\x12>\n" +
 	"\x1bunder_replicated_partitions\x18\x05 \x01(\x05R\x19underReplicatedPartitions\x12-\n" +
-	"\x12offline_partitions\x18\x06 \x01(\x05R\x11offlinePartitions\"q\n" +
+	"\x12offline_partitions\x18\x06 \x01(\x05R\x11offlinePartitions\"\xb1\x01\n" +
+	"\x05Quota\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x121\n" +
+	"\x15produce_bytes_per_sec\x18\x02 \x01(\x03R\x12produceBytesPerSec\x12-\n" +
+	"\x13fetch_bytes_per_sec\x18\x03 \x01(\x03R\x10fetchBytesPerSec\x12(\n" +
+	"\x10requests_per_sec\x18\x04 \x01(\x03R\x0erequestsPerSec\"8\n" +
+	"\x0fSetQuotaRequest\x12%\n" +
+	"\x05quota\x18\x01 \x01(\v2\x0f.skiff.v1.QuotaR\x05quota\"\x12\n" +
+	"\x10SetQuotaResponse\"2\n" +
+	"\x12DeleteQuotaRequest\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\"\x15\n" +
+	"\x13DeleteQuotaResponse\"\x13\n" +
+	"\x11ListQuotasRequest\"=\n" +
+	"\x12ListQuotasResponse\x12'\n" +
+	"\x06quotas\x18\x01 \x03(\v2\x0f.skiff.v1.QuotaR\x06quotas\"q\n" +
 	"\x11UpsertUserRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12,\n" +
@@ -6496,7 +6820,7 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\bConsumer\x128\n" +
 	"\x05Fetch\x12\x16.skiff.v1.FetchRequest\x1a\x17.skiff.v1.FetchResponse\x12B\n" +
 	"\tSubscribe\x12\x1a.skiff.v1.SubscribeRequest\x1a\x17.skiff.v1.FetchResponse0\x01\x12J\n" +
-	"\vListOffsets\x12\x1c.skiff.v1.ListOffsetsRequest\x1a\x1d.skiff.v1.ListOffsetsResponse2\x8d\b\n" +
+	"\vListOffsets\x12\x1c.skiff.v1.ListOffsetsRequest\x1a\x1d.skiff.v1.ListOffsetsResponse2\xe5\t\n" +
 	"\x05Admin\x12A\n" +
 	"\bMetadata\x12\x19.skiff.v1.MetadataRequest\x1a\x1a.skiff.v1.MetadataResponse\x12D\n" +
 	"\vCreateTopic\x12\x1c.skiff.v1.CreateTopicRequest\x1a\x17.skiff.v1.TopicMetadata\x12J\n" +
@@ -6517,7 +6841,11 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"UpsertUser\x12\x1b.skiff.v1.UpsertUserRequest\x1a\x1c.skiff.v1.UpsertUserResponse\x12G\n" +
 	"\n" +
 	"DeleteUser\x12\x1b.skiff.v1.DeleteUserRequest\x1a\x1c.skiff.v1.DeleteUserResponse\x12D\n" +
-	"\tListUsers\x12\x1a.skiff.v1.ListUsersRequest\x1a\x1b.skiff.v1.ListUsersResponse2\x87\x05\n" +
+	"\tListUsers\x12\x1a.skiff.v1.ListUsersRequest\x1a\x1b.skiff.v1.ListUsersResponse\x12A\n" +
+	"\bSetQuota\x12\x19.skiff.v1.SetQuotaRequest\x1a\x1a.skiff.v1.SetQuotaResponse\x12J\n" +
+	"\vDeleteQuota\x12\x1c.skiff.v1.DeleteQuotaRequest\x1a\x1d.skiff.v1.DeleteQuotaResponse\x12G\n" +
+	"\n" +
+	"ListQuotas\x12\x1b.skiff.v1.ListQuotasRequest\x1a\x1c.skiff.v1.ListQuotasResponse2\x87\x05\n" +
 	"\x06Groups\x12V\n" +
 	"\x0fFindCoordinator\x12 .skiff.v1.FindCoordinatorRequest\x1a!.skiff.v1.FindCoordinatorResponse\x12N\n" +
 	"\tHeartbeat\x12\x1f.skiff.v1.GroupHeartbeatRequest\x1a .skiff.v1.GroupHeartbeatResponse\x12P\n" +
@@ -6553,7 +6881,7 @@ func file_skiff_v1_skiff_proto_rawDescGZIP() []byte {
 }
 
 var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 96)
+var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 103)
 var file_skiff_v1_skiff_proto_goTypes = []any{
 	(Acks)(0),                          // 0: skiff.v1.Acks
 	(OffsetSpec)(0),                    // 1: skiff.v1.OffsetSpec
@@ -6587,200 +6915,215 @@ var file_skiff_v1_skiff_proto_goTypes = []any{
 	(*AlterTopicConfigRequest)(nil),    // 29: skiff.v1.AlterTopicConfigRequest
 	(*DescribeClusterRequest)(nil),     // 30: skiff.v1.DescribeClusterRequest
 	(*DescribeClusterResponse)(nil),    // 31: skiff.v1.DescribeClusterResponse
-	(*UpsertUserRequest)(nil),          // 32: skiff.v1.UpsertUserRequest
-	(*UpsertUserResponse)(nil),         // 33: skiff.v1.UpsertUserResponse
-	(*DeleteUserRequest)(nil),          // 34: skiff.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),         // 35: skiff.v1.DeleteUserResponse
-	(*ListUsersRequest)(nil),           // 36: skiff.v1.ListUsersRequest
-	(*UserInfo)(nil),                   // 37: skiff.v1.UserInfo
-	(*ListUsersResponse)(nil),          // 38: skiff.v1.ListUsersResponse
-	(*AclBinding)(nil),                 // 39: skiff.v1.AclBinding
-	(*CreateACLsRequest)(nil),          // 40: skiff.v1.CreateACLsRequest
-	(*CreateACLsResponse)(nil),         // 41: skiff.v1.CreateACLsResponse
-	(*DeleteACLsRequest)(nil),          // 42: skiff.v1.DeleteACLsRequest
-	(*DeleteACLsResponse)(nil),         // 43: skiff.v1.DeleteACLsResponse
-	(*ListACLsRequest)(nil),            // 44: skiff.v1.ListACLsRequest
-	(*ListACLsResponse)(nil),           // 45: skiff.v1.ListACLsResponse
-	(*GossipKeysRequest)(nil),          // 46: skiff.v1.GossipKeysRequest
-	(*GossipKeyNode)(nil),              // 47: skiff.v1.GossipKeyNode
-	(*GossipKeysResponse)(nil),         // 48: skiff.v1.GossipKeysResponse
-	(*NotLeader)(nil),                  // 49: skiff.v1.NotLeader
-	(*OffsetOutOfRange)(nil),           // 50: skiff.v1.OffsetOutOfRange
-	(*WriteIndeterminate)(nil),         // 51: skiff.v1.WriteIndeterminate
-	(*TopicPartitions)(nil),            // 52: skiff.v1.TopicPartitions
-	(*FindCoordinatorRequest)(nil),     // 53: skiff.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),    // 54: skiff.v1.FindCoordinatorResponse
-	(*GroupHeartbeatRequest)(nil),      // 55: skiff.v1.GroupHeartbeatRequest
-	(*GroupHeartbeatResponse)(nil),     // 56: skiff.v1.GroupHeartbeatResponse
-	(*OffsetCommit)(nil),               // 57: skiff.v1.OffsetCommit
-	(*CommitOffsetsRequest)(nil),       // 58: skiff.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),      // 59: skiff.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),        // 60: skiff.v1.FetchOffsetsRequest
-	(*CommittedOffset)(nil),            // 61: skiff.v1.CommittedOffset
-	(*FetchOffsetsResponse)(nil),       // 62: skiff.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),          // 63: skiff.v1.ListGroupsRequest
-	(*GroupListing)(nil),               // 64: skiff.v1.GroupListing
-	(*ListGroupsResponse)(nil),         // 65: skiff.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),       // 66: skiff.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                // 67: skiff.v1.GroupMember
-	(*GroupPartitionOffset)(nil),       // 68: skiff.v1.GroupPartitionOffset
-	(*DescribeGroupResponse)(nil),      // 69: skiff.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),         // 70: skiff.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),        // 71: skiff.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),        // 72: skiff.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),       // 73: skiff.v1.ResetOffsetsResponse
-	(*ShareFetchRequest)(nil),          // 74: skiff.v1.ShareFetchRequest
-	(*ShareRecord)(nil),                // 75: skiff.v1.ShareRecord
-	(*ShareFetchResponse)(nil),         // 76: skiff.v1.ShareFetchResponse
-	(*ShareAck)(nil),                   // 77: skiff.v1.ShareAck
-	(*ShareAckRequest)(nil),            // 78: skiff.v1.ShareAckRequest
-	(*ShareAckResult)(nil),             // 79: skiff.v1.ShareAckResult
-	(*ShareAckResponse)(nil),           // 80: skiff.v1.ShareAckResponse
-	(*ShareLeaveRequest)(nil),          // 81: skiff.v1.ShareLeaveRequest
-	(*ShareLeaveResponse)(nil),         // 82: skiff.v1.ShareLeaveResponse
-	(*ShareInspectRequest)(nil),        // 83: skiff.v1.ShareInspectRequest
-	(*ShareInspectResponse)(nil),       // 84: skiff.v1.ShareInspectResponse
-	(*DescribeShareGroupRequest)(nil),  // 85: skiff.v1.DescribeShareGroupRequest
-	(*ShareGroupMember)(nil),           // 86: skiff.v1.ShareGroupMember
-	(*SharePartitionState)(nil),        // 87: skiff.v1.SharePartitionState
-	(*DescribeShareGroupResponse)(nil), // 88: skiff.v1.DescribeShareGroupResponse
-	(*AlterShareGroupRequest)(nil),     // 89: skiff.v1.AlterShareGroupRequest
-	(*AlterShareGroupResponse)(nil),    // 90: skiff.v1.AlterShareGroupResponse
-	(*ListDeadLettersRequest)(nil),     // 91: skiff.v1.ListDeadLettersRequest
-	(*DeadLetter)(nil),                 // 92: skiff.v1.DeadLetter
-	(*ListDeadLettersResponse)(nil),    // 93: skiff.v1.ListDeadLettersResponse
-	(*ResolveDeadLettersRequest)(nil),  // 94: skiff.v1.ResolveDeadLettersRequest
-	(*ResolveDeadLettersResponse)(nil), // 95: skiff.v1.ResolveDeadLettersResponse
-	nil,                                // 96: skiff.v1.TopicMetadata.ConfigsEntry
-	nil,                                // 97: skiff.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                // 98: skiff.v1.AlterTopicConfigRequest.SetEntry
-	nil,                                // 99: skiff.v1.DescribeShareGroupResponse.ConfigEntry
-	nil,                                // 100: skiff.v1.AlterShareGroupRequest.SetEntry
-	nil,                                // 101: skiff.v1.AlterShareGroupResponse.ConfigEntry
+	(*Quota)(nil),                      // 32: skiff.v1.Quota
+	(*SetQuotaRequest)(nil),            // 33: skiff.v1.SetQuotaRequest
+	(*SetQuotaResponse)(nil),           // 34: skiff.v1.SetQuotaResponse
+	(*DeleteQuotaRequest)(nil),         // 35: skiff.v1.DeleteQuotaRequest
+	(*DeleteQuotaResponse)(nil),        // 36: skiff.v1.DeleteQuotaResponse
+	(*ListQuotasRequest)(nil),          // 37: skiff.v1.ListQuotasRequest
+	(*ListQuotasResponse)(nil),         // 38: skiff.v1.ListQuotasResponse
+	(*UpsertUserRequest)(nil),          // 39: skiff.v1.UpsertUserRequest
+	(*UpsertUserResponse)(nil),         // 40: skiff.v1.UpsertUserResponse
+	(*DeleteUserRequest)(nil),          // 41: skiff.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),         // 42: skiff.v1.DeleteUserResponse
+	(*ListUsersRequest)(nil),           // 43: skiff.v1.ListUsersRequest
+	(*UserInfo)(nil),                   // 44: skiff.v1.UserInfo
+	(*ListUsersResponse)(nil),          // 45: skiff.v1.ListUsersResponse
+	(*AclBinding)(nil),                 // 46: skiff.v1.AclBinding
+	(*CreateACLsRequest)(nil),          // 47: skiff.v1.CreateACLsRequest
+	(*CreateACLsResponse)(nil),         // 48: skiff.v1.CreateACLsResponse
+	(*DeleteACLsRequest)(nil),          // 49: skiff.v1.DeleteACLsRequest
+	(*DeleteACLsResponse)(nil),         // 50: skiff.v1.DeleteACLsResponse
+	(*ListACLsRequest)(nil),            // 51: skiff.v1.ListACLsRequest
+	(*ListACLsResponse)(nil),           // 52: skiff.v1.ListACLsResponse
+	(*GossipKeysRequest)(nil),          // 53: skiff.v1.GossipKeysRequest
+	(*GossipKeyNode)(nil),              // 54: skiff.v1.GossipKeyNode
+	(*GossipKeysResponse)(nil),         // 55: skiff.v1.GossipKeysResponse
+	(*NotLeader)(nil),                  // 56: skiff.v1.NotLeader
+	(*OffsetOutOfRange)(nil),           // 57: skiff.v1.OffsetOutOfRange
+	(*WriteIndeterminate)(nil),         // 58: skiff.v1.WriteIndeterminate
+	(*TopicPartitions)(nil),            // 59: skiff.v1.TopicPartitions
+	(*FindCoordinatorRequest)(nil),     // 60: skiff.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),    // 61: skiff.v1.FindCoordinatorResponse
+	(*GroupHeartbeatRequest)(nil),      // 62: skiff.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),     // 63: skiff.v1.GroupHeartbeatResponse
+	(*OffsetCommit)(nil),               // 64: skiff.v1.OffsetCommit
+	(*CommitOffsetsRequest)(nil),       // 65: skiff.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),      // 66: skiff.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),        // 67: skiff.v1.FetchOffsetsRequest
+	(*CommittedOffset)(nil),            // 68: skiff.v1.CommittedOffset
+	(*FetchOffsetsResponse)(nil),       // 69: skiff.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),          // 70: skiff.v1.ListGroupsRequest
+	(*GroupListing)(nil),               // 71: skiff.v1.GroupListing
+	(*ListGroupsResponse)(nil),         // 72: skiff.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 73: skiff.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                // 74: skiff.v1.GroupMember
+	(*GroupPartitionOffset)(nil),       // 75: skiff.v1.GroupPartitionOffset
+	(*DescribeGroupResponse)(nil),      // 76: skiff.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),         // 77: skiff.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),        // 78: skiff.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),        // 79: skiff.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),       // 80: skiff.v1.ResetOffsetsResponse
+	(*ShareFetchRequest)(nil),          // 81: skiff.v1.ShareFetchRequest
+	(*ShareRecord)(nil),                // 82: skiff.v1.ShareRecord
+	(*ShareFetchResponse)(nil),         // 83: skiff.v1.ShareFetchResponse
+	(*ShareAck)(nil),                   // 84: skiff.v1.ShareAck
+	(*ShareAckRequest)(nil),            // 85: skiff.v1.ShareAckRequest
+	(*ShareAckResult)(nil),             // 86: skiff.v1.ShareAckResult
+	(*ShareAckResponse)(nil),           // 87: skiff.v1.ShareAckResponse
+	(*ShareLeaveRequest)(nil),          // 88: skiff.v1.ShareLeaveRequest
+	(*ShareLeaveResponse)(nil),         // 89: skiff.v1.ShareLeaveResponse
+	(*ShareInspectRequest)(nil),        // 90: skiff.v1.ShareInspectRequest
+	(*ShareInspectResponse)(nil),       // 91: skiff.v1.ShareInspectResponse
+	(*DescribeShareGroupRequest)(nil),  // 92: skiff.v1.DescribeShareGroupRequest
+	(*ShareGroupMember)(nil),           // 93: skiff.v1.ShareGroupMember
+	(*SharePartitionState)(nil),        // 94: skiff.v1.SharePartitionState
+	(*DescribeShareGroupResponse)(nil), // 95: skiff.v1.DescribeShareGroupResponse
+	(*AlterShareGroupRequest)(nil),     // 96: skiff.v1.AlterShareGroupRequest
+	(*AlterShareGroupResponse)(nil),    // 97: skiff.v1.AlterShareGroupResponse
+	(*ListDeadLettersRequest)(nil),     // 98: skiff.v1.ListDeadLettersRequest
+	(*DeadLetter)(nil),                 // 99: skiff.v1.DeadLetter
+	(*ListDeadLettersResponse)(nil),    // 100: skiff.v1.ListDeadLettersResponse
+	(*ResolveDeadLettersRequest)(nil),  // 101: skiff.v1.ResolveDeadLettersRequest
+	(*ResolveDeadLettersResponse)(nil), // 102: skiff.v1.ResolveDeadLettersResponse
+	nil,                                // 103: skiff.v1.TopicMetadata.ConfigsEntry
+	nil,                                // 104: skiff.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                // 105: skiff.v1.AlterTopicConfigRequest.SetEntry
+	nil,                                // 106: skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	nil,                                // 107: skiff.v1.AlterShareGroupRequest.SetEntry
+	nil,                                // 108: skiff.v1.AlterShareGroupResponse.ConfigEntry
 }
 var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	6,   // 0: skiff.v1.Record.headers:type_name -> skiff.v1.Header
 	7,   // 1: skiff.v1.ProduceRequest.records:type_name -> skiff.v1.Record
 	0,   // 2: skiff.v1.ProduceRequest.acks:type_name -> skiff.v1.Acks
 	10,  // 3: skiff.v1.ProduceResponse.error:type_name -> skiff.v1.ErrorStatus
-	49,  // 4: skiff.v1.ErrorStatus.not_leader:type_name -> skiff.v1.NotLeader
+	56,  // 4: skiff.v1.ErrorStatus.not_leader:type_name -> skiff.v1.NotLeader
 	1,   // 5: skiff.v1.ListOffsetsRequest.spec:type_name -> skiff.v1.OffsetSpec
 	19,  // 6: skiff.v1.TopicMetadata.partitions:type_name -> skiff.v1.PartitionMetadata
-	96,  // 7: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
+	103, // 7: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
 	18,  // 8: skiff.v1.MetadataResponse.brokers:type_name -> skiff.v1.Broker
 	20,  // 9: skiff.v1.MetadataResponse.topics:type_name -> skiff.v1.TopicMetadata
-	97,  // 10: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
+	104, // 10: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
 	20,  // 11: skiff.v1.ListTopicsResponse.topics:type_name -> skiff.v1.TopicMetadata
-	98,  // 12: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
+	105, // 12: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
 	18,  // 13: skiff.v1.DescribeClusterResponse.brokers:type_name -> skiff.v1.Broker
-	2,   // 14: skiff.v1.UpsertUserRequest.mode:type_name -> skiff.v1.UpsertUserMode
-	37,  // 15: skiff.v1.ListUsersResponse.users:type_name -> skiff.v1.UserInfo
-	39,  // 16: skiff.v1.CreateACLsRequest.bindings:type_name -> skiff.v1.AclBinding
-	39,  // 17: skiff.v1.DeleteACLsRequest.bindings:type_name -> skiff.v1.AclBinding
-	39,  // 18: skiff.v1.ListACLsResponse.bindings:type_name -> skiff.v1.AclBinding
-	3,   // 19: skiff.v1.GossipKeysRequest.op:type_name -> skiff.v1.GossipKeyOp
-	47,  // 20: skiff.v1.GossipKeysResponse.nodes:type_name -> skiff.v1.GossipKeyNode
-	52,  // 21: skiff.v1.GroupHeartbeatRequest.owned:type_name -> skiff.v1.TopicPartitions
-	52,  // 22: skiff.v1.GroupHeartbeatResponse.assignment:type_name -> skiff.v1.TopicPartitions
-	57,  // 23: skiff.v1.CommitOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
-	52,  // 24: skiff.v1.FetchOffsetsRequest.partitions:type_name -> skiff.v1.TopicPartitions
-	61,  // 25: skiff.v1.FetchOffsetsResponse.offsets:type_name -> skiff.v1.CommittedOffset
-	64,  // 26: skiff.v1.ListGroupsResponse.groups:type_name -> skiff.v1.GroupListing
-	52,  // 27: skiff.v1.GroupMember.assigned:type_name -> skiff.v1.TopicPartitions
-	52,  // 28: skiff.v1.GroupMember.target:type_name -> skiff.v1.TopicPartitions
-	67,  // 29: skiff.v1.DescribeGroupResponse.members:type_name -> skiff.v1.GroupMember
-	68,  // 30: skiff.v1.DescribeGroupResponse.offsets:type_name -> skiff.v1.GroupPartitionOffset
-	57,  // 31: skiff.v1.ResetOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
-	6,   // 32: skiff.v1.ShareRecord.headers:type_name -> skiff.v1.Header
-	75,  // 33: skiff.v1.ShareFetchResponse.records:type_name -> skiff.v1.ShareRecord
-	4,   // 34: skiff.v1.ShareAck.type:type_name -> skiff.v1.ShareAckType
-	77,  // 35: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
-	79,  // 36: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
-	99,  // 37: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
-	86,  // 38: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
-	87,  // 39: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
-	100, // 40: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
-	101, // 41: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
-	6,   // 42: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
-	92,  // 43: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
-	5,   // 44: skiff.v1.ResolveDeadLettersRequest.action:type_name -> skiff.v1.DeadLetterAction
-	8,   // 45: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
-	8,   // 46: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
-	11,  // 47: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
-	13,  // 48: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
-	15,  // 49: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
-	16,  // 50: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
-	21,  // 51: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
-	23,  // 52: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
-	24,  // 53: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
-	26,  // 54: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
-	27,  // 55: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
-	29,  // 56: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
-	30,  // 57: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
-	46,  // 58: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
-	40,  // 59: skiff.v1.Admin.CreateACLs:input_type -> skiff.v1.CreateACLsRequest
-	42,  // 60: skiff.v1.Admin.DeleteACLs:input_type -> skiff.v1.DeleteACLsRequest
-	44,  // 61: skiff.v1.Admin.ListACLs:input_type -> skiff.v1.ListACLsRequest
-	32,  // 62: skiff.v1.Admin.UpsertUser:input_type -> skiff.v1.UpsertUserRequest
-	34,  // 63: skiff.v1.Admin.DeleteUser:input_type -> skiff.v1.DeleteUserRequest
-	36,  // 64: skiff.v1.Admin.ListUsers:input_type -> skiff.v1.ListUsersRequest
-	53,  // 65: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
-	55,  // 66: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
-	58,  // 67: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
-	60,  // 68: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
-	63,  // 69: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
-	66,  // 70: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
-	70,  // 71: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
-	72,  // 72: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
-	74,  // 73: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
-	78,  // 74: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
-	81,  // 75: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
-	83,  // 76: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
-	85,  // 77: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
-	89,  // 78: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
-	91,  // 79: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
-	94,  // 80: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
-	9,   // 81: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
-	9,   // 82: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
-	12,  // 83: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
-	14,  // 84: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
-	14,  // 85: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
-	17,  // 86: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
-	22,  // 87: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
-	20,  // 88: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
-	25,  // 89: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
-	20,  // 90: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
-	28,  // 91: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
-	20,  // 92: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
-	31,  // 93: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
-	48,  // 94: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
-	41,  // 95: skiff.v1.Admin.CreateACLs:output_type -> skiff.v1.CreateACLsResponse
-	43,  // 96: skiff.v1.Admin.DeleteACLs:output_type -> skiff.v1.DeleteACLsResponse
-	45,  // 97: skiff.v1.Admin.ListACLs:output_type -> skiff.v1.ListACLsResponse
-	33,  // 98: skiff.v1.Admin.UpsertUser:output_type -> skiff.v1.UpsertUserResponse
-	35,  // 99: skiff.v1.Admin.DeleteUser:output_type -> skiff.v1.DeleteUserResponse
-	38,  // 100: skiff.v1.Admin.ListUsers:output_type -> skiff.v1.ListUsersResponse
-	54,  // 101: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
-	56,  // 102: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
-	59,  // 103: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
-	62,  // 104: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
-	65,  // 105: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
-	69,  // 106: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
-	71,  // 107: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
-	73,  // 108: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
-	76,  // 109: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
-	80,  // 110: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
-	82,  // 111: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
-	84,  // 112: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
-	88,  // 113: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
-	90,  // 114: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
-	93,  // 115: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
-	95,  // 116: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
-	81,  // [81:117] is the sub-list for method output_type
-	45,  // [45:81] is the sub-list for method input_type
-	45,  // [45:45] is the sub-list for extension type_name
-	45,  // [45:45] is the sub-list for extension extendee
-	0,   // [0:45] is the sub-list for field type_name
+	32,  // 14: skiff.v1.SetQuotaRequest.quota:type_name -> skiff.v1.Quota
+	32,  // 15: skiff.v1.ListQuotasResponse.quotas:type_name -> skiff.v1.Quota
+	2,   // 16: skiff.v1.UpsertUserRequest.mode:type_name -> skiff.v1.UpsertUserMode
+	44,  // 17: skiff.v1.ListUsersResponse.users:type_name -> skiff.v1.UserInfo
+	46,  // 18: skiff.v1.CreateACLsRequest.bindings:type_name -> skiff.v1.AclBinding
+	46,  // 19: skiff.v1.DeleteACLsRequest.bindings:type_name -> skiff.v1.AclBinding
+	46,  // 20: skiff.v1.ListACLsResponse.bindings:type_name -> skiff.v1.AclBinding
+	3,   // 21: skiff.v1.GossipKeysRequest.op:type_name -> skiff.v1.GossipKeyOp
+	54,  // 22: skiff.v1.GossipKeysResponse.nodes:type_name -> skiff.v1.GossipKeyNode
+	59,  // 23: skiff.v1.GroupHeartbeatRequest.owned:type_name -> skiff.v1.TopicPartitions
+	59,  // 24: skiff.v1.GroupHeartbeatResponse.assignment:type_name -> skiff.v1.TopicPartitions
+	64,  // 25: skiff.v1.CommitOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
+	59,  // 26: skiff.v1.FetchOffsetsRequest.partitions:type_name -> skiff.v1.TopicPartitions
+	68,  // 27: skiff.v1.FetchOffsetsResponse.offsets:type_name -> skiff.v1.CommittedOffset
+	71,  // 28: skiff.v1.ListGroupsResponse.groups:type_name -> skiff.v1.GroupListing
+	59,  // 29: skiff.v1.GroupMember.assigned:type_name -> skiff.v1.TopicPartitions
+	59,  // 30: skiff.v1.GroupMember.target:type_name -> skiff.v1.TopicPartitions
+	74,  // 31: skiff.v1.DescribeGroupResponse.members:type_name -> skiff.v1.GroupMember
+	75,  // 32: skiff.v1.DescribeGroupResponse.offsets:type_name -> skiff.v1.GroupPartitionOffset
+	64,  // 33: skiff.v1.ResetOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
+	6,   // 34: skiff.v1.ShareRecord.headers:type_name -> skiff.v1.Header
+	82,  // 35: skiff.v1.ShareFetchResponse.records:type_name -> skiff.v1.ShareRecord
+	4,   // 36: skiff.v1.ShareAck.type:type_name -> skiff.v1.ShareAckType
+	84,  // 37: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
+	86,  // 38: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
+	106, // 39: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	93,  // 40: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
+	94,  // 41: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
+	107, // 42: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
+	108, // 43: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
+	6,   // 44: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
+	99,  // 45: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
+	5,   // 46: skiff.v1.ResolveDeadLettersRequest.action:type_name -> skiff.v1.DeadLetterAction
+	8,   // 47: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
+	8,   // 48: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
+	11,  // 49: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
+	13,  // 50: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
+	15,  // 51: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
+	16,  // 52: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
+	21,  // 53: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
+	23,  // 54: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
+	24,  // 55: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
+	26,  // 56: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
+	27,  // 57: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
+	29,  // 58: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
+	30,  // 59: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
+	53,  // 60: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
+	47,  // 61: skiff.v1.Admin.CreateACLs:input_type -> skiff.v1.CreateACLsRequest
+	49,  // 62: skiff.v1.Admin.DeleteACLs:input_type -> skiff.v1.DeleteACLsRequest
+	51,  // 63: skiff.v1.Admin.ListACLs:input_type -> skiff.v1.ListACLsRequest
+	39,  // 64: skiff.v1.Admin.UpsertUser:input_type -> skiff.v1.UpsertUserRequest
+	41,  // 65: skiff.v1.Admin.DeleteUser:input_type -> skiff.v1.DeleteUserRequest
+	43,  // 66: skiff.v1.Admin.ListUsers:input_type -> skiff.v1.ListUsersRequest
+	33,  // 67: skiff.v1.Admin.SetQuota:input_type -> skiff.v1.SetQuotaRequest
+	35,  // 68: skiff.v1.Admin.DeleteQuota:input_type -> skiff.v1.DeleteQuotaRequest
+	37,  // 69: skiff.v1.Admin.ListQuotas:input_type -> skiff.v1.ListQuotasRequest
+	60,  // 70: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
+	62,  // 71: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
+	65,  // 72: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
+	67,  // 73: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
+	70,  // 74: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
+	73,  // 75: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
+	77,  // 76: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
+	79,  // 77: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
+	81,  // 78: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
+	85,  // 79: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
+	88,  // 80: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
+	90,  // 81: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
+	92,  // 82: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
+	96,  // 83: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
+	98,  // 84: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
+	101, // 85: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
+	9,   // 86: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
+	9,   // 87: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
+	12,  // 88: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
+	14,  // 89: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
+	14,  // 90: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
+	17,  // 91: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
+	22,  // 92: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
+	20,  // 93: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
+	25,  // 94: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
+	20,  // 95: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
+	28,  // 96: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
+	20,  // 97: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
+	31,  // 98: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
+	55,  // 99: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
+	48,  // 100: skiff.v1.Admin.CreateACLs:output_type -> skiff.v1.CreateACLsResponse
+	50,  // 101: skiff.v1.Admin.DeleteACLs:output_type -> skiff.v1.DeleteACLsResponse
+	52,  // 102: skiff.v1.Admin.ListACLs:output_type -> skiff.v1.ListACLsResponse
+	40,  // 103: skiff.v1.Admin.UpsertUser:output_type -> skiff.v1.UpsertUserResponse
+	42,  // 104: skiff.v1.Admin.DeleteUser:output_type -> skiff.v1.DeleteUserResponse
+	45,  // 105: skiff.v1.Admin.ListUsers:output_type -> skiff.v1.ListUsersResponse
+	34,  // 106: skiff.v1.Admin.SetQuota:output_type -> skiff.v1.SetQuotaResponse
+	36,  // 107: skiff.v1.Admin.DeleteQuota:output_type -> skiff.v1.DeleteQuotaResponse
+	38,  // 108: skiff.v1.Admin.ListQuotas:output_type -> skiff.v1.ListQuotasResponse
+	61,  // 109: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
+	63,  // 110: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
+	66,  // 111: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
+	69,  // 112: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
+	72,  // 113: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
+	76,  // 114: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
+	78,  // 115: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
+	80,  // 116: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
+	83,  // 117: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
+	87,  // 118: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
+	89,  // 119: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
+	91,  // 120: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
+	95,  // 121: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
+	97,  // 122: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
+	100, // 123: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
+	102, // 124: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
+	86,  // [86:125] is the sub-list for method output_type
+	47,  // [47:86] is the sub-list for method input_type
+	47,  // [47:47] is the sub-list for extension type_name
+	47,  // [47:47] is the sub-list for extension extendee
+	0,   // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_skiff_proto_init() }
@@ -6794,7 +7137,7 @@ func file_skiff_v1_skiff_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_skiff_proto_rawDesc), len(file_skiff_v1_skiff_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   96,
+			NumMessages:   103,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

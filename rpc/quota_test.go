@@ -1,0 +1,255 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
+	grpcmd "google.golang.org/grpc/metadata"
+
+	"github.com/skiff-mq/skiff/cluster/metadata"
+	"github.com/skiff-mq/skiff/internal/acl"
+	"github.com/skiff-mq/skiff/record"
+	pb "github.com/skiff-mq/skiff/rpc/skiffpb"
+)
+
+// fakeClock is the enforcer's clock in unit tests.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time { return c.t }
+
+func newTestEnforcer(t *testing.T, quotas map[string]metadata.Quota) (*quotaEnforcer, *fakeClock, *prometheus.Registry) {
+	t.Helper()
+	st := metadata.NewState()
+	st.Quotas = quotas
+	reg := prometheus.NewRegistry()
+	e := newQuotaEnforcer(func() *metadata.State { return st }, 30*time.Second, make(chan struct{}), &metrics{reg: reg})
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	e.now = clk.now
+	return e, clk, reg
+}
+
+func TestQuotaEnforcerCharges(t *testing.T) {
+	e, clk, reg := newTestEnforcer(t, map[string]metadata.Quota{
+		"User:alice": {ProduceBytesPerSec: 1000},
+		"User:*":     {RequestsPerSec: 2},
+		"User:carol": {}, // exempt from the default
+	})
+	// alice: her own quota replaces the default, so requests are free.
+	if d := e.charge("User:alice", costs{kindRequests: 1, kindProduce: 1000}); d != 0 {
+		t.Fatalf("within the burst: delay %v", d)
+	}
+	if d := e.charge("User:alice", costs{kindRequests: 1, kindProduce: 500}); d != 500*time.Millisecond {
+		t.Fatalf("500 bytes over at 1000/s: delay %v, want 500ms", d)
+	}
+	if d := e.charge("User:alice", costs{kindRequests: 1, kindProduce: 1_000_000}); d != 30*time.Second {
+		t.Fatalf("a huge debt: delay %v, want the 30s cap", d)
+	}
+	// bob gets the User:* default: 2 requests a second, burst 2.
+	for i, want := range []time.Duration{0, 0, 500 * time.Millisecond} {
+		if d := e.charge("User:bob", costs{kindRequests: 1}); d != want {
+			t.Fatalf("bob's request %d: delay %v, want %v", i, d, want)
+		}
+	}
+	for _, p := range []string{"User:carol", "Node:n1"} {
+		for range 10 {
+			if d := e.charge(p, costs{kindRequests: 1, kindProduce: 1 << 30}); d != 0 {
+				t.Fatalf("%s is unlimited but was delayed %v", p, d)
+			}
+		}
+	}
+	if got := testutil.ToFloat64(e.throttled.WithLabelValues("User:bob", "request")); got != 1 {
+		t.Fatalf("bob's throttled requests metric %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(e.throttleSeconds.WithLabelValues("User:alice")); got != 30.5 {
+		t.Fatalf("alice's throttle seconds %v, want 30.5", got)
+	}
+	if n, err := testutil.GatherAndCount(reg, "skiff_quota_throttle_seconds_total", "skiff_quota_throttled_requests_total"); err != nil || n != 4 {
+		t.Fatalf("registered series %d (%v), want 4 (seconds and requests of alice and bob)", n, err)
+	}
+
+	// Buckets of idle principals are forgotten once full; alice is still in
+	// debt after a minute and is kept.
+	if len(e.buckets) != 2 {
+		t.Fatalf("%d buckets, want alice's produce and bob's requests", len(e.buckets))
+	}
+	clk.t = clk.t.Add(quotaSweepEvery)
+	e.charge("User:carol", costs{kindRequests: 1})
+	if _, ok := e.buckets[bucketKey{"User:bob", kindRequests}]; ok || len(e.buckets) != 1 {
+		t.Fatalf("after a sweep: %v, want only alice's bucket", e.buckets)
+	}
+}
+
+// throttleMS is the delay a response header or trailer announced.
+func throttleMS(t *testing.T, md grpcmd.MD) time.Duration {
+	t.Helper()
+	v := md.Get(ThrottleHeader)
+	if len(v) == 0 {
+		return 0
+	}
+	ms, err := strconv.Atoi(v[0])
+	if err != nil {
+		t.Fatalf("%s: %q", ThrottleHeader, v[0])
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+func TestProduceQuotaThrottlesWithoutFailing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node and takes seconds")
+	}
+	an := startAuthNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := an.admin.CreateTopic(ctx, &pb.CreateTopicRequest{Name: "q", Partitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := an.admin.CreateACLs(ctx, &pb.CreateACLsRequest{Bindings: []*pb.AclBinding{
+		{Principal: "User:alice", ResourceType: string(acl.Topic), Name: "q", Operation: string(acl.All)},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	conn := an.userConn(t, "alice", "alice-password")
+	producer, consumer := pb.NewProducerClient(conn), pb.NewConsumerClient(conn)
+	waitProduce(t, ctx, producer) // the partition has a leader; unthrottled yet
+
+	const rate, size, n = 200_000, 10_000, 100 // 200 KB/s, 1 MB in 10 KB records
+	if _, err := an.admin.SetQuota(ctx, &pb.SetQuotaRequest{Quota: &pb.Quota{Principal: "User:alice", ProduceBytesPerSec: rate}}); err != nil {
+		t.Fatal(err)
+	}
+	value := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, size) }
+	var sent int64
+	throttled := 0
+	start := time.Now()
+	for i := range n {
+		req := &pb.ProduceRequest{Topic: "q", Records: []*pb.Record{{Key: []byte(strconv.Itoa(i)), Value: value(i)}}}
+		var hdr grpcmd.MD
+		if _, err := producer.Produce(ctx, req, grpc.Header(&hdr)); err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+		sent += produceBytes(req)
+		if throttleMS(t, hdr) > 0 {
+			throttled++
+		}
+	}
+	elapsed := time.Since(start)
+	// The first second's worth is the burst; the rest is paid at the rate.
+	measured := float64(sent-rate) / elapsed.Seconds()
+	t.Logf("%d bytes in %v: %.0f B/s beyond the burst (quota %d), %d of %d responses throttled", sent, elapsed.Round(time.Millisecond), measured, rate, throttled, n)
+	if measured < rate*0.8 || measured > rate*1.2 {
+		t.Fatalf("measured %.0f B/s, want within 20%% of %d", measured, rate)
+	}
+	if throttled < n/2 {
+		t.Fatalf("only %d of %d responses carried %s", throttled, n, ThrottleHeader)
+	}
+
+	// Every record is there, intact (read as alice: her fetches are free).
+	offset, got := int64(1), 0 // offset 0 is waitProduce's record
+	for offset < int64(n)+1 {
+		resp, err := consumer.Fetch(ctx, &pb.FetchRequest{Topic: "q", Offset: offset})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for batch, err := range record.Batches(resp.Batches) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, recs, err := record.Decode(batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				if r.Offset < offset {
+					continue
+				}
+				i := int(r.Offset - 1)
+				if string(r.Key) != strconv.Itoa(i) || !bytes.Equal(r.Value, value(i)) {
+					t.Fatalf("record at offset %d is not record %d", r.Offset, i)
+				}
+				offset, got = r.Offset+1, got+1
+			}
+		}
+	}
+	if got != n {
+		t.Fatalf("read %d records, want %d", got, n)
+	}
+
+	// Deleting the quota lifts the throttle at once (the debt goes with it).
+	if _, err := an.admin.DeleteQuota(ctx, &pb.DeleteQuotaRequest{Principal: "User:alice"}); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	for i := range 20 {
+		var hdr grpcmd.MD
+		if _, err := producer.Produce(ctx, &pb.ProduceRequest{Topic: "q", Records: []*pb.Record{{Value: value(i)}}}, grpc.Header(&hdr)); err != nil {
+			t.Fatal(err)
+		}
+		if d := throttleMS(t, hdr); d > 0 {
+			t.Fatalf("throttled %v after the quota was deleted", d)
+		}
+	}
+	t.Logf("20 unthrottled produces in %v", time.Since(start).Round(time.Millisecond))
+}
+
+func TestRequestQuotaThrottlesEveryCall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node and takes seconds")
+	}
+	an := startAuthNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// The User:* default applies to alice, who has no quota of her own.
+	const rate, n = 10, 40 // 10 calls/s: well below what one client does alone, even under -race
+	alice := pb.NewAdminClient(an.userConn(t, "alice", "alice-password"))
+	// Connect and authenticate (TLS, password hashing) before the clock runs.
+	if _, err := alice.Metadata(ctx, &pb.MetadataRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := an.admin.SetQuota(ctx, &pb.SetQuotaRequest{Quota: &pb.Quota{Principal: "User:*", RequestsPerSec: rate}}); err != nil {
+		t.Fatal(err)
+	}
+	throttled := 0
+	start := time.Now()
+	for i := range n {
+		var hdr grpcmd.MD
+		if _, err := alice.Metadata(ctx, &pb.MetadataRequest{}, grpc.Header(&hdr)); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if throttleMS(t, hdr) > 0 {
+			throttled++
+		}
+	}
+	elapsed := time.Since(start)
+	measured := float64(n-rate) / elapsed.Seconds()
+	t.Logf("%d calls in %v: %.1f/s beyond the burst (quota %d), %d throttled", n, elapsed.Round(time.Millisecond), measured, rate, throttled)
+	if measured < rate*0.8 || measured > rate*1.2 {
+		t.Fatalf("measured %.1f calls/s, want within 20%% of %d", measured, rate)
+	}
+	if throttled < n-rate-1 {
+		t.Fatalf("%d of %d calls throttled, want about %d", throttled, n, n-rate)
+	}
+	lq, err := an.admin.ListQuotas(ctx, &pb.ListQuotasRequest{})
+	if err != nil || len(lq.Quotas) != 1 || lq.Quotas[0].Principal != "User:*" || lq.Quotas[0].RequestsPerSec != rate {
+		t.Fatalf("ListQuotas: %v %v", lq, err)
+	}
+}
+
+// waitProduce produces one record, retrying until the partition has a
+// leader.
+func waitProduce(t *testing.T, ctx context.Context, p pb.ProducerClient) {
+	t.Helper()
+	var err error
+	for ctx.Err() == nil {
+		if _, err = p.Produce(ctx, &pb.ProduceRequest{Topic: "q", Records: []*pb.Record{{Value: []byte("first")}}}); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal(fmt.Errorf("first produce: %w", err))
+}
