@@ -64,7 +64,10 @@ func tlsCause(msg string) error {
 		return ErrClientCertRefused
 	case strings.Contains(msg, "x509:") || strings.Contains(msg, "tls: failed to verify certificate"):
 		return ErrBrokerCertRejected
-	case strings.Contains(msg, "error reading server preface: EOF"):
+	case strings.Contains(msg, "error reading server preface: EOF"),
+		// A TLS server that read the plaintext preface as a bad record may
+		// close with those bytes unread, which the kernel turns into a reset.
+		strings.Contains(msg, "error reading server preface") && strings.Contains(msg, "connection reset by peer"):
 		return ErrBrokerWantsTLS
 	}
 	return nil

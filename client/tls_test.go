@@ -165,3 +165,22 @@ func TestTLSMismatchSaysSo(t *testing.T) {
 		})
 	}
 }
+
+func TestTLSCauseFromGRPCStatusText(t *testing.T) {
+	cases := []struct {
+		msg  string
+		want error
+	}{
+		{`connection error: desc = "error reading server preface: EOF"`, ErrBrokerWantsTLS},
+		{`connection error: desc = "error reading server preface: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer"`, ErrBrokerWantsTLS},
+		{`connection error: desc = "transport: authentication handshake failed: tls: first record does not look like a TLS handshake"`, ErrBrokerNotTLS},
+		{`connection error: desc = "transport: authentication handshake failed: remote error: tls: certificate required"`, ErrClientCertRefused},
+		{`connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"`, ErrBrokerCertRejected},
+		{`connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`, nil},
+	}
+	for _, tc := range cases {
+		if got := tlsCause(tc.msg); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.msg, got, tc.want)
+		}
+	}
+}

@@ -46,6 +46,16 @@ func (s *Server) produceStream(stream grpc.BidiStreamingServer[skiffpb.ProduceRe
 	s.readers.Add(1)
 	go func() {
 		defer s.readers.Done()
+		// Recv runs the interceptors' per-message work (authorization,
+		// quotas) on this goroutine, out of reach of the handler's panic
+		// recovery: a panic here ends the stream with INTERNAL instead.
+		var panicked error
+		defer func() {
+			if panicked != nil {
+				recvErr <- panicked
+			}
+		}()
+		defer s.recoverTo("ProduceStream", &panicked)
 		for {
 			select {
 			case slots <- struct{}{}:

@@ -64,6 +64,7 @@ type quotaEnforcer struct {
 
 	throttleSeconds *prometheus.CounterVec // principal
 	throttled       *prometheus.CounterVec // principal, kind
+	panics          prometheus.Counter     // the server's handler panics counter
 
 	mu        sync.Mutex
 	buckets   map[bucketKey]*throttle // guarded by mu
@@ -73,7 +74,7 @@ type quotaEnforcer struct {
 func newQuotaEnforcer(state func() *metadata.State, maxDelay time.Duration, shutdown <-chan struct{}, m *metrics) *quotaEnforcer {
 	e := &quotaEnforcer{
 		state: state, maxDelay: maxDelay, now: time.Now, shutdown: shutdown,
-		buckets: map[bucketKey]*throttle{},
+		buckets: map[bucketKey]*throttle{}, panics: m.panics,
 		throttleSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "quota", Name: "throttle_seconds_total",
 			Help: "Time answers were held back for exceeding a quota, by principal."}, []string{"principal"}),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "quota", Name: "throttled_requests_total",
@@ -122,6 +123,19 @@ func (e *quotaEnforcer) charge(principal string, c costs) time.Duration {
 		e.throttleSeconds.WithLabelValues(principal).Add(delay.Seconds())
 	}
 	return delay
+}
+
+// chargeSafely is charge for stream messages, which run outside the
+// handler's panic recovery: metering must never end a stream, so a panic
+// (a bug) is counted and the message goes unthrottled.
+func (e *quotaEnforcer) chargeSafely(principal string, c costs) (d time.Duration) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.panics.Inc()
+			d = 0
+		}
+	}()
+	return e.charge(principal, c)
 }
 
 // sweep forgets the buckets that are full (a new one would be the same) or
@@ -250,7 +264,7 @@ func (s *throttledStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
-	if d := s.e.charge(s.principal, costs{kindRequests: 1, kindProduce: produceBytes(m)}); d > 0 {
+	if d := s.e.chargeSafely(s.principal, costs{kindRequests: 1, kindProduce: produceBytes(m)}); d > 0 {
 		s.throttled(d)
 		s.mu.Lock()
 		s.owed = d
@@ -264,7 +278,7 @@ func (s *throttledStream) SendMsg(m any) error {
 	if n == 0 {
 		return s.ServerStream.SendMsg(m)
 	}
-	d := s.e.charge(s.principal, costs{kindFetch: n})
+	d := s.e.chargeSafely(s.principal, costs{kindFetch: n})
 	if d > 0 {
 		s.throttled(d)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 
 	"net"
 	"net/http"
@@ -197,5 +198,94 @@ func TestDevSecureServesOnlyTLS(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "certs", f)); err != nil {
 			t.Fatalf("DIR/certs/%s: %v", f, err)
 		}
+	}
+}
+
+// TestSecureAuthEndToEnd is the operator's path on `skiff dev --secure`
+// (auth on, User:admin super user): create a user, grant it write on a
+// topic, produce as that user, be refused a topic delete, and be throttled
+// by a produce quota to within 20% of it over 10 s.
+func TestSecureAuthEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildSkiff(t)
+	base := freeBasePort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "dev", "--secure", "--nodes", "3", "--base-port", strconv.Itoa(base), "--dir", t.TempDir())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+	}()
+	sc := bufio.NewScanner(stdout)
+	env := map[string]string{}
+	for len(env) < 4 && sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok && strings.HasPrefix(sc.Text(), "export ") {
+			env[k] = v
+		}
+	}
+	if len(env) < 4 {
+		t.Fatalf("exports %v; stderr:\n%s", env, stderr.String())
+	}
+	// admin: the exported client certificate. alice: a password, the CA
+	// only.
+	run := func(asAlice bool, stdin string, args ...string) (string, error) {
+		c := exec.CommandContext(ctx, bin, append(args, "--timeout", "20s")...)
+		c.Env = append(os.Environ(), "SKIFF_BROKERS="+env["SKIFF_BROKERS"], "SKIFF_TLS_CA_FILE="+env["SKIFF_TLS_CA_FILE"])
+		if asAlice {
+			c.Env = append(c.Env, "SKIFF_USER=alice", "SKIFF_PASSWORD=alice-password-1")
+		} else {
+			c.Env = append(c.Env, "SKIFF_TLS_CERT_FILE="+env["SKIFF_TLS_CERT_FILE"], "SKIFF_TLS_KEY_FILE="+env["SKIFF_TLS_KEY_FILE"])
+		}
+		c.Stdin = strings.NewReader(stdin)
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	must := func(out string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return out
+	}
+	must(run(false, "", "topic", "create", "orders", "--partitions", "3", "--replication", "3"))
+	must(run(false, "alice-password-1\n", "user", "create", "alice", "--password-stdin"))
+	if out, err := run(true, "k:v\n", "produce", "orders", "--key-delim", ":"); err == nil {
+		t.Fatalf("alice produced without a binding:\n%s", out)
+	}
+	must(run(false, "", "acl", "add", "--principal", "User:alice", "--topic", "orders", "--operation", "write"))
+	if out := must(run(true, "a:1\nb:2\nc:3\n", "produce", "orders", "--key-delim", ":")); !strings.Contains(out, "produced 3 messages") {
+		t.Fatalf("alice's produce:\n%s", out)
+	}
+	out, err := run(true, "", "topic", "delete", "orders")
+	if err == nil || !strings.Contains(out, "User:alice") || !strings.Contains(out, `delete topic "orders"`) {
+		t.Fatalf("alice deletes orders: %v\n%s", err, out)
+	}
+
+	const quota = 100 << 10 // bytes/s
+	must(run(false, "", "quota", "set", "--principal", "User:alice", "--produce-bytes-per-sec", strconv.Itoa(quota)))
+	out = must(run(true, "", "bench", "produce", "--topic", "orders", "--duration", "10s", "--record-size", "1000", "--concurrency", "2", "-o", "json"))
+	var res struct {
+		Bytes   int64   `json:"bytes"`
+		Seconds float64 `json:"seconds"`
+		Errors  int64   `json:"errors"`
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
+		t.Fatalf("bench output: %v\n%s", err, out)
+	}
+	rate := float64(res.Bytes) / res.Seconds
+	t.Logf("alice under a %d B/s quota: %d bytes in %.1f s = %.0f B/s (%.2f of the quota)", quota, res.Bytes, res.Seconds, rate, rate/quota)
+	if res.Errors != 0 || rate < 0.8*quota || rate > 1.2*quota {
+		t.Fatalf("rate %.0f B/s with %d errors, want within 20%% of %d", rate, res.Errors, quota)
 	}
 }
