@@ -403,7 +403,6 @@ func (s *replicaSet) closeAll() error {
 	return errors.Join(errs...)
 }
 
-
 // sortedPartitionKeys returns the keys of all by topic, then partition.
 func sortedPartitionKeys(all map[partitionKey]*partition.Replica) []partitionKey {
 	keys := make([]partitionKey, 0, len(all))
