@@ -42,8 +42,11 @@ func (c *connThrottle) wait(ctx context.Context) error {
 	}
 }
 
-// observe mutes the connection for the delay md announces, if any.
-func (c *connThrottle) observe(md metadata.MD) {
+// observe mutes the connection for the delay md announces, counted from
+// from: the broker already held the answer back for that long, so a
+// request's own wait counts (muting from the answer's arrival would make
+// the client pay every delay twice and run well under its quota).
+func (c *connThrottle) observe(from time.Time, md metadata.MD) {
 	v := md.Get(throttleHeader)
 	if len(v) == 0 {
 		return
@@ -52,7 +55,7 @@ func (c *connThrottle) observe(md metadata.MD) {
 	if err != nil || ms <= 0 {
 		return
 	}
-	until := time.Now().Add(time.Duration(ms) * time.Millisecond)
+	until := from.Add(time.Duration(ms) * time.Millisecond)
 	c.mu.Lock()
 	if until.After(c.until) {
 		c.until = until
@@ -65,8 +68,9 @@ func (c *connThrottle) unary(ctx context.Context, method string, req, reply any,
 		return err
 	}
 	var hdr metadata.MD
+	start := time.Now()
 	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Header(&hdr))...)
-	c.observe(hdr)
+	c.observe(start, hdr)
 	return err
 }
 
@@ -82,12 +86,12 @@ func (c *connThrottle) stream(ctx context.Context, desc *grpc.StreamDesc, cc *gr
 }
 
 // throttledClientStream waits before each message it sends while the
-// connection is muted, and learns delays from the header (once a message
-// has arrived, so reading it never blocks) and the trailer.
+// connection is muted. Within a stream the broker throttles by reading the
+// next message late, so only the stream's end (the trailer's total) mutes
+// the connection, for the next call.
 type throttledClientStream struct {
 	grpc.ClientStream
-	c         *connThrottle
-	sawHeader bool // owned by the receiving goroutine
+	c *connThrottle
 }
 
 func (s *throttledClientStream) SendMsg(m any) error {
@@ -100,14 +104,7 @@ func (s *throttledClientStream) SendMsg(m any) error {
 func (s *throttledClientStream) RecvMsg(m any) error {
 	err := s.ClientStream.RecvMsg(m)
 	if err != nil {
-		s.c.observe(s.Trailer())
-		return err
+		s.c.observe(time.Now(), s.Trailer())
 	}
-	if !s.sawHeader {
-		s.sawHeader = true
-		if md, herr := s.Header(); herr == nil {
-			s.c.observe(md)
-		}
-	}
-	return nil
+	return err
 }

@@ -44,7 +44,7 @@ func TestThrottledAnswerMutesTheConnection(t *testing.T) {
 		t.Fatalf("an unthrottled answer still delayed the next call by %v", gap)
 	}
 
-	c.observe(metadata.Pairs(throttleHeader, "60000"))
+	c.observe(time.Now(), metadata.Pairs(throttleHeader, "60000"))
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
 	if err := c.unary(cctx, "/m", nil, nil, nil, invoker("")); !errors.Is(err, context.DeadlineExceeded) {

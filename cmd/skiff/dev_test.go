@@ -204,7 +204,8 @@ func TestDevSecureServesOnlyTLS(t *testing.T) {
 // TestSecureAuthEndToEnd is the operator's path on `skiff dev --secure`
 // (auth on, User:admin super user): create a user, grant it write on a
 // topic, produce as that user, be refused a topic delete, and be throttled
-// by a produce quota to within 20% of it over 10 s.
+// by a produce quota to within 20% of it over about 10 s (1.2 MB at
+// 100 KiB/s, the first second's worth being the burst).
 func TestSecureAuthEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -272,9 +273,13 @@ func TestSecureAuthEndToEnd(t *testing.T) {
 		t.Fatalf("alice deletes orders: %v\n%s", err, out)
 	}
 
+	// Quotas are metered per node, as in Kafka: a one-partition topic puts
+	// all of alice's writes on one leader.
 	const quota = 100 << 10 // bytes/s
+	must(run(false, "", "topic", "create", "metered", "--partitions", "1", "--replication", "3"))
+	must(run(false, "", "acl", "add", "--principal", "User:alice", "--topic", "metered", "--operation", "write"))
 	must(run(false, "", "quota", "set", "--principal", "User:alice", "--produce-bytes-per-sec", strconv.Itoa(quota)))
-	out = must(run(true, "", "bench", "produce", "--topic", "orders", "--duration", "10s", "--record-size", "1000", "--concurrency", "2", "-o", "json"))
+	out = must(run(true, "", "bench", "produce", "--topic", "metered", "--records", "1200", "--record-size", "1000", "--concurrency", "2", "-o", "json"))
 	var res struct {
 		Bytes   int64   `json:"bytes"`
 		Seconds float64 `json:"seconds"`
