@@ -25,6 +25,7 @@ type devOptions struct {
 	basePort int
 	logLevel string
 	secure   bool
+	auth     bool
 }
 
 func newDevCommand() *cobra.Command {
@@ -48,6 +49,7 @@ func newDevCommand() *cobra.Command {
 	f.StringVar(&o.dir, "dir", "", "data directory kept across runs (default: a temporary one, removed on exit)")
 	f.IntVar(&o.basePort, "base-port", 9400, "gRPC port of node 0; node i uses base+10*i .. base+10*i+3")
 	f.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
+	f.BoolVar(&o.auth, "auth", true, "with --secure: require client authentication, with User:admin (the printed certificate) as super user; --auth=false leaves TLS on and authentication off")
 	f.BoolVar(&o.secure, "secure", false, "TLS on every port, mTLS between nodes and encrypted gossip; certificates and the gossip key go under DIR/certs, and the `export SKIFF_...` lines a shell needs are printed")
 	return cmd
 }
@@ -89,6 +91,7 @@ func runDev(ctx context.Context, o *devOptions, out interface{ Write([]byte) (in
 		if sec, err = prepareDevSecurity(filepath.Join(dir, "certs"), ids); err != nil {
 			return err
 		}
+		sec.noAuth = !o.auth
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -22,7 +22,8 @@ const devAdmin = "admin"
 // one certificate per node, the admin client certificate and a gossip key.
 // Files already there (a --dir kept across runs) are used as they are.
 type devSecurity struct {
-	dir string
+	dir    string
+	noAuth bool // --auth=false: TLS without client authentication
 }
 
 func prepareDevSecurity(dir string, nodes []string) (*devSecurity, error) {
@@ -77,7 +78,7 @@ func (s *devSecurity) configure(cfg *cluster.Config, logger *slog.Logger) error 
 	cfg.TLS = r
 	// The admin certificate printed for the shell is the super user, so
 	// it can manage users; everyone else must authenticate.
-	cfg.ClientAuth = true
+	cfg.ClientAuth = !s.noAuth
 	cfg.SuperUsers = []string{"User:" + devAdmin}
 	return nil
 }
