@@ -242,7 +242,6 @@ type throttledStream struct {
 	principal string
 
 	mu    sync.Mutex
-	owed  time.Duration // guarded by mu: wait before the next receive
 	total time.Duration // guarded by mu: all delays, for the trailer
 }
 
@@ -253,22 +252,16 @@ func (s *throttledStream) throttled(d time.Duration) {
 	s.mu.Unlock()
 }
 
+// RecvMsg hands the message on only once its debt is paid: a stream has no
+// one answer per message to hold back, and owing the delay to the next
+// message instead would let the last ones of every stream through free.
 func (s *throttledStream) RecvMsg(m any) error {
-	s.mu.Lock()
-	owed := s.owed
-	s.owed = 0
-	s.mu.Unlock()
-	if owed > 0 {
-		s.e.wait(s.Context(), owed)
-	}
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
 	if d := s.e.chargeSafely(s.principal, costs{kindRequests: 1, kindProduce: produceBytes(m)}); d > 0 {
 		s.throttled(d)
-		s.mu.Lock()
-		s.owed = d
-		s.mu.Unlock()
+		s.e.wait(s.Context(), d)
 	}
 	return nil
 }
