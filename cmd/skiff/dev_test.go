@@ -136,36 +136,10 @@ func TestDevSecureServesOnlyTLS(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	bin := buildSkiff(t)
-	base := freeBasePort(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "dev", "--secure", "--nodes", "3", "--base-port", strconv.Itoa(base), "--dir", dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		cmd.Wait()
-	}()
-	sc := bufio.NewScanner(stdout)
-	env := map[string]string{}
-	for len(env) < 4 && sc.Scan() {
-		if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok && strings.HasPrefix(sc.Text(), "export ") {
-			env[k] = v
-		}
-	}
-	for _, k := range []string{"SKIFF_BROKERS", "SKIFF_TLS_CA_FILE", "SKIFF_TLS_CERT_FILE", "SKIFF_TLS_KEY_FILE"} {
-		if env[k] == "" {
-			t.Fatalf("no export of %s (got %v); stderr:\n%s", k, env, stderr.String())
-		}
-	}
+	env := startDevSecure(t, ctx, bin, dir)
 	run := func(withTLS bool, args ...string) (string, error) {
 		c := exec.CommandContext(ctx, bin, append(args, "--timeout", "10s")...)
 		c.Env = append(os.Environ(), "SKIFF_BROKERS="+env["SKIFF_BROKERS"])
@@ -187,6 +161,8 @@ func TestDevSecureServesOnlyTLS(t *testing.T) {
 	if out, err := run(false, "topic", "list"); err == nil || !strings.Contains(out, "TLS") {
 		t.Fatalf("plaintext client: err %v, output %q: want a refusal that mentions TLS", err, out)
 	}
+	_, grpcPort, _ := net.SplitHostPort(strings.Split(env["SKIFF_BROKERS"], ",")[0])
+	base, _ := strconv.Atoi(grpcPort)
 	if resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(base+3) + "/readyz"); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
@@ -211,33 +187,9 @@ func TestSecureAuthEndToEnd(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	bin := buildSkiff(t)
-	base := freeBasePort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "dev", "--secure", "--nodes", "3", "--base-port", strconv.Itoa(base), "--dir", t.TempDir())
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		cmd.Wait()
-	}()
-	sc := bufio.NewScanner(stdout)
-	env := map[string]string{}
-	for len(env) < 4 && sc.Scan() {
-		if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok && strings.HasPrefix(sc.Text(), "export ") {
-			env[k] = v
-		}
-	}
-	if len(env) < 4 {
-		t.Fatalf("exports %v; stderr:\n%s", env, stderr.String())
-	}
+	env := startDevSecure(t, ctx, bin, t.TempDir())
 	// admin: the exported client certificate. alice: a password, the CA
 	// only.
 	run := func(asAlice bool, stdin string, args ...string) (string, error) {
@@ -296,4 +248,37 @@ func TestSecureAuthEndToEnd(t *testing.T) {
 	if res.Errors != 0 || rate < 0.8*quota || rate > 1.2*quota {
 		t.Fatalf("rate %.0f B/s with %d errors, want within 20%% of %d", rate, res.Errors, quota)
 	}
+}
+
+// startDevSecure runs `skiff dev --secure` in dir until the test ends and
+// returns the variables of the `export` lines it prints once ready.
+func startDevSecure(t *testing.T, ctx context.Context, bin, dir string) map[string]string {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, bin, "dev", "--secure", "--nodes", "3", "--base-port", strconv.Itoa(freeBasePort(t)), "--dir", dir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+	})
+	sc := bufio.NewScanner(stdout)
+	env := map[string]string{}
+	for len(env) < 4 && sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok && strings.HasPrefix(sc.Text(), "export ") {
+			env[k] = v
+		}
+	}
+	for _, k := range []string{"SKIFF_BROKERS", "SKIFF_TLS_CA_FILE", "SKIFF_TLS_CERT_FILE", "SKIFF_TLS_KEY_FILE"} {
+		if env[k] == "" {
+			t.Fatalf("no export of %s (got %v); stderr:\n%s", k, env, stderr.String())
+		}
+	}
+	return env
 }
