@@ -32,14 +32,31 @@ func TestAdminTopicLifecycle(t *testing.T) {
 	}
 
 	createTopic(t, cl, "admin-described", 2, 3) // waits for leaders
-	ti, err := cl.DescribeTopic(ctx, "admin-described")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range ti.Partitions {
-		if p.Leader == "" || p.LeaderAddr == "" || len(p.InSync) == 0 || p.HighWatermark != 0 || p.LogStartOffset != 0 {
-			t.Fatalf("partition %+v", p)
+	// A new partition's first leader soon hands over to its preferred
+	// replica, and a describe during the handover shows no leader: wait
+	// for a description of the settled topic.
+	described := func() (client.TopicInfo, bool) {
+		ti, err := cl.DescribeTopic(ctx, "admin-described")
+		if err != nil {
+			return ti, false
 		}
+		for _, p := range ti.Partitions {
+			if p.Leader == "" || p.LeaderAddr == "" || len(p.InSync) == 0 || p.HighWatermark != 0 || p.LogStartOffset != 0 {
+				return ti, false
+			}
+		}
+		return ti, true
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ti, ok := described()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partitions %+v", ti.Partitions)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	topics, err := cl.ListTopics(ctx)
