@@ -72,17 +72,23 @@ func (a *adminService) aclStore() (aclStore, error) {
 	return st, nil
 }
 
-// CreateACLs adds bindings; existing ones are kept once.
-func (a *adminService) CreateACLs(ctx context.Context, req *pb.CreateACLsRequest) (*pb.CreateACLsResponse, error) {
+// changeACLs validates bindings and applies them with op (the store's
+// CreateACLs or DeleteACLs), returning how many changed.
+func (a *adminService) changeACLs(ctx context.Context, bindings []*pb.AclBinding, op func(aclStore, context.Context, []acl.Binding) (int64, error)) (int64, error) {
 	st, err := a.aclStore()
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	bs, err := bindingsFromProto(req.Bindings)
+	bs, err := bindingsFromProto(bindings)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	n, err := st.CreateACLs(ctx, bs)
+	return op(st, ctx, bs)
+}
+
+// CreateACLs adds bindings; existing ones are kept once.
+func (a *adminService) CreateACLs(ctx context.Context, req *pb.CreateACLsRequest) (*pb.CreateACLsResponse, error) {
+	n, err := a.changeACLs(ctx, req.Bindings, aclStore.CreateACLs)
 	if err != nil {
 		return nil, err
 	}
@@ -91,15 +97,7 @@ func (a *adminService) CreateACLs(ctx context.Context, req *pb.CreateACLsRequest
 
 // DeleteACLs removes bindings equal to the ones given.
 func (a *adminService) DeleteACLs(ctx context.Context, req *pb.DeleteACLsRequest) (*pb.DeleteACLsResponse, error) {
-	st, err := a.aclStore()
-	if err != nil {
-		return nil, err
-	}
-	bs, err := bindingsFromProto(req.Bindings)
-	if err != nil {
-		return nil, err
-	}
-	n, err := st.DeleteACLs(ctx, bs)
+	n, err := a.changeACLs(ctx, req.Bindings, aclStore.DeleteACLs)
 	if err != nil {
 		return nil, err
 	}
