@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -126,11 +127,31 @@ type GroupListing struct {
 }
 
 // ListGroups lists the cluster's consumer groups: it asks every broker for
-// the groups it coordinates.
+// the groups it coordinates. An offsets partition changing leader is
+// coordinated by no broker for a moment, so the brokers are asked again
+// until their answers cover every offsets partition; when the request
+// times out first, the error names the partitions whose groups are
+// missing.
 func (c *Client) ListGroups(ctx context.Context) ([]GroupListing, error) {
 	ctx, cancel := c.requestContext(ctx)
 	defer cancel()
-	err := c.anyBroker(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+	bo := newBackoff()
+	for {
+		out, missing, err := c.listGroupsOnce(ctx)
+		if err != nil || len(missing) == 0 {
+			return out, err
+		}
+		c.log.Debug("offsets partitions without a coordinator, listing again", "partitions", missing)
+		if werr := bo.wait(ctx); werr != nil {
+			return nil, fmt.Errorf("list groups: offsets partitions %v have no coordinator right now, retry: %w", missing, ErrNotCoordinator)
+		}
+	}
+}
+
+// listGroupsOnce asks every broker once. missing are the offsets
+// partitions no answer covered.
+func (c *Client) listGroupsOnce(ctx context.Context) (out []GroupListing, missing []int32, err error) {
+	err = c.anyBroker(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
 		resp, err := skiffpb.NewAdminClient(cc).Metadata(ctx, &skiffpb.MetadataRequest{})
 		if err == nil {
 			c.meta.storeBrokers(resp)
@@ -138,13 +159,15 @@ func (c *Client) ListGroups(ctx context.Context) ([]GroupListing, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list groups: %w", err)
+		return nil, nil, fmt.Errorf("list groups: %w", err)
 	}
 	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		seen = map[string]GroupListing{}
-		errs []error
+		mu         sync.Mutex
+		wg         sync.WaitGroup
+		seen       = map[string]GroupListing{}
+		covered    = map[int32]bool{}
+		partitions int32
+		errs       []error
 	)
 	for _, addr := range c.meta.brokerAddrs() {
 		wg.Add(1)
@@ -161,6 +184,10 @@ func (c *Client) ListGroups(ctx context.Context) ([]GroupListing, error) {
 						seen[g.GetGroup()] = GroupListing{Group: g.GetGroup(), State: g.GetState(),
 							Members: int(g.GetMembers()), Coordinator: g.GetCoordinator()}
 					}
+					for _, p := range resp.GetCoordinatedPartitions() {
+						covered[p] = true
+					}
+					partitions = max(partitions, resp.GetOffsetsPartitions())
 					mu.Unlock()
 					return
 				}
@@ -171,19 +198,16 @@ func (c *Client) ListGroups(ctx context.Context) ([]GroupListing, error) {
 		}(addr)
 	}
 	wg.Wait()
-	out := slices.SortedFunc(maps.Values(seen), func(a, b GroupListing) int {
-		if a.Group < b.Group {
-			return -1
-		}
-		if a.Group > b.Group {
-			return 1
-		}
-		return 0
-	})
+	out = slices.SortedFunc(maps.Values(seen), func(a, b GroupListing) int { return strings.Compare(a.Group, b.Group) })
 	if len(out) == 0 && len(errs) > 0 {
-		return nil, fmt.Errorf("list groups: %w", errors.Join(errs...))
+		return nil, nil, fmt.Errorf("list groups: %w", errors.Join(errs...))
 	}
-	return out, nil
+	for p := range partitions {
+		if !covered[p] {
+			missing = append(missing, p)
+		}
+	}
+	return out, missing, nil
 }
 
 // GroupMember describes one member of a group.

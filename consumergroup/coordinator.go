@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -407,14 +408,30 @@ type GroupListing struct {
 	Members int
 }
 
+// GroupList is ListGroups' answer.
+type GroupList struct {
+	Groups []GroupListing
+	// Coordinated are the offsets partitions this node led when it
+	// answered, and Partitions how many the cluster has: a cluster-wide
+	// listing that gathers every node's answer is complete only when their
+	// Coordinated cover every partition. One handing over leadership is
+	// led by no node for a moment, and its groups are in no answer.
+	Coordinated []int32
+	Partitions  int32
+}
+
 // ListGroups lists the groups this node coordinates (offsets partitions it
 // leads). A cluster-wide listing asks every node.
-func (c *Coordinator) ListGroups(ctx context.Context) []GroupListing {
-	var out []GroupListing
+func (c *Coordinator) ListGroups(ctx context.Context) GroupList {
+	var out GroupList
+	c.mu.Lock()
+	out.Partitions = c.nparts
+	c.mu.Unlock()
 	for _, s := range c.shardList() {
 		if s.lead(ctx) != nil {
 			continue
 		}
+		out.Coordinated = append(out.Coordinated, s.partition)
 		s.mu.Lock()
 		ids := map[string]bool{}
 		for _, id := range s.table.groupIDs() {
@@ -433,19 +450,12 @@ func (c *Coordinator) ListGroups(ctx context.Context) []GroupListing {
 			if g := s.group(id, c.cfg.Now()); g != nil {
 				l.State, l.Members = g.state(), len(g.members)
 			}
-			out = append(out, l)
+			out.Groups = append(out.Groups, l)
 		}
 		s.mu.Unlock()
 	}
-	slices.SortFunc(out, func(a, b GroupListing) int {
-		switch {
-		case a.Group < b.Group:
-			return -1
-		case a.Group > b.Group:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out.Groups, func(a, b GroupListing) int { return strings.Compare(a.Group, b.Group) })
+	slices.Sort(out.Coordinated)
 	return out
 }
 
@@ -560,7 +570,7 @@ func (c *Coordinator) runLag() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.LagInterval)
-		groups := c.ListGroups(ctx)
+		groups := c.ListGroups(ctx).Groups
 		if len(groups) > 0 {
 			// One round of calls for every group's partitions.
 			hws := c.host.HighWatermarks(ctx, nil)

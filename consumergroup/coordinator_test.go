@@ -517,3 +517,23 @@ func TestNewCoordinatorRestoresMembersFromTheLog(t *testing.T) {
 		t.Fatalf("restored group %+v %v", d, err)
 	}
 }
+
+// A listing says which offsets partitions it covers, so a cluster-wide
+// listing taken while a partition changes leader can tell that its groups
+// are missing rather than gone.
+func TestListGroupsSaysWhichPartitionsItCovered(t *testing.T) {
+	lg := newMemLog(true)
+	c := newTestCoordinator(t, lg, map[string]int32{"t": 2}, nil)
+	join(t, c, "billing", "t")
+
+	got := c.ListGroups(testCtx(t))
+	if len(got.Groups) != 1 || got.Groups[0].Group != "billing" || !slices.Equal(got.Coordinated, []int32{0}) || got.Partitions != 1 {
+		t.Fatalf("while leading: %+v", got)
+	}
+
+	lg.setLeader(false)
+	got = c.ListGroups(testCtx(t))
+	if len(got.Groups) != 0 || len(got.Coordinated) != 0 || got.Partitions != 1 {
+		t.Fatalf("while not leading: %+v", got)
+	}
+}

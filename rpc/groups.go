@@ -100,8 +100,9 @@ func (g *groupsService) ListGroups(ctx context.Context, req *skiffpb.ListGroupsR
 	if err != nil {
 		return nil, err
 	}
-	resp := &skiffpb.ListGroupsResponse{}
-	for _, l := range c.ListGroups(ctx) {
+	list := c.ListGroups(ctx)
+	resp := &skiffpb.ListGroupsResponse{CoordinatedPartitions: list.Coordinated, OffsetsPartitions: list.Partitions}
+	for _, l := range list.Groups {
 		if !g.s.authz.mayDescribe(ctx, acl.Group, l.Group) {
 			continue
 		}

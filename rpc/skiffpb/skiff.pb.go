@@ -4065,10 +4065,16 @@ func (x *GroupListing) GetCoordinator() string {
 }
 
 type ListGroupsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Groups        []*GroupListing        `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Groups []*GroupListing        `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	// The offsets partitions this broker coordinated when it answered, and
+	// how many the cluster has: a cluster-wide listing is complete only when
+	// the brokers' answers cover every one (a partition changing leader
+	// mid-listing is covered by no broker).
+	CoordinatedPartitions []int32 `protobuf:"varint,2,rep,packed,name=coordinated_partitions,json=coordinatedPartitions,proto3" json:"coordinated_partitions,omitempty"`
+	OffsetsPartitions     int32   `protobuf:"varint,3,opt,name=offsets_partitions,json=offsetsPartitions,proto3" json:"offsets_partitions,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *ListGroupsResponse) Reset() {
@@ -4106,6 +4112,20 @@ func (x *ListGroupsResponse) GetGroups() []*GroupListing {
 		return x.Groups
 	}
 	return nil
+}
+
+func (x *ListGroupsResponse) GetCoordinatedPartitions() []int32 {
+	if x != nil {
+		return x.CoordinatedPartitions
+	}
+	return nil
+}
+
+func (x *ListGroupsResponse) GetOffsetsPartitions() int32 {
+	if x != nil {
+		return x.OffsetsPartitions
+	}
+	return 0
 }
 
 type DescribeGroupRequest struct {
@@ -6583,9 +6603,11 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x18\n" +
 	"\amembers\x18\x03 \x01(\x05R\amembers\x12 \n" +
-	"\vcoordinator\x18\x04 \x01(\tR\vcoordinator\"D\n" +
+	"\vcoordinator\x18\x04 \x01(\tR\vcoordinator\"\xaa\x01\n" +
 	"\x12ListGroupsResponse\x12.\n" +
-	"\x06groups\x18\x01 \x03(\v2\x16.skiff.v1.GroupListingR\x06groups\",\n" +
+	"\x06groups\x18\x01 \x03(\v2\x16.skiff.v1.GroupListingR\x06groups\x125\n" +
+	"\x16coordinated_partitions\x18\x02 \x03(\x05R\x15coordinatedPartitions\x12-\n" +
+	"\x12offsets_partitions\x18\x03 \x01(\x05R\x11offsetsPartitions\",\n" +
 	"\x14DescribeGroupRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\"\xc8\x02\n" +
 	"\vGroupMember\x12\x1b\n" +
