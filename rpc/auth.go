@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	grpcmd "google.golang.org/grpc/metadata"
@@ -182,6 +183,16 @@ type authenticator struct {
 
 	mu    sync.Mutex
 	cache map[[32]byte]cachedLogin // guarded by mu
+
+	// decoy is verified in place of an unknown user's credential, so that
+	// an unknown user costs the same hash as a wrong password and the
+	// answer's timing does not tell which users exist. Made on first use:
+	// a node without password users never pays for it.
+	decoyOnce sync.Once
+	decoy     metadata.UserCredential
+
+	failures  *prometheus.CounterVec // reason
+	cacheUses *prometheus.CounterVec // result
 }
 
 // maxCachedLogins bounds the cache; only verified passwords enter it, so
@@ -193,7 +204,7 @@ type cachedLogin struct {
 	expires time.Time
 }
 
-func newAuthenticator(cfg AuthConfig, serverTLS *tls.Config, state func() *metadata.State) *authenticator {
+func newAuthenticator(cfg AuthConfig, serverTLS *tls.Config, state func() *metadata.State, m *metrics) *authenticator {
 	cfg = cfg.withDefaults()
 	a := &authenticator{
 		cfg:       cfg,
@@ -202,6 +213,8 @@ func newAuthenticator(cfg AuthConfig, serverTLS *tls.Config, state func() *metad
 		now:       time.Now,
 		hashSlots: make(chan struct{}, cfg.MaxConcurrentHashes),
 		cache:     map[[32]byte]cachedLogin{},
+		failures:  m.authFailures,
+		cacheUses: m.passwordCache,
 	}
 	for _, s := range cfg.SuperUsers {
 		if p, err := ParsePrincipal(s); err == nil {
@@ -253,33 +266,55 @@ func (s *principalStream) Context() context.Context { return s.ctx }
 
 // authenticate returns the call's principal, or an *unauthenticatedError.
 func (a *authenticator) authenticate(ctx context.Context) (Principal, error) {
+	p, reason, err := a.identify(ctx)
+	if err != nil && reason != "" {
+		a.failures.WithLabelValues(reason).Inc()
+	}
+	return p, err
+}
+
+// Reasons for skiff_rpc_authentication_failures_total.
+const (
+	failMalformed  = "malformed"   // an authorization header that does not parse
+	failPlaintext  = "plaintext"   // a password sent without TLS
+	failPassword   = "password"    // unknown user or wrong password (one reason: the metric must not tell them apart either)
+	failNoIdentity = "no_identity" // neither a password nor a usable client certificate
+)
+
+// identify finds the call's principal; on failure reason says why, for
+// the metrics ("" when the call gave up, say on its deadline).
+func (a *authenticator) identify(ctx context.Context) (Principal, string, error) {
 	if !a.cfg.Enabled {
-		return Anonymous, nil
+		return Anonymous, "", nil
 	}
 	tlsInfo, onTLS := connTLS(ctx)
 	user, password, sent, err := passwordFrom(ctx)
 	if err != nil {
-		return Principal{}, err
+		return Principal{}, failMalformed, err
 	}
 	if sent {
 		if !onTLS {
-			return Principal{}, errPasswordPlaintext
+			return Principal{}, failPlaintext, errPasswordPlaintext
 		}
 		if err := a.checkPassword(ctx, user, password); err != nil {
-			return Principal{}, err
+			var failed *unauthenticatedError
+			if errors.As(err, &failed) {
+				return Principal{}, failPassword, err
+			}
+			return Principal{}, "", err
 		}
-		return a.principal(PrincipalUser, user), nil
+		return a.principal(PrincipalUser, user), "", nil
 	}
 	if onTLS && a.certsVerified && len(tlsInfo.State.PeerCertificates) > 0 {
 		leaf := tlsInfo.State.PeerCertificates[0]
 		if id, ok := certs.NodeID(leaf); ok {
-			return a.principal(PrincipalNode, id), nil
+			return a.principal(PrincipalNode, id), "", nil
 		}
 		if cn := leaf.Subject.CommonName; cn != "" {
-			return a.principal(PrincipalUser, cn), nil
+			return a.principal(PrincipalUser, cn), "", nil
 		}
 	}
-	return Principal{}, errNoIdentity
+	return Principal{}, failNoIdentity, errNoIdentity
 }
 
 func (a *authenticator) principal(typ, name string) Principal {
@@ -330,8 +365,21 @@ func passwordFrom(ctx context.Context) (user, password string, sent bool, err er
 // answer, so that the answer does not tell which users exist.
 func (a *authenticator) checkPassword(ctx context.Context, user, password string) error {
 	failed := &unauthenticatedError{fmt.Sprintf("authentication failed for user %q: unknown user or wrong password", user)}
-	cred, ok := a.state().User(user)
-	if !ok || len(password) > metadata.MaxPasswordLen {
+	if len(password) > metadata.MaxPasswordLen {
+		return failed
+	}
+	cred, known := a.state().User(user)
+	if !known {
+		// The same hash a known user costs, then the same answer.
+		decoy, err := a.decoyCredential()
+		if err != nil {
+			return err
+		}
+		if err := a.acquireHash(ctx); err != nil {
+			return err
+		}
+		decoy.Verify(password)
+		a.releaseHash()
 		return failed
 	}
 	key := a.loginKey(user, password)
@@ -343,12 +391,14 @@ func (a *authenticator) checkPassword(ctx context.Context, user, password string
 	// it was verified against: a password change or a delete and
 	// re-create ends it as soon as this node applies the change.
 	if cached && now.Before(hit.expires) && hit.cred.Same(cred) {
+		a.cacheUses.WithLabelValues("hit").Inc()
 		return nil
 	}
+	a.cacheUses.WithLabelValues("miss").Inc()
 	if err := a.acquireHash(ctx); err != nil {
 		return err
 	}
-	ok = cred.Verify(password)
+	ok := cred.Verify(password)
 	a.releaseHash()
 	if !ok {
 		return failed
@@ -367,6 +417,23 @@ func (a *authenticator) checkPassword(ctx context.Context, user, password string
 	}
 	a.cache[key] = cachedLogin{cred: cred, expires: now.Add(a.cfg.PasswordCacheTTL)}
 	return nil
+}
+
+// decoyCredential is a credential of a random password, hashed with the
+// parameters new passwords get.
+func (a *authenticator) decoyCredential() (metadata.UserCredential, error) {
+	var err error
+	a.decoyOnce.Do(func() {
+		var pw [24]byte
+		if _, err = rand.Read(pw[:]); err != nil {
+			return
+		}
+		a.decoy, err = metadata.NewCredential(base64.RawStdEncoding.EncodeToString(pw[:]), a.cfg.PasswordHash)
+	})
+	if err != nil {
+		return metadata.UserCredential{}, fmt.Errorf("decoy credential: %w", err)
+	}
+	return a.decoy, nil
 }
 
 // acquireHash takes one of the MaxConcurrentHashes slots; releaseHash

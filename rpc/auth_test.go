@@ -6,12 +6,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -273,7 +276,7 @@ func TestPasswordsNeverTravelInPlaintext(t *testing.T) {
 }
 
 func TestWithoutAuthEveryCallIsAnonymous(t *testing.T) {
-	a := newAuthenticator(AuthConfig{SuperUsers: []string{"User:admin"}}, nil, metadata.NewState)
+	a := newAuthenticator(AuthConfig{SuperUsers: []string{"User:admin"}}, nil, metadata.NewState, testMetrics())
 	p, err := a.authenticate(grpcmd.NewIncomingContext(context.Background(), grpcmd.Pairs(AuthorizationKey, "garbage")))
 	if err != nil || p != Anonymous {
 		t.Fatalf("principal %v, %v", p, err)
@@ -299,3 +302,74 @@ func TestAuthConfigValidate(t *testing.T) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+func testMetrics() *metrics {
+	return newMetrics(prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+}
+
+// An unknown user costs the same password hash as a known one (so the
+// answer's timing does not tell which users exist), and every refusal is
+// counted by reason. With the only hash slot taken, a check that hashes
+// must wait for it: an unknown user's check waiting out its deadline
+// proves it hashes, with no clock involved.
+func TestUnknownUsersCostAHashAndFailuresAreCounted(t *testing.T) {
+	params := metadata.Argon2Params{Time: 1, MemoryKB: 64, Threads: 1}
+	cred, err := metadata.NewCredential("alice-password", params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := metadata.NewState()
+	st.Users = map[string]metadata.UserCredential{"alice": cred}
+	m := testMetrics()
+	a := newAuthenticator(AuthConfig{Enabled: true, PasswordHash: params, MaxConcurrentHashes: 1},
+		nil, func() *metadata.State { return st }, m)
+
+	a.hashSlots <- struct{}{} // the one slot, taken
+	for _, user := range []string{"alice", "mallory"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		err := a.checkPassword(ctx, user, "wrong")
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s with every hash slot taken: %v, want a wait for a slot", user, err)
+		}
+	}
+	<-a.hashSlots
+
+	ctx := context.Background()
+	var known, unknown error
+	if known = a.checkPassword(ctx, "alice", "wrong"); known == nil {
+		t.Fatal("wrong password accepted")
+	}
+	if unknown = a.checkPassword(ctx, "mallory", "wrong"); unknown == nil {
+		t.Fatal("unknown user accepted")
+	}
+	if strings.ReplaceAll(known.Error(), "alice", "X") != strings.ReplaceAll(unknown.Error(), "mallory", "X") {
+		t.Fatalf("answers differ: %q vs %q", known, unknown)
+	}
+	for range 2 {
+		if err := a.checkPassword(ctx, "alice", "alice-password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits, misses := testutil.ToFloat64(m.passwordCache.WithLabelValues("hit")), testutil.ToFloat64(m.passwordCache.WithLabelValues("miss")); hits != 1 || misses != 3 {
+		t.Fatalf("password cache: %v hits, %v misses; want 1 and 3 (alice's two wrong passwords and her first right one hash)", hits, misses)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		md     grpcmd.MD
+		reason string
+	}{
+		{"no credentials", grpcmd.MD{}, failNoIdentity},
+		{"unreadable header", grpcmd.Pairs(AuthorizationKey, "Bearer x"), failMalformed},
+		{"password without TLS", grpcmd.Pairs(AuthorizationKey, password("alice", "alice-password")), failPlaintext},
+	} {
+		before := testutil.ToFloat64(m.authFailures.WithLabelValues(tc.reason))
+		if _, err := a.authenticate(grpcmd.NewIncomingContext(ctx, tc.md)); err == nil {
+			t.Fatalf("%s: authenticated", tc.name)
+		}
+		if got := testutil.ToFloat64(m.authFailures.WithLabelValues(tc.reason)) - before; got != 1 {
+			t.Fatalf("%s: %v failures counted as %s", tc.name, got, tc.reason)
+		}
+	}
+}

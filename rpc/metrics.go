@@ -23,6 +23,8 @@ type metrics struct {
 	asyncPending   prometheus.Gauge
 	asyncErrors    prometheus.Counter
 	panics         prometheus.Counter
+	authFailures   *prometheus.CounterVec // reason
+	passwordCache  *prometheus.CounterVec // result
 }
 
 func newMetrics(reg *prometheus.Registry, logger *slog.Logger) *metrics {
@@ -51,9 +53,16 @@ func newMetrics(reg *prometheus.Registry, logger *slog.Logger) *metrics {
 			"ACKS_NONE batches that failed after their request was answered (logged)."))),
 		panics: prometheus.NewCounter(prometheus.CounterOpts(opts("panics_total",
 			"Handler panics recovered (answered with INTERNAL)."))),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts(opts("authentication_failures_total",
+			"Calls refused for want of an identity, by reason: password (unknown user or wrong password), "+
+				"plaintext (a password without TLS), malformed (an unreadable authorization header), no_identity.")),
+			[]string{"reason"}),
+		passwordCache: prometheus.NewCounterVec(prometheus.CounterOpts(opts("password_cache_total",
+			"Password logins of known users, by result: hit (verified recently, no hash computed) or miss (hashed).")),
+			[]string{"result"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.streamMessages, m.producedBytes, m.fetchedBytes,
-		m.asyncPending, m.asyncErrors, m.panics} {
+		m.asyncPending, m.asyncErrors, m.panics, m.authFailures, m.passwordCache} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

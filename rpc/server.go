@@ -203,7 +203,7 @@ func NewServer(node Node, opts ...Option) *Server {
 		reg = prometheus.NewRegistry()
 	}
 	s.metrics = newMetrics(reg, s.logger)
-	s.auth = newAuthenticator(cfg.Auth, cfg.TLS, node.Metadata)
+	s.auth = newAuthenticator(cfg.Auth, cfg.TLS, node.Metadata, s.metrics)
 	s.authz = newAuthorizer(cfg.Auth.Enabled, node.Metadata)
 	s.quota = newQuotaEnforcer(node.Metadata, cfg.QuotaMaxThrottle, s.shutdown, s.metrics)
 	gopts := []grpc.ServerOption{
