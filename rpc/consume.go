@@ -43,6 +43,9 @@ func (c *consumerService) Fetch(ctx context.Context, req *skiffpb.FetchRequest) 
 	if err != nil {
 		return nil, err
 	}
+	if err := checkFormat(req.Format); err != nil {
+		return nil, err
+	}
 	r, err := s.replica(ctx, req.Topic, req.Partition)
 	if err != nil {
 		return nil, err
@@ -63,7 +66,13 @@ func (c *consumerService) Fetch(ctx context.Context, req *skiffpb.FetchRequest) 
 		return nil, err
 	}
 	s.metrics.fetchedBytes.Add(float64(len(res.Batches)))
-	return &skiffpb.FetchResponse{Batches: res.Batches, HighWatermark: res.HighWatermark, LogStartOffset: res.LogStartOffset}, nil
+	resp := &skiffpb.FetchResponse{Batches: res.Batches, HighWatermark: res.HighWatermark, LogStartOffset: res.LogStartOffset}
+	if req.Format == skiffpb.FetchFormat_FETCH_FORMAT_RECORDS {
+		if err := fillRecords(resp, req.Partition, req.Offset); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
 }
 
 func (s *Server) fetchParams(offset int64, maxBytes, minBytes, maxWaitMs int32, allowFollower bool) (fetchParams, error) {
@@ -172,6 +181,9 @@ func (c *consumerService) Subscribe(req *skiffpb.SubscribeRequest, stream skiffp
 	if err != nil {
 		return err
 	}
+	if err := checkFormat(req.Format); err != nil {
+		return err
+	}
 	r, err := s.replica(stream.Context(), req.Topic, req.Partition)
 	if err != nil {
 		return err
@@ -194,10 +206,17 @@ func (c *consumerService) Subscribe(req *skiffpb.SubscribeRequest, stream skiffp
 		if !ok {
 			return errors.New("subscribe: the log returned bytes that are not whole batches")
 		}
-		if err := stream.Send(&skiffpb.FetchResponse{Batches: res.Batches, HighWatermark: res.HighWatermark, LogStartOffset: res.LogStartOffset}); err != nil {
+		fetched := len(res.Batches)
+		resp := &skiffpb.FetchResponse{Batches: res.Batches, HighWatermark: res.HighWatermark, LogStartOffset: res.LogStartOffset}
+		if req.Format == skiffpb.FetchFormat_FETCH_FORMAT_RECORDS {
+			if err := fillRecords(resp, req.Partition, offset); err != nil {
+				return err
+			}
+		}
+		if err := stream.Send(resp); err != nil {
 			return err
 		}
-		s.metrics.fetchedBytes.Add(float64(len(res.Batches)))
+		s.metrics.fetchedBytes.Add(float64(fetched))
 		s.metrics.streamMessages.WithLabelValues(subscribeMethod, codes.OK.String()).Inc()
 		offset = next
 	}

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/skiff-mq/skiff/cluster/metadata"
@@ -69,9 +70,16 @@ func requestBatch(req *skiffpb.ProduceRequest, limit int, now time.Time) ([]byte
 	case len(req.Batch) > 0 && len(req.Records) > 0:
 		return nil, invalid("records", "send either batch or records, not both")
 	case len(req.Batch) > 0:
+		if req.Idempotent {
+			return nil, invalid("idempotent", "a batch carries its producer id, epoch and sequence in its header: set idempotent only with records")
+		}
 		return req.Batch, validateBatch(req.Batch, limit)
 	case len(req.Records) > 0:
-		return buildBatch(req.Records, limit, now)
+		opts, err := recordsBatchOptions(req)
+		if err != nil {
+			return nil, err
+		}
+		return buildBatch(req.Records, opts, limit, now)
 	}
 	return nil, invalid("batch", "the request carries no batch and no records (exactly one is required)")
 }
@@ -111,7 +119,7 @@ func validateBatch(b []byte, limit int) error {
 // buildBatch encodes plain records into one uncompressed batch. A
 // timestamp of 0 becomes now; proto3 cannot tell an empty key or value
 // from an absent one, so nullness comes from key_null and value_null.
-func buildBatch(in []*skiffpb.Record, limit int, now time.Time) ([]byte, error) {
+func buildBatch(in []*skiffpb.Record, opts record.BatchOptions, limit int, now time.Time) ([]byte, error) {
 	recs := make([]record.Record, len(in))
 	size := record.HeaderSize
 	nowMs := now.UnixMilli()
@@ -147,7 +155,7 @@ func buildBatch(in []*skiffpb.Record, limit int, now time.Time) ([]byte, error) 
 		}
 		recs[i] = rec
 	}
-	b, err := record.Encode(record.BatchOptions{}, recs)
+	b, err := record.Encode(opts, recs)
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +163,27 @@ func buildBatch(in []*skiffpb.Record, limit int, now time.Time) ([]byte, error) 
 		return nil, &tooLargeError{Field: "records", What: "bytes (encoded)", Size: len(b), Limit: limit, Config: "max.message.bytes"}
 	}
 	return b, nil
+}
+
+// recordsBatchOptions reads the idempotent producer's fields of a request
+// of plain records.
+func recordsBatchOptions(req *skiffpb.ProduceRequest) (record.BatchOptions, error) {
+	if !req.Idempotent {
+		if req.ProducerId != 0 || req.ProducerEpoch != 0 || req.BaseSequence != 0 {
+			return record.BatchOptions{}, invalid("idempotent", "producer_id, producer_epoch and base_sequence are set but idempotent is not: set idempotent too")
+		}
+		return record.BatchOptions{}, nil
+	}
+	switch {
+	case req.ProducerId < 0:
+		return record.BatchOptions{}, invalid("producer_id", "%d: must not be negative (call InitProducerId for one)", req.ProducerId)
+	case req.ProducerEpoch < 0 || req.ProducerEpoch > math.MaxInt16:
+		return record.BatchOptions{}, invalid("producer_epoch", "%d: must be in [0, %d]", req.ProducerEpoch, math.MaxInt16)
+	case req.BaseSequence < 0:
+		return record.BatchOptions{}, invalid("base_sequence", "%d: must not be negative", req.BaseSequence)
+	}
+	return record.BatchOptions{Idempotent: true, ProducerID: req.ProducerId,
+		ProducerEpoch: int16(req.ProducerEpoch), BaseSequence: req.BaseSequence}, nil
 }
 
 func nonNull(b []byte) []byte {

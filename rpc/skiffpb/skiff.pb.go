@@ -80,6 +80,53 @@ func (Acks) EnumDescriptor() ([]byte, []int) {
 	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{0}
 }
 
+// What Fetch and Subscribe answer with.
+type FetchFormat int32
+
+const (
+	FetchFormat_FETCH_FORMAT_BATCHES FetchFormat = 0 // whole Kafka v2 batches, as stored (batches)
+	FetchFormat_FETCH_FORMAT_RECORDS FetchFormat = 1 // decoded records, CRC checked, from offset on (records)
+)
+
+// Enum value maps for FetchFormat.
+var (
+	FetchFormat_name = map[int32]string{
+		0: "FETCH_FORMAT_BATCHES",
+		1: "FETCH_FORMAT_RECORDS",
+	}
+	FetchFormat_value = map[string]int32{
+		"FETCH_FORMAT_BATCHES": 0,
+		"FETCH_FORMAT_RECORDS": 1,
+	}
+)
+
+func (x FetchFormat) Enum() *FetchFormat {
+	p := new(FetchFormat)
+	*p = x
+	return p
+}
+
+func (x FetchFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FetchFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_skiff_v1_skiff_proto_enumTypes[1].Descriptor()
+}
+
+func (FetchFormat) Type() protoreflect.EnumType {
+	return &file_skiff_v1_skiff_proto_enumTypes[1]
+}
+
+func (x FetchFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FetchFormat.Descriptor instead.
+func (FetchFormat) EnumDescriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{1}
+}
+
 type OffsetSpec int32
 
 const (
@@ -113,11 +160,11 @@ func (x OffsetSpec) String() string {
 }
 
 func (OffsetSpec) Descriptor() protoreflect.EnumDescriptor {
-	return file_skiff_v1_skiff_proto_enumTypes[1].Descriptor()
+	return file_skiff_v1_skiff_proto_enumTypes[2].Descriptor()
 }
 
 func (OffsetSpec) Type() protoreflect.EnumType {
-	return &file_skiff_v1_skiff_proto_enumTypes[1]
+	return &file_skiff_v1_skiff_proto_enumTypes[2]
 }
 
 func (x OffsetSpec) Number() protoreflect.EnumNumber {
@@ -126,7 +173,7 @@ func (x OffsetSpec) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use OffsetSpec.Descriptor instead.
 func (OffsetSpec) EnumDescriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{1}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{2}
 }
 
 type UpsertUserMode int32
@@ -162,11 +209,11 @@ func (x UpsertUserMode) String() string {
 }
 
 func (UpsertUserMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_skiff_v1_skiff_proto_enumTypes[2].Descriptor()
+	return file_skiff_v1_skiff_proto_enumTypes[3].Descriptor()
 }
 
 func (UpsertUserMode) Type() protoreflect.EnumType {
-	return &file_skiff_v1_skiff_proto_enumTypes[2]
+	return &file_skiff_v1_skiff_proto_enumTypes[3]
 }
 
 func (x UpsertUserMode) Number() protoreflect.EnumNumber {
@@ -175,7 +222,7 @@ func (x UpsertUserMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpsertUserMode.Descriptor instead.
 func (UpsertUserMode) EnumDescriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{2}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{3}
 }
 
 type GossipKeyOp int32
@@ -217,11 +264,11 @@ func (x GossipKeyOp) String() string {
 }
 
 func (GossipKeyOp) Descriptor() protoreflect.EnumDescriptor {
-	return file_skiff_v1_skiff_proto_enumTypes[3].Descriptor()
+	return file_skiff_v1_skiff_proto_enumTypes[4].Descriptor()
 }
 
 func (GossipKeyOp) Type() protoreflect.EnumType {
-	return &file_skiff_v1_skiff_proto_enumTypes[3]
+	return &file_skiff_v1_skiff_proto_enumTypes[4]
 }
 
 func (x GossipKeyOp) Number() protoreflect.EnumNumber {
@@ -230,7 +277,7 @@ func (x GossipKeyOp) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GossipKeyOp.Descriptor instead.
 func (GossipKeyOp) EnumDescriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{3}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{4}
 }
 
 type ShareAckType int32
@@ -269,11 +316,11 @@ func (x ShareAckType) String() string {
 }
 
 func (ShareAckType) Descriptor() protoreflect.EnumDescriptor {
-	return file_skiff_v1_skiff_proto_enumTypes[4].Descriptor()
+	return file_skiff_v1_skiff_proto_enumTypes[5].Descriptor()
 }
 
 func (ShareAckType) Type() protoreflect.EnumType {
-	return &file_skiff_v1_skiff_proto_enumTypes[4]
+	return &file_skiff_v1_skiff_proto_enumTypes[5]
 }
 
 func (x ShareAckType) Number() protoreflect.EnumNumber {
@@ -282,7 +329,7 @@ func (x ShareAckType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ShareAckType.Descriptor instead.
 func (ShareAckType) EnumDescriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{4}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{5}
 }
 
 type DeadLetterAction int32
@@ -315,11 +362,11 @@ func (x DeadLetterAction) String() string {
 }
 
 func (DeadLetterAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_skiff_v1_skiff_proto_enumTypes[5].Descriptor()
+	return file_skiff_v1_skiff_proto_enumTypes[6].Descriptor()
 }
 
 func (DeadLetterAction) Type() protoreflect.EnumType {
-	return &file_skiff_v1_skiff_proto_enumTypes[5]
+	return &file_skiff_v1_skiff_proto_enumTypes[6]
 }
 
 func (x DeadLetterAction) Number() protoreflect.EnumNumber {
@@ -328,7 +375,7 @@ func (x DeadLetterAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeadLetterAction.Descriptor instead.
 func (DeadLetterAction) EnumDescriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{5}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{6}
 }
 
 type Header struct {
@@ -478,6 +525,16 @@ type ProduceRequest struct {
 	Records       []*Record `protobuf:"bytes,4,rep,name=records,proto3" json:"records,omitempty"` // plain records; the server builds the batch
 	Acks          Acks      `protobuf:"varint,5,opt,name=acks,proto3,enum=skiff.v1.Acks" json:"acks,omitempty"`
 	CorrelationId uint64    `protobuf:"varint,6,opt,name=correlation_id,json=correlationId,proto3" json:"correlation_id,omitempty"` // echoed in the response (streams match acks to requests by it)
+	// Idempotence for plain records (a batch carries these in its header):
+	// with idempotent set, the server writes producer_id (from
+	// InitProducerId), producer_epoch and base_sequence (the sequence of
+	// the first record; each record takes the next) into the batch it
+	// builds, so a retried request is answered with duplicate=true and the
+	// first write's offsets instead of being written twice.
+	Idempotent    bool  `protobuf:"varint,7,opt,name=idempotent,proto3" json:"idempotent,omitempty"`
+	ProducerId    int64 `protobuf:"varint,8,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch int32 `protobuf:"varint,9,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`
+	BaseSequence  int32 `protobuf:"varint,10,opt,name=base_sequence,json=baseSequence,proto3" json:"base_sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -550,6 +607,34 @@ func (x *ProduceRequest) GetAcks() Acks {
 func (x *ProduceRequest) GetCorrelationId() uint64 {
 	if x != nil {
 		return x.CorrelationId
+	}
+	return 0
+}
+
+func (x *ProduceRequest) GetIdempotent() bool {
+	if x != nil {
+		return x.Idempotent
+	}
+	return false
+}
+
+func (x *ProduceRequest) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *ProduceRequest) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
+func (x *ProduceRequest) GetBaseSequence() int32 {
+	if x != nil {
+		return x.BaseSequence
 	}
 	return 0
 }
@@ -804,6 +889,107 @@ func (x *InitProducerIdResponse) GetProducerEpoch() int32 {
 	return 0
 }
 
+// A record as read from a partition, for FETCH_FORMAT_RECORDS.
+type ConsumedRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	TimestampMs   int64                  `protobuf:"varint,3,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	Key           []byte                 `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
+	KeyNull       bool                   `protobuf:"varint,5,opt,name=key_null,json=keyNull,proto3" json:"key_null,omitempty"` // true: the key is null (not empty)
+	Value         []byte                 `protobuf:"bytes,6,opt,name=value,proto3" json:"value,omitempty"`
+	ValueNull     bool                   `protobuf:"varint,7,opt,name=value_null,json=valueNull,proto3" json:"value_null,omitempty"` // true: the value is null (a tombstone)
+	Headers       []*Header              `protobuf:"bytes,8,rep,name=headers,proto3" json:"headers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumedRecord) Reset() {
+	*x = ConsumedRecord{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumedRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumedRecord) ProtoMessage() {}
+
+func (x *ConsumedRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumedRecord.ProtoReflect.Descriptor instead.
+func (*ConsumedRecord) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ConsumedRecord) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ConsumedRecord) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ConsumedRecord) GetTimestampMs() int64 {
+	if x != nil {
+		return x.TimestampMs
+	}
+	return 0
+}
+
+func (x *ConsumedRecord) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *ConsumedRecord) GetKeyNull() bool {
+	if x != nil {
+		return x.KeyNull
+	}
+	return false
+}
+
+func (x *ConsumedRecord) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *ConsumedRecord) GetValueNull() bool {
+	if x != nil {
+		return x.ValueNull
+	}
+	return false
+}
+
+func (x *ConsumedRecord) GetHeaders() []*Header {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
 type FetchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -813,13 +999,14 @@ type FetchRequest struct {
 	MinBytes      int32                  `protobuf:"varint,5,opt,name=min_bytes,json=minBytes,proto3" json:"min_bytes,omitempty"`      // wait for at least this much (up to max_wait_ms)
 	MaxWaitMs     int32                  `protobuf:"varint,6,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"` // long-poll at the end of the log
 	AllowFollower bool                   `protobuf:"varint,7,opt,name=allow_follower,json=allowFollower,proto3" json:"allow_follower,omitempty"`
+	Format        FetchFormat            `protobuf:"varint,8,opt,name=format,proto3,enum=skiff.v1.FetchFormat" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[7]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +1018,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[7]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +1031,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{7}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *FetchRequest) GetTopic() string {
@@ -896,18 +1083,31 @@ func (x *FetchRequest) GetAllowFollower() bool {
 	return false
 }
 
+func (x *FetchRequest) GetFormat() FetchFormat {
+	if x != nil {
+		return x.Format
+	}
+	return FetchFormat_FETCH_FORMAT_BATCHES
+}
+
 type FetchResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
-	Batches        []byte                 `protobuf:"bytes,1,opt,name=batches,proto3" json:"batches,omitempty"` // whole Kafka v2 batches; the first may start before offset
+	Batches        []byte                 `protobuf:"bytes,1,opt,name=batches,proto3" json:"batches,omitempty"` // FETCH_FORMAT_BATCHES: whole Kafka v2 batches; the first may start before offset
 	HighWatermark  int64                  `protobuf:"varint,2,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
 	LogStartOffset int64                  `protobuf:"varint,3,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// FETCH_FORMAT_RECORDS: the records of those batches at or after the
+	// requested offset, in offset order (empty when batches is used).
+	Records []*ConsumedRecord `protobuf:"bytes,4,rep,name=records,proto3" json:"records,omitempty"`
+	// FETCH_FORMAT_RECORDS: the offset to ask for next (the records may end
+	// before it when a batch's tail was compacted away).
+	NextOffset    int64 `protobuf:"varint,5,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[8]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1119,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[8]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1132,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{8}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FetchResponse) GetBatches() []byte {
@@ -956,6 +1156,20 @@ func (x *FetchResponse) GetLogStartOffset() int64 {
 	return 0
 }
 
+func (x *FetchResponse) GetRecords() []*ConsumedRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *FetchResponse) GetNextOffset() int64 {
+	if x != nil {
+		return x.NextOffset
+	}
+	return 0
+}
+
 type SubscribeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -963,13 +1177,14 @@ type SubscribeRequest struct {
 	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
 	MaxBytes      int32                  `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	AllowFollower bool                   `protobuf:"varint,5,opt,name=allow_follower,json=allowFollower,proto3" json:"allow_follower,omitempty"`
+	Format        FetchFormat            `protobuf:"varint,6,opt,name=format,proto3,enum=skiff.v1.FetchFormat" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[9]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1196,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[9]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1209,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{9}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SubscribeRequest) GetTopic() string {
@@ -1032,6 +1247,13 @@ func (x *SubscribeRequest) GetAllowFollower() bool {
 	return false
 }
 
+func (x *SubscribeRequest) GetFormat() FetchFormat {
+	if x != nil {
+		return x.Format
+	}
+	return FetchFormat_FETCH_FORMAT_BATCHES
+}
+
 type ListOffsetsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -1044,7 +1266,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[10]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1278,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[10]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1291,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{10}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListOffsetsRequest) GetTopic() string {
@@ -1111,7 +1333,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[11]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1345,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[11]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1358,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{11}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListOffsetsResponse) GetOffset() int64 {
@@ -1172,7 +1394,7 @@ type Broker struct {
 
 func (x *Broker) Reset() {
 	*x = Broker{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[12]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1184,7 +1406,7 @@ func (x *Broker) String() string {
 func (*Broker) ProtoMessage() {}
 
 func (x *Broker) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[12]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1197,7 +1419,7 @@ func (x *Broker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Broker.ProtoReflect.Descriptor instead.
 func (*Broker) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{12}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Broker) GetId() string {
@@ -1243,7 +1465,7 @@ type PartitionMetadata struct {
 
 func (x *PartitionMetadata) Reset() {
 	*x = PartitionMetadata{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[13]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1477,7 @@ func (x *PartitionMetadata) String() string {
 func (*PartitionMetadata) ProtoMessage() {}
 
 func (x *PartitionMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[13]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1490,7 @@ func (x *PartitionMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionMetadata.ProtoReflect.Descriptor instead.
 func (*PartitionMetadata) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{13}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PartitionMetadata) GetPartition() int32 {
@@ -1333,7 +1555,7 @@ type TopicMetadata struct {
 
 func (x *TopicMetadata) Reset() {
 	*x = TopicMetadata{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[14]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1567,7 @@ func (x *TopicMetadata) String() string {
 func (*TopicMetadata) ProtoMessage() {}
 
 func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[14]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1580,7 @@ func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicMetadata.ProtoReflect.Descriptor instead.
 func (*TopicMetadata) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{14}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TopicMetadata) GetName() string {
@@ -1405,7 +1627,7 @@ type MetadataRequest struct {
 
 func (x *MetadataRequest) Reset() {
 	*x = MetadataRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[15]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1639,7 @@ func (x *MetadataRequest) String() string {
 func (*MetadataRequest) ProtoMessage() {}
 
 func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[15]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1652,7 @@ func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetadataRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{15}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *MetadataRequest) GetTopics() []string {
@@ -1451,7 +1673,7 @@ type MetadataResponse struct {
 
 func (x *MetadataResponse) Reset() {
 	*x = MetadataResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1685,7 @@ func (x *MetadataResponse) String() string {
 func (*MetadataResponse) ProtoMessage() {}
 
 func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1698,7 @@ func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetadataResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{16}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MetadataResponse) GetBrokers() []*Broker {
@@ -1512,7 +1734,7 @@ type CreateTopicRequest struct {
 
 func (x *CreateTopicRequest) Reset() {
 	*x = CreateTopicRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1746,7 @@ func (x *CreateTopicRequest) String() string {
 func (*CreateTopicRequest) ProtoMessage() {}
 
 func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +1759,7 @@ func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{17}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateTopicRequest) GetName() string {
@@ -1577,7 +1799,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1811,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +1824,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{18}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteTopicRequest) GetName() string {
@@ -1620,7 +1842,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1854,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +1867,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{19}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{20}
 }
 
 type DescribeTopicRequest struct {
@@ -1657,7 +1879,7 @@ type DescribeTopicRequest struct {
 
 func (x *DescribeTopicRequest) Reset() {
 	*x = DescribeTopicRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1891,7 @@ func (x *DescribeTopicRequest) String() string {
 func (*DescribeTopicRequest) ProtoMessage() {}
 
 func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1904,7 @@ func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTopicRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{20}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DescribeTopicRequest) GetName() string {
@@ -1700,7 +1922,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +1934,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +1947,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{21}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{22}
 }
 
 type ListTopicsResponse struct {
@@ -1737,7 +1959,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1749,7 +1971,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1762,7 +1984,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{22}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*TopicMetadata {
@@ -1783,7 +2005,7 @@ type AlterTopicConfigRequest struct {
 
 func (x *AlterTopicConfigRequest) Reset() {
 	*x = AlterTopicConfigRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1795,7 +2017,7 @@ func (x *AlterTopicConfigRequest) String() string {
 func (*AlterTopicConfigRequest) ProtoMessage() {}
 
 func (x *AlterTopicConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1808,7 +2030,7 @@ func (x *AlterTopicConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigRequest.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{23}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AlterTopicConfigRequest) GetName() string {
@@ -1840,7 +2062,7 @@ type DescribeClusterRequest struct {
 
 func (x *DescribeClusterRequest) Reset() {
 	*x = DescribeClusterRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1852,7 +2074,7 @@ func (x *DescribeClusterRequest) String() string {
 func (*DescribeClusterRequest) ProtoMessage() {}
 
 func (x *DescribeClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1865,7 +2087,7 @@ func (x *DescribeClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeClusterRequest.ProtoReflect.Descriptor instead.
 func (*DescribeClusterRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{24}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{25}
 }
 
 type DescribeClusterResponse struct {
@@ -1882,7 +2104,7 @@ type DescribeClusterResponse struct {
 
 func (x *DescribeClusterResponse) Reset() {
 	*x = DescribeClusterResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +2116,7 @@ func (x *DescribeClusterResponse) String() string {
 func (*DescribeClusterResponse) ProtoMessage() {}
 
 func (x *DescribeClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +2129,7 @@ func (x *DescribeClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeClusterResponse.ProtoReflect.Descriptor instead.
 func (*DescribeClusterResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{25}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DescribeClusterResponse) GetBrokers() []*Broker {
@@ -1966,7 +2188,7 @@ type Quota struct {
 
 func (x *Quota) Reset() {
 	*x = Quota{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1978,7 +2200,7 @@ func (x *Quota) String() string {
 func (*Quota) ProtoMessage() {}
 
 func (x *Quota) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1991,7 +2213,7 @@ func (x *Quota) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Quota.ProtoReflect.Descriptor instead.
 func (*Quota) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{26}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Quota) GetPrincipal() string {
@@ -2031,7 +2253,7 @@ type SetQuotaRequest struct {
 
 func (x *SetQuotaRequest) Reset() {
 	*x = SetQuotaRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +2265,7 @@ func (x *SetQuotaRequest) String() string {
 func (*SetQuotaRequest) ProtoMessage() {}
 
 func (x *SetQuotaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +2278,7 @@ func (x *SetQuotaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetQuotaRequest.ProtoReflect.Descriptor instead.
 func (*SetQuotaRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{27}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SetQuotaRequest) GetQuota() *Quota {
@@ -2074,7 +2296,7 @@ type SetQuotaResponse struct {
 
 func (x *SetQuotaResponse) Reset() {
 	*x = SetQuotaResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2308,7 @@ func (x *SetQuotaResponse) String() string {
 func (*SetQuotaResponse) ProtoMessage() {}
 
 func (x *SetQuotaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2321,7 @@ func (x *SetQuotaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetQuotaResponse.ProtoReflect.Descriptor instead.
 func (*SetQuotaResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{28}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29}
 }
 
 type DeleteQuotaRequest struct {
@@ -2111,7 +2333,7 @@ type DeleteQuotaRequest struct {
 
 func (x *DeleteQuotaRequest) Reset() {
 	*x = DeleteQuotaRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2123,7 +2345,7 @@ func (x *DeleteQuotaRequest) String() string {
 func (*DeleteQuotaRequest) ProtoMessage() {}
 
 func (x *DeleteQuotaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2136,7 +2358,7 @@ func (x *DeleteQuotaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteQuotaRequest.ProtoReflect.Descriptor instead.
 func (*DeleteQuotaRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteQuotaRequest) GetPrincipal() string {
@@ -2154,7 +2376,7 @@ type DeleteQuotaResponse struct {
 
 func (x *DeleteQuotaResponse) Reset() {
 	*x = DeleteQuotaResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2388,7 @@ func (x *DeleteQuotaResponse) String() string {
 func (*DeleteQuotaResponse) ProtoMessage() {}
 
 func (x *DeleteQuotaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2401,7 @@ func (x *DeleteQuotaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteQuotaResponse.ProtoReflect.Descriptor instead.
 func (*DeleteQuotaResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{30}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{31}
 }
 
 type ListQuotasRequest struct {
@@ -2190,7 +2412,7 @@ type ListQuotasRequest struct {
 
 func (x *ListQuotasRequest) Reset() {
 	*x = ListQuotasRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +2424,7 @@ func (x *ListQuotasRequest) String() string {
 func (*ListQuotasRequest) ProtoMessage() {}
 
 func (x *ListQuotasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +2437,7 @@ func (x *ListQuotasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuotasRequest.ProtoReflect.Descriptor instead.
 func (*ListQuotasRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{31}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{32}
 }
 
 type ListQuotasResponse struct {
@@ -2227,7 +2449,7 @@ type ListQuotasResponse struct {
 
 func (x *ListQuotasResponse) Reset() {
 	*x = ListQuotasResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2239,7 +2461,7 @@ func (x *ListQuotasResponse) String() string {
 func (*ListQuotasResponse) ProtoMessage() {}
 
 func (x *ListQuotasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2252,7 +2474,7 @@ func (x *ListQuotasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuotasResponse.ProtoReflect.Descriptor instead.
 func (*ListQuotasResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{32}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListQuotasResponse) GetQuotas() []*Quota {
@@ -2273,7 +2495,7 @@ type UpsertUserRequest struct {
 
 func (x *UpsertUserRequest) Reset() {
 	*x = UpsertUserRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2285,7 +2507,7 @@ func (x *UpsertUserRequest) String() string {
 func (*UpsertUserRequest) ProtoMessage() {}
 
 func (x *UpsertUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2298,7 +2520,7 @@ func (x *UpsertUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertUserRequest.ProtoReflect.Descriptor instead.
 func (*UpsertUserRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{33}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UpsertUserRequest) GetName() string {
@@ -2330,7 +2552,7 @@ type UpsertUserResponse struct {
 
 func (x *UpsertUserResponse) Reset() {
 	*x = UpsertUserResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2342,7 +2564,7 @@ func (x *UpsertUserResponse) String() string {
 func (*UpsertUserResponse) ProtoMessage() {}
 
 func (x *UpsertUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2355,7 +2577,7 @@ func (x *UpsertUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertUserResponse.ProtoReflect.Descriptor instead.
 func (*UpsertUserResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{35}
 }
 
 type DeleteUserRequest struct {
@@ -2367,7 +2589,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2379,7 +2601,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2392,7 +2614,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{35}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeleteUserRequest) GetName() string {
@@ -2410,7 +2632,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2422,7 +2644,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2435,7 +2657,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{36}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37}
 }
 
 type ListUsersRequest struct {
@@ -2446,7 +2668,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2458,7 +2680,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2471,7 +2693,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{38}
 }
 
 type UserInfo struct {
@@ -2484,7 +2706,7 @@ type UserInfo struct {
 
 func (x *UserInfo) Reset() {
 	*x = UserInfo{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2496,7 +2718,7 @@ func (x *UserInfo) String() string {
 func (*UserInfo) ProtoMessage() {}
 
 func (x *UserInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2509,7 +2731,7 @@ func (x *UserInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfo.ProtoReflect.Descriptor instead.
 func (*UserInfo) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{38}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UserInfo) GetName() string {
@@ -2535,7 +2757,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +2769,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +2782,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{39}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListUsersResponse) GetUsers() []*UserInfo {
@@ -2585,7 +2807,7 @@ type AclBinding struct {
 
 func (x *AclBinding) Reset() {
 	*x = AclBinding{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2819,7 @@ func (x *AclBinding) String() string {
 func (*AclBinding) ProtoMessage() {}
 
 func (x *AclBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2832,7 @@ func (x *AclBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AclBinding.ProtoReflect.Descriptor instead.
 func (*AclBinding) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{40}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AclBinding) GetPrincipal() string {
@@ -2671,7 +2893,7 @@ type CreateACLsRequest struct {
 
 func (x *CreateACLsRequest) Reset() {
 	*x = CreateACLsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2683,7 +2905,7 @@ func (x *CreateACLsRequest) String() string {
 func (*CreateACLsRequest) ProtoMessage() {}
 
 func (x *CreateACLsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2696,7 +2918,7 @@ func (x *CreateACLsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateACLsRequest.ProtoReflect.Descriptor instead.
 func (*CreateACLsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{41}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreateACLsRequest) GetBindings() []*AclBinding {
@@ -2715,7 +2937,7 @@ type CreateACLsResponse struct {
 
 func (x *CreateACLsResponse) Reset() {
 	*x = CreateACLsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2727,7 +2949,7 @@ func (x *CreateACLsResponse) String() string {
 func (*CreateACLsResponse) ProtoMessage() {}
 
 func (x *CreateACLsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2740,7 +2962,7 @@ func (x *CreateACLsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateACLsResponse.ProtoReflect.Descriptor instead.
 func (*CreateACLsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{42}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CreateACLsResponse) GetCreated() int64 {
@@ -2759,7 +2981,7 @@ type DeleteACLsRequest struct {
 
 func (x *DeleteACLsRequest) Reset() {
 	*x = DeleteACLsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2771,7 +2993,7 @@ func (x *DeleteACLsRequest) String() string {
 func (*DeleteACLsRequest) ProtoMessage() {}
 
 func (x *DeleteACLsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2784,7 +3006,7 @@ func (x *DeleteACLsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteACLsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteACLsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{43}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeleteACLsRequest) GetBindings() []*AclBinding {
@@ -2803,7 +3025,7 @@ type DeleteACLsResponse struct {
 
 func (x *DeleteACLsResponse) Reset() {
 	*x = DeleteACLsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2815,7 +3037,7 @@ func (x *DeleteACLsResponse) String() string {
 func (*DeleteACLsResponse) ProtoMessage() {}
 
 func (x *DeleteACLsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2828,7 +3050,7 @@ func (x *DeleteACLsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteACLsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteACLsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{44}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeleteACLsResponse) GetDeleted() int64 {
@@ -2850,7 +3072,7 @@ type ListACLsRequest struct {
 
 func (x *ListACLsRequest) Reset() {
 	*x = ListACLsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2862,7 +3084,7 @@ func (x *ListACLsRequest) String() string {
 func (*ListACLsRequest) ProtoMessage() {}
 
 func (x *ListACLsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2875,7 +3097,7 @@ func (x *ListACLsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListACLsRequest.ProtoReflect.Descriptor instead.
 func (*ListACLsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{45}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListACLsRequest) GetPrincipal() string {
@@ -2908,7 +3130,7 @@ type ListACLsResponse struct {
 
 func (x *ListACLsResponse) Reset() {
 	*x = ListACLsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2920,7 +3142,7 @@ func (x *ListACLsResponse) String() string {
 func (*ListACLsResponse) ProtoMessage() {}
 
 func (x *ListACLsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2933,7 +3155,7 @@ func (x *ListACLsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListACLsResponse.ProtoReflect.Descriptor instead.
 func (*ListACLsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{46}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListACLsResponse) GetBindings() []*AclBinding {
@@ -2953,7 +3175,7 @@ type GossipKeysRequest struct {
 
 func (x *GossipKeysRequest) Reset() {
 	*x = GossipKeysRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2965,7 +3187,7 @@ func (x *GossipKeysRequest) String() string {
 func (*GossipKeysRequest) ProtoMessage() {}
 
 func (x *GossipKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2978,7 +3200,7 @@ func (x *GossipKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeysRequest.ProtoReflect.Descriptor instead.
 func (*GossipKeysRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{47}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GossipKeysRequest) GetOp() GossipKeyOp {
@@ -3007,7 +3229,7 @@ type GossipKeyNode struct {
 
 func (x *GossipKeyNode) Reset() {
 	*x = GossipKeyNode{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3019,7 +3241,7 @@ func (x *GossipKeyNode) String() string {
 func (*GossipKeyNode) ProtoMessage() {}
 
 func (x *GossipKeyNode) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3032,7 +3254,7 @@ func (x *GossipKeyNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeyNode.ProtoReflect.Descriptor instead.
 func (*GossipKeyNode) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{48}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GossipKeyNode) GetNodeId() string {
@@ -3066,7 +3288,7 @@ type GossipKeysResponse struct {
 
 func (x *GossipKeysResponse) Reset() {
 	*x = GossipKeysResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3078,7 +3300,7 @@ func (x *GossipKeysResponse) String() string {
 func (*GossipKeysResponse) ProtoMessage() {}
 
 func (x *GossipKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3091,7 +3313,7 @@ func (x *GossipKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipKeysResponse.ProtoReflect.Descriptor instead.
 func (*GossipKeysResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{49}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GossipKeysResponse) GetKey() string {
@@ -3119,7 +3341,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3131,7 +3353,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3144,7 +3366,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{50}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *NotLeader) GetLeaderId() string {
@@ -3173,7 +3395,7 @@ type OffsetOutOfRange struct {
 
 func (x *OffsetOutOfRange) Reset() {
 	*x = OffsetOutOfRange{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3185,7 +3407,7 @@ func (x *OffsetOutOfRange) String() string {
 func (*OffsetOutOfRange) ProtoMessage() {}
 
 func (x *OffsetOutOfRange) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3198,7 +3420,7 @@ func (x *OffsetOutOfRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetOutOfRange.ProtoReflect.Descriptor instead.
 func (*OffsetOutOfRange) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{51}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *OffsetOutOfRange) GetOffset() int64 {
@@ -3231,7 +3453,7 @@ type WriteIndeterminate struct {
 
 func (x *WriteIndeterminate) Reset() {
 	*x = WriteIndeterminate{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3243,7 +3465,7 @@ func (x *WriteIndeterminate) String() string {
 func (*WriteIndeterminate) ProtoMessage() {}
 
 func (x *WriteIndeterminate) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3256,7 +3478,7 @@ func (x *WriteIndeterminate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteIndeterminate.ProtoReflect.Descriptor instead.
 func (*WriteIndeterminate) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{52}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{53}
 }
 
 type TopicPartitions struct {
@@ -3269,7 +3491,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3281,7 +3503,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3294,7 +3516,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{53}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -3320,7 +3542,7 @@ type FindCoordinatorRequest struct {
 
 func (x *FindCoordinatorRequest) Reset() {
 	*x = FindCoordinatorRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3332,7 +3554,7 @@ func (x *FindCoordinatorRequest) String() string {
 func (*FindCoordinatorRequest) ProtoMessage() {}
 
 func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3345,7 +3567,7 @@ func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorRequest.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{54}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *FindCoordinatorRequest) GetGroup() string {
@@ -3365,7 +3587,7 @@ type FindCoordinatorResponse struct {
 
 func (x *FindCoordinatorResponse) Reset() {
 	*x = FindCoordinatorResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3377,7 +3599,7 @@ func (x *FindCoordinatorResponse) String() string {
 func (*FindCoordinatorResponse) ProtoMessage() {}
 
 func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3390,7 +3612,7 @@ func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorResponse.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{55}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *FindCoordinatorResponse) GetNodeId() string {
@@ -3430,7 +3652,7 @@ type GroupHeartbeatRequest struct {
 
 func (x *GroupHeartbeatRequest) Reset() {
 	*x = GroupHeartbeatRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3442,7 +3664,7 @@ func (x *GroupHeartbeatRequest) String() string {
 func (*GroupHeartbeatRequest) ProtoMessage() {}
 
 func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3455,7 +3677,7 @@ func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GroupHeartbeatRequest) GetGroup() string {
@@ -3544,7 +3766,7 @@ type GroupHeartbeatResponse struct {
 
 func (x *GroupHeartbeatResponse) Reset() {
 	*x = GroupHeartbeatResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3556,7 +3778,7 @@ func (x *GroupHeartbeatResponse) String() string {
 func (*GroupHeartbeatResponse) ProtoMessage() {}
 
 func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3569,7 +3791,7 @@ func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{57}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GroupHeartbeatResponse) GetMemberId() string {
@@ -3619,7 +3841,7 @@ type OffsetCommit struct {
 
 func (x *OffsetCommit) Reset() {
 	*x = OffsetCommit{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3631,7 +3853,7 @@ func (x *OffsetCommit) String() string {
 func (*OffsetCommit) ProtoMessage() {}
 
 func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3644,7 +3866,7 @@ func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetCommit.ProtoReflect.Descriptor instead.
 func (*OffsetCommit) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{58}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *OffsetCommit) GetTopic() string {
@@ -3687,7 +3909,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3699,7 +3921,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3712,7 +3934,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{59}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -3751,7 +3973,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3763,7 +3985,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3776,7 +3998,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{60}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{61}
 }
 
 type FetchOffsetsRequest struct {
@@ -3789,7 +4011,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3801,7 +4023,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3814,7 +4036,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{61}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -3844,7 +4066,7 @@ type CommittedOffset struct {
 
 func (x *CommittedOffset) Reset() {
 	*x = CommittedOffset{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3856,7 +4078,7 @@ func (x *CommittedOffset) String() string {
 func (*CommittedOffset) ProtoMessage() {}
 
 func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3869,7 +4091,7 @@ func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommittedOffset.ProtoReflect.Descriptor instead.
 func (*CommittedOffset) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{62}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CommittedOffset) GetTopic() string {
@@ -3916,7 +4138,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3928,7 +4150,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3941,7 +4163,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{63}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *FetchOffsetsResponse) GetOffsets() []*CommittedOffset {
@@ -3961,7 +4183,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3973,7 +4195,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3986,7 +4208,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{64}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListGroupsRequest) GetLocalOnly() bool {
@@ -4008,7 +4230,7 @@ type GroupListing struct {
 
 func (x *GroupListing) Reset() {
 	*x = GroupListing{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4020,7 +4242,7 @@ func (x *GroupListing) String() string {
 func (*GroupListing) ProtoMessage() {}
 
 func (x *GroupListing) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4033,7 +4255,7 @@ func (x *GroupListing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupListing.ProtoReflect.Descriptor instead.
 func (*GroupListing) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GroupListing) GetGroup() string {
@@ -4079,7 +4301,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4091,7 +4313,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4104,7 +4326,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{66}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupListing {
@@ -4137,7 +4359,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4149,7 +4371,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4162,7 +4384,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{67}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -4189,7 +4411,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4201,7 +4423,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4214,7 +4436,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{68}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -4296,7 +4518,7 @@ type GroupPartitionOffset struct {
 
 func (x *GroupPartitionOffset) Reset() {
 	*x = GroupPartitionOffset{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4308,7 +4530,7 @@ func (x *GroupPartitionOffset) String() string {
 func (*GroupPartitionOffset) ProtoMessage() {}
 
 func (x *GroupPartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4321,7 +4543,7 @@ func (x *GroupPartitionOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartitionOffset.ProtoReflect.Descriptor instead.
 func (*GroupPartitionOffset) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{69}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GroupPartitionOffset) GetTopic() string {
@@ -4395,7 +4617,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4407,7 +4629,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4420,7 +4642,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{70}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -4481,7 +4703,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4493,7 +4715,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4506,7 +4728,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{71}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DeleteGroupRequest) GetGroup() string {
@@ -4524,7 +4746,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4536,7 +4758,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4549,7 +4771,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{72}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{73}
 }
 
 type ResetOffsetsRequest struct {
@@ -4562,7 +4784,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4574,7 +4796,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4587,7 +4809,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{73}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -4612,7 +4834,7 @@ type ResetOffsetsResponse struct {
 
 func (x *ResetOffsetsResponse) Reset() {
 	*x = ResetOffsetsResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4624,7 +4846,7 @@ func (x *ResetOffsetsResponse) String() string {
 func (*ResetOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4637,7 +4859,7 @@ func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{74}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{75}
 }
 
 type ShareFetchRequest struct {
@@ -4655,7 +4877,7 @@ type ShareFetchRequest struct {
 
 func (x *ShareFetchRequest) Reset() {
 	*x = ShareFetchRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4667,7 +4889,7 @@ func (x *ShareFetchRequest) String() string {
 func (*ShareFetchRequest) ProtoMessage() {}
 
 func (x *ShareFetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4680,7 +4902,7 @@ func (x *ShareFetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareFetchRequest.ProtoReflect.Descriptor instead.
 func (*ShareFetchRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{75}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ShareFetchRequest) GetGroup() string {
@@ -4751,7 +4973,7 @@ type ShareRecord struct {
 
 func (x *ShareRecord) Reset() {
 	*x = ShareRecord{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4763,7 +4985,7 @@ func (x *ShareRecord) String() string {
 func (*ShareRecord) ProtoMessage() {}
 
 func (x *ShareRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4776,7 +4998,7 @@ func (x *ShareRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareRecord.ProtoReflect.Descriptor instead.
 func (*ShareRecord) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{76}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ShareRecord) GetTopic() string {
@@ -4869,7 +5091,7 @@ type ShareFetchResponse struct {
 
 func (x *ShareFetchResponse) Reset() {
 	*x = ShareFetchResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4881,7 +5103,7 @@ func (x *ShareFetchResponse) String() string {
 func (*ShareFetchResponse) ProtoMessage() {}
 
 func (x *ShareFetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4894,7 +5116,7 @@ func (x *ShareFetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareFetchResponse.ProtoReflect.Descriptor instead.
 func (*ShareFetchResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{77}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ShareFetchResponse) GetMemberId() string {
@@ -4946,7 +5168,7 @@ type ShareAck struct {
 
 func (x *ShareAck) Reset() {
 	*x = ShareAck{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4958,7 +5180,7 @@ func (x *ShareAck) String() string {
 func (*ShareAck) ProtoMessage() {}
 
 func (x *ShareAck) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4971,7 +5193,7 @@ func (x *ShareAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAck.ProtoReflect.Descriptor instead.
 func (*ShareAck) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{78}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ShareAck) GetTopic() string {
@@ -5027,7 +5249,7 @@ type ShareAckRequest struct {
 
 func (x *ShareAckRequest) Reset() {
 	*x = ShareAckRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5039,7 +5261,7 @@ func (x *ShareAckRequest) String() string {
 func (*ShareAckRequest) ProtoMessage() {}
 
 func (x *ShareAckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5052,7 +5274,7 @@ func (x *ShareAckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAckRequest.ProtoReflect.Descriptor instead.
 func (*ShareAckRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{79}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ShareAckRequest) GetGroup() string {
@@ -5092,7 +5314,7 @@ type ShareAckResult struct {
 
 func (x *ShareAckResult) Reset() {
 	*x = ShareAckResult{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5104,7 +5326,7 @@ func (x *ShareAckResult) String() string {
 func (*ShareAckResult) ProtoMessage() {}
 
 func (x *ShareAckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5117,7 +5339,7 @@ func (x *ShareAckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAckResult.ProtoReflect.Descriptor instead.
 func (*ShareAckResult) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{80}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ShareAckResult) GetTopic() string {
@@ -5171,7 +5393,7 @@ type ShareAckResponse struct {
 
 func (x *ShareAckResponse) Reset() {
 	*x = ShareAckResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5183,7 +5405,7 @@ func (x *ShareAckResponse) String() string {
 func (*ShareAckResponse) ProtoMessage() {}
 
 func (x *ShareAckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5196,7 +5418,7 @@ func (x *ShareAckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareAckResponse.ProtoReflect.Descriptor instead.
 func (*ShareAckResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{81}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ShareAckResponse) GetResults() []*ShareAckResult {
@@ -5216,7 +5438,7 @@ type ShareLeaveRequest struct {
 
 func (x *ShareLeaveRequest) Reset() {
 	*x = ShareLeaveRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5228,7 +5450,7 @@ func (x *ShareLeaveRequest) String() string {
 func (*ShareLeaveRequest) ProtoMessage() {}
 
 func (x *ShareLeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5241,7 +5463,7 @@ func (x *ShareLeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareLeaveRequest.ProtoReflect.Descriptor instead.
 func (*ShareLeaveRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{82}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ShareLeaveRequest) GetGroup() string {
@@ -5267,7 +5489,7 @@ type ShareLeaveResponse struct {
 
 func (x *ShareLeaveResponse) Reset() {
 	*x = ShareLeaveResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5279,7 +5501,7 @@ func (x *ShareLeaveResponse) String() string {
 func (*ShareLeaveResponse) ProtoMessage() {}
 
 func (x *ShareLeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5292,7 +5514,7 @@ func (x *ShareLeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareLeaveResponse.ProtoReflect.Descriptor instead.
 func (*ShareLeaveResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{83}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ShareLeaveResponse) GetReleased() int32 {
@@ -5314,7 +5536,7 @@ type ShareInspectRequest struct {
 
 func (x *ShareInspectRequest) Reset() {
 	*x = ShareInspectRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5326,7 +5548,7 @@ func (x *ShareInspectRequest) String() string {
 func (*ShareInspectRequest) ProtoMessage() {}
 
 func (x *ShareInspectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5339,7 +5561,7 @@ func (x *ShareInspectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareInspectRequest.ProtoReflect.Descriptor instead.
 func (*ShareInspectRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{84}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ShareInspectRequest) GetGroup() string {
@@ -5392,7 +5614,7 @@ type ShareInspectResponse struct {
 
 func (x *ShareInspectResponse) Reset() {
 	*x = ShareInspectResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5404,7 +5626,7 @@ func (x *ShareInspectResponse) String() string {
 func (*ShareInspectResponse) ProtoMessage() {}
 
 func (x *ShareInspectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5417,7 +5639,7 @@ func (x *ShareInspectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareInspectResponse.ProtoReflect.Descriptor instead.
 func (*ShareInspectResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{85}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ShareInspectResponse) GetState() string {
@@ -5513,7 +5735,7 @@ type DescribeShareGroupRequest struct {
 
 func (x *DescribeShareGroupRequest) Reset() {
 	*x = DescribeShareGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5525,7 +5747,7 @@ func (x *DescribeShareGroupRequest) String() string {
 func (*DescribeShareGroupRequest) ProtoMessage() {}
 
 func (x *DescribeShareGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5538,7 +5760,7 @@ func (x *DescribeShareGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeShareGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeShareGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{86}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *DescribeShareGroupRequest) GetGroup() string {
@@ -5561,7 +5783,7 @@ type ShareGroupMember struct {
 
 func (x *ShareGroupMember) Reset() {
 	*x = ShareGroupMember{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5573,7 +5795,7 @@ func (x *ShareGroupMember) String() string {
 func (*ShareGroupMember) ProtoMessage() {}
 
 func (x *ShareGroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5586,7 +5808,7 @@ func (x *ShareGroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareGroupMember.ProtoReflect.Descriptor instead.
 func (*ShareGroupMember) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{87}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ShareGroupMember) GetMemberId() string {
@@ -5644,7 +5866,7 @@ type SharePartitionState struct {
 
 func (x *SharePartitionState) Reset() {
 	*x = SharePartitionState{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5656,7 +5878,7 @@ func (x *SharePartitionState) String() string {
 func (*SharePartitionState) ProtoMessage() {}
 
 func (x *SharePartitionState) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5669,7 +5891,7 @@ func (x *SharePartitionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SharePartitionState.ProtoReflect.Descriptor instead.
 func (*SharePartitionState) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{88}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *SharePartitionState) GetTopic() string {
@@ -5771,7 +5993,7 @@ type DescribeShareGroupResponse struct {
 
 func (x *DescribeShareGroupResponse) Reset() {
 	*x = DescribeShareGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5783,7 +6005,7 @@ func (x *DescribeShareGroupResponse) String() string {
 func (*DescribeShareGroupResponse) ProtoMessage() {}
 
 func (x *DescribeShareGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5796,7 +6018,7 @@ func (x *DescribeShareGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeShareGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeShareGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{89}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *DescribeShareGroupResponse) GetGroup() string {
@@ -5859,7 +6081,7 @@ type AlterShareGroupRequest struct {
 
 func (x *AlterShareGroupRequest) Reset() {
 	*x = AlterShareGroupRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[90]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5871,7 +6093,7 @@ func (x *AlterShareGroupRequest) String() string {
 func (*AlterShareGroupRequest) ProtoMessage() {}
 
 func (x *AlterShareGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[90]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5884,7 +6106,7 @@ func (x *AlterShareGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterShareGroupRequest.ProtoReflect.Descriptor instead.
 func (*AlterShareGroupRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{90}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *AlterShareGroupRequest) GetGroup() string {
@@ -5917,7 +6139,7 @@ type AlterShareGroupResponse struct {
 
 func (x *AlterShareGroupResponse) Reset() {
 	*x = AlterShareGroupResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5929,7 +6151,7 @@ func (x *AlterShareGroupResponse) String() string {
 func (*AlterShareGroupResponse) ProtoMessage() {}
 
 func (x *AlterShareGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5942,7 +6164,7 @@ func (x *AlterShareGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterShareGroupResponse.ProtoReflect.Descriptor instead.
 func (*AlterShareGroupResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{91}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *AlterShareGroupResponse) GetConfig() map[string]string {
@@ -5962,7 +6184,7 @@ type ListDeadLettersRequest struct {
 
 func (x *ListDeadLettersRequest) Reset() {
 	*x = ListDeadLettersRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[92]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5974,7 +6196,7 @@ func (x *ListDeadLettersRequest) String() string {
 func (*ListDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[92]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5987,7 +6209,7 @@ func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{92}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ListDeadLettersRequest) GetGroup() string {
@@ -6028,7 +6250,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[93]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6040,7 +6262,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[93]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6053,7 +6275,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{93}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *DeadLetter) GetTopic() string {
@@ -6177,7 +6399,7 @@ type ListDeadLettersResponse struct {
 
 func (x *ListDeadLettersResponse) Reset() {
 	*x = ListDeadLettersResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[94]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6189,7 +6411,7 @@ func (x *ListDeadLettersResponse) String() string {
 func (*ListDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[94]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6202,7 +6424,7 @@ func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{94}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
@@ -6225,7 +6447,7 @@ type ResolveDeadLettersRequest struct {
 
 func (x *ResolveDeadLettersRequest) Reset() {
 	*x = ResolveDeadLettersRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[95]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6237,7 +6459,7 @@ func (x *ResolveDeadLettersRequest) String() string {
 func (*ResolveDeadLettersRequest) ProtoMessage() {}
 
 func (x *ResolveDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[95]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6250,7 +6472,7 @@ func (x *ResolveDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ResolveDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{95}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *ResolveDeadLettersRequest) GetGroup() string {
@@ -6297,7 +6519,7 @@ type ResolveDeadLettersResponse struct {
 
 func (x *ResolveDeadLettersResponse) Reset() {
 	*x = ResolveDeadLettersResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6309,7 +6531,7 @@ func (x *ResolveDeadLettersResponse) String() string {
 func (*ResolveDeadLettersResponse) ProtoMessage() {}
 
 func (x *ResolveDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6322,7 +6544,7 @@ func (x *ResolveDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ResolveDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{96}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *ResolveDeadLettersResponse) GetCount() int32 {
@@ -6347,14 +6569,22 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\n" +
 	"value_null\x18\x04 \x01(\bR\tvalueNull\x12*\n" +
 	"\aheaders\x18\x05 \x03(\v2\x10.skiff.v1.HeaderR\aheaders\x12!\n" +
-	"\ftimestamp_ms\x18\x06 \x01(\x03R\vtimestampMs\"\xd1\x01\n" +
+	"\ftimestamp_ms\x18\x06 \x01(\x03R\vtimestampMs\"\xde\x02\n" +
 	"\x0eProduceRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x14\n" +
 	"\x05batch\x18\x03 \x01(\fR\x05batch\x12*\n" +
 	"\arecords\x18\x04 \x03(\v2\x10.skiff.v1.RecordR\arecords\x12\"\n" +
 	"\x04acks\x18\x05 \x01(\x0e2\x0e.skiff.v1.AcksR\x04acks\x12%\n" +
-	"\x0ecorrelation_id\x18\x06 \x01(\x04R\rcorrelationId\"\x9c\x02\n" +
+	"\x0ecorrelation_id\x18\x06 \x01(\x04R\rcorrelationId\x12\x1e\n" +
+	"\n" +
+	"idempotent\x18\a \x01(\bR\n" +
+	"idempotent\x12\x1f\n" +
+	"\vproducer_id\x18\b \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\t \x01(\x05R\rproducerEpoch\x12#\n" +
+	"\rbase_sequence\x18\n" +
+	" \x01(\x05R\fbaseSequence\"\x9c\x02\n" +
 	"\x0fProduceResponse\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1f\n" +
@@ -6375,7 +6605,17 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x16InitProducerIdResponse\x12\x1f\n" +
 	"\vproducer_id\x18\x01 \x01(\x03R\n" +
 	"producerId\x12%\n" +
-	"\x0eproducer_epoch\x18\x02 \x01(\x05R\rproducerEpoch\"\xdb\x01\n" +
+	"\x0eproducer_epoch\x18\x02 \x01(\x05R\rproducerEpoch\"\xf7\x01\n" +
+	"\x0eConsumedRecord\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12!\n" +
+	"\ftimestamp_ms\x18\x03 \x01(\x03R\vtimestampMs\x12\x10\n" +
+	"\x03key\x18\x04 \x01(\fR\x03key\x12\x19\n" +
+	"\bkey_null\x18\x05 \x01(\bR\akeyNull\x12\x14\n" +
+	"\x05value\x18\x06 \x01(\fR\x05value\x12\x1d\n" +
+	"\n" +
+	"value_null\x18\a \x01(\bR\tvalueNull\x12*\n" +
+	"\aheaders\x18\b \x03(\v2\x10.skiff.v1.HeaderR\aheaders\"\x8a\x02\n" +
 	"\fFetchRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -6383,17 +6623,22 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\tmax_bytes\x18\x04 \x01(\x05R\bmaxBytes\x12\x1b\n" +
 	"\tmin_bytes\x18\x05 \x01(\x05R\bminBytes\x12\x1e\n" +
 	"\vmax_wait_ms\x18\x06 \x01(\x05R\tmaxWaitMs\x12%\n" +
-	"\x0eallow_follower\x18\a \x01(\bR\rallowFollower\"z\n" +
+	"\x0eallow_follower\x18\a \x01(\bR\rallowFollower\x12-\n" +
+	"\x06format\x18\b \x01(\x0e2\x15.skiff.v1.FetchFormatR\x06format\"\xcf\x01\n" +
 	"\rFetchResponse\x12\x18\n" +
 	"\abatches\x18\x01 \x01(\fR\abatches\x12%\n" +
 	"\x0ehigh_watermark\x18\x02 \x01(\x03R\rhighWatermark\x12(\n" +
-	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\"\xa2\x01\n" +
+	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\x122\n" +
+	"\arecords\x18\x04 \x03(\v2\x18.skiff.v1.ConsumedRecordR\arecords\x12\x1f\n" +
+	"\vnext_offset\x18\x05 \x01(\x03R\n" +
+	"nextOffset\"\xd1\x01\n" +
 	"\x10SubscribeRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1b\n" +
 	"\tmax_bytes\x18\x04 \x01(\x05R\bmaxBytes\x12%\n" +
-	"\x0eallow_follower\x18\x05 \x01(\bR\rallowFollower\"\x95\x01\n" +
+	"\x0eallow_follower\x18\x05 \x01(\bR\rallowFollower\x12-\n" +
+	"\x06format\x18\x06 \x01(\x0e2\x15.skiff.v1.FetchFormatR\x06format\"\x95\x01\n" +
 	"\x12ListOffsetsRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12(\n" +
@@ -6811,7 +7056,10 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x05count\x18\x01 \x01(\x05R\x05count*#\n" +
 	"\x04Acks\x12\f\n" +
 	"\bACKS_ALL\x10\x00\x12\r\n" +
-	"\tACKS_NONE\x10\x01*Y\n" +
+	"\tACKS_NONE\x10\x01*A\n" +
+	"\vFetchFormat\x12\x18\n" +
+	"\x14FETCH_FORMAT_BATCHES\x10\x00\x12\x18\n" +
+	"\x14FETCH_FORMAT_RECORDS\x10\x01*Y\n" +
 	"\n" +
 	"OffsetSpec\x12\x16\n" +
 	"\x12OFFSET_SPEC_LATEST\x10\x00\x12\x18\n" +
@@ -6902,250 +7150,256 @@ func file_skiff_v1_skiff_proto_rawDescGZIP() []byte {
 	return file_skiff_v1_skiff_proto_rawDescData
 }
 
-var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 103)
+var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 104)
 var file_skiff_v1_skiff_proto_goTypes = []any{
 	(Acks)(0),                          // 0: skiff.v1.Acks
-	(OffsetSpec)(0),                    // 1: skiff.v1.OffsetSpec
-	(UpsertUserMode)(0),                // 2: skiff.v1.UpsertUserMode
-	(GossipKeyOp)(0),                   // 3: skiff.v1.GossipKeyOp
-	(ShareAckType)(0),                  // 4: skiff.v1.ShareAckType
-	(DeadLetterAction)(0),              // 5: skiff.v1.DeadLetterAction
-	(*Header)(nil),                     // 6: skiff.v1.Header
-	(*Record)(nil),                     // 7: skiff.v1.Record
-	(*ProduceRequest)(nil),             // 8: skiff.v1.ProduceRequest
-	(*ProduceResponse)(nil),            // 9: skiff.v1.ProduceResponse
-	(*ErrorStatus)(nil),                // 10: skiff.v1.ErrorStatus
-	(*InitProducerIdRequest)(nil),      // 11: skiff.v1.InitProducerIdRequest
-	(*InitProducerIdResponse)(nil),     // 12: skiff.v1.InitProducerIdResponse
-	(*FetchRequest)(nil),               // 13: skiff.v1.FetchRequest
-	(*FetchResponse)(nil),              // 14: skiff.v1.FetchResponse
-	(*SubscribeRequest)(nil),           // 15: skiff.v1.SubscribeRequest
-	(*ListOffsetsRequest)(nil),         // 16: skiff.v1.ListOffsetsRequest
-	(*ListOffsetsResponse)(nil),        // 17: skiff.v1.ListOffsetsResponse
-	(*Broker)(nil),                     // 18: skiff.v1.Broker
-	(*PartitionMetadata)(nil),          // 19: skiff.v1.PartitionMetadata
-	(*TopicMetadata)(nil),              // 20: skiff.v1.TopicMetadata
-	(*MetadataRequest)(nil),            // 21: skiff.v1.MetadataRequest
-	(*MetadataResponse)(nil),           // 22: skiff.v1.MetadataResponse
-	(*CreateTopicRequest)(nil),         // 23: skiff.v1.CreateTopicRequest
-	(*DeleteTopicRequest)(nil),         // 24: skiff.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 25: skiff.v1.DeleteTopicResponse
-	(*DescribeTopicRequest)(nil),       // 26: skiff.v1.DescribeTopicRequest
-	(*ListTopicsRequest)(nil),          // 27: skiff.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 28: skiff.v1.ListTopicsResponse
-	(*AlterTopicConfigRequest)(nil),    // 29: skiff.v1.AlterTopicConfigRequest
-	(*DescribeClusterRequest)(nil),     // 30: skiff.v1.DescribeClusterRequest
-	(*DescribeClusterResponse)(nil),    // 31: skiff.v1.DescribeClusterResponse
-	(*Quota)(nil),                      // 32: skiff.v1.Quota
-	(*SetQuotaRequest)(nil),            // 33: skiff.v1.SetQuotaRequest
-	(*SetQuotaResponse)(nil),           // 34: skiff.v1.SetQuotaResponse
-	(*DeleteQuotaRequest)(nil),         // 35: skiff.v1.DeleteQuotaRequest
-	(*DeleteQuotaResponse)(nil),        // 36: skiff.v1.DeleteQuotaResponse
-	(*ListQuotasRequest)(nil),          // 37: skiff.v1.ListQuotasRequest
-	(*ListQuotasResponse)(nil),         // 38: skiff.v1.ListQuotasResponse
-	(*UpsertUserRequest)(nil),          // 39: skiff.v1.UpsertUserRequest
-	(*UpsertUserResponse)(nil),         // 40: skiff.v1.UpsertUserResponse
-	(*DeleteUserRequest)(nil),          // 41: skiff.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),         // 42: skiff.v1.DeleteUserResponse
-	(*ListUsersRequest)(nil),           // 43: skiff.v1.ListUsersRequest
-	(*UserInfo)(nil),                   // 44: skiff.v1.UserInfo
-	(*ListUsersResponse)(nil),          // 45: skiff.v1.ListUsersResponse
-	(*AclBinding)(nil),                 // 46: skiff.v1.AclBinding
-	(*CreateACLsRequest)(nil),          // 47: skiff.v1.CreateACLsRequest
-	(*CreateACLsResponse)(nil),         // 48: skiff.v1.CreateACLsResponse
-	(*DeleteACLsRequest)(nil),          // 49: skiff.v1.DeleteACLsRequest
-	(*DeleteACLsResponse)(nil),         // 50: skiff.v1.DeleteACLsResponse
-	(*ListACLsRequest)(nil),            // 51: skiff.v1.ListACLsRequest
-	(*ListACLsResponse)(nil),           // 52: skiff.v1.ListACLsResponse
-	(*GossipKeysRequest)(nil),          // 53: skiff.v1.GossipKeysRequest
-	(*GossipKeyNode)(nil),              // 54: skiff.v1.GossipKeyNode
-	(*GossipKeysResponse)(nil),         // 55: skiff.v1.GossipKeysResponse
-	(*NotLeader)(nil),                  // 56: skiff.v1.NotLeader
-	(*OffsetOutOfRange)(nil),           // 57: skiff.v1.OffsetOutOfRange
-	(*WriteIndeterminate)(nil),         // 58: skiff.v1.WriteIndeterminate
-	(*TopicPartitions)(nil),            // 59: skiff.v1.TopicPartitions
-	(*FindCoordinatorRequest)(nil),     // 60: skiff.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),    // 61: skiff.v1.FindCoordinatorResponse
-	(*GroupHeartbeatRequest)(nil),      // 62: skiff.v1.GroupHeartbeatRequest
-	(*GroupHeartbeatResponse)(nil),     // 63: skiff.v1.GroupHeartbeatResponse
-	(*OffsetCommit)(nil),               // 64: skiff.v1.OffsetCommit
-	(*CommitOffsetsRequest)(nil),       // 65: skiff.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),      // 66: skiff.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),        // 67: skiff.v1.FetchOffsetsRequest
-	(*CommittedOffset)(nil),            // 68: skiff.v1.CommittedOffset
-	(*FetchOffsetsResponse)(nil),       // 69: skiff.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),          // 70: skiff.v1.ListGroupsRequest
-	(*GroupListing)(nil),               // 71: skiff.v1.GroupListing
-	(*ListGroupsResponse)(nil),         // 72: skiff.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),       // 73: skiff.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                // 74: skiff.v1.GroupMember
-	(*GroupPartitionOffset)(nil),       // 75: skiff.v1.GroupPartitionOffset
-	(*DescribeGroupResponse)(nil),      // 76: skiff.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),         // 77: skiff.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),        // 78: skiff.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),        // 79: skiff.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),       // 80: skiff.v1.ResetOffsetsResponse
-	(*ShareFetchRequest)(nil),          // 81: skiff.v1.ShareFetchRequest
-	(*ShareRecord)(nil),                // 82: skiff.v1.ShareRecord
-	(*ShareFetchResponse)(nil),         // 83: skiff.v1.ShareFetchResponse
-	(*ShareAck)(nil),                   // 84: skiff.v1.ShareAck
-	(*ShareAckRequest)(nil),            // 85: skiff.v1.ShareAckRequest
-	(*ShareAckResult)(nil),             // 86: skiff.v1.ShareAckResult
-	(*ShareAckResponse)(nil),           // 87: skiff.v1.ShareAckResponse
-	(*ShareLeaveRequest)(nil),          // 88: skiff.v1.ShareLeaveRequest
-	(*ShareLeaveResponse)(nil),         // 89: skiff.v1.ShareLeaveResponse
-	(*ShareInspectRequest)(nil),        // 90: skiff.v1.ShareInspectRequest
-	(*ShareInspectResponse)(nil),       // 91: skiff.v1.ShareInspectResponse
-	(*DescribeShareGroupRequest)(nil),  // 92: skiff.v1.DescribeShareGroupRequest
-	(*ShareGroupMember)(nil),           // 93: skiff.v1.ShareGroupMember
-	(*SharePartitionState)(nil),        // 94: skiff.v1.SharePartitionState
-	(*DescribeShareGroupResponse)(nil), // 95: skiff.v1.DescribeShareGroupResponse
-	(*AlterShareGroupRequest)(nil),     // 96: skiff.v1.AlterShareGroupRequest
-	(*AlterShareGroupResponse)(nil),    // 97: skiff.v1.AlterShareGroupResponse
-	(*ListDeadLettersRequest)(nil),     // 98: skiff.v1.ListDeadLettersRequest
-	(*DeadLetter)(nil),                 // 99: skiff.v1.DeadLetter
-	(*ListDeadLettersResponse)(nil),    // 100: skiff.v1.ListDeadLettersResponse
-	(*ResolveDeadLettersRequest)(nil),  // 101: skiff.v1.ResolveDeadLettersRequest
-	(*ResolveDeadLettersResponse)(nil), // 102: skiff.v1.ResolveDeadLettersResponse
-	nil,                                // 103: skiff.v1.TopicMetadata.ConfigsEntry
-	nil,                                // 104: skiff.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                // 105: skiff.v1.AlterTopicConfigRequest.SetEntry
-	nil,                                // 106: skiff.v1.DescribeShareGroupResponse.ConfigEntry
-	nil,                                // 107: skiff.v1.AlterShareGroupRequest.SetEntry
-	nil,                                // 108: skiff.v1.AlterShareGroupResponse.ConfigEntry
+	(FetchFormat)(0),                   // 1: skiff.v1.FetchFormat
+	(OffsetSpec)(0),                    // 2: skiff.v1.OffsetSpec
+	(UpsertUserMode)(0),                // 3: skiff.v1.UpsertUserMode
+	(GossipKeyOp)(0),                   // 4: skiff.v1.GossipKeyOp
+	(ShareAckType)(0),                  // 5: skiff.v1.ShareAckType
+	(DeadLetterAction)(0),              // 6: skiff.v1.DeadLetterAction
+	(*Header)(nil),                     // 7: skiff.v1.Header
+	(*Record)(nil),                     // 8: skiff.v1.Record
+	(*ProduceRequest)(nil),             // 9: skiff.v1.ProduceRequest
+	(*ProduceResponse)(nil),            // 10: skiff.v1.ProduceResponse
+	(*ErrorStatus)(nil),                // 11: skiff.v1.ErrorStatus
+	(*InitProducerIdRequest)(nil),      // 12: skiff.v1.InitProducerIdRequest
+	(*InitProducerIdResponse)(nil),     // 13: skiff.v1.InitProducerIdResponse
+	(*ConsumedRecord)(nil),             // 14: skiff.v1.ConsumedRecord
+	(*FetchRequest)(nil),               // 15: skiff.v1.FetchRequest
+	(*FetchResponse)(nil),              // 16: skiff.v1.FetchResponse
+	(*SubscribeRequest)(nil),           // 17: skiff.v1.SubscribeRequest
+	(*ListOffsetsRequest)(nil),         // 18: skiff.v1.ListOffsetsRequest
+	(*ListOffsetsResponse)(nil),        // 19: skiff.v1.ListOffsetsResponse
+	(*Broker)(nil),                     // 20: skiff.v1.Broker
+	(*PartitionMetadata)(nil),          // 21: skiff.v1.PartitionMetadata
+	(*TopicMetadata)(nil),              // 22: skiff.v1.TopicMetadata
+	(*MetadataRequest)(nil),            // 23: skiff.v1.MetadataRequest
+	(*MetadataResponse)(nil),           // 24: skiff.v1.MetadataResponse
+	(*CreateTopicRequest)(nil),         // 25: skiff.v1.CreateTopicRequest
+	(*DeleteTopicRequest)(nil),         // 26: skiff.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 27: skiff.v1.DeleteTopicResponse
+	(*DescribeTopicRequest)(nil),       // 28: skiff.v1.DescribeTopicRequest
+	(*ListTopicsRequest)(nil),          // 29: skiff.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 30: skiff.v1.ListTopicsResponse
+	(*AlterTopicConfigRequest)(nil),    // 31: skiff.v1.AlterTopicConfigRequest
+	(*DescribeClusterRequest)(nil),     // 32: skiff.v1.DescribeClusterRequest
+	(*DescribeClusterResponse)(nil),    // 33: skiff.v1.DescribeClusterResponse
+	(*Quota)(nil),                      // 34: skiff.v1.Quota
+	(*SetQuotaRequest)(nil),            // 35: skiff.v1.SetQuotaRequest
+	(*SetQuotaResponse)(nil),           // 36: skiff.v1.SetQuotaResponse
+	(*DeleteQuotaRequest)(nil),         // 37: skiff.v1.DeleteQuotaRequest
+	(*DeleteQuotaResponse)(nil),        // 38: skiff.v1.DeleteQuotaResponse
+	(*ListQuotasRequest)(nil),          // 39: skiff.v1.ListQuotasRequest
+	(*ListQuotasResponse)(nil),         // 40: skiff.v1.ListQuotasResponse
+	(*UpsertUserRequest)(nil),          // 41: skiff.v1.UpsertUserRequest
+	(*UpsertUserResponse)(nil),         // 42: skiff.v1.UpsertUserResponse
+	(*DeleteUserRequest)(nil),          // 43: skiff.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),         // 44: skiff.v1.DeleteUserResponse
+	(*ListUsersRequest)(nil),           // 45: skiff.v1.ListUsersRequest
+	(*UserInfo)(nil),                   // 46: skiff.v1.UserInfo
+	(*ListUsersResponse)(nil),          // 47: skiff.v1.ListUsersResponse
+	(*AclBinding)(nil),                 // 48: skiff.v1.AclBinding
+	(*CreateACLsRequest)(nil),          // 49: skiff.v1.CreateACLsRequest
+	(*CreateACLsResponse)(nil),         // 50: skiff.v1.CreateACLsResponse
+	(*DeleteACLsRequest)(nil),          // 51: skiff.v1.DeleteACLsRequest
+	(*DeleteACLsResponse)(nil),         // 52: skiff.v1.DeleteACLsResponse
+	(*ListACLsRequest)(nil),            // 53: skiff.v1.ListACLsRequest
+	(*ListACLsResponse)(nil),           // 54: skiff.v1.ListACLsResponse
+	(*GossipKeysRequest)(nil),          // 55: skiff.v1.GossipKeysRequest
+	(*GossipKeyNode)(nil),              // 56: skiff.v1.GossipKeyNode
+	(*GossipKeysResponse)(nil),         // 57: skiff.v1.GossipKeysResponse
+	(*NotLeader)(nil),                  // 58: skiff.v1.NotLeader
+	(*OffsetOutOfRange)(nil),           // 59: skiff.v1.OffsetOutOfRange
+	(*WriteIndeterminate)(nil),         // 60: skiff.v1.WriteIndeterminate
+	(*TopicPartitions)(nil),            // 61: skiff.v1.TopicPartitions
+	(*FindCoordinatorRequest)(nil),     // 62: skiff.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),    // 63: skiff.v1.FindCoordinatorResponse
+	(*GroupHeartbeatRequest)(nil),      // 64: skiff.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),     // 65: skiff.v1.GroupHeartbeatResponse
+	(*OffsetCommit)(nil),               // 66: skiff.v1.OffsetCommit
+	(*CommitOffsetsRequest)(nil),       // 67: skiff.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),      // 68: skiff.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),        // 69: skiff.v1.FetchOffsetsRequest
+	(*CommittedOffset)(nil),            // 70: skiff.v1.CommittedOffset
+	(*FetchOffsetsResponse)(nil),       // 71: skiff.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),          // 72: skiff.v1.ListGroupsRequest
+	(*GroupListing)(nil),               // 73: skiff.v1.GroupListing
+	(*ListGroupsResponse)(nil),         // 74: skiff.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 75: skiff.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                // 76: skiff.v1.GroupMember
+	(*GroupPartitionOffset)(nil),       // 77: skiff.v1.GroupPartitionOffset
+	(*DescribeGroupResponse)(nil),      // 78: skiff.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),         // 79: skiff.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),        // 80: skiff.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),        // 81: skiff.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),       // 82: skiff.v1.ResetOffsetsResponse
+	(*ShareFetchRequest)(nil),          // 83: skiff.v1.ShareFetchRequest
+	(*ShareRecord)(nil),                // 84: skiff.v1.ShareRecord
+	(*ShareFetchResponse)(nil),         // 85: skiff.v1.ShareFetchResponse
+	(*ShareAck)(nil),                   // 86: skiff.v1.ShareAck
+	(*ShareAckRequest)(nil),            // 87: skiff.v1.ShareAckRequest
+	(*ShareAckResult)(nil),             // 88: skiff.v1.ShareAckResult
+	(*ShareAckResponse)(nil),           // 89: skiff.v1.ShareAckResponse
+	(*ShareLeaveRequest)(nil),          // 90: skiff.v1.ShareLeaveRequest
+	(*ShareLeaveResponse)(nil),         // 91: skiff.v1.ShareLeaveResponse
+	(*ShareInspectRequest)(nil),        // 92: skiff.v1.ShareInspectRequest
+	(*ShareInspectResponse)(nil),       // 93: skiff.v1.ShareInspectResponse
+	(*DescribeShareGroupRequest)(nil),  // 94: skiff.v1.DescribeShareGroupRequest
+	(*ShareGroupMember)(nil),           // 95: skiff.v1.ShareGroupMember
+	(*SharePartitionState)(nil),        // 96: skiff.v1.SharePartitionState
+	(*DescribeShareGroupResponse)(nil), // 97: skiff.v1.DescribeShareGroupResponse
+	(*AlterShareGroupRequest)(nil),     // 98: skiff.v1.AlterShareGroupRequest
+	(*AlterShareGroupResponse)(nil),    // 99: skiff.v1.AlterShareGroupResponse
+	(*ListDeadLettersRequest)(nil),     // 100: skiff.v1.ListDeadLettersRequest
+	(*DeadLetter)(nil),                 // 101: skiff.v1.DeadLetter
+	(*ListDeadLettersResponse)(nil),    // 102: skiff.v1.ListDeadLettersResponse
+	(*ResolveDeadLettersRequest)(nil),  // 103: skiff.v1.ResolveDeadLettersRequest
+	(*ResolveDeadLettersResponse)(nil), // 104: skiff.v1.ResolveDeadLettersResponse
+	nil,                                // 105: skiff.v1.TopicMetadata.ConfigsEntry
+	nil,                                // 106: skiff.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                // 107: skiff.v1.AlterTopicConfigRequest.SetEntry
+	nil,                                // 108: skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	nil,                                // 109: skiff.v1.AlterShareGroupRequest.SetEntry
+	nil,                                // 110: skiff.v1.AlterShareGroupResponse.ConfigEntry
 }
 var file_skiff_v1_skiff_proto_depIdxs = []int32{
-	6,   // 0: skiff.v1.Record.headers:type_name -> skiff.v1.Header
-	7,   // 1: skiff.v1.ProduceRequest.records:type_name -> skiff.v1.Record
+	7,   // 0: skiff.v1.Record.headers:type_name -> skiff.v1.Header
+	8,   // 1: skiff.v1.ProduceRequest.records:type_name -> skiff.v1.Record
 	0,   // 2: skiff.v1.ProduceRequest.acks:type_name -> skiff.v1.Acks
-	10,  // 3: skiff.v1.ProduceResponse.error:type_name -> skiff.v1.ErrorStatus
-	56,  // 4: skiff.v1.ErrorStatus.not_leader:type_name -> skiff.v1.NotLeader
-	1,   // 5: skiff.v1.ListOffsetsRequest.spec:type_name -> skiff.v1.OffsetSpec
-	19,  // 6: skiff.v1.TopicMetadata.partitions:type_name -> skiff.v1.PartitionMetadata
-	103, // 7: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
-	18,  // 8: skiff.v1.MetadataResponse.brokers:type_name -> skiff.v1.Broker
-	20,  // 9: skiff.v1.MetadataResponse.topics:type_name -> skiff.v1.TopicMetadata
-	104, // 10: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
-	20,  // 11: skiff.v1.ListTopicsResponse.topics:type_name -> skiff.v1.TopicMetadata
-	105, // 12: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
-	18,  // 13: skiff.v1.DescribeClusterResponse.brokers:type_name -> skiff.v1.Broker
-	32,  // 14: skiff.v1.SetQuotaRequest.quota:type_name -> skiff.v1.Quota
-	32,  // 15: skiff.v1.ListQuotasResponse.quotas:type_name -> skiff.v1.Quota
-	2,   // 16: skiff.v1.UpsertUserRequest.mode:type_name -> skiff.v1.UpsertUserMode
-	44,  // 17: skiff.v1.ListUsersResponse.users:type_name -> skiff.v1.UserInfo
-	46,  // 18: skiff.v1.CreateACLsRequest.bindings:type_name -> skiff.v1.AclBinding
-	46,  // 19: skiff.v1.DeleteACLsRequest.bindings:type_name -> skiff.v1.AclBinding
-	46,  // 20: skiff.v1.ListACLsResponse.bindings:type_name -> skiff.v1.AclBinding
-	3,   // 21: skiff.v1.GossipKeysRequest.op:type_name -> skiff.v1.GossipKeyOp
-	54,  // 22: skiff.v1.GossipKeysResponse.nodes:type_name -> skiff.v1.GossipKeyNode
-	59,  // 23: skiff.v1.GroupHeartbeatRequest.owned:type_name -> skiff.v1.TopicPartitions
-	59,  // 24: skiff.v1.GroupHeartbeatResponse.assignment:type_name -> skiff.v1.TopicPartitions
-	64,  // 25: skiff.v1.CommitOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
-	59,  // 26: skiff.v1.FetchOffsetsRequest.partitions:type_name -> skiff.v1.TopicPartitions
-	68,  // 27: skiff.v1.FetchOffsetsResponse.offsets:type_name -> skiff.v1.CommittedOffset
-	71,  // 28: skiff.v1.ListGroupsResponse.groups:type_name -> skiff.v1.GroupListing
-	59,  // 29: skiff.v1.GroupMember.assigned:type_name -> skiff.v1.TopicPartitions
-	59,  // 30: skiff.v1.GroupMember.target:type_name -> skiff.v1.TopicPartitions
-	74,  // 31: skiff.v1.DescribeGroupResponse.members:type_name -> skiff.v1.GroupMember
-	75,  // 32: skiff.v1.DescribeGroupResponse.offsets:type_name -> skiff.v1.GroupPartitionOffset
-	64,  // 33: skiff.v1.ResetOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
-	6,   // 34: skiff.v1.ShareRecord.headers:type_name -> skiff.v1.Header
-	82,  // 35: skiff.v1.ShareFetchResponse.records:type_name -> skiff.v1.ShareRecord
-	4,   // 36: skiff.v1.ShareAck.type:type_name -> skiff.v1.ShareAckType
-	84,  // 37: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
-	86,  // 38: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
-	106, // 39: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
-	93,  // 40: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
-	94,  // 41: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
-	107, // 42: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
-	108, // 43: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
-	6,   // 44: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
-	99,  // 45: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
-	5,   // 46: skiff.v1.ResolveDeadLettersRequest.action:type_name -> skiff.v1.DeadLetterAction
-	8,   // 47: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
-	8,   // 48: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
-	11,  // 49: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
-	13,  // 50: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
-	15,  // 51: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
-	16,  // 52: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
-	21,  // 53: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
-	23,  // 54: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
-	24,  // 55: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
-	26,  // 56: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
-	27,  // 57: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
-	29,  // 58: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
-	30,  // 59: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
-	53,  // 60: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
-	47,  // 61: skiff.v1.Admin.CreateACLs:input_type -> skiff.v1.CreateACLsRequest
-	49,  // 62: skiff.v1.Admin.DeleteACLs:input_type -> skiff.v1.DeleteACLsRequest
-	51,  // 63: skiff.v1.Admin.ListACLs:input_type -> skiff.v1.ListACLsRequest
-	39,  // 64: skiff.v1.Admin.UpsertUser:input_type -> skiff.v1.UpsertUserRequest
-	41,  // 65: skiff.v1.Admin.DeleteUser:input_type -> skiff.v1.DeleteUserRequest
-	43,  // 66: skiff.v1.Admin.ListUsers:input_type -> skiff.v1.ListUsersRequest
-	33,  // 67: skiff.v1.Admin.SetQuota:input_type -> skiff.v1.SetQuotaRequest
-	35,  // 68: skiff.v1.Admin.DeleteQuota:input_type -> skiff.v1.DeleteQuotaRequest
-	37,  // 69: skiff.v1.Admin.ListQuotas:input_type -> skiff.v1.ListQuotasRequest
-	60,  // 70: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
-	62,  // 71: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
-	65,  // 72: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
-	67,  // 73: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
-	70,  // 74: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
-	73,  // 75: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
-	77,  // 76: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
-	79,  // 77: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
-	81,  // 78: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
-	85,  // 79: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
-	88,  // 80: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
-	90,  // 81: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
-	92,  // 82: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
-	96,  // 83: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
-	98,  // 84: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
-	101, // 85: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
-	9,   // 86: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
-	9,   // 87: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
-	12,  // 88: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
-	14,  // 89: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
-	14,  // 90: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
-	17,  // 91: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
-	22,  // 92: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
-	20,  // 93: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
-	25,  // 94: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
-	20,  // 95: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
-	28,  // 96: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
-	20,  // 97: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
-	31,  // 98: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
-	55,  // 99: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
-	48,  // 100: skiff.v1.Admin.CreateACLs:output_type -> skiff.v1.CreateACLsResponse
-	50,  // 101: skiff.v1.Admin.DeleteACLs:output_type -> skiff.v1.DeleteACLsResponse
-	52,  // 102: skiff.v1.Admin.ListACLs:output_type -> skiff.v1.ListACLsResponse
-	40,  // 103: skiff.v1.Admin.UpsertUser:output_type -> skiff.v1.UpsertUserResponse
-	42,  // 104: skiff.v1.Admin.DeleteUser:output_type -> skiff.v1.DeleteUserResponse
-	45,  // 105: skiff.v1.Admin.ListUsers:output_type -> skiff.v1.ListUsersResponse
-	34,  // 106: skiff.v1.Admin.SetQuota:output_type -> skiff.v1.SetQuotaResponse
-	36,  // 107: skiff.v1.Admin.DeleteQuota:output_type -> skiff.v1.DeleteQuotaResponse
-	38,  // 108: skiff.v1.Admin.ListQuotas:output_type -> skiff.v1.ListQuotasResponse
-	61,  // 109: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
-	63,  // 110: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
-	66,  // 111: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
-	69,  // 112: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
-	72,  // 113: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
-	76,  // 114: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
-	78,  // 115: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
-	80,  // 116: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
-	83,  // 117: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
-	87,  // 118: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
-	89,  // 119: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
-	91,  // 120: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
-	95,  // 121: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
-	97,  // 122: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
-	100, // 123: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
-	102, // 124: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
-	86,  // [86:125] is the sub-list for method output_type
-	47,  // [47:86] is the sub-list for method input_type
-	47,  // [47:47] is the sub-list for extension type_name
-	47,  // [47:47] is the sub-list for extension extendee
-	0,   // [0:47] is the sub-list for field type_name
+	11,  // 3: skiff.v1.ProduceResponse.error:type_name -> skiff.v1.ErrorStatus
+	58,  // 4: skiff.v1.ErrorStatus.not_leader:type_name -> skiff.v1.NotLeader
+	7,   // 5: skiff.v1.ConsumedRecord.headers:type_name -> skiff.v1.Header
+	1,   // 6: skiff.v1.FetchRequest.format:type_name -> skiff.v1.FetchFormat
+	14,  // 7: skiff.v1.FetchResponse.records:type_name -> skiff.v1.ConsumedRecord
+	1,   // 8: skiff.v1.SubscribeRequest.format:type_name -> skiff.v1.FetchFormat
+	2,   // 9: skiff.v1.ListOffsetsRequest.spec:type_name -> skiff.v1.OffsetSpec
+	21,  // 10: skiff.v1.TopicMetadata.partitions:type_name -> skiff.v1.PartitionMetadata
+	105, // 11: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
+	20,  // 12: skiff.v1.MetadataResponse.brokers:type_name -> skiff.v1.Broker
+	22,  // 13: skiff.v1.MetadataResponse.topics:type_name -> skiff.v1.TopicMetadata
+	106, // 14: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
+	22,  // 15: skiff.v1.ListTopicsResponse.topics:type_name -> skiff.v1.TopicMetadata
+	107, // 16: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
+	20,  // 17: skiff.v1.DescribeClusterResponse.brokers:type_name -> skiff.v1.Broker
+	34,  // 18: skiff.v1.SetQuotaRequest.quota:type_name -> skiff.v1.Quota
+	34,  // 19: skiff.v1.ListQuotasResponse.quotas:type_name -> skiff.v1.Quota
+	3,   // 20: skiff.v1.UpsertUserRequest.mode:type_name -> skiff.v1.UpsertUserMode
+	46,  // 21: skiff.v1.ListUsersResponse.users:type_name -> skiff.v1.UserInfo
+	48,  // 22: skiff.v1.CreateACLsRequest.bindings:type_name -> skiff.v1.AclBinding
+	48,  // 23: skiff.v1.DeleteACLsRequest.bindings:type_name -> skiff.v1.AclBinding
+	48,  // 24: skiff.v1.ListACLsResponse.bindings:type_name -> skiff.v1.AclBinding
+	4,   // 25: skiff.v1.GossipKeysRequest.op:type_name -> skiff.v1.GossipKeyOp
+	56,  // 26: skiff.v1.GossipKeysResponse.nodes:type_name -> skiff.v1.GossipKeyNode
+	61,  // 27: skiff.v1.GroupHeartbeatRequest.owned:type_name -> skiff.v1.TopicPartitions
+	61,  // 28: skiff.v1.GroupHeartbeatResponse.assignment:type_name -> skiff.v1.TopicPartitions
+	66,  // 29: skiff.v1.CommitOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
+	61,  // 30: skiff.v1.FetchOffsetsRequest.partitions:type_name -> skiff.v1.TopicPartitions
+	70,  // 31: skiff.v1.FetchOffsetsResponse.offsets:type_name -> skiff.v1.CommittedOffset
+	73,  // 32: skiff.v1.ListGroupsResponse.groups:type_name -> skiff.v1.GroupListing
+	61,  // 33: skiff.v1.GroupMember.assigned:type_name -> skiff.v1.TopicPartitions
+	61,  // 34: skiff.v1.GroupMember.target:type_name -> skiff.v1.TopicPartitions
+	76,  // 35: skiff.v1.DescribeGroupResponse.members:type_name -> skiff.v1.GroupMember
+	77,  // 36: skiff.v1.DescribeGroupResponse.offsets:type_name -> skiff.v1.GroupPartitionOffset
+	66,  // 37: skiff.v1.ResetOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
+	7,   // 38: skiff.v1.ShareRecord.headers:type_name -> skiff.v1.Header
+	84,  // 39: skiff.v1.ShareFetchResponse.records:type_name -> skiff.v1.ShareRecord
+	5,   // 40: skiff.v1.ShareAck.type:type_name -> skiff.v1.ShareAckType
+	86,  // 41: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
+	88,  // 42: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
+	108, // 43: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	95,  // 44: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
+	96,  // 45: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
+	109, // 46: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
+	110, // 47: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
+	7,   // 48: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
+	101, // 49: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
+	6,   // 50: skiff.v1.ResolveDeadLettersRequest.action:type_name -> skiff.v1.DeadLetterAction
+	9,   // 51: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
+	9,   // 52: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
+	12,  // 53: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
+	15,  // 54: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
+	17,  // 55: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
+	18,  // 56: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
+	23,  // 57: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
+	25,  // 58: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
+	26,  // 59: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
+	28,  // 60: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
+	29,  // 61: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
+	31,  // 62: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
+	32,  // 63: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
+	55,  // 64: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
+	49,  // 65: skiff.v1.Admin.CreateACLs:input_type -> skiff.v1.CreateACLsRequest
+	51,  // 66: skiff.v1.Admin.DeleteACLs:input_type -> skiff.v1.DeleteACLsRequest
+	53,  // 67: skiff.v1.Admin.ListACLs:input_type -> skiff.v1.ListACLsRequest
+	41,  // 68: skiff.v1.Admin.UpsertUser:input_type -> skiff.v1.UpsertUserRequest
+	43,  // 69: skiff.v1.Admin.DeleteUser:input_type -> skiff.v1.DeleteUserRequest
+	45,  // 70: skiff.v1.Admin.ListUsers:input_type -> skiff.v1.ListUsersRequest
+	35,  // 71: skiff.v1.Admin.SetQuota:input_type -> skiff.v1.SetQuotaRequest
+	37,  // 72: skiff.v1.Admin.DeleteQuota:input_type -> skiff.v1.DeleteQuotaRequest
+	39,  // 73: skiff.v1.Admin.ListQuotas:input_type -> skiff.v1.ListQuotasRequest
+	62,  // 74: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
+	64,  // 75: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
+	67,  // 76: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
+	69,  // 77: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
+	72,  // 78: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
+	75,  // 79: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
+	79,  // 80: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
+	81,  // 81: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
+	83,  // 82: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
+	87,  // 83: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
+	90,  // 84: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
+	92,  // 85: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
+	94,  // 86: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
+	98,  // 87: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
+	100, // 88: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
+	103, // 89: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
+	10,  // 90: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
+	10,  // 91: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
+	13,  // 92: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
+	16,  // 93: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
+	16,  // 94: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
+	19,  // 95: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
+	24,  // 96: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
+	22,  // 97: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
+	27,  // 98: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
+	22,  // 99: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
+	30,  // 100: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
+	22,  // 101: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
+	33,  // 102: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
+	57,  // 103: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
+	50,  // 104: skiff.v1.Admin.CreateACLs:output_type -> skiff.v1.CreateACLsResponse
+	52,  // 105: skiff.v1.Admin.DeleteACLs:output_type -> skiff.v1.DeleteACLsResponse
+	54,  // 106: skiff.v1.Admin.ListACLs:output_type -> skiff.v1.ListACLsResponse
+	42,  // 107: skiff.v1.Admin.UpsertUser:output_type -> skiff.v1.UpsertUserResponse
+	44,  // 108: skiff.v1.Admin.DeleteUser:output_type -> skiff.v1.DeleteUserResponse
+	47,  // 109: skiff.v1.Admin.ListUsers:output_type -> skiff.v1.ListUsersResponse
+	36,  // 110: skiff.v1.Admin.SetQuota:output_type -> skiff.v1.SetQuotaResponse
+	38,  // 111: skiff.v1.Admin.DeleteQuota:output_type -> skiff.v1.DeleteQuotaResponse
+	40,  // 112: skiff.v1.Admin.ListQuotas:output_type -> skiff.v1.ListQuotasResponse
+	63,  // 113: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
+	65,  // 114: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
+	68,  // 115: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
+	71,  // 116: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
+	74,  // 117: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
+	78,  // 118: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
+	80,  // 119: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
+	82,  // 120: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
+	85,  // 121: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
+	89,  // 122: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
+	91,  // 123: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
+	93,  // 124: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
+	97,  // 125: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
+	99,  // 126: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
+	102, // 127: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
+	104, // 128: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
+	90,  // [90:129] is the sub-list for method output_type
+	51,  // [51:90] is the sub-list for method input_type
+	51,  // [51:51] is the sub-list for extension type_name
+	51,  // [51:51] is the sub-list for extension extendee
+	0,   // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_skiff_proto_init() }
@@ -7158,8 +7412,8 @@ func file_skiff_v1_skiff_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_skiff_proto_rawDesc), len(file_skiff_v1_skiff_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   103,
+			NumEnums:      7,
+			NumMessages:   104,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
