@@ -2,15 +2,26 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: build test test-short bench fuzz vet fmt proto
+.PHONY: build test test-go test-python test-short bench fuzz vet fmt proto python-proto
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/skiff ./cmd/skiff
 
 # Full suite with the race detector. Long property/recovery loops have a
 # -short variant (make test-short) for quick iterations.
-test:
+test: test-go test-python
+
+test-go:
 	$(GO) test -race -count=1 -timeout 25m $(PKGS)
+
+# The Python client's tests, against a `skiff dev` cluster they start.
+# Debian's python3-grpcio, python3-protobuf and python3-pytest (the system
+# interpreter, where apt installs them).
+PYTHON ?= /usr/bin/python3
+test-python: build
+	@$(PYTHON) -c 'import grpc, google.protobuf, pytest' 2>/dev/null || { \
+		echo "test-python: needs grpcio, protobuf and pytest for $(PYTHON): apt-get install python3-grpcio python3-protobuf python3-pytest"; exit 1; }
+	cd clients/python && SKIFF_BIN=$(CURDIR)/bin/skiff $(PYTHON) -m pytest -q -p no:cacheprovider tests
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
@@ -79,3 +90,10 @@ chaos-all:
 
 chaos-ci:
 	scripts/chaos.sh ci --steady 10s --duration 30s --recovery 10s $(CHAOS_ARGS)
+
+# Regenerate the Python client's stubs from the same proto: messages with
+# protoc (Debian's protobuf-compiler), services with grpc_tools (Debian's
+# python3-grpc-tools; its bundled protoc is too old for the messages).
+python-proto:
+	protoc -I rpc/proto --python_out=clients/python skiff/v1/skiff.proto
+	$(PYTHON) -m grpc_tools.protoc -I rpc/proto --grpc_python_out=clients/python skiff/v1/skiff.proto
