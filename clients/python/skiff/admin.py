@@ -172,5 +172,25 @@ class Admin:
 
         r = c._at_coordinator(group, call)
         return [DeadLetter(d.topic, d.partition, d.offset, d.dlq_topic, d.dlq_offset, d.state, d.delivery_count,
-                           d.last_error, None if d.key_null else bytes(d.key), None if d.value_null else bytes(d.value))
+                           d.last_error, None if d.key_null else bytes(d.key), bytes(d.value))
                 for d in r.dead_letters]
+
+    def resolve_dead_letters(self, group: str, topic: str, action: str, dlq_offsets: Sequence[int] = (),
+                             all: bool = False) -> int:  # noqa: A002 - the proto's name
+        """Redrives ("redrive": back to the source topic) or discards
+        ("discard") dead letters of ``topic`` by their ``dlq_offset``, or
+        every pending one with ``all``. Either releases the quarantined key.
+        Returns how many were resolved."""
+        kinds = {"redrive": pb.DEAD_LETTER_REDRIVE, "discard": pb.DEAD_LETTER_DISCARD}
+        if action not in kinds:
+            raise errors.InvalidArgumentError("action %r: use 'redrive' or 'discard'" % (action,), field="action")
+        if bool(dlq_offsets) == bool(all):
+            raise errors.InvalidArgumentError("give dlq_offsets or all=True (exactly one)", field="dlq_offsets")
+        c = self._c
+        req = pb.ResolveDeadLettersRequest(group=group, topic=topic, dlq_offsets=list(dlq_offsets), all=all,
+                                           action=kinds[action])
+
+        def call(addr):
+            return c._invoke(c._stub(addr, pbg.ShareGroupsStub).ResolveDeadLetters, req, c.request_timeout)
+
+        return c._at_coordinator(group, call).count
