@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -62,41 +61,81 @@ class DevCluster:
         return out.stdout.decode()
 
 
-@pytest.fixture(scope="session")
-def cluster():
-    tmp = tempfile.mkdtemp(prefix="skiff-pytest-")
-    bin_path = _binary(tmp)
-    for _ in range(50):
-        base = random.randrange(20000, 40000, 10)
-        if _ports_free(base, 3):
-            break
-    else:
-        pytest.fail("no free ports for skiff dev")
-    proc = subprocess.Popen([bin_path, "dev", "--nodes", "3", "--base-port", str(base)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stderr = []
-    threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True).start()
-    line = [None]
+class _Dev:
+    """A running `skiff dev`: its process and the lines it printed once
+    ready."""
 
-    def read_line():
-        line[0] = proc.stdout.readline().decode().strip()
+    def __init__(self, bin_path, args, ready_lines):
+        for _ in range(50):
+            base = random.randrange(20000, 40000, 10)
+            if _ports_free(base, 3):
+                break
+        else:
+            pytest.fail("no free ports for skiff dev")
+        self.proc = subprocess.Popen([bin_path, "dev", "--nodes", "3", "--base-port", str(base), *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stderr = []
+        threading.Thread(target=lambda: stderr.extend(self.proc.stderr), daemon=True).start()
+        self.lines = []
 
-    reader = threading.Thread(target=read_line, daemon=True)
-    reader.start()
-    reader.join(120)
-    if not line[0] or not line[0].startswith("brokers: "):
-        proc.kill()
-        pytest.fail("skiff dev not ready: %r\n%s" % (line[0], b"".join(stderr).decode(errors="replace")[-4000:]))
-    brokers = line[0][len("brokers: "):].split(",")
-    try:
-        yield DevCluster(bin_path, brokers)
-    finally:
-        proc.send_signal(signal.SIGINT)
+        def read_lines():
+            while len(self.lines) < ready_lines:
+                line = self.proc.stdout.readline()
+                if not line:
+                    return
+                self.lines.append(line.decode().strip())
+
+        reader = threading.Thread(target=read_lines, daemon=True)
+        reader.start()
+        reader.join(120)
+        if len(self.lines) < ready_lines:
+            self.proc.kill()
+            pytest.fail("skiff dev not ready: %r\n%s" % (self.lines, b"".join(stderr).decode(errors="replace")[-4000:]))
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(60)
+            self.proc.wait(60)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def skiff_bin(tmp_path_factory):
+    return _binary(str(tmp_path_factory.mktemp("bin")))
+
+
+@pytest.fixture(scope="session")
+def cluster(skiff_bin):
+    dev = _Dev(skiff_bin, [], 1)
+    line = dev.lines[0]
+    if not line.startswith("brokers: "):
+        dev.stop()
+        pytest.fail("skiff dev printed %r" % line)
+    try:
+        yield DevCluster(skiff_bin, line[len("brokers: "):].split(","))
+    finally:
+        dev.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_cluster(skiff_bin, tmp_path_factory):
+    """`skiff dev --secure`: TLS everywhere, authentication on, User:admin
+    (the printed client certificate) as super user. Yields the variables of
+    the `export` lines it prints."""
+    dev = _Dev(skiff_bin, ["--secure", "--dir", str(tmp_path_factory.mktemp("secure"))], 5)
+    env = {}
+    for line in dev.lines:
+        if line.startswith("export ") and "=" in line:
+            k, v = line[len("export "):].split("=", 1)
+            env[k] = v.strip("'\"")
+    try:
+        for k in ("SKIFF_BROKERS", "SKIFF_TLS_CA_FILE", "SKIFF_TLS_CERT_FILE", "SKIFF_TLS_KEY_FILE"):
+            assert env.get(k), "skiff dev --secure printed no %s: %r" % (k, dev.lines)
+        yield env
+    finally:
+        dev.stop()
 
 
 @pytest.fixture()
