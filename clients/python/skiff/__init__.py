@@ -16,13 +16,13 @@ from .client import TLS, Client, PartitionInfo, Record, TopicInfo
 from .errors import *  # noqa: F401,F403 - the error vocabulary is part of the package's surface
 from .errors import __all__ as _error_names
 from .group import GroupConsumer
-from .producer import Producer, RecordMetadata
+from .producer import Producer, RecordFuture, RecordMetadata
 from .share import AckResult, ShareConsumer, ShareRecord
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Admin", "AckResult", "BrokerInfo", "Client", "ClusterInfo", "DeadLetter", "GroupConsumer", "GroupInfo",
-    "GroupOffset", "PartitionInfo", "Producer", "Record", "RecordMetadata", "ShareConsumer", "ShareRecord",
+    "GroupOffset", "PartitionInfo", "Producer", "Record", "RecordFuture", "RecordMetadata", "ShareConsumer", "ShareRecord",
     "TLS", "TopicInfo",
 ] + list(_error_names)

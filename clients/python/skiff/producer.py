@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Deque, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from . import errors
@@ -18,6 +19,9 @@ from .v1 import skiff_pb2_grpc as pbg
 # Kafka v2 record framing: length, attributes, deltas, varint lengths).
 _RECORD_OVERHEAD = 24
 
+# How long a producer trusts a topic's partition count.
+_METADATA_MAX_AGE = 30.0
+
 
 class RecordMetadata(NamedTuple):
     topic: str
@@ -25,18 +29,84 @@ class RecordMetadata(NamedTuple):
     offset: int  # -1 with acks="none"
 
 
+# Guards the callback lists of every batch (short critical sections only;
+# callbacks run outside it).
+_CALLBACK_LOCK = threading.Lock()
+
+
 class _Batch:
-    __slots__ = ("topic", "partition", "records", "futures", "size", "created", "sealed", "sequence")
+    __slots__ = ("topic", "partition", "records", "size", "created", "sealed", "sequence",
+                 "done", "base", "error", "callbacks")
 
     def __init__(self, topic: str, partition: int):
         self.topic = topic
         self.partition = partition
         self.records: List[pb.Record] = []
-        self.futures: List[Future] = []
         self.size = 0
         self.created = time.monotonic()
         self.sealed = False
         self.sequence = -1  # given when first sent, kept for its retries
+        # The outcome, shared by the futures of its records: one event per
+        # batch rather than a lock and a condition per record.
+        self.done = threading.Event()
+        self.base = -1
+        self.error: Optional[BaseException] = None
+        self.callbacks: List = []
+
+    def finish(self, base: int, error: Optional[BaseException]) -> None:
+        with _CALLBACK_LOCK:
+            self.base, self.error = base, error
+            self.done.set()
+            callbacks, self.callbacks = self.callbacks, []
+        for fut, fn in callbacks:
+            _run_callback(fn, fut)
+
+
+def _run_callback(fn, fut) -> None:
+    try:
+        fn(fut)
+    except Exception:  # noqa: BLE001 - as concurrent.futures: a callback's failure is logged, not raised
+        logging.getLogger("skiff").exception("producer callback failed")
+
+
+class RecordFuture:
+    """The outcome of one sent record: the same methods as
+    concurrent.futures.Future for a caller (result, exception, done,
+    add_done_callback)."""
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: _Batch, index: int):
+        self._batch = batch
+        self._index = index
+
+    def done(self) -> bool:
+        return self._batch.done.is_set()
+
+    def result(self, timeout: Optional[float] = None) -> RecordMetadata:
+        """The record's metadata once written; raises its SkiffError if the
+        write failed, RequestTimeoutError if not done within timeout."""
+        err = self.exception(timeout)
+        if err is not None:
+            raise err
+        b = self._batch
+        return RecordMetadata(b.topic, b.partition, b.base + self._index if b.base >= 0 else -1)
+
+    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
+        if not self._batch.done.wait(timeout):
+            raise errors.RequestTimeoutError("the record is not written yet (waited %ss)" % timeout)
+        return self._batch.error
+
+    def add_done_callback(self, fn) -> None:
+        """Calls fn(future) once the outcome is known (at once if it is),
+        on the producer's thread: keep it short."""
+        b = self._batch
+        with _CALLBACK_LOCK:
+            if not b.done.is_set():
+                b.callbacks.append((self, fn))
+                return
+        _run_callback(fn, self)
+
 
 
 def _as_bytes(v, what: str) -> bytes:
@@ -93,10 +163,12 @@ class Producer:
         self._delivery_timeout = delivery_timeout
         self._idempotent = idempotent
         self._acks = pb.ACKS_ALL if acks == "all" else pb.ACKS_NONE
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._queues: Dict[Tuple[str, int], Deque[_Batch]] = {}
         self._in_flight: Dict[Tuple[str, int], bool] = {}
         self._sticky: Dict[str, int] = {}
+        self._partition_counts: Dict[str, Tuple[int, float]] = {}
         self._buffered = 0
         self._pending = 0  # batches queued or in flight
         self._flushing = 0
@@ -113,22 +185,20 @@ class Producer:
 
     def send(self, topic: str, value: Optional[bytes] = None, key: Optional[bytes] = None,
              headers: HeadersArg = None, partition: Optional[int] = None,
-             timestamp_ms: Optional[int] = None) -> Future:
+             timestamp_ms: Optional[int] = None) -> "RecordFuture":
         """Queues a record; the future resolves once it is written (or fails
         with a :class:`skiff.SkiffError`). ``value`` or ``key`` None is a
         null (a tombstone value), distinct from b""."""
-        rec = pb.Record()
-        size = _RECORD_OVERHEAD
+        if key is not None and type(key) is not bytes:
+            key = _as_bytes(key, "key")
+        if value is not None and type(value) is not bytes:
+            value = _as_bytes(value, "value")
         if key is None:
-            rec.key_null = True
+            rec = pb.Record(key_null=True, value_null=True) if value is None else pb.Record(key_null=True, value=value)
+            size = _RECORD_OVERHEAD + (0 if value is None else len(value))
         else:
-            rec.key = _as_bytes(key, "key")
-            size += len(rec.key)
-        if value is None:
-            rec.value_null = True
-        else:
-            rec.value = _as_bytes(value, "value")
-            size += len(rec.value)
+            rec = pb.Record(key=key, value_null=True) if value is None else pb.Record(key=key, value=value)
+            size = _RECORD_OVERHEAD + len(key) + (0 if value is None else len(value))
         if headers:
             items = headers.items() if isinstance(headers, dict) else headers
             for hk, hv in items:
@@ -139,19 +209,19 @@ class Producer:
             if timestamp_ms < 0:
                 raise errors.InvalidArgumentError("timestamp_ms must not be negative", field="timestamp_ms")
             rec.timestamp_ms = timestamp_ms
-        info = self._c.topic(topic)
+        partitions = self._partitions(topic)
         if partition is None:
             if key is not None:
-                partition = partition_for_key(rec.key, info.partitions)
-            else:
-                partition = None  # chosen under the lock: the sticky partition
-        elif not 0 <= partition < info.partitions:
+                partition = partition_for_key(key, partitions)
+            # else: the sticky partition, chosen under the lock
+        elif not 0 <= partition < partitions:
             raise errors.InvalidArgumentError("topic %s has %d partitions: no partition %d" %
-                                              (topic, info.partitions, partition), field="partition")
-        fut: Future = Future()
-        deadline = time.monotonic() + self._max_block
-        with self._cond:
+                                              (topic, partitions, partition), field="partition")
+        with self._lock:
+            deadline = None
             while self._buffered + size > self._buffer_bytes and self._buffered > 0 and not self._closed:
+                if deadline is None:
+                    deadline = time.monotonic() + self._max_block
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise errors.RequestTimeoutError("send: the producer's buffer (%d bytes) stayed full for %.1fs; "
@@ -162,8 +232,8 @@ class Producer:
                 raise errors.ClosedError("send: the producer is closed")
             if partition is None:
                 partition = self._sticky.get(topic)
-                if partition is None or partition >= info.partitions:
-                    partition = random.randrange(info.partitions)
+                if partition is None or partition >= partitions:
+                    partition = random.randrange(partitions)
                     self._sticky[topic] = partition
             q = self._queues.setdefault((topic, partition), deque())
             b = q[-1] if q and not q[-1].sealed else None
@@ -173,8 +243,8 @@ class Producer:
                 b = _Batch(topic, partition)
                 q.append(b)
                 self._pending += 1
+            fut = RecordFuture(b, len(b.records))
             b.records.append(rec)
-            b.futures.append(fut)
             b.size += size
             self._buffered += size
             if len(b.records) >= self._batch_records or b.size >= self._batch_bytes:
@@ -182,6 +252,17 @@ class Producer:
             if b.sealed or self._linger == 0 or len(b.records) == 1:
                 self._cond.notify_all()
         return fut
+
+    def _partitions(self, topic: str) -> int:
+        """The topic's partition count, from metadata at most
+        _METADATA_MAX_AGE seconds old (partitions can be added)."""
+        hit = self._partition_counts.get(topic)
+        now = time.monotonic()
+        if hit is not None and now < hit[1]:
+            return hit[0]
+        n = self._c.topic(topic, refresh=hit is not None).partitions
+        self._partition_counts[topic] = (n, now + _METADATA_MAX_AGE)
+        return n
 
     def _seal(self, b: _Batch) -> None:
         b.sealed = True
@@ -266,15 +347,9 @@ class Producer:
             self._buffered -= b.size
             self._pending -= 1
             self._cond.notify_all()
-        if err is not None:
-            if not isinstance(err, errors.SkiffError):
-                err = errors.SkiffError("produce to %s/%d: %s" % (b.topic, b.partition, err))
-            for f in b.futures:
-                f.set_exception(err)
-            return
-        base = resp.base_offset
-        for i, f in enumerate(b.futures):
-            f.set_result(RecordMetadata(b.topic, b.partition, base + i if base >= 0 else -1))
+        if err is not None and not isinstance(err, errors.SkiffError):
+            err = errors.SkiffError("produce to %s/%d: %s" % (b.topic, b.partition, err))
+        b.finish(-1 if err is not None else resp.base_offset, err)
 
     def _ids(self, b: _Batch) -> Tuple[int, int, int]:
         """The producer id, epoch and the batch's first sequence."""

@@ -103,3 +103,19 @@ def test_idempotent_producer_has_an_id_and_sequences(client, topic_name):
     assert values == [b"%d" % i for i in range(20)]
     with pytest.raises(skiff.ClosedError):
         p.send(topic_name, value=b"late")
+
+
+def test_record_futures_call_back_once_written(client, topic_name):
+    client.admin.create_topic(topic_name, partitions=1, replication=3)
+    p = client.producer(linger_ms=50)
+    seen = []
+    futs = [p.send(topic_name, value=b"%d" % i) for i in range(3)]
+    for f in futs:
+        f.add_done_callback(lambda fut: seen.append(fut.result(0).offset))
+    assert not any(f.done() for f in futs) or seen  # lingering: usually not sent yet
+    p.flush(timeout=30)
+    assert sorted(seen) == [0, 1, 2]
+    late = []
+    futs[0].add_done_callback(lambda fut: late.append(fut.result(0).offset))
+    assert late == [0]
+    p.close()
