@@ -49,6 +49,13 @@ type Config struct {
 	// on the host as 127.0.0.1:9410. Default: AdvertiseHost with the gRPC
 	// port.
 	AdvertiseGRPCAddr string
+	// Listeners are the node's named client listeners and the address
+	// advertised for each (skiff server --listener NAME=BIND[,ADVERTISED]);
+	// the gRPC server serves them, the node publishes them so that a client
+	// is always given addresses of the listener it connected on. Empty: the
+	// one listener on GRPCAddr (AdvertiseGRPCAddr), named
+	// metadata.DefaultListener.
+	Listeners map[string]string
 	// Join lists gossip addresses of other nodes; any one live one suffices.
 	Join []string
 	// BootstrapExpect is the number of nodes to wait for before the first
@@ -157,6 +164,17 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("cluster config: --advertise-grpc-addr %q: want host:port", c.AdvertiseGRPCAddr))
 		}
 	}
+	if len(c.Listeners) > metadata.MaxListeners {
+		errs = append(errs, fmt.Errorf("cluster config: %d listeners, at most %d allowed", len(c.Listeners), metadata.MaxListeners))
+	}
+	for name, addr := range c.Listeners {
+		if err := metadata.ValidateListenerName(name); err != nil {
+			errs = append(errs, fmt.Errorf("cluster config: --listener: %w", err))
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("cluster config: --listener %s: advertised address %q: want host:port", name, addr))
+		}
+	}
 	if c.BootstrapExpect < 0 {
 		errs = append(errs, errors.New("cluster config: --bootstrap-expect must not be negative"))
 	}
@@ -195,6 +213,10 @@ func (c Config) Validate() error {
 
 // advertise returns addr with its host replaced by the advertise host (or a
 // loopback address when addr binds every interface).
+// Advertised is the address others use for a local bind address: its
+// port with AdvertiseHost, or 127.0.0.1 for an unspecified host.
+func (c Config) Advertised(addr string) string { return c.advertise(addr) }
+
 func (c Config) advertise(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/skiff-mq/skiff/consumergroup"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -387,11 +388,12 @@ func (n *Node) stopContext() (context.Context, context.CancelFunc) {
 // runRegistration keeps this node's broker entry in the metadata equal to
 // its current addresses (they may change across restarts).
 func (n *Node) runRegistration() {
-	want := metadata.Broker{ID: n.id, GRPCAddr: n.grpcAddr, RaftAddr: n.raftAddr, HTTPAddr: n.httpAddr, GossipAddr: n.members.Addr(), Rack: n.cfg.Rack}
+	want := metadata.Broker{ID: n.id, GRPCAddr: n.grpcAddr, RaftAddr: n.raftAddr, HTTPAddr: n.httpAddr, GossipAddr: n.members.Addr(),
+		Rack: n.cfg.Rack, Listeners: maps.Clone(n.cfg.Listeners)}
 	for {
 		changed := n.meta.fsm.Changed()
 		st := n.meta.fsm.State()
-		if b, ok := st.Brokers[n.id]; ok && b == want {
+		if b, ok := st.Brokers[n.id]; ok && b.Equal(want) {
 			n.registered.Store(true)
 		} else {
 			n.registered.Store(false)

@@ -49,7 +49,7 @@ func (a *adminService) Metadata(ctx context.Context, req *skiffpb.MetadataReques
 	if err != nil {
 		return nil, err
 	}
-	return &skiffpb.MetadataResponse{Brokers: brokers(st, cs), Topics: topics, ControllerId: cs.ControllerID}, nil
+	return &skiffpb.MetadataResponse{Brokers: s.brokers(ctx, st, cs), Topics: topics, ControllerId: cs.ControllerID}, nil
 }
 
 // CreateTopic creates a topic and returns it as placed: replicas assigned,
@@ -65,7 +65,7 @@ func (a *adminService) CreateTopic(ctx context.Context, req *skiffpb.CreateTopic
 	if err != nil {
 		return nil, err
 	}
-	return s.topicMetadata(t, nil), nil
+	return s.topicMetadata(ctx, t, nil), nil
 }
 
 // DeleteTopic deletes a topic and its data on every node. Internal topics
@@ -101,7 +101,7 @@ func (a *adminService) DescribeTopic(ctx context.Context, req *skiffpb.DescribeT
 	if err != nil {
 		return nil, err
 	}
-	return s.topicMetadata(d.Topic, &d), nil
+	return s.topicMetadata(ctx, d.Topic, &d), nil
 }
 
 // ListTopics lists every topic as Metadata does.
@@ -135,10 +135,10 @@ func (a *adminService) AlterTopicConfig(ctx context.Context, req *skiffpb.AlterT
 	s.describes.forget(req.Name)
 	d, err := s.describeCached(ctx, req.Name)
 	if err != nil || d.Topic == nil || d.Topic.ID != t.ID {
-		return s.topicMetadata(t, nil), nil
+		return s.topicMetadata(ctx, t, nil), nil
 	}
 	d.Topic = t // the altered config, whatever the cache holds
-	return s.topicMetadata(t, &d), nil
+	return s.topicMetadata(ctx, t, &d), nil
 }
 
 // DescribeCluster summarises the cluster, gathered afresh.
@@ -153,7 +153,11 @@ func (a *adminService) DescribeCluster(ctx context.Context, _ *skiffpb.DescribeC
 		OfflinePartitions:         int32(cs.OfflinePartitions),
 	}
 	for _, n := range cs.Nodes {
-		resp.Brokers = append(resp.Brokers, &skiffpb.Broker{Id: n.ID, GrpcAddr: n.GRPCAddr, Rack: n.Rack, State: n.State})
+		addr := n.GRPCAddr
+		if a, err := s.brokerAddr(ctx, n.ID); err == nil && a != "" {
+			addr = a // the caller's listener, once the node has registered
+		}
+		resp.Brokers = append(resp.Brokers, &skiffpb.Broker{Id: n.ID, GrpcAddr: addr, Rack: n.Rack, State: n.State})
 	}
 	if s.authz.enabled {
 		// Count only the topics the principal may describe.
@@ -188,10 +192,10 @@ func (s *Server) topicsMetadata(ctx context.Context, st *metadata.State, names [
 			d, err := s.describeCached(ctx, name)
 			switch {
 			case err == nil && d.Topic != nil && d.Topic.ID == t.ID:
-				out[i] = s.topicMetadata(t, &d)
+				out[i] = s.topicMetadata(ctx, t, &d)
 			case err == nil || isUnknownTopic(err):
 				// Deleted or recreated since st: report what st says.
-				out[i] = s.topicMetadata(t, nil)
+				out[i] = s.topicMetadata(ctx, t, nil)
 			default:
 				errs[i] = err
 			}
@@ -212,7 +216,7 @@ func (s *Server) topicsMetadata(ctx context.Context, st *metadata.State, names [
 
 // topicMetadata converts a topic, with its partitions' live state when d
 // is given (else leaders are empty and offsets -1).
-func (s *Server) topicMetadata(t *metadata.Topic, d *cluster.TopicDescription) *skiffpb.TopicMetadata {
+func (s *Server) topicMetadata(ctx context.Context, t *metadata.Topic, d *cluster.TopicDescription) *skiffpb.TopicMetadata {
 	tm := &skiffpb.TopicMetadata{Name: t.Name, TopicId: t.ID, Configs: t.Config.Map(), Internal: t.Internal}
 	for i, pa := range t.Partitions {
 		pm := &skiffpb.PartitionMetadata{Partition: pa.Partition, Replicas: pa.Replicas, HighWatermark: -1, LogStartOffset: -1}
@@ -221,7 +225,9 @@ func (s *Server) topicMetadata(t *metadata.Topic, d *cluster.TopicDescription) *
 			pm.LeaderId, pm.InSync = info.Leader, info.InSync
 			pm.HighWatermark, pm.LogStartOffset = info.HighWatermark, info.LogStartOffset
 			if info.Leader != "" {
-				pm.LeaderAddr = s.node.BrokerGRPCAddr(info.Leader)
+				// A leader without the caller's listener is shown without
+				// an address: the client waits, as for an election.
+				pm.LeaderAddr, _ = s.brokerAddr(ctx, info.Leader)
 			}
 		}
 		tm.Partitions = append(tm.Partitions, pm)
@@ -231,7 +237,7 @@ func (s *Server) topicMetadata(t *metadata.Topic, d *cluster.TopicDescription) *
 
 // brokers lists the registered brokers with their gossip state ("unknown"
 // for one gossip has not seen).
-func brokers(st *metadata.State, cs cluster.ClusterStatus) []*skiffpb.Broker {
+func (s *Server) brokers(ctx context.Context, st *metadata.State, cs cluster.ClusterStatus) []*skiffpb.Broker {
 	states := make(map[string]string, len(cs.Nodes))
 	for _, n := range cs.Nodes {
 		states[n.ID] = n.State
@@ -243,7 +249,11 @@ func brokers(st *metadata.State, cs cluster.ClusterStatus) []*skiffpb.Broker {
 		if !ok {
 			state = "unknown"
 		}
-		out = append(out, &skiffpb.Broker{Id: b.ID, GrpcAddr: b.GRPCAddr, Rack: b.Rack, State: state})
+		addr, err := s.brokerAddr(ctx, id)
+		if err != nil {
+			continue // not reachable on the caller's listener
+		}
+		out = append(out, &skiffpb.Broker{Id: b.ID, GrpcAddr: addr, Rack: b.Rack, State: state})
 	}
 	return out
 }

@@ -60,9 +60,24 @@ func LimitConnectionsPerIP(ln net.Listener, max int, reg prometheus.Registerer) 
 
 // Accept returns the next connection within the limit, closing those
 // beyond it.
-func (l *ConnLimitListener) Accept() (net.Conn, error) {
+func (l *ConnLimitListener) Accept() (net.Conn, error) { return l.accept(l.Listener) }
+
+// Also wraps another listener of the same server under the same per-IP
+// budget and metrics (a node with several named client listeners).
+func (l *ConnLimitListener) Also(ln net.Listener) net.Listener {
+	return &sharedLimitListener{Listener: ln, limit: l}
+}
+
+type sharedLimitListener struct {
+	net.Listener
+	limit *ConnLimitListener
+}
+
+func (s *sharedLimitListener) Accept() (net.Conn, error) { return s.limit.accept(s.Listener) }
+
+func (l *ConnLimitListener) accept(from net.Listener) (net.Conn, error) {
 	for {
-		c, err := l.Listener.Accept()
+		c, err := from.Accept()
 		if err != nil {
 			return nil, err
 		}

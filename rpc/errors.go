@@ -63,6 +63,7 @@ const (
 	ReasonUnknownUser         = "UNKNOWN_USER"
 	ReasonUserExists          = "USER_EXISTS"
 	ReasonUnknownQuota        = "UNKNOWN_QUOTA"
+	ReasonListenerNotFound    = "LISTENER_NOT_FOUND"
 )
 
 // errShuttingDown ends long-lived calls when the server stops.
@@ -141,7 +142,7 @@ func invalid(field, format string, args ...any) error {
 // On produce, codes never overlap: FAILED_PRECONDITION with NotLeader is
 // "retry at the leader", without it "fenced"; OUT_OF_RANGE is a sequence
 // error. An error that already is a status passes unchanged.
-func toStatus(err error, grpcAddr func(id string) string) *status.Status {
+func toStatus(err error, brokerAddr func(id string) (string, error)) *status.Status {
 	if err == nil {
 		return nil
 	}
@@ -177,12 +178,19 @@ func toStatus(err error, grpcAddr func(id string) string) *status.Status {
 		code, reason = codes.FailedPrecondition, ReasonNotLeader
 		d := &skiffpb.NotLeader{LeaderId: nl.LeaderID}
 		if nl.LeaderID != "" {
-			d.LeaderAddr = grpcAddr(nl.LeaderID)
-			msg = fmt.Sprintf("not the partition leader; the leader is %s at %s", d.LeaderId, d.LeaderAddr)
+			addr, aerr := brokerAddr(nl.LeaderID)
+			if aerr != nil {
+				msg = fmt.Sprintf("not the partition leader; the leader is %s, but %v", d.LeaderId, aerr)
+			} else {
+				d.LeaderAddr = addr
+				msg = fmt.Sprintf("not the partition leader; the leader is %s at %s", d.LeaderId, d.LeaderAddr)
+			}
 		} else {
 			msg = "not the partition leader; no leader is known (election in progress): refresh metadata and retry shortly"
 		}
 		details = append(details, d)
+	case errors.Is(err, ErrListenerNotFound):
+		code, reason = codes.Unavailable, ReasonListenerNotFound
 	case errors.Is(err, partition.ErrIndeterminate):
 		code, reason = codes.Aborted, ReasonWriteIndeterminate
 		details = append(details, &skiffpb.WriteIndeterminate{})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -19,7 +20,12 @@ import (
 
 func TestErrorsMapToCodesAndDetails(t *testing.T) {
 	addrs := map[string]string{"n1": "10.0.0.1:9400"}
-	grpcAddr := func(id string) string { return addrs[id] }
+	grpcAddr := func(id string) (string, error) {
+		if id == "n2" {
+			return "", &listenerNotFoundError{Broker: "n2", Listener: "external"}
+		}
+		return addrs[id], nil
+	}
 	wrap := func(err error) error { return fmt.Errorf("context: %w", err) }
 	for _, tc := range []struct {
 		err    error
@@ -32,6 +38,12 @@ func TestErrorsMapToCodesAndDetails(t *testing.T) {
 				t.Errorf("NotLeader %v: want n1 at its gRPC address, not its Raft one", nl)
 			}
 		}},
+		{&partition.NotLeaderError{LeaderID: "n2"}, codes.FailedPrecondition, ReasonNotLeader, func(t *testing.T, st *status.Status) {
+			if nl := notLeaderDetail(st); nl == nil || nl.LeaderId != "n2" || nl.LeaderAddr != "" || !strings.Contains(st.Message(), `no listener "external"`) {
+				t.Errorf("NotLeader %v (%q): want n2 without an address, and the missing listener named", nl, st.Message())
+			}
+		}},
+		{wrap(&listenerNotFoundError{Broker: "n2", Listener: "external"}), codes.Unavailable, ReasonListenerNotFound, nil},
 		{wrap(&partition.NotLeaderError{}), codes.FailedPrecondition, ReasonNotLeader, func(t *testing.T, st *status.Status) {
 			if nl := notLeaderDetail(st); nl == nil || nl.LeaderId != "" || nl.LeaderAddr != "" {
 				t.Errorf("NotLeader %v: want an empty one while no leader is known", nl)
@@ -114,7 +126,7 @@ func hasDetail[T any](st *status.Status) bool {
 }
 
 func TestErrorStatusCarriesNotLeaderIntoStreamResponses(t *testing.T) {
-	st := toStatus(&partition.NotLeaderError{LeaderID: "n1"}, func(string) string { return "h:1" })
+	st := toStatus(&partition.NotLeaderError{LeaderID: "n1"}, func(string) (string, error) { return "h:1", nil })
 	es := errorStatus(st)
 	if codes.Code(es.Code) != codes.FailedPrecondition || es.NotLeader.GetLeaderAddr() != "h:1" || es.Message == "" {
 		t.Fatalf("ErrorStatus %v", es)

@@ -38,7 +38,10 @@ func (g *groupsService) FindCoordinator(ctx context.Context, req *skiffpb.FindCo
 	if err != nil {
 		return nil, err
 	}
-	addr := g.s.node.BrokerGRPCAddr(id)
+	addr, err := g.s.brokerAddr(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	if addr == "" {
 		return nil, consumergroup.ErrCoordinatorUnavailable
 	}

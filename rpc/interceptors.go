@@ -21,7 +21,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 		if p := recover(); p != nil {
 			resp, err = nil, s.recovered(method, p)
 		}
-		err = s.statusErr(method, err)
+		err = s.statusErr(ctx, method, err)
 		s.metrics.observe(method, status.Code(err), time.Since(start))
 	}()
 	return handler(ctx, req)
@@ -36,7 +36,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 		if p := recover(); p != nil {
 			err = s.recovered(method, p)
 		}
-		err = s.statusErr(method, err)
+		err = s.statusErr(ss.Context(), method, err)
 		s.metrics.observe(method, status.Code(err), time.Since(start))
 	}()
 	return handler(srv, ss)
@@ -56,17 +56,18 @@ func (s *Server) recovered(method string, p any) error {
 	return &panicError{Value: p}
 }
 
-// status maps err (see toStatus).
-func (s *Server) status(err error) *status.Status {
-	return toStatus(err, s.node.BrokerGRPCAddr)
+// status maps err (see toStatus) for a call that came in with ctx: a
+// leader it names is given at the address of the caller's listener.
+func (s *Server) status(ctx context.Context, err error) *status.Status {
+	return toStatus(err, func(id string) (string, error) { return s.brokerAddr(ctx, id) })
 }
 
 // statusErr maps err and logs the errors nobody classified.
-func (s *Server) statusErr(method string, err error) error {
+func (s *Server) statusErr(ctx context.Context, method string, err error) error {
 	if err == nil {
 		return nil
 	}
-	st := s.status(err)
+	st := s.status(ctx, err)
 	if st.Code() == codes.Unknown {
 		s.logger.Warn("gRPC call failed with an unclassified error", "method", method, "error", err)
 	}

@@ -147,7 +147,7 @@ func (s *Server) startProduceStreamOne(ctx context.Context, req *skiffpb.Produce
 		}
 		code := codes.OK
 		if err != nil {
-			st := s.status(err)
+			st := s.status(ctx, err)
 			code = st.Code()
 			if code == codes.Unknown {
 				s.logger.Warn("produce failed with an unclassified error", "method", produceStreamMethod, "error", err)

@@ -20,6 +20,34 @@ type Broker struct {
 	GossipAddr string `json:"gossip_addr"`
 	// Rack is the failure domain used by placement; "" means none known.
 	Rack string `json:"rack"`
+	// Listeners are the node's named client listeners and the address
+	// advertised for each (skiff server --listener): a client that
+	// connected on listener L is given every broker's L address, so
+	// clients inside and outside a container network can use the same
+	// nodes. Empty for a node with only its GRPCAddr. Replaced whole by a
+	// registration, never modified in place (clones share it).
+	Listeners map[string]string `json:"listeners,omitempty"`
+}
+
+// DefaultListener names the listener on GRPCAddr, which every node has.
+const DefaultListener = "default"
+
+// Equal reports whether two registrations say the same.
+func (b Broker) Equal(o Broker) bool {
+	return b.ID == o.ID && b.GRPCAddr == o.GRPCAddr && b.RaftAddr == o.RaftAddr && b.HTTPAddr == o.HTTPAddr &&
+		b.GossipAddr == o.GossipAddr && b.Rack == o.Rack && maps.Equal(b.Listeners, o.Listeners)
+}
+
+// ClientAddr is the address to give a client that connected on listener:
+// that listener's advertised address. "" (a connection on no named
+// listener) is GRPCAddr, and so is DefaultListener on a node that names
+// no listeners. ok is false when the broker has no such listener.
+func (b Broker) ClientAddr(listener string) (addr string, ok bool) {
+	if listener == "" || (listener == DefaultListener && len(b.Listeners) == 0) {
+		return b.GRPCAddr, b.GRPCAddr != ""
+	}
+	addr, ok = b.Listeners[listener]
+	return addr, ok
 }
 
 // PartitionAssignment is the replica list of one partition.

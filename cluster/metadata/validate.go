@@ -104,12 +104,43 @@ func ValidateBroker(b Broker) error {
 			return err
 		}
 	}
+	if len(b.Listeners) > MaxListeners {
+		return invalid("broker.listeners", "%d listeners, at most %d allowed", len(b.Listeners), MaxListeners)
+	}
+	for name, addr := range b.Listeners {
+		if err := ValidateListenerName(name); err != nil {
+			return err
+		}
+		if addr == "" {
+			return invalid("broker.listeners."+name, "no address advertised")
+		}
+		if err := validateAddr("broker.listeners."+name, addr); err != nil {
+			return err
+		}
+	}
 	if b.Rack != "" {
 		if len(b.Rack) > 255 {
 			return invalid("broker.rack", "rack is %d bytes long, at most 255 allowed", len(b.Rack))
 		}
 		if err := validatePrintable("broker.rack", b.Rack); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// MaxListeners bounds a broker's named client listeners.
+const MaxListeners = 16
+
+// ValidateListenerName checks a listener name: 1 to 32 of a-z, 0-9, '-'
+// and '_', as Kafka's listener names (case aside).
+func ValidateListenerName(name string) error {
+	if name == "" || len(name) > 32 {
+		return invalid("broker.listeners", "listener name %q: want 1 to 32 characters", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return invalid("broker.listeners", "listener name %q: only a-z, 0-9, '-' and '_' allowed", name)
 		}
 	}
 	return nil

@@ -22,6 +22,7 @@ func newServerCommand() *cobra.Command {
 	var join []string
 	var logLevel string
 	var tlsFiles certs.Files
+	var listeners listenerSpecs
 	limits := defaultServerLimits()
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -31,9 +32,15 @@ func newServerCommand() *cobra.Command {
 			"Every flag can also be set by the environment variable SKIFF_<FLAG> (e.g. SKIFF_DATA_DIR).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("listener") {
+				if err := listenersFromEnv(&listeners); err != nil {
+					return err
+				}
+			}
 			if err := applyEnv(cmd.Flags()); err != nil {
 				return err
 			}
+			grpcAddrSet := cmd.Flags().Changed("grpc-addr")
 			if err := limits.validate(cfg); err != nil {
 				return err
 			}
@@ -48,7 +55,11 @@ func newServerCommand() *cobra.Command {
 					return err
 				}
 			}
-			return runNode(cmd.Context(), cfg, limits, nil)
+			bound, err := bindListeners(&cfg, listeners, grpcAddrSet)
+			if err != nil {
+				return err
+			}
+			return runNodeOn(cmd.Context(), cfg, bound, limits, nil)
 		},
 	}
 	f := cmd.Flags()
@@ -65,6 +76,7 @@ func newServerCommand() *cobra.Command {
 	f.DurationVar(&cfg.ReplaceAfter, "replace-after", cfg.ReplaceAfter, "how long a node may be dead before its replicas move elsewhere")
 	f.StringVar(&cfg.Rack, "rack", "", "rack or zone of this node; replicas of a partition spread over racks")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	addListenerFlags(f, &listeners) // --listener: listeners.go
 	addServerTLSFlags(f, &tlsFiles)
 	f.BoolVar(&cfg.ClientAuth, "auth", false, "require every client call to authenticate: a client certificate of the cluster CA, or --user/--password over TLS (needs the --tls-* flags)")
 	f.StringSliceVar(&cfg.SuperUsers, "super-users", nil, "principals that may manage users (and will bypass ACLs), e.g. User:admin,User:ops")
@@ -136,21 +148,33 @@ func newLogger(level string) (*slog.Logger, error) {
 // both run, and on ctx's end shuts down gracefully: leadership handed away,
 // gossip left, then everything stopped in reverse order.
 func runNode(ctx context.Context, cfg cluster.Config, limits serverLimits, started func(*cluster.Node, *rpc.Server)) error {
+	bound, err := bindListeners(&cfg, nil, false)
+	if err != nil {
+		return err
+	}
+	return runNodeOn(ctx, cfg, bound, limits, started)
+}
+
+// runNodeOn is runNode with the client listeners bound (bindListeners); it
+// closes them when it fails to start.
+func runNodeOn(ctx context.Context, cfg cluster.Config, bound []boundListener, limits serverLimits, started func(*cluster.Node, *rpc.Server)) error {
+	closeBound := func() {
+		for _, b := range bound {
+			b.ln.Close()
+		}
+	}
 	auth := rpc.AuthConfig{Enabled: cfg.ClientAuth, SuperUsers: splitList(cfg.SuperUsers)}
 	if err := auth.Validate(); err != nil {
+		closeBound()
 		return fmt.Errorf("--super-users: %w", err)
 	}
 	if auth.Enabled && cfg.TLS == nil {
+		closeBound()
 		return fmt.Errorf("--auth needs TLS (--tls-cert-file, --tls-key-file, --tls-ca-file): client certificates exist only under TLS and passwords travel only over it")
 	}
-	grpcLn, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("listen grpc %s: %w", cfg.GRPCAddr, err)
-	}
-	cfg.GRPCAddr = grpcLn.Addr().String()
 	node, err := cluster.Start(ctx, cfg)
 	if err != nil {
-		grpcLn.Close()
+		closeBound()
 		return err
 	}
 	opts := []rpc.Option{rpc.WithConfig(limits.rpcConfig()), rpc.WithLogger(cfg.Logger), rpc.WithAuth(auth)}
@@ -161,9 +185,19 @@ func runNode(ctx context.Context, cfg cluster.Config, limits serverLimits, start
 		go cfg.TLS.Run(rctx, 0)
 	}
 	srv := rpc.NewServer(node, opts...)
-	serveErr := make(chan error, 1)
-	ln := rpc.LimitConnectionsPerIP(grpcLn, limits.maxConnectionsPerIP, node.Registry())
-	go func() { serveErr <- srv.Serve(ln) }()
+	serveErr := make(chan error, len(bound))
+	limit := rpc.LimitConnectionsPerIP(bound[0].ln, limits.maxConnectionsPerIP, node.Registry())
+	for i, b := range bound {
+		var ln net.Listener = limit
+		if i > 0 {
+			ln = limit.Also(b.ln) // one per-IP budget across listeners
+		}
+		if b.name == "" {
+			go func() { serveErr <- srv.Serve(ln) }()
+		} else {
+			go func() { serveErr <- srv.ServeListener(b.name, ln) }()
+		}
+	}
 	if started != nil {
 		started(node, srv)
 	}
