@@ -208,4 +208,3 @@ func byListenerID(nodes []*listenerNode, id string) *listenerNode {
 	}
 	return &listenerNode{addrs: map[string]string{}}
 }
-
