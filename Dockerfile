@@ -20,9 +20,10 @@ COPY bin/skiff /skiff
 ENV SKIFF_DATA_DIR=/var/lib/skiff
 VOLUME ["/var/lib/skiff"]
 
-# gRPC (clients), Raft (all partitions share it), gossip (TCP and UDP), HTTP
-# (/metrics, /healthz, /readyz, /v1/cluster).
-EXPOSE 9400/tcp 9401/tcp 9402/tcp 9402/udp 9403/tcp
+# gRPC (clients; the compose cluster's internal listener), Raft (all
+# partitions share it), gossip (TCP and UDP), HTTP (/metrics, /healthz,
+# /readyz, /v1/cluster), and gRPC's external listener in the compose cluster.
+EXPOSE 9400/tcp 9401/tcp 9402/tcp 9402/udp 9403/tcp 9404/tcp
 
 # The healthcheck dials 127.0.0.1 with SKIFF_TLS_* when they are set (the
 # node's own certificate carries 127.0.0.1), so it passes in both modes.

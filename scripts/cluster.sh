@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run a Skiff cluster in containers (docker-compose.yml).
 #
-#   scripts/cluster.sh up     [--nodes 3|5] [--secure] [--no-build] [--timeout SECS]
+#   scripts/cluster.sh up     [--nodes 3|5] [--secure] [--demo] [--no-build] [--timeout SECS]
 #   scripts/cluster.sh down   [--purge]           containers, network and volumes
 #                                                 (--purge: the secure dir too)
 #   scripts/cluster.sh status                     containers, health, /v1/cluster
@@ -22,6 +22,14 @@
 # shell needs. status, logs, down (and faults.sh, smoke.sh, chaos.sh) follow
 # the mode of the running cluster. `down --purge` deletes the secure dir.
 #
+# Clients reach the nodes on two listeners: containers on the compose
+# network through skiff-i:9400 (internal), the host through 127.0.0.1:94x0
+# (external); each is given addresses of its own listener. --demo adds two
+# example applications on the network (docker-compose.demo.yml): a producer
+# writing a keyed order to demo.orders every 100 ms and a consumer-group
+# member printing them; `logs skiff-demo-producer skiff-demo-consumer`
+# shows the flow. (--demo runs on the plaintext cluster.)
+#
 # Works with `docker compose` (v2) and `docker-compose` (v1). Environment:
 # SKIFF_PORT_PREFIX (host ports <prefix>00, <prefix>10, ...; default 94, the
 # ports of `skiff dev`: use 95 to run both), SKIFF_PROJECT (compose project,
@@ -39,6 +47,7 @@ UP_TIMEOUT=${SKIFF_UP_TIMEOUT:-120}
 FOLLOW=()
 NODES_ARGS=()
 SECURE=0
+DEMO=0
 PURGE=0
 
 cmd=${1:-}
@@ -50,12 +59,13 @@ while [ $# -gt 0 ]; do
     --nodes=*) SKIFF_NODES=${1#--nodes=}; shift ;;
     --no-build) BUILD=0; shift ;;
     --secure) SECURE=1; shift ;;
+    --demo) DEMO=1; shift ;;
     --insecure) SECURE=0; shift ;;
     --purge) PURGE=1; shift ;;
     --timeout) UP_TIMEOUT=${2:?}; shift 2 ;;
     -f|--follow) FOLLOW=(--follow); shift ;;
     -h|--help) usage ;;
-    skiff-*) NODES_ARGS+=("$1"); shift ;;
+    skiff-*|demo-*) NODES_ARGS+=("$1"); shift ;;
     *) echo "unknown argument: $1" >&2; usage ;;
   esac
 done
@@ -152,7 +162,17 @@ up() {
   if [ "$running" -eq 0 ]; then
     ports_free || exit 1
   fi
+  if [ "$DEMO" -eq 1 ] && [ "$SECURE" -eq 1 ]; then
+    skiff_log "--demo runs on the plaintext cluster: its applications carry no client certificates; drop --secure or --demo"
+    exit 2
+  fi
   export SKIFF_SECURE=$SECURE
+  mkdir -p "$SKIFF_SECURE_DIR"
+  if [ "$DEMO" -eq 1 ]; then
+    touch "$SKIFF_SECURE_DIR/demo.$SKIFF_PROJECT"
+  elif [ "$running" -eq 0 ]; then
+    rm -f "$SKIFF_SECURE_DIR/demo.$SKIFF_PROJECT"
+  fi
   if [ "$SECURE" -eq 1 ]; then
     secure_prepare || exit 1
     touch "$SKIFF_SECURE_DIR/secure.$SKIFF_PROJECT"
@@ -187,8 +207,8 @@ down() {
     docker volume ls -q --filter "name=^${SKIFF_PROJECT}_skiff-[45]-data$" | grep -q .; then
     n=5
   fi
-  SKIFF_NODES=$n skiff_compose down --volumes --remove-orphans --timeout 10 >&2
-  rm -f "$SKIFF_SECURE_DIR/secure.$SKIFF_PROJECT"
+  SKIFF_NODES=$n SKIFF_DEMO=1 skiff_compose down --volumes --remove-orphans --timeout 10 >&2
+  rm -f "$SKIFF_SECURE_DIR/secure.$SKIFF_PROJECT" "$SKIFF_SECURE_DIR/demo.$SKIFF_PROJECT"
   if [ "$PURGE" -eq 1 ]; then
     skiff_log "removing $SKIFF_SECURE_DIR (certificates, gossip key)"
     rm -rf "$SKIFF_SECURE_DIR"

@@ -38,6 +38,17 @@ skiff_secure() {
   esac
 }
 
+# skiff_demo: the running cluster has the example applications of
+# docker-compose.demo.yml (`cluster.sh up --demo`); SKIFF_DEMO=1/0 forces
+# the answer (as SKIFF_SECURE does for skiff_secure).
+skiff_demo() {
+  case ${SKIFF_DEMO:-} in
+    1) return 0 ;;
+    0) return 1 ;;
+    *) [ -f "$SKIFF_SECURE_DIR/demo.$SKIFF_PROJECT" ] ;;
+  esac
+}
+
 # skiff_tls_exports prints the export lines a host shell needs to talk to
 # the secure cluster as the admin client (nothing when not secure).
 skiff_tls_exports() {
@@ -97,6 +108,9 @@ skiff_compose() {
     fi
     secure_env=("SKIFF_SECURE_DIR=$SKIFF_SECURE_DIR"
       "SKIFF_LAB_CLUSTER_NAME=$(cat "$SKIFF_SECURE_DIR/cluster-name" 2>/dev/null || echo skiff-lab)")
+  fi
+  if skiff_demo; then
+    files+=(-f "$SKIFF_ROOT/docker-compose.demo.yml")
   fi
   if [ -z "${SKIFF_COMPOSE_CMD:-}" ]; then
     if docker compose version >/dev/null 2>&1; then

@@ -16,7 +16,7 @@
 #                                            drop all traffic between each a and each b
 #                                            (only to/from the given ports with --ports)
 #   scripts/faults.sh cut-gossip A[,A..] B[,B..]   partition on the gossip port only
-#   scripts/faults.sh cut-clients NODE       drop client (gRPC :9400) traffic to NODE
+#   scripts/faults.sh cut-clients NODE       drop client (gRPC :9400, :9404) traffic to NODE
 #   scripts/faults.sh loss NODE PCT          drop PCT% of NODE's packets, each direction
 #   scripts/faults.sh delay NODE MS [JITTER] tc netem; without sch_netem, a delaying proxy
 #                                            (skiff chaos proxy) in front of NODE's Raft port
@@ -207,8 +207,8 @@ fault_cut_gossip() {
 fault_cut_clients() {
   local node=${1:?cut-clients NODE}
   _fault_tools || return 1
-  skiff_log "cut clients from $node (drop tcp :9400)"
-  _fault_iptables "$node" -I INPUT ! -i lo -p tcp --dport 9400 -m comment --comment "$FAULT_TAG/clients" -j DROP
+  skiff_log "cut clients from $node (drop tcp :9400 and :9404, its internal and external listeners)"
+  _fault_iptables "$node" -I INPUT ! -i lo -p tcp -m multiport --dports 9400,9404 -m comment --comment "$FAULT_TAG/clients" -j DROP
 }
 
 # fault_loss NODE PCT: drop PCT percent (0-100, decimals allowed) of the

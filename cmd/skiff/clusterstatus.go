@@ -33,7 +33,7 @@ func newClientCommands(persistent *pflag.FlagSet, g *globalOptions) []*cobra.Com
 	persistent.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long a command (or each request of produce) may take")
 	registerTLSFlags(persistent, &o.tls)
 	registerLoginFlags(persistent, &o.login)
-	return []*cobra.Command{newTopicCommand(o), newACLCommand(o), newQuotaCommand(o), newProduceCommand(o), newConsumeCommand(o), newGroupCommand(o), newShareCommand(o), newDLQCommand(o), newClusterCommand(o), newBenchCommand(o), newUserCommand(o)}
+	return []*cobra.Command{newTopicCommand(o), newACLCommand(o), newQuotaCommand(o), newProduceCommand(o), newConsumeCommand(o), newGroupCommand(o), newShareCommand(o), newDLQCommand(o), newClusterCommand(o), newBenchCommand(o), newUserCommand(o), newDemoCommand(o)}
 }
 
 // prepare applies SKIFF_* environment variables (SKIFF_BROKERS, ...) to
