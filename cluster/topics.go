@@ -358,6 +358,9 @@ type NodeStatus struct {
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
 	Rack     string `json:"rack,omitempty"`
+	// Listeners are the node's named client listeners and their
+	// advertised addresses, as registered in the metadata.
+	Listeners map[string]string `json:"listeners,omitempty"`
 }
 
 // Status gathers the cluster's state.
@@ -367,7 +370,7 @@ func (n *Node) Status(ctx context.Context) ClusterStatus {
 	cs.ControllerID, _ = n.meta.leader()
 	for _, m := range n.members.Members() {
 		cs.Nodes = append(cs.Nodes, NodeStatus{ID: m.Meta.ID, State: m.State.String(), GRPCAddr: m.Meta.GRPCAddr,
-			RaftAddr: m.Meta.RaftAddr, HTTPAddr: m.Meta.HTTPAddr, Rack: m.Meta.Rack})
+			RaftAddr: m.Meta.RaftAddr, HTTPAddr: m.Meta.HTTPAddr, Rack: m.Meta.Rack, Listeners: st.Brokers[m.Meta.ID].Listeners})
 	}
 	statuses := n.gatherPartitionStatus(ctx, st)
 	for _, name := range st.TopicNames() {

@@ -160,6 +160,12 @@ func TestClientsStayOnTheirListener(t *testing.T) {
 	}
 	redirectVia("inside", nodes, insideLeader)
 	redirectVia("outside", nodes, insideLeader)
+	for _, ns := range nodes[0].node.Status(ctx).Nodes {
+		ln := byListenerID(nodes, ns.ID)
+		if len(ns.Listeners) != 2 || ns.Listeners["inside"] != ln.addrs["inside"] || ns.Listeners["outside"] != ln.addrs["outside"] {
+			t.Fatalf("cluster status shows %s's listeners as %v", ns.ID, ns.Listeners)
+		}
+	}
 	for _, name := range []string{"inside", "outside"} {
 		var fc *skiffpb.FindCoordinatorResponse
 		waitFor(t, 30*time.Second, "a coordinator on listener "+name, func() bool {
