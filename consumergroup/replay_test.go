@@ -89,8 +89,8 @@ func goodLog(t *testing.T, raw ...[]byte) *memLog {
 	lg := newMemLog(true)
 	appendEntries(t, lg,
 		entry{Kind: kindCommit, Group: "g1", Topic: "t", Partition: 0, Offset: 10},
-		entry{Kind: kindShareConfig, Group: "q", Config: shareDefaults()},
-		entry{Kind: kindShareInit, Group: "q", Topic: "jobs", Partition: 0, Offset: 3})
+		shareEntry(&shareConfigCmd{Group: "q", Config: shareDefaults()}),
+		shareEntry(&shareInitCmd{Group: "q", Topic: "jobs", Partition: 0, Offset: 3}))
 	if len(raw) > 0 {
 		appendRaw(t, lg, raw...)
 	}
