@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/skiff-mq/skiff/record"
@@ -51,10 +52,10 @@ const (
 	maxShareFetchBytes       = 64 << 20
 	// MaxShareAcksPerRequest bounds the acknowledgements of one request.
 	MaxShareAcksPerRequest = 20000
-	// shareFetchPoll is how often a waiting fetch looks for records
-	// newly written to the data partitions (acks and releases wake it at
-	// once).
-	shareFetchPoll = 5 * time.Millisecond
+	// shareFetchPoll is how often a waiting fetch looks again for
+	// records: newly written to the data partitions, or freed by other
+	// members' acks, releases, leaves and expired locks.
+	shareFetchPoll = 20 * time.Millisecond
 )
 
 // ShareRecord is one delivered record.
@@ -125,11 +126,12 @@ func (c *Coordinator) ShareFetch(ctx context.Context, req ShareFetchRequest) (Sh
 		if err != nil {
 			return answerAcks(err)
 		}
-		resp, op, acquired, changed, err := c.shareTryFetch(ctx, s, &req, matcher)
+		resp, op, acquired, changed, waits, err := c.shareTryFetch(ctx, s, &req, matcher)
 		if err != nil {
 			return answerAcks(err)
 		}
-		if err := op.wait(ctx); err != nil {
+		err = op.wait(ctx)
+		if err != nil {
 			if ctx.Err() != nil && len(acquired) > 0 {
 				c.releaseUnseen(s, req.Group, acquired)
 			}
@@ -142,13 +144,17 @@ func (c *Coordinator) ShareFetch(ctx context.Context, req ShareFetchRequest) (Sh
 			}
 		}
 		resp.AckResults = acked
+		waitHandoffs(ctx, waits)
 		if ctx.Err() != nil && len(acquired) > 0 {
 			// The caller gave up: nobody will see these records, so free
 			// them now rather than after the lock timeout.
 			c.releaseUnseen(s, req.Group, acquired)
 			return answerAcks(ctx.Err())
 		}
-		if len(resp.Records) > 0 || resp.Paused || !time.Now().Before(deadline) {
+		// A request that carried acks answers at once even without
+		// records: its caller learns the acks' outcomes now, not after
+		// the long poll, and fetches again.
+		if len(resp.Records) > 0 || resp.Paused || len(acked) > 0 || !time.Now().Before(deadline) {
 			return resp, nil
 		}
 		t := time.NewTimer(min(shareFetchPoll, time.Until(deadline)))
@@ -205,36 +211,50 @@ func (c *Coordinator) subscribedPartitions(req *ShareFetchRequest, matcher Match
 	return out
 }
 
-// shareTryFetch is one attempt of a fetch: under the shell's lock it
-// registers the member, applies the request's acks, reads the feeds and
-// lets the core pick records; the op commits all of it. changed is closed
-// when a wait for records should end early.
-func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFetchRequest, matcher Matcher) (resp ShareFetchResponse, op *commitOp, acquired []shareCmd, changed <-chan struct{}, err error) {
+// shareTryFetch is one attempt of a fetch. Under the shell's lock it
+// registers the member and queues the request's acks; without the lock it
+// reads new records of the subscribed partitions (a read may go to
+// another node); under the lock again it adds them to the feeds and lets
+// the core pick records. The returned op commits all of it; changed is
+// closed when a wait for records should end early.
+func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFetchRequest, matcher Matcher) (resp ShareFetchResponse, op *commitOp, acquired []shareCmd, changed <-chan struct{}, waits []<-chan struct{}, err error) {
 	term, err := s.shareBegin(ctx)
 	if err != nil {
-		return resp, nil, nil, nil, err
+		return resp, nil, nil, nil, nil, err
 	}
 	sh := &s.shares
-	defer sh.mu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			sh.mu.Unlock()
+		}
+	}()
 	now := c.cfg.Now()
 	rt := sh.rt(req.Group)
 	m := rt.members[req.MemberID]
 	if m == nil {
 		if len(rt.members) >= c.cfg.MaxGroupMembers {
-			return resp, nil, nil, nil, tooManyMembers(req.Group, c.cfg.MaxGroupMembers)
+			return resp, nil, nil, nil, nil, tooManyMembers(req.Group, c.cfg.MaxGroupMembers)
 		}
 		m = &shareMember{id: req.MemberID}
 		rt.members[req.MemberID] = m
 	}
 	m.clientID, m.clientHost, m.lastSeen = req.ClientID, req.ClientHost, now
-	var cmds []shareCmd
+	rt.memberArrived(req.MemberID)
+	var ackCmds []shareCmd
 	if len(req.Acks) > 0 {
-		ackCmds, results, err := c.shareAckLocked(ctx, s, rt, req.Group, req.MemberID, req.Acks, now)
+		var results []ShareAckResult
+		ackCmds, results, err = c.shareAckLocked(ctx, s, rt, req.Group, req.MemberID, req.Acks, now)
 		if err != nil {
-			return resp, nil, nil, nil, err
+			return resp, nil, nil, nil, nil, err
 		}
 		resp.AckResults = results
-		cmds = append(cmds, ackCmds...)
+		// Queued now, so that a concurrent request finds these records
+		// settling; the records they free are selected below against a
+		// view with them applied.
+		if op, err = s.submitFrom(term, req.MemberID, ackCmds); err != nil {
+			return resp, nil, nil, nil, nil, err
+		}
 	}
 	g := sh.state(req.Group)
 	cfg, _ := parseShareConfig(shareDefaults())
@@ -243,36 +263,111 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 		resp.Paused, resp.PausedReason = g.Paused, g.PausedReason
 	}
 	resp.MemberID, resp.LockTimeout = req.MemberID, cfg.LockTimeout
-	if !resp.Paused {
-		tps := c.subscribedPartitions(req, matcher)
-		initCmds, err := c.shareInit(ctx, req.Group, tps, g, cfg)
-		if err != nil {
-			return resp, nil, nil, nil, err
-		}
-		if op, err = s.submit(term, initCmds); err != nil {
-			return resp, nil, nil, nil, err
-		}
-		g = sh.state(req.Group)
-		var parts []TopicPartition
-		for _, tp := range tps {
-			if _, err := c.shareFeed(ctx, s, term, rt, req.Group, tp); err != nil {
-				c.logger.Debug("share feed", "group", req.Group, "partition", tp, "error", err)
-				continue
-			}
-			parts = append(parts, tp)
-		}
-		acquired, resp.Records = decideFetch(g, rt, now, fetchDecision{Group: req.Group, Member: req.MemberID,
-			Parts: parts, MaxRecs: req.MaxRecords, MaxBytes: req.MaxBytes})
-		cmds = append(cmds, acquired...)
+	if resp.Paused {
+		return resp, op, nil, sh.changed, nil, nil
 	}
-	last, err := s.submit(term, cmds)
+	tps := c.subscribedPartitions(req, matcher)
+	initCmds, err := c.shareInit(ctx, req.Group, tps, g, cfg)
 	if err != nil {
-		return resp, nil, nil, nil, err
+		return resp, nil, nil, nil, nil, err
+	}
+	if initOp, err := s.submit(term, initCmds); err != nil {
+		return resp, nil, nil, nil, nil, err
+	} else if initOp != nil {
+		op = initOp
+	}
+
+	// Read new records without the lock.
+	type job struct {
+		tp          TopicPartition
+		f           *feed
+		from, limit int64
+		reads       []ReadResult
+		err         error
+	}
+	var jobs []*job
+	g = sh.state(req.Group)
+	for _, tp := range tps {
+		sp := g.partition(tp.Topic, tp.Partition)
+		if sp == nil {
+			continue
+		}
+		f := rt.feedFor(tp, sp.Start)
+		f.trim(sp.Start)
+		limit := sp.Start + g.config().MaxInflight
+		// A feed with half its window ahead and more known to be in the
+		// log skips this read; at the log's end it always looks for new
+		// records.
+		if f.end() < limit && (f.end() >= f.hw || f.end()-sp.Start < g.config().MaxInflight/2) {
+			jobs = append(jobs, &job{tp: tp, f: f, from: f.end(), limit: limit})
+		}
+	}
+	sh.mu.Unlock()
+	locked = false
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j.reads, j.err = readFeed(ctx, c.host, j.tp.Topic, j.tp.Partition, j.from, j.limit)
+		}()
+	}
+	wg.Wait()
+	if term2, err := s.shareBegin(ctx); err != nil {
+		return resp, nil, nil, nil, nil, err
+	} else if term2 != term {
+		sh.mu.Unlock()
+		return resp, nil, nil, nil, nil, ErrNotCoordinator
+	}
+	locked = true
+
+	rt = sh.rt(req.Group)
+	refill := map[TopicPartition]bool{}
+	for _, j := range jobs {
+		if rt.feeds[tpKey(j.tp.Topic, j.tp.Partition)] != j.f || j.f.end() != j.from {
+			continue // another request filled it meanwhile
+		}
+		if err := j.f.absorb(j.reads, j.limit); err != nil || j.err != nil {
+			// The start fell below the log start or beyond its end, or
+			// the read failed: the slow path, under the lock.
+			refill[j.tp] = true
+		}
+	}
+	g = sh.state(req.Group)
+	var parts []TopicPartition
+	for _, tp := range tps {
+		if _, err := c.shareFeed(ctx, s, term, rt, req.Group, tp, refill[tp]); err != nil {
+			c.logger.Debug("share feed", "group", req.Group, "partition", tp, "error", err)
+			continue
+		}
+		parts = append(parts, tp)
+	}
+	sel, view := g, false
+	if g != nil && len(ackCmds) > 0 {
+		sel, view = g.withAcks(req.Group, ackCmds), true
+	}
+	acquired, resp.Records = decideFetch(sel, rt, now, fetchDecision{Group: req.Group, Member: req.MemberID,
+		Parts: parts, MaxRecs: req.MaxRecords, MaxBytes: req.MaxBytes, View: view})
+	last, err := s.submit(term, acquired)
+	if err != nil {
+		return resp, nil, nil, nil, nil, err
 	}
 	if last != nil {
 		op = last
 	}
-	return resp, op, acquired, sh.changed, nil
+	return resp, op, acquired, sh.changed, rt.handoffWaits(req.MemberID, resp.Records, time.Now()), nil
+}
+
+// feedFor returns the feed of a share-partition, made (starting at start)
+// when missing.
+func (rt *shareRuntime) feedFor(tp TopicPartition, start int64) *feed {
+	k := tpKey(tp.Topic, tp.Partition)
+	f := rt.feeds[k]
+	if f == nil {
+		f = &feed{base: start}
+		rt.feeds[k] = f
+	}
+	return f
 }
 
 // shareInit returns the commands that give new share-partitions their
@@ -296,11 +391,11 @@ func (c *Coordinator) shareInit(ctx context.Context, group string, tps []TopicPa
 	return cmds, nil
 }
 
-// shareFeed returns the share-partition's feed, trimmed to its start and
-// filled up to its in-flight window; s.shares.mu must be held. When the
-// data partition no longer holds the start (retention, a recreated
-// topic) it queues the commands that move the start.
-func (c *Coordinator) shareFeed(ctx context.Context, s *shard, term uint64, rt *shareRuntime, group string, tp TopicPartition) (*feed, error) {
+// shareFeed returns the share-partition's feed, trimmed to its start and,
+// with fill, filled up to its in-flight window; s.shares.mu must be held.
+// When the data partition no longer holds the start (retention, a
+// recreated topic) it queues the commands that move the start.
+func (c *Coordinator) shareFeed(ctx context.Context, s *shard, term uint64, rt *shareRuntime, group string, tp TopicPartition, fill bool) (*feed, error) {
 	g := s.shares.state(group)
 	if g == nil {
 		return nil, ErrUnknownRecord
@@ -317,14 +412,12 @@ func (c *Coordinator) shareFeed(ctx context.Context, s *shard, term uint64, rt *
 			redrives = append(redrives, q.RedriveOffset)
 		}
 	}
-	k := tpKey(tp.Topic, tp.Partition)
-	f := rt.feeds[k]
-	if f == nil {
-		f = &feed{base: startOff}
-		rt.feeds[k] = f
-	}
+	f := rt.feedFor(tp, startOff)
 	f.trim(startOff)
-	err := f.fill(ctx, c.host, tp.Topic, tp.Partition, startOff+cfg.MaxInflight)
+	var err error
+	if fill {
+		err = f.fill(ctx, c.host, tp.Topic, tp.Partition, startOff+cfg.MaxInflight)
+	}
 	if errors.Is(err, errBelowLogStart) {
 		// Retention deleted records the group never finished: like Kafka,
 		// the share-partition moves on to the log start.
@@ -345,7 +438,7 @@ func (c *Coordinator) shareFeed(ctx context.Context, s *shard, term uint64, rt *
 			Offset: f.logStart, Action: actionReset}}); err != nil {
 			return nil, err
 		}
-		f.base, f.recs, f.extra = f.logStart, nil, nil
+		f.reset(f.logStart)
 		err = f.fill(ctx, c.host, tp.Topic, tp.Partition, f.logStart+cfg.MaxInflight)
 	}
 	if err != nil {
@@ -371,6 +464,97 @@ const (
 	blockedNotRead    = "not read yet"
 )
 
+// deliverability says why record o (fr) cannot be delivered now by its
+// own state, "" if it can; walkShare and selectKeyOrdered add the key
+// rules.
+func deliverability(sp *sharePartition, cfg shareConfig, nowMs int64, o int64, fr *feedRec) string {
+	r := sp.Recs[o]
+	switch {
+	case r != nil && r.done():
+		return blockedDone
+	case r != nil && r.State == recDead:
+		return blockedDead
+	case r != nil && r.State == recAcquired && r.LockUntil > nowMs:
+		return blockedLocked
+	case r != nil && r.Deliveries >= cfg.MaxDeliveries:
+		return blockedDead
+	case r != nil && r.State == recAvailable && r.AvailableAt > nowMs:
+		return blockedDelayed
+	case fr.notBefore > nowMs:
+		return blockedDelayed
+	}
+	return ""
+}
+
+// selectKeyOrdered returns, in offset order, the records of a key-ordered
+// share-partition deliverable now: of each key the first record not done,
+// when its own state allows; the redriven copy of each quarantined key;
+// and up to maxNulls null-key records. It is walkShare's verdict without
+// walking the window (a fetch then costs the number of keys, not of
+// records in flight); TestSelectKeyOrderedAgreesWithTheWalk holds the two
+// equal. With prune it drops offsets done in sp from the feed's key
+// queues; a view of sp with uncommitted acks applied must not prune.
+func selectKeyOrdered(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64, maxNulls int, prune bool) []int64 {
+	limit := min(f.end(), sp.Start+cfg.MaxInflight)
+	var out []int64
+	settled := func(o int64) bool {
+		r := sp.Recs[o]
+		return o < sp.Start || (r != nil && r.done())
+	}
+	for key, q := range f.byKey {
+		i := q.head
+		for i < len(q.offs) && settled(q.offs[i]) {
+			i++
+			if prune {
+				q.pop()
+				i = q.head
+			}
+		}
+		if i >= len(q.offs) {
+			if prune {
+				delete(f.byKey, key)
+			}
+			continue
+		}
+		if sp.Quarantine[key] != nil {
+			continue // only its redriven copy, below
+		}
+		o := q.offs[i]
+		if o >= limit {
+			continue
+		}
+		if fr, ok := f.get(o); ok && deliverability(sp, cfg, nowMs, o, fr) == "" {
+			out = append(out, o)
+		}
+	}
+	for _, q := range sp.Quarantine {
+		if q.RedriveOffset < sp.Start {
+			continue
+		}
+		if fr, ok := f.get(q.RedriveOffset); ok && deliverability(sp, cfg, nowMs, q.RedriveOffset, fr) == "" {
+			out = append(out, q.RedriveOffset)
+		}
+	}
+	for prune && !f.nulls.empty() && settled(f.nulls.front()) {
+		f.nulls.pop()
+	}
+	nulls := 0
+	for _, o := range f.nulls.offs[f.nulls.head:] {
+		if o >= limit || nulls >= maxNulls {
+			break
+		}
+		if settled(o) {
+			continue
+		}
+		if fr, ok := f.get(o); ok && deliverability(sp, cfg, nowMs, o, fr) == "" {
+			out = append(out, o)
+			nulls++
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // walkShare visits the share-partition's records from its start, telling
 // for each why it cannot be delivered now ("" if it can). visit returns
 // false to stop.
@@ -381,23 +565,11 @@ func walkShare(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64, visit 
 	busy := map[string]bool{}
 	limit := min(f.end(), sp.Start+cfg.MaxInflight)
 	check := func(o int64, fr *feedRec) string {
-		r := sp.Recs[o]
 		keyed := cfg.KeyOrdered && !fr.keyNull()
-		key := string(fr.rec.Key)
-		var why string
-		switch {
-		case r != nil && r.done():
-			return blockedDone
-		case r != nil && r.State == recDead:
-			why = blockedDead
-		case r != nil && r.State == recAcquired && r.LockUntil > nowMs:
-			why = blockedLocked
-		case r != nil && r.Deliveries >= cfg.MaxDeliveries:
-			why = blockedDead
-		case r != nil && r.State == recAvailable && r.AvailableAt > nowMs:
-			why = blockedDelayed
-		case fr.notBefore > nowMs:
-			why = blockedDelayed
+		key := fr.key
+		why := deliverability(sp, cfg, nowMs, o, fr)
+		if why == blockedDone {
+			return why
 		}
 		if keyed {
 			if q := sp.Quarantine[key]; q != nil {
@@ -470,7 +642,7 @@ func (c *Coordinator) shareAckLocked(ctx context.Context, s *shard, rt *shareRun
 	}
 	for _, a := range acks {
 		if a.Type == ShareReject && rt.feedOf(a.TopicPartition) == nil {
-			if _, err := c.shareFeed(ctx, s, s.shares.term, rt, group, a.TopicPartition); err != nil {
+			if _, err := c.shareFeed(ctx, s, s.shares.term, rt, group, a.TopicPartition, true); err != nil {
 				c.logger.Debug("share feed", "group", group, "partition", a.TopicPartition, "error", err)
 			}
 		}
@@ -499,16 +671,18 @@ func (c *Coordinator) ShareAcknowledge(ctx context.Context, group, memberID stri
 	if err != nil {
 		return nil, err
 	}
+	s.shares.rt(group).memberArrived(memberID)
 	cmds, results, err := c.shareAckLocked(ctx, s, s.shares.rt(group), group, memberID, acks, c.cfg.Now())
 	var op *commitOp
 	if err == nil {
-		op, err = s.submit(term, cmds)
+		op, err = s.submitFrom(term, memberID, cmds)
 	}
 	s.shares.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	if err := op.wait(ctx); err != nil {
+	err = op.wait(ctx)
+	if err != nil {
 		return nil, err
 	}
 	return results, nil
@@ -561,7 +735,7 @@ func (c *Coordinator) shareTick(ctx context.Context, s *shard, now time.Time) {
 		for k, sp := range g.Partitions {
 			for _, r := range sp.Recs {
 				if r.Deliveries >= cfg.MaxDeliveries {
-					if _, err := c.shareFeed(ctx, s, term, rt, group, parseTPKey(k)); err != nil {
+					if _, err := c.shareFeed(ctx, s, term, rt, group, parseTPKey(k), true); err != nil {
 						c.logger.Debug("share feed", "group", group, "partition", k, "error", err)
 					}
 					break
@@ -649,7 +823,7 @@ func (c *Coordinator) deadLetter(ctx context.Context, s *shard, group string, tp
 		return fmt.Errorf("dead letter of %s/%d@%d in group %s: %w", tp.Topic, tp.Partition, o, group, err)
 	}
 	rt := sh.rt(group)
-	f, err := c.shareFeed(ctx, s, term, rt, group, tp)
+	f, err := c.shareFeed(ctx, s, term, rt, group, tp, true)
 	if err != nil {
 		sh.mu.Unlock()
 		return err

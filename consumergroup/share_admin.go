@@ -70,7 +70,7 @@ func (c *Coordinator) ShareInspect(ctx context.Context, group string, tp TopicPa
 	}
 	cfg := g.config()
 	s.mu.Unlock()
-	f, err := c.shareFeed(ctx, s, term, s.shares.rt(group), group, tp)
+	f, err := c.shareFeed(ctx, s, term, s.shares.rt(group), group, tp, true)
 	if err != nil {
 		return ShareRecordState{}, fmt.Errorf("%w: %s/%d in group %s: %v", ErrUnknownRecord, tp.Topic, tp.Partition, group, err)
 	}

@@ -26,10 +26,14 @@ import (
 type commitOp struct {
 	term   uint64
 	values [][]byte // encoded commands
-	keys   [][]byte // record keys ("kind/group")
-	bytes  int
-	done   chan struct{}
-	err    error // set before done is closed
+	// deferred are the commands that apply to the working state once
+	// committed (submit).
+	deferred []shareCmd
+	member   string // whose acks these are ("" for other operations)
+	keys     [][]byte // record keys ("kind/group")
+	bytes    int
+	done     chan struct{}
+	err      error // set before done is closed
 }
 
 // wait blocks until the op is committed (nil) or failed. A caller that
@@ -129,6 +133,7 @@ func (s *shard) runCommitter(ctx context.Context) {
 				batch = append(batch, rest...)
 			} else {
 				sh.mu.Lock()
+				sh.committed(batch)
 				sh.inflight = false
 				sh.mu.Unlock()
 			}

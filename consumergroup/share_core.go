@@ -22,6 +22,13 @@ type shareRuntime struct {
 	members  map[string]*shareMember
 	feeds    map[string]*feed
 	dlqTimes []time.Time // dead letters of the last minute (flood breaker)
+	// settling counts the queued, uncommitted commands that settle a
+	// record (accept, release, reject): a second ack of it fails.
+	settling map[TopicPartitionOffset]int
+	// handoffs are the keys whose previous record a member settled, and
+	// pendingHandoff the release of each member's (share_handoff.go).
+	handoffs       map[TopicPartition]map[string]handoff
+	pendingHandoff map[string]chan struct{}
 	rotate   int
 	exported shareExported
 }
@@ -49,6 +56,10 @@ type fetchDecision struct {
 	Parts    []TopicPartition // subscribed partitions with share state, sorted
 	MaxRecs  int
 	MaxBytes int // bound of keys, values and headers; the first record always fits
+	// View is true when the state is a view with the request's own
+	// uncommitted acks applied (withAcks): the feeds' key queues are then
+	// left as they are.
+	View bool
 }
 
 // recordBytes is what a record weighs against a fetch's byte bound.
@@ -88,10 +99,7 @@ func decideFetch(g *shareGroupState, rt *shareRuntime, now time.Time, req fetchD
 			continue
 		}
 		var offs []int64
-		walkShare(sp, f, cfg, nowMs, func(o int64, why string) bool {
-			if why != "" {
-				return true
-			}
+		take := func(o int64) bool {
 			fr, _ := f.get(o)
 			size := recordBytes(fr)
 			if len(picked) > 0 && req.MaxBytes > 0 && bytes+size > req.MaxBytes {
@@ -106,13 +114,65 @@ func decideFetch(g *shareGroupState, rt *shareRuntime, now time.Time, req fetchD
 			}
 			picked = append(picked, ShareRecord{TopicPartition: tp, Record: fr.rec, DeliveryCount: dc, LockUntil: lockUntil})
 			return len(picked) < req.MaxRecs
-		})
+		}
+		if cfg.KeyOrdered {
+			for _, o := range selectKeyOrdered(sp, f, cfg, nowMs, req.MaxRecs-len(picked), !req.View) {
+				if !take(o) {
+					break
+				}
+			}
+		} else {
+			walkShare(sp, f, cfg, nowMs, func(o int64, why string) bool {
+				return why != "" || take(o)
+			})
+		}
 		if len(offs) > 0 {
 			cmds = append(cmds, &shareAcquireCmd{Group: req.Group, Topic: tp.Topic, Partition: tp.Partition,
 				Offsets: offs, Member: req.Member, LockUntil: lockUntil.UnixMilli(), At: nowMs})
 		}
 	}
 	return cmds, picked
+}
+
+// withAcks returns a view of g with the accepts and releases among cmds
+// applied, copying only the partitions they touch; g is unchanged. A
+// fetch that carries acks selects against it, so that the member's own
+// acks free the next records of their keys for it in the same request:
+// they commit in the same append, the acks first. Other members keep
+// deciding against the state without them until they are committed.
+func (g *shareGroupState) withAcks(group string, cmds []shareCmd) *shareGroupState {
+	out := *g
+	out.Partitions = maps.Clone(g.Partitions)
+	m := map[string]*shareGroupState{group: &out}
+	for _, c := range cmds {
+		a, ok := c.(*shareAckCmd)
+		if !ok || a.Ack == ackRenew {
+			continue
+		}
+		k := tpKey(a.Topic, a.Partition)
+		if sp := out.Partitions[k]; sp != nil && sp == g.Partitions[k] {
+			out.Partitions[k] = sp.copyRecs()
+		}
+		a.apply(m)
+	}
+	return &out
+}
+
+// copyRecs copies the partition with its records (what acks change).
+func (sp *sharePartition) copyRecs() *sharePartition {
+	c := *sp
+	c.Recs = make(map[int64]*shareRec, len(sp.Recs))
+	recs := make([]shareRec, 0, len(sp.Recs))
+	for o, r := range sp.Recs {
+		recs = append(recs, *r)
+		c.Recs[o] = &recs[len(recs)-1]
+	}
+	c.Quarantine = maps.Clone(sp.Quarantine)
+	for k, q := range c.Quarantine {
+		qc := *q
+		c.Quarantine[k] = &qc
+	}
+	return &c
 }
 
 // decideRelease hands back records of a fetch whose caller went away
@@ -165,6 +225,9 @@ func decideAck(g *shareGroupState, rt *shareRuntime, now time.Time, req ackDecis
 		switch {
 		case r == nil || a.Offset < sp.Start || r.State != recAcquired:
 			results[i].Err = fmt.Errorf("%w: %s/%d@%d", ErrNotHeld, a.Topic, a.Partition, a.Offset)
+			continue
+		case rt.settling[TopicPartitionOffset{a.TopicPartition, a.Offset}] > 0:
+			results[i].Err = fmt.Errorf("%w: %s/%d@%d is being settled by an earlier request", ErrNotHeld, a.Topic, a.Partition, a.Offset)
 			continue
 		case r.Owner != req.Member:
 			results[i].Err = fmt.Errorf("%w: %s/%d@%d is held by another member", ErrNotHeld, a.Topic, a.Partition, a.Offset)
@@ -231,6 +294,7 @@ func decideAck(g *shareGroupState, rt *shareRuntime, now time.Time, req ackDecis
 // many.
 func decideLeave(g *shareGroupState, rt *shareRuntime, group, member string) ([]shareCmd, int) {
 	delete(rt.members, member)
+	rt.memberArrived(member)
 	held := 0
 	if g != nil {
 		for _, sp := range g.Partitions {
@@ -271,6 +335,7 @@ func decideTick(g *shareGroupState, rt *shareRuntime, now time.Time, sessionTime
 	for _, id := range slices.Sorted(maps.Keys(rt.members)) {
 		if now.Sub(rt.members[id].lastSeen) > sessionTimeout {
 			delete(rt.members, id)
+			rt.memberArrived(id)
 			out.cmds = append(out.cmds, &shareLeaveCmd{Group: group, Member: id})
 		}
 	}

@@ -87,6 +87,9 @@ func (s *shard) shareBegin(ctx context.Context) (uint64, error) {
 		if sh.term != term || sh.groups == nil {
 			sh.groups = map[string]*shareRuntime{}
 		}
+		for _, rt := range sh.groups {
+			rt.settling = nil // the queue is empty: nothing is settling
+		}
 		sh.term, sh.work, sh.stale = term, work, false
 		sh.wake()
 		return term, nil
@@ -124,11 +127,23 @@ func (sh *shareShell) wake() {
 	sh.changed = make(chan struct{})
 }
 
-// submit applies cmds to the working state and queues them for the
-// committer; sh.mu must be held. The returned op (nil when there are no
-// commands) is answered once they are committed: wait on it after
-// unlocking.
+// submit queues cmds for the committer; sh.mu must be held. Commands
+// that lock or restrict records (acquire, renew, init, config, pause)
+// apply to the working state at once, so that no later decision hands
+// out the same record; commands that free records (accept, release,
+// reject, leave, dead letters, resume) apply when they are committed, so
+// that a record freed by one member's ack is handed to another only by a
+// fetch decided after the ack was answered. Records whose settling is
+// queued count as not held (an ack of them fails) until then. The
+// returned op (nil when there are no commands) is answered once the
+// commands are committed: wait on it after unlocking.
 func (s *shard) submit(term uint64, cmds []shareCmd) (*commitOp, error) {
+	return s.submitFrom(term, "", cmds)
+}
+
+// submitFrom is submit for a member's acks: the keys of the records they
+// settle are held for the member until it is answered (committed).
+func (s *shard) submitFrom(term uint64, member string, cmds []shareCmd) (*commitOp, error) {
 	if len(cmds) == 0 {
 		return nil, nil
 	}
@@ -137,15 +152,14 @@ func (s *shard) submit(term uint64, cmds []shareCmd) (*commitOp, error) {
 	if err != nil {
 		return nil, err
 	}
-	frees := false
+	op.member = member
 	for _, c := range cmds {
-		c.apply(sh.work)
-		if _, acquire := c.(*shareAcquireCmd); !acquire {
-			frees = true
+		if !freesRecords(c) {
+			c.apply(sh.work)
+			continue
 		}
-	}
-	if frees {
-		sh.wake()
+		op.deferred = append(op.deferred, c)
+		sh.rt(c.groupID()).markSettling(c, +1)
 	}
 	sh.queue = append(sh.queue, op)
 	sh.queueBytes += op.bytes
@@ -154,4 +168,56 @@ func (s *shard) submit(term uint64, cmds []shareCmd) (*commitOp, error) {
 	default:
 	}
 	return op, nil
+}
+
+// committed applies the freeing commands of committed ops to the working
+// state, and notes the hand-offs of the keys whose records members' acks
+// settled (share_handoff.go); sh.mu must be held. Waiting fetches are not
+// woken: they look again at their next poll.
+func (sh *shareShell) committed(ops []*commitOp) {
+	now := time.Now()
+	for _, op := range ops {
+		for _, c := range op.deferred {
+			rt := sh.rt(c.groupID())
+			if a, ok := c.(*shareAckCmd); ok && op.member != "" {
+				rt.noteHandoffs(a, op.member, now)
+			}
+			c.apply(sh.work)
+			rt.markSettling(c, -1)
+		}
+	}
+}
+
+// freesRecords tells the commands that apply at commit (see submit).
+func freesRecords(c shareCmd) bool {
+	switch c := c.(type) {
+	case *shareAckCmd:
+		return c.Ack != ackRenew
+	case *shareDeadCmd, *shareDeadLetteredCmd, *shareResolveCmd, *shareLeaveCmd, *shareResumeCmd:
+		return true
+	}
+	return false
+}
+
+// markSettling counts the records an ack or reject command settles.
+func (rt *shareRuntime) markSettling(c shareCmd, delta int) {
+	add := func(tp TopicPartition, o int64) {
+		k := TopicPartitionOffset{tp, o}
+		if n := rt.settling[k] + delta; n > 0 {
+			if rt.settling == nil {
+				rt.settling = map[TopicPartitionOffset]int{}
+			}
+			rt.settling[k] = n
+		} else {
+			delete(rt.settling, k)
+		}
+	}
+	switch c := c.(type) {
+	case *shareAckCmd:
+		for _, o := range c.Offsets {
+			add(TopicPartition{c.Topic, c.Partition}, o)
+		}
+	case *shareDeadCmd:
+		add(TopicPartition{c.Topic, c.Partition}, c.Offset)
+	}
 }

@@ -4641,14 +4641,23 @@ func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
 }
 
 type ShareFetchRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
-	MemberId      string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`        // empty on the first call: the coordinator assigns one
-	Topics        []string               `protobuf:"bytes,3,rep,name=topics,proto3" json:"topics,omitempty"`                            // subscription by names, or
-	Pattern       string                 `protobuf:"bytes,4,opt,name=pattern,proto3" json:"pattern,omitempty"`                          // a pattern as for consumer groups
-	MaxRecords    int32                  `protobuf:"varint,5,opt,name=max_records,json=maxRecords,proto3" json:"max_records,omitempty"` // default 100, at most 10000
-	MaxWaitMs     int32                  `protobuf:"varint,6,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`  // long poll while nothing is available
-	ClientId      string                 `protobuf:"bytes,7,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Group      string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId   string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`        // empty on the first call: the coordinator assigns one
+	Topics     []string               `protobuf:"bytes,3,rep,name=topics,proto3" json:"topics,omitempty"`                            // subscription by names, or
+	Pattern    string                 `protobuf:"bytes,4,opt,name=pattern,proto3" json:"pattern,omitempty"`                          // a pattern as for consumer groups
+	MaxRecords int32                  `protobuf:"varint,5,opt,name=max_records,json=maxRecords,proto3" json:"max_records,omitempty"` // default 100, at most 10000
+	MaxWaitMs  int32                  `protobuf:"varint,6,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`  // long poll while nothing is available
+	ClientId   string                 `protobuf:"bytes,7,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Acknowledgements of earlier deliveries, applied (and committed) before
+	// records are selected, so that a consumer settles and fetches in one
+	// call (as Kafka's KIP-932 share fetch does). Their outcomes are
+	// ack_results in the response, in order. At most 20000; they need a
+	// member_id.
+	Acks []*ShareAck `protobuf:"bytes,8,rep,name=acks,proto3" json:"acks,omitempty"`
+	// Bound of the keys, values and headers returned (the first record is
+	// returned whatever its size). 0: 1 MiB; at most 64 MiB.
+	MaxBytes      int32 `protobuf:"varint,9,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4730,6 +4739,20 @@ func (x *ShareFetchRequest) GetClientId() string {
 		return x.ClientId
 	}
 	return ""
+}
+
+func (x *ShareFetchRequest) GetAcks() []*ShareAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
+func (x *ShareFetchRequest) GetMaxBytes() int32 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
 }
 
 type ShareRecord struct {
@@ -4863,6 +4886,7 @@ type ShareFetchResponse struct {
 	Paused        bool                   `protobuf:"varint,3,opt,name=paused,proto3" json:"paused,omitempty"` // the DLQ flood breaker paused the group
 	PausedReason  string                 `protobuf:"bytes,4,opt,name=paused_reason,json=pausedReason,proto3" json:"paused_reason,omitempty"`
 	LockTimeoutMs int32                  `protobuf:"varint,5,opt,name=lock_timeout_ms,json=lockTimeoutMs,proto3" json:"lock_timeout_ms,omitempty"`
+	AckResults    []*ShareAckResult      `protobuf:"bytes,6,rep,name=ack_results,json=ackResults,proto3" json:"ack_results,omitempty"` // one per request ack, in order
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4930,6 +4954,13 @@ func (x *ShareFetchResponse) GetLockTimeoutMs() int32 {
 		return x.LockTimeoutMs
 	}
 	return 0
+}
+
+func (x *ShareFetchResponse) GetAckResults() []*ShareAckResult {
+	if x != nil {
+		return x.AckResults
+	}
+	return nil
 }
 
 type ShareAck struct {
@@ -6648,7 +6679,7 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x13ResetOffsetsRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x120\n" +
 	"\aoffsets\x18\x02 \x03(\v2\x16.skiff.v1.OffsetCommitR\aoffsets\"\x16\n" +
-	"\x14ResetOffsetsResponse\"\xd6\x01\n" +
+	"\x14ResetOffsetsResponse\"\x9b\x02\n" +
 	"\x11ShareFetchRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x16\n" +
@@ -6657,7 +6688,9 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\vmax_records\x18\x05 \x01(\x05R\n" +
 	"maxRecords\x12\x1e\n" +
 	"\vmax_wait_ms\x18\x06 \x01(\x05R\tmaxWaitMs\x12\x1b\n" +
-	"\tclient_id\x18\a \x01(\tR\bclientId\"\xd5\x02\n" +
+	"\tclient_id\x18\a \x01(\tR\bclientId\x12&\n" +
+	"\x04acks\x18\b \x03(\v2\x12.skiff.v1.ShareAckR\x04acks\x12\x1b\n" +
+	"\tmax_bytes\x18\t \x01(\x05R\bmaxBytes\"\xd5\x02\n" +
 	"\vShareRecord\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -6671,13 +6704,15 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\ftimestamp_ms\x18\t \x01(\x03R\vtimestampMs\x12%\n" +
 	"\x0edelivery_count\x18\n" +
 	" \x01(\x05R\rdeliveryCount\x12\"\n" +
-	"\rlock_until_ms\x18\v \x01(\x03R\vlockUntilMs\"\xc7\x01\n" +
+	"\rlock_until_ms\x18\v \x01(\x03R\vlockUntilMs\"\x82\x02\n" +
 	"\x12ShareFetchResponse\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12/\n" +
 	"\arecords\x18\x02 \x03(\v2\x15.skiff.v1.ShareRecordR\arecords\x12\x16\n" +
 	"\x06paused\x18\x03 \x01(\bR\x06paused\x12#\n" +
 	"\rpaused_reason\x18\x04 \x01(\tR\fpausedReason\x12&\n" +
-	"\x0flock_timeout_ms\x18\x05 \x01(\x05R\rlockTimeoutMs\"\xb3\x01\n" +
+	"\x0flock_timeout_ms\x18\x05 \x01(\x05R\rlockTimeoutMs\x129\n" +
+	"\vack_results\x18\x06 \x03(\v2\x18.skiff.v1.ShareAckResultR\n" +
+	"ackResults\"\xb3\x01\n" +
 	"\bShareAck\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -7050,102 +7085,104 @@ var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	74,  // 31: skiff.v1.DescribeGroupResponse.members:type_name -> skiff.v1.GroupMember
 	75,  // 32: skiff.v1.DescribeGroupResponse.offsets:type_name -> skiff.v1.GroupPartitionOffset
 	64,  // 33: skiff.v1.ResetOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
-	6,   // 34: skiff.v1.ShareRecord.headers:type_name -> skiff.v1.Header
-	82,  // 35: skiff.v1.ShareFetchResponse.records:type_name -> skiff.v1.ShareRecord
-	4,   // 36: skiff.v1.ShareAck.type:type_name -> skiff.v1.ShareAckType
-	84,  // 37: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
-	86,  // 38: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
-	106, // 39: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
-	93,  // 40: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
-	94,  // 41: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
-	107, // 42: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
-	108, // 43: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
-	6,   // 44: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
-	99,  // 45: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
-	5,   // 46: skiff.v1.ResolveDeadLettersRequest.action:type_name -> skiff.v1.DeadLetterAction
-	8,   // 47: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
-	8,   // 48: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
-	11,  // 49: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
-	13,  // 50: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
-	15,  // 51: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
-	16,  // 52: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
-	21,  // 53: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
-	23,  // 54: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
-	24,  // 55: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
-	26,  // 56: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
-	27,  // 57: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
-	29,  // 58: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
-	30,  // 59: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
-	53,  // 60: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
-	47,  // 61: skiff.v1.Admin.CreateACLs:input_type -> skiff.v1.CreateACLsRequest
-	49,  // 62: skiff.v1.Admin.DeleteACLs:input_type -> skiff.v1.DeleteACLsRequest
-	51,  // 63: skiff.v1.Admin.ListACLs:input_type -> skiff.v1.ListACLsRequest
-	39,  // 64: skiff.v1.Admin.UpsertUser:input_type -> skiff.v1.UpsertUserRequest
-	41,  // 65: skiff.v1.Admin.DeleteUser:input_type -> skiff.v1.DeleteUserRequest
-	43,  // 66: skiff.v1.Admin.ListUsers:input_type -> skiff.v1.ListUsersRequest
-	33,  // 67: skiff.v1.Admin.SetQuota:input_type -> skiff.v1.SetQuotaRequest
-	35,  // 68: skiff.v1.Admin.DeleteQuota:input_type -> skiff.v1.DeleteQuotaRequest
-	37,  // 69: skiff.v1.Admin.ListQuotas:input_type -> skiff.v1.ListQuotasRequest
-	60,  // 70: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
-	62,  // 71: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
-	65,  // 72: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
-	67,  // 73: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
-	70,  // 74: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
-	73,  // 75: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
-	77,  // 76: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
-	79,  // 77: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
-	81,  // 78: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
-	85,  // 79: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
-	88,  // 80: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
-	90,  // 81: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
-	92,  // 82: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
-	96,  // 83: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
-	98,  // 84: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
-	101, // 85: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
-	9,   // 86: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
-	9,   // 87: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
-	12,  // 88: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
-	14,  // 89: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
-	14,  // 90: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
-	17,  // 91: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
-	22,  // 92: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
-	20,  // 93: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
-	25,  // 94: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
-	20,  // 95: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
-	28,  // 96: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
-	20,  // 97: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
-	31,  // 98: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
-	55,  // 99: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
-	48,  // 100: skiff.v1.Admin.CreateACLs:output_type -> skiff.v1.CreateACLsResponse
-	50,  // 101: skiff.v1.Admin.DeleteACLs:output_type -> skiff.v1.DeleteACLsResponse
-	52,  // 102: skiff.v1.Admin.ListACLs:output_type -> skiff.v1.ListACLsResponse
-	40,  // 103: skiff.v1.Admin.UpsertUser:output_type -> skiff.v1.UpsertUserResponse
-	42,  // 104: skiff.v1.Admin.DeleteUser:output_type -> skiff.v1.DeleteUserResponse
-	45,  // 105: skiff.v1.Admin.ListUsers:output_type -> skiff.v1.ListUsersResponse
-	34,  // 106: skiff.v1.Admin.SetQuota:output_type -> skiff.v1.SetQuotaResponse
-	36,  // 107: skiff.v1.Admin.DeleteQuota:output_type -> skiff.v1.DeleteQuotaResponse
-	38,  // 108: skiff.v1.Admin.ListQuotas:output_type -> skiff.v1.ListQuotasResponse
-	61,  // 109: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
-	63,  // 110: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
-	66,  // 111: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
-	69,  // 112: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
-	72,  // 113: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
-	76,  // 114: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
-	78,  // 115: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
-	80,  // 116: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
-	83,  // 117: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
-	87,  // 118: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
-	89,  // 119: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
-	91,  // 120: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
-	95,  // 121: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
-	97,  // 122: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
-	100, // 123: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
-	102, // 124: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
-	86,  // [86:125] is the sub-list for method output_type
-	47,  // [47:86] is the sub-list for method input_type
-	47,  // [47:47] is the sub-list for extension type_name
-	47,  // [47:47] is the sub-list for extension extendee
-	0,   // [0:47] is the sub-list for field type_name
+	84,  // 34: skiff.v1.ShareFetchRequest.acks:type_name -> skiff.v1.ShareAck
+	6,   // 35: skiff.v1.ShareRecord.headers:type_name -> skiff.v1.Header
+	82,  // 36: skiff.v1.ShareFetchResponse.records:type_name -> skiff.v1.ShareRecord
+	86,  // 37: skiff.v1.ShareFetchResponse.ack_results:type_name -> skiff.v1.ShareAckResult
+	4,   // 38: skiff.v1.ShareAck.type:type_name -> skiff.v1.ShareAckType
+	84,  // 39: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
+	86,  // 40: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
+	106, // 41: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	93,  // 42: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
+	94,  // 43: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
+	107, // 44: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
+	108, // 45: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
+	6,   // 46: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
+	99,  // 47: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
+	5,   // 48: skiff.v1.ResolveDeadLettersRequest.action:type_name -> skiff.v1.DeadLetterAction
+	8,   // 49: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
+	8,   // 50: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
+	11,  // 51: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
+	13,  // 52: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
+	15,  // 53: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
+	16,  // 54: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
+	21,  // 55: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
+	23,  // 56: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
+	24,  // 57: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
+	26,  // 58: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
+	27,  // 59: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
+	29,  // 60: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
+	30,  // 61: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
+	53,  // 62: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
+	47,  // 63: skiff.v1.Admin.CreateACLs:input_type -> skiff.v1.CreateACLsRequest
+	49,  // 64: skiff.v1.Admin.DeleteACLs:input_type -> skiff.v1.DeleteACLsRequest
+	51,  // 65: skiff.v1.Admin.ListACLs:input_type -> skiff.v1.ListACLsRequest
+	39,  // 66: skiff.v1.Admin.UpsertUser:input_type -> skiff.v1.UpsertUserRequest
+	41,  // 67: skiff.v1.Admin.DeleteUser:input_type -> skiff.v1.DeleteUserRequest
+	43,  // 68: skiff.v1.Admin.ListUsers:input_type -> skiff.v1.ListUsersRequest
+	33,  // 69: skiff.v1.Admin.SetQuota:input_type -> skiff.v1.SetQuotaRequest
+	35,  // 70: skiff.v1.Admin.DeleteQuota:input_type -> skiff.v1.DeleteQuotaRequest
+	37,  // 71: skiff.v1.Admin.ListQuotas:input_type -> skiff.v1.ListQuotasRequest
+	60,  // 72: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
+	62,  // 73: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
+	65,  // 74: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
+	67,  // 75: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
+	70,  // 76: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
+	73,  // 77: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
+	77,  // 78: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
+	79,  // 79: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
+	81,  // 80: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
+	85,  // 81: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
+	88,  // 82: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
+	90,  // 83: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
+	92,  // 84: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
+	96,  // 85: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
+	98,  // 86: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
+	101, // 87: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
+	9,   // 88: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
+	9,   // 89: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
+	12,  // 90: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
+	14,  // 91: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
+	14,  // 92: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
+	17,  // 93: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
+	22,  // 94: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
+	20,  // 95: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
+	25,  // 96: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
+	20,  // 97: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
+	28,  // 98: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
+	20,  // 99: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
+	31,  // 100: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
+	55,  // 101: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
+	48,  // 102: skiff.v1.Admin.CreateACLs:output_type -> skiff.v1.CreateACLsResponse
+	50,  // 103: skiff.v1.Admin.DeleteACLs:output_type -> skiff.v1.DeleteACLsResponse
+	52,  // 104: skiff.v1.Admin.ListACLs:output_type -> skiff.v1.ListACLsResponse
+	40,  // 105: skiff.v1.Admin.UpsertUser:output_type -> skiff.v1.UpsertUserResponse
+	42,  // 106: skiff.v1.Admin.DeleteUser:output_type -> skiff.v1.DeleteUserResponse
+	45,  // 107: skiff.v1.Admin.ListUsers:output_type -> skiff.v1.ListUsersResponse
+	34,  // 108: skiff.v1.Admin.SetQuota:output_type -> skiff.v1.SetQuotaResponse
+	36,  // 109: skiff.v1.Admin.DeleteQuota:output_type -> skiff.v1.DeleteQuotaResponse
+	38,  // 110: skiff.v1.Admin.ListQuotas:output_type -> skiff.v1.ListQuotasResponse
+	61,  // 111: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
+	63,  // 112: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
+	66,  // 113: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
+	69,  // 114: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
+	72,  // 115: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
+	76,  // 116: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
+	78,  // 117: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
+	80,  // 118: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
+	83,  // 119: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
+	87,  // 120: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
+	89,  // 121: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
+	91,  // 122: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
+	95,  // 123: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
+	97,  // 124: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
+	100, // 125: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
+	102, // 126: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
+	88,  // [88:127] is the sub-list for method output_type
+	49,  // [49:88] is the sub-list for method input_type
+	49,  // [49:49] is the sub-list for extension type_name
+	49,  // [49:49] is the sub-list for extension extendee
+	0,   // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_skiff_proto_init() }
