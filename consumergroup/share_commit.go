@@ -29,7 +29,7 @@ type commitOp struct {
 	// deferred are the commands that apply to the working state once
 	// committed (submit).
 	deferred []shareCmd
-	member   string // whose acks these are ("" for other operations)
+	member   string   // whose acks these are ("" for other operations)
 	keys     [][]byte // record keys ("kind/group")
 	bytes    int
 	done     chan struct{}

@@ -29,8 +29,8 @@ type shareRuntime struct {
 	// pendingHandoff the release of each member's (share_handoff.go).
 	handoffs       map[TopicPartition]map[string]handoff
 	pendingHandoff map[string]chan struct{}
-	rotate   int
-	exported shareExported
+	rotate         int
+	exported       shareExported
 }
 
 type shareMember struct {
