@@ -224,7 +224,13 @@ func (s *ShareConsumer) Fetch(ctx context.Context) ([]*ShareRecord, error) {
 		})
 		if len(acks) > 0 {
 			if err != nil {
-				s.reportAcks(acks, nil, false, fmt.Errorf("share acknowledge group %s (with a fetch): %w", s.cfg.Group, err))
+				// A request that may have reached the coordinator may have
+				// applied its acks.
+				aerr := fmt.Errorf("share acknowledge group %s (with a fetch): %w", s.cfg.Group, err)
+				if uncertain || ctx.Err() != nil || errors.Is(err, ErrUnavailable) {
+					aerr = brokerErr(ErrIndeterminate, aerr.Error())
+				}
+				s.reportAcks(acks, nil, false, aerr)
 			} else {
 				s.reportAcks(acks, matchAckResults(acks, resp.GetAckResults()), uncertain, nil)
 			}
