@@ -153,7 +153,7 @@ func runShareConsume(cmd *cobra.Command, o *clientOptions, co *consumeOptions, t
 // can start at once, since fetched records hold their locks while they
 // wait.
 func shareFetchSize(co *consumeOptions) int {
-	n := 100
+	n := 1000
 	if co.exec != "" {
 		n = co.concurrency
 	}
