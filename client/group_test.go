@@ -707,7 +707,7 @@ func BenchmarkShareGroupFetchBatchedAck(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sc, err := cl.NewShareConsumer(client.ShareConsumerConfig{Group: topic, Topics: []string{topic}, MaxRecords: 500,
+			sc, err := cl.NewShareConsumer(client.ShareConsumerConfig{Group: topic, Topics: []string{topic}, MaxRecords: 1000,
 				MaxWait: 100 * time.Millisecond, OnAckResult: onResult})
 			if err != nil {
 				b.Error(err)

@@ -281,8 +281,10 @@ func (s *ShareConsumer) Fetch(ctx context.Context) ([]*ShareRecord, error) {
 		// Nothing available. A coordinator that answered well before
 		// MaxWait (it does not long-poll, or it was woken for records
 		// another member took) gets a short pause, so this loop never
-		// spins.
-		if time.Since(start) < s.cfg.MaxWait/2 {
+		// spins; except after a request that carried acks, which the
+		// coordinator answers at once: the next request, without acks,
+		// long-polls.
+		if len(acks) == 0 && time.Since(start) < s.cfg.MaxWait/2 {
 			if werr := sleepCtx(ctx, min(50*time.Millisecond, s.cfg.MaxWait)); werr != nil {
 				return nil, werr
 			}

@@ -92,7 +92,7 @@ func newBenchCommand(o *clientOptions) *cobra.Command {
 	f.IntVar(&bo.rate, "rate", 0, "records per second across all producers (0: as fast as possible; set it to measure latency below saturation)")
 	f.IntVar(&sb.members, "members", 3, "share: share consumers of the group")
 	f.StringVar(&sb.ackMode, "ack-mode", "batch", "share: batch (acks ride on the next fetch) or sync (an Acknowledge call per fetched batch)")
-	f.IntVar(&sb.maxRecords, "fetch-records", 500, "share: records one fetch may take")
+	f.IntVar(&sb.maxRecords, "fetch-records", 1000, "share: records one fetch may take")
 	f.DurationVar(&sb.timeout, "share-timeout", 10*time.Minute, "share: give up when not every record is acked by then")
 	return cmd
 }
