@@ -109,7 +109,9 @@ func TestShareAcksGoOnTheirOwnAfterTheIntervalAndAtClose(t *testing.T) {
 			return &skiffpb.ShareFetchResponse{MemberId: "m1", Records: []*skiffpb.ShareRecord{{Topic: "t", Offset: 1}, {Topic: "t", Offset: 2}}}, nil
 		}
 		b.ack = ackEcho(0)
-		b.leave = func(*skiffpb.ShareLeaveRequest) (*skiffpb.ShareLeaveResponse, error) { return &skiffpb.ShareLeaveResponse{}, nil }
+		b.leave = func(*skiffpb.ShareLeaveRequest) (*skiffpb.ShareLeaveResponse, error) {
+			return &skiffpb.ShareLeaveResponse{}, nil
+		}
 	})
 	sc, err := cl.NewShareConsumer(ShareConsumerConfig{Group: "g", Topics: []string{"t"}, AckInterval: 20 * time.Millisecond, OnAckResult: out.record})
 	if err != nil {
