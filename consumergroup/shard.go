@@ -56,7 +56,7 @@ func newShard(c *Coordinator, p int32, lg Log) *shard {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &shard{c: c, partition: p, log: lg, table: newOffsetTable(), advanced: make(chan struct{}),
 		groups: map[string]*group{}, cancel: cancel, done: make(chan struct{}), committerDone: make(chan struct{})}
-	s.shares.init()
+	s.shares.setup()
 	go s.tail(ctx)
 	go func() {
 		defer close(s.committerDone)

@@ -723,7 +723,7 @@ func (c *Coordinator) shareTick(ctx context.Context, s *shard, now time.Time) {
 	groups := slices.Sorted(maps.Keys(sh.work))
 	type letter struct {
 		group string
-		TopicPartitionOffset
+		tpOffset
 	}
 	var letters []letter
 	var last *commitOp

@@ -24,7 +24,7 @@ type shareRuntime struct {
 	dlqTimes []time.Time // dead letters of the last minute (flood breaker)
 	// settling counts the queued, uncommitted commands that settle a
 	// record (accept, release, reject): a second ack of it fails.
-	settling map[TopicPartitionOffset]int
+	settling map[tpOffset]int
 	// handoffs are the keys whose previous record a member settled, and
 	// pendingHandoff the release of each member's (share_handoff.go).
 	handoffs       map[TopicPartition]map[string]handoff
@@ -226,7 +226,7 @@ func decideAck(g *shareGroupState, rt *shareRuntime, now time.Time, req ackDecis
 		case r == nil || a.Offset < sp.Start || r.State != recAcquired:
 			results[i].Err = fmt.Errorf("%w: %s/%d@%d", ErrNotHeld, a.Topic, a.Partition, a.Offset)
 			continue
-		case rt.settling[TopicPartitionOffset{a.TopicPartition, a.Offset}] > 0:
+		case rt.settling[tpOffset{a.TopicPartition, a.Offset}] > 0:
 			results[i].Err = fmt.Errorf("%w: %s/%d@%d is being settled by an earlier request", ErrNotHeld, a.Topic, a.Partition, a.Offset)
 			continue
 		case r.Owner != req.Member:
@@ -315,11 +315,11 @@ func decideLeave(g *shareGroupState, rt *shareRuntime, group, member string) ([]
 // commit, and records marked dead whose dead letters the shell writes.
 type tickDecision struct {
 	cmds     []shareCmd
-	toLetter []TopicPartitionOffset
+	toLetter []tpOffset
 }
 
-// TopicPartitionOffset names one record.
-type TopicPartitionOffset struct {
+// tpOffset names one record.
+type tpOffset struct {
 	TopicPartition
 	Offset int64
 }
@@ -346,7 +346,7 @@ func decideTick(g *shareGroupState, rt *shareRuntime, now time.Time, sessionTime
 			r := sp.Recs[o]
 			switch {
 			case r.State == recDead:
-				out.toLetter = append(out.toLetter, TopicPartitionOffset{tp, o})
+				out.toLetter = append(out.toLetter, tpOffset{tp, o})
 			case r.Deliveries >= cfg.MaxDeliveries && (r.State == recAvailable || (r.State == recAcquired && r.LockUntil <= nowMs)):
 				reason := r.LastError
 				if reason == "" {

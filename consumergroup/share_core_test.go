@@ -183,7 +183,7 @@ func TestDecideAckChecksEachAckAlone(t *testing.T) {
 		5: {State: recAcquired, Owner: "m", LockUntil: nowMs + 1000, Deliveries: 1},
 	}}
 	rt := newShareRuntime()
-	rt.settling = map[TopicPartitionOffset]int{{TopicPartition{"jobs", 0}, 5}: 1}
+	rt.settling = map[tpOffset]int{{TopicPartition{"jobs", 0}, 5}: 1}
 	tp := TopicPartition{Topic: "jobs", Partition: 0}
 	acks := []ShareAck{
 		{TopicPartition: tp, Offset: 0, Type: ShareAccept},

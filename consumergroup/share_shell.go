@@ -36,7 +36,7 @@ type shareShell struct {
 	kick       chan struct{} // wakes the committer; capacity 1
 }
 
-func (sh *shareShell) init() {
+func (sh *shareShell) setup() {
 	sh.kick = make(chan struct{}, 1)
 	sh.changed = make(chan struct{})
 }
@@ -202,10 +202,10 @@ func freesRecords(c shareCmd) bool {
 // markSettling counts the records an ack or reject command settles.
 func (rt *shareRuntime) markSettling(c shareCmd, delta int) {
 	add := func(tp TopicPartition, o int64) {
-		k := TopicPartitionOffset{tp, o}
+		k := tpOffset{tp, o}
 		if n := rt.settling[k] + delta; n > 0 {
 			if rt.settling == nil {
-				rt.settling = map[TopicPartitionOffset]int{}
+				rt.settling = map[tpOffset]int{}
 			}
 			rt.settling[k] = n
 		} else {
