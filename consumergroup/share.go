@@ -230,6 +230,7 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 		}
 	}()
 	now := c.cfg.Now()
+	changed = sh.changed
 	rt := sh.rt(req.Group)
 	m := rt.members[req.MemberID]
 	if m == nil {
@@ -256,6 +257,16 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 			return resp, nil, nil, nil, nil, err
 		}
 	}
+	// Once its acks are queued, the attempt answers them even when it
+	// cannot look for records (the caller would take the acks for lost).
+	ackOp := op
+	noRecords := func(err error) (ShareFetchResponse, *commitOp, []shareCmd, <-chan struct{}, []<-chan struct{}, error) {
+		if ackOp != nil {
+			c.logger.Debug("share fetch: no records after its acks", "group", req.Group, "error", err)
+			return resp, ackOp, nil, changed, nil, nil
+		}
+		return resp, nil, nil, nil, nil, err
+	}
 	g := sh.state(req.Group)
 	cfg, _ := parseShareConfig(shareDefaults())
 	if g != nil {
@@ -264,15 +275,15 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 	}
 	resp.MemberID, resp.LockTimeout = req.MemberID, cfg.LockTimeout
 	if resp.Paused {
-		return resp, op, nil, sh.changed, nil, nil
+		return resp, op, nil, changed, nil, nil
 	}
 	tps := c.subscribedPartitions(req, matcher)
 	initCmds, err := c.shareInit(ctx, req.Group, tps, g, cfg)
 	if err != nil {
-		return resp, nil, nil, nil, nil, err
+		return noRecords(err)
 	}
 	if initOp, err := s.submit(term, initCmds); err != nil {
-		return resp, nil, nil, nil, nil, err
+		return noRecords(err)
 	} else if initOp != nil {
 		op = initOp
 	}
@@ -314,10 +325,10 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 	}
 	wg.Wait()
 	if term2, err := s.shareBegin(ctx); err != nil {
-		return resp, nil, nil, nil, nil, err
+		return noRecords(err)
 	} else if term2 != term {
 		sh.mu.Unlock()
-		return resp, nil, nil, nil, nil, ErrNotCoordinator
+		return noRecords(ErrNotCoordinator)
 	}
 	locked = true
 
@@ -350,12 +361,12 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 		Parts: parts, MaxRecs: req.MaxRecords, MaxBytes: req.MaxBytes, View: view})
 	last, err := s.submit(term, acquired)
 	if err != nil {
-		return resp, nil, nil, nil, nil, err
+		return noRecords(err)
 	}
 	if last != nil {
 		op = last
 	}
-	return resp, op, acquired, sh.changed, rt.handoffWaits(req.MemberID, resp.Records, time.Now()), nil
+	return resp, op, acquired, changed, rt.handoffWaits(req.MemberID, resp.Records, time.Now()), nil
 }
 
 // feedFor returns the feed of a share-partition, made (starting at start)
