@@ -53,8 +53,9 @@ const (
 	// MaxShareAcksPerRequest bounds the acknowledgements of one request.
 	MaxShareAcksPerRequest = 20000
 	// shareFetchPoll is how often a waiting fetch looks again for
-	// records: newly written to the data partitions, or freed by other
-	// members' acks, releases, leaves and expired locks.
+	// records newly written to the data partitions, or whose lock or
+	// delay ended; records freed by acks, releases and leaves wake it at
+	// once.
 	shareFetchPoll = 20 * time.Millisecond
 )
 

@@ -171,11 +171,12 @@ func (s *shard) submitFrom(term uint64, member string, cmds []shareCmd) (*commit
 }
 
 // committed applies the freeing commands of committed ops to the working
-// state, and notes the hand-offs of the keys whose records members' acks
-// settled (share_handoff.go); sh.mu must be held. Waiting fetches are not
-// woken: they look again at their next poll.
+// state, notes the hand-offs of the keys whose records members' acks
+// settled (share_handoff.go), and wakes waiting fetches; sh.mu must be
+// held.
 func (sh *shareShell) committed(ops []*commitOp) {
 	now := time.Now()
+	freed := false
 	for _, op := range ops {
 		for _, c := range op.deferred {
 			rt := sh.rt(c.groupID())
@@ -184,7 +185,11 @@ func (sh *shareShell) committed(ops []*commitOp) {
 			}
 			c.apply(sh.work)
 			rt.markSettling(c, -1)
+			freed = true
 		}
+	}
+	if freed {
+		sh.wake()
 	}
 }
 
