@@ -93,7 +93,7 @@ func TestShareBatchedAcksSurviveACoordinatorKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster of its own and kills a node")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	c, err := inproc.Start(ctx, inproc.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -106,7 +106,7 @@ func TestShareBatchedAcksSurviveACoordinatorKill(t *testing.T) {
 	}
 	defer cl.Close()
 	const topic, group = "kill-coord", "kill-coord-g"
-	n := recordCount(t, 6000, 1500)
+	n := recordCount(t, 3000, 1500)
 	createTopic(t, cl, topic, 3, 3)
 	if _, err := cl.AlterShareGroup(ctx, group, map[string]string{"lock.timeout.ms": "3000"}, false); err != nil {
 		t.Fatal(err)
@@ -143,7 +143,7 @@ func TestShareBatchedAcksSurviveACoordinatorKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("killed coordinator %s after %d of %d records", desc.Coordinator, l.count(), n)
-	waitAcked(t, l, n, 2*time.Minute)
+	waitAcked(t, l, n, 3*time.Minute)
 	after, err := cl.DescribeShareGroup(ctx, group)
 	if err != nil {
 		t.Fatal(err)
