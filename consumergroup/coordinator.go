@@ -151,7 +151,7 @@ func (c *Coordinator) tick() {
 				c.logger.Warn("record group state", "group", g.id, "error", err)
 			}
 		}
-		c.shareTick(ctx, s, c.cfg.Now())
+		c.shareTick(ctx, s)
 		c.observeShares(s)
 		s.maybeCheckpoint(ctx)
 		cancel()

@@ -209,6 +209,162 @@ func (g *shareGroupState) clone() *shareGroupState {
 	return out
 }
 
+// applyShare applies one share entry to the share groups in m.
+func applyShare(m map[string]*shareGroupState, e entry) {
+	if e.Kind == kindShareState {
+		if e.State == nil {
+			delete(m, e.Group)
+			return
+		}
+		m[e.Group] = e.State.clone()
+		return
+	}
+	g := m[e.Group]
+	if g == nil {
+		g = newShareGroupState()
+		m[e.Group] = g
+	}
+	switch e.Kind {
+	case kindShareConfig:
+		g.Config = maps.Clone(e.Config)
+		g.parsed = nil
+	case kindSharePause:
+		g.Paused, g.PausedReason = true, e.Reason
+	case kindShareResume:
+		g.Paused, g.PausedReason = false, ""
+	case kindShareInit:
+		k := tpKey(e.Topic, e.Partition)
+		sp := g.Partitions[k]
+		switch {
+		case sp == nil || e.Action == actionReset:
+			g.Partitions[k] = &sharePartition{Start: e.Offset}
+		case e.Offset > sp.Start:
+			// The records below were deleted by retention before the
+			// group finished them.
+			for o := range sp.Recs {
+				if o < e.Offset {
+					delete(sp.Recs, o)
+				}
+			}
+			sp.Start = e.Offset
+			sp.advance()
+		}
+	case kindShareAcquire:
+		sp := g.partition(e.Topic, e.Partition)
+		if sp == nil {
+			return
+		}
+		for _, o := range e.Offsets {
+			if o < sp.Start {
+				continue
+			}
+			r := sp.rec(o)
+			r.State, r.Owner, r.LockUntil = recAcquired, e.Member, e.LockUntil
+			r.Deliveries++
+			if r.Deliveries > 1 {
+				sp.Redeliveries++
+			}
+			if r.FirstDelivery == 0 {
+				r.FirstDelivery = e.At
+			}
+			r.LastDelivery = e.At
+		}
+	case kindShareAck:
+		sp := g.partition(e.Topic, e.Partition)
+		if sp == nil {
+			return
+		}
+		for i, o := range e.Offsets {
+			r := sp.Recs[o]
+			if r == nil || o < sp.Start {
+				continue
+			}
+			switch e.Ack {
+			case ackAccept:
+				r.State, r.Owner = recAcked, ""
+				sp.Acked++
+				for k, q := range sp.Quarantine {
+					if q.RedriveOffset == o {
+						delete(sp.Quarantine, k)
+					}
+				}
+			case ackRelease:
+				r.State, r.Owner, r.LockUntil = recAvailable, "", 0
+				if i < len(e.Avail) {
+					r.AvailableAt = e.Avail[i]
+				}
+				if e.Err != "" {
+					r.LastError = e.Err
+				}
+			case ackRenew:
+				r.LockUntil = e.LockUntil
+			}
+		}
+		sp.advance()
+	case kindShareDead:
+		sp := g.partition(e.Topic, e.Partition)
+		if sp == nil || e.Offset < sp.Start {
+			return
+		}
+		r := sp.rec(e.Offset)
+		r.State, r.Owner, r.LockUntil = recDead, "", 0
+		if e.Err != "" {
+			r.LastError = e.Err
+		}
+		if e.Quarantine {
+			if sp.Quarantine == nil {
+				sp.Quarantine = map[string]*quarantine{}
+			}
+			sp.Quarantine[string(e.Key)] = &quarantine{DeadOffset: e.Offset, RedriveOffset: -1}
+		}
+	case kindShareDeadLettered:
+		sp := g.partition(e.Topic, e.Partition)
+		if sp == nil {
+			return
+		}
+		if r := sp.Recs[e.Offset]; r != nil && e.Offset >= sp.Start {
+			g.DeadLetters = append(g.DeadLetters, &deadLetter{Topic: e.Topic, Partition: e.Partition, Offset: e.Offset,
+				DLQTopic: e.DLQTopic, DLQPartition: e.DLQPartition, DLQOffset: e.DLQOffset, State: dlPending,
+				Deliveries: r.Deliveries, LastError: r.LastError, FirstDelivery: r.FirstDelivery, LastDelivery: r.LastDelivery,
+				Key: e.Key, KeyNull: e.KeyNull})
+			r.State = recDeadLettered
+			sp.DeadLettered++
+			sp.advance()
+		}
+	case kindShareResolve:
+		d := g.deadLetter(e.Topic, e.Partition, e.Offset)
+		if d == nil || d.State != dlPending {
+			return
+		}
+		sp := g.partition(e.Topic, e.Partition)
+		switch e.Action {
+		case actionRedrive:
+			d.State, d.RedriveOffset = dlRedriven, e.RedriveOffset
+			if sp != nil {
+				if q := sp.Quarantine[string(d.Key)]; q != nil && q.DeadOffset == d.Offset && !d.KeyNull {
+					q.RedriveOffset = e.RedriveOffset
+				}
+			}
+		case actionDiscard:
+			d.State = dlDiscarded
+			if sp != nil {
+				if q := sp.Quarantine[string(d.Key)]; q != nil && q.DeadOffset == d.Offset && !d.KeyNull {
+					delete(sp.Quarantine, string(d.Key))
+				}
+			}
+		}
+		g.trimDeadLetters()
+	case kindShareLeave:
+		for _, sp := range g.Partitions {
+			for _, r := range sp.Recs {
+				if r.State == recAcquired && r.Owner == e.Member {
+					r.State, r.Owner, r.LockUntil, r.AvailableAt = recAvailable, "", 0, 0
+				}
+			}
+		}
+	}
+}
+
 // trimDeadLetters forgets the oldest resolved dead letters beyond the
 // bound.
 func (g *shareGroupState) trimDeadLetters() {
