@@ -67,6 +67,11 @@ type Config struct {
 	// snapshot thresholds); Group, NodeID, Dir, Log, Durability and
 	// Registerer are set per replica.
 	Partition partition.Config
+	// PartitionMemory holds the byte budgets every partition replica of
+	// the node shares: the Raft entry cache, the produce pipeline and fetch
+	// reads (`skiff server --raft-entry-cache-bytes`, `--produce-buffer-bytes`,
+	// `--fetch-buffer-bytes`). Default partition.DefaultMemoryConfig().
+	PartitionMemory partition.MemoryConfig
 	// ReconcileInterval is how often the node re-checks its replicas
 	// against the metadata even without a change. Default 1s.
 	ReconcileInterval time.Duration
@@ -132,6 +137,7 @@ func DefaultConfig() Config {
 		ReplaceAfter:      30 * time.Second,
 		MetaVoters:        3,
 		Partition:         partition.DefaultConfig(),
+		PartitionMemory:   partition.DefaultMemoryConfig(),
 		ReconcileInterval: time.Second,
 
 		OffsetsPartitions:        16,
@@ -177,6 +183,16 @@ func (c Config) Validate() error {
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("cluster config: %w", err))
+	}
+	// The per-replica fields are filled in when a replica opens; check the
+	// template's own settings (Raft timing, flags) before the node starts.
+	pc := c.Partition
+	pc.Group, pc.NodeID, pc.Dir = "template", "template", "template"
+	if err := pc.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("cluster config: %w", err))
+	}
+	if err := c.PartitionMemory.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("cluster config: partition memory: %w", err))
 	}
 	if err := c.Groups.Validate(); err != nil {
 		errs = append(errs, err)
