@@ -160,6 +160,9 @@ func (n *Node) start(ctx context.Context) error {
 	if n.partNode, err = partition.NewNode(cfg.PartitionMemory); err != nil {
 		return err
 	}
+	if err := n.partNode.Register(n.reg); err != nil {
+		return err
+	}
 	n.replicas = newReplicaSet(n)
 
 	mcfg := membership.DefaultConfig()

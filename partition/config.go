@@ -73,7 +73,9 @@ type RaftTiming struct {
 	// MaxAppendEntries caps the entries a leader loads for one
 	// AppendEntries; one entry is one batch. hashicorp/raft counts entries,
 	// not bytes, so this also bounds the leader's memory per follower
-	// (MaxAppendEntries times the largest batch). Default 64.
+	// (MaxAppendEntries times the largest batch) and the size of one WAL
+	// append on the leader (raft batches up to this many queued produces
+	// into one StoreLogs). Default 32.
 	MaxAppendEntries int
 	// MaxAppendBytes bounds one AppendEntries RPC on the wire: the
 	// transport splits a larger one into consecutive RPCs of at most this
@@ -91,7 +93,7 @@ func DefaultRaftTiming() RaftTiming {
 		LeaderLeaseTimeout: 800 * time.Millisecond,
 		CommitTimeout:      20 * time.Millisecond,
 		RPCTimeout:         10 * time.Second,
-		MaxAppendEntries:   64,
+		MaxAppendEntries:   32,
 		MaxAppendBytes:     4 << 20,
 	}
 }

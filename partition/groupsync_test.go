@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // fakeFile counts syncs and can fail them or hold them up.
@@ -149,4 +151,57 @@ func TestSyncGroupAfterCloseRefuses(t *testing.T) {
 		t.Fatalf("Sync after Close = %v, want ErrClosed", err)
 	}
 	g.Close() // idempotent
+}
+
+func TestNodeMetricsCountGroupCommit(t *testing.T) {
+	n, err := NewNode(DefaultMemoryConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := n.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := n.syncs.Sync(&fakeFile{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			got[mf.GetName()] = c.GetValue()
+		} else {
+			got[mf.GetName()] = m.GetGauge().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"skiff_raftlog_sync_requests_total":      3,
+		"skiff_raftlog_sync_files_total":         3,
+		"skiff_raftlog_sync_passes_total":        3,
+		"skiff_raftlog_entry_cache_bytes":        0,
+		"skiff_partition_produce_inflight_bytes": 0,
+		"skiff_partition_fetch_reading_bytes":    0,
+	}
+	for name, v := range want {
+		if g, ok := got[name]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", name, g, ok, v)
+		}
+	}
+	n.Close()
+	// Closing unregisters, so a node restarted in the same process can
+	// register again.
+	n2, err := NewNode(DefaultMemoryConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	if err := n2.Register(reg); err != nil {
+		t.Fatalf("register after close: %v", err)
+	}
 }

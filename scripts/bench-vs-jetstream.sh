@@ -3,7 +3,7 @@
 # a 3-node NATS JetStream cluster (R3, file storage), on this machine, in one
 # run: the anchor of issue 15's before/after table.
 #
-#   scripts/bench-vs-jetstream.sh [--skiff BIN] [--nats-server BIN] [--nats BIN]
+#   scripts/bench-vs-jetstream.sh [--skiff [LABEL=]BIN ...] [--nats-server BIN] [--nats BIN]
 #                                 [--records-100 N] [--records-1k N]
 #                                 [--partitions "1 6"] [--no-jetstream] [--idle]
 #
@@ -19,6 +19,11 @@
 # creates a topic of 100 partitions (RF 3), waits 30s, and prints each node's
 # RSS.
 #
+# --skiff may be given several times (e.g. --skiff before=/tmp/skiff-main
+# --skiff after=bin/skiff): every case then runs each binary in turn, one
+# right after the other, so a before/after table shares the machine's
+# conditions of the moment (another job's load shifts both columns alike).
+#
 # Skiff: `skiff server` x3 (--bootstrap-expect 3), `skiff bench produce`
 # (4 producers, durability fsync, the topic created by the bench with RF 3).
 # JetStream: nats-server x3 (cluster routes, -js), `nats bench js pub` with
@@ -31,7 +36,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SKIFF=""
+SKIFFS=()
 NATS_SERVER=${NATS_SERVER:-$(command -v nats-server || true)}
 NATS=${NATS:-$(command -v nats || true)}
 REC100=1000000
@@ -41,7 +46,7 @@ JETSTREAM=1
 IDLE=0
 while [ $# -gt 0 ]; do
   case $1 in
-    --skiff) SKIFF=$2; shift 2 ;;
+    --skiff) SKIFFS+=("$2"); shift 2 ;;
     --nats-server) NATS_SERVER=$2; shift 2 ;;
     --nats) NATS=$2; shift 2 ;;
     --records-100) REC100=$2; shift 2 ;;
@@ -63,10 +68,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -z "$SKIFF" ]; then
-  SKIFF=$WORK/skiff
-  (cd "$ROOT" && go build -o "$SKIFF" ./cmd/skiff)
+if [ ${#SKIFFS[@]} -eq 0 ]; then
+  (cd "$ROOT" && go build -o "$WORK/skiff" ./cmd/skiff)
+  SKIFFS=("skiff=$WORK/skiff")
 fi
+# use_skiff LABEL=BIN (or BIN) sets SKIFF and LABEL.
+use_skiff() {
+  case $1 in
+    *=*) LABEL=${1%%=*}; SKIFF=${1#*=} ;;
+    *) LABEL=skiff; SKIFF=$1 ;;
+  esac
+}
+use_skiff "${SKIFFS[0]}"
 
 TICKS=$(getconf CLK_TCK)
 cpu_ticks() { # total utime+stime of the given pids, in clock ticks
@@ -132,7 +145,7 @@ row() { # row SYSTEM SIZE PARTS RECORDS RECS_PER_S MB_PER_S TICKS
   cpu_s=$(awk -v t="$7" -v hz="$TICKS" 'BEGIN { printf "%.1f", t / hz }')
   per_m=$(awk -v t="$7" -v hz="$TICKS" -v n="$4" 'BEGIN { printf "%.1f", t / hz / (n / 1e6) }')
   for p in "${SERVERS[@]}"; do hwm="$hwm$(hwm_mb "$p") "; done
-  printf '%-9s %5s %5s %10s %7s %9s %s(CPU %ss)\n' "$1" "$2" "$3" "$5" "$6" "$per_m" "$hwm" "$cpu_s"
+  printf '%-12s %5s %5s %10s %7s %9s %s(CPU %ss)\n' "$1" "$2" "$3" "$5" "$6" "$per_m" "$hwm" "$cpu_s"
 }
 
 skiff_case() { # skiff_case SIZE PARTS RECORDS
@@ -147,7 +160,7 @@ skiff_case() { # skiff_case SIZE PARTS RECORDS
   local rps mbs
   rps=$(sed -E 's/.* ([0-9]+) records\/s.*/\1/' <<<"$out")
   mbs=$(sed -E 's/.*, ([0-9.]+) MB\/s.*/\1/' <<<"$out")
-  row skiff "$1" "$2" "$3" "$rps" "$mbs" $((t1 - t0))
+  row "$LABEL" "$1" "$2" "$3" "$rps" "$mbs" $((t1 - t0))
   stop_servers
 }
 
@@ -178,20 +191,23 @@ nats_case() { # nats_case SIZE RECORDS
 }
 
 if [ "$IDLE" = 1 ]; then
-  start_skiff
-  "$SKIFF" topic create idle --brokers 127.0.0.1:19610 --partitions 100 --replication 3 >/dev/null
-  sleep 30
-  printf 'skiff idle, 100 partitions RF 3, RSS MB per node: '
-  for p in "${SERVERS[@]}"; do printf '%s ' "$(rss_mb "$p")"; done
-  echo
-  stop_servers
+  for s in "${SKIFFS[@]}"; do
+    use_skiff "$s"
+    start_skiff
+    "$SKIFF" topic create idle --brokers 127.0.0.1:19610 --partitions 100 --replication 3 >/dev/null
+    sleep 30
+    printf '%s idle, 100 partitions RF 3, RSS MB per node: ' "$LABEL"
+    for p in "${SERVERS[@]}"; do printf '%s ' "$(rss_mb "$p")"; done
+    echo
+    stop_servers
+  done
   exit 0
 fi
 
-printf '%-9s %5s %5s %10s %7s %9s %s\n' system record parts records/s MB/s CPU-s/1M "peak RSS MB per node"
+printf '%-12s %5s %5s %10s %7s %9s %s\n' system record parts records/s MB/s CPU-s/1M "peak RSS MB per node"
 for parts in $PARTS; do
-  skiff_case 100 "$parts" "$REC100"
-  skiff_case 1024 "$parts" "$REC1K"
+  for s in "${SKIFFS[@]}"; do use_skiff "$s"; skiff_case 100 "$parts" "$REC100"; done
+  for s in "${SKIFFS[@]}"; do use_skiff "$s"; skiff_case 1024 "$parts" "$REC1K"; done
 done
 if [ "$JETSTREAM" = 1 ]; then
   [ -x "$NATS_SERVER" ] && [ -x "$NATS" ] || { echo "nats-server and nats not found (see --help)" >&2; exit 1; }
