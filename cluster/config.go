@@ -10,6 +10,7 @@ import (
 	"github.com/skiff-mq/skiff/consumergroup"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,6 +148,16 @@ func DefaultConfig() Config {
 	}
 }
 
+// partitionFlagNames names the `skiff server` flag behind each partition
+// setting an error may mention, so a refusal says what to change.
+var partitionFlagNames = strings.NewReplacer(
+	"Raft.MaxAppendEntries", "--raft-max-append-entries",
+	"Raft.MaxAppendBytes", "--raft-max-append-bytes",
+	"EntryCacheBytes", "--raft-entry-cache-bytes",
+	"ProduceBytes", "--produce-buffer-bytes",
+	"FetchBytes", "--fetch-buffer-bytes",
+)
+
 // Validate reports every invalid field.
 func (c Config) Validate() error {
 	var errs []error
@@ -189,10 +200,10 @@ func (c Config) Validate() error {
 	pc := c.Partition
 	pc.Group, pc.NodeID, pc.Dir = "template", "template", "template"
 	if err := pc.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("cluster config: %w", err))
+		errs = append(errs, fmt.Errorf("cluster config: %s", partitionFlagNames.Replace(err.Error())))
 	}
 	if err := c.PartitionMemory.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("cluster config: partition memory: %w", err))
+		errs = append(errs, fmt.Errorf("cluster config: partition memory: %s", partitionFlagNames.Replace(err.Error())))
 	}
 	if err := c.Groups.Validate(); err != nil {
 		errs = append(errs, err)
