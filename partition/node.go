@@ -14,7 +14,8 @@ type MemoryConfig struct {
 	// EntryCacheBytes bounds the Raft entries kept in memory for
 	// replication (EntryCache), across all replicas. Followers are normally
 	// milliseconds behind, so a few MiB cover the entries leaders resend;
-	// older entries are read from the WAL. Default 8 MiB.
+	// older entries are read from the WAL. 0 turns the cache off.
+	// Default 8 MiB.
 	EntryCacheBytes int64
 	// ProduceBytes bounds the bytes of batches handed to Raft and not yet
 	// acknowledged (the produce pipeline), across all replicas of the node;
