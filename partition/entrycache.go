@@ -3,6 +3,7 @@ package partition
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
@@ -112,11 +113,26 @@ func (c *EntryCache) forget(owner *cachedLogStore) {
 }
 
 // cachedLogStore is one replica's view of the node's EntryCache.
+//
+// Only a leader caches what it stores: it is the one that sends entries
+// again (to its followers, moments later). A follower's entries would only
+// crowd the leaders' out of the node's budget; after an election the new
+// leader reads what lagging followers still need from its WAL.
 type cachedLogStore struct {
 	raft.LogStore
 	cache     *EntryCache
 	entries   map[uint64]*cachedItem // guarded by cache.mu
 	monotonic bool
+	leading   atomic.Bool
+}
+
+// setLeading starts or stops caching stored entries; a replica that stops
+// leading gives its cached bytes back to the node.
+func (s *cachedLogStore) setLeading(leading bool) {
+	s.leading.Store(leading)
+	if !leading {
+		s.cache.forget(s)
+	}
 }
 
 var (
@@ -147,7 +163,9 @@ func (s *cachedLogStore) StoreLogs(logs []*raft.Log) error {
 	if err := s.LogStore.StoreLogs(logs); err != nil {
 		return fmt.Errorf("store raft log entries: %w", err)
 	}
-	s.cache.add(s, logs)
+	if s.leading.Load() {
+		s.cache.add(s, logs)
+	}
 	return nil
 }
 

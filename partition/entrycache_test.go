@@ -37,7 +37,9 @@ func TestEntryCacheStaysWithinItsBudgetAcrossPartitions(t *testing.T) {
 	for p := 0; p < 8; p++ {
 		b := &countingStore{InmemStore: raft.NewInmemStore()}
 		backing = append(backing, b)
-		stores = append(stores, c.wrap(b, true))
+		st := c.wrap(b, true)
+		st.setLeading(true)
+		stores = append(stores, st)
 	}
 	for round := uint64(0); round < 20; round++ {
 		for _, s := range stores {
@@ -79,6 +81,7 @@ func TestEntryCacheStaysWithinItsBudgetAcrossPartitions(t *testing.T) {
 func TestEntryCacheDeleteRangeAndCloseReturnBytes(t *testing.T) {
 	c := NewEntryCache(1 << 20)
 	s := c.wrap(raft.NewInmemStore(), true)
+	s.setLeading(true)
 	if err := s.StoreLogs(entries(1, 10, 100)); err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +114,7 @@ func TestEntryCacheDeleteRangeAndCloseReturnBytes(t *testing.T) {
 func TestEntryCacheSkipsEntriesTooLargeToShare(t *testing.T) {
 	c := NewEntryCache(4096)
 	s := c.wrap(raft.NewInmemStore(), true)
+	s.setLeading(true)
 	if err := s.StoreLogs(entries(1, 1, 2000)); err != nil {
 		t.Fatal(err)
 	}
@@ -177,5 +181,31 @@ func TestByteBudget(t *testing.T) {
 	}
 	if used := b.inUse(); used != 0 {
 		t.Fatalf("%d bytes leaked", used)
+	}
+}
+
+func TestEntryCacheHoldsOnlyLeadersEntries(t *testing.T) {
+	c := NewEntryCache(1 << 20)
+	follower := c.wrap(raft.NewInmemStore(), true)
+	if err := follower.StoreLogs(entries(1, 10, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Used(); got != 0 {
+		t.Fatalf("a follower's entries take %d bytes of the node's cache", got)
+	}
+	follower.setLeading(true)
+	if err := follower.StoreLogs(entries(11, 20, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Used(), 10*entrySize(entries(1, 1, 100)[0]); got != want {
+		t.Fatalf("as leader: %d bytes cached, want %d", got, want)
+	}
+	follower.setLeading(false)
+	if got := c.Used(); got != 0 {
+		t.Fatalf("after losing leadership %d bytes stay cached", got)
+	}
+	var l raft.Log
+	if err := follower.GetLog(15, &l); err != nil || l.Index != 15 {
+		t.Fatalf("entry 15 from the store: %v, index %d", err, l.Index)
 	}
 }

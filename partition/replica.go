@@ -256,6 +256,7 @@ func (r *Replica) watchLeadership() {
 		case <-r.stop:
 			return
 		case leader := <-r.notifyCh:
+			r.cached.setLeading(leader)
 			if !leader {
 				r.readyTerm.Store(0)
 				continue
