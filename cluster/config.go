@@ -10,6 +10,7 @@ import (
 	"github.com/skiff-mq/skiff/consumergroup"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,6 +75,11 @@ type Config struct {
 	// snapshot thresholds); Group, NodeID, Dir, Log, Durability and
 	// Registerer are set per replica.
 	Partition partition.Config
+	// PartitionMemory holds the byte budgets every partition replica of
+	// the node shares: the Raft entry cache, the produce pipeline and fetch
+	// reads (`skiff server --raft-entry-cache-bytes`, `--produce-buffer-bytes`,
+	// `--fetch-buffer-bytes`). Default partition.DefaultMemoryConfig().
+	PartitionMemory partition.MemoryConfig
 	// ReconcileInterval is how often the node re-checks its replicas
 	// against the metadata even without a change. Default 1s.
 	ReconcileInterval time.Duration
@@ -139,6 +145,7 @@ func DefaultConfig() Config {
 		ReplaceAfter:      30 * time.Second,
 		MetaVoters:        3,
 		Partition:         partition.DefaultConfig(),
+		PartitionMemory:   partition.DefaultMemoryConfig(),
 		ReconcileInterval: time.Second,
 
 		OffsetsPartitions:        16,
@@ -147,6 +154,16 @@ func DefaultConfig() Config {
 		Limits:                   metadata.DefaultLimits(),
 	}
 }
+
+// partitionFlagNames names the `skiff server` flag behind each partition
+// setting an error may mention, so a refusal says what to change.
+var partitionFlagNames = strings.NewReplacer(
+	"Raft.MaxAppendEntries", "--raft-max-append-entries",
+	"Raft.MaxAppendBytes", "--raft-max-append-bytes",
+	"EntryCacheBytes", "--raft-entry-cache-bytes",
+	"ProduceBytes", "--produce-buffer-bytes",
+	"FetchBytes", "--fetch-buffer-bytes",
+)
 
 // Validate reports every invalid field.
 func (c Config) Validate() error {
@@ -195,6 +212,16 @@ func (c Config) Validate() error {
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("cluster config: %w", err))
+	}
+	// The per-replica fields are filled in when a replica opens; check the
+	// template's own settings (Raft timing, flags) before the node starts.
+	pc := c.Partition
+	pc.Group, pc.NodeID, pc.Dir = "template", "template", "template"
+	if err := pc.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("cluster config: %s", partitionFlagNames.Replace(err.Error())))
+	}
+	if err := c.PartitionMemory.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("cluster config: partition memory: %s", partitionFlagNames.Replace(err.Error())))
 	}
 	if err := c.Groups.Validate(); err != nil {
 		errs = append(errs, err)

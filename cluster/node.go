@@ -27,6 +27,7 @@ import (
 	"github.com/skiff-mq/skiff/cluster/metadata"
 	"github.com/skiff-mq/skiff/internal/certs"
 	"github.com/skiff-mq/skiff/internal/raftutil"
+	"github.com/skiff-mq/skiff/partition"
 	"github.com/skiff-mq/skiff/raftnet"
 )
 
@@ -45,6 +46,7 @@ type Node struct {
 	meta     *metaGroup
 	members  *membership.Membership
 	replicas *replicaSet
+	partNode *partition.Node // group commit and memory budgets of all replicas
 	groups   *consumergroup.Coordinator
 	// peerFailed holds, per node id, when a partition status probe of it
 	// last failed.
@@ -154,6 +156,12 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	if n.meta, err = openMetaGroup(filepath.Join(cfg.DataDir, "meta"), id, layer, cfg.Partition.Raft, n.logger); err != nil {
+		return err
+	}
+	if n.partNode, err = partition.NewNode(cfg.PartitionMemory); err != nil {
+		return err
+	}
+	if err := n.partNode.Register(n.reg); err != nil {
 		return err
 	}
 	n.replicas = newReplicaSet(n)
@@ -481,6 +489,9 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 		n.wg.Wait()
 		if n.replicas != nil {
 			errs = append(errs, n.replicas.closeAll())
+		}
+		if n.partNode != nil {
+			n.partNode.Close()
 		}
 		if n.meta != nil {
 			errs = append(errs, n.meta.close())

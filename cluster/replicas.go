@@ -213,6 +213,7 @@ func (s *replicaSet) open(key partitionKey, t *metadata.Topic) (*partition.Repli
 	cfg.Durability = d
 	cfg.Logger = s.n.logger
 	cfg.Registerer = s.n.reg
+	cfg.Node = s.n.partNode
 	layer, err := s.n.mux.StreamLayer(key.group())
 	if err != nil {
 		return nil, err

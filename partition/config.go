@@ -70,9 +70,19 @@ type RaftTiming struct {
 	// for snapshot installs). A stalled peer costs at most this long per
 	// RPC. Default 10s.
 	RPCTimeout time.Duration
-	// MaxAppendEntries caps entries per AppendEntries RPC; one entry is one
-	// batch, so large values amortise the RPC cost. Default 512.
+	// MaxAppendEntries caps the entries a leader loads for one
+	// AppendEntries; one entry is one batch. hashicorp/raft counts entries,
+	// not bytes, so this also bounds the leader's memory per follower
+	// (MaxAppendEntries times the largest batch) and the size of one WAL
+	// append on the leader (raft batches up to this many queued produces
+	// into one StoreLogs). Default 32.
 	MaxAppendEntries int
+	// MaxAppendBytes bounds one AppendEntries RPC on the wire: the
+	// transport splits a larger one into consecutive RPCs of at most this
+	// many bytes of entries (always at least one entry), which bounds the
+	// follower's decode buffer and a slow link's retransmit. Default (and
+	// when 0) 4 MiB.
+	MaxAppendBytes int
 }
 
 // DefaultRaftTiming returns the timers described on RaftTiming.
@@ -83,7 +93,8 @@ func DefaultRaftTiming() RaftTiming {
 		LeaderLeaseTimeout: 800 * time.Millisecond,
 		CommitTimeout:      20 * time.Millisecond,
 		RPCTimeout:         10 * time.Second,
-		MaxAppendEntries:   512,
+		MaxAppendEntries:   32,
+		MaxAppendBytes:     4 << 20,
 	}
 }
 
@@ -94,14 +105,23 @@ type Config struct {
 	Group string
 	// NodeID is this node's Raft server id. Required.
 	NodeID string
-	// Dir holds this replica's files: log/, raft-log.db, raft-stable.db,
-	// snapshots/. Required.
+	// Dir holds this replica's files: log/, raft-wal/ (the Raft log),
+	// raft-stable.db, snapshots/. A raft-log.db left by an older version is
+	// migrated into raft-wal/ on open. Required.
 	Dir string
 	// Log configures the segmented log (segment size, retention).
 	// Default log.DefaultConfig(); its Sync policy is managed by the replica.
 	Log log.Config
 	// Durability of acknowledged writes. Default DurabilityFsync.
 	Durability Durability
+	// RaftLogSegmentBytes is the size of one Raft log (WAL) segment file;
+	// files are preallocated, and whole segments are dropped once a
+	// snapshot covers them. Default (and when 0) 8 MiB.
+	RaftLogSegmentBytes int
+	// Node holds the resources every replica of a node shares: group
+	// commit of the Raft logs and the memory budgets (NewNode). Nil gives
+	// the replica a private one with DefaultMemoryConfig.
+	Node *Node
 	// Raft timers. Default DefaultRaftTiming().
 	Raft RaftTiming
 	// SnapshotThreshold is the number of Raft entries after which a snapshot
@@ -140,6 +160,7 @@ func DefaultConfig() Config {
 	return Config{
 		Log:                    log.DefaultConfig(),
 		Durability:             DurabilityFsync,
+		RaftLogSegmentBytes:    8 << 20,
 		Raft:                   DefaultRaftTiming(),
 		SnapshotThreshold:      8192,
 		SnapshotInterval:       30 * time.Second,
@@ -184,6 +205,12 @@ func (c Config) Validate() error {
 	}
 	if t.MaxAppendEntries < 1 || t.MaxAppendEntries > 1024 {
 		errs = append(errs, errors.New("partition config: Raft.MaxAppendEntries must be in [1, 1024]"))
+	}
+	if t.MaxAppendBytes != 0 && t.MaxAppendBytes < 64<<10 {
+		errs = append(errs, errors.New("partition config: Raft.MaxAppendBytes must be at least 64 KiB (0: the default)"))
+	}
+	if c.RaftLogSegmentBytes != 0 && (c.RaftLogSegmentBytes < 1<<20 || c.RaftLogSegmentBytes > 1<<30) {
+		errs = append(errs, errors.New("partition config: RaftLogSegmentBytes must be in [1 MiB, 1 GiB] (0: the default)"))
 	}
 	if c.SnapshotThreshold < 1 {
 		errs = append(errs, errors.New("partition config: SnapshotThreshold must be at least 1"))

@@ -19,8 +19,12 @@ func (r *Replica) crashForTest() {
 		raftutil.WaitFuture(ctx, r.raft.Shutdown())
 		r.metrics.unregister()
 		r.trans.Close()
+		r.cached.close()
 		r.logs.Close()
 		r.stable.Close()
+		if r.ownNode {
+			r.node.Close()
+		}
 		r.closeErr = ErrClosed
 	})
 }

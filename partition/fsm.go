@@ -159,8 +159,9 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 }
 
 func (f *fsm) applyAppend(l *raft.Log, batch []byte) *appendResult {
-	// raft-boltdb keeps no checksum of its own: the batch CRC is the only
-	// guard against an entry damaged at rest or in flight.
+	// The Raft WAL checks a CRC per append on disk, but an entry crosses the
+	// network in an AppendEntries with no checksum and sits in memory
+	// between: the batch CRC is the end-to-end guard.
 	h, err := record.Verify(batch)
 	if err != nil {
 		return &appendResult{Err: fmt.Errorf("%w: %v", ErrInvalidBatch, err)}

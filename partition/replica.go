@@ -31,8 +31,11 @@ type Replica struct {
 	raft    *raft.Raft
 	fsm     *fsm
 	trans   *raft.NetworkTransport
-	logs    *raftboltdb.BoltStore // Raft log; fsynced unless durability=replicated
+	logs    *raftLog              // Raft log; fsynced unless durability=replicated
+	cached  *cachedLogStore       // logs behind the node's entry cache
 	stable  *raftboltdb.BoltStore // term and vote; always fsynced
+	node    *Node                 // shared with the node's other replicas
+	ownNode bool                  // node was made by Open (no Config.Node) and is closed with r
 	snaps   *snapshotStore
 	metrics *metrics
 	pending *pendingWrites
@@ -86,6 +89,12 @@ const maxRaftBatch = 64 << 20
 
 func (r *Replica) open(layer raft.StreamLayer) error {
 	cfg := r.cfg
+	if cfg.RaftLogSegmentBytes == 0 {
+		cfg.RaftLogSegmentBytes = DefaultConfig().RaftLogSegmentBytes
+	}
+	if cfg.Raft.MaxAppendBytes == 0 {
+		cfg.Raft.MaxAppendBytes = DefaultRaftTiming().MaxAppendBytes
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return err
 	}
@@ -103,14 +112,19 @@ func (r *Replica) open(layer raft.StreamLayer) error {
 	if err != nil {
 		return err
 	}
-	r.logs, err = raftboltdb.New(raftboltdb.Options{
-		Path:   filepath.Join(cfg.Dir, "raft-log.db"),
-		NoSync: cfg.Durability == DurabilityReplicated,
-	})
+	r.node = cfg.Node
+	if r.node == nil {
+		if r.node, err = NewNode(DefaultMemoryConfig()); err != nil {
+			return err
+		}
+		r.ownNode = true
+	}
+	hlog := raftutil.NewHCLogger(r.logger)
+	r.logs, err = openRaftLog(cfg.Dir, cfg.RaftLogSegmentBytes, r.node.syncs, cfg.Durability == DurabilityReplicated, hlog)
 	if err != nil {
 		return fmt.Errorf("open raft log store: %w", err)
 	}
-	r.stable, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft-stable.db")})
+	r.stable, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, stableStoreDB)})
 	if err != nil {
 		return fmt.Errorf("open raft stable store: %w", err)
 	}
@@ -118,11 +132,8 @@ func (r *Replica) open(layer raft.StreamLayer) error {
 	if cfg.wrapLogStore != nil {
 		base = cfg.wrapLogStore(base)
 	}
-	logStore, err := raft.NewLogCache(1024, base)
-	if err != nil {
-		return err
-	}
-	hlog := raftutil.NewHCLogger(r.logger)
+	// The WAL is monotonic even when a test wrapper hides its IsMonotonic.
+	r.cached = r.node.cache.wrap(base, r.logs.IsMonotonic())
 	r.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  layer,
 		MaxPool: 3,
@@ -145,7 +156,7 @@ func (r *Replica) open(layer raft.StreamLayer) error {
 	rc.NotifyCh = r.notifyCh
 	rc.Logger = hlog
 	rc.NoLegacyTelemetry = true
-	r.raft, err = raft.NewRaft(rc, r.fsm, logStore, r.stable, r.snaps, raftutil.NoPipeline{NetworkTransport: r.trans})
+	r.raft, err = raft.NewRaft(rc, r.fsm, r.cached, r.stable, r.snaps, raftutil.NoPipeline{NetworkTransport: r.trans, MaxAppendBytes: cfg.Raft.MaxAppendBytes})
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
@@ -245,6 +256,7 @@ func (r *Replica) watchLeadership() {
 		case <-r.stop:
 			return
 		case leader := <-r.notifyCh:
+			r.cached.setLeading(leader)
 			if !leader {
 				r.readyTerm.Store(0)
 				continue
@@ -310,6 +322,7 @@ type PendingProduce struct {
 	done    func()
 	size    int
 	records int
+	budget  int64 // bytes of the node's produce budget held until Wait
 }
 
 // ProduceAsync validates batch and hands it to Raft, returning as soon as it
@@ -333,8 +346,22 @@ func (r *Replica) ProduceAsync(ctx context.Context, batch []byte, maxBatchBytes 
 			return p
 		}
 	}
+	// The node's produce budget bounds the bytes queued in Raft and not yet
+	// acknowledged; waiting for room is bounded by the caller's deadline,
+	// and a batch refused here never reached Raft.
+	bctx, cancel := context.WithTimeout(ctx, timeout)
+	p.budget, p.err = r.node.produce.acquire(bctx, int64(len(batch)))
+	cancel()
+	if p.err != nil {
+		p.err = fmt.Errorf("partition %s: waiting for produce memory budget: %w", r.cfg.Group, p.err)
+		return p
+	}
 	p.start = time.Now()
-	p.done = r.pending.add(p.start)
+	done := r.pending.add(p.start)
+	p.done = func() {
+		done()
+		r.node.produce.release(p.budget)
+	}
 	p.f = r.raft.Apply(encodeAppend(batch), timeout)
 	return p
 }
@@ -443,6 +470,7 @@ func (r *Replica) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 	if req.MaxBytes <= 0 {
 		req.MaxBytes = 1 << 20
 	}
+	req.MaxBytes = int(min(int64(req.MaxBytes), r.node.fetch.limit))
 	timer := closedTimer // no wait: answer at once
 	if req.MaxWait > 0 {
 		t := time.NewTimer(req.MaxWait)
@@ -454,7 +482,12 @@ func (r *Replica) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 		changed := lg.Changed()
 		hw := lg.NextOffset()
 		if req.Offset < hw {
+			held, err := r.node.fetch.acquire(ctx, int64(req.MaxBytes))
+			if err != nil {
+				return FetchResult{HighWatermark: hw, LogStartOffset: lg.LogStartOffset()}, err
+			}
 			data, err := lg.Read(req.Offset, req.MaxBytes)
+			r.node.fetch.release(held)
 			switch {
 			case errors.Is(err, log.ErrClosed):
 				// A snapshot install swapped the log; read the new one.
@@ -663,11 +696,17 @@ func (r *Replica) closeResources() error {
 			errs = append(errs, err)
 		}
 	}
+	if r.cached != nil {
+		r.cached.close()
+	}
 	if r.logs != nil {
 		errs = append(errs, r.logs.Close())
 	}
 	if r.stable != nil {
 		errs = append(errs, r.stable.Close())
+	}
+	if r.ownNode && r.node != nil {
+		r.node.Close()
 	}
 	return errors.Join(errs...)
 }

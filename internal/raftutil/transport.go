@@ -2,6 +2,9 @@ package raftutil
 
 import "github.com/hashicorp/raft"
 
+// entryOverhead approximates an entry's encoding beyond its payloads.
+const entryOverhead = 32
+
 // NoPipeline wraps a NetworkTransport so that replication never uses
 // hashicorp/raft's AppendEntries pipeline.
 //
@@ -16,8 +19,17 @@ import "github.com/hashicorp/raft"
 // production (grafana/pyroscope #5518). Without the pipeline each follower
 // gets one AppendEntries in flight, each carrying up to MaxAppendEntries
 // batches.
+//
+// It also bounds an AppendEntries on the wire by bytes, which hashicorp/raft
+// does not (MaxAppendEntries counts entries): when MaxAppendBytes > 0, a
+// request whose entries add up to more is sent as consecutive requests of
+// at most MaxAppendBytes each (at least one entry), each chained to the one
+// before by PrevLogEntry/PrevLogTerm, so the follower checks and appends
+// them exactly as it would the whole. The follower's decode buffer and the
+// bytes a broken link resends are bounded by MaxAppendBytes.
 type NoPipeline struct {
 	*raft.NetworkTransport
+	MaxAppendBytes int
 }
 
 var (
@@ -29,4 +41,56 @@ var (
 // AppendEntriesPipeline refuses, which makes raft replicate synchronously.
 func (NoPipeline) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
 	return nil, raft.ErrPipelineReplicationNotSupported
+}
+
+// AppendEntries sends args, split by MaxAppendBytes (see NoPipeline).
+func (t NoPipeline) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	chunks := SplitEntries(args.Entries, t.MaxAppendBytes)
+	if len(chunks) <= 1 {
+		return t.NetworkTransport.AppendEntries(id, target, args, resp)
+	}
+	for i, chunk := range chunks {
+		req := *args
+		req.Entries = chunk
+		if i > 0 {
+			prev := chunks[i-1][len(chunks[i-1])-1]
+			req.PrevLogEntry, req.PrevLogTerm = prev.Index, prev.Term
+		}
+		var r raft.AppendEntriesResponse
+		if err := t.NetworkTransport.AppendEntries(id, target, &req, &r); err != nil {
+			return err
+		}
+		*resp = r
+		// A refusal or a newer term ends the exchange: the leader reacts to
+		// it as to a refusal of the whole request (it resends from an
+		// earlier index or steps down); what the follower already accepted
+		// matches the leader's log and is checked again on resend.
+		if !r.Success || r.Term > args.Term {
+			return nil
+		}
+	}
+	return nil
+}
+
+// SplitEntries cuts entries into consecutive runs of at most maxBytes of
+// payload each (a run holds at least one entry); maxBytes <= 0 means no
+// limit.
+func SplitEntries(entries []*raft.Log, maxBytes int) [][]*raft.Log {
+	if len(entries) == 0 {
+		return nil
+	}
+	if maxBytes <= 0 {
+		return [][]*raft.Log{entries}
+	}
+	var out [][]*raft.Log
+	start, size := 0, 0
+	for i, e := range entries {
+		n := len(e.Data) + len(e.Extensions) + entryOverhead
+		if i > start && size+n > maxBytes {
+			out = append(out, entries[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	return append(out, entries[start:])
 }
