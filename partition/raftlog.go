@@ -119,20 +119,9 @@ func migrateBoltLog(legacy, walDir string, segmentBytes int, group *SyncGroup, l
 	if err := os.Remove(legacy); err != nil {
 		return err
 	}
-	return syncDirPath(filepath.Dir(legacy))
+	return syncDir(filepath.Dir(legacy))
 }
 
-func syncDirPath(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
 
 // groupSyncFS is raft-wal's file system with every Sync routed through the
 // node's SyncGroup (or skipped, for durability=replicated).

@@ -113,6 +113,14 @@ class _Backoff:
         self._next = min(2 * self._next, 1.0)
         return d / 2 + random.random() * d / 2
 
+    def wait(self, deadline: float, err: Exception) -> None:
+        """Sleeps the next delay, cut at deadline; raises err when the
+        deadline has passed already."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise err
+        time.sleep(min(self.delay(), left))
+
 
 class Client:
     """A connection to a Skiff cluster.
@@ -258,10 +266,7 @@ class Client:
                     if not (e.retriable or isinstance(e, errors.NotLeaderError)):
                         raise
                     last = e
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise last or errors.RequestTimeoutError("no broker answered before the deadline")
-            time.sleep(min(bo.delay(), left))
+            bo.wait(deadline, last or errors.RequestTimeoutError("no broker answered before the deadline"))
 
     # ---- metadata ----
 
@@ -345,10 +350,7 @@ class Client:
                     raise
                 err = e
                 refresh = True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise err
-            time.sleep(min(bo.delay(), left))
+            bo.wait(deadline, err)
 
     # ---- coordinators ----
 
@@ -378,10 +380,7 @@ class Client:
             except (errors.NotCoordinatorError, errors.UnavailableError, errors.RequestTimeoutError) as e:
                 err = e
                 refresh = True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise err
-            time.sleep(min(bo.delay(), left))
+            bo.wait(deadline, err)
 
     # ---- offsets and reads ----
 
