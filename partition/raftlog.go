@@ -122,7 +122,6 @@ func migrateBoltLog(legacy, walDir string, segmentBytes int, group *SyncGroup, l
 	return syncDir(filepath.Dir(legacy))
 }
 
-
 // groupSyncFS is raft-wal's file system with every Sync routed through the
 // node's SyncGroup (or skipped, for durability=replicated).
 type groupSyncFS struct {
