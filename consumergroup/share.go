@@ -42,6 +42,10 @@ type ShareFetchRequest struct {
 	// records are selected (Kafka's KIP-932 piggybacking); their results
 	// are in the response, in order.
 	Acks []ShareAck
+	// MayRead, when set, bounds what Pattern resolves to: topics it
+	// rejects are not fetched from (the caller's read permission; named
+	// Topics are checked before the request gets here). nil: all topics.
+	MayRead func(topic string) bool
 }
 
 // Bounds of a share fetch.
@@ -195,6 +199,9 @@ func (c *Coordinator) subscribedPartitions(req *ShareFetchRequest, matcher Match
 	var names []string
 	if matcher != nil {
 		names = MatchTopics(matcher, slices.Collect(maps.Keys(topics)))
+		if req.MayRead != nil {
+			names = slices.DeleteFunc(names, func(t string) bool { return !req.MayRead(t) })
+		}
 	} else {
 		for _, t := range req.Topics {
 			if _, ok := topics[t]; ok {

@@ -63,7 +63,7 @@ func (h *shareService) ShareFetch(ctx context.Context, req *skiffpb.ShareFetchRe
 	resp, err := c.ShareFetch(ctx, consumergroup.ShareFetchRequest{Group: req.Group, MemberID: req.MemberId, Topics: req.Topics,
 		Pattern: req.Pattern, MaxRecords: int(req.MaxRecords), MaxBytes: int(req.MaxBytes),
 		MaxWait: time.Duration(req.MaxWaitMs) * time.Millisecond, ClientID: req.ClientId, ClientHost: peerHost(ctx),
-		Acks: fromPBShareAcks(req.Acks)})
+		Acks: fromPBShareAcks(req.Acks), MayRead: h.s.authz.topicReader(ctx)})
 	if err != nil {
 		return nil, err
 	}
