@@ -69,7 +69,7 @@ func newBenchCommand(o *clientOptions) *cobra.Command {
 				}
 				return runShareBench(cmd, o, bo, sb)
 			}
-			for _, name := range []string{"members", "ack-mode", "fetch-records", "share-timeout"} {
+			for _, name := range []string{"members", "ack-mode", "fetch-records", "share-timeout", "key-ordered"} {
 				if cmd.Flags().Changed(name) {
 					return fmt.Errorf("--%s applies to bench share only", name)
 				}
@@ -94,6 +94,7 @@ func newBenchCommand(o *clientOptions) *cobra.Command {
 	f.StringVar(&sb.ackMode, "ack-mode", "batch", "share: batch (acks ride on the next fetch) or sync (an Acknowledge call per fetched batch)")
 	f.IntVar(&sb.maxRecords, "fetch-records", 1000, "share: records one fetch may take")
 	f.DurationVar(&sb.timeout, "share-timeout", 10*time.Minute, "share: give up when not every record is acked by then")
+	f.BoolVar(&sb.keyOrdered, "key-ordered", true, "share: the group's key.ordered (false: records of one key may be in flight at once, as in a JetStream work queue)")
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ type shareBenchOptions struct {
 	ackMode    string // batch or sync
 	maxRecords int    // records per fetch
 	timeout    time.Duration
+	keyOrdered bool // the group's key.ordered: at most one record of a key in flight
 }
 
 // shareBenchResult is the JSON output of `skiff bench share`; the field
@@ -43,6 +45,7 @@ type shareBenchResult struct {
 	Keys            int     `json:"keys"`
 	Partitions      int     `json:"partitions"`
 	AckMode         string  `json:"ack_mode"`
+	KeyOrdered      bool    `json:"key_ordered"`
 	Topic           string  `json:"topic"`
 	ProduceRecsPerS float64 `json:"produce_records_per_sec"`
 }
@@ -151,6 +154,11 @@ func runShareBench(cmd *cobra.Command, o *clientOptions, bo *benchOptions, sb *s
 	}
 	pelapsed := time.Since(pstart)
 
+	// The group is named after the topic: set its ordering before any
+	// member joins.
+	if _, err := c.AlterShareGroup(ctx, run.topic, map[string]string{"key.ordered": strconv.FormatBool(sb.keyOrdered)}, false); err != nil {
+		return fmt.Errorf("configure share group %s: %w", run.topic, err)
+	}
 	l := newShareLedger(int64(run.records))
 	ctx, cancel := context.WithTimeout(ctx, sb.timeout)
 	defer cancel()
@@ -263,7 +271,7 @@ func summarizeShareBench(bo *benchOptions, sb *shareBenchOptions, l *shareLedger
 	defer l.mu.Unlock()
 	res := shareBenchResult{Mode: "share", Records: int64(bo.records), Acked: l.unique.Load(), Seconds: elapsed.Seconds(),
 		Redeliveries: l.redeliveries.Load(), Duplicates: l.dups, AckErrors: l.ackErrors.Load(), Members: sb.members,
-		Keys: bo.keys, Partitions: bo.partitions, AckMode: sb.ackMode, Topic: bo.topic}
+		Keys: bo.keys, Partitions: bo.partitions, AckMode: sb.ackMode, KeyOrdered: sb.keyOrdered, Topic: bo.topic}
 	if res.Seconds > 0 {
 		res.RecordsPerS = float64(res.Acked) / res.Seconds
 	}
@@ -283,8 +291,12 @@ func summarizeShareBench(bo *benchOptions, sb *shareBenchOptions, l *shareLedger
 }
 
 func printShareBench(w io.Writer, r shareBenchResult) {
-	fmt.Fprintf(w, "share: %d of %d records acked in %.2fs: %.0f records/s (%d members, %d keys, %d partitions, %s acks)\n",
-		r.Acked, r.Records, r.Seconds, r.RecordsPerS, r.Members, r.Keys, r.Partitions, r.AckMode)
+	ordering := "key-ordered"
+	if !r.KeyOrdered {
+		ordering = "unordered"
+	}
+	fmt.Fprintf(w, "share: %d of %d records acked in %.2fs: %.0f records/s (%d members, %d keys, %d partitions, %s acks, %s)\n",
+		r.Acked, r.Records, r.Seconds, r.RecordsPerS, r.Members, r.Keys, r.Partitions, r.AckMode, ordering)
 	fmt.Fprintf(w, "latency (delivery to ack committed): p50 %.2fms  p99 %.2fms  max %.2fms\n", r.LatencyP50, r.LatencyP99, r.LatencyMax)
 	fmt.Fprintf(w, "redeliveries: %d  duplicates: %d  ack errors: %d\n", r.Redeliveries, r.Duplicates, r.AckErrors)
 	if r.FirstError != "" {

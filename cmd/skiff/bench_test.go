@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -33,9 +34,13 @@ func testBench(t *testing.T, c *cli) {
 // testBenchShare runs `skiff bench share` in both ack modes: every record
 // acked once, figures present.
 func testBenchShare(t *testing.T, c *cli) {
-	for _, mode := range []string{"batch", "sync"} {
+	for _, tc := range []struct {
+		mode    string
+		ordered bool
+	}{{"batch", true}, {"sync", true}, {"batch", false}} {
+		mode := tc.mode
 		out := c.mustRun(t, "", "bench", "share", "--topic", "benchshare", "--records", "3000", "--keys", "100",
-			"--partitions", "3", "--members", "3", "--ack-mode", mode, "-o", "json")
+			"--partitions", "3", "--members", "3", "--ack-mode", mode, "--key-ordered="+strconv.FormatBool(tc.ordered), "-o", "json")
 		var res map[string]any
 		if err := json.Unmarshal([]byte(out), &res); err != nil {
 			t.Fatalf("%s: %v in %q", mode, err, out)
@@ -46,7 +51,8 @@ func testBenchShare(t *testing.T, c *cli) {
 			}
 		}
 		if res["acked"] != float64(3000) || res["duplicates"] != float64(0) || res["records_per_sec"].(float64) <= 0 ||
-			res["latency_p50_ms"].(float64) <= 0 || res["latency_p99_ms"].(float64) < res["latency_p50_ms"].(float64) || res["ack_mode"] != mode {
+			res["latency_p50_ms"].(float64) <= 0 || res["latency_p99_ms"].(float64) < res["latency_p50_ms"].(float64) || res["ack_mode"] != mode ||
+			res["key_ordered"] != tc.ordered {
 			t.Fatalf("%s: %v", mode, res)
 		}
 	}
