@@ -6,6 +6,7 @@
 #   scripts/bench-vs-jetstream.sh [--skiff [LABEL=]BIN ...] [--nats-server BIN] [--nats BIN]
 #                                 [--records-100 N] [--records-1k N]
 #                                 [--partitions "1 6"] [--no-jetstream] [--idle]
+#                                 [--share N]
 #
 # Every case starts fresh servers in a temporary directory (loopback ports
 # 196xx/197xx), runs one benchmark client, and prints one table row:
@@ -18,6 +19,16 @@
 # RSS is each server's VmHWM after the run. --idle instead starts Skiff,
 # creates a topic of 100 partitions (RF 3), waits 30s, and prints each node's
 # RSS.
+#
+# --share N instead measures work queues (issue 14): N records of 100 B
+# (1,000 keys, 6 partitions, RF 3) are produced, then 3 members take and
+# acknowledge every one. Skiff: `skiff bench share --members 3 --keys 1000`
+# with the share group key-ordered (its default: one record of a key in
+# flight at a time) and unordered. JetStream: an R3 file stream filled with
+# `nats bench js pub async`, then `nats bench js consume --acks=explicit
+# --clients 3` on a durable consumer, once with the servers' default sync
+# interval and once with `sync_interval: always` (an fsync per write, as
+# Skiff's durability=fsync). records/s counts the consuming phase only.
 #
 # --skiff may be given several times (e.g. --skiff before=/tmp/skiff-main
 # --skiff after=bin/skiff): every case then runs each binary in turn, one
@@ -44,6 +55,7 @@ REC1K=300000
 PARTS="1 6"
 JETSTREAM=1
 IDLE=0
+SHARE=0
 while [ $# -gt 0 ]; do
   case $1 in
     --skiff) SKIFFS+=("$2"); shift 2 ;;
@@ -54,6 +66,7 @@ while [ $# -gt 0 ]; do
     --partitions) PARTS=$2; shift 2 ;;
     --no-jetstream) JETSTREAM=0; shift ;;
     --idle) IDLE=1; shift ;;
+    --share) SHARE=$2; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -119,12 +132,16 @@ start_skiff() {
   for i in 1 2 3; do wait_http "http://127.0.0.1:196${i}3/readyz" 60; done
 }
 
-start_nats() {
+start_nats() { # start_nats [always]: always sets sync_interval: always
   SERVERS=()
-  local i
+  local i conf=()
+  if [ "${1:-}" = always ]; then
+    printf 'jetstream { sync_interval: always }\n' >"$WORK/nats-always.conf"
+    conf=(-c "$WORK/nats-always.conf")
+  fi
   for i in 1 2 3; do
     mkdir -p "$WORK/nats-$i"
-    "$NATS_SERVER" -n "n$i" -p "197${i}0" -cluster "nats://127.0.0.1:197${i}1" -cluster_name bench \
+    "$NATS_SERVER" "${conf[@]}" -n "n$i" -p "197${i}0" -cluster "nats://127.0.0.1:197${i}1" -cluster_name bench \
       -routes "nats://127.0.0.1:19711,nats://127.0.0.1:19721,nats://127.0.0.1:19731" \
       -js -sd "$WORK/nats-$i" -m "197${i}3" >"$WORK/nats-$i.log" 2>&1 &
     SERVERS+=($!)
@@ -145,7 +162,7 @@ row() { # row SYSTEM SIZE PARTS RECORDS RECS_PER_S MB_PER_S TICKS
   cpu_s=$(awk -v t="$7" -v hz="$TICKS" 'BEGIN { printf "%.1f", t / hz }')
   per_m=$(awk -v t="$7" -v hz="$TICKS" -v n="$4" 'BEGIN { printf "%.1f", t / hz / (n / 1e6) }')
   for p in "${SERVERS[@]}"; do hwm="$hwm$(hwm_mb "$p") "; done
-  printf '%-12s %5s %5s %10s %7s %9s %s(CPU %ss)\n' "$1" "$2" "$3" "$5" "$6" "$per_m" "$hwm" "$cpu_s"
+  printf '%-24s %5s %5s %10s %7s %9s %s(CPU %ss)\n' "$1" "$2" "$3" "$5" "$6" "$per_m" "$hwm" "$cpu_s"
 }
 
 skiff_case() { # skiff_case SIZE PARTS RECORDS
@@ -189,6 +206,62 @@ nats_case() { # nats_case SIZE RECORDS
   row jetstream "$1" 1 "$2" "$rps" "$mbs" $((t1 - t0))
   stop_servers
 }
+
+share_skiff_case() { # share_skiff_case ORDERED RECORDS
+  start_skiff
+  local t0 t1 out rps lat
+  t0=$(cpu_ticks "${SERVERS[@]}")
+  out=$("$SKIFF" bench share --brokers 127.0.0.1:19610,127.0.0.1:19620,127.0.0.1:19630 --topic benchq \
+    --partitions 6 --replication 3 --record-size 100 --records "$2" --keys 1000 --members 3 \
+    --key-ordered="$1" -o json 2>/dev/null | tail -1)
+  t1=$(cpu_ticks "${SERVERS[@]}")
+  rps=$(jq -r '.records_per_sec | floor' <<<"$out" 2>/dev/null || true)
+  [ -n "$rps" ] && [ "$rps" != null ] || { echo "skiff bench share produced no result: $out; logs in $WORK" >&2; exit 1; }
+  lat=$(jq -r '"p50 \(.latency_p50_ms)ms p99 \(.latency_p99_ms)ms, \(.redeliveries) redeliveries, \(.duplicates) duplicates"' <<<"$out")
+  local label=key-ordered
+  [ "$1" = true ] || label=unordered
+  row "$LABEL $label" 100 6 "$2" "$rps" - $((t1 - t0))
+  echo "             ($lat)"
+  stop_servers
+}
+
+share_nats_case() { # share_nats_case default|always RECORDS
+  start_nats "$1"
+  local t0 t1 out line rps deadline=$((SECONDS + 60))
+  local urls=nats://127.0.0.1:19710,nats://127.0.0.1:19720,nats://127.0.0.1:19730
+  until "$NATS" --server nats://127.0.0.1:19710 stream add benchq --subjects benchq \
+    --replicas 3 --storage file --max-bytes 8GB --defaults >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || { echo "JetStream stream could not be created" >&2; exit 1; }
+    sleep 1
+  done
+  "$NATS" --server "$urls" bench js pub async benchq --stream benchq --size 100 --msgs "$2" \
+    --clients 4 --batch 100 --no-progress >/dev/null 2>&1
+  t0=$(cpu_ticks "${SERVERS[@]}")
+  out=$("$NATS" --server "$urls" bench js consume --stream benchq --acks=explicit --clients 3 \
+    --msgs "$2" --no-progress 2>&1)
+  t1=$(cpu_ticks "${SERVERS[@]}")
+  line=$(grep -E 'msgs/sec' <<<"$out" | head -1 || true)
+  [ -n "$line" ] || { echo "nats bench output not understood:" >&2; echo "$out" >&2; exit 1; }
+  rps=$(sed -E 's/.* ([0-9,]+) msgs\/sec.*/\1/' <<<"$line" | tr -d ,)
+  row "jetstream sync-$1" 100 1 "$2" "$rps" - $((t1 - t0))
+  stop_servers
+}
+
+if [ "$SHARE" -gt 0 ]; then
+  command -v jq >/dev/null || { echo "--share needs jq" >&2; exit 1; }
+  printf '%-24s %5s %5s %10s %7s %9s %s\n' system record parts records/s MB/s CPU-s/1M "peak RSS MB per node"
+  for s in "${SKIFFS[@]}"; do
+    use_skiff "$s"
+    share_skiff_case true "$SHARE"
+    share_skiff_case false "$SHARE"
+  done
+  if [ "$JETSTREAM" = 1 ]; then
+    [ -x "$NATS_SERVER" ] && [ -x "$NATS" ] || { echo "nats-server and nats not found (see --help)" >&2; exit 1; }
+    share_nats_case default "$SHARE"
+    share_nats_case always "$SHARE"
+  fi
+  exit 0
+fi
 
 if [ "$IDLE" = 1 ]; then
   for s in "${SKIFFS[@]}"; do
