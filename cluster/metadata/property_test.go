@@ -56,7 +56,8 @@ func genSet(t *rapid.T) map[string]string {
 		valid := map[string][]string{
 			"retention.ms": {"-1", "1000"}, "retention.bytes": {"-1", "0", "4096"},
 			"segment.bytes": {"1048576", "2097152"}, "max.message.bytes": {"1024", "2048"},
-			"durability": {"fsync", "replicated"}, "cleanup.policy": {"delete", "compact"},
+			"durability": {"fsync", "replicated"}, "cleanup.policy": {"delete"},
+			"max.messages": {"-1", "1000"}, "max.bytes": {"-1", "1048576"}, "overflow.policy": {"reject", "drop-oldest"},
 		}
 		set := map[string]string{}
 		for _, k := range rapid.SliceOfNDistinct(rapid.SampledFrom(ConfigKeys()), 0, 3, rapid.ID).Draw(t, "validKeys") {

@@ -16,6 +16,22 @@ const (
 	DurabilityReplicated = "replicated"
 	CleanupDelete        = "delete"
 	CleanupCompact       = "compact"
+	// CleanupCompactDelete is Kafka's "compact,delete": compacted, and
+	// old segments deleted by retention as well.
+	CleanupCompactDelete = "compact,delete"
+)
+
+// Values of TopicConfig.OverflowPolicy: what a bounded topic (max.messages,
+// max.bytes) does when a batch would take it past a bound.
+const (
+	// OverflowReject refuses the batch (RESOURCE_EXHAUSTED), writing nothing.
+	OverflowReject = "reject"
+	// OverflowDropOldest advances the log start past the oldest records,
+	// like a ring buffer.
+	OverflowDropOldest = "drop-oldest"
+	// OverflowRejectUnacked counts the records the topic's share groups
+	// have not finished. Refused until it is built.
+	OverflowRejectUnacked = "reject-unacked"
 )
 
 // Defaults and bounds of the topic configuration keys.
@@ -64,12 +80,35 @@ type TopicConfig struct {
 	// fsynced on a majority) or "replicated" (held in memory by a majority,
 	// like Kafka's default). See partition.Durability.
 	Durability string `json:"durability"`
-	// CleanupPolicy ("cleanup.policy"): "delete" (default) or "compact".
-	// "compact" is accepted and stored so that topics can be declared for
-	// it now, but compaction is not implemented yet: such topics are
-	// retained like "delete" ones.
+	// CleanupPolicy ("cleanup.policy"): "delete" (default). "compact" and
+	// "compact,delete" are known values but ParseTopicConfig refuses them
+	// until the log cleaner is built, so no request can set a policy that
+	// the log would silently ignore. (Topics stored with "compact" by an
+	// older version keep it and are retained like "delete" ones.)
 	CleanupPolicy string `json:"cleanup.policy"`
+	// MaxMessages ("max.messages"): the most records a partition holds,
+	// counted from its log start to its end; 0 = unbounded (the key reads
+	// and accepts -1 for that). What happens at the bound is
+	// OverflowPolicy. Default unbounded.
+	MaxMessages int64 `json:"max.messages,omitempty"`
+	// MaxBytes ("max.bytes"): the most record-batch bytes a partition
+	// holds; 0 = unbounded (shown as -1). Default unbounded.
+	MaxBytes int64 `json:"max.bytes,omitempty"`
+	// OverflowPolicy ("overflow.policy"): "reject" (default; "" means it)
+	// or "drop-oldest". "reject-unacked" is known but refused until built.
+	OverflowPolicy string `json:"overflow.policy,omitempty"`
 }
+
+// Overflow returns the overflow policy, "reject" when unset.
+func (c TopicConfig) Overflow() string {
+	if c.OverflowPolicy == "" {
+		return OverflowReject
+	}
+	return c.OverflowPolicy
+}
+
+// Bounded reports whether max.messages or max.bytes is set.
+func (c TopicConfig) Bounded() bool { return c.MaxMessages > 0 || c.MaxBytes > 0 }
 
 // DefaultTopicConfig returns the documented defaults.
 func DefaultTopicConfig() TopicConfig {
@@ -102,8 +141,8 @@ func configKeys() []configKey {
 			name: "cleanup.policy",
 			get:  func(c TopicConfig) string { return c.CleanupPolicy },
 			set: func(c *TopicConfig, v string) string {
-				if v != CleanupDelete && v != CleanupCompact {
-					return "want delete or compact"
+				if v != CleanupDelete && v != CleanupCompact && v != CleanupCompactDelete {
+					return "want delete, compact or compact,delete"
 				}
 				c.CleanupPolicy = v
 				return ""
@@ -121,12 +160,45 @@ func configKeys() []configKey {
 			},
 		},
 		{
+			name: "max.bytes",
+			get:  func(c TopicConfig) string { return formatBound(c.MaxBytes) },
+			set: func(c *TopicConfig, v string) string {
+				n, reason := parseBound(v)
+				c.MaxBytes = n
+				return reason
+			},
+		},
+		{
 			name: "max.message.bytes",
 			get:  func(c TopicConfig) string { return strconv.Itoa(c.MaxMessageBytes) },
 			set: func(c *TopicConfig, v string) string {
 				n, reason := parseInt(v, MinMaxMessageBytes, MaxMaxMessageBytes, false)
 				c.MaxMessageBytes = int(n)
 				return reason
+			},
+		},
+		{
+			name: "max.messages",
+			get:  func(c TopicConfig) string { return formatBound(c.MaxMessages) },
+			set: func(c *TopicConfig, v string) string {
+				n, reason := parseBound(v)
+				c.MaxMessages = n
+				return reason
+			},
+		},
+		{
+			name: "overflow.policy",
+			get:  func(c TopicConfig) string { return c.Overflow() },
+			set: func(c *TopicConfig, v string) string {
+				switch v {
+				case OverflowReject:
+					c.OverflowPolicy = "" // the default, stored as absent
+				case OverflowDropOldest, OverflowRejectUnacked:
+					c.OverflowPolicy = v
+				default:
+					return "want reject, drop-oldest or reject-unacked"
+				}
+				return ""
 			},
 		},
 		{
@@ -160,6 +232,36 @@ func configKeys() []configKey {
 			},
 		},
 	}
+}
+
+// parseBound parses a max.messages or max.bytes value: -1 (unbounded,
+// stored as 0) or a positive integer.
+func parseBound(v string) (int64, string) {
+	n, reason := parseInt(v, 1, math.MaxInt64, true)
+	if reason != "" || n == -1 {
+		return 0, reason
+	}
+	return n, ""
+}
+
+func formatBound(n int64) string {
+	if n <= 0 {
+		return "-1"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// notBuilt refuses values, among those a request sets (kv), that name a
+// feature this version does not have: a setting the server accepts must do
+// what it says.
+func notBuilt(c TopicConfig, kv map[string]string) error {
+	if _, set := kv["cleanup.policy"]; set && c.CleanupPolicy != CleanupDelete {
+		return invalid("config.cleanup.policy", "%q is not supported yet: log compaction is not built in this version; use delete (time and size retention)", c.CleanupPolicy)
+	}
+	if _, set := kv["overflow.policy"]; set && c.OverflowPolicy == OverflowRejectUnacked {
+		return invalid("config.overflow.policy", "%q is not supported yet; use reject or drop-oldest", c.OverflowPolicy)
+	}
+	return nil
 }
 
 // parseInt parses a decimal integer in [lo, hi], or -1 when unlimited is
@@ -218,6 +320,9 @@ func ParseTopicConfig(base TopicConfig, kv map[string]string) (TopicConfig, erro
 		if reason := ck.set(&c, kv[k]); reason != "" {
 			return base, invalid("config."+k, "%s", reason)
 		}
+	}
+	if err := notBuilt(c, kv); err != nil {
+		return base, err
 	}
 	return c, nil
 }
