@@ -10,6 +10,12 @@ const (
 	// opAppend carries one encoded record batch, exactly as the producer
 	// built it (base offset and leader epoch are stamped when applied).
 	opAppend byte = 1
+	// opAppendDropOldest carries a batch of a drop-oldest bounded topic:
+	// uvarint max.messages, uvarint max.bytes (0 = unbounded), then the
+	// batch. After appending, every replica advances its log start so the
+	// partition holds at most that many records and bytes: the bounds
+	// travel with the entry, so replicas never disagree on what to drop.
+	opAppendDropOldest byte = 2
 )
 
 func encodeAppend(batch []byte) []byte {

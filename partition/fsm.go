@@ -55,6 +55,10 @@ type fsm struct {
 
 	appliedIndex atomic.Uint64
 
+	// inflight is the leader's count of batches queued in Raft and not yet
+	// in the log (bounds.go); Apply settles them under its mutex.
+	inflight inflight
+
 	// snapshotMu keeps retention from deleting segment files while a snapshot
 	// is linking them.
 	snapshotMu sync.Mutex
@@ -152,10 +156,76 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 	}
 	switch l.Data[0] {
 	case opAppend:
-		return f.applyAppend(l, l.Data[1:])
+		return f.applyCounted(l, l.Data[1:], 0, 0)
+	case opAppendDropOldest:
+		maxMessages, maxBytes, batch, err := decodeBoundedAppend(l.Data[1:])
+		if err != nil {
+			return &appendResult{Err: err}
+		}
+		return f.applyCounted(l, batch, maxMessages, maxBytes)
 	default:
 		return &appendResult{Err: errUnknownCommand(l.Data[0])}
 	}
+}
+
+// applyCounted applies an append and, in the same critical section,
+// settles the leader's reservation of it (bounds.go), then keeps a
+// drop-oldest partition within its bounds.
+func (f *fsm) applyCounted(l *raft.Log, batch []byte, maxMessages, maxBytes int64) *appendResult {
+	f.inflight.mu.Lock()
+	res := f.applyAppend(l, batch)
+	if h, err := record.ParseHeader(batch); err == nil {
+		f.inflight.settleLocked(l.Term, int64(h.RecordCount), int64(len(batch)))
+	}
+	f.inflight.mu.Unlock()
+	if res.Err == nil && !res.Duplicate && (maxMessages > 0 || maxBytes > 0) {
+		if err := f.dropOldest(res.LastOffset+1, maxMessages, maxBytes); err != nil {
+			// The start is a pure function of the entries: a replica that
+			// cannot move it would serve records its peers dropped.
+			err = fmt.Errorf("drop oldest at raft index %d: %w", l.Index, err)
+			f.fatal(err)
+			return &appendResult{Err: err}
+		}
+	}
+	return res
+}
+
+// dropOldest advances the log start so that the records up to end (the
+// offset after the batch just applied) number at most maxMessages and take
+// at most maxBytes (0 = unbounded). It depends only on the entries applied,
+// so every replica drops the same records. The byte bound is measured at
+// the log's end, so while replaying entries whose batches are already in
+// the log (after a restart) it is applied only by the newest one.
+func (f *fsm) dropOldest(end, maxMessages, maxBytes int64) error {
+	lg := f.log()
+	var start int64
+	if maxMessages > 0 {
+		start = end - maxMessages
+	}
+	if maxBytes > 0 && end == lg.NextOffset() {
+		s, err := lg.StartKeepingBytes(maxBytes)
+		if err != nil {
+			return err
+		}
+		start = max(start, s)
+	}
+	if start <= lg.LogStartOffset() {
+		return nil
+	}
+	if err := lg.AdvanceStart(start); err != nil {
+		return err
+	}
+	// Delete the files of segments now wholly below the start, unless a
+	// snapshot is linking them (retention deletes them later then): the
+	// FSM must not wait for a snapshot to stream.
+	if f.snapshotMu.TryLock() {
+		_, err := lg.DeleteBefore(lg.LogStartOffset())
+		f.snapshotMu.Unlock()
+		if err != nil {
+			f.logger.Warn("delete segments below the log start", "error", err)
+		}
+	}
+	return nil
 }
 
 func (f *fsm) applyAppend(l *raft.Log, batch []byte) *appendResult {
@@ -335,6 +405,12 @@ func (f *fsm) installLog(snapDir string, m *manifest) (*log.Log, error) {
 	if lg.NextOffset() != m.NextOffset {
 		lg.Close()
 		return nil, fmt.Errorf("%w: installed log ends at offset %d, manifest says %d", ErrSnapshotCorrupt, lg.NextOffset(), m.NextOffset)
+	}
+	// A drop-oldest partition's start lies inside the snapshot's first
+	// segment; the manifest carries it.
+	if err := lg.AdvanceStart(m.LogStartOffset); err != nil {
+		lg.Close()
+		return nil, err
 	}
 	return lg, nil
 }

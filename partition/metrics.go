@@ -100,6 +100,8 @@ func (m *metrics) produceError(err error) {
 		reason = "invalid_batch"
 	case errors.Is(err, ErrIndeterminate):
 		reason = "indeterminate"
+	case errors.Is(err, ErrFull):
+		reason = "full"
 	}
 	m.appendErrors.WithLabelValues(reason).Inc()
 }

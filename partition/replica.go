@@ -40,6 +40,7 @@ type Replica struct {
 	metrics *metrics
 	pending *pendingWrites
 	peers   peerHealth
+	bounds  atomic.Pointer[Bounds] // set by SetBounds; nil = unbounded
 
 	// readyTerm is the term in which this replica, as leader, has committed
 	// a barrier; it serves leader-only requests only while it equals the
@@ -322,7 +323,8 @@ type PendingProduce struct {
 	done    func()
 	size    int
 	records int
-	budget  int64 // bytes of the node's produce budget held until Wait
+	budget  int64  // bytes of the node's produce budget held until Wait
+	term    uint64 // the leader term the batch was reserved in (bounds.go)
 }
 
 // ProduceAsync validates batch and hands it to Raft, returning as soon as it
@@ -356,13 +358,21 @@ func (r *Replica) ProduceAsync(ctx context.Context, batch []byte, maxBatchBytes 
 		p.err = fmt.Errorf("partition %s: waiting for produce memory budget: %w", r.cfg.Group, p.err)
 		return p
 	}
+	p.term = r.readyTerm.Load()
+	cmd, err := r.admit(p.term, batch, int64(p.records))
+	if err != nil {
+		r.node.produce.release(p.budget)
+		r.metrics.produceError(err)
+		p.err = err
+		return p
+	}
 	p.start = time.Now()
 	done := r.pending.add(p.start)
 	p.done = func() {
 		done()
 		r.node.produce.release(p.budget)
 	}
-	p.f = r.raft.Apply(encodeAppend(batch), timeout)
+	p.f = r.raft.Apply(cmd, timeout)
 	return p
 }
 
@@ -375,6 +385,10 @@ func (p *PendingProduce) Wait(ctx context.Context) (ProduceResult, error) {
 	defer p.done()
 	r := p.r
 	if err := raftutil.WaitFuture(ctx, p.f); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrEnqueueTimeout) {
+			// Never entered the log: the FSM will not settle it.
+			r.release(p.term, int64(p.records), int64(p.size))
+		}
 		err = classifyApplyError(err, r)
 		r.metrics.produceError(err)
 		return ProduceResult{}, err

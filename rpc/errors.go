@@ -64,6 +64,7 @@ const (
 	ReasonUserExists          = "USER_EXISTS"
 	ReasonUnknownQuota        = "UNKNOWN_QUOTA"
 	ReasonListenerNotFound    = "LISTENER_NOT_FOUND"
+	ReasonTopicFull           = "TOPIC_FULL"
 )
 
 // errShuttingDown ends long-lived calls when the server stops.
@@ -106,6 +107,7 @@ func invalid(field, format string, args ...any) error {
 //	invalid batch (partition, record errors)      INVALID_ARGUMENT     BadRequest{"batch"}
 //	*tooLargeError, ErrBatchTooLarge, ErrTooLarge RESOURCE_EXHAUSTED   BadRequest{field}
 //	metadata.ErrProducerIDsExhausted              RESOURCE_EXHAUSTED
+//	partition.ErrFull                             RESOURCE_EXHAUSTED   (reason TOPIC_FULL; "topic orders is full (max.messages=100000)")
 //	metadata.ErrLimitExceeded,
 //	  consumergroup.ErrLimitExceeded              RESOURCE_EXHAUSTED   (reason LIMIT_EXCEEDED; the message names the flag)
 //	metadata.ErrUnknownTopic                      NOT_FOUND
@@ -224,6 +226,8 @@ func toStatus(err error, brokerAddr func(id string) (string, error)) *status.Sta
 		code, reason = codes.PermissionDenied, ReasonInternalTopic
 	case errors.Is(err, metadata.ErrLimitExceeded), errors.Is(err, consumergroup.ErrLimitExceeded):
 		code, reason = codes.ResourceExhausted, ReasonLimitExceeded
+	case errors.Is(err, partition.ErrFull):
+		code, reason = codes.ResourceExhausted, ReasonTopicFull
 	case errors.Is(err, metadata.ErrProducerIDsExhausted):
 		code, reason = codes.ResourceExhausted, ReasonProducerIDExhausted
 	case errors.Is(err, metadata.ErrUnknownBroker):
