@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -216,6 +217,40 @@ type topicJSON struct {
 	Internal   bool              `json:"internal"`
 	Configs    map[string]string `json:"configs"`
 	Partitions []partitionJSON   `json:"partitions"`
+	// Bounds is set for a bounded topic (max.messages or max.bytes).
+	Bounds *boundsJSON `json:"bounds,omitempty"`
+}
+
+// boundsJSON is a bounded topic's limits; 0 = that bound is unset.
+type boundsJSON struct {
+	MaxMessages    int64  `json:"max_messages"`
+	MaxBytes       int64  `json:"max_bytes"`
+	OverflowPolicy string `json:"overflow_policy"`
+}
+
+// topicBounds reads the bounds from a topic's configs; nil when unbounded.
+func topicBounds(configs map[string]string) *boundsJSON {
+	b := &boundsJSON{OverflowPolicy: configs["overflow.policy"]}
+	b.MaxMessages, _ = strconv.ParseInt(configs["max.messages"], 10, 64)
+	b.MaxBytes, _ = strconv.ParseInt(configs["max.bytes"], 10, 64)
+	b.MaxMessages, b.MaxBytes = max(b.MaxMessages, 0), max(b.MaxBytes, 0)
+	if b.MaxMessages == 0 && b.MaxBytes == 0 {
+		return nil
+	}
+	if b.OverflowPolicy == "" {
+		b.OverflowPolicy = "reject"
+	}
+	return b
+}
+
+func formatBounds(b *boundsJSON) string {
+	bound := func(n int64) string {
+		if n == 0 {
+			return "unbounded"
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	return fmt.Sprintf("max.messages=%s max.bytes=%s overflow.policy=%s", bound(b.MaxMessages), bound(b.MaxBytes), b.OverflowPolicy)
 }
 
 type partitionJSON struct {
@@ -229,7 +264,7 @@ type partitionJSON struct {
 }
 
 func topicJSONOf(ti client.TopicInfo) topicJSON {
-	out := topicJSON{Name: ti.Name, ID: ti.ID, Internal: ti.Internal, Configs: ti.Configs, Partitions: []partitionJSON{}}
+	out := topicJSON{Name: ti.Name, ID: ti.ID, Internal: ti.Internal, Configs: ti.Configs, Partitions: []partitionJSON{}, Bounds: topicBounds(ti.Configs)}
 	for _, p := range ti.Partitions {
 		out.Partitions = append(out.Partitions, partitionJSON{
 			Partition: p.Partition, Leader: p.Leader, LeaderAddr: p.LeaderAddr,
@@ -252,12 +287,18 @@ func printTopic(w io.Writer, ti client.TopicInfo) error {
 	if ti.Internal {
 		fmt.Fprint(w, ", internal")
 	}
-	fmt.Fprintf(w, "\nconfigs: %s\n\n", dash(formatConfigs(ti.Configs)))
+	fmt.Fprintf(w, "\nconfigs: %s\n", dash(formatConfigs(ti.Configs)))
+	if b := topicBounds(ti.Configs); b != nil {
+		// Each partition holds at most the bounds; RECORDS shows how full.
+		fmt.Fprintf(w, "bounds: %s (per partition)\n", formatBounds(b))
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "PARTITION\tLEADER\tREPLICAS\tIN-SYNC\tHIGH-WATERMARK\tLOG-START\n")
+	fmt.Fprintf(tw, "PARTITION\tLEADER\tREPLICAS\tIN-SYNC\tHIGH-WATERMARK\tLOG-START\tRECORDS\n")
 	for _, p := range ti.Partitions {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\n", p.Partition, dash(p.Leader),
-			dash(strings.Join(p.Replicas, ",")), dash(strings.Join(p.InSync, ",")), p.HighWatermark, p.LogStartOffset)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\n", p.Partition, dash(p.Leader),
+			dash(strings.Join(p.Replicas, ",")), dash(strings.Join(p.InSync, ",")), p.HighWatermark, p.LogStartOffset,
+			p.HighWatermark-p.LogStartOffset)
 	}
 	return tw.Flush()
 }
