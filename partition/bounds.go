@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/skiff-mq/skiff/record"
 )
 
 // Overflow is what a bounded partition does with a batch that would take it
@@ -130,7 +132,26 @@ func (f *inflight) settleLocked(term uint64, records, bytes int64) {
 // admit checks a batch of records records against the partition's bounds
 // and reserves it in term; it returns the Raft command to queue. The caller
 // releases the reservation if Raft refuses the entry.
-func (r *Replica) admit(term uint64, batch []byte, records int64) ([]byte, error) {
+//
+// An idempotent batch that does not fit may be the retry of one that was
+// written just before the partition filled up: it goes to Raft as an
+// opAppendIfDuplicate (reserved as nothing, since it appends nothing), and
+// full is the refusal to return unless the state machine recognises it.
+func (r *Replica) admit(term uint64, batch []byte, records int64) (cmd []byte, full *FullError, err error) {
+	cmd, err = r.admitBatch(term, batch, records)
+	var fe *FullError
+	if errors.As(err, &fe) && fe.Batch == 0 {
+		if h, herr := record.ParseHeader(batch); herr == nil && h.ProducerID >= 0 {
+			c := make([]byte, 1+len(batch))
+			c[0] = opAppendIfDuplicate
+			copy(c[1:], batch)
+			return c, fe, nil
+		}
+	}
+	return cmd, nil, err
+}
+
+func (r *Replica) admitBatch(term uint64, batch []byte, records int64) ([]byte, error) {
 	b := r.Bounds()
 	size := int64(len(batch))
 	if b.MaxMessages > 0 && records > b.MaxMessages {

@@ -354,3 +354,33 @@ func TestFullErrorText(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryOfAWrittenBatchIsADuplicateEvenWhenFull(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.setBounds(Bounds{Topic: "orders", MaxMessages: 10, Overflow: OverflowReject})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var last ProduceResult
+	for seq := int32(0); seq < 10; seq += 2 {
+		res, err := c.produceRetrying(ctx, testBatch(t, 4, seq, 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = res
+	}
+	// The partition is full. A retry of the last batch (its ack was lost,
+	// say) is answered with the original offsets, not refused.
+	res, err := c.produceRetrying(ctx, testBatch(t, 4, 8, 2))
+	if err != nil || !res.Duplicate || res.BaseOffset != last.BaseOffset || res.LastOffset != 9 {
+		t.Fatalf("retry when full: %+v, %v; want a duplicate at %d", res, err, last.BaseOffset)
+	}
+	// The next batch of the same producer is refused as full, and so is a
+	// batch without a producer id; nothing is written on any replica.
+	for _, b := range [][]byte{testBatch(t, 4, 10, 1), testBatch(t, -1, 0, 1)} {
+		if _, err := c.produceRetrying(ctx, b); !errors.Is(err, ErrFull) || err.Error() != "topic orders is full (max.messages=10)" {
+			t.Fatalf("new batch when full: %v", err)
+		}
+	}
+	c.waitConverged(20*time.Second, 10)
+	c.assertSameWindow(0, 10)
+}

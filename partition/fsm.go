@@ -163,6 +163,8 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 			return &appendResult{Err: err}
 		}
 		return f.applyCounted(l, batch, maxMessages, maxBytes)
+	case opAppendIfDuplicate:
+		return f.applyIfDuplicate(l, l.Data[1:])
 	default:
 		return &appendResult{Err: errUnknownCommand(l.Data[0])}
 	}
@@ -226,6 +228,27 @@ func (f *fsm) dropOldest(end, maxMessages, maxBytes int64) error {
 		}
 	}
 	return nil
+}
+
+// errNotDuplicate is the result of an opAppendIfDuplicate entry whose
+// batch is new: the leader's refusal (a *FullError) stands.
+var errNotDuplicate = errors.New("not a retry of an appended batch")
+
+// applyIfDuplicate answers a retried batch with its original offsets and
+// appends nothing in any case.
+func (f *fsm) applyIfDuplicate(l *raft.Log, batch []byte) *appendResult {
+	h, err := record.Verify(batch)
+	if err != nil {
+		return &appendResult{Err: fmt.Errorf("%w: %v", ErrInvalidBatch, err)}
+	}
+	dup, err := f.producers.check(h, l.AppendedAt)
+	if err != nil {
+		return &appendResult{Err: err}
+	}
+	if dup == nil {
+		return &appendResult{Err: errNotDuplicate}
+	}
+	return &appendResult{BaseOffset: dup.baseOffset, LastOffset: dup.lastOffset, LeaderEpoch: int32(l.Term), Duplicate: true}
 }
 
 func (f *fsm) applyAppend(l *raft.Log, batch []byte) *appendResult {

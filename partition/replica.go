@@ -325,6 +325,9 @@ type PendingProduce struct {
 	records int
 	budget  int64  // bytes of the node's produce budget held until Wait
 	term    uint64 // the leader term the batch was reserved in (bounds.go)
+	// full, when set, is the refusal of a batch sent only to learn whether
+	// it is a retry (opAppendIfDuplicate).
+	full *FullError
 }
 
 // ProduceAsync validates batch and hands it to Raft, returning as soon as it
@@ -359,7 +362,10 @@ func (r *Replica) ProduceAsync(ctx context.Context, batch []byte, maxBatchBytes 
 		return p
 	}
 	p.term = r.readyTerm.Load()
-	cmd, err := r.admit(p.term, batch, int64(p.records))
+	cmd, full, err := r.admit(p.term, batch, int64(p.records))
+	if full != nil {
+		p.full, p.records, p.size = full, 0, 0 // nothing reserved
+	}
 	if err != nil {
 		r.node.produce.release(p.budget)
 		r.metrics.produceError(err)
@@ -396,6 +402,10 @@ func (p *PendingProduce) Wait(ctx context.Context) (ProduceResult, error) {
 	res, ok := p.f.Response().(*appendResult)
 	if !ok || res == nil {
 		return ProduceResult{}, fmt.Errorf("partition %s: unexpected apply response %T", r.cfg.Group, p.f.Response())
+	}
+	if errors.Is(res.Err, errNotDuplicate) && p.full != nil {
+		r.metrics.produceError(p.full)
+		return ProduceResult{}, p.full
 	}
 	if res.Err != nil {
 		r.metrics.produceError(res.Err)
