@@ -45,6 +45,10 @@ type Log struct {
 	// the value the file holds.
 	startMu    sync.Mutex
 	savedFloor int64
+
+	// compactHook, set by tests only, can stop a compaction at a named
+	// step (compact.go).
+	compactHook func(step string) error
 }
 
 // view is an immutable snapshot of the segments, oldest first; the last one
