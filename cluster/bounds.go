@@ -14,3 +14,24 @@ func partitionBounds(t *metadata.Topic) partition.Bounds {
 	}
 	return b
 }
+
+// partitionCompaction turns a topic's cleanup.policy and compaction
+// settings into its replicas' compaction rules.
+func partitionCompaction(t *metadata.Topic) partition.Compaction {
+	c := t.Config
+	return partition.Compaction{
+		Enabled:         c.Compacted() && !metadata.IsInternalTopic(t),
+		DeleteRetention: c.DeleteRetention(),
+		MinLag:          c.MinCompactionLag(),
+		MaxLag:          c.MaxCompactionLag(),
+		MinDirtyRatio:   c.DirtyRatio(),
+	}
+}
+
+// applyTopicRules gives a replica its topic's bounds and compaction rules.
+func applyTopicRules(r *partition.Replica, t *metadata.Topic) error {
+	if err := r.SetBounds(partitionBounds(t)); err != nil {
+		return err
+	}
+	return r.SetCompaction(partitionCompaction(t))
+}

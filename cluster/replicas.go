@@ -182,8 +182,8 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 			}
 		}
 		if prev, ok := s.logConfigs[key]; !ok || prev != t.Config {
-			if err := r.SetBounds(partitionBounds(t)); err != nil {
-				s.n.logger.Warn("apply topic bounds", "partition", key.group(), "error", err)
+			if err := applyTopicRules(r, t); err != nil {
+				s.n.logger.Warn("apply topic bounds and compaction", "partition", key.group(), "error", err)
 			}
 			if err := r.SetLogConfig(t.Config.LogConfig(log.DefaultConfig())); err != nil {
 				s.n.logger.Warn("apply topic config", "partition", key.group(), "error", err)
@@ -226,7 +226,7 @@ func (s *replicaSet) open(key partitionKey, t *metadata.Topic) (*partition.Repli
 		layer.Close()
 		return nil, err
 	}
-	if err := r.SetBounds(partitionBounds(t)); err != nil {
+	if err := applyTopicRules(r, t); err != nil {
 		r.Close()
 		return nil, err
 	}

@@ -62,6 +62,9 @@ type CompactOptions struct {
 	// UpTo, when positive, limits the pass to segments whose records all
 	// lie below it.
 	UpTo int64
+	// Throttle, when set, is called with the bytes of each segment read
+	// or written, and may sleep: the caller's I/O budget.
+	Throttle func(bytes int64)
 }
 
 // CompactStats describes one compaction pass.
@@ -109,6 +112,11 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 		return CompactStats{}, err
 	}
 	defer release()
+	if opts.Throttle != nil {
+		for _, s := range v.segs {
+			opts.Throttle(s.size()) // the read that builds the key map
+		}
+	}
 	latest, _, err := l.latestOffsets(v)
 	if err != nil {
 		return CompactStats{}, err
@@ -126,9 +134,15 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 			s.maxTs.Load() > opts.Now-opts.MinLag.Milliseconds() {
 			continue
 		}
+		if opts.Throttle != nil {
+			opts.Throttle(s.size())
+		}
 		c, err := cleanSegment(l.dir, s, cfg, latest, opts)
 		if err != nil {
 			return CompactStats{}, err
+		}
+		if c != nil && opts.Throttle != nil {
+			opts.Throttle(c.size)
 		}
 		if c == nil {
 			continue // nothing to remove
@@ -453,11 +467,17 @@ func (l *Log) swapCleaned(v *view, cleaned []*cleanedSegment) (swapped bool, err
 		return fail(err)
 	}
 	l.view.Store(&view{segs: segs})
+	l.compactions.Add(1)
 	for _, c := range cleaned {
 		c.old.release() // its files are open; their names hold the new data
 	}
 	return true, nil
 }
+
+// Compactions counts the passes that swapped segments in since Open. A
+// caller that captured file names and sizes (a snapshot) checks it did not
+// change before linking them: a swap puts new content under the old names.
+func (l *Log) Compactions() uint64 { return l.compactions.Load() }
 
 func sameSegments(v *view, cleaned []*cleanedSegment) bool {
 	for _, c := range cleaned {

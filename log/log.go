@@ -49,6 +49,7 @@ type Log struct {
 	// compactHook, set by tests only, can stop a compaction at a named
 	// step (compact.go).
 	compactHook func(step string) error
+	compactions atomic.Uint64 // passes that swapped segments in
 }
 
 // view is an immutable snapshot of the segments, oldest first; the last one

@@ -152,6 +152,11 @@ func (r *Replica) admit(term uint64, batch []byte, records int64) (cmd []byte, f
 }
 
 func (r *Replica) admitBatch(term uint64, batch []byte, records int64) ([]byte, error) {
+	if r.compactionConfig().Enabled {
+		if err := checkKeys(batch); err != nil {
+			return nil, err
+		}
+	}
 	b := r.Bounds()
 	size := int64(len(batch))
 	if b.MaxMessages > 0 && records > b.MaxMessages {

@@ -102,6 +102,8 @@ func (m *metrics) produceError(err error) {
 		reason = "indeterminate"
 	case errors.Is(err, ErrFull):
 		reason = "full"
+	case errors.Is(err, ErrKeyRequired):
+		reason = "key_required"
 	}
 	m.appendErrors.WithLabelValues(reason).Inc()
 }

@@ -41,6 +41,8 @@ type Replica struct {
 	pending *pendingWrites
 	peers   peerHealth
 	bounds  atomic.Pointer[Bounds] // set by SetBounds; nil = unbounded
+	// compaction is set by SetCompaction; nil = off.
+	compaction atomic.Pointer[Compaction]
 
 	// readyTerm is the term in which this replica, as leader, has committed
 	// a barrier; it serves leader-only requests only while it equals the
@@ -165,10 +167,11 @@ func (r *Replica) open(layer raft.StreamLayer) error {
 	obsCh := make(chan raft.Observation, 256)
 	obs := raft.NewObserver(obsCh, false, peerObservation)
 	r.raft.RegisterObserver(obs)
-	r.wg.Add(4)
+	r.wg.Add(5)
 	go r.watchPeers(obsCh, obs)
 	go r.watchLeadership()
 	go r.runRetention()
+	go r.runCompaction()
 	go r.runWatchdog()
 	return nil
 }
@@ -712,6 +715,9 @@ func (r *Replica) Close() error {
 
 func (r *Replica) closeResources() error {
 	var errs []error
+	if r.node != nil {
+		r.node.cleaner.forget(r.cfg.Group)
+	}
 	if r.trans != nil {
 		errs = append(errs, r.trans.Close())
 	}

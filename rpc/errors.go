@@ -104,7 +104,8 @@ func invalid(field, format string, args ...any) error {
 //	partition.ErrIndeterminate                    ABORTED              WriteIndeterminate
 //	*log.OffsetOutOfRangeError                    OUT_OF_RANGE         OffsetOutOfRange{offset, range}
 //	*metadata.InvalidArgumentError                INVALID_ARGUMENT     BadRequest{field}
-//	invalid batch (partition, record errors)      INVALID_ARGUMENT     BadRequest{"batch"}
+//	invalid batch (partition, record errors),
+//	  partition.ErrKeyRequired                    INVALID_ARGUMENT     BadRequest{"batch"}
 //	*tooLargeError, ErrBatchTooLarge, ErrTooLarge RESOURCE_EXHAUSTED   BadRequest{field}
 //	metadata.ErrProducerIDsExhausted              RESOURCE_EXHAUSTED
 //	partition.ErrFull                             RESOURCE_EXHAUSTED   (reason TOPIC_FULL; "topic orders is full (max.messages=100000)")
@@ -210,7 +211,7 @@ func toStatus(err error, brokerAddr func(id string) (string, error)) *status.Sta
 	case errors.Is(err, partition.ErrBatchTooLarge), errors.Is(err, log.ErrBatchTooLarge), errors.Is(err, record.ErrTooLarge):
 		code, reason = codes.ResourceExhausted, ReasonTooLarge
 		details = append(details, badRequest("batch", msg))
-	case errors.Is(err, partition.ErrInvalidBatch), errors.Is(err, log.ErrInvalidBatch),
+	case errors.Is(err, partition.ErrInvalidBatch), errors.Is(err, partition.ErrKeyRequired), errors.Is(err, log.ErrInvalidBatch),
 		errors.As(err, &fe), errors.Is(err, record.ErrEmptyBatch), errors.Is(err, record.ErrUnknownCompression):
 		code, reason = codes.InvalidArgument, ReasonInvalidBatch
 		details = append(details, badRequest("batch", msg))

@@ -80,11 +80,11 @@ type TopicConfig struct {
 	// fsynced on a majority) or "replicated" (held in memory by a majority,
 	// like Kafka's default). See partition.Durability.
 	Durability string `json:"durability"`
-	// CleanupPolicy ("cleanup.policy"): "delete" (default). "compact" and
-	// "compact,delete" are known values but ParseTopicConfig refuses them
-	// until the log cleaner is built, so no request can set a policy that
-	// the log would silently ignore. (Topics stored with "compact" by an
-	// older version keep it and are retained like "delete" ones.)
+	// CleanupPolicy ("cleanup.policy"): "delete" (default: segments go by
+	// retention.ms and retention.bytes), "compact" (each partition keeps at
+	// least the latest record of every key, and no retention deletes) or
+	// "compact,delete" (both). Compacted topics refuse records without a
+	// key. See docs/compaction.md.
 	CleanupPolicy string `json:"cleanup.policy"`
 	// MaxMessages ("max.messages"): the most records a partition holds,
 	// counted from its log start to its end; 0 = unbounded (the key reads
@@ -97,6 +97,63 @@ type TopicConfig struct {
 	// OverflowPolicy ("overflow.policy"): "reject" (default; "" means it)
 	// or "drop-oldest". "reject-unacked" is known but refused until built.
 	OverflowPolicy string `json:"overflow.policy,omitempty"`
+
+	// The compaction settings below matter only for compacted topics. Each
+	// is stored as 0 or "" when at its default, so topics that do not set
+	// them are encoded exactly as by versions without them.
+
+	// DeleteRetentionMs ("delete.retention.ms"): a tombstone (null value)
+	// is removed by compaction once older than this. Default 86400000 (1
+	// day); at least 1.
+	DeleteRetentionMs int64 `json:"delete.retention.ms,omitempty"`
+	// MinCompactionLagMs ("min.compaction.lag.ms"): records younger than
+	// this are not compacted. Default 0.
+	MinCompactionLagMs int64 `json:"min.compaction.lag.ms,omitempty"`
+	// MaxCompactionLagMs ("max.compaction.lag.ms"): a partition holding
+	// obsolete records older than this is compacted whatever its dirty
+	// ratio. 0 = unlimited (shown as -1, the default).
+	MaxCompactionLagMs int64 `json:"max.compaction.lag.ms,omitempty"`
+	// MinCleanableDirtyRatio ("min.cleanable.dirty.ratio"): a partition
+	// is compacted when at least this share of its records is obsolete.
+	// Default 0.5 (stored as ""); in [0, 1].
+	MinCleanableDirtyRatio string `json:"min.cleanable.dirty.ratio,omitempty"`
+}
+
+// Defaults of the compaction settings.
+const (
+	DefaultDeleteRetentionMs      = int64(24 * time.Hour / time.Millisecond)
+	DefaultMinCleanableDirtyRatio = 0.5
+)
+
+// Compacted reports whether cleanup.policy includes compact.
+func (c TopicConfig) Compacted() bool {
+	return c.CleanupPolicy == CleanupCompact || c.CleanupPolicy == CleanupCompactDelete
+}
+
+// DeleteRetention is delete.retention.ms as a duration.
+func (c TopicConfig) DeleteRetention() time.Duration {
+	if c.DeleteRetentionMs <= 0 {
+		return time.Duration(DefaultDeleteRetentionMs) * time.Millisecond
+	}
+	return time.Duration(c.DeleteRetentionMs) * time.Millisecond
+}
+
+// MinCompactionLag is min.compaction.lag.ms as a duration.
+func (c TopicConfig) MinCompactionLag() time.Duration {
+	return time.Duration(c.MinCompactionLagMs) * time.Millisecond
+}
+
+// MaxCompactionLag is max.compaction.lag.ms as a duration; 0 = unlimited.
+func (c TopicConfig) MaxCompactionLag() time.Duration {
+	return time.Duration(c.MaxCompactionLagMs) * time.Millisecond
+}
+
+// DirtyRatio is min.cleanable.dirty.ratio.
+func (c TopicConfig) DirtyRatio() float64 {
+	if v, err := strconv.ParseFloat(c.MinCleanableDirtyRatio, 64); err == nil {
+		return v
+	}
+	return DefaultMinCleanableDirtyRatio
 }
 
 // Overflow returns the overflow policy, "reject" when unset.
@@ -149,6 +206,18 @@ func configKeys() []configKey {
 			},
 		},
 		{
+			name: "delete.retention.ms",
+			get:  func(c TopicConfig) string { return strconv.FormatInt(c.DeleteRetention().Milliseconds(), 10) },
+			set: func(c *TopicConfig, v string) string {
+				n, reason := parseInt(v, 1, MaxRetentionMs, false)
+				if n == DefaultDeleteRetentionMs {
+					n = 0
+				}
+				c.DeleteRetentionMs = n
+				return reason
+			},
+		},
+		{
 			name: "durability",
 			get:  func(c TopicConfig) string { return c.Durability },
 			set: func(c *TopicConfig, v string) string {
@@ -169,6 +238,15 @@ func configKeys() []configKey {
 			},
 		},
 		{
+			name: "max.compaction.lag.ms",
+			get:  func(c TopicConfig) string { return formatBound(c.MaxCompactionLagMs) },
+			set: func(c *TopicConfig, v string) string {
+				n, reason := parseInt(v, 1, MaxRetentionMs, true)
+				c.MaxCompactionLagMs = max(n, 0)
+				return reason
+			},
+		},
+		{
 			name: "max.message.bytes",
 			get:  func(c TopicConfig) string { return strconv.Itoa(c.MaxMessageBytes) },
 			set: func(c *TopicConfig, v string) string {
@@ -183,6 +261,30 @@ func configKeys() []configKey {
 			set: func(c *TopicConfig, v string) string {
 				n, reason := parseBound(v)
 				c.MaxMessages = n
+				return reason
+			},
+		},
+		{
+			name: "min.cleanable.dirty.ratio",
+			get:  func(c TopicConfig) string { return strconv.FormatFloat(c.DirtyRatio(), 'g', -1, 64) },
+			set: func(c *TopicConfig, v string) string {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil || !(f >= 0 && f <= 1) {
+					return strconv.Quote(v) + " is not a ratio: want a number in [0, 1]"
+				}
+				c.MinCleanableDirtyRatio = strconv.FormatFloat(f, 'g', -1, 64)
+				if f == DefaultMinCleanableDirtyRatio {
+					c.MinCleanableDirtyRatio = ""
+				}
+				return ""
+			},
+		},
+		{
+			name: "min.compaction.lag.ms",
+			get:  func(c TopicConfig) string { return strconv.FormatInt(c.MinCompactionLagMs, 10) },
+			set: func(c *TopicConfig, v string) string {
+				n, reason := parseInt(v, 0, MaxRetentionMs, false)
+				c.MinCompactionLagMs = n
 				return reason
 			},
 		},
@@ -252,11 +354,11 @@ func formatBound(n int64) string {
 }
 
 // notBuilt refuses values, among those a request sets (kv), that name a
-// feature this version does not have: a setting the server accepts must do
-// what it says.
+// feature this version does not have (a setting the server accepts must do
+// what it says), and combinations that do not fit together.
 func notBuilt(c TopicConfig, kv map[string]string) error {
-	if _, set := kv["cleanup.policy"]; set && c.CleanupPolicy != CleanupDelete {
-		return invalid("config.cleanup.policy", "%q is not supported yet: log compaction is not built in this version; use delete (time and size retention)", c.CleanupPolicy)
+	if c.Compacted() && c.Bounded() {
+		return invalid("config.cleanup.policy", "a compacted topic cannot also be bounded: max.messages and max.bytes count offsets, which compaction leaves as gaps; unset them or use cleanup.policy=delete")
 	}
 	if _, set := kv["overflow.policy"]; set && c.OverflowPolicy == OverflowRejectUnacked {
 		return invalid("config.overflow.policy", "%q is not supported yet; use reject or drop-oldest", c.OverflowPolicy)
@@ -360,6 +462,10 @@ func (c TopicConfig) LogConfig(base log.Config) log.Config {
 		base.RetentionAge = 0 // unlimited for the log
 	} else {
 		base.RetentionAge = time.Duration(c.RetentionMs) * time.Millisecond
+	}
+	if c.CleanupPolicy == CleanupCompact {
+		// Compaction alone: nothing is deleted by age or size.
+		base.RetentionAge, base.RetentionBytes = 0, -1
 	}
 	return base
 }

@@ -24,6 +24,11 @@ func TestDefaultTopicConfigIsValidAndDocumented(t *testing.T) {
 		"max.messages":      "-1",
 		"max.bytes":         "-1",
 		"overflow.policy":   "reject",
+
+		"delete.retention.ms":       "86400000",
+		"min.compaction.lag.ms":     "0",
+		"max.compaction.lag.ms":     "-1",
+		"min.cleanable.dirty.ratio": "0.5",
 	}
 	if got := c.Map(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Map() = %v, want %v", got, want)
@@ -54,7 +59,16 @@ func TestParseTopicConfig(t *testing.T) {
 		{name: "overflow.policy unknown", kv: map[string]string{"overflow.policy": "drop-newest"}, wantField: "config.overflow.policy"},
 		// Not built yet: refused rather than accepted and ignored.
 		{name: "overflow.policy reject-unacked not built", kv: map[string]string{"overflow.policy": "reject-unacked"}, wantField: "config.overflow.policy"},
-		{name: "cleanup.policy compact not built", kv: map[string]string{"cleanup.policy": "compact"}, wantField: "config.cleanup.policy"},
+		{name: "compacted", kv: map[string]string{"cleanup.policy": "compact", "delete.retention.ms": "1000", "min.compaction.lag.ms": "5",
+			"max.compaction.lag.ms": "60000", "min.cleanable.dirty.ratio": "0.25"}, want: func(c *TopicConfig) {
+			c.CleanupPolicy, c.DeleteRetentionMs, c.MinCompactionLagMs, c.MaxCompactionLagMs, c.MinCleanableDirtyRatio = "compact", 1000, 5, 60000, "0.25"
+		}},
+		{name: "compaction defaults stored as absent", kv: map[string]string{"cleanup.policy": "compact,delete", "delete.retention.ms": "86400000",
+			"max.compaction.lag.ms": "-1", "min.cleanable.dirty.ratio": "0.50"}, want: func(c *TopicConfig) { c.CleanupPolicy = "compact,delete" }},
+		{name: "delete.retention.ms zero", kv: map[string]string{"delete.retention.ms": "0"}, wantField: "config.delete.retention.ms"},
+		{name: "dirty ratio above 1", kv: map[string]string{"min.cleanable.dirty.ratio": "1.5"}, wantField: "config.min.cleanable.dirty.ratio"},
+		{name: "dirty ratio NaN", kv: map[string]string{"min.cleanable.dirty.ratio": "NaN"}, wantField: "config.min.cleanable.dirty.ratio"},
+		{name: "compacted and bounded", kv: map[string]string{"cleanup.policy": "compact", "max.messages": "10"}, wantField: "config.cleanup.policy"},
 		{name: "unknown key", kv: map[string]string{"retention.hours": "1"}, wantField: "config.retention.hours"},
 		{name: "retention.ms zero", kv: map[string]string{"retention.ms": "0"}, wantField: "config.retention.ms"},
 		{name: "retention.ms below -1", kv: map[string]string{"retention.ms": "-2"}, wantField: "config.retention.ms"},
@@ -67,7 +81,6 @@ func TestParseTopicConfig(t *testing.T) {
 		{name: "max.message.bytes too small", kv: map[string]string{"max.message.bytes": "1023"}, wantField: "config.max.message.bytes"},
 		{name: "max.message.bytes too large", kv: map[string]string{"max.message.bytes": "67108865"}, wantField: "config.max.message.bytes"},
 		{name: "durability unknown", kv: map[string]string{"durability": "FSYNC"}, wantField: "config.durability"},
-		{name: "cleanup.policy compact,delete not built", kv: map[string]string{"cleanup.policy": "compact,delete"}, wantField: "config.cleanup.policy"},
 		{name: "cleanup.policy unknown", kv: map[string]string{"cleanup.policy": "compacted"}, wantField: "config.cleanup.policy"},
 		{name: "first bad key in sorted order", kv: map[string]string{"segment.bytes": "x", "durability": "x"}, wantField: "config.durability"},
 	}
@@ -99,21 +112,22 @@ func TestParseTopicConfig(t *testing.T) {
 
 func TestTopicConfigMapRoundTrips(t *testing.T) {
 	c := TopicConfig{RetentionMs: -1, RetentionBytes: 5, SegmentBytes: 2 << 20, MaxMessageBytes: 2048, Durability: "replicated", CleanupPolicy: "delete",
-		MaxMessages: 7, MaxBytes: 4096, OverflowPolicy: "drop-oldest"}
+		MaxMessages: 7, MaxBytes: 4096, OverflowPolicy: "drop-oldest", DeleteRetentionMs: 5, MinCompactionLagMs: 6, MaxCompactionLagMs: 7, MinCleanableDirtyRatio: "0.1"}
 	got, err := ParseTopicConfig(TopicConfig{}, c.Map())
 	if err != nil || got != c {
 		t.Fatalf("got %+v, %v; want %+v", got, err, c)
 	}
 }
 
-// A topic stored with cleanup.policy=compact by an older version keeps
-// it: altering another key must not fail on the stored value.
-func TestAlterOtherKeyOfLegacyCompactTopic(t *testing.T) {
-	base := DefaultTopicConfig()
-	base.CleanupPolicy = CleanupCompact
-	got, err := ParseTopicConfig(base, map[string]string{"retention.ms": "1000"})
-	if err != nil || got.RetentionMs != 1000 || got.CleanupPolicy != CleanupCompact {
-		t.Fatalf("got %+v, %v", got, err)
+func TestCompactOnlyTopicsAreNotDeletedByRetention(t *testing.T) {
+	c := DefaultTopicConfig()
+	c.RetentionMs, c.RetentionBytes = 1000, 4096
+	for policy, wantAge := range map[string]time.Duration{CleanupCompact: 0, CleanupCompactDelete: time.Second, CleanupDelete: time.Second} {
+		c.CleanupPolicy = policy
+		lc := c.LogConfig(log.DefaultConfig())
+		if lc.RetentionAge != wantAge || (policy == CleanupCompact) != (lc.RetentionBytes == -1) {
+			t.Errorf("%s: retention %v / %d bytes", policy, lc.RetentionAge, lc.RetentionBytes)
+		}
 	}
 }
 

@@ -59,7 +59,8 @@ func testTopicCreateDescribe(t *testing.T, c *cli) {
 	if code == 0 || !strings.Contains(stderr, "name") {
 		t.Fatalf("bad name: exit %d %q", code, stderr)
 	}
-	// Bounded topics show their bounds; compaction is refused until built.
+	// Bounded topics show their bounds; a topic cannot be both bounded and
+	// compacted.
 	c.mustRun(t, "", "topic", "create", "cli-bounded", "--config", "max.messages=5", "--config", "overflow.policy=drop-oldest")
 	text = c.mustRun(t, "", "topic", "describe", "cli-bounded")
 	if !strings.Contains(text, "bounds: max.messages=5 max.bytes=unbounded overflow.policy=drop-oldest") || !strings.Contains(text, "RECORDS") {
@@ -75,9 +76,9 @@ func testTopicCreateDescribe(t *testing.T, c *cli) {
 	if ti.Bounds != nil {
 		t.Fatalf("unbounded topic shows bounds %+v", ti.Bounds)
 	}
-	_, stderr, code = c.run(t, "", "topic", "create", "cli-compacted", "--config", "cleanup.policy=compact")
-	if code == 0 || !strings.Contains(stderr, "cleanup.policy") || !strings.Contains(stderr, "not supported yet") {
-		t.Fatalf("compacted topic: exit %d %q", code, stderr)
+	_, stderr, code = c.run(t, "", "topic", "create", "cli-compacted-bounded", "--config", "cleanup.policy=compact", "--config", "max.messages=5")
+	if code == 0 || !strings.Contains(stderr, "cleanup.policy") || !strings.Contains(stderr, "cannot also be bounded") {
+		t.Fatalf("compacted and bounded topic: exit %d %q", code, stderr)
 	}
 	c.mustRun(t, "", "topic", "create", "cli-doomed")
 	c.mustRun(t, "", "topic", "delete", "cli-doomed")
