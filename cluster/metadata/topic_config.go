@@ -117,7 +117,15 @@ type TopicConfig struct {
 	// is compacted when at least this share of its records is obsolete.
 	// Default 0.5 (stored as ""); in [0, 1].
 	MinCleanableDirtyRatio string `json:"min.cleanable.dirty.ratio,omitempty"`
+	// SegmentMs ("segment.ms"): the active segment rolls once its first
+	// batch is this old (checked at the next append), so compaction and
+	// retention can reach recent records. 0 = the default, 604800000 (7
+	// days, like Kafka); at least 1000.
+	SegmentMs int64 `json:"segment.ms,omitempty"`
 }
+
+// DefaultSegmentMs is segment.ms's default (Kafka's: 7 days).
+const DefaultSegmentMs = int64(7 * 24 * time.Hour / time.Millisecond)
 
 // Defaults of the compaction settings.
 const (
@@ -325,6 +333,23 @@ func configKeys() []configKey {
 			},
 		},
 		{
+			name: "segment.ms",
+			get: func(c TopicConfig) string {
+				if c.SegmentMs <= 0 {
+					return strconv.FormatInt(DefaultSegmentMs, 10)
+				}
+				return strconv.FormatInt(c.SegmentMs, 10)
+			},
+			set: func(c *TopicConfig, v string) string {
+				n, reason := parseInt(v, 1000, MaxRetentionMs, false)
+				if n == DefaultSegmentMs {
+					n = 0
+				}
+				c.SegmentMs = n
+				return reason
+			},
+		},
+		{
 			name: "segment.bytes",
 			get:  func(c TopicConfig) string { return strconv.FormatInt(c.SegmentBytes, 10) },
 			set: func(c *TopicConfig, v string) string {
@@ -462,6 +487,10 @@ func (c TopicConfig) LogConfig(base log.Config) log.Config {
 		base.RetentionAge = 0 // unlimited for the log
 	} else {
 		base.RetentionAge = time.Duration(c.RetentionMs) * time.Millisecond
+	}
+	base.SegmentMaxAge = time.Duration(DefaultSegmentMs) * time.Millisecond
+	if c.SegmentMs > 0 {
+		base.SegmentMaxAge = time.Duration(c.SegmentMs) * time.Millisecond
 	}
 	if c.CleanupPolicy == CleanupCompact {
 		// Compaction alone: nothing is deleted by age or size.

@@ -29,6 +29,7 @@ func TestDefaultTopicConfigIsValidAndDocumented(t *testing.T) {
 		"min.compaction.lag.ms":     "0",
 		"max.compaction.lag.ms":     "-1",
 		"min.cleanable.dirty.ratio": "0.5",
+		"segment.ms":                "604800000",
 	}
 	if got := c.Map(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Map() = %v, want %v", got, want)
@@ -65,6 +66,8 @@ func TestParseTopicConfig(t *testing.T) {
 		}},
 		{name: "compaction defaults stored as absent", kv: map[string]string{"cleanup.policy": "compact,delete", "delete.retention.ms": "86400000",
 			"max.compaction.lag.ms": "-1", "min.cleanable.dirty.ratio": "0.50"}, want: func(c *TopicConfig) { c.CleanupPolicy = "compact,delete" }},
+		{name: "segment.ms", kv: map[string]string{"segment.ms": "60000"}, want: func(c *TopicConfig) { c.SegmentMs = 60000 }},
+		{name: "segment.ms below a second", kv: map[string]string{"segment.ms": "999"}, wantField: "config.segment.ms"},
 		{name: "delete.retention.ms zero", kv: map[string]string{"delete.retention.ms": "0"}, wantField: "config.delete.retention.ms"},
 		{name: "dirty ratio above 1", kv: map[string]string{"min.cleanable.dirty.ratio": "1.5"}, wantField: "config.min.cleanable.dirty.ratio"},
 		{name: "dirty ratio NaN", kv: map[string]string{"min.cleanable.dirty.ratio": "NaN"}, wantField: "config.min.cleanable.dirty.ratio"},
