@@ -70,6 +70,17 @@ func checkKeys(batch []byte) error {
 // Dirty measures how much a compaction of this replica's log would remove.
 func (r *Replica) Dirty() (log.DirtyStats, error) { return r.fsm.log().Dirty() }
 
+// DirtyRatio returns the share of obsolete records the background check
+// measured last; ok is false before the first measurement (or with
+// compaction off).
+func (r *Replica) DirtyRatio() (ratio float64, ok bool) {
+	bits := r.dirtyRatio.Load()
+	if bits == 0 {
+		return 0, false
+	}
+	return math.Float64frombits(bits - 1), true
+}
+
 // Compact runs one compaction pass of this replica's log now, through the
 // node's cleaner (one pass at a time per node, throttled), with the
 // replica's rules evaluated at time now. Each replica compacts its own copy;
@@ -142,6 +153,7 @@ func (r *Replica) compactionDue(c Compaction, now time.Time) (bool, error) {
 		return false, err
 	}
 	r.node.cleaner.observe(r.cfg.Group, d.Ratio())
+	r.dirtyRatio.Store(math.Float64bits(d.Ratio()) + 1) // 0 means never measured
 	if d.ObsoleteRecords == 0 {
 		return false, nil
 	}

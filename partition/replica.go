@@ -43,6 +43,9 @@ type Replica struct {
 	bounds  atomic.Pointer[Bounds] // set by SetBounds; nil = unbounded
 	// compaction is set by SetCompaction; nil = off.
 	compaction atomic.Pointer[Compaction]
+	// dirtyRatio is 1 + the float64 bits of the last measured dirty ratio;
+	// 0 before the first measurement.
+	dirtyRatio atomic.Uint64
 
 	// readyTerm is the term in which this replica, as leader, has committed
 	// a barrier; it serves leader-only requests only while it equals the

@@ -74,6 +74,19 @@ func testCompactedTopicShrinks(t *testing.T, c *cli) {
 	if p := ti.Partitions[0]; p.HighWatermark != rounds*keys || p.LogStartOffset != 0 {
 		t.Fatalf("partition %+v: want offsets [0, %d)", p, rounds*keys)
 	}
+	// describe shows the dirty ratio, measured by each replica's checks:
+	// low once the cleaner has run.
+	waitUntil(t, 60*time.Second, "a measured dirty ratio below 0.5", func() bool {
+		var ti topicJSON
+		if err := json.Unmarshal([]byte(c.mustRun(t, "", "topic", "describe", "cli-compacted", "-o", "json")), &ti); err != nil {
+			t.Fatal(err)
+		}
+		r := ti.Partitions[0].DirtyRatio
+		return r != nil && *r >= 0 && *r < 0.5
+	})
+	if text := c.mustRun(t, "", "topic", "describe", "cli-compacted"); !strings.Contains(text, "DIRTY-RATIO") || !strings.Contains(text, "cleanup.policy=compact") {
+		t.Fatalf("describe of a compacted topic:\n%s", text)
+	}
 	// Keyless records are refused on a compacted topic.
 	_, stderr, code := c.run(t, "no key here\n", "produce", "cli-compacted")
 	if code == 0 || !strings.Contains(stderr, "no key") {
