@@ -107,6 +107,12 @@ var errCompactAborted = errors.New("log: compaction stopped by test hook")
 // means (the partition layer's snapshots) must keep Compact from running
 // meanwhile, as it does for ApplyRetention.
 func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
+	// Only durable sealed segments are rewritten (their files are final);
+	// make the ones the background flusher has not reached durable now, so
+	// what a pass cleans does not depend on the flusher's timing.
+	if err := l.Sync(); err != nil {
+		return CompactStats{}, err
+	}
 	v, release, err := l.pinView()
 	if err != nil || v == nil {
 		return CompactStats{}, err
