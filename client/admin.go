@@ -35,6 +35,11 @@ type PartitionInfo struct {
 	// HighWatermark is the offset the next record will get; LogStartOffset
 	// the first offset still in the log.
 	HighWatermark, LogStartOffset int64
+	// DirtyRatio, for a compacted topic, is the share of the partition's
+	// records that are obsolete (not the latest of their key), as measured
+	// by the answering broker's replica; -1 when unknown there. 0 for other
+	// topics.
+	DirtyRatio float64
 }
 
 // ClusterInfo summarises the cluster.
@@ -183,6 +188,7 @@ func topicInfo(tm *skiffpb.TopicMetadata) TopicInfo {
 			InSync:         pm.GetInSync(),
 			HighWatermark:  pm.GetHighWatermark(),
 			LogStartOffset: pm.GetLogStartOffset(),
+			DirtyRatio:     pm.GetDirtyRatio(),
 		})
 	}
 	sort.Slice(ti.Partitions, func(i, j int) bool { return ti.Partitions[i].Partition < ti.Partitions[j].Partition })

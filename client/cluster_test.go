@@ -203,9 +203,15 @@ func newClient(t testing.TB, c *testCluster) *client.Client {
 // createTopic creates a topic and waits until every partition has a leader.
 func createTopic(t testing.TB, cl *client.Client, name string, partitions, rf int) {
 	t.Helper()
+	createTopicWith(t, cl, name, partitions, rf, nil)
+}
+
+// createTopicWith is createTopic with topic configs.
+func createTopicWith(t testing.TB, cl *client.Client, name string, partitions, rf int, configs map[string]string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := cl.CreateTopic(ctx, name, partitions, rf, nil); err != nil {
+	if _, err := cl.CreateTopic(ctx, name, partitions, rf, configs); err != nil {
 		t.Fatal(err)
 	}
 	// The package's tests share one cluster: leave it as found, so a

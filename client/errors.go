@@ -117,6 +117,12 @@ var (
 	// --max-group-members); the message names the limit, the current count
 	// and what to do. It also matches ErrRejected. Not retriable as is.
 	ErrLimitExceeded = fmt.Errorf("%w: limit exceeded", ErrRejected)
+	// ErrTopicFull means a bounded topic (max.messages or max.bytes with
+	// overflow.policy=reject) refused the batch because it holds as much
+	// as it may; nothing was written. The text reads like
+	// "RESOURCE_EXHAUSTED: topic orders is full (max.messages=100000)".
+	// Not retriable as is: consume (or raise the bound) first.
+	ErrTopicFull = errors.New("topic is full")
 )
 
 // NotLeaderError means the broker asked does not lead the partition.
@@ -217,6 +223,7 @@ const (
 	reasonUnknownUser        = "UNKNOWN_USER"
 	reasonUserExists         = "USER_EXISTS"
 	reasonLimitExceeded      = "LIMIT_EXCEEDED"
+	reasonTopicFull          = "TOPIC_FULL"
 )
 
 // shareReasonError maps the reasons of share groups, which the broker
@@ -323,6 +330,11 @@ func statusError(code codes.Code, msg string, details []any) error {
 		}
 		return brokerErr(ErrUnavailable, "unavailable: "+msg)
 	case codes.ResourceExhausted:
+		// ProduceStream's per-batch status has no reason: the broker's
+		// text ("topic orders is full (max.messages=100000)") tells.
+		if reason == reasonTopicFull || strings.Contains(msg, " is full (") || strings.Contains(msg, "cannot take a batch of") {
+			return brokerErr(ErrTopicFull, "RESOURCE_EXHAUSTED: "+msg)
+		}
 		if strings.Contains(msg, "received message larger than max") {
 			// gRPC's own refusal of a request above the broker's
 			// --max-request-bytes, before Skiff sees it.

@@ -75,6 +75,15 @@ func TestFromStatusMapsEveryOutcome(t *testing.T) {
 		{"too large", statusWith(codes.ResourceExhausted, "batch: 2000000 bytes exceed",
 			&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "batch"}}}),
 			func(e error) bool { return errors.Is(e, ErrTooLarge) }},
+		{"topic full", statusWith(codes.ResourceExhausted, "topic orders is full (max.messages=100000)", info("TOPIC_FULL")),
+			func(e error) bool {
+				return errors.Is(e, ErrTopicFull) && !errors.Is(e, ErrTooLarge) && !retriable(e) &&
+					e.Error() == "RESOURCE_EXHAUSTED: topic orders is full (max.messages=100000)"
+			}},
+		{"topic full on a stream answer (no reason)", statusWith(codes.ResourceExhausted, "topic orders is full (max.bytes=1048576)"),
+			func(e error) bool {
+				return errors.Is(e, ErrTopicFull) && e.Error() == "RESOURCE_EXHAUSTED: topic orders is full (max.bytes=1048576)"
+			}},
 		{"producer ids exhausted", statusWith(codes.ResourceExhausted, "no more ids", info("PRODUCER_IDS_EXHAUSTED")),
 			func(e error) bool { return errors.Is(e, ErrRejected) && !errors.Is(e, ErrTooLarge) }},
 		{"internal topic", statusWith(codes.PermissionDenied, "internal", info("INTERNAL_TOPIC")),

@@ -182,6 +182,9 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 			}
 		}
 		if prev, ok := s.logConfigs[key]; !ok || prev != t.Config {
+			if err := applyTopicRules(r, t); err != nil {
+				s.n.logger.Warn("apply topic bounds and compaction", "partition", key.group(), "error", err)
+			}
 			if err := r.SetLogConfig(t.Config.LogConfig(log.DefaultConfig())); err != nil {
 				s.n.logger.Warn("apply topic config", "partition", key.group(), "error", err)
 			} else {
@@ -221,6 +224,10 @@ func (s *replicaSet) open(key partitionKey, t *metadata.Topic) (*partition.Repli
 	r, err := partition.Open(cfg, layer)
 	if err != nil {
 		layer.Close()
+		return nil, err
+	}
+	if err := applyTopicRules(r, t); err != nil {
+		r.Close()
 		return nil, err
 	}
 	// Every replica of the partition's first assignment bootstraps the same

@@ -42,7 +42,8 @@ func (l *Log) Checkpoint(dst string) (CheckpointInfo, error) {
 	active := v.active()
 	size, next := active.extent()
 	batches := active.batches
-	info := CheckpointInfo{StartOffset: v.start(), NextOffset: next, LastIndex: active.lastIndex.Load()}
+	floor := l.floor.Load()
+	info := CheckpointInfo{StartOffset: l.startOf(v), NextOffset: next, LastIndex: active.lastIndex.Load()}
 	// Retention waits until the files are linked: a sealed segment deleted
 	// halfway would leave the checkpoint with a data file but no journal.
 	l.checkpoints++
@@ -77,6 +78,11 @@ func (l *Log) Checkpoint(dst string) (CheckpointInfo, error) {
 	}
 	if err := copyActive(active, dst, size, batches); err != nil {
 		return CheckpointInfo{}, fmt.Errorf("checkpoint segment %d: %w", active.base, err)
+	}
+	if floor > v.start() {
+		if err := writeStartFile(dst, floor); err != nil {
+			return CheckpointInfo{}, fmt.Errorf("checkpoint: %w", err)
+		}
 	}
 	if err := syncDir(dst); err != nil {
 		return CheckpointInfo{}, fmt.Errorf("checkpoint: %w", err)

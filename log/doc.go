@@ -18,6 +18,8 @@
 //	log.go, read.go, flusher.go   the list of segments, rolling, Sync
 //	recovery.go                   Open after a crash
 //	retention.go, reset.go, checkpoint.go  whole-segment operations
+//	start.go, held.go             a log start inside a segment (bounded topics)
+//	compact.go                    compaction: cleaned segments swapped in
 //
 // # On-disk layout
 //
@@ -31,6 +33,9 @@
 //	00000000000001048576.log        next segment: base offset 1048576
 //	...
 //	reset.pending                   only while a Reset is in progress
+//	start.offset                    the log start, when it lies inside a segment
+//	compact.pending                 only while compacted segments are swapped in
+//	*.cleaned                       only while a compaction pass writes them
 //	*.tmp                           only while a file is being replaced
 //
 // The .log file is a plain concatenation of v2 record batches (see the
@@ -146,5 +151,14 @@
 // are older than RetentionAge (by their newest batch timestamp) or while the
 // log without them would still hold RetentionBytes, and advances
 // LogStartOffset. Reads below it get *OffsetOutOfRangeError with the valid
-// range.
+// range. AdvanceStart moves the start inside a segment (start.go).
+//
+// # Compaction
+//
+// Compact rewrites sealed segments keeping the latest record of each key
+// (compact.go). A cleaned segment is a new pair of files renamed over the
+// old names after a commit marker, so its bytes are never changed in place:
+// hard links to the old files keep the old content, and the invariants
+// above hold for every file (inode) the log ever wrote. Offsets and batch
+// spans are kept, so batches stay contiguous.
 package log

@@ -37,6 +37,19 @@ type Log struct {
 	checkpoints int      // checkpoints in progress, guarded by mu; retention waits
 	resets      uint64   // Reset calls, guarded by mu; a checkpoint checks it
 	flusher     *flusher // set by Open, stopped by Close
+
+	// floor is the advanced log start offset (start.go); the log starts at
+	// max(first segment's base, floor). Written under mu.
+	floor atomic.Int64
+	// startMu orders writes of start.offset; savedFloor, guarded by it, is
+	// the value the file holds.
+	startMu    sync.Mutex
+	savedFloor int64
+
+	// compactHook, set by tests only, can stop a compaction at a named
+	// step (compact.go).
+	compactHook func(step string) error
+	compactions atomic.Uint64 // passes that swapped segments in
 }
 
 // view is an immutable snapshot of the segments, oldest first; the last one
@@ -69,7 +82,15 @@ func Open(dir string, cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
-	l := &Log{dir: dir}
+	floor, err := readStartFile(dir)
+	if err != nil {
+		for _, s := range segs {
+			s.release()
+		}
+		return nil, fmt.Errorf("open log %s: %w", dir, err)
+	}
+	l := &Log{dir: dir, savedFloor: floor}
+	l.floor.Store(min(floor, segs[len(segs)-1].nextOffset()))
 	l.cfg.Store(&cfg)
 	l.view.Store(&view{segs: segs})
 	l.flusher = startFlusher(dir, l.fail)
@@ -230,7 +251,7 @@ func (l *Log) LastIndex() uint64 { return l.view.Load().active().lastIndex.Load(
 func (l *Log) NextOffset() int64 { return l.view.Load().active().nextOffset() }
 
 // LogStartOffset is the lowest offset still in the log.
-func (l *Log) LogStartOffset() int64 { return l.view.Load().start() }
+func (l *Log) LogStartOffset() int64 { return l.startOf(l.view.Load()) }
 
 // Size is the number of data bytes across all segments.
 func (l *Log) Size() int64 {
@@ -292,6 +313,10 @@ func (l *Log) syncView(v *view) error {
 			l.fail(err)
 			return err
 		}
+	}
+	if err := l.persistStart(); err != nil {
+		l.fail(err)
+		return err
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ func (l *Log) Read(offset int64, maxBytes int) ([]byte, error) {
 			return nil, ErrClosed
 		}
 		v := l.view.Load()
-		start, end := v.start(), v.active().nextOffset()
+		start, end := l.startOf(v), v.active().nextOffset()
 		if offset == end {
 			return nil, nil
 		}

@@ -41,6 +41,9 @@ func (r *recovery) run() (segs []*segment, err error) {
 	if err := finishPendingReset(r.dir); err != nil {
 		return nil, err
 	}
+	if err := finishPendingCompaction(r.dir); err != nil {
+		return nil, err
+	}
 	bases, err := r.listSegments()
 	if err != nil {
 		return nil, err

@@ -44,6 +44,11 @@ func (l *Log) Reset(startOffset int64, index uint64) error {
 		return err
 	}
 	l.view.Store(&view{segs: []*segment{s}})
+	// applyReset removed start.offset: the new log starts at its segment.
+	l.floor.Store(0)
+	l.startMu.Lock()
+	l.savedFloor = 0
+	l.startMu.Unlock()
 	// The old files are gone; a fresh log has no unknown page-cache state.
 	l.failed.Store(nil)
 	for _, old := range old.segs {
@@ -112,7 +117,7 @@ func applyReset(dir string, startOffset int64, index uint64) (*segment, error) {
 	for _, e := range ents {
 		name := e.Name()
 		_, _, isSegment := parseSegmentFile(name)
-		if isSegment || (strings.HasSuffix(name, tmpSuffix) && e.Type().IsRegular()) {
+		if isSegment || name == startFileName || (strings.HasSuffix(name, tmpSuffix) && e.Type().IsRegular()) {
 			if err := removeIfExists(filepath.Join(dir, name)); err != nil {
 				return nil, err
 			}

@@ -23,7 +23,7 @@ func (l *Log) ApplyRetention() (deletedSegments int, err error) {
 	}
 	cfg := l.cfg.Load()
 	v := l.view.Load()
-	return l.dropOldest(v, l.retentionCut(cfg, v))
+	return l.dropOldest(v, max(l.retentionCut(cfg, v), l.belowStart(v)))
 }
 
 // retentionCut counts the oldest segments retention lets go.

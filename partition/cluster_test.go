@@ -27,6 +27,9 @@ type testCluster struct {
 	group string
 	nodes []*testNode
 	tweak func(*Config)
+	// bounds, when set, are given to every replica as it starts, as the
+	// cluster layer does from the topic's configuration.
+	bounds atomic.Pointer[Bounds]
 }
 
 type testNode struct {
@@ -108,6 +111,11 @@ func (c *testCluster) start(nd *testNode) {
 	rep, err := Open(c.config(nd), layer)
 	if err != nil {
 		c.t.Fatalf("open replica %s: %v", nd.id, err)
+	}
+	if b := c.bounds.Load(); b != nil {
+		if err := rep.SetBounds(*b); err != nil {
+			c.t.Fatalf("bounds %s: %v", nd.id, err)
+		}
 	}
 	nd.cur.Store(rep)
 }
@@ -282,7 +290,7 @@ func (c *testCluster) produceRetrying(ctx context.Context, batch []byte, avoid .
 			if err == nil {
 				return res, nil
 			}
-			if errors.Is(err, ErrOutOfOrderSequence) || errors.Is(err, ErrInvalidBatch) || errors.Is(err, ErrProducerFenced) {
+			if errors.Is(err, ErrOutOfOrderSequence) || errors.Is(err, ErrInvalidBatch) || errors.Is(err, ErrProducerFenced) || errors.Is(err, ErrFull) {
 				return res, err
 			}
 			last = err

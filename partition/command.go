@@ -10,6 +10,19 @@ const (
 	// opAppend carries one encoded record batch, exactly as the producer
 	// built it (base offset and leader epoch are stamped when applied).
 	opAppend byte = 1
+	// opAppendDropOldest carries a batch of a drop-oldest bounded topic:
+	// uvarint max.messages, uvarint max.bytes (0 = unbounded), then the
+	// batch. After appending, every replica advances its log start so the
+	// partition holds at most that many records and bytes: the bounds
+	// travel with the entry, so replicas never disagree on what to drop.
+	opAppendDropOldest byte = 2
+	// opAppendIfDuplicate carries an idempotent batch that the leader found
+	// would overfill a reject-bounded partition: it is appended nowhere, but
+	// if it is a retry of a batch already in the log, its original offsets
+	// are the answer (only the state machine knows the producer table).
+	// Since no replica appends anything for it, replicas cannot diverge
+	// over it, whatever their version.
+	opAppendIfDuplicate byte = 3
 )
 
 func encodeAppend(batch []byte) []byte {

@@ -142,6 +142,10 @@ type Config struct {
 	// RetentionCheckInterval is how often expired segments are deleted
 	// (Kafka's log.retention.check.interval.ms). Default 5m.
 	RetentionCheckInterval time.Duration
+	// CompactionCheckInterval is how often a compacted partition checks
+	// whether its log is worth compacting (min.cleanable.dirty.ratio,
+	// max.compaction.lag.ms). Default 15s.
+	CompactionCheckInterval time.Duration
 	// Producers bounds the idempotent-producer state.
 	Producers ProducerConfig
 	// Logger receives the replica's and Raft's logs. Default: discard.
@@ -158,17 +162,18 @@ type Config struct {
 // Group, NodeID and Dir.
 func DefaultConfig() Config {
 	return Config{
-		Log:                    log.DefaultConfig(),
-		Durability:             DurabilityFsync,
-		RaftLogSegmentBytes:    8 << 20,
-		Raft:                   DefaultRaftTiming(),
-		SnapshotThreshold:      8192,
-		SnapshotInterval:       30 * time.Second,
-		TrailingLogs:           10240,
-		RetainSnapshots:        2,
-		WatchdogTimeout:        10 * time.Second,
-		RetentionCheckInterval: 5 * time.Minute,
-		Producers:              DefaultProducerConfig(),
+		Log:                     log.DefaultConfig(),
+		Durability:              DurabilityFsync,
+		RaftLogSegmentBytes:     8 << 20,
+		Raft:                    DefaultRaftTiming(),
+		SnapshotThreshold:       8192,
+		SnapshotInterval:        30 * time.Second,
+		TrailingLogs:            10240,
+		RetainSnapshots:         2,
+		WatchdogTimeout:         10 * time.Second,
+		RetentionCheckInterval:  5 * time.Minute,
+		CompactionCheckInterval: 15 * time.Second,
+		Producers:               DefaultProducerConfig(),
 	}
 }
 
@@ -223,6 +228,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetentionCheckInterval <= 0 {
 		errs = append(errs, errors.New("partition config: RetentionCheckInterval must be positive"))
+	}
+	if c.CompactionCheckInterval <= 0 {
+		errs = append(errs, errors.New("partition config: CompactionCheckInterval must be positive"))
 	}
 	if c.WatchdogTimeout < 0 {
 		errs = append(errs, errors.New("partition config: WatchdogTimeout must not be negative"))

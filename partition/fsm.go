@@ -55,6 +55,10 @@ type fsm struct {
 
 	appliedIndex atomic.Uint64
 
+	// inflight is the leader's count of batches queued in Raft and not yet
+	// in the log (bounds.go); Apply settles them under its mutex.
+	inflight inflight
+
 	// snapshotMu keeps retention from deleting segment files while a snapshot
 	// is linking them.
 	snapshotMu sync.Mutex
@@ -152,10 +156,99 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 	}
 	switch l.Data[0] {
 	case opAppend:
-		return f.applyAppend(l, l.Data[1:])
+		return f.applyCounted(l, l.Data[1:], 0, 0)
+	case opAppendDropOldest:
+		maxMessages, maxBytes, batch, err := decodeBoundedAppend(l.Data[1:])
+		if err != nil {
+			return &appendResult{Err: err}
+		}
+		return f.applyCounted(l, batch, maxMessages, maxBytes)
+	case opAppendIfDuplicate:
+		return f.applyIfDuplicate(l, l.Data[1:])
 	default:
 		return &appendResult{Err: errUnknownCommand(l.Data[0])}
 	}
+}
+
+// applyCounted applies an append and, in the same critical section,
+// settles the leader's reservation of it (bounds.go), then keeps a
+// drop-oldest partition within its bounds.
+func (f *fsm) applyCounted(l *raft.Log, batch []byte, maxMessages, maxBytes int64) *appendResult {
+	f.inflight.mu.Lock()
+	res := f.applyAppend(l, batch)
+	if h, err := record.ParseHeader(batch); err == nil {
+		f.inflight.settleLocked(l.Term, int64(h.RecordCount), int64(len(batch)))
+	}
+	f.inflight.mu.Unlock()
+	if res.Err == nil && !res.Duplicate && (maxMessages > 0 || maxBytes > 0) {
+		if err := f.dropOldest(res.LastOffset+1, maxMessages, maxBytes); err != nil {
+			// The start is a pure function of the entries: a replica that
+			// cannot move it would serve records its peers dropped.
+			err = fmt.Errorf("drop oldest at raft index %d: %w", l.Index, err)
+			f.fatal(err)
+			return &appendResult{Err: err}
+		}
+	}
+	return res
+}
+
+// dropOldest advances the log start so that the records up to end (the
+// offset after the batch just applied) number at most maxMessages and take
+// at most maxBytes (0 = unbounded). It depends only on the entries applied,
+// so every replica drops the same records. The byte bound is measured at
+// the log's end, so while replaying entries whose batches are already in
+// the log (after a restart) it is applied only by the newest one.
+func (f *fsm) dropOldest(end, maxMessages, maxBytes int64) error {
+	lg := f.log()
+	var start int64
+	if maxMessages > 0 {
+		start = end - maxMessages
+	}
+	if maxBytes > 0 && end == lg.NextOffset() {
+		s, err := lg.StartKeepingBytes(maxBytes)
+		if err != nil {
+			return err
+		}
+		start = max(start, s)
+	}
+	if start <= lg.LogStartOffset() {
+		return nil
+	}
+	if err := lg.AdvanceStart(start); err != nil {
+		return err
+	}
+	// Delete the files of segments now wholly below the start, unless a
+	// snapshot is linking them (retention deletes them later then): the
+	// FSM must not wait for a snapshot to stream.
+	if f.snapshotMu.TryLock() {
+		_, err := lg.DeleteBefore(lg.LogStartOffset())
+		f.snapshotMu.Unlock()
+		if err != nil {
+			f.logger.Warn("delete segments below the log start", "error", err)
+		}
+	}
+	return nil
+}
+
+// errNotDuplicate is the result of an opAppendIfDuplicate entry whose
+// batch is new: the leader's refusal (a *FullError) stands.
+var errNotDuplicate = errors.New("not a retry of an appended batch")
+
+// applyIfDuplicate answers a retried batch with its original offsets and
+// appends nothing in any case.
+func (f *fsm) applyIfDuplicate(l *raft.Log, batch []byte) *appendResult {
+	h, err := record.Verify(batch)
+	if err != nil {
+		return &appendResult{Err: fmt.Errorf("%w: %v", ErrInvalidBatch, err)}
+	}
+	dup, err := f.producers.check(h, l.AppendedAt)
+	if err != nil {
+		return &appendResult{Err: err}
+	}
+	if dup == nil {
+		return &appendResult{Err: errNotDuplicate}
+	}
+	return &appendResult{BaseOffset: dup.baseOffset, LastOffset: dup.lastOffset, LeaderEpoch: int32(l.Term), Duplicate: true}
 }
 
 func (f *fsm) applyAppend(l *raft.Log, batch []byte) *appendResult {
@@ -223,10 +316,19 @@ func (f *fsm) checkReplayed(offset int64, h record.BatchHeader) error {
 	if err != nil {
 		return fmt.Errorf("replay check at offset %d: %w", offset, err)
 	}
-	if gh.BaseOffset != offset || gh.CRC != h.CRC {
-		return fmt.Errorf("replay check at offset %d: local log diverges from the committed Raft log (crc %08x, want %08x)", offset, gh.CRC, h.CRC)
+	if gh.BaseOffset == offset && gh.CRC == h.CRC {
+		return nil
 	}
-	return nil
+	// Compaction rewrites batches in place of the originals: the same base
+	// offset and span with fewer records, or an empty batch spanning this
+	// one and its neighbours. Either covers exactly the entry's offsets.
+	compacted := gh.RecordCount < h.RecordCount &&
+		((gh.BaseOffset == offset && gh.LastOffsetDelta == h.LastOffsetDelta) ||
+			(gh.RecordCount == 0 && gh.BaseOffset <= offset && offset+int64(h.LastOffsetDelta) < gh.NextOffset()))
+	if compacted {
+		return nil
+	}
+	return fmt.Errorf("replay check at offset %d: local log diverges from the committed Raft log (crc %08x, want %08x)", offset, gh.CRC, h.CRC)
 }
 
 // Snapshot captures the state to persist. It runs on the FSM goroutine, so it
@@ -241,7 +343,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		LastLogIndex:   lg.LastIndex(),
 		Producers:      f.producers.marshalBinary(),
 	}
-	return &fsmSnapshot{fsm: f, lg: lg, manifest: m, files: snapshotSources(lg)}, nil
+	return &fsmSnapshot{fsm: f, lg: lg, manifest: m, files: snapshotSources(lg), compactions: lg.Compactions()}, nil
 }
 
 // Restore replaces the whole state with a snapshot's, received from the
@@ -336,6 +438,12 @@ func (f *fsm) installLog(snapDir string, m *manifest) (*log.Log, error) {
 		lg.Close()
 		return nil, fmt.Errorf("%w: installed log ends at offset %d, manifest says %d", ErrSnapshotCorrupt, lg.NextOffset(), m.NextOffset)
 	}
+	// A drop-oldest partition's start lies inside the snapshot's first
+	// segment; the manifest carries it.
+	if err := lg.AdvanceStart(m.LogStartOffset); err != nil {
+		lg.Close()
+		return nil, err
+	}
 	return lg, nil
 }
 
@@ -382,11 +490,20 @@ type fsmSnapshot struct {
 	lg       *log.Log
 	manifest *manifest
 	files    []sourceFile
+	// compactions is the log's count when the files were listed: a
+	// compaction since put new content under their names.
+	compactions uint64
 }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	s.fsm.snapshotMu.Lock()
 	defer s.fsm.snapshotMu.Unlock()
+	if s.lg.Compactions() != s.compactions {
+		// Compaction runs under snapshotMu, so only between Snapshot and
+		// here; Raft takes the next snapshot later.
+		sink.Cancel()
+		return errors.New("snapshot: the log was compacted after its files were listed; retry")
+	}
 	// Raft drops log entries once the snapshot exists, so what the snapshot
 	// covers must be on disk first, whatever the topic's durability.
 	if err := s.lg.Sync(); err != nil {

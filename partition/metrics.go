@@ -100,6 +100,10 @@ func (m *metrics) produceError(err error) {
 		reason = "invalid_batch"
 	case errors.Is(err, ErrIndeterminate):
 		reason = "indeterminate"
+	case errors.Is(err, ErrFull):
+		reason = "full"
+	case errors.Is(err, ErrKeyRequired):
+		reason = "key_required"
 	}
 	m.appendErrors.WithLabelValues(reason).Inc()
 }

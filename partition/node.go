@@ -25,11 +25,16 @@ type MemoryConfig struct {
 	// across all replicas (each fetch reads at most this much); a fetch
 	// waits for room. Default 64 MiB.
 	FetchBytes int64
+	// CleanerBytesPerSecond throttles log compaction: the node's one
+	// compaction at a time reads and writes at most this many bytes per
+	// second, so cleaning does not starve produce and fetch of disk.
+	// 0 = unthrottled. Default 32 MiB/s.
+	CleanerBytesPerSecond int64
 }
 
 // DefaultMemoryConfig returns the defaults documented on MemoryConfig.
 func DefaultMemoryConfig() MemoryConfig {
-	return MemoryConfig{EntryCacheBytes: 8 << 20, ProduceBytes: 64 << 20, FetchBytes: 64 << 20}
+	return MemoryConfig{EntryCacheBytes: 8 << 20, ProduceBytes: 64 << 20, FetchBytes: 64 << 20, CleanerBytesPerSecond: 32 << 20}
 }
 
 // Validate reports the first invalid field.
@@ -44,6 +49,9 @@ func (c MemoryConfig) Validate() error {
 	if c.FetchBytes < 64<<10 {
 		errs = append(errs, fmt.Errorf("FetchBytes %d: must be at least 64 KiB", c.FetchBytes))
 	}
+	if c.CleanerBytesPerSecond < 0 {
+		errs = append(errs, fmt.Errorf("CleanerBytesPerSecond %d: must not be negative", c.CleanerBytesPerSecond))
+	}
 	return errors.Join(errs...)
 }
 
@@ -56,6 +64,7 @@ type Node struct {
 	cache   *EntryCache
 	produce *byteBudget
 	fetch   *byteBudget
+	cleaner *logCleaner // log compaction: one pass at a time, throttled
 
 	reg        prometheus.Registerer // set by Register; Close unregisters
 	collectors []prometheus.Collector
@@ -71,6 +80,7 @@ func NewNode(cfg MemoryConfig) (*Node, error) {
 		cache:   NewEntryCache(cfg.EntryCacheBytes),
 		produce: newByteBudget(cfg.ProduceBytes),
 		fetch:   newByteBudget(cfg.FetchBytes),
+		cleaner: newLogCleaner(cfg.CleanerBytesPerSecond),
 	}, nil
 }
 
@@ -95,6 +105,7 @@ func (n *Node) Register(reg prometheus.Registerer) error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "skiff", Subsystem: "partition", Name: "fetch_reading_bytes",
 			Help: "Bytes being read for fetches, all partitions."}, func() float64 { return float64(n.fetch.inUse()) }),
 	}
+	n.collectors = append(n.collectors, n.cleaner.collectors()...)
 	for i, c := range n.collectors {
 		if err := reg.Register(c); err != nil {
 			for _, done := range n.collectors[:i] {

@@ -40,6 +40,12 @@ type Replica struct {
 	metrics *metrics
 	pending *pendingWrites
 	peers   peerHealth
+	bounds  atomic.Pointer[Bounds] // set by SetBounds; nil = unbounded
+	// compaction is set by SetCompaction; nil = off.
+	compaction atomic.Pointer[Compaction]
+	// dirtyRatio is 1 + the float64 bits of the last measured dirty ratio;
+	// 0 before the first measurement.
+	dirtyRatio atomic.Uint64
 
 	// readyTerm is the term in which this replica, as leader, has committed
 	// a barrier; it serves leader-only requests only while it equals the
@@ -164,10 +170,11 @@ func (r *Replica) open(layer raft.StreamLayer) error {
 	obsCh := make(chan raft.Observation, 256)
 	obs := raft.NewObserver(obsCh, false, peerObservation)
 	r.raft.RegisterObserver(obs)
-	r.wg.Add(4)
+	r.wg.Add(5)
 	go r.watchPeers(obsCh, obs)
 	go r.watchLeadership()
 	go r.runRetention()
+	go r.runCompaction()
 	go r.runWatchdog()
 	return nil
 }
@@ -322,7 +329,11 @@ type PendingProduce struct {
 	done    func()
 	size    int
 	records int
-	budget  int64 // bytes of the node's produce budget held until Wait
+	budget  int64  // bytes of the node's produce budget held until Wait
+	term    uint64 // the leader term the batch was reserved in (bounds.go)
+	// full, when set, is the refusal of a batch sent only to learn whether
+	// it is a retry (opAppendIfDuplicate).
+	full *FullError
 }
 
 // ProduceAsync validates batch and hands it to Raft, returning as soon as it
@@ -356,13 +367,24 @@ func (r *Replica) ProduceAsync(ctx context.Context, batch []byte, maxBatchBytes 
 		p.err = fmt.Errorf("partition %s: waiting for produce memory budget: %w", r.cfg.Group, p.err)
 		return p
 	}
+	p.term = r.readyTerm.Load()
+	cmd, full, err := r.admit(p.term, batch, int64(p.records))
+	if full != nil {
+		p.full, p.records, p.size = full, 0, 0 // nothing reserved
+	}
+	if err != nil {
+		r.node.produce.release(p.budget)
+		r.metrics.produceError(err)
+		p.err = err
+		return p
+	}
 	p.start = time.Now()
 	done := r.pending.add(p.start)
 	p.done = func() {
 		done()
 		r.node.produce.release(p.budget)
 	}
-	p.f = r.raft.Apply(encodeAppend(batch), timeout)
+	p.f = r.raft.Apply(cmd, timeout)
 	return p
 }
 
@@ -375,6 +397,10 @@ func (p *PendingProduce) Wait(ctx context.Context) (ProduceResult, error) {
 	defer p.done()
 	r := p.r
 	if err := raftutil.WaitFuture(ctx, p.f); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrEnqueueTimeout) {
+			// Never entered the log: the FSM will not settle it.
+			r.release(p.term, int64(p.records), int64(p.size))
+		}
 		err = classifyApplyError(err, r)
 		r.metrics.produceError(err)
 		return ProduceResult{}, err
@@ -382,6 +408,10 @@ func (p *PendingProduce) Wait(ctx context.Context) (ProduceResult, error) {
 	res, ok := p.f.Response().(*appendResult)
 	if !ok || res == nil {
 		return ProduceResult{}, fmt.Errorf("partition %s: unexpected apply response %T", r.cfg.Group, p.f.Response())
+	}
+	if errors.Is(res.Err, errNotDuplicate) && p.full != nil {
+		r.metrics.produceError(p.full)
+		return ProduceResult{}, p.full
 	}
 	if res.Err != nil {
 		r.metrics.produceError(res.Err)
@@ -688,6 +718,9 @@ func (r *Replica) Close() error {
 
 func (r *Replica) closeResources() error {
 	var errs []error
+	if r.node != nil {
+		r.node.cleaner.forget(r.cfg.Group)
+	}
 	if r.trans != nil {
 		errs = append(errs, r.trans.Close())
 	}

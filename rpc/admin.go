@@ -230,6 +230,14 @@ func (s *Server) topicMetadata(ctx context.Context, t *metadata.Topic, d *cluste
 				pm.LeaderAddr, _ = s.brokerAddr(ctx, info.Leader)
 			}
 		}
+		if t.Config.Compacted() {
+			pm.DirtyRatio = -1
+			if r, err := s.node.Replica(ctx, t.Name, pa.Partition); err == nil {
+				if ratio, ok := r.DirtyRatio(); ok {
+					pm.DirtyRatio = ratio
+				}
+			}
+		}
 		tm.Partitions = append(tm.Partitions, pm)
 	}
 	return tm

@@ -64,6 +64,7 @@ const (
 	ReasonUserExists          = "USER_EXISTS"
 	ReasonUnknownQuota        = "UNKNOWN_QUOTA"
 	ReasonListenerNotFound    = "LISTENER_NOT_FOUND"
+	ReasonTopicFull           = "TOPIC_FULL"
 )
 
 // errShuttingDown ends long-lived calls when the server stops.
@@ -104,9 +105,11 @@ func invalid(field, format string, args ...any) error {
 //	cluster.ErrMetaIndeterminate                  ABORTED              WriteIndeterminate
 //	*log.OffsetOutOfRangeError                    OUT_OF_RANGE         OffsetOutOfRange{offset, range}
 //	*metadata.InvalidArgumentError                INVALID_ARGUMENT     BadRequest{field}
-//	invalid batch (partition, record errors)      INVALID_ARGUMENT     BadRequest{"batch"}
+//	invalid batch (partition, record errors),
+//	  partition.ErrKeyRequired                    INVALID_ARGUMENT     BadRequest{"batch"}
 //	*tooLargeError, ErrBatchTooLarge, ErrTooLarge RESOURCE_EXHAUSTED   BadRequest{field}
 //	metadata.ErrProducerIDsExhausted              RESOURCE_EXHAUSTED
+//	partition.ErrFull                             RESOURCE_EXHAUSTED   (reason TOPIC_FULL; "topic orders is full (max.messages=100000)")
 //	metadata.ErrLimitExceeded,
 //	  consumergroup.ErrLimitExceeded              RESOURCE_EXHAUSTED   (reason LIMIT_EXCEEDED; the message names the flag)
 //	metadata.ErrUnknownTopic                      NOT_FOUND
@@ -209,7 +212,7 @@ func toStatus(err error, brokerAddr func(id string) (string, error)) *status.Sta
 	case errors.Is(err, partition.ErrBatchTooLarge), errors.Is(err, log.ErrBatchTooLarge), errors.Is(err, record.ErrTooLarge):
 		code, reason = codes.ResourceExhausted, ReasonTooLarge
 		details = append(details, badRequest("batch", msg))
-	case errors.Is(err, partition.ErrInvalidBatch), errors.Is(err, log.ErrInvalidBatch),
+	case errors.Is(err, partition.ErrInvalidBatch), errors.Is(err, partition.ErrKeyRequired), errors.Is(err, log.ErrInvalidBatch),
 		errors.As(err, &fe), errors.Is(err, record.ErrEmptyBatch), errors.Is(err, record.ErrUnknownCompression):
 		code, reason = codes.InvalidArgument, ReasonInvalidBatch
 		details = append(details, badRequest("batch", msg))
@@ -225,6 +228,8 @@ func toStatus(err error, brokerAddr func(id string) (string, error)) *status.Sta
 		code, reason = codes.PermissionDenied, ReasonInternalTopic
 	case errors.Is(err, metadata.ErrLimitExceeded), errors.Is(err, consumergroup.ErrLimitExceeded):
 		code, reason = codes.ResourceExhausted, ReasonLimitExceeded
+	case errors.Is(err, partition.ErrFull):
+		code, reason = codes.ResourceExhausted, ReasonTopicFull
 	case errors.Is(err, metadata.ErrProducerIDsExhausted):
 		code, reason = codes.ResourceExhausted, ReasonProducerIDExhausted
 	case errors.Is(err, metadata.ErrUnknownBroker):

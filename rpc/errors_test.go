@@ -86,6 +86,11 @@ func TestErrorsMapToCodesAndDetails(t *testing.T) {
 		{&metadata.InternalTopicError{Topic: "__x", Action: "delete it"}, codes.PermissionDenied, ReasonInternalTopic, nil},
 		{fmt.Errorf("dead letter: %w", consumergroup.ErrInternalTopic), codes.PermissionDenied, ReasonInternalTopic, nil},
 		{metadata.ErrProducerIDsExhausted, codes.ResourceExhausted, ReasonProducerIDExhausted, nil},
+		{&partition.FullError{Topic: "orders", Limit: "max.messages", Max: 100000}, codes.ResourceExhausted, ReasonTopicFull, func(t *testing.T, st *status.Status) {
+			if st.Message() != "topic orders is full (max.messages=100000)" {
+				t.Errorf("message %q", st.Message())
+			}
+		}},
 		{partition.ErrNotReady, codes.Unavailable, ReasonNotReady, nil},
 		{wrap(partition.ErrClosed), codes.Unavailable, ReasonUnavailable, nil},
 		{wrap(log.ErrFailed), codes.Unavailable, ReasonUnavailable, nil},

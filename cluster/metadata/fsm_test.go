@@ -343,7 +343,7 @@ func TestSameLogGivesSameState(t *testing.T) {
 		RegisterBroker{Broker: Broker{ID: "b1", Rack: "r1"}},
 		CreateTopic{Name: "t1", Config: DefaultTopicConfig(), Partitions: assignment([]string{"b1", "b2"}, []string{"b2", "b1"})},
 		CreateTopic{Name: "t1", Config: DefaultTopicConfig(), Partitions: assignment([]string{"b1"})}, // rejected
-		AlterTopicConfig{Name: "t1", Set: map[string]string{"retention.ms": "5", "segment.bytes": "2097152", "cleanup.policy": "compact"}},
+		AlterTopicConfig{Name: "t1", Set: map[string]string{"retention.ms": "5", "segment.bytes": "2097152", "max.messages": "1000", "overflow.policy": "drop-oldest"}},
 		AllocateProducerIDs{Count: 3},
 		CreateTopic{Name: "t0", Config: DefaultTopicConfig(), Partitions: assignment([]string{"b2"})},
 		ReassignPartition{Topic: "t1", TopicID: 3, Partition: 1, Replicas: []string{"b1"}},

@@ -56,7 +56,9 @@ func genSet(t *rapid.T) map[string]string {
 		valid := map[string][]string{
 			"retention.ms": {"-1", "1000"}, "retention.bytes": {"-1", "0", "4096"},
 			"segment.bytes": {"1048576", "2097152"}, "max.message.bytes": {"1024", "2048"},
-			"durability": {"fsync", "replicated"}, "cleanup.policy": {"delete", "compact"},
+			"durability": {"fsync", "replicated"}, "cleanup.policy": {"delete", "compact"}, "delete.retention.ms": {"1", "86400000"},
+			"min.compaction.lag.ms": {"0", "10"}, "max.compaction.lag.ms": {"-1", "1000"}, "min.cleanable.dirty.ratio": {"0", "0.5", "1"}, "segment.ms": {"1000", "604800000"},
+			"max.messages": {"-1", "1000"}, "max.bytes": {"-1", "1048576"}, "overflow.policy": {"reject", "drop-oldest"},
 		}
 		set := map[string]string{}
 		for _, k := range rapid.SliceOfNDistinct(rapid.SampledFrom(ConfigKeys()), 0, 3, rapid.ID).Draw(t, "validKeys") {

@@ -21,6 +21,15 @@ func TestDefaultTopicConfigIsValidAndDocumented(t *testing.T) {
 		"max.message.bytes": "1048588",
 		"durability":        "fsync",
 		"cleanup.policy":    "delete",
+		"max.messages":      "-1",
+		"max.bytes":         "-1",
+		"overflow.policy":   "reject",
+
+		"delete.retention.ms":       "86400000",
+		"min.compaction.lag.ms":     "0",
+		"max.compaction.lag.ms":     "-1",
+		"min.cleanable.dirty.ratio": "0.5",
+		"segment.ms":                "604800000",
 	}
 	if got := c.Map(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Map() = %v, want %v", got, want)
@@ -39,10 +48,30 @@ func TestParseTopicConfig(t *testing.T) {
 		{name: "retention bytes zero", kv: map[string]string{"retention.bytes": "0"}, want: func(c *TopicConfig) { c.RetentionBytes = 0 }},
 		{name: "all keys", kv: map[string]string{
 			"retention.ms": "1000", "retention.bytes": "1073741824", "segment.bytes": "1048576",
-			"max.message.bytes": "67108864", "durability": "replicated", "cleanup.policy": "compact",
+			"max.message.bytes": "67108864", "durability": "replicated", "cleanup.policy": "delete",
+			"max.messages": "100000", "max.bytes": "1048576", "overflow.policy": "drop-oldest",
 		}, want: func(c *TopicConfig) {
-			*c = TopicConfig{RetentionMs: 1000, RetentionBytes: 1 << 30, SegmentBytes: 1 << 20, MaxMessageBytes: 64 << 20, Durability: "replicated", CleanupPolicy: "compact"}
+			*c = TopicConfig{RetentionMs: 1000, RetentionBytes: 1 << 30, SegmentBytes: 1 << 20, MaxMessageBytes: 64 << 20, Durability: "replicated", CleanupPolicy: "delete",
+				MaxMessages: 100000, MaxBytes: 1 << 20, OverflowPolicy: "drop-oldest"}
 		}},
+		{name: "bounds back to unbounded", kv: map[string]string{"max.messages": "-1", "max.bytes": "-1", "overflow.policy": "reject"}, want: func(*TopicConfig) {}},
+		{name: "max.messages zero", kv: map[string]string{"max.messages": "0"}, wantField: "config.max.messages"},
+		{name: "max.bytes not a number", kv: map[string]string{"max.bytes": "1MB"}, wantField: "config.max.bytes"},
+		{name: "overflow.policy unknown", kv: map[string]string{"overflow.policy": "drop-newest"}, wantField: "config.overflow.policy"},
+		// Not built yet: refused rather than accepted and ignored.
+		{name: "overflow.policy reject-unacked not built", kv: map[string]string{"overflow.policy": "reject-unacked"}, wantField: "config.overflow.policy"},
+		{name: "compacted", kv: map[string]string{"cleanup.policy": "compact", "delete.retention.ms": "1000", "min.compaction.lag.ms": "5",
+			"max.compaction.lag.ms": "60000", "min.cleanable.dirty.ratio": "0.25"}, want: func(c *TopicConfig) {
+			c.CleanupPolicy, c.DeleteRetentionMs, c.MinCompactionLagMs, c.MaxCompactionLagMs, c.MinCleanableDirtyRatio = "compact", 1000, 5, 60000, "0.25"
+		}},
+		{name: "compaction defaults stored as absent", kv: map[string]string{"cleanup.policy": "compact,delete", "delete.retention.ms": "86400000",
+			"max.compaction.lag.ms": "-1", "min.cleanable.dirty.ratio": "0.50"}, want: func(c *TopicConfig) { c.CleanupPolicy = "compact,delete" }},
+		{name: "segment.ms", kv: map[string]string{"segment.ms": "60000"}, want: func(c *TopicConfig) { c.SegmentMs = 60000 }},
+		{name: "segment.ms below a second", kv: map[string]string{"segment.ms": "999"}, wantField: "config.segment.ms"},
+		{name: "delete.retention.ms zero", kv: map[string]string{"delete.retention.ms": "0"}, wantField: "config.delete.retention.ms"},
+		{name: "dirty ratio above 1", kv: map[string]string{"min.cleanable.dirty.ratio": "1.5"}, wantField: "config.min.cleanable.dirty.ratio"},
+		{name: "dirty ratio NaN", kv: map[string]string{"min.cleanable.dirty.ratio": "NaN"}, wantField: "config.min.cleanable.dirty.ratio"},
+		{name: "compacted and bounded", kv: map[string]string{"cleanup.policy": "compact", "max.messages": "10"}, wantField: "config.cleanup.policy"},
 		{name: "unknown key", kv: map[string]string{"retention.hours": "1"}, wantField: "config.retention.hours"},
 		{name: "retention.ms zero", kv: map[string]string{"retention.ms": "0"}, wantField: "config.retention.ms"},
 		{name: "retention.ms below -1", kv: map[string]string{"retention.ms": "-2"}, wantField: "config.retention.ms"},
@@ -55,7 +84,7 @@ func TestParseTopicConfig(t *testing.T) {
 		{name: "max.message.bytes too small", kv: map[string]string{"max.message.bytes": "1023"}, wantField: "config.max.message.bytes"},
 		{name: "max.message.bytes too large", kv: map[string]string{"max.message.bytes": "67108865"}, wantField: "config.max.message.bytes"},
 		{name: "durability unknown", kv: map[string]string{"durability": "FSYNC"}, wantField: "config.durability"},
-		{name: "cleanup.policy unknown", kv: map[string]string{"cleanup.policy": "compact,delete"}, wantField: "config.cleanup.policy"},
+		{name: "cleanup.policy unknown", kv: map[string]string{"cleanup.policy": "compacted"}, wantField: "config.cleanup.policy"},
 		{name: "first bad key in sorted order", kv: map[string]string{"segment.bytes": "x", "durability": "x"}, wantField: "config.durability"},
 	}
 	for _, tc := range tests {
@@ -85,10 +114,23 @@ func TestParseTopicConfig(t *testing.T) {
 }
 
 func TestTopicConfigMapRoundTrips(t *testing.T) {
-	c := TopicConfig{RetentionMs: -1, RetentionBytes: 5, SegmentBytes: 2 << 20, MaxMessageBytes: 2048, Durability: "replicated", CleanupPolicy: "compact"}
+	c := TopicConfig{RetentionMs: -1, RetentionBytes: 5, SegmentBytes: 2 << 20, MaxMessageBytes: 2048, Durability: "replicated", CleanupPolicy: "delete",
+		MaxMessages: 7, MaxBytes: 4096, OverflowPolicy: "drop-oldest", DeleteRetentionMs: 5, MinCompactionLagMs: 6, MaxCompactionLagMs: 7, MinCleanableDirtyRatio: "0.1"}
 	got, err := ParseTopicConfig(TopicConfig{}, c.Map())
 	if err != nil || got != c {
 		t.Fatalf("got %+v, %v; want %+v", got, err, c)
+	}
+}
+
+func TestCompactOnlyTopicsAreNotDeletedByRetention(t *testing.T) {
+	c := DefaultTopicConfig()
+	c.RetentionMs, c.RetentionBytes = 1000, 4096
+	for policy, wantAge := range map[string]time.Duration{CleanupCompact: 0, CleanupCompactDelete: time.Second, CleanupDelete: time.Second} {
+		c.CleanupPolicy = policy
+		lc := c.LogConfig(log.DefaultConfig())
+		if lc.RetentionAge != wantAge || (policy == CleanupCompact) != (lc.RetentionBytes == -1) {
+			t.Errorf("%s: retention %v / %d bytes", policy, lc.RetentionAge, lc.RetentionBytes)
+		}
 	}
 }
 

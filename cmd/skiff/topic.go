@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -216,6 +217,45 @@ type topicJSON struct {
 	Internal   bool              `json:"internal"`
 	Configs    map[string]string `json:"configs"`
 	Partitions []partitionJSON   `json:"partitions"`
+	// Bounds is set for a bounded topic (max.messages or max.bytes).
+	Bounds *boundsJSON `json:"bounds,omitempty"`
+}
+
+// boundsJSON is a bounded topic's limits; 0 = that bound is unset.
+type boundsJSON struct {
+	MaxMessages    int64  `json:"max_messages"`
+	MaxBytes       int64  `json:"max_bytes"`
+	OverflowPolicy string `json:"overflow_policy"`
+}
+
+// topicBounds reads the bounds from a topic's configs; nil when unbounded.
+func topicBounds(configs map[string]string) *boundsJSON {
+	b := &boundsJSON{OverflowPolicy: configs["overflow.policy"]}
+	b.MaxMessages, _ = strconv.ParseInt(configs["max.messages"], 10, 64)
+	b.MaxBytes, _ = strconv.ParseInt(configs["max.bytes"], 10, 64)
+	b.MaxMessages, b.MaxBytes = max(b.MaxMessages, 0), max(b.MaxBytes, 0)
+	if b.MaxMessages == 0 && b.MaxBytes == 0 {
+		return nil
+	}
+	if b.OverflowPolicy == "" {
+		b.OverflowPolicy = "reject"
+	}
+	return b
+}
+
+// compacted reports whether a topic's cleanup.policy includes compact.
+func compacted(configs map[string]string) bool {
+	return strings.Contains(configs["cleanup.policy"], "compact")
+}
+
+func formatBounds(b *boundsJSON) string {
+	bound := func(n int64) string {
+		if n == 0 {
+			return "unbounded"
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	return fmt.Sprintf("max.messages=%s max.bytes=%s overflow.policy=%s", bound(b.MaxMessages), bound(b.MaxBytes), b.OverflowPolicy)
 }
 
 type partitionJSON struct {
@@ -226,16 +266,23 @@ type partitionJSON struct {
 	InSync         []string `json:"in_sync"`
 	HighWatermark  int64    `json:"high_watermark"`
 	LogStartOffset int64    `json:"log_start_offset"`
+	// DirtyRatio is set for compacted topics: the share of obsolete
+	// records, -1 when the answering broker does not know it.
+	DirtyRatio *float64 `json:"dirty_ratio,omitempty"`
 }
 
 func topicJSONOf(ti client.TopicInfo) topicJSON {
-	out := topicJSON{Name: ti.Name, ID: ti.ID, Internal: ti.Internal, Configs: ti.Configs, Partitions: []partitionJSON{}}
+	out := topicJSON{Name: ti.Name, ID: ti.ID, Internal: ti.Internal, Configs: ti.Configs, Partitions: []partitionJSON{}, Bounds: topicBounds(ti.Configs)}
 	for _, p := range ti.Partitions {
 		out.Partitions = append(out.Partitions, partitionJSON{
 			Partition: p.Partition, Leader: p.Leader, LeaderAddr: p.LeaderAddr,
 			Replicas: nonNil(p.Replicas), InSync: nonNil(p.InSync),
 			HighWatermark: p.HighWatermark, LogStartOffset: p.LogStartOffset,
 		})
+		if compacted(ti.Configs) {
+			ratio := p.DirtyRatio
+			out.Partitions[len(out.Partitions)-1].DirtyRatio = &ratio
+		}
 	}
 	return out
 }
@@ -252,12 +299,33 @@ func printTopic(w io.Writer, ti client.TopicInfo) error {
 	if ti.Internal {
 		fmt.Fprint(w, ", internal")
 	}
-	fmt.Fprintf(w, "\nconfigs: %s\n\n", dash(formatConfigs(ti.Configs)))
+	fmt.Fprintf(w, "\nconfigs: %s\n", dash(formatConfigs(ti.Configs)))
+	if b := topicBounds(ti.Configs); b != nil {
+		// Each partition holds at most the bounds; RECORDS shows how full.
+		fmt.Fprintf(w, "bounds: %s (per partition)\n", formatBounds(b))
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "PARTITION\tLEADER\tREPLICAS\tIN-SYNC\tHIGH-WATERMARK\tLOG-START\n")
+	dirty := compacted(ti.Configs)
+	header := "PARTITION\tLEADER\tREPLICAS\tIN-SYNC\tHIGH-WATERMARK\tLOG-START\tRECORDS"
+	if dirty {
+		header += "\tDIRTY-RATIO"
+	}
+	fmt.Fprintln(tw, header)
 	for _, p := range ti.Partitions {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\n", p.Partition, dash(p.Leader),
-			dash(strings.Join(p.Replicas, ",")), dash(strings.Join(p.InSync, ",")), p.HighWatermark, p.LogStartOffset)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d", p.Partition, dash(p.Leader),
+			dash(strings.Join(p.Replicas, ",")), dash(strings.Join(p.InSync, ",")), p.HighWatermark, p.LogStartOffset,
+			p.HighWatermark-p.LogStartOffset)
+		if dirty {
+			// RECORDS counts offsets: a compacted log has gaps, so it is an
+			// upper bound there; the dirty ratio says how much is obsolete.
+			if p.DirtyRatio < 0 {
+				fmt.Fprint(tw, "\t-")
+			} else {
+				fmt.Fprintf(tw, "\t%.2f", p.DirtyRatio)
+			}
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

@@ -59,6 +59,27 @@ func testTopicCreateDescribe(t *testing.T, c *cli) {
 	if code == 0 || !strings.Contains(stderr, "name") {
 		t.Fatalf("bad name: exit %d %q", code, stderr)
 	}
+	// Bounded topics show their bounds; a topic cannot be both bounded and
+	// compacted.
+	c.mustRun(t, "", "topic", "create", "cli-bounded", "--config", "max.messages=5", "--config", "overflow.policy=drop-oldest")
+	text = c.mustRun(t, "", "topic", "describe", "cli-bounded")
+	if !strings.Contains(text, "bounds: max.messages=5 max.bytes=unbounded overflow.policy=drop-oldest") || !strings.Contains(text, "RECORDS") {
+		t.Fatalf("describe of a bounded topic:\n%s", text)
+	}
+	var bt topicJSON
+	if err := json.Unmarshal([]byte(c.mustRun(t, "", "topic", "describe", "cli-bounded", "-o", "json")), &bt); err != nil {
+		t.Fatal(err)
+	}
+	if bt.Bounds == nil || *bt.Bounds != (boundsJSON{MaxMessages: 5, OverflowPolicy: "drop-oldest"}) {
+		t.Fatalf("json bounds %+v", bt.Bounds)
+	}
+	if ti.Bounds != nil {
+		t.Fatalf("unbounded topic shows bounds %+v", ti.Bounds)
+	}
+	_, stderr, code = c.run(t, "", "topic", "create", "cli-compacted-bounded", "--config", "cleanup.policy=compact", "--config", "max.messages=5")
+	if code == 0 || !strings.Contains(stderr, "cleanup.policy") || !strings.Contains(stderr, "cannot also be bounded") {
+		t.Fatalf("compacted and bounded topic: exit %d %q", code, stderr)
+	}
 	c.mustRun(t, "", "topic", "create", "cli-doomed")
 	c.mustRun(t, "", "topic", "delete", "cli-doomed")
 	if _, _, code := c.run(t, "", "topic", "describe", "cli-doomed"); code == 0 {

@@ -1459,8 +1459,13 @@ type PartitionMetadata struct {
 	InSync         []string               `protobuf:"bytes,5,rep,name=in_sync,json=inSync,proto3" json:"in_sync,omitempty"`
 	HighWatermark  int64                  `protobuf:"varint,6,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
 	LogStartOffset int64                  `protobuf:"varint,7,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Compacted topics: the share of the partition's records that are
+	// obsolete (not the latest of their key), as last measured by the
+	// answering node's replica; -1 when that node holds no replica or has not
+	// measured yet. 0 for other topics.
+	DirtyRatio    float64 `protobuf:"fixed64,8,opt,name=dirty_ratio,json=dirtyRatio,proto3" json:"dirty_ratio,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PartitionMetadata) Reset() {
@@ -1538,6 +1543,13 @@ func (x *PartitionMetadata) GetHighWatermark() int64 {
 func (x *PartitionMetadata) GetLogStartOffset() int64 {
 	if x != nil {
 		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *PartitionMetadata) GetDirtyRatio() float64 {
+	if x != nil {
+		return x.DirtyRatio
 	}
 	return 0
 }
@@ -6683,7 +6695,7 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x12\n" +
 	"\x04rack\x18\x03 \x01(\tR\x04rack\x12\x14\n" +
-	"\x05state\x18\x04 \x01(\tR\x05state\"\xf5\x01\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\"\x96\x02\n" +
 	"\x11PartitionMetadata\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x1b\n" +
 	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x12\x1f\n" +
@@ -6692,7 +6704,9 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\breplicas\x18\x04 \x03(\tR\breplicas\x12\x17\n" +
 	"\ain_sync\x18\x05 \x03(\tR\x06inSync\x12%\n" +
 	"\x0ehigh_watermark\x18\x06 \x01(\x03R\rhighWatermark\x12(\n" +
-	"\x10log_start_offset\x18\a \x01(\x03R\x0elogStartOffset\"\x93\x02\n" +
+	"\x10log_start_offset\x18\a \x01(\x03R\x0elogStartOffset\x12\x1f\n" +
+	"\vdirty_ratio\x18\b \x01(\x01R\n" +
+	"dirtyRatio\"\x93\x02\n" +
 	"\rTopicMetadata\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\btopic_id\x18\x02 \x01(\x04R\atopicId\x12;\n" +
