@@ -17,6 +17,7 @@ from . import _wire
 
 __all__ = [
     "SkiffError",
+    "TopicFullError",
     "NotLeaderError",
     "TopicNotFoundError",
     "TopicExistsError",
@@ -163,6 +164,12 @@ class InternalTopicError(AuthorizationError):
     pass
 
 
+class TopicFullError(SkiffError):
+    """A bounded topic (max.messages or max.bytes with
+    overflow.policy=reject) refused the batch; nothing was written.
+    Consume, or raise the bound, before producing again."""
+
+
 class NotHeldError(SkiffError):
     """A share ack for a record this member does not hold."""
 
@@ -194,6 +201,7 @@ _BY_REASON = {
     "GROUP_PAUSED": GroupPausedError,
     "INTERNAL_TOPIC": InternalTopicError,
     "LIMIT_EXCEEDED": LimitExceededError,
+    "TOPIC_FULL": TopicFullError,
     "NOT_COORDINATOR": NotCoordinatorError,
     "UNKNOWN_MEMBER": UnknownMemberError,
     "FENCED_MEMBER_EPOCH": FencedMemberEpochError,
@@ -231,7 +239,7 @@ def from_rpc_error(err: grpc.RpcError) -> SkiffError:
 
 def from_status(code, message: str, details: "_wire.Details") -> SkiffError:
     reason = details.reason
-    if reason in ("NOT_HELD", "LOCK_EXPIRED", "UNKNOWN_RECORD", "GROUP_PAUSED", "INTERNAL_TOPIC", "LIMIT_EXCEEDED"):
+    if reason in ("NOT_HELD", "LOCK_EXPIRED", "UNKNOWN_RECORD", "GROUP_PAUSED", "INTERNAL_TOPIC", "LIMIT_EXCEEDED", "TOPIC_FULL"):
         return _BY_REASON[reason](message, code, reason)
     C = grpc.StatusCode
     if code == C.UNAUTHENTICATED:

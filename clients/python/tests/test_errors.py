@@ -81,3 +81,17 @@ def test_status_details_from_untrusted_bytes():
     assert (d.reason, d.field, d.description) == ("NOT_HELD", "f", "why")
     for junk in (b"\xff", status[:-3], b"\x1a\xff\xff\xff\xff\x0f", b"\x0f" * 10, bytes(range(256))):
         assert _wire.status_details(junk) == _wire.Details()
+
+
+def test_full_bounded_topic(client, topic_name):
+    client.admin.create_topic(topic_name, partitions=1, replication=1,
+                              configs={"max.messages": "2", "overflow.policy": "reject"})
+    p = client.producer(linger_ms=0)
+    for i in range(2):
+        p.send(topic_name, value=b"v%d" % i).result(30)
+    with pytest.raises(skiff.TopicFullError) as e:
+        p.send(topic_name, value=b"one too many").result(30)
+    assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and e.value.reason == "TOPIC_FULL"
+    assert "is full (max.messages=2)" in str(e.value)
+    p.close()
+    assert [r.value for r in client.read(topic_name, partition=0, start="earliest", max_records=10, timeout=2)] == [b"v0", b"v1"]
