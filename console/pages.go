@@ -342,7 +342,9 @@ func (c *Console) sharesPage(r *request) error {
 			rows = append(rows, shareRow{Group: t.Name[i+5:], DLQTopic: t.Name})
 		}
 	}
-	slices.SortFunc(rows, func(a, b shareRow) int { return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.DLQTopic, b.DLQTopic)) })
+	slices.SortFunc(rows, func(a, b shareRow) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.DLQTopic, b.DLQTopic))
+	})
 	r.v.Title = "Share groups"
 	r.v.Data = rows
 	return nil
