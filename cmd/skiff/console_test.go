@@ -171,10 +171,10 @@ func TestConsolePagesInHeadlessChromium(t *testing.T) {
 		{"topics/orders/messages?partition=0&from=3&max=1&format=hex", "messages-hex", []string{
 			`<code class="hex"[^>]*>` + fmt.Sprintf("%x", "total=30") + `</code>`,
 		}},
-		{"groups", "groups", []string{`<tr data-group="billing">.*<td class="lag">6</td><td class="lag-seconds">\d+s</td>`}},
+		{"groups", "groups", []string{`<tr data-group="billing">.*<td class="lag">6</td><td class="lag-seconds">(\d+h)?(\d+m)?\d+s</td>`}},
 		{"groups/billing", "group", []string{
 			`<b id="total-lag">6</b>`,
-			`<tr data-tp="orders/0"><td>orders</td><td>0</td><td>4</td><td>10</td><td class="lag">6</td><td class="lag-seconds">\d+s</td>`,
+			`<tr data-tp="orders/0"><td>orders</td><td>0</td><td>4</td><td>10</td><td class="lag">6</td><td class="lag-seconds">(\d+h)?(\d+m)?\d+s</td>`,
 		}},
 		{"shares", "shares", []string{`<tr data-share="workers">`}},
 		{"shares/workers", "share", []string{
