@@ -168,6 +168,8 @@ func TestConsolePagesInHeadlessChromium(t *testing.T) {
 		{"topics/orders/messages?partition=0&from=3&max=2", "messages", []string{
 			`<tr data-offset="3"><td>3</td>.*order-3.*total=30.*<div>source=<span title="3 bytes">web</span></div>`, `<tr data-offset="4">`,
 		}},
+		{"topics/orders/messages?partition=0&from=@2000-01-01T00:00:00Z&max=1", "messages-time", []string{`<tr data-offset="0"><td>0</td>.*order-0`}},
+		{"topics/orders/messages?partition=0&from=@2100-01-01T00:00:00Z", "messages-future", []string{`<tr><td colspan="5">No records from there.</td></tr>`}},
 		{"topics/orders/messages?partition=0&from=3&max=1&format=hex", "messages-hex", []string{
 			`<code class="hex"[^>]*>` + fmt.Sprintf("%x", "total=30") + `</code>`,
 		}},
