@@ -672,3 +672,57 @@ func BenchmarkShareGroupFetchAck(b *testing.B) {
 	}
 	wg.Wait()
 }
+
+// BenchmarkShareGroupFetchBatchedAck is BenchmarkShareGroupFetchAck with
+// the acks batched onto the next fetch (AckAsync), 1000 keys over 6
+// partitions: the shape of `skiff bench share`.
+func BenchmarkShareGroupFetchBatchedAck(b *testing.B) {
+	c := sharedCluster(b)
+	cl := newClient(b, c)
+	topic := fmt.Sprintf("bench-share-batched-%d", time.Now().UnixNano())
+	createTopic(b, cl, topic, 6, 3)
+	ctx := context.Background()
+	p, err := cl.NewProducer(client.ProducerConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range b.N {
+		p.Produce(ctx, keyedRecord(topic, i, 1000), nil)
+	}
+	if err := p.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var acked atomic.Int64
+	done := make(chan struct{})
+	var once sync.Once
+	onResult := func(_ client.ShareAck, err error) {
+		if err == nil && acked.Add(1) == int64(b.N) {
+			once.Do(func() { close(done) })
+		}
+	}
+	b.ResetTimer()
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sc, err := cl.NewShareConsumer(client.ShareConsumerConfig{Group: topic, Topics: []string{topic}, MaxRecords: 1000,
+				MaxWait: 100 * time.Millisecond, OnAckResult: onResult})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer sc.Close(ctx)
+			for rctx.Err() == nil {
+				recs, _ := sc.Fetch(rctx)
+				for _, r := range recs {
+					r.AckAsync()
+				}
+			}
+		}()
+	}
+	<-done
+	cancel()
+	wg.Wait()
+}

@@ -34,10 +34,35 @@ type ShareConsumerConfig struct {
 	// ends. It must be shorter than the client's RequestTimeout. Default
 	// 1s.
 	MaxWait time.Duration
+	// MaxBytes bounds the keys, values and headers one Fetch returns (the
+	// first record is returned whatever its size). Default 1 MiB, at most
+	// 64 MiB.
+	MaxBytes int
+
+	// Batched acknowledgements (AcknowledgeAsync, and the records' Async
+	// methods) travel with the next Fetch, as in Kafka's share consumer;
+	// acks that no Fetch took within AckInterval are sent on their own,
+	// and Flush and Close send what is left. Default 100ms.
+	AckInterval time.Duration
+	// MaxPendingAcks sends queued acks at once (without waiting for
+	// AckInterval or a Fetch) when this many are queued. Default 10000,
+	// at most 20000 (a request's limit).
+	MaxPendingAcks int
+	// OnAckResult, if set, receives the outcome of every queued ack: nil
+	// once it is committed, else an error as Acknowledge returns them
+	// (ErrNotHeld, ErrLockExpired, ErrIndeterminate, ...; or the error of
+	// the whole request). It runs on the goroutine that sent the ack (a
+	// Fetch, the ack timer, Flush or Close): keep it short, and do not
+	// call Fetch, Flush or Close from it.
+	OnAckResult func(ack ShareAck, err error)
 }
 
-// maxShareFetchRecords is the broker's cap of records per share fetch.
-const maxShareFetchRecords = 10000
+// Broker limits of a share fetch.
+const (
+	maxShareFetchRecords = 10000
+	maxShareFetchBytes   = 64 << 20
+	maxShareAcks         = 20000 // acknowledgements per request
+)
 
 func (c ShareConsumerConfig) withDefaults() ShareConsumerConfig {
 	if c.MaxRecords == 0 {
@@ -45,6 +70,12 @@ func (c ShareConsumerConfig) withDefaults() ShareConsumerConfig {
 	}
 	if c.MaxWait == 0 {
 		c.MaxWait = time.Second
+	}
+	if c.AckInterval == 0 {
+		c.AckInterval = 100 * time.Millisecond
+	}
+	if c.MaxPendingAcks == 0 {
+		c.MaxPendingAcks = 10000
 	}
 	if c.ClientID == "" {
 		c.ClientID, _ = os.Hostname()
@@ -73,6 +104,15 @@ func (c ShareConsumerConfig) Validate() error {
 	if c.MaxWait < 0 {
 		errs = append(errs, fmt.Errorf("share consumer config: MaxWait %v must not be negative", c.MaxWait))
 	}
+	if c.MaxBytes < 0 || c.MaxBytes > maxShareFetchBytes {
+		errs = append(errs, fmt.Errorf("share consumer config: MaxBytes %d: want 0 (default 1 MiB) to %d", c.MaxBytes, maxShareFetchBytes))
+	}
+	if c.AckInterval < 0 {
+		errs = append(errs, fmt.Errorf("share consumer config: AckInterval %v must not be negative", c.AckInterval))
+	}
+	if c.MaxPendingAcks < 0 || c.MaxPendingAcks > maxShareAcks {
+		errs = append(errs, fmt.Errorf("share consumer config: MaxPendingAcks %d: want 0 (default 10000) to %d", c.MaxPendingAcks, maxShareAcks))
+	}
 	return errors.Join(errs...)
 }
 
@@ -93,6 +133,15 @@ type ShareConsumer struct {
 	mu       sync.Mutex // guards the fields below
 	memberID string     // the coordinator's id for us; "" until the first fetch answers
 	closed   bool
+	pending  []ShareAck // queued acks, not yet taken by a request
+	// ackLoopRunning says the ack timer goroutine (ackLoop) was started;
+	// it returns when ackStop closes (Close), closing ackDone.
+	ackLoopRunning bool
+
+	ackKick chan struct{} // capacity 1: acks were queued
+	ackFull chan struct{} // capacity 1: MaxPendingAcks reached
+	ackStop chan struct{}
+	ackDone chan struct{}
 }
 
 // NewShareConsumer makes a member of cfg.Group. It joins on its first
@@ -105,7 +154,8 @@ func (c *Client) NewShareConsumer(cfg ShareConsumerConfig) (*ShareConsumer, erro
 	if cfg.MaxWait >= c.cfg.RequestTimeout {
 		return nil, fmt.Errorf("share consumer config: MaxWait %v must be shorter than the client's RequestTimeout %v", cfg.MaxWait, c.cfg.RequestTimeout)
 	}
-	return &ShareConsumer{c: c, cfg: cfg}, nil
+	return &ShareConsumer{c: c, cfg: cfg, ackKick: make(chan struct{}, 1), ackFull: make(chan struct{}, 1),
+		ackStop: make(chan struct{}), ackDone: make(chan struct{})}, nil
 }
 
 // MemberID is the id the coordinator gave this member ("" before the
@@ -151,17 +201,40 @@ func (s *ShareConsumer) Fetch(ctx context.Context) ([]*ShareRecord, error) {
 			return nil, fmt.Errorf("share fetch: share consumer %w", ErrClosed)
 		}
 		req := &skiffpb.ShareFetchRequest{Group: s.cfg.Group, MemberId: memberID, Topics: s.cfg.Topics, Pattern: s.cfg.Pattern,
-			MaxRecords: int32(s.cfg.MaxRecords), MaxWaitMs: int32(s.cfg.MaxWait / time.Millisecond), ClientId: s.cfg.ClientID}
+			MaxRecords: int32(s.cfg.MaxRecords), MaxWaitMs: int32(s.cfg.MaxWait / time.Millisecond), ClientId: s.cfg.ClientID,
+			MaxBytes: int32(s.cfg.MaxBytes)}
+		acks := s.takePending(memberID)
+		if len(acks) > 0 {
+			req.Acks = make([]*skiffpb.ShareAck, len(acks))
+			for i, a := range acks {
+				req.Acks[i], _ = a.pb() // checked when queued
+			}
+		}
 		start := time.Now()
 		var resp *skiffpb.ShareFetchResponse
 		// A fetch whose outcome was lost may have locked records to us
 		// that we never see: they come back when their locks expire (or
-		// at once when we leave), so repeating it is safe.
-		_, err := s.c.shareGroupCall(ctx, s.cfg.Group, func(ctx context.Context, cc *grpc.ClientConn) error {
+		// at once when we leave), so repeating it is safe. Its acks are
+		// safe to repeat too: a repeat finds them settled (NOT_HELD),
+		// which shareAckError reports as ErrIndeterminate.
+		uncertain, err := s.c.shareGroupCall(ctx, s.cfg.Group, func(ctx context.Context, cc *grpc.ClientConn) error {
 			var err error
 			resp, err = skiffpb.NewShareGroupsClient(cc).ShareFetch(ctx, req)
 			return err
 		})
+		if len(acks) > 0 {
+			if err != nil {
+				// A request that may have reached the coordinator may have
+				// applied its acks.
+				aerr := fmt.Errorf("share acknowledge group %s (with a fetch): %w", s.cfg.Group, err)
+				if uncertain || ctx.Err() != nil || errors.Is(err, ErrUnavailable) {
+					aerr = brokerErr(ErrIndeterminate, aerr.Error())
+				}
+				s.reportAcks(acks, nil, false, aerr)
+			} else {
+				s.reportAcks(acks, matchAckResults(acks, resp.GetAckResults()), uncertain, nil)
+			}
+		}
 		switch {
 		case errors.Is(err, ErrUnknownMember):
 			// Our membership expired (or the coordinator moved and forgot
@@ -208,8 +281,10 @@ func (s *ShareConsumer) Fetch(ctx context.Context) ([]*ShareRecord, error) {
 		// Nothing available. A coordinator that answered well before
 		// MaxWait (it does not long-poll, or it was woken for records
 		// another member took) gets a short pause, so this loop never
-		// spins.
-		if time.Since(start) < s.cfg.MaxWait/2 {
+		// spins; except after a request that carried acks, which the
+		// coordinator answers at once: the next request, without acks,
+		// long-polls.
+		if len(acks) == 0 && time.Since(start) < s.cfg.MaxWait/2 {
 			if werr := sleepCtx(ctx, min(50*time.Millisecond, s.cfg.MaxWait)); werr != nil {
 				return nil, werr
 			}
@@ -579,10 +654,12 @@ func (r *ShareRecord) Renew(ctx context.Context) (time.Time, error) {
 	return r.LockUntil, nil
 }
 
-// Close leaves the group: the coordinator releases every record this
-// member still holds, for immediate redelivery to others. Fetch and
-// Acknowledge fail with ErrClosed afterwards. Closing twice does nothing.
+// Close sends the acks still queued, then leaves the group: the
+// coordinator releases every record this member still holds, for
+// immediate redelivery to others. Fetch and Acknowledge fail with
+// ErrClosed afterwards. Closing twice does nothing.
 func (s *ShareConsumer) Close(ctx context.Context) error {
+	flushErr := s.Flush(ctx)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -590,9 +667,16 @@ func (s *ShareConsumer) Close(ctx context.Context) error {
 	}
 	s.closed = true
 	memberID := s.memberID
+	running := s.ackLoopRunning
 	s.mu.Unlock()
+	close(s.ackStop)
+	if running {
+		<-s.ackDone
+	}
+	// Acks queued by the timer's last round or concurrently with Close.
+	s.reportAcks(s.takePending(""), nil, false, fmt.Errorf("share acknowledge: share consumer %w", ErrClosed))
 	if memberID == "" {
-		return nil
+		return flushErr
 	}
 	_, err := s.c.shareGroupCall(ctx, s.cfg.Group, func(ctx context.Context, cc *grpc.ClientConn) error {
 		_, err := skiffpb.NewShareGroupsClient(cc).ShareLeave(ctx, &skiffpb.ShareLeaveRequest{Group: s.cfg.Group, MemberId: memberID})
@@ -601,5 +685,184 @@ func (s *ShareConsumer) Close(ctx context.Context) error {
 	if err != nil && !errors.Is(err, ErrUnknownMember) {
 		return fmt.Errorf("leave share group %s: %w", s.cfg.Group, err)
 	}
+	return flushErr
+}
+
+// AcknowledgeAsync queues acks to travel with the next Fetch (or after
+// AckInterval, or at Flush or Close), so that settling records costs no
+// request of its own. Outcomes go to OnAckResult. It fails at once, with
+// nothing queued, when an ack is invalid or the consumer is closed.
+// Acknowledge is the synchronous form, for callers that need the
+// outcome before they go on.
+func (s *ShareConsumer) AcknowledgeAsync(acks ...ShareAck) error {
+	for _, a := range acks {
+		if _, err := a.pb(); err != nil {
+			return fmt.Errorf("share acknowledge %s/%d@%d: %w", a.Topic, a.Partition, a.Offset, err)
+		}
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("share acknowledge: share consumer %w", ErrClosed)
+	}
+	wasEmpty := len(s.pending) == 0
+	s.pending = append(s.pending, acks...)
+	full := len(s.pending) >= s.cfg.MaxPendingAcks
+	if !s.ackLoopRunning {
+		s.ackLoopRunning = true
+		go s.ackLoop()
+	}
+	s.mu.Unlock()
+	if wasEmpty {
+		select {
+		case s.ackKick <- struct{}{}:
+		default:
+		}
+	}
+	if full {
+		select {
+		case s.ackFull <- struct{}{}:
+		default:
+		}
+	}
 	return nil
+}
+
+// Flush sends the queued acks now and returns when their outcomes were
+// reported to OnAckResult. The error is that of a request as a whole.
+func (s *ShareConsumer) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	memberID := s.memberID
+	s.mu.Unlock()
+	var first error
+	for {
+		acks := s.takePending(memberID)
+		if len(acks) == 0 {
+			return first
+		}
+		if err := s.sendAcks(ctx, acks); err != nil && first == nil {
+			first = err
+		}
+	}
+}
+
+// ackLoop sends acks that waited AckInterval without a Fetch taking them,
+// and sends at once when MaxPendingAcks are queued. It runs from the
+// first AcknowledgeAsync until Close.
+func (s *ShareConsumer) ackLoop() {
+	defer close(s.ackDone)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Close stops a send in progress only through its context.
+		select {
+		case <-s.ackStop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		select {
+		case <-s.ackStop:
+			return
+		case <-s.ackKick:
+		case <-s.ackFull:
+		}
+		t := time.NewTimer(s.cfg.AckInterval)
+		select {
+		case <-s.ackStop:
+			t.Stop()
+			return
+		case <-t.C:
+		case <-s.ackFull:
+			t.Stop()
+		}
+		s.mu.Lock()
+		memberID := s.memberID
+		s.mu.Unlock()
+		if acks := s.takePending(memberID); len(acks) > 0 {
+			s.sendAcks(ctx, acks)
+		}
+		s.mu.Lock()
+		more := len(s.pending) > 0
+		s.mu.Unlock()
+		if more {
+			select {
+			case s.ackKick <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// takePending takes up to a request's worth of queued acks. Acks queued
+// before this member had an id (or after it lost it) cannot be sent:
+// they are reported as failed.
+func (s *ShareConsumer) takePending(memberID string) []ShareAck {
+	s.mu.Lock()
+	n := min(len(s.pending), maxShareAcks)
+	acks := s.pending[:n:n]
+	s.pending = s.pending[n:]
+	if len(s.pending) == 0 {
+		s.pending = nil
+	}
+	s.mu.Unlock()
+	if memberID == "" && len(acks) > 0 && !s.isClosed() {
+		s.reportAcks(acks, nil, false, brokerErr(ErrNotHeld, "the member has no id (its membership expired): the records come back after their locks"))
+		return nil
+	}
+	return acks
+}
+
+func (s *ShareConsumer) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// sendAcks sends acks in one request of their own and reports them.
+func (s *ShareConsumer) sendAcks(ctx context.Context, acks []ShareAck) error {
+	results, uncertain, err := s.acknowledge(ctx, acks)
+	s.reportAcks(acks, results, uncertain, err)
+	return err
+}
+
+// reportAcks hands each ack's outcome to OnAckResult: reqErr for all
+// when the request failed, else each one's result.
+func (s *ShareConsumer) reportAcks(acks []ShareAck, results []*skiffpb.ShareAckResult, uncertain bool, reqErr error) {
+	if s.cfg.OnAckResult == nil {
+		return
+	}
+	for i, a := range acks {
+		if reqErr != nil || i >= len(results) {
+			err := reqErr
+			if err == nil {
+				err = brokerErr(ErrIndeterminate, "no result for this acknowledgement")
+			}
+			s.cfg.OnAckResult(a, err)
+			continue
+		}
+		s.cfg.OnAckResult(a, shareAckError(a, results[i], uncertain))
+	}
+}
+
+// AckAsync queues an accept of the record (see AcknowledgeAsync).
+func (r *ShareRecord) AckAsync() error { return r.settleAsync(ShareAccept, 0, "") }
+
+// ReleaseAsync queues a release of the record for redelivery after delay
+// (0: at once; BackoffDelay: after the group's backoff), keeping reason
+// as its last error (see AcknowledgeAsync).
+func (r *ShareRecord) ReleaseAsync(delay time.Duration, reason string) error {
+	return r.settleAsync(ShareRelease, delay, reason)
+}
+
+// RejectAsync queues a reject of the record: to the dead-letter topic,
+// with reason as its last error (see AcknowledgeAsync).
+func (r *ShareRecord) RejectAsync(reason string) error { return r.settleAsync(ShareReject, 0, reason) }
+
+func (r *ShareRecord) settleAsync(typ ShareAckType, delay time.Duration, reason string) error {
+	if r.s == nil {
+		return fmt.Errorf("share record %s/%d@%d: not delivered by a ShareConsumer", r.Topic, r.Partition, r.Offset)
+	}
+	return r.s.AcknowledgeAsync(ShareAck{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Type: typ, Delay: delay, Reason: reason})
 }

@@ -14,24 +14,36 @@ import (
 	"github.com/skiff-mq/skiff/record"
 )
 
-// shareLedger checks a share group's run: each record acknowledged exactly
-// once and, per key, every delivery is of the record after the last
-// acknowledged one (processing in key order, redeliveries included).
+// shareLedger checks a share group's run as the members saw it: each
+// record acknowledged exactly once and each key's records processed in
+// order, redeliveries included.
+//
+// Order is checked per key against the acks the members sent, not only
+// their outcomes: with batched acks (AckAsync) the outcome comes back on a
+// later fetch, so the coordinator may deliver a key's next record, having
+// applied the ack, before the member hears that it applied. A delivery of
+// record s is in order when record s-1 was delivered and an ack of it was
+// sent; when every ack of s-1 then failed, the delivery of s was not (that
+// is checked in the end, as failures arrive late). A delivery of a record
+// older than one already delivered for its key is a violation at once: the
+// record before it was acknowledged.
 type shareLedger struct {
 	mu       sync.Mutex
-	acked    map[string]int // "topic/partition/offset" -> successful acks
-	next     map[string]int // key -> sequence number expected next
 	delivers int
-	first    map[string]time.Time // value -> first delivery
-	// uncertain holds records whose ack outcome was lost (the coordinator
-	// died while replicating it), by key: the next delivery of the key
-	// tells whether it applied.
-	uncertain map[string]*client.ShareRecord
-	errs      []error
+	first    map[string]time.Time   // value -> first delivery
+	acks     map[string]*ackOutcome // value "<key>/<seq>" -> what became of its acks
+	maxSeq   map[string]int         // key -> highest sequence delivered
+	errs     []error
+}
+
+// ackOutcome counts the acks sent for one record by how they ended; sent
+// minus the rest are still in flight.
+type ackOutcome struct {
+	sent, ok, uncertain, failed int
 }
 
 func newShareLedger() *shareLedger {
-	return &shareLedger{acked: map[string]int{}, next: map[string]int{}, first: map[string]time.Time{}, uncertain: map[string]*client.ShareRecord{}}
+	return &shareLedger{first: map[string]time.Time{}, acks: map[string]*ackOutcome{}, maxSeq: map[string]int{}}
 }
 
 // seqOf parses keyedRecord's value "<key>/<n>".
@@ -39,6 +51,15 @@ func seqOf(r *client.ShareRecord) (string, int) {
 	key, n, _ := strings.Cut(string(r.Value), "/")
 	seq, _ := strconv.Atoi(n)
 	return key, seq
+}
+
+func (l *shareLedger) outcomeLocked(value string) *ackOutcome {
+	o := l.acks[value]
+	if o == nil {
+		o = &ackOutcome{}
+		l.acks[value] = o
+	}
+	return o
 }
 
 func (l *shareLedger) delivered(r *client.ShareRecord) {
@@ -49,46 +70,80 @@ func (l *shareLedger) delivered(r *client.ShareRecord) {
 		l.first[string(r.Value)] = time.Now()
 	}
 	key, seq := seqOf(r)
-	if u := l.uncertain[key]; u != nil {
-		delete(l.uncertain, key)
-		if _, useq := seqOf(u); seq == useq+1 {
-			l.ackedLocked(u) // the lost ack had applied
-		}
+	if o := l.acks[string(r.Value)]; o != nil && o.ok > 0 {
+		l.errs = append(l.errs, fmt.Errorf("%s delivered again after it was acknowledged", r.Value))
 	}
-	if want := l.next[key]; seq != want {
-		l.errs = append(l.errs, fmt.Errorf("key %s: delivered record %d while record %d is the next in order", key, seq, want))
+	top, seen := l.maxSeq[key]
+	switch {
+	case seen && seq < top:
+		l.errs = append(l.errs, fmt.Errorf("key %s: record %d delivered after record %d", key, seq, top))
+	case seq > 0 && (seq > top+1 || l.acks[fmt.Sprintf("%s/%d", key, seq-1)] == nil || !seen):
+		l.errs = append(l.errs, fmt.Errorf("key %s: record %d delivered before record %d was acknowledged", key, seq, seq-1))
+	}
+	if !seen || seq > top {
+		l.maxSeq[key] = seq
+	}
+}
+
+// ackSent records an ack sent (or queued) for r, before its outcome.
+func (l *shareLedger) ackSent(r *client.ShareRecord) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.outcomeLocked(string(r.Value)).sent++
+}
+
+// ackedOK, ackUncertain and ackFailed record an ack's outcome: applied; lost
+// (the request may or may not have applied it); not applied (the record
+// comes back when its lock expires).
+func (l *shareLedger) ackedOK(r *client.ShareRecord) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	o := l.outcomeLocked(string(r.Value))
+	o.ok++
+	if o.ok > 1 {
+		l.errs = append(l.errs, fmt.Errorf("%s/%d/%d (%s) acknowledged %d times", r.Topic, r.Partition, r.Offset, r.Value, o.ok))
 	}
 }
 
 func (l *shareLedger) ackUncertain(r *client.ShareRecord) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	key, _ := seqOf(r)
-	l.uncertain[key] = r
+	l.outcomeLocked(string(r.Value)).uncertain++
 }
 
-func (l *shareLedger) ackedOK(r *client.ShareRecord) {
+func (l *shareLedger) ackFailed(r *client.ShareRecord) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.ackedLocked(r)
+	l.outcomeLocked(string(r.Value)).failed++
 }
 
-func (l *shareLedger) ackedLocked(r *client.ShareRecord) {
-	k := fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
-	l.acked[k]++
-	if l.acked[k] > 1 {
-		l.errs = append(l.errs, fmt.Errorf("%s acknowledged %d times", k, l.acked[k]))
-	}
-	key, _ := seqOf(r)
-	l.next[key]++
-}
-
-// count is the records acknowledged, those whose ack outcome is unknown
-// included (at-least-once: they are done or will be delivered again).
+// count is the records acknowledged, those with an ack whose outcome was
+// lost included (they are done, or will be delivered again).
 func (l *shareLedger) count() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.acked) + len(l.uncertain)
+	n := 0
+	for _, o := range l.acks {
+		if o.ok > 0 || o.uncertain > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// finalErrsLocked adds the violations only the whole run shows: a key's
+// record delivered although every ack of the record before it failed.
+func (l *shareLedger) finalErrsLocked() []error {
+	errs := l.errs
+	for key, top := range l.maxSeq {
+		for seq := range top {
+			o := l.acks[fmt.Sprintf("%s/%d", key, seq)]
+			if o == nil || (o.ok == 0 && o.uncertain == 0 && o.failed == o.sent) {
+				errs = append(errs, fmt.Errorf("key %s: record %d delivered though record %d was never acknowledged", key, seq+1, seq))
+			}
+		}
+	}
+	return errs
 }
 
 // shareWorker fetches and acks in batches until stopped; crash() makes it
@@ -131,6 +186,9 @@ func startShareWorker(t *testing.T, c *testCluster, group, topic string, l *shar
 			if len(acks) == 0 {
 				continue
 			}
+			for _, r := range recs {
+				l.ackSent(r)
+			}
 			errs, err := sc.Acknowledge(ctx, acks)
 			if err != nil {
 				t.Logf("acknowledge: %v", err)
@@ -146,6 +204,7 @@ func startShareWorker(t *testing.T, c *testCluster, group, topic string, l *shar
 				case errors.Is(e, client.ErrIndeterminate):
 					l.ackUncertain(recs[i])
 				default:
+					l.ackFailed(recs[i])
 					t.Logf("ack %s/%d@%d: %v", recs[i].Topic, recs[i].Partition, recs[i].Offset, e)
 				}
 			}
@@ -184,11 +243,20 @@ func waitAcked(t *testing.T, l *shareLedger, n int, timeout time.Duration) {
 	time.Sleep(200 * time.Millisecond)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.errs) > 0 {
-		t.Fatalf("%d violations, first: %v", len(l.errs), l.errs[0])
+	if errs := l.finalErrsLocked(); len(errs) > 0 {
+		t.Fatalf("%d violations, first: %v", len(errs), errs[0])
 	}
-	if len(l.acked)+len(l.uncertain) != n {
-		t.Fatalf("%d records acknowledged (%d of them with a lost outcome), want %d", len(l.acked)+len(l.uncertain), len(l.uncertain), n)
+	done, lost := 0, 0
+	for _, o := range l.acks {
+		if o.ok > 0 || o.uncertain > 0 {
+			done++
+		}
+		if o.ok == 0 && o.uncertain > 0 {
+			lost++
+		}
+	}
+	if done != n {
+		t.Fatalf("%d records acknowledged (%d of them only with a lost outcome), want %d", done, lost, n)
 	}
 }
 

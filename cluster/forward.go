@@ -43,6 +43,8 @@ func toWireResult(res metadata.Result, err error) wireResult {
 		w.ErrorKind = "unknown_user"
 	case errors.Is(err, errMetaNotLeader), errors.Is(err, errNoMetaLeader):
 		w.ErrorKind = "not_leader"
+	case errors.Is(err, ErrMetaIndeterminate):
+		w.ErrorKind = "indeterminate"
 	}
 	return w
 }
@@ -66,6 +68,8 @@ func (w wireResult) err() error {
 		return fmt.Errorf("%w: %s", metadata.ErrUnknownUser, w.Error)
 	case "not_leader":
 		return errMetaNotLeader
+	case "indeterminate":
+		return fmt.Errorf("%w: %s", ErrMetaIndeterminate, w.Error)
 	}
 	return errors.New(w.Error)
 }

@@ -105,6 +105,9 @@ func (m *metaGroup) apply(ctx context.Context, cmd []byte) (metadata.Result, err
 		if errors.Is(err, raft.ErrNotLeader) {
 			return metadata.Result{}, errMetaNotLeader
 		}
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			return metadata.Result{}, fmt.Errorf("%w (%v)", ErrMetaIndeterminate, err)
+		}
 		return metadata.Result{}, fmt.Errorf("metadata write: %w", err)
 	}
 	res, ok := f.Response().(metadata.Result)
@@ -140,6 +143,13 @@ func (m *metaGroup) close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// ErrMetaIndeterminate means a metadata write reached the meta leader's
+// Raft log, then the leader lost its leadership before the write was known
+// to be committed: the next leader may have committed it or dropped it.
+// Not retried here, because a retry of a create is not the same request
+// (it would fail with "exists" if the first took effect).
+var ErrMetaIndeterminate = errors.New("metadata write outcome unknown: the metadata leader changed while committing it; check whether the change took effect, then retry")
 
 // errMetaNotLeader makes the caller forward the write to the meta leader.
 var errMetaNotLeader = errors.New("not the metadata leader")

@@ -151,7 +151,7 @@ func (c *Coordinator) tick() {
 				c.logger.Warn("record group state", "group", g.id, "error", err)
 			}
 		}
-		c.shareTick(ctx, s)
+		c.shareTick(ctx, s, c.cfg.Now())
 		c.observeShares(s)
 		s.maybeCheckpoint(ctx)
 		cancel()

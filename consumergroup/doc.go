@@ -18,6 +18,14 @@
 // member id, epoch and owned partitions, and it adopts them, so members
 // carry on without giving up their partitions.
 //
+// Share groups (queues) keep their state in the same log as typed share
+// commands (share_cmd.go). Their decisions are a pure core (share_core.go)
+// over the state, the time and the request; a shell (share_shell.go)
+// reads the records, decides under one mutex per offsets partition that
+// it never holds across a write, and hands the commands to a group
+// committer (share_commit.go) that appends all concurrent operations'
+// commands at once and answers each caller once they are committed.
+//
 // The package reaches partitions and the cluster only through the Host and
 // Log interfaces; it never imports the cluster or the RPC layer.
 package consumergroup

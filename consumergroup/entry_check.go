@@ -49,9 +49,7 @@ func checkEntry(e *entry) error {
 			return bad("begin offset %d is negative", e.Begin)
 		}
 		return nil
-	case kindCommit, kindDeleteGroup, kindGroupState, kindShareConfig, kindSharePause, kindShareResume,
-		kindShareInit, kindShareAcquire, kindShareAck, kindShareDead, kindShareDeadLettered, kindShareResolve,
-		kindShareLeave, kindShareState:
+	case kindCommit, kindDeleteGroup, kindGroupState:
 	default:
 		return &malformedError{class: "unknown-kind", reason: fmt.Sprintf("kind %.40q", e.Kind)}
 	}
@@ -82,53 +80,6 @@ func checkEntry(e *entry) error {
 		}
 		if err := checkGroupSnapshot(e.GroupState); err != nil {
 			return bad("%v", err)
-		}
-	case kindShareConfig:
-		if e.Config == nil {
-			return bad("no config")
-		}
-	case kindShareInit:
-		if e.Action != "" && e.Action != actionReset {
-			return bad("action %.40q", e.Action)
-		}
-		return errors.Join(needTP(), needOffset("offset", e.Offset))
-	case kindShareAcquire, kindShareAck:
-		if err := needTP(); err != nil {
-			return err
-		}
-		if e.Kind == kindShareAcquire && e.Member == "" {
-			return bad("empty member")
-		}
-		if e.Kind == kindShareAck && e.Ack != ackAccept && e.Ack != ackRelease && e.Ack != ackRenew {
-			return bad("ack %.40q", e.Ack)
-		}
-		for _, o := range e.Offsets {
-			if err := needOffset("offset", o); err != nil {
-				return err
-			}
-		}
-	case kindShareDead:
-		return errors.Join(needTP(), needOffset("offset", e.Offset))
-	case kindShareDeadLettered:
-		if e.DLQTopic == "" || e.DLQPartition < 0 {
-			return bad("dead-letter location %q/%d", e.DLQTopic, e.DLQPartition)
-		}
-		return errors.Join(needTP(), needOffset("offset", e.Offset), needOffset("dlq offset", e.DLQOffset))
-	case kindShareResolve:
-		if e.Action != actionRedrive && e.Action != actionDiscard {
-			return bad("action %.40q", e.Action)
-		}
-		return errors.Join(needTP(), needOffset("offset", e.Offset))
-	case kindShareLeave:
-		if e.Member == "" {
-			return bad("empty member")
-		}
-	case kindShareState:
-		// A nil state forgets the group.
-		if e.State != nil {
-			if err := checkShareState(e.State); err != nil {
-				return bad("%v", err)
-			}
 		}
 	}
 	return nil

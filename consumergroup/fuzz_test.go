@@ -30,22 +30,22 @@ func fuzzEntries() []entry {
 		{Kind: kindCheckpointEnd, Begin: 2},
 		{Kind: kindGroupState, Group: "g", GroupState: &groupSnapshot{Version: 1, Epoch: 2, Members: []memberSnapshot{
 			{ID: "m", Epoch: 2, Topics: []string{"t"}, Assigned: []TopicPartition{{"t", 0}}, Target: []TopicPartition{{"t", 1}}}}}},
-		{Kind: kindShareConfig, Group: "q", Config: cfg},
-		{Kind: kindSharePause, Group: "q", Reason: "flood"},
-		{Kind: kindShareResume, Group: "q"},
-		{Kind: kindShareInit, Group: "q", Topic: "jobs", Partition: 0, Offset: 1},
-		{Kind: kindShareInit, Group: "q", Topic: "jobs", Partition: 0, Offset: 0, Action: actionReset},
-		{Kind: kindShareAcquire, Group: "q", Topic: "jobs", Partition: 0, Offsets: []int64{1, 2, 3}, Member: "m", LockUntil: 9, At: 1},
-		{Kind: kindShareAck, Group: "q", Topic: "jobs", Partition: 0, Offsets: []int64{1, 2}, Ack: ackRelease, Avail: []int64{4}, Err: "e"},
-		{Kind: kindShareAck, Group: "q", Topic: "jobs", Partition: 0, Offsets: []int64{1}, Ack: ackAccept},
-		{Kind: kindShareAck, Group: "q", Topic: "jobs", Partition: 0, Offsets: []int64{3}, Ack: ackRenew, LockUntil: 10},
-		{Kind: kindShareDead, Group: "q", Topic: "jobs", Partition: 0, Offset: 2, Key: []byte("k"), Quarantine: true},
-		{Kind: kindShareDeadLettered, Group: "q", Topic: "jobs", Partition: 0, Offset: 2, DLQTopic: "jobs.dlq.q", DLQOffset: 0, Key: []byte("k")},
-		{Kind: kindShareResolve, Group: "q", Topic: "jobs", Partition: 0, Offset: 2, Action: actionRedrive, RedriveOffset: 8},
-		{Kind: kindShareResolve, Group: "q", Topic: "jobs", Partition: 0, Offset: 2, Action: actionDiscard},
-		{Kind: kindShareLeave, Group: "q", Member: "m"},
-		{Kind: kindShareState, Group: "q", State: state},
-		{Kind: kindShareState, Group: "gone"},
+		shareEntry(&shareConfigCmd{Group: "q", Config: cfg}),
+		shareEntry(&sharePauseCmd{Group: "q", Reason: "flood"}),
+		shareEntry(&shareResumeCmd{Group: "q"}),
+		shareEntry(&shareInitCmd{Group: "q", Topic: "jobs", Partition: 0, Offset: 1}),
+		shareEntry(&shareInitCmd{Group: "q", Topic: "jobs", Partition: 0, Offset: 0, Action: actionReset}),
+		shareEntry(&shareAcquireCmd{Group: "q", Topic: "jobs", Partition: 0, Offsets: []int64{1, 2, 3}, Member: "m", LockUntil: 9, At: 1}),
+		shareEntry(&shareAckCmd{Group: "q", Topic: "jobs", Partition: 0, Offsets: []int64{1, 2}, Ack: ackRelease, Avail: []int64{4}, Err: "e"}),
+		shareEntry(&shareAckCmd{Group: "q", Topic: "jobs", Partition: 0, Offsets: []int64{1}, Ack: ackAccept}),
+		shareEntry(&shareAckCmd{Group: "q", Topic: "jobs", Partition: 0, Offsets: []int64{3}, Ack: ackRenew, LockUntil: 10}),
+		shareEntry(&shareDeadCmd{Group: "q", Topic: "jobs", Partition: 0, Offset: 2, Key: []byte("k"), Quarantine: true}),
+		shareEntry(&shareDeadLetteredCmd{Group: "q", Topic: "jobs", Partition: 0, Offset: 2, DLQTopic: "jobs.dlq.q", DLQOffset: 0, Key: []byte("k")}),
+		shareEntry(&shareResolveCmd{Group: "q", Topic: "jobs", Partition: 0, Offset: 2, Action: actionRedrive, RedriveOffset: 8}),
+		shareEntry(&shareResolveCmd{Group: "q", Topic: "jobs", Partition: 0, Offset: 2, Action: actionDiscard}),
+		shareEntry(&shareLeaveCmd{Group: "q", Member: "m"}),
+		shareEntry(&shareStateCmd{Group: "q", State: state}),
+		shareEntry(&shareStateCmd{Group: "gone"}),
 	}
 }
 
@@ -53,6 +53,9 @@ func fuzzSeedValues(t testing.TB) [][]byte {
 	out := [][]byte{[]byte(craftedEntry), []byte("x"), nil}
 	for _, e := range fuzzEntries() {
 		v, err := json.Marshal(e)
+		if e.cmd != nil {
+			v, err = encodeShareCmd(e.cmd)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

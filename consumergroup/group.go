@@ -4,9 +4,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"slices"
-	"strings"
+	"strconv"
 	"time"
 )
 
@@ -41,6 +42,11 @@ type HeartbeatRequest struct {
 	RebalanceTimeout time.Duration // 0: the coordinator's default
 	ClientID         string
 	ClientHost       string
+	// MayRead, when set, bounds what Pattern resolves to: topics it
+	// rejects are not assigned to this member (the caller's read
+	// permission; named Topics are checked before the request gets here).
+	// nil: all topics. Each heartbeat brings the filter of that moment.
+	MayRead func(topic string) bool
 }
 
 // HeartbeatResponse tells a member what to own.
@@ -89,7 +95,12 @@ type member struct {
 	topics               []string
 	pattern              string
 	matcher              Matcher
-	assigned             map[TopicPartition]bool
+	// mayRead filters the topics matcher resolves to (the member's read
+	// permission, from its last heartbeat; nil: all). Not replicated: a
+	// member restored by a new coordinator gets it back with its next
+	// heartbeat, and its fetches are checked by the API meanwhile.
+	mayRead  func(topic string) bool
+	assigned map[TopicPartition]bool
 	// handed is the assignment seq of the answer that first gave each
 	// assigned partition; a report of owned partitions applied before it
 	// says nothing about that partition yet.
@@ -179,6 +190,7 @@ func (g *group) heartbeat(req HeartbeatRequest, topics map[string]int32, cfg *Co
 	m.lastSeen = now
 	m.departed = false
 	m.clientID, m.clientHost = req.ClientID, req.ClientHost
+	m.mayRead = req.MayRead
 	if req.RebalanceTimeout > 0 {
 		m.rebalanceTimeout = req.RebalanceTimeout
 	}
@@ -287,7 +299,11 @@ func (g *group) subscribe(m *member, req HeartbeatRequest) error {
 // subscribed resolves a member's subscription against the cluster's topics.
 func (m *member) subscribed(topics map[string]int32) []string {
 	if m.matcher != nil {
-		return MatchTopics(m.matcher, slices.Collect(maps.Keys(topics)))
+		names := MatchTopics(m.matcher, slices.Collect(maps.Keys(topics)))
+		if m.mayRead != nil {
+			names = slices.DeleteFunc(names, func(t string) bool { return !m.mayRead(t) })
+		}
+		return names
 	}
 	out := make([]string, 0, len(m.topics))
 	for _, t := range m.topics {
@@ -298,20 +314,21 @@ func (m *member) subscribed(topics map[string]int32) []string {
 	return out
 }
 
-// refreshTopology bumps the epoch when the topics the members subscribe to
-// appeared, vanished or grew.
+// refreshTopology bumps the epoch when what a member's subscription
+// resolves to changed: its topics appeared, vanished or grew, or (for a
+// pattern) its read permission on them changed.
+// The signature is a hash: it is kept in the group's snapshots, and the
+// resolved subscriptions of many members can be long.
 func (g *group) refreshTopology(topics map[string]int32) {
-	seen := map[string]bool{}
-	for _, m := range g.members {
-		for _, t := range m.subscribed(topics) {
-			seen[t] = true
+	h := fnv.New64a()
+	for _, id := range slices.Sorted(maps.Keys(g.members)) {
+		fmt.Fprintf(h, "%s=", id)
+		for _, t := range slices.Sorted(slices.Values(g.members[id].subscribed(topics))) {
+			fmt.Fprintf(h, "%s:%d,", t, topics[t])
 		}
+		h.Write([]byte{';'})
 	}
-	var sb strings.Builder
-	for _, t := range slices.Sorted(maps.Keys(seen)) {
-		fmt.Fprintf(&sb, "%s:%d,", t, topics[t])
-	}
-	if sig := sb.String(); sig != g.topology {
+	if sig := strconv.FormatUint(h.Sum64(), 16); sig != g.topology {
 		g.topology = sig
 		g.bump()
 	}

@@ -36,7 +36,7 @@ func TestStoredInternalDeadLetterTopicFallsBackToTheDefault(t *testing.T) {
 	lg := newMemLog(true)
 	cfg := shareDefaults()
 	cfg["dlq.topic"], cfg["max.deliveries"], cfg["backoff.initial.ms"] = OffsetsTopic, "1", "0"
-	appendEntries(t, lg, entry{Kind: kindShareConfig, Group: "q", Config: cfg})
+	appendEntries(t, lg, shareEntry(&shareConfigCmd{Group: "q", Config: cfg}))
 	c, h := newTestCoordinatorHost(t, &fakeHost{log: lg, topics: map[string]int32{"jobs": 1}}, nil)
 	produceTo(t, h, "jobs", 0, testRec{"k", "poison", nil})
 	recs := fetch(t, c, "w", 1)
@@ -58,11 +58,11 @@ func TestStoredInternalDeadLetterTopicFallsBackToTheDefault(t *testing.T) {
 // go to "{topic}.dlq.{group}", an internal name: refused, nothing written.
 func TestDeadLettersOfAnInternalTopicAreNotWritten(t *testing.T) {
 	lg := newMemLog(true)
-	appendEntries(t, lg, entry{Kind: kindShareConfig, Group: "q", Config: func() map[string]string {
+	appendEntries(t, lg, shareEntry(&shareConfigCmd{Group: "q", Config: func() map[string]string {
 		cfg := shareDefaults()
 		cfg["max.deliveries"], cfg["backoff.initial.ms"] = "1", "0"
 		return cfg
-	}()})
+	}()}))
 	c, h := newTestCoordinatorHost(t, &fakeHost{log: lg, topics: map[string]int32{"__events": 1}}, nil)
 	produceTo(t, h, "__events", 0, testRec{"k", "poison", nil})
 	resp, err := c.ShareFetch(testCtx(t), ShareFetchRequest{Group: "q", MemberID: "w", Topics: []string{"__events"}, MaxRecords: 1})
@@ -97,10 +97,7 @@ func TestDeadLettersOfAnInternalTopicAreNotWritten(t *testing.T) {
 		t.Fatalf("dead-letter topic __events.dlq.q created %v, written %v", created, written)
 	}
 	s := c.shardList()[0]
-	s.mu.Lock()
-	cfg := s.shareGroup("q").config()
-	s.mu.Unlock()
-	err = c.deadLetter(testCtx(t), s, nil, "q", cfg, TopicPartition{"__events", 0}, 0)
+	err = c.deadLetter(testCtx(t), s, "q", TopicPartition{"__events", 0}, 0, time.Now())
 	if !errors.Is(err, ErrInternalTopic) || !strings.Contains(err.Error(), `topic "__events.dlq.q" is internal to the cluster`) {
 		t.Fatalf("dead letter to an internal topic: %v", err)
 	}
@@ -111,10 +108,10 @@ func TestDeadLettersOfAnInternalTopicAreNotWritten(t *testing.T) {
 func TestRedriveToAnInternalTopicIsRefused(t *testing.T) {
 	lg := newMemLog(true)
 	appendEntries(t, lg,
-		entry{Kind: kindShareInit, Group: "q", Topic: "__events", Partition: 0, Offset: 0},
-		entry{Kind: kindShareAcquire, Group: "q", Topic: "__events", Partition: 0, Offsets: []int64{0}, Member: "w", At: 1},
-		entry{Kind: kindShareDead, Group: "q", Topic: "__events", Partition: 0, Offset: 0, Err: "boom"},
-		entry{Kind: kindShareDeadLettered, Group: "q", Topic: "__events", Partition: 0, Offset: 0, DLQTopic: "events.dlq", DLQOffset: 0})
+		shareEntry(&shareInitCmd{Group: "q", Topic: "__events", Partition: 0, Offset: 0}),
+		shareEntry(&shareAcquireCmd{Group: "q", Topic: "__events", Partition: 0, Offsets: []int64{0}, Member: "w", At: 1}),
+		shareEntry(&shareDeadCmd{Group: "q", Topic: "__events", Partition: 0, Offset: 0, Err: "boom"}),
+		shareEntry(&shareDeadLetteredCmd{Group: "q", Topic: "__events", Partition: 0, Offset: 0, DLQTopic: "events.dlq", DLQOffset: 0}))
 	c, h := newTestCoordinatorHost(t, &fakeHost{log: lg, topics: map[string]int32{"__events": 1, "events.dlq": 1}}, nil)
 	produceTo(t, h, "events.dlq", 0, testRec{"k", "poison", nil})
 	_, err := c.ResolveDeadLetters(testCtx(t), "q", "__events", nil, true, false)

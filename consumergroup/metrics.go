@@ -31,6 +31,10 @@ type metrics struct {
 	shareRedeliveries *prometheus.CounterVec
 	shareDeadLetters  *prometheus.CounterVec
 	sharePauses       *prometheus.CounterVec
+	// Group commit of share commands: operations answered per append,
+	// and the append's latency (replicated, applied).
+	shareCommitOps     prometheus.Histogram
+	shareCommitSeconds prometheus.Histogram
 
 	collectors []prometheus.Collector
 }
@@ -72,7 +76,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.shareRedeliveries = counter("skiff_share_redeliveries_total", "Deliveries beyond the first per share group.")
 	m.shareDeadLetters = counter("skiff_share_dead_letters_total", "Records written to the dead-letter topic per share group.")
 	m.sharePauses = counter("skiff_share_flood_pauses_total", "Times the dead-letter flood breaker paused a share group.")
-	m.collectors = []prometheus.Collector{m.members, m.rebalances, m.committed, m.lag, m.lagSeconds, m.commitSeconds, m.checkpoints, m.malformed,
+	m.shareCommitOps = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "skiff_share_commit_operations",
+		Help: "Share operations (fetches, acks, upkeep) answered by one group commit to the offsets log.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)})
+	m.shareCommitSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "skiff_share_commit_seconds",
+		Help: "Latency of one share group commit, until replicated and applied.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)})
+	m.collectors = []prometheus.Collector{m.shareCommitOps, m.shareCommitSeconds, m.members, m.rebalances, m.committed, m.lag, m.lagSeconds, m.commitSeconds, m.checkpoints, m.malformed,
 		m.shareInFlight, m.shareAvailable, m.shareLag, m.shareLagSeconds, m.shareOldestUnack, m.sharePaused,
 		m.shareAcked, m.shareRedeliveries, m.shareDeadLetters, m.sharePauses}
 	if reg != nil {

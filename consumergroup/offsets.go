@@ -42,10 +42,10 @@ func newOffsetTable() *offsetTable {
 // apply applies the entry stored at offset. It returns the begin offset of
 // a checkpoint it completed, or -1.
 func (t *offsetTable) apply(offset int64, e entry) (completed int64) {
-	if isShareKind(e.Kind) {
-		applyShare(t.shares, e)
+	if e.cmd != nil {
+		e.cmd.apply(t.shares)
 		if t.shadowShares != nil {
-			applyShare(t.shadowShares, e)
+			e.cmd.apply(t.shadowShares)
 		}
 		return -1
 	}
@@ -140,7 +140,7 @@ func (t *offsetTable) checkpointEntries() []entry {
 		out = append(out, entry{Kind: kindGroupState, Group: g, GroupState: t.members[g]})
 	}
 	for _, g := range slices.Sorted(maps.Keys(t.shares)) {
-		out = append(out, entry{Kind: kindShareState, Group: g, State: t.shares[g].clone()})
+		out = append(out, shareEntry(&shareStateCmd{Group: g, State: t.shares[g].clone()}))
 	}
 	return out
 }

@@ -23,42 +23,21 @@ func PartitionFor(group string, n int32) int32 {
 	return int32(h.Sum32() % uint32(n))
 }
 
-// Kinds of entries in the offsets log. The values are part of the on-disk
-// format: never change one.
+// Kinds of entries in the offsets log besides the share commands
+// (share_cmd.go). The values are part of the on-disk format: never change
+// one.
 const (
 	kindCommit          = "commit"
 	kindDeleteGroup     = "delete-group"
 	kindCheckpointBegin = "checkpoint-begin"
 	kindCheckpointEnd   = "checkpoint-end"
 	kindGroupState      = "group-state"
-
-	kindShareConfig       = "share-config"
-	kindSharePause        = "share-pause"
-	kindShareResume       = "share-resume"
-	kindShareInit         = "share-init"
-	kindShareAcquire      = "share-acquire"
-	kindShareAck          = "share-ack"
-	kindShareDead         = "share-dead"
-	kindShareDeadLettered = "share-dead-lettered"
-	kindShareResolve      = "share-resolve"
-	kindShareLeave        = "share-leave"
-	kindShareState        = "share-state" // a checkpoint's restatement of a whole share group
-)
-
-// Share acknowledgement kinds and dead-letter actions in entries.
-const (
-	ackAccept  = "accept"
-	ackRelease = "release"
-	ackRenew   = "renew"
-
-	actionRedrive = "redrive"
-	actionDiscard = "discard"
-	actionReset   = "reset" // share-init: start the share-partition over
 )
 
 // entry is one record of the offsets log, JSON in the record's value; the
 // record key names the kind and group so that `skiff log dump` output is
-// readable.
+// readable. Share groups' entries are typed commands (cmd); the fields
+// here are those of consumer groups and checkpoints.
 type entry struct {
 	Kind       string `json:"k"`
 	Group      string `json:"g,omitempty"`
@@ -69,29 +48,15 @@ type entry struct {
 	CommitTime int64  `json:"ts,omitempty"` // unix milliseconds
 	// Begin is the offset of the checkpoint-begin entry a checkpoint-end
 	// closes.
-	Begin int64 `json:"b,omitempty"`
+	Begin      int64          `json:"b,omitempty"`
+	GroupState *groupSnapshot `json:"gs,omitempty"`
 
-	// Share group fields.
-	Offsets       []int64           `json:"os,omitempty"`
-	Member        string            `json:"mb,omitempty"`
-	LockUntil     int64             `json:"lu,omitempty"`
-	Avail         []int64           `json:"av,omitempty"`
-	At            int64             `json:"at,omitempty"`
-	Ack           string            `json:"ack,omitempty"`
-	Err           string            `json:"er,omitempty"`
-	Key           []byte            `json:"key,omitempty"`
-	KeyNull       bool              `json:"kn,omitempty"`
-	Quarantine    bool              `json:"q,omitempty"`
-	DLQTopic      string            `json:"dt,omitempty"`
-	DLQPartition  int32             `json:"dp,omitempty"`
-	DLQOffset     int64             `json:"do,omitempty"`
-	Action        string            `json:"ac,omitempty"`
-	RedriveOffset int64             `json:"ro,omitempty"`
-	Config        map[string]string `json:"cf,omitempty"`
-	Reason        string            `json:"rs,omitempty"`
-	State         *shareGroupState  `json:"sg,omitempty"`
-	GroupState    *groupSnapshot    `json:"gs,omitempty"`
+	// cmd is the share command of a share kind (nil otherwise).
+	cmd shareCmd
 }
+
+// shareEntry wraps a share command as an entry.
+func shareEntry(c shareCmd) entry { return entry{Kind: c.kind(), Group: c.groupID(), cmd: c} }
 
 func isShareKind(kind string) bool { return strings.HasPrefix(kind, "share-") }
 
@@ -106,7 +71,13 @@ func encodeEntries(entries []entry, now time.Time) ([][]byte, error) {
 	b := record.NewBuilder(record.BatchOptions{})
 	ts := now.UnixMilli()
 	for _, e := range entries {
-		v, err := json.Marshal(e)
+		var v []byte
+		var err error
+		if e.cmd != nil {
+			v, err = encodeShareCmd(e.cmd)
+		} else {
+			v, err = json.Marshal(e)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("encode %s entry: %w", e.Kind, err)
 		}
@@ -137,6 +108,19 @@ func encodeEntries(entries []entry, now time.Time) ([][]byte, error) {
 // by a coordinator at all), or fields that checkEntry refuses. The caller
 // skips it.
 func decodeEntry(r record.Record) (entry, error) {
+	var head struct {
+		Kind string `json:"k"`
+	}
+	if err := json.Unmarshal(r.Value, &head); err != nil {
+		return entry{}, &malformedError{class: "not-json", reason: err.Error()}
+	}
+	if isShareKind(head.Kind) {
+		c, err := decodeShareCmd(head.Kind, r.Value)
+		if err != nil {
+			return entry{}, err
+		}
+		return shareEntry(c), nil
+	}
 	var e entry
 	if err := json.Unmarshal(r.Value, &e); err != nil {
 		return entry{}, &malformedError{class: "not-json", reason: err.Error()}

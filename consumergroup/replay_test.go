@@ -2,7 +2,9 @@ package consumergroup
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -89,8 +91,8 @@ func goodLog(t *testing.T, raw ...[]byte) *memLog {
 	lg := newMemLog(true)
 	appendEntries(t, lg,
 		entry{Kind: kindCommit, Group: "g1", Topic: "t", Partition: 0, Offset: 10},
-		entry{Kind: kindShareConfig, Group: "q", Config: shareDefaults()},
-		entry{Kind: kindShareInit, Group: "q", Topic: "jobs", Partition: 0, Offset: 3})
+		shareEntry(&shareConfigCmd{Group: "q", Config: shareDefaults()}),
+		shareEntry(&shareInitCmd{Group: "q", Topic: "jobs", Partition: 0, Offset: 3}))
 	if len(raw) > 0 {
 		appendRaw(t, lg, raw...)
 	}
@@ -229,6 +231,110 @@ func TestDecodeEntryExplainsWhatIsWrong(t *testing.T) {
 			t.Errorf("%.60s: err %v, want one mentioning %q", value, err, want)
 		case want == "unknown-kind" && len(err.Error()) > 200:
 			t.Errorf("the error quotes the whole unknown kind: %d bytes", len(err.Error()))
+		}
+	}
+}
+
+// TestShareEntriesOfTheUnionFormatStillReplay: offsets logs written
+// before share commands were typed hold entries as the old union struct
+// encoded them (every field omitempty, in its field order). They must
+// replay to the same state.
+func TestShareEntriesOfTheUnionFormatStillReplay(t *testing.T) {
+	values := [][]byte{
+		[]byte(`{"k":"share-config","g":"q","cf":{"auto.offset.reset":"earliest","backoff.initial.ms":"1000","backoff.jitter":"0.2","backoff.max.ms":"3600000","backoff.multiplier":"2","dlq.flood.per.minute":"100","dlq.topic":"{topic}.dlq.{group}","key.ordered":"true","lock.timeout.ms":"7000","max.deliveries":"5","max.inflight":"10000"}}`),
+		[]byte(`{"k":"share-init","g":"q","t":"jobs","o":5}`),
+		[]byte(`{"k":"share-acquire","g":"q","t":"jobs","os":[5,6,7],"mb":"m1","lu":2000,"at":1000}`),
+		[]byte(`{"k":"share-ack","g":"q","t":"jobs","os":[5],"at":1100,"ack":"accept"}`),
+		[]byte(`{"k":"share-ack","g":"q","t":"jobs","os":[6],"av":[1500],"at":1100,"ack":"release","er":"boom"}`),
+		[]byte(`{"k":"share-dead","g":"q","t":"jobs","o":7,"er":"poison","key":"aw==","q":true}`),
+		[]byte(`{"k":"share-dead-lettered","g":"q","t":"jobs","o":7,"key":"aw==","dt":"jobs.dlq.q"}`),
+		[]byte(`{"k":"share-acquire","g":"q","t":"jobs","os":[6],"mb":"m2","lu":3000,"at":1600}`),
+		[]byte(`{"k":"share-leave","g":"q","mb":"m2"}`),
+		[]byte(`{"k":"share-pause","g":"q","rs":"flood"}`),
+	}
+	table := replayedTable(t, values)
+	g := table.shares["q"]
+	if g == nil {
+		t.Fatal("group q not replayed")
+	}
+	if cfg := g.config(); cfg.LockTimeout != 7*time.Second {
+		t.Errorf("lock timeout %v, want 7s from the share-config entry", cfg.LockTimeout)
+	}
+	if !g.Paused || g.PausedReason != "flood" {
+		t.Errorf("paused %v %q, want paused by flood", g.Paused, g.PausedReason)
+	}
+	sp := g.partition("jobs", 0)
+	if sp == nil {
+		t.Fatal("share-partition jobs/0 not replayed")
+	}
+	if sp.Start != 6 || sp.Acked != 1 || sp.DeadLettered != 1 || sp.Redeliveries != 1 {
+		t.Errorf("start %d acked %d dead-lettered %d redeliveries %d, want 6 1 1 1", sp.Start, sp.Acked, sp.DeadLettered, sp.Redeliveries)
+	}
+	r := sp.Recs[6]
+	if r == nil || r.State != recAvailable || r.Deliveries != 2 || r.LastError != "boom" || r.Owner != "" {
+		t.Errorf("record 6: %+v, want available after the leave, 2 deliveries, last error boom", r)
+	}
+	if q := sp.Quarantine["k"]; q == nil || q.DeadOffset != 7 || q.RedriveOffset != -1 {
+		t.Errorf("quarantine of key k: %+v", q)
+	}
+	if len(g.DeadLetters) != 1 || g.DeadLetters[0].DLQTopic != "jobs.dlq.q" || string(g.DeadLetters[0].Key) != "k" ||
+		g.DeadLetters[0].LastError != "poison" || g.DeadLetters[0].State != dlPending {
+		t.Errorf("dead letters %+v", g.DeadLetters)
+	}
+	// A checkpoint restates it in the typed form, which replays the same.
+	checkRestatable(t, table)
+	again := replayedTable(t, restated(t, table))
+	if got, want := fmt.Sprintf("%+v", again.shares["q"].Partitions["jobs/0"].Recs[6]), fmt.Sprintf("%+v", r); got != want {
+		t.Errorf("restated record 6 %s, want %s", got, want)
+	}
+}
+
+// restated is the record values of a checkpoint of table.
+func restated(t *testing.T, table *offsetTable) [][]byte {
+	t.Helper()
+	batches, err := encodeEntries(table.checkpointEntries(), time.UnixMilli(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for _, b := range batches {
+		if err := record.Records(b, func(r record.Record) error {
+			out = append(out, append([]byte(nil), r.Value...))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// TestShareCommandsRoundTrip: every command decodes from its encoding to
+// itself, and carries its kind and group in the record key.
+func TestShareCommandsRoundTrip(t *testing.T) {
+	for _, e := range fuzzEntries() {
+		if e.cmd == nil {
+			continue
+		}
+		batches, err := encodeEntries([]entry{e}, time.UnixMilli(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := record.Records(batches[0], func(r record.Record) error {
+			if string(r.Key) != e.Kind+"/"+e.Group {
+				t.Errorf("%s: record key %q", e.Kind, r.Key)
+			}
+			got, err := decodeEntry(r)
+			if err != nil {
+				t.Fatalf("%s: %v", e.Kind, err)
+			}
+			a, _ := json.Marshal(got.cmd)
+			b, _ := json.Marshal(e.cmd)
+			if got.Kind != e.Kind || string(a) != string(b) {
+				t.Errorf("%s: decoded %s, want %s", e.Kind, a, b)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -42,24 +42,33 @@ type shard struct {
 	// a checkpoint's records are contiguous.
 	writeMu sync.RWMutex
 
-	// shares is the share groups' soft state (leader only).
-	shares shareState
+	// shares is the share groups' working and soft state and the group
+	// committer's queue (leader only).
+	shares shareShell
 
 	cancel context.CancelFunc
-	done   chan struct{}
+	done   chan struct{} // closed when the tail returned
+	// committerDone is closed when the share committer returned.
+	committerDone chan struct{}
 }
 
 func newShard(c *Coordinator, p int32, lg Log) *shard {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &shard{c: c, partition: p, log: lg, table: newOffsetTable(), advanced: make(chan struct{}),
-		groups: map[string]*group{}, cancel: cancel, done: make(chan struct{})}
+		groups: map[string]*group{}, cancel: cancel, done: make(chan struct{}), committerDone: make(chan struct{})}
+	s.shares.setup()
 	go s.tail(ctx)
+	go func() {
+		defer close(s.committerDone)
+		s.runCommitter(ctx)
+	}()
 	return s
 }
 
 func (s *shard) close() {
 	s.cancel()
 	<-s.done
+	<-s.committerDone
 }
 
 // tail applies the offsets log as it grows.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,71 +17,13 @@ import (
 // Share groups (queue semantics) on top of the offsets log: the state of
 // each share-partition (its start offset and the records delivered since,
 // with delivery counts, locks, delays), the quarantined keys and the dead
-// letters are replicated as entries of the group's offsets partition, so a
-// new coordinator continues exactly where the old one stopped. The
-// coordinator keeps, as soft state, the records themselves (read from the
-// data partitions) and the members.
-
-// shareRuntime is the coordinator's soft state for one share group.
-type shareRuntime struct {
-	members  map[string]*shareMember
-	feeds    map[string]*feed
-	dlqTimes []time.Time // dead letters of the last minute (flood breaker)
-	rotate   int
-	exported shareExported
-}
-
-type shareMember struct {
-	id, clientID, clientHost string
-	lastSeen                 time.Time
-}
-
-// shareState is the share part of a shard: one mutex serialises every
-// share operation of the shard (selection and its replicated write must
-// not interleave with another's).
-type shareState struct {
-	mu     sync.Mutex
-	groups map[string]*shareRuntime
-	term   uint64
-}
-
-func (s *shard) shareRT(group string, term uint64) *shareRuntime {
-	st := &s.shares
-	if st.term != term || st.groups == nil {
-		st.groups, st.term = map[string]*shareRuntime{}, term
-	}
-	rt := st.groups[group]
-	if rt == nil {
-		rt = &shareRuntime{members: map[string]*shareMember{}, feeds: map[string]*feed{}}
-		st.groups[group] = rt
-	}
-	return rt
-}
-
-// shareOp starts a share operation on group's shard: it finds the led
-// shard and takes the share lock and the shared write lock, in that order.
-// done releases them.
-func (c *Coordinator) shareOp(ctx context.Context, group string) (s *shard, term uint64, done func(), err error) {
-	if s, err = c.shardFor(ctx, group); err != nil {
-		return nil, 0, nil, err
-	}
-	s.shares.mu.Lock()
-	s.writeMu.RLock()
-	done = func() {
-		s.writeMu.RUnlock()
-		s.shares.mu.Unlock()
-	}
-	term, ok := s.log.LeaderTerm()
-	if !ok {
-		done()
-		return nil, 0, nil, ErrNotCoordinator
-	}
-	return s, term, done, nil
-}
-
-// shareGroup returns a copy-free view of a group's replicated state (nil if
-// it has none yet). s.mu must be held.
-func (s *shard) shareGroup(group string) *shareGroupState { return s.table.shares[group] }
+// letters are replicated as share commands (share_cmd.go) in the group's
+// offsets partition, so a new coordinator continues exactly where the old
+// one stopped. The decisions are the pure core's (share_core.go); this
+// file is the shell around it: it resolves subscriptions, reads records
+// into feeds, writes dead letters, and hands the core's commands to the
+// group committer (share_commit.go), answering each caller once its
+// commands are committed.
 
 // ShareFetchRequest asks for records of a share group.
 type ShareFetchRequest struct {
@@ -89,10 +32,36 @@ type ShareFetchRequest struct {
 	Topics     []string
 	Pattern    string
 	MaxRecords int
+	// MaxBytes bounds the keys, values and headers of the records
+	// returned (the first record is returned whatever its size). 0: 1 MiB.
+	MaxBytes   int
 	MaxWait    time.Duration
 	ClientID   string
 	ClientHost string
+	// Acks are acknowledgements of earlier deliveries, applied before
+	// records are selected (Kafka's KIP-932 piggybacking); their results
+	// are in the response, in order.
+	Acks []ShareAck
+	// MayRead, when set, bounds what Pattern resolves to: topics it
+	// rejects are not fetched from (the caller's read permission; named
+	// Topics are checked before the request gets here). nil: all topics.
+	MayRead func(topic string) bool
 }
+
+// Bounds of a share fetch.
+const (
+	defaultShareFetchRecords = 100
+	maxShareFetchRecords     = 10000
+	defaultShareFetchBytes   = 1 << 20
+	maxShareFetchBytes       = 64 << 20
+	// MaxShareAcksPerRequest bounds the acknowledgements of one request.
+	MaxShareAcksPerRequest = 20000
+	// shareFetchPoll is how often a waiting fetch looks again for
+	// records newly written to the data partitions, or whose lock or
+	// delay ended; records freed by acks, releases and leaves wake it at
+	// once.
+	shareFetchPoll = 20 * time.Millisecond
+)
 
 // ShareRecord is one delivered record.
 type ShareRecord struct {
@@ -109,10 +78,13 @@ type ShareFetchResponse struct {
 	Paused       bool
 	PausedReason string
 	LockTimeout  time.Duration
+	// AckResults are the outcomes of the request's Acks, in order.
+	AckResults []ShareAckResult
 }
 
-// ShareFetch acquires up to MaxRecords available records for the member,
-// waiting up to MaxWait while none is available.
+// ShareFetch applies the request's acknowledgements, then acquires up to
+// MaxRecords available records for the member, waiting up to MaxWait
+// while none is available.
 func (c *Coordinator) ShareFetch(ctx context.Context, req ShareFetchRequest) (ShareFetchResponse, error) {
 	if (len(req.Topics) == 0) == (req.Pattern == "") {
 		return ShareFetchResponse{}, invalidf("subscribe to topic names or to a pattern (exactly one)")
@@ -125,41 +97,111 @@ func (c *Coordinator) ShareFetch(ctx context.Context, req ShareFetchRequest) (Sh
 		}
 	}
 	if req.MaxRecords <= 0 {
-		req.MaxRecords = 100
+		req.MaxRecords = defaultShareFetchRecords
 	}
-	req.MaxRecords = min(req.MaxRecords, 10000)
+	req.MaxRecords = min(req.MaxRecords, maxShareFetchRecords)
+	if req.MaxBytes <= 0 {
+		req.MaxBytes = defaultShareFetchBytes
+	}
+	req.MaxBytes = min(req.MaxBytes, maxShareFetchBytes)
+	if len(req.Acks) > MaxShareAcksPerRequest {
+		return ShareFetchResponse{}, invalidf("%d acknowledgements in one request: at most %d", len(req.Acks), MaxShareAcksPerRequest)
+	}
 	if err := checkID("member id", req.MemberID, MaxMemberIDLength); err != nil {
 		return ShareFetchResponse{}, err
 	}
 	if req.MemberID == "" {
+		if len(req.Acks) > 0 {
+			return ShareFetchResponse{}, invalidf("acknowledgements without a member id: fetch first")
+		}
 		req.MemberID = newMemberID()
 	}
 	deadline := time.Now().Add(min(req.MaxWait, 30*time.Second))
+	// Once the request's acks are committed the call answers them, even
+	// when a later attempt to find records fails.
+	var acked []ShareAckResult
+	answerAcks := func(err error) (ShareFetchResponse, error) {
+		if acked != nil {
+			return ShareFetchResponse{MemberID: req.MemberID, AckResults: acked}, nil
+		}
+		return ShareFetchResponse{}, err
+	}
 	for {
 		s, err := c.shardFor(ctx, req.Group)
 		if err != nil {
-			return ShareFetchResponse{}, err
+			return answerAcks(err)
 		}
-		resp, err := c.shareTryFetch(ctx, s, req, matcher)
-		if err != nil || len(resp.Records) > 0 || resp.Paused || !time.Now().Before(deadline) {
-			return resp, err
+		resp, op, acquired, changed, waits, err := c.shareTryFetch(ctx, s, &req, matcher)
+		if err != nil {
+			return answerAcks(err)
 		}
-		t := time.NewTimer(min(50*time.Millisecond, time.Until(deadline)))
+		err = op.wait(ctx)
+		if err != nil {
+			if ctx.Err() != nil && len(acquired) > 0 {
+				c.releaseUnseen(s, req.Group, acquired)
+			}
+			return answerAcks(err)
+		}
+		if req.Acks != nil {
+			acked, req.Acks = resp.AckResults, nil
+			if acked == nil {
+				acked = []ShareAckResult{}
+			}
+		}
+		resp.AckResults = acked
+		waitHandoffs(ctx, waits)
+		if ctx.Err() != nil && len(acquired) > 0 {
+			// The caller gave up: nobody will see these records, so free
+			// them now rather than after the lock timeout.
+			c.releaseUnseen(s, req.Group, acquired)
+			return answerAcks(ctx.Err())
+		}
+		// A request that carried acks answers at once even without
+		// records: its caller learns the acks' outcomes now, not after
+		// the long poll, and fetches again.
+		if len(resp.Records) > 0 || resp.Paused || len(acked) > 0 || !time.Now().Before(deadline) {
+			return resp, nil
+		}
+		t := time.NewTimer(min(shareFetchPoll, time.Until(deadline)))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return resp, nil
+		case <-changed:
+			t.Stop()
 		case <-t.C:
 		}
 	}
 }
 
+// releaseUnseen hands back records a fetch acquired for a caller that went
+// away.
+func (c *Coordinator) releaseUnseen(s *shard, group string, acquired []shareCmd) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	term, err := s.shareBegin(ctx)
+	if err != nil {
+		return
+	}
+	op, err := s.submit(term, decideRelease(group, acquired, c.cfg.Now().UnixMilli()))
+	s.shares.mu.Unlock()
+	if err == nil {
+		err = op.wait(ctx)
+	}
+	if err != nil {
+		c.logger.Debug("release records of a cancelled fetch", "group", group, "error", err)
+	}
+}
+
 // subscribedPartitions lists the partitions of the member's topics.
-func (c *Coordinator) subscribedPartitions(req ShareFetchRequest, matcher Matcher) []TopicPartition {
+func (c *Coordinator) subscribedPartitions(req *ShareFetchRequest, matcher Matcher) []TopicPartition {
 	topics := c.host.Topics()
 	var names []string
 	if matcher != nil {
 		names = MatchTopics(matcher, slices.Collect(maps.Keys(topics)))
+		if req.MayRead != nil {
+			names = slices.DeleteFunc(names, func(t string) bool { return !req.MayRead(t) })
+		}
 	} else {
 		for _, t := range req.Topics {
 			if _, ok := topics[t]; ok {
@@ -177,148 +219,209 @@ func (c *Coordinator) subscribedPartitions(req ShareFetchRequest, matcher Matche
 	return out
 }
 
-func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req ShareFetchRequest, matcher Matcher) (ShareFetchResponse, error) {
-	s.shares.mu.Lock()
-	defer s.shares.mu.Unlock()
-	s.writeMu.RLock()
-	defer s.writeMu.RUnlock()
-	term, ok := s.log.LeaderTerm()
-	if !ok {
-		return ShareFetchResponse{}, ErrNotCoordinator
+// shareTryFetch is one attempt of a fetch. Under the shell's lock it
+// registers the member and queues the request's acks; without the lock it
+// reads new records of the subscribed partitions (a read may go to
+// another node); under the lock again it adds them to the feeds and lets
+// the core pick records. The returned op commits all of it; changed is
+// closed when a wait for records should end early.
+func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFetchRequest, matcher Matcher) (resp ShareFetchResponse, op *commitOp, acquired []shareCmd, changed <-chan struct{}, waits []<-chan struct{}, err error) {
+	term, err := s.shareBegin(ctx)
+	if err != nil {
+		return resp, nil, nil, nil, nil, err
 	}
+	sh := &s.shares
+	locked := true
+	defer func() {
+		if locked {
+			sh.mu.Unlock()
+		}
+	}()
 	now := c.cfg.Now()
-	s.mu.Lock()
-	rt := s.shareRT(req.Group, term)
+	changed = sh.changed
+	rt := sh.rt(req.Group)
 	m := rt.members[req.MemberID]
 	if m == nil {
 		if len(rt.members) >= c.cfg.MaxGroupMembers {
-			s.mu.Unlock()
-			return ShareFetchResponse{}, tooManyMembers(req.Group, c.cfg.MaxGroupMembers)
+			return resp, nil, nil, nil, nil, tooManyMembers(req.Group, c.cfg.MaxGroupMembers)
 		}
 		m = &shareMember{id: req.MemberID}
 		rt.members[req.MemberID] = m
 	}
 	m.clientID, m.clientHost, m.lastSeen = req.ClientID, req.ClientHost, now
-	g := s.shareGroup(req.Group)
-	var cfg shareConfig
-	paused, reason := false, ""
-	if g != nil {
-		cfg, paused, reason = g.config(), g.Paused, g.PausedReason
-	} else {
-		cfg, _ = parseShareConfig(shareDefaults())
+	rt.memberArrived(req.MemberID)
+	var ackCmds []shareCmd
+	if len(req.Acks) > 0 {
+		var results []ShareAckResult
+		ackCmds, results, err = c.shareAckLocked(ctx, s, rt, req.Group, req.MemberID, req.Acks, now)
+		if err != nil {
+			return resp, nil, nil, nil, nil, err
+		}
+		resp.AckResults = results
+		// Queued now, so that a concurrent request finds these records
+		// settling; the records they free are selected below against a
+		// view with them applied.
+		if op, err = s.submitFrom(term, req.MemberID, ackCmds); err != nil {
+			return resp, nil, nil, nil, nil, err
+		}
 	}
-	s.mu.Unlock()
-	resp := ShareFetchResponse{MemberID: req.MemberID, LockTimeout: cfg.LockTimeout, Paused: paused, PausedReason: reason}
-	if paused {
-		return resp, nil
+	// Once its acks are queued, the attempt answers them even when it
+	// cannot look for records (the caller would take the acks for lost).
+	ackOp := op
+	noRecords := func(err error) (ShareFetchResponse, *commitOp, []shareCmd, <-chan struct{}, []<-chan struct{}, error) {
+		if ackOp != nil {
+			c.logger.Debug("share fetch: no records after its acks", "group", req.Group, "error", err)
+			return resp, ackOp, nil, changed, nil, nil
+		}
+		return resp, nil, nil, nil, nil, err
+	}
+	g := sh.state(req.Group)
+	cfg, _ := parseShareConfig(shareDefaults())
+	if g != nil {
+		cfg = g.config()
+		resp.Paused, resp.PausedReason = g.Paused, g.PausedReason
+	}
+	resp.MemberID, resp.LockTimeout = req.MemberID, cfg.LockTimeout
+	if resp.Paused {
+		return resp, op, nil, changed, nil, nil
 	}
 	tps := c.subscribedPartitions(req, matcher)
-	if err := c.shareInit(ctx, s, req.Group, tps, cfg); err != nil {
-		return resp, err
+	initCmds, err := c.shareInit(ctx, req.Group, tps, g, cfg)
+	if err != nil {
+		return noRecords(err)
 	}
-	if len(tps) == 0 {
-		return resp, nil
+	if initOp, err := s.submit(term, initCmds); err != nil {
+		return noRecords(err)
+	} else if initOp != nil {
+		op = initOp
 	}
-	start := rt.rotate % len(tps)
-	rt.rotate++
-	var entries []entry
-	var picked []ShareRecord
-	lockUntil := now.Add(cfg.LockTimeout)
-	for i := range tps {
-		if len(picked) >= req.MaxRecords {
-			break
+
+	// Read new records without the lock.
+	type job struct {
+		tp          TopicPartition
+		f           *feed
+		from, limit int64
+		reads       []ReadResult
+		err         error
+	}
+	var jobs []*job
+	g = sh.state(req.Group)
+	for _, tp := range tps {
+		sp := g.partition(tp.Topic, tp.Partition)
+		if sp == nil {
+			continue
 		}
-		tp := tps[(start+i)%len(tps)]
-		f, err := c.shareFeed(ctx, s, rt, req.Group, tp, cfg)
-		if err != nil {
+		f := rt.feedFor(tp, sp.Start)
+		f.trim(sp.Start)
+		limit := sp.Start + g.config().MaxInflight
+		// A feed with half its window ahead and more known to be in the
+		// log skips this read; at the log's end it always looks for new
+		// records.
+		if f.end() < limit && (f.end() >= f.hw || f.end()-sp.Start < g.config().MaxInflight/2) {
+			jobs = append(jobs, &job{tp: tp, f: f, from: f.end(), limit: limit})
+		}
+	}
+	sh.mu.Unlock()
+	locked = false
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j.reads, j.err = readFeed(ctx, c.host, j.tp.Topic, j.tp.Partition, j.from, j.limit)
+		}()
+	}
+	wg.Wait()
+	if term2, err := s.shareBegin(ctx); err != nil {
+		return noRecords(err)
+	} else if term2 != term {
+		sh.mu.Unlock()
+		return noRecords(ErrNotCoordinator)
+	}
+	locked = true
+
+	rt = sh.rt(req.Group)
+	refill := map[TopicPartition]bool{}
+	for _, j := range jobs {
+		if rt.feeds[tpKey(j.tp.Topic, j.tp.Partition)] != j.f || j.f.end() != j.from {
+			continue // another request filled it meanwhile
+		}
+		if err := j.f.absorb(j.reads, j.limit); err != nil || j.err != nil {
+			// The start fell below the log start or beyond its end, or
+			// the read failed: the slow path, under the lock.
+			refill[j.tp] = true
+		}
+	}
+	g = sh.state(req.Group)
+	var parts []TopicPartition
+	for _, tp := range tps {
+		if _, err := c.shareFeed(ctx, s, term, rt, req.Group, tp, refill[tp]); err != nil {
 			c.logger.Debug("share feed", "group", req.Group, "partition", tp, "error", err)
 			continue
 		}
-		s.mu.Lock()
-		sp := s.shareGroup(req.Group).partition(tp.Topic, tp.Partition)
-		offs := selectDeliverable(sp, f, cfg, now.UnixMilli(), req.MaxRecords-len(picked))
-		s.mu.Unlock()
-		if len(offs) == 0 {
-			continue
-		}
-		entries = append(entries, entry{Kind: kindShareAcquire, Group: req.Group, Topic: tp.Topic, Partition: tp.Partition,
-			Offsets: offs, Member: req.MemberID, LockUntil: lockUntil.UnixMilli(), At: now.UnixMilli()})
-		for _, o := range offs {
-			fr, _ := f.get(o)
-			picked = append(picked, ShareRecord{TopicPartition: tp, Record: fr.rec, LockUntil: lockUntil})
-		}
+		parts = append(parts, tp)
 	}
-	if len(entries) == 0 {
-		return resp, nil
+	sel, view := g, false
+	if g != nil && len(ackCmds) > 0 {
+		sel, view = g.withAcks(req.Group, ackCmds), true
 	}
-	if err := s.append(ctx, entries); err != nil {
-		return resp, err
+	acquired, resp.Records = decideFetch(sel, rt, now, fetchDecision{Group: req.Group, Member: req.MemberID,
+		Parts: parts, MaxRecs: req.MaxRecords, MaxBytes: req.MaxBytes, View: view})
+	last, err := s.submit(term, acquired)
+	if err != nil {
+		return noRecords(err)
 	}
-	if ctx.Err() != nil {
-		// The caller gave up: nobody will see these records, so free them
-		// now rather than after the lock timeout.
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		release := make([]entry, len(entries))
-		for i, e := range entries {
-			release[i] = entry{Kind: kindShareAck, Group: e.Group, Topic: e.Topic, Partition: e.Partition, Ack: ackRelease,
-				Offsets: e.Offsets, Avail: make([]int64, len(e.Offsets)), At: now.UnixMilli()}
-		}
-		if err := s.append(rctx, release); err != nil {
-			c.logger.Debug("release records of a cancelled fetch", "group", req.Group, "error", err)
-		}
-		return resp, ctx.Err()
+	if last != nil {
+		op = last
 	}
-	s.mu.Lock()
-	g = s.shareGroup(req.Group)
-	for i := range picked {
-		r := &picked[i]
-		if sp := g.partition(r.Topic, r.Partition); sp != nil {
-			if st := sp.Recs[r.Record.Offset]; st != nil {
-				r.DeliveryCount = st.Deliveries
-			}
-		}
-	}
-	s.mu.Unlock()
-	resp.Records = picked
-	return resp, nil
+	return resp, op, acquired, changed, rt.handoffWaits(req.MemberID, resp.Records, time.Now()), nil
 }
 
-// shareInit gives new share-partitions their start offset.
-func (c *Coordinator) shareInit(ctx context.Context, s *shard, group string, tps []TopicPartition, cfg shareConfig) error {
-	var entries []entry
+// feedFor returns the feed of a share-partition, made (starting at start)
+// when missing.
+func (rt *shareRuntime) feedFor(tp TopicPartition, start int64) *feed {
+	k := tpKey(tp.Topic, tp.Partition)
+	f := rt.feeds[k]
+	if f == nil {
+		f = &feed{base: start}
+		rt.feeds[k] = f
+	}
+	return f
+}
+
+// shareInit returns the commands that give new share-partitions their
+// start offset.
+func (c *Coordinator) shareInit(ctx context.Context, group string, tps []TopicPartition, g *shareGroupState, cfg shareConfig) ([]shareCmd, error) {
+	var cmds []shareCmd
 	for _, tp := range tps {
-		s.mu.Lock()
-		g := s.shareGroup(group)
-		known := g != nil && g.partition(tp.Topic, tp.Partition) != nil
-		s.mu.Unlock()
-		if known {
+		if g != nil && g.partition(tp.Topic, tp.Partition) != nil {
 			continue
 		}
 		res, err := c.host.ReadPartition(ctx, tp.Topic, tp.Partition, 1<<62, 1)
 		if err != nil {
-			return fmt.Errorf("start share-partition %s/%d: %w", tp.Topic, tp.Partition, err)
+			return nil, fmt.Errorf("start share-partition %s/%d: %w", tp.Topic, tp.Partition, err)
 		}
 		start := res.End
 		if cfg.ResetEarliest {
 			start = res.Start
 		}
-		entries = append(entries, entry{Kind: kindShareInit, Group: group, Topic: tp.Topic, Partition: tp.Partition, Offset: start})
+		cmds = append(cmds, &shareInitCmd{Group: group, Topic: tp.Topic, Partition: tp.Partition, Offset: start})
 	}
-	if len(entries) == 0 {
-		return nil
-	}
-	return s.append(ctx, entries)
+	return cmds, nil
 }
 
-// shareFeed returns the share-partition's feed, trimmed to its start and
-// filled up to its in-flight window.
-func (c *Coordinator) shareFeed(ctx context.Context, s *shard, rt *shareRuntime, group string, tp TopicPartition, cfg shareConfig) (*feed, error) {
-	s.mu.Lock()
-	g := s.shareGroup(group)
+// shareFeed returns the share-partition's feed, trimmed to its start and,
+// with fill, filled up to its in-flight window; s.shares.mu must be held.
+// When the data partition no longer holds the start (retention, a
+// recreated topic) it queues the commands that move the start.
+func (c *Coordinator) shareFeed(ctx context.Context, s *shard, term uint64, rt *shareRuntime, group string, tp TopicPartition, fill bool) (*feed, error) {
+	g := s.shares.state(group)
+	if g == nil {
+		return nil, ErrUnknownRecord
+	}
+	cfg := g.config()
 	sp := g.partition(tp.Topic, tp.Partition)
 	if sp == nil {
-		s.mu.Unlock()
 		return nil, ErrUnknownRecord
 	}
 	startOff := sp.Start
@@ -328,21 +431,18 @@ func (c *Coordinator) shareFeed(ctx context.Context, s *shard, rt *shareRuntime,
 			redrives = append(redrives, q.RedriveOffset)
 		}
 	}
-	s.mu.Unlock()
-	k := tpKey(tp.Topic, tp.Partition)
-	f := rt.feeds[k]
-	if f == nil {
-		f = &feed{base: startOff}
-		rt.feeds[k] = f
-	}
+	f := rt.feedFor(tp, startOff)
 	f.trim(startOff)
-	err := f.fill(ctx, c.host, tp.Topic, tp.Partition, startOff+cfg.MaxInflight)
+	var err error
+	if fill {
+		err = f.fill(ctx, c.host, tp.Topic, tp.Partition, startOff+cfg.MaxInflight)
+	}
 	if errors.Is(err, errBelowLogStart) {
 		// Retention deleted records the group never finished: like Kafka,
 		// the share-partition moves on to the log start.
 		c.logger.Warn("share-partition start fell below the log start; skipping the deleted records",
 			"group", group, "partition", tp, "start", startOff, "log_start", f.logStart)
-		if err := s.append(ctx, []entry{{Kind: kindShareInit, Group: group, Topic: tp.Topic, Partition: tp.Partition, Offset: f.logStart}}); err != nil {
+		if _, err := s.submit(term, []shareCmd{&shareInitCmd{Group: group, Topic: tp.Topic, Partition: tp.Partition, Offset: f.logStart}}); err != nil {
 			return nil, err
 		}
 		f.trim(f.logStart)
@@ -353,11 +453,11 @@ func (c *Coordinator) shareFeed(ctx context.Context, s *shard, rt *shareRuntime,
 		// tail): the old records' state means nothing for the new ones.
 		c.logger.Warn("share-partition start is beyond the log's end; starting it over at the log start",
 			"group", group, "partition", tp, "start", startOff, "log_end", f.hw)
-		if err := s.append(ctx, []entry{{Kind: kindShareInit, Group: group, Topic: tp.Topic, Partition: tp.Partition,
+		if _, err := s.submit(term, []shareCmd{&shareInitCmd{Group: group, Topic: tp.Topic, Partition: tp.Partition,
 			Offset: f.logStart, Action: actionReset}}); err != nil {
 			return nil, err
 		}
-		f.base, f.recs, f.extra = f.logStart, nil, nil
+		f.reset(f.logStart)
 		err = f.fill(ctx, c.host, tp.Topic, tp.Partition, f.logStart+cfg.MaxInflight)
 	}
 	if err != nil {
@@ -383,17 +483,94 @@ const (
 	blockedNotRead    = "not read yet"
 )
 
-// selectDeliverable returns up to n offsets deliverable now, in offset
-// order, honouring locks, delays, not-before times, max deliveries and, in
-// key-ordered mode, one in-flight record per key and quarantines.
-func selectDeliverable(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64, n int) []int64 {
+// deliverability says why record o (fr) cannot be delivered now by its
+// own state, "" if it can; walkShare and selectKeyOrdered add the key
+// rules.
+func deliverability(sp *sharePartition, cfg shareConfig, nowMs int64, o int64, fr *feedRec) string {
+	r := sp.Recs[o]
+	switch {
+	case r != nil && r.done():
+		return blockedDone
+	case r != nil && r.State == recDead:
+		return blockedDead
+	case r != nil && r.State == recAcquired && r.LockUntil > nowMs:
+		return blockedLocked
+	case r != nil && r.Deliveries >= cfg.MaxDeliveries:
+		return blockedDead
+	case r != nil && r.State == recAvailable && r.AvailableAt > nowMs:
+		return blockedDelayed
+	case fr.notBefore > nowMs:
+		return blockedDelayed
+	}
+	return ""
+}
+
+// selectKeyOrdered returns, in offset order, the records of a key-ordered
+// share-partition deliverable now: of each key the first record not done,
+// when its own state allows; the redriven copy of each quarantined key;
+// and up to maxNulls null-key records. It is walkShare's verdict without
+// walking the window (a fetch then costs the number of keys, not of
+// records in flight); TestSelectKeyOrderedAgreesWithTheWalk holds the two
+// equal. With prune it drops offsets done in sp from the feed's key
+// queues; a view of sp with uncommitted acks applied must not prune.
+func selectKeyOrdered(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64, maxNulls int, prune bool) []int64 {
+	limit := min(f.end(), sp.Start+cfg.MaxInflight)
 	var out []int64
-	walkShare(sp, f, cfg, nowMs, func(o int64, why string) bool {
-		if why == "" {
+	settled := func(o int64) bool {
+		r := sp.Recs[o]
+		return o < sp.Start || (r != nil && r.done())
+	}
+	for key, q := range f.byKey {
+		i := q.head
+		for i < len(q.offs) && settled(q.offs[i]) {
+			i++
+			if prune {
+				q.pop()
+				i = q.head
+			}
+		}
+		if i >= len(q.offs) {
+			if prune {
+				delete(f.byKey, key)
+			}
+			continue
+		}
+		if sp.Quarantine[key] != nil {
+			continue // only its redriven copy, below
+		}
+		o := q.offs[i]
+		if o >= limit {
+			continue
+		}
+		if fr, ok := f.get(o); ok && deliverability(sp, cfg, nowMs, o, fr) == "" {
 			out = append(out, o)
 		}
-		return len(out) < n
-	})
+	}
+	for _, q := range sp.Quarantine {
+		if q.RedriveOffset < sp.Start {
+			continue
+		}
+		if fr, ok := f.get(q.RedriveOffset); ok && deliverability(sp, cfg, nowMs, q.RedriveOffset, fr) == "" {
+			out = append(out, q.RedriveOffset)
+		}
+	}
+	for prune && !f.nulls.empty() && settled(f.nulls.front()) {
+		f.nulls.pop()
+	}
+	nulls := 0
+	for _, o := range f.nulls.offs[f.nulls.head:] {
+		if o >= limit || nulls >= maxNulls {
+			break
+		}
+		if settled(o) {
+			continue
+		}
+		if fr, ok := f.get(o); ok && deliverability(sp, cfg, nowMs, o, fr) == "" {
+			out = append(out, o)
+			nulls++
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 
@@ -407,23 +584,11 @@ func walkShare(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64, visit 
 	busy := map[string]bool{}
 	limit := min(f.end(), sp.Start+cfg.MaxInflight)
 	check := func(o int64, fr *feedRec) string {
-		r := sp.Recs[o]
 		keyed := cfg.KeyOrdered && !fr.keyNull()
-		key := string(fr.rec.Key)
-		var why string
-		switch {
-		case r != nil && r.done():
-			return blockedDone
-		case r != nil && r.State == recDead:
-			why = blockedDead
-		case r != nil && r.State == recAcquired && r.LockUntil > nowMs:
-			why = blockedLocked
-		case r != nil && r.Deliveries >= cfg.MaxDeliveries:
-			why = blockedDead
-		case r != nil && r.State == recAvailable && r.AvailableAt > nowMs:
-			why = blockedDelayed
-		case fr.notBefore > nowMs:
-			why = blockedDelayed
+		key := fr.key
+		why := deliverability(sp, cfg, nowMs, o, fr)
+		if why == blockedDone {
+			return why
 		}
 		if keyed {
 			if q := sp.Quarantine[key]; q != nil {
@@ -483,6 +648,28 @@ type ShareAckResult struct {
 	LockUntil time.Time
 }
 
+// shareAckLocked decides a member's acknowledgements; s.shares.mu must be
+// held. It reads the feeds of rejected records' partitions first (a
+// reject quarantines the record's key).
+func (c *Coordinator) shareAckLocked(ctx context.Context, s *shard, rt *shareRuntime, group, memberID string, acks []ShareAck, now time.Time) ([]shareCmd, []ShareAckResult, error) {
+	g := s.shares.state(group)
+	if g == nil {
+		return nil, nil, fmt.Errorf("%w: share group %s", ErrGroupNotFound, group)
+	}
+	if m := rt.members[memberID]; m != nil {
+		m.lastSeen = now
+	}
+	for _, a := range acks {
+		if a.Type == ShareReject && rt.feedOf(a.TopicPartition) == nil {
+			if _, err := c.shareFeed(ctx, s, s.shares.term, rt, group, a.TopicPartition, true); err != nil {
+				c.logger.Debug("share feed", "group", group, "partition", a.TopicPartition, "error", err)
+			}
+		}
+	}
+	cmds, results := decideAck(g, rt, now, ackDecision{Group: group, Member: memberID, Acks: acks, Jitter: rand.Float64})
+	return cmds, results, nil
+}
+
 // ShareAcknowledge applies a member's acknowledgements. Each is checked
 // alone: one failing leaves the others applied.
 func (c *Coordinator) ShareAcknowledge(ctx context.Context, group, memberID string, acks []ShareAck) ([]ShareAckResult, error) {
@@ -492,310 +679,190 @@ func (c *Coordinator) ShareAcknowledge(ctx context.Context, group, memberID stri
 	if err := checkID("member id", memberID, MaxMemberIDLength); err != nil {
 		return nil, err
 	}
-	s, term, done, err := c.shareOp(ctx, group)
+	if len(acks) > MaxShareAcksPerRequest {
+		return nil, invalidf("%d acknowledgements in one request: at most %d", len(acks), MaxShareAcksPerRequest)
+	}
+	s, err := c.shardFor(ctx, group)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
-	now := c.cfg.Now()
-	nowMs := now.UnixMilli()
-	results := make([]ShareAckResult, len(acks))
-	type key struct {
-		tp  TopicPartition
-		ack string
+	term, err := s.shareBegin(ctx)
+	if err != nil {
+		return nil, err
 	}
-	grouped := map[key]*entry{}
-	var order []key
-	var dead []entry
-	s.mu.Lock()
-	rt := s.shareRT(group, term)
-	if m := rt.members[memberID]; m != nil {
-		m.lastSeen = now
+	s.shares.rt(group).memberArrived(memberID)
+	cmds, results, err := c.shareAckLocked(ctx, s, s.shares.rt(group), group, memberID, acks, c.cfg.Now())
+	var op *commitOp
+	if err == nil {
+		op, err = s.submitFrom(term, memberID, cmds)
 	}
-	g := s.shareGroup(group)
-	if g == nil {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: share group %s", ErrGroupNotFound, group)
+	s.shares.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	cfg := g.config()
-	seen := map[TopicPartition]map[int64]bool{}
-	for i, a := range acks {
-		sp := g.partition(a.Topic, a.Partition)
-		if sp == nil {
-			results[i].Err = fmt.Errorf("%w: %s/%d has no share state in group %s", ErrUnknownRecord, a.Topic, a.Partition, group)
-			continue
-		}
-		r := sp.Recs[a.Offset]
-		switch {
-		case r == nil || a.Offset < sp.Start || r.State != recAcquired:
-			results[i].Err = fmt.Errorf("%w: %s/%d@%d", ErrNotHeld, a.Topic, a.Partition, a.Offset)
-			continue
-		case r.Owner != memberID:
-			results[i].Err = fmt.Errorf("%w: %s/%d@%d is held by another member", ErrNotHeld, a.Topic, a.Partition, a.Offset)
-			continue
-		case r.LockUntil <= nowMs:
-			results[i].Err = fmt.Errorf("%w: %s/%d@%d (lock ended %s ago)", ErrLockExpired, a.Topic, a.Partition, a.Offset,
-				now.Sub(time.UnixMilli(r.LockUntil)).Round(time.Millisecond))
-			continue
-		}
-		if seen[a.TopicPartition] == nil {
-			seen[a.TopicPartition] = map[int64]bool{}
-		}
-		if seen[a.TopicPartition][a.Offset] {
-			results[i].Err = invalidf("%s/%d@%d acknowledged twice in one request", a.Topic, a.Partition, a.Offset)
-			continue
-		}
-		seen[a.TopicPartition][a.Offset] = true
-		if a.Type == ShareReject {
-			dead = append(dead, entry{Kind: kindShareDead, Group: group, Topic: a.Topic, Partition: a.Partition,
-				Offset: a.Offset, Err: a.Error})
-			continue
-		}
-		var kind string
-		switch a.Type {
-		case ShareAccept:
-			kind = ackAccept
-		case ShareRelease:
-			kind = ackRelease
-		case ShareRenew:
-			kind = ackRenew
-		default:
-			results[i].Err = invalidf("acknowledgement type %d", a.Type)
-			continue
-		}
-		k := key{a.TopicPartition, kind + "\x00" + a.Error}
-		e := grouped[k]
-		if e == nil {
-			e = &entry{Kind: kindShareAck, Group: group, Topic: a.Topic, Partition: a.Partition, Ack: kind, Err: a.Error, At: nowMs}
-			grouped[k] = e
-			order = append(order, k)
-		}
-		e.Offsets = append(e.Offsets, a.Offset)
-		switch a.Type {
-		case ShareRelease:
-			delay := a.Delay
-			if delay < 0 {
-				delay = cfg.backoff(r.Deliveries)
-			}
-			e.Avail = append(e.Avail, now.Add(delay).UnixMilli())
-		case ShareRenew:
-			e.LockUntil = now.Add(cfg.LockTimeout).UnixMilli()
-			results[i].LockUntil = time.UnixMilli(e.LockUntil)
-		}
-	}
-	s.mu.Unlock()
-	var entries []entry
-	for _, k := range order {
-		entries = append(entries, *grouped[k])
-	}
-	for _, d := range dead {
-		f, err := c.shareFeed(ctx, s, rt, group, d.TopicPartition(), cfg)
-		if err == nil {
-			if fr, ok := f.get(d.Offset); ok {
-				d.Key, d.KeyNull = fr.rec.Key, fr.keyNull()
-				d.Quarantine = cfg.KeyOrdered && !fr.keyNull()
-			}
-		}
-		entries = append(entries, d)
-	}
-	if len(entries) > 0 {
-		if err := s.append(ctx, entries); err != nil {
-			return nil, err
-		}
+	err = op.wait(ctx)
+	if err != nil {
+		return nil, err
 	}
 	return results, nil
 }
 
-// TopicPartition returns the entry's partition.
-func (e entry) TopicPartition() TopicPartition {
-	return TopicPartition{Topic: e.Topic, Partition: e.Partition}
-}
-
 // ShareLeave releases every record the member holds.
 func (c *Coordinator) ShareLeave(ctx context.Context, group, memberID string) (int, error) {
-	s, term, done, err := c.shareOp(ctx, group)
+	s, err := c.shardFor(ctx, group)
 	if err != nil {
 		return 0, err
 	}
-	defer done()
-	s.mu.Lock()
-	delete(s.shareRT(group, term).members, memberID)
-	held := 0
-	if g := s.shareGroup(group); g != nil {
-		for _, sp := range g.Partitions {
-			for _, r := range sp.Recs {
-				if r.State == recAcquired && r.Owner == memberID {
-					held++
-				}
-			}
-		}
+	term, err := s.shareBegin(ctx)
+	if err != nil {
+		return 0, err
 	}
-	s.mu.Unlock()
-	if held == 0 {
-		return 0, nil
+	cmds, held := decideLeave(s.shares.state(group), s.shares.rt(group), group, memberID)
+	op, err := s.submit(term, cmds)
+	s.shares.mu.Unlock()
+	if err != nil {
+		return 0, err
 	}
-	return held, s.append(ctx, []entry{{Kind: kindShareLeave, Group: group, Member: memberID}})
+	return held, op.wait(ctx)
 }
 
-// shareTick does a led shard's periodic share work: dead records to the
-// dead-letter topic, the flood breaker, departed members' locks.
-func (c *Coordinator) shareTick(ctx context.Context, s *shard) {
-	s.shares.mu.Lock()
-	defer s.shares.mu.Unlock()
-	term, ok := s.log.LeaderTerm()
-	if !ok {
+// shareTick does a led shard's periodic share work at now: departed
+// members' locks, records out of deliveries to the dead-letter topic, the
+// flood breaker. The coordinator's loop drives it; tests call it with a
+// fake clock.
+func (c *Coordinator) shareTick(ctx context.Context, s *shard, now time.Time) {
+	if _, ok := s.log.LeaderTerm(); !ok {
 		return
 	}
-	now := c.cfg.Now()
-	nowMs := now.UnixMilli()
-	s.mu.Lock()
-	groups := slices.Sorted(maps.Keys(s.table.shares))
-	s.mu.Unlock()
+	term, err := s.shareBegin(ctx)
+	if err != nil {
+		return
+	}
+	sh := &s.shares
+	groups := slices.Sorted(maps.Keys(sh.work))
+	type letter struct {
+		group string
+		tpOffset
+	}
+	var letters []letter
+	var last *commitOp
 	for _, group := range groups {
-		s.writeMu.RLock()
-		c.shareTickGroup(ctx, s, term, group, now, nowMs)
-		s.writeMu.RUnlock()
+		g, rt := sh.state(group), sh.rt(group)
+		cfg := g.config()
+		// Read the records of partitions with records about to go dead
+		// (a dead record's key is quarantined).
+		for k, sp := range g.Partitions {
+			for _, r := range sp.Recs {
+				if r.Deliveries >= cfg.MaxDeliveries {
+					if _, err := c.shareFeed(ctx, s, term, rt, group, parseTPKey(k), true); err != nil {
+						c.logger.Debug("share feed", "group", group, "partition", k, "error", err)
+					}
+					break
+				}
+			}
+		}
+		d := decideTick(g, rt, now, c.cfg.SessionTimeout, group)
+		op, err := s.submit(term, d.cmds)
+		if err != nil {
+			c.logger.Warn("share group upkeep", "group", group, "error", err)
+			continue
+		}
+		if op != nil {
+			last = op
+		}
+		for _, tpo := range d.toLetter {
+			letters = append(letters, letter{group, tpo})
+		}
 	}
-}
-
-func (c *Coordinator) shareTickGroup(ctx context.Context, s *shard, term uint64, group string, now time.Time, nowMs int64) {
-	type deadRec struct {
-		tp TopicPartition
-		o  int64
-	}
-	var toDead []entry
-	var toLetter []deadRec
-	var gone []string
-	s.mu.Lock()
-	rt := s.shareRT(group, term)
-	g := s.shareGroup(group)
-	if g == nil {
-		s.mu.Unlock()
+	sh.mu.Unlock()
+	if err := last.wait(ctx); err != nil {
+		c.logger.Warn("share group upkeep", "error", err)
 		return
 	}
-	cfg := g.config()
-	for id, m := range rt.members {
-		if now.Sub(m.lastSeen) > c.cfg.SessionTimeout {
-			gone = append(gone, id)
-			delete(rt.members, id)
+	// A group whose dead letter could not be written tries again at the
+	// next tick, in order.
+	failed := map[string]bool{}
+	for _, l := range letters {
+		if failed[l.group] {
+			continue
+		}
+		if err := c.deadLetter(ctx, s, l.group, l.TopicPartition, l.Offset, now); err != nil {
+			c.logger.Warn("write dead letter", "group", l.group, "partition", l.TopicPartition, "offset", l.Offset, "error", err)
+			failed[l.group] = true
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(g.Partitions)) {
-		sp := g.Partitions[k]
-		tp := parseTPKey(k)
-		for _, o := range slices.Sorted(maps.Keys(sp.Recs)) {
-			r := sp.Recs[o]
-			switch {
-			case r.State == recDead:
-				toLetter = append(toLetter, deadRec{tp, o})
-			case r.Deliveries >= cfg.MaxDeliveries && (r.State == recAvailable || (r.State == recAcquired && r.LockUntil <= nowMs)):
-				reason := r.LastError
-				if reason == "" {
-					reason = fmt.Sprintf("not acknowledged after %d deliveries", r.Deliveries)
-				}
-				toDead = append(toDead, entry{Kind: kindShareDead, Group: group, Topic: tp.Topic, Partition: tp.Partition, Offset: o, Err: reason})
-			}
-		}
-	}
-	paused := g.Paused
-	s.mu.Unlock()
-	var entries []entry
-	for _, id := range gone {
-		entries = append(entries, entry{Kind: kindShareLeave, Group: group, Member: id})
-	}
-	for i := range toDead {
-		d := &toDead[i]
-		if f, err := c.shareFeed(ctx, s, rt, group, d.TopicPartition(), cfg); err == nil {
-			if fr, ok := f.get(d.Offset); ok {
-				d.Key, d.KeyNull = fr.rec.Key, fr.keyNull()
-				d.Quarantine = cfg.KeyOrdered && !fr.keyNull()
-			}
-		}
-		entries = append(entries, *d)
-	}
-	if len(entries) > 0 {
-		if err := s.append(ctx, entries); err != nil {
-			c.logger.Warn("share group upkeep", "group", group, "error", err)
+	for _, group := range groups {
+		term, err := s.shareBegin(ctx)
+		if err != nil {
 			return
 		}
-	}
-	for _, d := range toLetter {
-		if err := c.deadLetter(ctx, s, rt, group, cfg, d.tp, d.o); err != nil {
-			c.logger.Warn("write dead letter", "group", group, "partition", d.tp, "offset", d.o, "error", err)
-			return
+		var op *commitOp
+		if g := sh.state(group); g != nil {
+			if p := decideFlood(g, sh.rt(group), now, group); p != nil {
+				c.logger.Warn("share group paused by the dead-letter flood breaker", "group", group, "dead_letters_last_minute", len(sh.rt(group).dlqTimes))
+				c.metrics.sharePauses.WithLabelValues(group).Inc()
+				op, err = s.submit(term, []shareCmd{p})
+			}
 		}
-		rt.dlqTimes = append(rt.dlqTimes, now)
-	}
-	cut := 0
-	for cut < len(rt.dlqTimes) && now.Sub(rt.dlqTimes[cut]) > time.Minute {
-		cut++
-	}
-	rt.dlqTimes = rt.dlqTimes[cut:]
-	if !paused && cfg.FloodPerMinute > 0 && len(rt.dlqTimes) > cfg.FloodPerMinute {
-		reason := fmt.Sprintf("%d records went to the dead-letter topic in the last minute (dlq.flood.per.minute=%d): delivery paused; fix the consumers, then `skiff share resume %s`",
-			len(rt.dlqTimes), cfg.FloodPerMinute, group)
-		c.logger.Warn("share group paused by the dead-letter flood breaker", "group", group, "dead_letters_last_minute", len(rt.dlqTimes))
-		if err := s.append(ctx, []entry{{Kind: kindSharePause, Group: group, Reason: reason}}); err != nil {
+		sh.mu.Unlock()
+		if err == nil {
+			err = op.wait(ctx)
+		}
+		if err != nil {
 			c.logger.Warn("pause share group", "group", group, "error", err)
 		}
-		c.metrics.sharePauses.WithLabelValues(group).Inc()
 	}
 }
-
-func parseTPKey(k string) TopicPartition {
-	for i := len(k) - 1; i >= 0; i-- {
-		if k[i] == '/' {
-			p, _ := strconv.Atoi(k[i+1:])
-			return TopicPartition{Topic: k[:i], Partition: int32(p)}
-		}
-	}
-	return TopicPartition{Topic: k}
-}
-
-// Headers of a dead letter.
-const (
-	HeaderDLQSourceTopic     = "skiff-dlq-source-topic"
-	HeaderDLQSourcePartition = "skiff-dlq-source-partition"
-	HeaderDLQSourceOffset    = "skiff-dlq-source-offset"
-	HeaderDLQDeliveryCount   = "skiff-dlq-delivery-count"
-	HeaderDLQLastError       = "skiff-dlq-last-error"
-	HeaderDLQFirstDelivery   = "skiff-dlq-first-delivery"
-	HeaderDLQLastDelivery    = "skiff-dlq-last-delivery"
-	HeaderDLQGroup           = "skiff-dlq-group"
-	HeaderRedrivenFrom       = "skiff-redriven-from"
-)
 
 // deadLetter writes a dead record, payload and provenance, to the group's
-// dead-letter topic, then records that it is there.
-func (c *Coordinator) deadLetter(ctx context.Context, s *shard, rt *shareRuntime, group string, cfg shareConfig, tp TopicPartition, o int64) error {
+// dead-letter topic, then records that it is there. The shell's lock is
+// not held while it writes to the dead-letter topic.
+func (c *Coordinator) deadLetter(ctx context.Context, s *shard, group string, tp TopicPartition, o int64, now time.Time) error {
+	term, err := s.shareBegin(ctx)
+	if err != nil {
+		return err
+	}
+	sh := &s.shares
+	g := sh.state(group)
+	var r shareRec
+	if g != nil {
+		if sp := g.partition(tp.Topic, tp.Partition); sp != nil && sp.Recs[o] != nil {
+			r = *sp.Recs[o]
+		}
+	}
+	if g == nil || r.State != recDead {
+		sh.mu.Unlock()
+		return nil // settled meanwhile
+	}
+	cfg := g.config()
 	// parseShareConfig refuses an internal dlq.topic, but placeholders
 	// can still expand to one ("{topic}.dlq" of an internal source).
 	if err := refuseInternal(cfg.dlqTopicFor(tp.Topic, group), "share groups cannot write dead letters to it"); err != nil {
+		sh.mu.Unlock()
 		return fmt.Errorf("dead letter of %s/%d@%d in group %s: %w", tp.Topic, tp.Partition, o, group, err)
 	}
-	f, err := c.shareFeed(ctx, s, rt, group, tp, cfg)
+	rt := sh.rt(group)
+	f, err := c.shareFeed(ctx, s, term, rt, group, tp, true)
 	if err != nil {
+		sh.mu.Unlock()
 		return err
 	}
 	fr, ok := f.get(o)
 	if !ok {
 		if fr, err = f.readOne(ctx, c.host, tp.Topic, tp.Partition, o); err != nil {
+			sh.mu.Unlock()
 			return err
 		}
 	}
-	s.mu.Lock()
-	var r shareRec
-	if g := s.shareGroup(group); g != nil {
-		if sp := g.partition(tp.Topic, tp.Partition); sp != nil && sp.Recs[o] != nil {
-			r = *sp.Recs[o]
-		}
-	}
-	s.mu.Unlock()
+	rec := fr.rec
+	keyNull := fr.keyNull()
+	sh.mu.Unlock()
+
 	dlq := cfg.dlqTopicFor(tp.Topic, group)
 	if err := c.host.EnsureTopic(ctx, dlq, 1); err != nil {
 		return fmt.Errorf("dead-letter topic %s: %w", dlq, err)
 	}
-	rec := fr.rec
+	key := rec.Key
 	rec.Offset = 0
 	headers := append([]record.Header(nil), rec.Headers...)
 	ms := func(v int64) []byte { return []byte(time.UnixMilli(v).UTC().Format(time.RFC3339Nano)) }
@@ -823,9 +890,43 @@ func (c *Coordinator) deadLetter(ctx context.Context, s *shard, rt *shareRuntime
 		}
 	}
 	c.metrics.shareDeadLetters.WithLabelValues(group).Inc()
-	return s.append(ctx, []entry{{Kind: kindShareDeadLettered, Group: group, Topic: tp.Topic, Partition: tp.Partition, Offset: o,
-		DLQTopic: dlq, DLQPartition: 0, DLQOffset: off, Key: fr.rec.Key, KeyNull: fr.keyNull()}})
+	if term, err = s.shareBegin(ctx); err != nil {
+		return err
+	}
+	op, err := s.submit(term, []shareCmd{&shareDeadLetteredCmd{Group: group, Topic: tp.Topic, Partition: tp.Partition, Offset: o,
+		DLQTopic: dlq, DLQPartition: 0, DLQOffset: off, Key: key, KeyNull: keyNull}})
+	if err == nil {
+		sh.rt(group).dlqTimes = append(sh.rt(group).dlqTimes, now)
+	}
+	sh.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return op.wait(ctx)
 }
+
+func parseTPKey(k string) TopicPartition {
+	for i := len(k) - 1; i >= 0; i-- {
+		if k[i] == '/' {
+			p, _ := strconv.Atoi(k[i+1:])
+			return TopicPartition{Topic: k[:i], Partition: int32(p)}
+		}
+	}
+	return TopicPartition{Topic: k}
+}
+
+// Headers of a dead letter.
+const (
+	HeaderDLQSourceTopic     = "skiff-dlq-source-topic"
+	HeaderDLQSourcePartition = "skiff-dlq-source-partition"
+	HeaderDLQSourceOffset    = "skiff-dlq-source-offset"
+	HeaderDLQDeliveryCount   = "skiff-dlq-delivery-count"
+	HeaderDLQLastError       = "skiff-dlq-last-error"
+	HeaderDLQFirstDelivery   = "skiff-dlq-first-delivery"
+	HeaderDLQLastDelivery    = "skiff-dlq-last-delivery"
+	HeaderDLQGroup           = "skiff-dlq-group"
+	HeaderRedrivenFrom       = "skiff-redriven-from"
+)
 
 // deadLetterLookback is how many of the dead-letter topic's newest records
 // findDeadLetter searches.

@@ -57,12 +57,11 @@ func (c *Coordinator) ShareInspect(ctx context.Context, group string, tp TopicPa
 	if err != nil {
 		return ShareRecordState{}, err
 	}
-	s.shares.mu.Lock()
-	defer s.shares.mu.Unlock()
-	term, ok := s.log.LeaderTerm()
-	if !ok {
-		return ShareRecordState{}, ErrNotCoordinator
+	term, err := s.shareBegin(ctx)
+	if err != nil {
+		return ShareRecordState{}, err
 	}
+	defer s.shares.mu.Unlock()
 	s.mu.Lock()
 	g := s.shareGroup(group)
 	if g == nil {
@@ -70,9 +69,8 @@ func (c *Coordinator) ShareInspect(ctx context.Context, group string, tp TopicPa
 		return ShareRecordState{}, fmt.Errorf("%w: share group %s", ErrGroupNotFound, group)
 	}
 	cfg := g.config()
-	rt := s.shareRT(group, term)
 	s.mu.Unlock()
-	f, err := c.shareFeed(ctx, s, rt, group, tp, cfg)
+	f, err := c.shareFeed(ctx, s, term, s.shares.rt(group), group, tp, true)
 	if err != nil {
 		return ShareRecordState{}, fmt.Errorf("%w: %s/%d in group %s: %v", ErrUnknownRecord, tp.Topic, tp.Partition, group, err)
 	}
@@ -178,6 +176,10 @@ func (c *Coordinator) DescribeShareGroup(ctx context.Context, group string) (Sha
 	defer s.shares.mu.Unlock()
 	return c.describeShare(ctx, s, group, true)
 }
+
+// shareGroup returns a group's committed state (nil if it has none);
+// s.mu must be held.
+func (s *shard) shareGroup(group string) *shareGroupState { return s.table.shares[group] }
 
 // describeShare needs s.shares.mu held (it reads the feeds).
 func (c *Coordinator) describeShare(ctx context.Context, s *shard, group string, withHW bool) (ShareGroupDescription, error) {
@@ -319,29 +321,34 @@ func (c *Coordinator) observeShares(s *shard) {
 // values are refused) and, with resume, lifts a flood-breaker pause. It
 // returns the settings in effect.
 func (c *Coordinator) AlterShareGroup(ctx context.Context, group string, set map[string]string, resume bool) (map[string]string, error) {
-	s, _, done, err := c.shareOp(ctx, group)
+	s, err := c.shardFor(ctx, group)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
-	s.mu.Lock()
+	term, err := s.shareBegin(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var base map[string]string
-	if g := s.shareGroup(group); g != nil {
+	if g := s.shares.state(group); g != nil {
 		base = g.Config
 	}
-	s.mu.Unlock()
 	merged, err := mergeShareConfig(base, set)
 	if err != nil {
+		s.shares.mu.Unlock()
 		return nil, err
 	}
-	entries := []entry{{Kind: kindShareConfig, Group: group, Config: merged}}
+	cmds := []shareCmd{&shareConfigCmd{Group: group, Config: merged}}
 	if resume {
-		entries = append(entries, entry{Kind: kindShareResume, Group: group})
-		if st := s.shares.groups; st != nil && st[group] != nil {
-			st[group].dlqTimes = nil
-		}
+		cmds = append(cmds, &shareResumeCmd{Group: group})
+		s.shares.rt(group).dlqTimes = nil
 	}
-	if err := s.append(ctx, entries); err != nil {
+	op, err := s.submit(term, cmds)
+	s.shares.mu.Unlock()
+	if err == nil {
+		err = op.wait(ctx)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return merged, nil
@@ -417,15 +424,16 @@ func (c *Coordinator) ResolveDeadLetters(ctx context.Context, group, topic strin
 	if all == (len(dlqOffsets) > 0) {
 		return 0, invalidf("name dead letters by their dlq offsets, or all of them (exactly one)")
 	}
-	s, _, done, err := c.shareOp(ctx, group)
+	s, err := c.shardFor(ctx, group)
 	if err != nil {
 		return 0, err
 	}
-	defer done()
-	s.mu.Lock()
-	g := s.shareGroup(group)
+	if _, err := s.shareBegin(ctx); err != nil {
+		return 0, err
+	}
+	g := s.shares.state(group)
 	if g == nil {
-		s.mu.Unlock()
+		s.shares.mu.Unlock()
 		return 0, fmt.Errorf("%w: share group %s", ErrGroupNotFound, group)
 	}
 	want := map[int64]bool{}
@@ -442,7 +450,7 @@ func (c *Coordinator) ResolveDeadLetters(ctx context.Context, group, topic strin
 			delete(want, d.DLQOffset)
 		}
 	}
-	s.mu.Unlock()
+	s.shares.mu.Unlock()
 	if len(want) > 0 {
 		return 0, fmt.Errorf("%w: no pending dead letter of %s at dlq offsets %v in group %s", ErrUnknownRecord, topic, slices.Sorted(maps.Keys(want)), group)
 	}
@@ -457,7 +465,7 @@ func (c *Coordinator) ResolveDeadLetters(ctx context.Context, group, topic strin
 	}
 	n := 0
 	for _, d := range toResolve {
-		e := entry{Kind: kindShareResolve, Group: group, Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Action: actionDiscard}
+		e := &shareResolveCmd{Group: group, Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Action: actionDiscard}
 		if !discard {
 			r, err := c.readOne(ctx, d.DLQTopic, d.DLQPartition, d.DLQOffset)
 			if err != nil {
@@ -483,7 +491,16 @@ func (c *Coordinator) ResolveDeadLetters(ctx context.Context, group, topic strin
 			}
 			e.Action, e.RedriveOffset = actionRedrive, off
 		}
-		if err := s.append(ctx, []entry{e}); err != nil {
+		term, err := s.shareBegin(ctx)
+		if err != nil {
+			return n, err
+		}
+		op, err := s.submit(term, []shareCmd{e})
+		s.shares.mu.Unlock()
+		if err == nil {
+			err = op.wait(ctx)
+		}
+		if err != nil {
 			return n, err
 		}
 		n++

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -123,12 +122,14 @@ func (c shareConfig) dlqTopicFor(topic, group string) string {
 }
 
 // backoff is the release delay after the given number of deliveries:
-// initial × multiplier^(deliveries-1), capped, ± jitter.
-func (c shareConfig) backoff(deliveries int32) time.Duration {
+// initial × multiplier^(deliveries-1), capped, ± jitter. u, in [0, 1),
+// picks the jitter: the caller draws it, so that the core stays a pure
+// function of its inputs.
+func (c shareConfig) backoff(deliveries int32, u float64) time.Duration {
 	d := float64(c.BackoffInitial) * math.Pow(c.BackoffMult, float64(max(deliveries-1, 0)))
 	d = min(d, float64(c.BackoffMax))
 	if c.BackoffJitter > 0 {
-		d *= 1 + c.BackoffJitter*(2*rand.Float64()-1)
+		d *= 1 + c.BackoffJitter*(2*u-1)
 	}
 	return time.Duration(max(d, 0))
 }

@@ -16,7 +16,8 @@ const NotBeforeHeader = "skiff-not-before"
 // feedRec is one record of a share-partition as the coordinator caches it.
 type feedRec struct {
 	rec       record.Record
-	notBefore int64 // unix ms; 0 none
+	key       string // rec.Key as a string, for the key maps
+	notBefore int64  // unix ms; 0 none
 }
 
 func (f *feedRec) keyNull() bool { return f.rec.Key == nil }
@@ -34,6 +35,53 @@ type feed struct {
 	// aboveSince is when the feed's start was first seen beyond the log's
 	// end (zero while it is not).
 	aboveSince time.Time
+
+	// The records' offsets by key, in offset order, and those without a
+	// key: key-ordered selection looks at the first record of each key
+	// that is not done instead of walking the whole window
+	// (selectKeyOrdered). Offsets below the share-partition's start, or
+	// done, are dropped from the front as they are met.
+	byKey map[string]*offQueue
+	nulls offQueue
+}
+
+// offQueue is a FIFO of offsets.
+type offQueue struct {
+	offs []int64
+	head int
+}
+
+func (q *offQueue) empty() bool  { return q.head >= len(q.offs) }
+func (q *offQueue) front() int64 { return q.offs[q.head] }
+func (q *offQueue) pop() {
+	q.head++
+	if q.head >= 64 && q.head*2 >= len(q.offs) {
+		q.offs = append([]int64(nil), q.offs[q.head:]...)
+		q.head = 0
+	}
+}
+
+// index adds a record appended to the feed to the key queues.
+func (f *feed) index(o int64, fr *feedRec) {
+	if fr.keyNull() {
+		f.nulls.offs = append(f.nulls.offs, o)
+		return
+	}
+	if f.byKey == nil {
+		f.byKey = map[string]*offQueue{}
+	}
+	q := f.byKey[fr.key]
+	if q == nil {
+		q = &offQueue{}
+		f.byKey[fr.key] = q
+	}
+	q.offs = append(q.offs, o)
+}
+
+// reset empties the feed and restarts it at base.
+func (f *feed) reset(base int64) {
+	f.base, f.recs, f.extra = base, nil, nil
+	f.byKey, f.nulls = nil, offQueue{}
 }
 
 // aboveEndGrace is how long a share-partition's start must stay beyond its
@@ -58,7 +106,13 @@ func (f *feed) trim(start int64) {
 	case start >= f.end():
 		f.base, f.recs = start, nil
 	case start > f.base:
-		f.recs = append([]feedRec(nil), f.recs[start-f.base:]...)
+		// Copy only once the dropped prefix is most of the array, so that
+		// trimming costs nothing per fetch yet memory is given back.
+		if cut := start - f.base; cut*2 >= int64(cap(f.recs)) {
+			f.recs = append([]feedRec(nil), f.recs[cut:]...)
+		} else {
+			f.recs = f.recs[cut:]
+		}
 		f.base = start
 	}
 	for o := range f.extra {
@@ -71,17 +125,64 @@ func (f *feed) trim(start int64) {
 // maxFeedReadBytes bounds one read of a data partition into a feed.
 const maxFeedReadBytes = 1 << 20
 
-// fill reads records from the feed's end up to limit (exclusive), at most a
-// few reads per call.
+// fill reads records from the feed's end up to limit (exclusive), at most
+// a few reads per call.
 func (f *feed) fill(ctx context.Context, h Host, topic string, p int32, limit int64) error {
+	if f.end() >= limit {
+		return nil
+	}
+	reads, err := readFeed(ctx, h, topic, p, f.end(), limit)
+	if aerr := f.absorb(reads, limit); aerr != nil {
+		return aerr
+	}
+	return err
+}
+
+// readFeed reads a data partition from offset from on, up to limit, in at
+// most a few reads. It touches no feed: the shell calls it without its
+// lock, and absorbs the reads under it.
+func readFeed(ctx context.Context, h Host, topic string, p int32, from, limit int64) ([]ReadResult, error) {
+	var out []ReadResult
 	for range 4 {
-		if f.end() >= limit {
-			return nil
+		if from >= limit {
+			break
 		}
-		res, err := h.ReadPartition(ctx, topic, p, f.end(), maxFeedReadBytes)
+		res, err := h.ReadPartition(ctx, topic, p, from, maxFeedReadBytes)
 		if err != nil {
-			return err
+			return out, err
 		}
+		out = append(out, res)
+		next := batchesEnd(res.Batches, from)
+		if next <= from || next >= res.End {
+			break // nothing new, or the end of the log
+		}
+		from = next
+	}
+	return out, nil
+}
+
+// batchesEnd is the offset after the last whole batch of data (from when
+// there is none).
+func batchesEnd(data []byte, from int64) int64 {
+	end := from
+	for batch, err := range record.Batches(data) {
+		if err != nil {
+			break
+		}
+		h, err := record.ParseHeader(batch)
+		if err != nil {
+			break
+		}
+		end = max(end, h.BaseOffset+int64(h.LastOffsetDelta)+1)
+	}
+	return end
+}
+
+// absorb appends reads made from the feed's end (readFeed) up to limit.
+// It reports a start below the log start, or one beyond the log's end for
+// longer than aboveEndGrace.
+func (f *feed) absorb(reads []ReadResult, limit int64) error {
+	for _, res := range reads {
 		f.logStart, f.hw = res.Start, res.End
 		if f.end() < res.Start {
 			return errBelowLogStart
@@ -98,12 +199,8 @@ func (f *feed) fill(ctx context.Context, h Host, topic string, p int32, limit in
 			return nil
 		}
 		f.aboveSince = time.Time{}
-		n := len(f.recs)
 		if err := f.appendBatches(res.Batches, limit); err != nil {
 			return err
-		}
-		if len(f.recs) == n {
-			return nil // nothing new
 		}
 	}
 	return nil
@@ -127,7 +224,9 @@ func (f *feed) appendBatches(data []byte, limit int64) error {
 				return nil
 			}
 			fr := feedRec{rec: cloneRecord(r), notBefore: notBefore(r)}
+			fr.key = string(fr.rec.Key)
 			f.recs = append(f.recs, fr)
+			f.index(r.Offset, &fr)
 			return nil
 		})
 		if err != nil {
@@ -154,6 +253,7 @@ func (f *feed) readOne(ctx context.Context, h Host, topic string, p int32, o int
 		record.Records(batch, func(r record.Record) error {
 			if r.Offset == o {
 				found = &feedRec{rec: cloneRecord(r), notBefore: notBefore(r)}
+				found.key = string(found.rec.Key)
 			}
 			return nil
 		})

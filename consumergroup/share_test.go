@@ -418,3 +418,79 @@ func TestShareDeadLetterWrittenOnceWhenAnEarlierWriteLanded(t *testing.T) {
 		t.Fatalf("dead-letter topic holds %d records, want 1", hw)
 	}
 }
+
+// TestShareFetchCarriesAcks: acks sent with a fetch are checked one by
+// one and committed with it, and the member's own acks free the next
+// records of their keys for it in the same call.
+func TestShareFetchCarriesAcks(t *testing.T) {
+	clk := &clock{now: time.Unix(1000, 0)}
+	c, h := newShareTest(t, clk, map[string]int32{"jobs": 1})
+	produceTo(t, h, "jobs", 0, testRec{"a", "a1", nil}, testRec{"b", "b1", nil}, testRec{"a", "a2", nil}, testRec{"b", "b2", nil})
+	first := fetch(t, c, "m1", 10)
+	if got := values(first); !slices.Equal(got, []string{"a1", "b1"}) {
+		t.Fatalf("first fetch %v", got)
+	}
+	a1, b1 := first[0], first[1]
+	resp, err := c.ShareFetch(testCtx(t), ShareFetchRequest{Group: "q", MemberID: "m1", Topics: []string{"jobs"}, MaxRecords: 10,
+		Acks: []ShareAck{
+			{TopicPartition: a1.TopicPartition, Offset: a1.Record.Offset, Type: ShareAccept},
+			{TopicPartition: a1.TopicPartition, Offset: 99, Type: ShareAccept},
+			{TopicPartition: b1.TopicPartition, Offset: b1.Record.Offset, Type: ShareRenew},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.AckResults) != 3 || resp.AckResults[0].Err != nil || !errors.Is(resp.AckResults[1].Err, ErrNotHeld) ||
+		resp.AckResults[2].Err != nil || !resp.AckResults[2].LockUntil.Equal(clk.Now().Add(30*time.Second)) {
+		t.Fatalf("ack results %+v", resp.AckResults)
+	}
+	if got := values(resp.Records); !slices.Equal(got, []string{"a2"}) {
+		t.Fatalf("records with the acks %v, want a2 (freed by the member's own ack; b is still in flight)", got)
+	}
+	st, err := c.ShareInspect(testCtx(t), "q", a1.TopicPartition, a1.Record.Offset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != InspectBelowStart && st.State != InspectAcknowledged {
+		t.Fatalf("a1 after the fetch that acked it: %v", st.State)
+	}
+	// An ack of a record already settled fails alone.
+	resp, err = c.ShareFetch(testCtx(t), ShareFetchRequest{Group: "q", MemberID: "m1", Topics: []string{"jobs"}, MaxRecords: 10,
+		Acks: []ShareAck{{TopicPartition: a1.TopicPartition, Offset: a1.Record.Offset, Type: ShareAccept}}})
+	if err != nil || len(resp.AckResults) != 1 || !errors.Is(resp.AckResults[0].Err, ErrNotHeld) {
+		t.Fatalf("second ack of a1: %+v %v", resp.AckResults, err)
+	}
+	if _, err := c.ShareFetch(testCtx(t), ShareFetchRequest{Group: "q", Topics: []string{"jobs"},
+		Acks: []ShareAck{{TopicPartition: a1.TopicPartition, Offset: 0}}}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("acks without a member id: %v", err)
+	}
+	many := make([]ShareAck, MaxShareAcksPerRequest+1)
+	if _, err := c.ShareFetch(testCtx(t), ShareFetchRequest{Group: "q", MemberID: "m1", Topics: []string{"jobs"}, Acks: many}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("%d acks: %v", len(many), err)
+	}
+}
+
+// TestShareTickExpiresSilentMembersOnAFakeClock drives the shell's
+// upkeep with an explicit time: a member silent for longer than the
+// session timeout leaves, and its records go to another member at once.
+func TestShareTickExpiresSilentMembersOnAFakeClock(t *testing.T) {
+	clk := &clock{now: time.Unix(1000, 0)}
+	c, h := newShareTest(t, clk, map[string]int32{"jobs": 1})
+	produceTo(t, h, "jobs", 0, testRec{"a", "a1", nil})
+	if got := values(fetch(t, c, "gone", 10)); !slices.Equal(got, []string{"a1"}) {
+		t.Fatalf("first fetch %v", got)
+	}
+	s, err := c.shardFor(testCtx(t), "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.shareTick(testCtx(t), s, clk.Now().Add(c.cfg.SessionTimeout/2))
+	if got := fetch(t, c, "other", 10); len(got) != 0 {
+		t.Fatalf("delivered %v while its holder's session lasts", values(got))
+	}
+	c.shareTick(testCtx(t), s, clk.Now().Add(c.cfg.SessionTimeout+time.Second))
+	got := fetch(t, c, "other", 10)
+	if len(got) != 1 || got[0].DeliveryCount != 2 {
+		t.Fatalf("after the silent member left: %+v", got)
+	}
+}

@@ -236,3 +236,131 @@ func TestListingsShowOnlyWhatThePrincipalMayDescribe(t *testing.T) {
 		t.Fatalf("admin lists %d topics, want 3", len(all.Topics))
 	}
 }
+
+// TestPatternSubscriptionsResolveOnlyReadableTopics: a pattern names no
+// topic for the access rule to check, so what it resolves to is bounded by
+// the principal's read permission. Alice may read ev.a, not ev.b: her
+// share fetches with "ev.*" never deliver ev.b's records and her consumer
+// group assignment never holds ev.b, until an ACL lets her read it.
+func TestPatternSubscriptionsResolveOnlyReadableTopics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	an := startAuthNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adminConn := dialAs(t, an.addr, credentials.NewTLS(clientTLS(t, an.dir, an.dir, "admin")), "")
+	for _, name := range []string{"ev.a", "ev.b"} {
+		if _, err := an.admin.CreateTopic(ctx, &pb.CreateTopicRequest{Name: name, Partitions: 1, ReplicationFactor: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"ev.a", "ev.b"} {
+		req := &pb.ProduceRequest{Topic: name, Records: []*pb.Record{{Value: []byte("in " + name)}}}
+		waitFor(t, 30*time.Second, "a leader for "+name, func() bool {
+			_, err := pb.NewProducerClient(adminConn).Produce(ctx, req)
+			return err == nil
+		})
+	}
+	grant := func(topic string) {
+		t.Helper()
+		if _, err := an.admin.CreateACLs(ctx, &pb.CreateACLsRequest{Bindings: []*pb.AclBinding{
+			{Principal: "User:alice", ResourceType: string(acl.Topic), Name: topic, Operation: string(acl.Read)},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant("ev.a")
+	if _, err := an.admin.CreateACLs(ctx, &pb.CreateACLsRequest{Bindings: []*pb.AclBinding{
+		{Principal: "User:alice", ResourceType: string(acl.Group), Name: "*", Pattern: string(acl.Literal), Operation: string(acl.Read)},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	alice := an.userConn(t, "alice", "alice-password")
+	// A client asks for its group's coordinator first; that creates the
+	// offsets topic.
+	for _, group := range []string{"alice-share", "admin-share", "alice-group"} {
+		waitFor(t, 30*time.Second, "a coordinator for "+group, func() bool {
+			_, err := pb.NewGroupsClient(adminConn).FindCoordinator(ctx, &pb.FindCoordinatorRequest{Group: group})
+			return err == nil
+		})
+	}
+
+	// Share group: everything alice is ever given comes from ev.a.
+	share := func(conn *grpc.ClientConn, group string, want int) map[string]int {
+		t.Helper()
+		got, member := map[string]int{}, ""
+		deadline := time.Now().Add(20 * time.Second)
+		for total := 0; total < want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("share group %s: %d of %d records after 20s: %v", group, total, want, got)
+			}
+			resp, err := pb.NewShareGroupsClient(conn).ShareFetch(ctx, &pb.ShareFetchRequest{Group: group, MemberId: member, Pattern: "ev.*", MaxWaitMs: 200})
+			if status.Code(err) == codes.Unavailable {
+				time.Sleep(50 * time.Millisecond) // the offsets topic is being created
+				continue
+			}
+			if err != nil {
+				t.Fatalf("share fetch in %s: %v", group, err)
+			}
+			member = resp.MemberId
+			for _, r := range resp.Records {
+				got[r.Topic]++
+				total++
+			}
+		}
+		// Nothing more comes: the records of other topics are not waiting
+		// behind the ones delivered.
+		resp, err := pb.NewShareGroupsClient(conn).ShareFetch(ctx, &pb.ShareFetchRequest{Group: group, MemberId: member, Pattern: "ev.*", MaxWaitMs: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range resp.Records {
+			got[r.Topic]++
+		}
+		return got
+	}
+	if got := share(alice, "alice-share", 1); got["ev.a"] != 1 || got["ev.b"] != 0 {
+		t.Fatalf("alice's share fetches with ev.* delivered %v, want only ev.a's record", got)
+	}
+	if got := share(adminConn, "admin-share", 2); got["ev.a"] != 1 || got["ev.b"] != 1 {
+		t.Fatalf("the super user's share fetches with ev.* delivered %v, want both topics' records", got)
+	}
+
+	// Consumer group: alice's assignment holds only what she may read,
+	// and follows a new ACL.
+	groups := pb.NewGroupsClient(alice)
+	var member string
+	var epoch int32
+	assigned := func() []string {
+		t.Helper()
+		resp, err := groups.Heartbeat(ctx, &pb.GroupHeartbeatRequest{Group: "alice-group", MemberId: member, MemberEpoch: epoch,
+			Pattern: "ev.*", RebalanceTimeoutMs: 10000})
+		if status.Code(err) == codes.Unavailable {
+			return nil // no coordinator yet
+		}
+		if err != nil {
+			t.Fatalf("heartbeat: %v", err)
+		}
+		member, epoch = resp.MemberId, resp.MemberEpoch
+		var topics []string
+		for _, tp := range resp.Assignment {
+			topics = append(topics, tp.Topic)
+		}
+		sort.Strings(topics)
+		return topics
+	}
+	var topics []string
+	waitFor(t, 20*time.Second, "alice's first assignment", func() bool {
+		topics = assigned()
+		return len(topics) > 0
+	})
+	if strings.Join(topics, ",") != "ev.a" {
+		t.Fatalf("alice's group with ev.* is assigned %v, want [ev.a]", topics)
+	}
+	grant("ev.b")
+	waitFor(t, 20*time.Second, "alice's assignment to take ev.b once she may read it", func() bool {
+		topics = assigned()
+		return strings.Join(topics, ",") == "ev.a,ev.b"
+	})
+}

@@ -125,6 +125,28 @@ func (z *authorizer) filterNames(ctx context.Context, typ acl.ResourceType, name
 	return out
 }
 
+// topicReader is the filter of topics a pattern subscription of the call's
+// principal may resolve to: those it may read. Explicitly named topics are
+// checked by the method's rule; a pattern names none, so without this a
+// subscription such as "#" would deliver (share groups) or assign
+// (consumer groups) topics the principal may not read. nil means every
+// topic: authorization is off or the principal is a super user. The
+// filter decides with the bindings of the moment it is made (each request
+// makes its own), so revoking an ACL takes effect on the next request.
+func (z *authorizer) topicReader(ctx context.Context) func(topic string) bool {
+	if !z.enabled {
+		return nil
+	}
+	p, _ := PrincipalFrom(ctx)
+	if p.Super {
+		return nil
+	}
+	bindings, host, principal := z.state().ACLs, clientHost(ctx), p.String()
+	return func(topic string) bool {
+		return acl.Authorize(bindings, acl.Request{Principal: principal, Host: host, Resource: acl.Resource{Type: acl.Topic, Name: topic}, Operation: acl.Read}).Allowed
+	}
+}
+
 // clientHost is the call's client IP, for host-scoped bindings.
 func clientHost(ctx context.Context) string {
 	pr, ok := peer.FromContext(ctx)

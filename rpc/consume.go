@@ -51,10 +51,12 @@ func (c *consumerService) Fetch(ctx context.Context, req *skiffpb.FetchRequest) 
 		return nil, err
 	}
 	// Answer (possibly empty) before the caller's deadline rather than
-	// fail it: a long poll that finds nothing is not an error.
+	// fail it: a long poll that finds nothing is not an error. A quarter
+	// of the time left (at most 1s) is kept for the answer's way back, so
+	// that a busy machine still makes it.
 	if d, ok := ctx.Deadline(); ok {
 		left := time.Until(d)
-		fp.maxWait = min(fp.maxWait, left-min(left/10, 100*time.Millisecond))
+		fp.maxWait = min(fp.maxWait, left-min(left/4, time.Second))
 	}
 	pctx, cancel := s.shutdownContext(ctx)
 	defer cancel()

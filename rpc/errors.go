@@ -101,6 +101,7 @@ func invalid(field, format string, args ...any) error {
 //	error                                         code                 details
 //	*partition.NotLeaderError                     FAILED_PRECONDITION  NotLeader{leader_id, leader_addr}
 //	partition.ErrIndeterminate                    ABORTED              WriteIndeterminate
+//	cluster.ErrMetaIndeterminate                  ABORTED              WriteIndeterminate
 //	*log.OffsetOutOfRangeError                    OUT_OF_RANGE         OffsetOutOfRange{offset, range}
 //	*metadata.InvalidArgumentError                INVALID_ARGUMENT     BadRequest{field}
 //	invalid batch (partition, record errors)      INVALID_ARGUMENT     BadRequest{"batch"}
@@ -191,7 +192,7 @@ func toStatus(err error, brokerAddr func(id string) (string, error)) *status.Sta
 		details = append(details, d)
 	case errors.Is(err, ErrListenerNotFound):
 		code, reason = codes.Unavailable, ReasonListenerNotFound
-	case errors.Is(err, partition.ErrIndeterminate):
+	case errors.Is(err, partition.ErrIndeterminate), errors.Is(err, cluster.ErrMetaIndeterminate):
 		code, reason = codes.Aborted, ReasonWriteIndeterminate
 		details = append(details, &skiffpb.WriteIndeterminate{})
 	case errors.As(err, &oor):

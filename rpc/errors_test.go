@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/skiff-mq/skiff/cluster"
 	"github.com/skiff-mq/skiff/cluster/metadata"
 	"github.com/skiff-mq/skiff/consumergroup"
 	"github.com/skiff-mq/skiff/log"
@@ -52,6 +53,11 @@ func TestErrorsMapToCodesAndDetails(t *testing.T) {
 		{fmt.Errorf("%w: %w", partition.ErrIndeterminate, partition.ErrClosed), codes.Aborted, ReasonWriteIndeterminate, func(t *testing.T, st *status.Status) {
 			if !hasDetail[*skiffpb.WriteIndeterminate](st) {
 				t.Error("no WriteIndeterminate detail")
+			}
+		}},
+		{fmt.Errorf("create topic: %w", cluster.ErrMetaIndeterminate), codes.Aborted, ReasonWriteIndeterminate, func(t *testing.T, st *status.Status) {
+			if !hasDetail[*skiffpb.WriteIndeterminate](st) || !strings.Contains(st.Message(), "check whether the change took effect") {
+				t.Errorf("no WriteIndeterminate detail, or no advice in %q", st.Message())
 			}
 		}},
 		{wrap(&log.OffsetOutOfRangeError{Offset: 9, Start: 2, End: 5}), codes.OutOfRange, ReasonOffsetOutOfRange, func(t *testing.T, st *status.Status) {

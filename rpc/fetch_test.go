@@ -72,7 +72,7 @@ func TestFetchLongPollsUntilDataOrMaxWait(t *testing.T) {
 	})
 
 	t.Run("a short deadline gets an empty answer, not an error", func(t *testing.T) {
-		dctx := ctxFor(t, 500*time.Millisecond)
+		dctx := ctxFor(t, 2*time.Second)
 		resp, err := leader.consumer.Fetch(dctx, &skiffpb.FetchRequest{Topic: topic, Offset: 2, MaxWaitMs: 10_000})
 		if err != nil {
 			t.Fatalf("fetch: %v", err)

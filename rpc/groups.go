@@ -57,7 +57,7 @@ func (g *groupsService) Heartbeat(ctx context.Context, req *skiffpb.GroupHeartbe
 		Group: req.Group, MemberID: req.MemberId, InstanceID: req.InstanceId, MemberEpoch: req.MemberEpoch,
 		Topics: req.Topics, Pattern: req.Pattern, Owned: fromTopicPartitions(req.Owned), AppliedSeq: req.AppliedAssignmentSeq,
 		RebalanceTimeout: time.Duration(req.RebalanceTimeoutMs) * time.Millisecond,
-		ClientID:         req.ClientId, ClientHost: peerHost(ctx),
+		ClientID:         req.ClientId, ClientHost: peerHost(ctx), MayRead: g.s.authz.topicReader(ctx),
 	})
 	if err != nil {
 		return nil, err

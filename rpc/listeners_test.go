@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/skiff-mq/skiff/cluster"
 	"github.com/skiff-mq/skiff/rpc/skiffpb"
@@ -136,30 +137,64 @@ func TestClientsStayOnTheirListener(t *testing.T) {
 		p := md.Topics[0].Partitions[0]
 		return p.LeaderId, p.LeaderAddr
 	}
-	redirectVia := func(name string, live []*listenerNode, leader string) {
+	// redirectVia checks that every follower's not-leader answer on
+	// listener name names the leader by its address on that listener.
+	// Leadership may move while it looks (elections on a loaded machine),
+	// so an answer naming no leader, or another leader than the metadata
+	// just named, is asked again; an answer naming the right leader at an
+	// address of the wrong listener fails at once.
+	redirectVia := func(name string, live []*listenerNode) {
 		t.Helper()
-		for _, ln := range live {
-			if ln.id == leader {
-				continue
+		var last string
+		deadline := time.Now().Add(30 * time.Second)
+		for !func() bool {
+			leader, _ := leaderVia(name, live[0].conns[name], live)
+			for _, ln := range live {
+				if ln.id == leader {
+					continue
+				}
+				_, err := skiffpb.NewProducerClient(ln.conns[name]).Produce(ctx, &skiffpb.ProduceRequest{Topic: "orders", Records: []*skiffpb.Record{{Value: []byte("x")}}})
+				st, _ := status.FromError(err)
+				nl := notLeaderDetail(st)
+				if err == nil || st.Code() != codes.FailedPrecondition || nl == nil || nl.LeaderId != leader {
+					last = fmt.Sprintf("%s answered %v with %v, metadata names %s", ln.id, err, nl, leader)
+					return false
+				}
+				if want := byListenerID(live, leader).addrs[name]; nl.LeaderAddr != want {
+					t.Fatalf("redirect from %s on listener %s: %v, want the leader at %s", ln.id, name, nl, want)
+				}
 			}
-			_, err := skiffpb.NewProducerClient(ln.conns[name]).Produce(ctx, &skiffpb.ProduceRequest{Topic: "orders", Records: []*skiffpb.Record{{Value: []byte("x")}}})
-			st := wantCode(t, err, codes.FailedPrecondition)
-			nl := notLeaderDetail(st)
-			want := byListenerID(live, leader).addrs[name]
-			if nl == nil || nl.LeaderAddr != want {
-				t.Fatalf("redirect from %s on listener %s: %v, want the leader at %s", ln.id, name, nl, want)
+			return true
+		}() {
+			if time.Now().After(deadline) {
+				t.Fatalf("no settled not-leader answers on listener %s in 30s; last: %s", name, last)
 			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
-
-	insideLeader, insideAddr := leaderVia("inside", nodes[0].conns["inside"], nodes)
-	outsideLeader, outsideAddr := leaderVia("outside", nodes[1].conns["outside"], nodes)
-	if insideLeader != outsideLeader || insideAddr != byListenerID(nodes, insideLeader).addrs["inside"] ||
-		outsideAddr != byListenerID(nodes, insideLeader).addrs["outside"] {
-		t.Fatalf("leader %s at %s inside, %s at %s outside", insideLeader, insideAddr, outsideLeader, outsideAddr)
+	// agreedLeader waits until both listeners' metadata name one leader,
+	// at its address on each.
+	agreedLeader := func(live []*listenerNode) string {
+		t.Helper()
+		var leader string
+		waitFor(t, 30*time.Second, "both listeners naming one leader", func() bool {
+			inside, insideAddr := leaderVia("inside", live[0].conns["inside"], live)
+			outside, outsideAddr := leaderVia("outside", live[1].conns["outside"], live)
+			if inside != outside {
+				return false // moved between the two looks
+			}
+			if insideAddr != byListenerID(live, inside).addrs["inside"] || outsideAddr != byListenerID(live, inside).addrs["outside"] {
+				t.Fatalf("leader %s at %s inside, at %s outside", inside, insideAddr, outsideAddr)
+			}
+			leader = inside
+			return true
+		})
+		return leader
 	}
-	redirectVia("inside", nodes, insideLeader)
-	redirectVia("outside", nodes, insideLeader)
+
+	insideLeader := agreedLeader(nodes)
+	redirectVia("inside", nodes)
+	redirectVia("outside", nodes)
 	for _, ns := range nodes[0].node.Status(ctx).Nodes {
 		ln := byListenerID(nodes, ns.ID)
 		if len(ns.Listeners) != 2 || ns.Listeners["inside"] != ln.addrs["inside"] || ns.Listeners["outside"] != ln.addrs["outside"] {
@@ -197,13 +232,12 @@ func TestClientsStayOnTheirListener(t *testing.T) {
 			live = append(live, ln)
 		}
 	}
-	newInside, _ := leaderVia("inside", live[0].conns["inside"], live)
-	newOutside, _ := leaderVia("outside", live[1].conns["outside"], live)
-	if newInside == insideLeader || newInside != newOutside {
-		t.Fatalf("after failover: leader %s inside, %s outside (old %s)", newInside, newOutside, insideLeader)
+	newLeader := agreedLeader(live)
+	if newLeader == insideLeader {
+		t.Fatalf("after failover: leader still %s", newLeader)
 	}
-	redirectVia("inside", live, newInside)
-	redirectVia("outside", live, newInside)
+	redirectVia("inside", live)
+	redirectVia("outside", live)
 }
 
 func byListenerID(nodes []*listenerNode, id string) *listenerNode {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/skiff-mq/skiff/record"
 	"github.com/skiff-mq/skiff/rpc/skiffpb"
@@ -196,32 +197,65 @@ func TestWrongNodeAnswersNotLeaderNamingTheLeadersAddress(t *testing.T) {
 				if tn == tc.leader {
 					continue
 				}
-				ctx := ctxFor(t, 10*time.Second)
-				req := &skiffpb.ProduceRequest{Topic: tc.topic, Records: []*skiffpb.Record{{Value: []byte("x")}}}
-				_, err := tn.producer.Produce(ctx, req)
-				st := wantCode(t, err, codes.FailedPrecondition)
-				nl := notLeaderDetail(st)
-				if nl == nil || nl.LeaderId != tc.leader.node.ID() || nl.LeaderAddr != tc.leader.addr {
-					t.Fatalf("NotLeader detail %v, want leader %s at %s", nl, tc.leader.node.ID(), tc.leader.addr)
-				}
-				if r := errorReason(st); r != ReasonNotLeader {
-					t.Errorf("ErrorInfo reason %q, want %q", r, ReasonNotLeader)
-				}
-				if _, err := c.byAddr(t, nl.LeaderAddr).producer.Produce(ctx, req); err != nil {
-					t.Fatalf("retry at the named leader: %v", err)
-				}
-				// Fetch and ListOffsets redirect alike.
-				_, err = tn.consumer.Fetch(ctx, &skiffpb.FetchRequest{Topic: tc.topic})
-				if nl := notLeaderDetail(wantCode(t, err, codes.FailedPrecondition)); nl == nil || nl.LeaderAddr != tc.leader.addr {
-					t.Errorf("fetch: NotLeader detail %v, want %s", nl, tc.leader.addr)
-				}
-				_, err = tn.consumer.ListOffsets(ctx, &skiffpb.ListOffsetsRequest{Topic: tc.topic})
-				if nl := notLeaderDetail(wantCode(t, err, codes.FailedPrecondition)); nl == nil || nl.LeaderAddr != tc.leader.addr {
-					t.Errorf("list offsets: NotLeader detail %v, want %s", nl, tc.leader.addr)
+				// An election on a loaded machine can move leadership while
+				// this looks: an answer naming no leader or another one than
+				// the partition's settled leader is asked again; one naming
+				// the leader at a wrong address fails at once.
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					leader := c.waitLeader(t, tc.topic, 0)
+					last := checkRedirects(t, tn, leader, tc.topic)
+					if last == "" {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("from %s: no settled not-leader answers in 30s; last: %s", tn.node.ID(), last)
+					}
+					time.Sleep(50 * time.Millisecond)
 				}
 			}
 		})
 	}
+}
+
+// checkRedirects asks tn, not the leader of topic's partition 0, to
+// produce, fetch and list offsets, and checks that each answer names the
+// leader and its address. It returns why it should be asked again when an
+// answer names no leader or another one (leadership moved), and fails the
+// test when the leader is named at a wrong address.
+func checkRedirects(t *testing.T, tn, leader *testNode, topic string) (again string) {
+	t.Helper()
+	ctx := ctxFor(t, 10*time.Second)
+	check := func(what string, err error) string {
+		t.Helper()
+		st, _ := status.FromError(err)
+		nl := notLeaderDetail(st)
+		if err == nil || st.Code() != codes.FailedPrecondition || nl == nil || nl.LeaderId != leader.node.ID() {
+			return fmt.Sprintf("%s: %v (detail %v), want a redirect to %s", what, err, nl, leader.node.ID())
+		}
+		if nl.LeaderAddr != leader.addr {
+			t.Fatalf("%s from %s: NotLeader detail %v, want leader %s at %s", what, tn.node.ID(), nl, leader.node.ID(), leader.addr)
+		}
+		if r := errorReason(st); r != ReasonNotLeader {
+			t.Errorf("%s: ErrorInfo reason %q, want %q", what, r, ReasonNotLeader)
+		}
+		return ""
+	}
+	req := &skiffpb.ProduceRequest{Topic: topic, Records: []*skiffpb.Record{{Value: []byte("x")}}}
+	_, err := tn.producer.Produce(ctx, req)
+	if again := check("produce", err); again != "" {
+		return again
+	}
+	if _, err := leader.producer.Produce(ctx, req); err != nil {
+		return fmt.Sprintf("retry at the named leader: %v", err)
+	}
+	// Fetch and ListOffsets redirect alike.
+	_, err = tn.consumer.Fetch(ctx, &skiffpb.FetchRequest{Topic: topic})
+	if again := check("fetch", err); again != "" {
+		return again
+	}
+	_, err = tn.consumer.ListOffsets(ctx, &skiffpb.ListOffsetsRequest{Topic: topic})
+	return check("list offsets", err)
 }
 
 func TestIdempotentRetryIsAnsweredWithTheOriginalOffsets(t *testing.T) {

@@ -49,16 +49,29 @@ func (h *shareService) ShareFetch(ctx context.Context, req *skiffpb.ShareFetchRe
 	if req.MaxRecords < 0 || req.MaxWaitMs < 0 {
 		return nil, invalid("max_records", "max_records and max_wait_ms must not be negative")
 	}
+	if req.MaxBytes < 0 {
+		return nil, invalid("max_bytes", "max_bytes must not be negative")
+	}
+	if len(req.Acks) > consumergroup.MaxShareAcksPerRequest {
+		return nil, invalid("acks", "%d acknowledgements: at most %d per request", len(req.Acks), consumergroup.MaxShareAcksPerRequest)
+	}
+	if len(req.Acks) > 0 && req.MemberId == "" {
+		return nil, invalid("member_id", "acknowledgements need the member id of the fetch that delivered the records")
+	}
 	ctx, cancel := h.s.shutdownContext(ctx)
 	defer cancel()
 	resp, err := c.ShareFetch(ctx, consumergroup.ShareFetchRequest{Group: req.Group, MemberID: req.MemberId, Topics: req.Topics,
-		Pattern: req.Pattern, MaxRecords: int(req.MaxRecords), MaxWait: time.Duration(req.MaxWaitMs) * time.Millisecond,
-		ClientID: req.ClientId, ClientHost: peerHost(ctx)})
+		Pattern: req.Pattern, MaxRecords: int(req.MaxRecords), MaxBytes: int(req.MaxBytes),
+		MaxWait: time.Duration(req.MaxWaitMs) * time.Millisecond, ClientID: req.ClientId, ClientHost: peerHost(ctx),
+		Acks: fromPBShareAcks(req.Acks), MayRead: h.s.authz.topicReader(ctx)})
 	if err != nil {
 		return nil, err
 	}
 	out := &skiffpb.ShareFetchResponse{MemberId: resp.MemberID, Paused: resp.Paused, PausedReason: resp.PausedReason,
 		LockTimeoutMs: int32(resp.LockTimeout / time.Millisecond)}
+	if len(req.Acks) > 0 {
+		out.AckResults = toPBShareAckResults(req.Acks, resp.AckResults)
+	}
 	for _, r := range resp.Records {
 		out.Records = append(out.Records, &skiffpb.ShareRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Record.Offset,
 			Key: r.Record.Key, KeyNull: r.Record.Key == nil, Value: r.Record.Value, ValueNull: r.Record.Value == nil,
@@ -76,8 +89,21 @@ func (h *shareService) ShareAcknowledge(ctx context.Context, req *skiffpb.ShareA
 	if len(req.Acks) == 0 {
 		return nil, invalid("acks", "no acknowledgements")
 	}
-	acks := make([]consumergroup.ShareAck, len(req.Acks))
-	for i, a := range req.Acks {
+	results, err := c.ShareAcknowledge(ctx, req.Group, req.MemberId, fromPBShareAcks(req.Acks))
+	if err != nil {
+		return nil, err
+	}
+	return &skiffpb.ShareAckResponse{Results: toPBShareAckResults(req.Acks, results)}, nil
+}
+
+// fromPBShareAcks converts acknowledgements; errors longer than 4 KiB are
+// cut (they are kept in the replicated state).
+func fromPBShareAcks(in []*skiffpb.ShareAck) []consumergroup.ShareAck {
+	if len(in) == 0 {
+		return nil
+	}
+	acks := make([]consumergroup.ShareAck, len(in))
+	for i, a := range in {
 		acks[i] = consumergroup.ShareAck{TopicPartition: consumergroup.TopicPartition{Topic: a.Topic, Partition: a.Partition},
 			Offset: a.Offset, Type: consumergroup.ShareAckType(a.Type), Delay: time.Duration(a.DelayMs) * time.Millisecond, Error: a.Error}
 		if a.DelayMs < 0 {
@@ -87,14 +113,23 @@ func (h *shareService) ShareAcknowledge(ctx context.Context, req *skiffpb.ShareA
 			acks[i].Error = a.Error[:4096]
 		}
 	}
-	results, err := c.ShareAcknowledge(ctx, req.Group, req.MemberId, acks)
-	if err != nil {
-		return nil, err
-	}
-	out := &skiffpb.ShareAckResponse{}
-	for i, r := range results {
-		a := req.Acks[i]
-		res := &skiffpb.ShareAckResult{Topic: a.Topic, Partition: a.Partition, Offset: a.Offset, LockUntilMs: msOf(r.LockUntil)}
+	return acks
+}
+
+// toPBShareAckResults pairs each acknowledgement with its outcome. A
+// result the coordinator did not give (it never does so) is an error, not
+// a silent success.
+func toPBShareAckResults(acks []*skiffpb.ShareAck, results []consumergroup.ShareAckResult) []*skiffpb.ShareAckResult {
+	out := make([]*skiffpb.ShareAckResult, 0, len(acks))
+	for i, a := range acks {
+		res := &skiffpb.ShareAckResult{Topic: a.Topic, Partition: a.Partition, Offset: a.Offset}
+		if i >= len(results) {
+			res.ErrorReason, res.Error = "NO_RESULT", "the coordinator gave no result for this acknowledgement"
+			out = append(out, res)
+			continue
+		}
+		r := results[i]
+		res.LockUntilMs = msOf(r.LockUntil)
 		if r.Err != nil {
 			res.Error = r.Err.Error()
 			switch {
@@ -108,9 +143,9 @@ func (h *shareService) ShareAcknowledge(ctx context.Context, req *skiffpb.ShareA
 				res.ErrorReason = ReasonInvalidArgument
 			}
 		}
-		out.Results = append(out.Results, res)
+		out = append(out, res)
 	}
-	return out, nil
+	return out
 }
 
 func (h *shareService) ShareLeave(ctx context.Context, req *skiffpb.ShareLeaveRequest) (*skiffpb.ShareLeaveResponse, error) {

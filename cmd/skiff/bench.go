@@ -19,7 +19,7 @@ import (
 	"github.com/skiff-mq/skiff/record"
 )
 
-// benchOptions are the flags of `skiff bench produce|consume|e2e`.
+// benchOptions are the flags of `skiff bench produce|consume|e2e|share`.
 type benchOptions struct {
 	topic       string
 	records     int
@@ -37,22 +37,42 @@ type benchOptions struct {
 
 func newBenchCommand(o *clientOptions) *cobra.Command {
 	bo := &benchOptions{}
+	sb := &shareBenchOptions{}
 	cmd := &cobra.Command{
-		Use:   "bench produce|consume|e2e",
+		Use:   "bench produce|consume|e2e|share",
 		Short: "Measure throughput and latency against a running cluster",
 		Long: "produce: write records as fast as acknowledgements allow; latency is send to ack.\n" +
 			"consume: read the topic from the start; throughput only.\n" +
 			"e2e:     produce and consume at once; latency is send to receive.\n" +
+			"share:   produce --records into a new topic (--partitions, --keys), then --members share\n" +
+			"         consumers of one share group take and ack every record (--ack-mode batch: acks\n" +
+			"         travel with the next fetch; sync: one Acknowledge call per fetched batch);\n" +
+			"         records/s from the members' start to the last ack, latency is delivery to\n" +
+			"         ack committed, plus redeliveries and duplicates (records acked twice).\n" +
 			"The topic is created if missing. A progress line is drawn on a terminal; the result\n" +
 			"(records/s, MB/s, latency percentiles) is printed at the end, as JSON with -o json.",
 		Args:      cobra.ExactArgs(1),
-		ValidArgs: []string{"produce", "consume", "e2e"},
+		ValidArgs: []string{"produce", "consume", "e2e", "share"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.prepare(cmd); err != nil {
 				return err
 			}
 			if err := bo.validate(args[0]); err != nil {
 				return err
+			}
+			if args[0] == "share" {
+				if bo.duration > 0 {
+					return errors.New("--duration does not apply to bench share (it takes --records)")
+				}
+				if err := sb.validate(); err != nil {
+					return err
+				}
+				return runShareBench(cmd, o, bo, sb)
+			}
+			for _, name := range []string{"members", "ack-mode", "fetch-records", "share-timeout", "key-ordered"} {
+				if cmd.Flags().Changed(name) {
+					return fmt.Errorf("--%s applies to bench share only", name)
+				}
 			}
 			return runBench(cmd, o, bo, args[0])
 		},
@@ -70,13 +90,18 @@ func newBenchCommand(o *clientOptions) *cobra.Command {
 	f.IntVar(&bo.batchBytes, "batch-bytes", 1<<20, "producer max batch bytes")
 	f.StringVar(&bo.compression, "compression", "none", "none, gzip, snappy, lz4 or zstd")
 	f.IntVar(&bo.rate, "rate", 0, "records per second across all producers (0: as fast as possible; set it to measure latency below saturation)")
+	f.IntVar(&sb.members, "members", 3, "share: share consumers of the group")
+	f.StringVar(&sb.ackMode, "ack-mode", "batch", "share: batch (acks ride on the next fetch) or sync (an Acknowledge call per fetched batch)")
+	f.IntVar(&sb.maxRecords, "fetch-records", 1000, "share: records one fetch may take")
+	f.DurationVar(&sb.timeout, "share-timeout", 10*time.Minute, "share: give up when not every record is acked by then")
+	f.BoolVar(&sb.keyOrdered, "key-ordered", true, "share: the group's key.ordered (false: records of one key may be in flight at once, as in a JetStream work queue)")
 	return cmd
 }
 
 func (b *benchOptions) validate(mode string) error {
 	switch {
-	case mode != "produce" && mode != "consume" && mode != "e2e":
-		return fmt.Errorf("bench %q: want produce, consume or e2e", mode)
+	case mode != "produce" && mode != "consume" && mode != "e2e" && mode != "share":
+		return fmt.Errorf("bench %q: want produce, consume or e2e, or share", mode)
 	case b.records <= 0 && b.duration <= 0:
 		return errors.New("--records must be positive (or give --duration)")
 	case b.recordSize < 8:

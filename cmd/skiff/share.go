@@ -82,7 +82,14 @@ func runShareConsume(cmd *cobra.Command, o *clientOptions, co *consumeOptions, t
 	}
 	defer cl.Close()
 
-	cfg := client.ShareConsumerConfig{Group: co.shareGroup, MaxRecords: shareFetchSize(co)}
+	var outMu sync.Mutex
+	w := &shareWorker{group: co.shareGroup, exec: co.exec, output: o.g.output,
+		out: &syncWriter{mu: &outMu, w: cmd.OutOrStdout()}, errOut: &syncWriter{mu: &outMu, w: cmd.ErrOrStderr()},
+		settleTimeout: o.timeout, stop: ctx}
+	// Outcomes travel batched, with the next fetch: each record is still
+	// settled alone (its own ack or release), and counted as its outcome
+	// comes back.
+	cfg := client.ShareConsumerConfig{Group: co.shareGroup, MaxRecords: shareFetchSize(co), OnAckResult: w.ackResult}
 	if isPattern(topic) {
 		cfg.Pattern = topic
 	} else {
@@ -97,6 +104,7 @@ func runShareConsume(cmd *cobra.Command, o *clientOptions, co *consumeOptions, t
 	if err != nil {
 		return err
 	}
+	w.sc = sc
 	kill, killNow := context.WithCancel(context.WithoutCancel(ctx))
 	defer killNow()
 	stopKillTimer := context.AfterFunc(ctx, func() {
@@ -110,10 +118,7 @@ func runShareConsume(cmd *cobra.Command, o *clientOptions, co *consumeOptions, t
 	})
 	defer stopKillTimer()
 
-	var outMu sync.Mutex
-	w := &shareWorker{sc: sc, group: co.shareGroup, exec: co.exec, output: o.g.output,
-		out: &syncWriter{mu: &outMu, w: cmd.OutOrStdout()}, errOut: &syncWriter{mu: &outMu, w: cmd.ErrOrStderr()},
-		settleTimeout: o.timeout, stop: ctx, kill: kill}
+	w.kill = kill
 
 	work := make(chan *client.ShareRecord)
 	var wg sync.WaitGroup
@@ -131,8 +136,9 @@ func runShareConsume(cmd *cobra.Command, o *clientOptions, co *consumeOptions, t
 	wg.Wait()
 	killNow()
 
-	// Leave: the coordinator releases anything still locked to us at once
-	// instead of after the lock timeout.
+	// Leave (after sending the outcomes still queued): the coordinator
+	// releases anything still locked to us at once instead of after the
+	// lock timeout.
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.timeout)
 	defer cancel()
 	if err := sc.Close(lctx); err != nil && runErr == nil {
@@ -147,7 +153,7 @@ func runShareConsume(cmd *cobra.Command, o *clientOptions, co *consumeOptions, t
 // can start at once, since fetched records hold their locks while they
 // wait.
 func shareFetchSize(co *consumeOptions) int {
-	n := 100
+	n := 1000
 	if co.exec != "" {
 		n = co.concurrency
 	}
@@ -229,47 +235,59 @@ func (w *shareWorker) settleContext() (context.Context, context.CancelFunc) {
 }
 
 // process handles one record: print and ack, or run the command and ack
-// or release by its exit status.
+// or release by its exit status. The outcome is queued, to travel with
+// the next fetch; ackResult counts it once it is committed.
 func (w *shareWorker) process(r *client.ShareRecord, received time.Time) {
-	ctx, cancel := w.settleContext()
-	defer cancel()
 	if w.exec == "" {
 		var buf bytes.Buffer
 		bw := bufio.NewWriter(&buf)
 		if err := printRecord(bw, w.output, &r.Record); err == nil && bw.Flush() == nil {
 			if _, err := w.out.Write(buf.Bytes()); err != nil {
-				w.settle(r, r.Release(ctx, 0), "release", &w.counts.released)
+				w.queue(r, r.ReleaseAsync(0, ""), "release")
 				return
 			}
 		}
-		w.settle(r, r.Ack(ctx), "ack", &w.counts.acked)
+		w.queue(r, r.AckAsync(), "ack")
 		return
 	}
 	if w.stop.Err() != nil {
 		// Stopped while the record waited for this worker.
-		w.settle(r, r.Release(ctx, 0), "release", &w.counts.released)
+		w.queue(r, r.ReleaseAsync(0, ""), "release")
 		return
 	}
 	reason, runErr := w.runCommand(r, received)
 	switch {
 	case runErr == nil:
-		w.settle(r, r.Ack(ctx), "ack", &w.counts.acked)
+		w.queue(r, r.AckAsync(), "ack")
 	case w.stop.Err() != nil:
 		// Interrupted (Ctrl-C reaches the command too) or killed after the
 		// grace period: not the record's fault, so no backoff.
-		w.settle(r, r.Release(ctx, 0), "release", &w.counts.released)
+		w.queue(r, r.ReleaseAsync(0, ""), "release")
 	default:
-		w.settle(r, r.ReleaseWithBackoff(ctx, reason), "release", &w.counts.released)
+		w.queue(r, r.ReleaseAsync(client.BackoffDelay, reason), "release")
 	}
 }
 
-// settle counts a settled record, or reports why it could not be: the
-// lock expired or moved (the record is, or will be, delivered again), or
-// the outcome was lost in a coordinator failover.
-func (w *shareWorker) settle(r *client.ShareRecord, err error, verb string, n *atomic.Int64) {
+// queue reports an outcome that could not even be queued (the consumer
+// is closed).
+func (w *shareWorker) queue(r *client.ShareRecord, err error, verb string) {
 	if err != nil {
 		w.counts.ackErrors.Add(1)
 		fmt.Fprintf(w.errOut, "skiff: %s %s/%d@%d: %v\n", verb, r.Topic, r.Partition, r.Offset, err)
+	}
+}
+
+// ackResult counts a committed outcome, or reports why it was not
+// applied: the lock expired or moved (the record is, or will be,
+// delivered again), or the outcome was lost in a coordinator failover.
+func (w *shareWorker) ackResult(a client.ShareAck, err error) {
+	verb, n := "ack", &w.counts.acked
+	if a.Type == client.ShareRelease {
+		verb, n = "release", &w.counts.released
+	}
+	if err != nil {
+		w.counts.ackErrors.Add(1)
+		fmt.Fprintf(w.errOut, "skiff: %s %s/%d@%d: %v\n", verb, a.Topic, a.Partition, a.Offset, err)
 		return
 	}
 	n.Add(1)

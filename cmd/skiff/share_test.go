@@ -107,8 +107,8 @@ func TestShareFetchSize(t *testing.T) {
 		co   consumeOptions
 		want int
 	}{
-		{consumeOptions{concurrency: 1}, 100}, // printing: many at once
-		{consumeOptions{concurrency: 8, max: 1_000_000}, 100},
+		{consumeOptions{concurrency: 1}, 1000}, // printing: many at once
+		{consumeOptions{concurrency: 8, max: 1_000_000}, 1000},
 		{consumeOptions{concurrency: 1, max: 5}, 5},    // never more than --max
 		{consumeOptions{concurrency: 4, exec: "x"}, 4}, // a command each: as many as there are workers
 		{consumeOptions{concurrency: 4, exec: "x", max: 2}, 2},

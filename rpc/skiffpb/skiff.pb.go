@@ -4863,14 +4863,23 @@ func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
 }
 
 type ShareFetchRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
-	MemberId      string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`        // empty on the first call: the coordinator assigns one
-	Topics        []string               `protobuf:"bytes,3,rep,name=topics,proto3" json:"topics,omitempty"`                            // subscription by names, or
-	Pattern       string                 `protobuf:"bytes,4,opt,name=pattern,proto3" json:"pattern,omitempty"`                          // a pattern as for consumer groups
-	MaxRecords    int32                  `protobuf:"varint,5,opt,name=max_records,json=maxRecords,proto3" json:"max_records,omitempty"` // default 100, at most 10000
-	MaxWaitMs     int32                  `protobuf:"varint,6,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`  // long poll while nothing is available
-	ClientId      string                 `protobuf:"bytes,7,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Group      string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId   string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`        // empty on the first call: the coordinator assigns one
+	Topics     []string               `protobuf:"bytes,3,rep,name=topics,proto3" json:"topics,omitempty"`                            // subscription by names, or
+	Pattern    string                 `protobuf:"bytes,4,opt,name=pattern,proto3" json:"pattern,omitempty"`                          // a pattern as for consumer groups
+	MaxRecords int32                  `protobuf:"varint,5,opt,name=max_records,json=maxRecords,proto3" json:"max_records,omitempty"` // default 100, at most 10000
+	MaxWaitMs  int32                  `protobuf:"varint,6,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`  // long poll while nothing is available
+	ClientId   string                 `protobuf:"bytes,7,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Acknowledgements of earlier deliveries, applied (and committed) before
+	// records are selected, so that a consumer settles and fetches in one
+	// call (as Kafka's KIP-932 share fetch does). Their outcomes are
+	// ack_results in the response, in order. At most 20000; they need a
+	// member_id.
+	Acks []*ShareAck `protobuf:"bytes,8,rep,name=acks,proto3" json:"acks,omitempty"`
+	// Bound of the keys, values and headers returned (the first record is
+	// returned whatever its size). 0: 1 MiB; at most 64 MiB.
+	MaxBytes      int32 `protobuf:"varint,9,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4952,6 +4961,20 @@ func (x *ShareFetchRequest) GetClientId() string {
 		return x.ClientId
 	}
 	return ""
+}
+
+func (x *ShareFetchRequest) GetAcks() []*ShareAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
+func (x *ShareFetchRequest) GetMaxBytes() int32 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
 }
 
 type ShareRecord struct {
@@ -5085,6 +5108,7 @@ type ShareFetchResponse struct {
 	Paused        bool                   `protobuf:"varint,3,opt,name=paused,proto3" json:"paused,omitempty"` // the DLQ flood breaker paused the group
 	PausedReason  string                 `protobuf:"bytes,4,opt,name=paused_reason,json=pausedReason,proto3" json:"paused_reason,omitempty"`
 	LockTimeoutMs int32                  `protobuf:"varint,5,opt,name=lock_timeout_ms,json=lockTimeoutMs,proto3" json:"lock_timeout_ms,omitempty"`
+	AckResults    []*ShareAckResult      `protobuf:"bytes,6,rep,name=ack_results,json=ackResults,proto3" json:"ack_results,omitempty"` // one per request ack, in order
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5152,6 +5176,13 @@ func (x *ShareFetchResponse) GetLockTimeoutMs() int32 {
 		return x.LockTimeoutMs
 	}
 	return 0
+}
+
+func (x *ShareFetchResponse) GetAckResults() []*ShareAckResult {
+	if x != nil {
+		return x.AckResults
+	}
+	return nil
 }
 
 type ShareAck struct {
@@ -6893,7 +6924,7 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x13ResetOffsetsRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x120\n" +
 	"\aoffsets\x18\x02 \x03(\v2\x16.skiff.v1.OffsetCommitR\aoffsets\"\x16\n" +
-	"\x14ResetOffsetsResponse\"\xd6\x01\n" +
+	"\x14ResetOffsetsResponse\"\x9b\x02\n" +
 	"\x11ShareFetchRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x16\n" +
@@ -6902,7 +6933,9 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\vmax_records\x18\x05 \x01(\x05R\n" +
 	"maxRecords\x12\x1e\n" +
 	"\vmax_wait_ms\x18\x06 \x01(\x05R\tmaxWaitMs\x12\x1b\n" +
-	"\tclient_id\x18\a \x01(\tR\bclientId\"\xd5\x02\n" +
+	"\tclient_id\x18\a \x01(\tR\bclientId\x12&\n" +
+	"\x04acks\x18\b \x03(\v2\x12.skiff.v1.ShareAckR\x04acks\x12\x1b\n" +
+	"\tmax_bytes\x18\t \x01(\x05R\bmaxBytes\"\xd5\x02\n" +
 	"\vShareRecord\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -6916,13 +6949,15 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\ftimestamp_ms\x18\t \x01(\x03R\vtimestampMs\x12%\n" +
 	"\x0edelivery_count\x18\n" +
 	" \x01(\x05R\rdeliveryCount\x12\"\n" +
-	"\rlock_until_ms\x18\v \x01(\x03R\vlockUntilMs\"\xc7\x01\n" +
+	"\rlock_until_ms\x18\v \x01(\x03R\vlockUntilMs\"\x82\x02\n" +
 	"\x12ShareFetchResponse\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12/\n" +
 	"\arecords\x18\x02 \x03(\v2\x15.skiff.v1.ShareRecordR\arecords\x12\x16\n" +
 	"\x06paused\x18\x03 \x01(\bR\x06paused\x12#\n" +
 	"\rpaused_reason\x18\x04 \x01(\tR\fpausedReason\x12&\n" +
-	"\x0flock_timeout_ms\x18\x05 \x01(\x05R\rlockTimeoutMs\"\xb3\x01\n" +
+	"\x0flock_timeout_ms\x18\x05 \x01(\x05R\rlockTimeoutMs\x129\n" +
+	"\vack_results\x18\x06 \x03(\v2\x18.skiff.v1.ShareAckResultR\n" +
+	"ackResults\"\xb3\x01\n" +
 	"\bShareAck\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -7304,102 +7339,104 @@ var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	76,  // 35: skiff.v1.DescribeGroupResponse.members:type_name -> skiff.v1.GroupMember
 	77,  // 36: skiff.v1.DescribeGroupResponse.offsets:type_name -> skiff.v1.GroupPartitionOffset
 	66,  // 37: skiff.v1.ResetOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
-	7,   // 38: skiff.v1.ShareRecord.headers:type_name -> skiff.v1.Header
-	84,  // 39: skiff.v1.ShareFetchResponse.records:type_name -> skiff.v1.ShareRecord
-	5,   // 40: skiff.v1.ShareAck.type:type_name -> skiff.v1.ShareAckType
-	86,  // 41: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
-	88,  // 42: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
-	108, // 43: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
-	95,  // 44: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
-	96,  // 45: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
-	109, // 46: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
-	110, // 47: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
-	7,   // 48: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
-	101, // 49: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
-	6,   // 50: skiff.v1.ResolveDeadLettersRequest.action:type_name -> skiff.v1.DeadLetterAction
-	9,   // 51: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
-	9,   // 52: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
-	12,  // 53: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
-	15,  // 54: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
-	17,  // 55: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
-	18,  // 56: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
-	23,  // 57: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
-	25,  // 58: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
-	26,  // 59: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
-	28,  // 60: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
-	29,  // 61: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
-	31,  // 62: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
-	32,  // 63: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
-	55,  // 64: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
-	49,  // 65: skiff.v1.Admin.CreateACLs:input_type -> skiff.v1.CreateACLsRequest
-	51,  // 66: skiff.v1.Admin.DeleteACLs:input_type -> skiff.v1.DeleteACLsRequest
-	53,  // 67: skiff.v1.Admin.ListACLs:input_type -> skiff.v1.ListACLsRequest
-	41,  // 68: skiff.v1.Admin.UpsertUser:input_type -> skiff.v1.UpsertUserRequest
-	43,  // 69: skiff.v1.Admin.DeleteUser:input_type -> skiff.v1.DeleteUserRequest
-	45,  // 70: skiff.v1.Admin.ListUsers:input_type -> skiff.v1.ListUsersRequest
-	35,  // 71: skiff.v1.Admin.SetQuota:input_type -> skiff.v1.SetQuotaRequest
-	37,  // 72: skiff.v1.Admin.DeleteQuota:input_type -> skiff.v1.DeleteQuotaRequest
-	39,  // 73: skiff.v1.Admin.ListQuotas:input_type -> skiff.v1.ListQuotasRequest
-	62,  // 74: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
-	64,  // 75: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
-	67,  // 76: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
-	69,  // 77: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
-	72,  // 78: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
-	75,  // 79: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
-	79,  // 80: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
-	81,  // 81: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
-	83,  // 82: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
-	87,  // 83: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
-	90,  // 84: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
-	92,  // 85: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
-	94,  // 86: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
-	98,  // 87: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
-	100, // 88: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
-	103, // 89: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
-	10,  // 90: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
-	10,  // 91: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
-	13,  // 92: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
-	16,  // 93: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
-	16,  // 94: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
-	19,  // 95: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
-	24,  // 96: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
-	22,  // 97: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
-	27,  // 98: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
-	22,  // 99: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
-	30,  // 100: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
-	22,  // 101: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
-	33,  // 102: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
-	57,  // 103: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
-	50,  // 104: skiff.v1.Admin.CreateACLs:output_type -> skiff.v1.CreateACLsResponse
-	52,  // 105: skiff.v1.Admin.DeleteACLs:output_type -> skiff.v1.DeleteACLsResponse
-	54,  // 106: skiff.v1.Admin.ListACLs:output_type -> skiff.v1.ListACLsResponse
-	42,  // 107: skiff.v1.Admin.UpsertUser:output_type -> skiff.v1.UpsertUserResponse
-	44,  // 108: skiff.v1.Admin.DeleteUser:output_type -> skiff.v1.DeleteUserResponse
-	47,  // 109: skiff.v1.Admin.ListUsers:output_type -> skiff.v1.ListUsersResponse
-	36,  // 110: skiff.v1.Admin.SetQuota:output_type -> skiff.v1.SetQuotaResponse
-	38,  // 111: skiff.v1.Admin.DeleteQuota:output_type -> skiff.v1.DeleteQuotaResponse
-	40,  // 112: skiff.v1.Admin.ListQuotas:output_type -> skiff.v1.ListQuotasResponse
-	63,  // 113: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
-	65,  // 114: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
-	68,  // 115: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
-	71,  // 116: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
-	74,  // 117: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
-	78,  // 118: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
-	80,  // 119: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
-	82,  // 120: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
-	85,  // 121: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
-	89,  // 122: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
-	91,  // 123: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
-	93,  // 124: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
-	97,  // 125: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
-	99,  // 126: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
-	102, // 127: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
-	104, // 128: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
-	90,  // [90:129] is the sub-list for method output_type
-	51,  // [51:90] is the sub-list for method input_type
-	51,  // [51:51] is the sub-list for extension type_name
-	51,  // [51:51] is the sub-list for extension extendee
-	0,   // [0:51] is the sub-list for field type_name
+	86,  // 38: skiff.v1.ShareFetchRequest.acks:type_name -> skiff.v1.ShareAck
+	7,   // 39: skiff.v1.ShareRecord.headers:type_name -> skiff.v1.Header
+	84,  // 40: skiff.v1.ShareFetchResponse.records:type_name -> skiff.v1.ShareRecord
+	88,  // 41: skiff.v1.ShareFetchResponse.ack_results:type_name -> skiff.v1.ShareAckResult
+	5,   // 42: skiff.v1.ShareAck.type:type_name -> skiff.v1.ShareAckType
+	86,  // 43: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
+	88,  // 44: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
+	108, // 45: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	95,  // 46: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
+	96,  // 47: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
+	109, // 48: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
+	110, // 49: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
+	7,   // 50: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
+	101, // 51: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
+	6,   // 52: skiff.v1.ResolveDeadLettersRequest.action:type_name -> skiff.v1.DeadLetterAction
+	9,   // 53: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
+	9,   // 54: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
+	12,  // 55: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
+	15,  // 56: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
+	17,  // 57: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
+	18,  // 58: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
+	23,  // 59: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
+	25,  // 60: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
+	26,  // 61: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
+	28,  // 62: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
+	29,  // 63: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
+	31,  // 64: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
+	32,  // 65: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
+	55,  // 66: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
+	49,  // 67: skiff.v1.Admin.CreateACLs:input_type -> skiff.v1.CreateACLsRequest
+	51,  // 68: skiff.v1.Admin.DeleteACLs:input_type -> skiff.v1.DeleteACLsRequest
+	53,  // 69: skiff.v1.Admin.ListACLs:input_type -> skiff.v1.ListACLsRequest
+	41,  // 70: skiff.v1.Admin.UpsertUser:input_type -> skiff.v1.UpsertUserRequest
+	43,  // 71: skiff.v1.Admin.DeleteUser:input_type -> skiff.v1.DeleteUserRequest
+	45,  // 72: skiff.v1.Admin.ListUsers:input_type -> skiff.v1.ListUsersRequest
+	35,  // 73: skiff.v1.Admin.SetQuota:input_type -> skiff.v1.SetQuotaRequest
+	37,  // 74: skiff.v1.Admin.DeleteQuota:input_type -> skiff.v1.DeleteQuotaRequest
+	39,  // 75: skiff.v1.Admin.ListQuotas:input_type -> skiff.v1.ListQuotasRequest
+	62,  // 76: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
+	64,  // 77: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
+	67,  // 78: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
+	69,  // 79: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
+	72,  // 80: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
+	75,  // 81: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
+	79,  // 82: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
+	81,  // 83: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
+	83,  // 84: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
+	87,  // 85: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
+	90,  // 86: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
+	92,  // 87: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
+	94,  // 88: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
+	98,  // 89: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
+	100, // 90: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
+	103, // 91: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
+	10,  // 92: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
+	10,  // 93: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
+	13,  // 94: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
+	16,  // 95: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
+	16,  // 96: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
+	19,  // 97: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
+	24,  // 98: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
+	22,  // 99: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
+	27,  // 100: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
+	22,  // 101: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
+	30,  // 102: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
+	22,  // 103: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
+	33,  // 104: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
+	57,  // 105: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
+	50,  // 106: skiff.v1.Admin.CreateACLs:output_type -> skiff.v1.CreateACLsResponse
+	52,  // 107: skiff.v1.Admin.DeleteACLs:output_type -> skiff.v1.DeleteACLsResponse
+	54,  // 108: skiff.v1.Admin.ListACLs:output_type -> skiff.v1.ListACLsResponse
+	42,  // 109: skiff.v1.Admin.UpsertUser:output_type -> skiff.v1.UpsertUserResponse
+	44,  // 110: skiff.v1.Admin.DeleteUser:output_type -> skiff.v1.DeleteUserResponse
+	47,  // 111: skiff.v1.Admin.ListUsers:output_type -> skiff.v1.ListUsersResponse
+	36,  // 112: skiff.v1.Admin.SetQuota:output_type -> skiff.v1.SetQuotaResponse
+	38,  // 113: skiff.v1.Admin.DeleteQuota:output_type -> skiff.v1.DeleteQuotaResponse
+	40,  // 114: skiff.v1.Admin.ListQuotas:output_type -> skiff.v1.ListQuotasResponse
+	63,  // 115: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
+	65,  // 116: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
+	68,  // 117: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
+	71,  // 118: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
+	74,  // 119: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
+	78,  // 120: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
+	80,  // 121: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
+	82,  // 122: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
+	85,  // 123: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
+	89,  // 124: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
+	91,  // 125: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
+	93,  // 126: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
+	97,  // 127: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
+	99,  // 128: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
+	102, // 129: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
+	104, // 130: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
+	92,  // [92:131] is the sub-list for method output_type
+	53,  // [53:92] is the sub-list for method input_type
+	53,  // [53:53] is the sub-list for extension type_name
+	53,  // [53:53] is the sub-list for extension extendee
+	0,   // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_skiff_proto_init() }

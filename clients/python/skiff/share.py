@@ -148,16 +148,29 @@ class ShareConsumer:
                 self._acks = acks + self._acks
             raise
 
-    def poll(self, timeout: float = 1.0) -> List[ShareRecord]:
-        """Sends pending settlements, then waits up to ``timeout`` seconds
-        for records. Raises GroupPausedError while the DLQ flood breaker
-        holds the group."""
-        for r in self.acknowledge():
+    def _log_failed(self, results) -> None:
+        for r in results:
             if r.error is not None:
                 log.warning("share group %s: settling %s/%d@%d failed: %s", self.group, r.topic, r.partition,
                             r.offset, r.error)
+
+    def poll(self, timeout: float = 1.0) -> List[ShareRecord]:
+        """Sends the settlements made since the last call with the fetch
+        (one call, as Kafka's share fetch), then waits up to ``timeout``
+        seconds for records. A settlement that fails is logged; use
+        :meth:`acknowledge` for outcomes. Raises GroupPausedError while the
+        DLQ flood breaker holds the group."""
         c = self._c
         deadline = time.monotonic() + timeout
+        with self._lock:
+            acks, self._acks = self._acks, []
+            member = self._member_id
+        if acks and not member:
+            # Acks need a member id; without one they go on their own.
+            with self._lock:
+                self._acks = acks + self._acks
+            self._log_failed(self.acknowledge())
+            acks = []
         while True:
             with self._lock:
                 if self._closed:
@@ -166,7 +179,7 @@ class ShareConsumer:
             wait = max(0.0, min(self._max_wait, deadline - time.monotonic()))
             req = pb.ShareFetchRequest(group=self.group, member_id=member, topics=self._topics, pattern=self._pattern,
                                        max_records=self._max_records, max_wait_ms=int(wait * 1000),
-                                       client_id=c._client_id)
+                                       client_id=c._client_id, acks=acks)
 
             def call(addr):
                 return c._invoke(c._stub(addr, pbg.ShareGroupsStub).ShareFetch, req, wait + c.request_timeout)
@@ -174,10 +187,25 @@ class ShareConsumer:
             try:
                 resp = c._at_coordinator(self.group, call, timeout=wait + c.request_timeout)
             except errors.UnknownMemberError:
+                if acks:
+                    log.warning("share group %s: membership expired; %d settlements dropped (their records "
+                                "went back to the group)", self.group, len(acks))
+                    acks = []
                 with self._lock:
                     if self._member_id == member:
                         self._member_id = ""  # expired: join again
                 continue
+            except errors.SkiffError:
+                if acks:
+                    # Maybe applied: settle them again with the next call
+                    # (a repeat is refused per record, not applied twice).
+                    with self._lock:
+                        self._acks = acks + self._acks
+                raise
+            if acks:
+                self._log_failed(AckResult(r.topic, r.partition, r.offset, errors.share_reason_error(r.error_reason, r.error))
+                                 for r in resp.ack_results)
+                acks = []
             if resp.member_id:
                 with self._lock:
                     self._member_id = resp.member_id
