@@ -9,7 +9,7 @@ build:
 
 # Full suite with the race detector. Long property/recovery loops have a
 # -short variant (make test-short) for quick iterations.
-test: test-go test-python
+test: test-go test-python test-alerts
 
 test-go:
 	$(GO) test -race -count=1 -timeout 25m $(PKGS)
@@ -22,6 +22,17 @@ test-python: build
 	@$(PYTHON) -c 'import grpc, google.protobuf, pytest' 2>/dev/null || { \
 		echo "test-python: needs grpcio, protobuf and pytest for $(PYTHON): apt-get install python3-grpcio python3-protobuf python3-pytest"; exit 1; }
 	cd clients/python && SKIFF_BIN=$(CURDIR)/bin/skiff $(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+# The alert rules' unit tests (deploy/prometheus/alerts_test.yml) with
+# promtool from Debian's prometheus package. Required in CI (CI=true);
+# skipped with a note on a machine without promtool.
+PROMTOOL ?= promtool
+.PHONY: test-alerts
+test-alerts:
+	@if ! command -v $(PROMTOOL) >/dev/null 2>&1; then \
+		if [ "$$CI" = true ]; then echo "test-alerts: promtool missing: apt-get install prometheus"; exit 1; fi; \
+		echo "test-alerts: skipped (no promtool; apt-get install prometheus)"; exit 0; fi; \
+	cd deploy/prometheus && $(PROMTOOL) check rules alerts.yml && $(PROMTOOL) test rules alerts_test.yml
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

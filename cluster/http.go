@@ -22,8 +22,11 @@ import (
 //	GET  /v1/cluster                cluster status: nodes, controller, partition health
 //	GET  /v1/topics                 topics with their configs and assignments
 //	GET  /v1/topics/{name}          one topic with each partition's leader, in-sync replicas and offsets
+//
+// HandleHTTP adds more (cmd/skiff mounts the web console under /ui/).
 func (n *Node) httpHandler() http.Handler {
 	mux := http.NewServeMux()
+	n.httpMux = mux
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -58,6 +61,13 @@ func (n *Node) httpHandler() http.Handler {
 		writeJSON(w, desc)
 	})
 	return mux
+}
+
+// HandleHTTP serves pattern (http.ServeMux syntax) on the node's public
+// HTTP port with h, which must do its own authorization: the port is
+// reachable by anyone who reaches the node.
+func (n *Node) HandleHTTP(pattern string, h http.Handler) {
+	n.httpMux.Handle(pattern, h)
 }
 
 func (n *Node) servePartitions(w http.ResponseWriter, r *http.Request) {

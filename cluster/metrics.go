@@ -16,10 +16,17 @@ type nodeMetrics struct {
 	underReplicated prometheus.Gauge
 	offline         prometheus.Gauge
 	metaLeader      prometheus.Gauge
+	// leaderChanges counts local replicas seen to gain or lose leadership
+	// between two refreshes; wasLeader is the last refresh's view, used
+	// only by observeReplicas (the reconcile loop).
+	leaderChanges prometheus.Counter
+	wasLeader     map[partitionKey]bool
 	// peerRefused counts connections the Raft mux dropped, by reason.
 	peerRefused *prometheus.CounterVec
 	// tls are the certificate gauges, present when the node has TLS.
 	tls []prometheus.Collector
+	// disk are the data directory's free and total bytes.
+	disk []prometheus.Collector
 }
 
 func newNodeMetrics(n *Node) *nodeMetrics {
@@ -35,6 +42,9 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		offline: g("offline_partitions",
 			"Partitions with a majority of replicas on dead nodes, so no leader can be elected (reported by the meta leader; 0 elsewhere)."),
 		metaLeader: g("meta_leader", "1 if this node leads the meta group."),
+		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "node", Name: "leader_changes_total",
+			Help: "Partition replicas of this node seen to become or stop being Raft leader (sampled at each reconciliation, about once a second)."}),
+		wasLeader: map[partitionKey]bool{},
 		peerRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "peer", Name: "connections_refused_total",
 			Help: "Connections to the Raft port refused: handshake (no or untrusted certificate, bad header), identity (header names another node than the certificate), unauthorized (plaintext: unknown node), unknown_group."},
 			[]string{"reason"}),
@@ -50,6 +60,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 				Help: "Certificate reloads refused (unreadable or mismatched files); the previous certificate stays in use."}, func() float64 { return float64(r.Failures()) }),
 		}
 	}
+	m.disk = diskMetrics(n.cfg.DataDir)
 	for _, c := range m.collectors() {
 		n.reg.MustRegister(c)
 	}
@@ -57,7 +68,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 }
 
 func (m *nodeMetrics) collectors() []prometheus.Collector {
-	return append([]prometheus.Collector{m.replicas, m.leaders, m.underReplicated, m.offline, m.metaLeader, m.peerRefused}, m.tls...)
+	return append([]prometheus.Collector{m.replicas, m.leaders, m.underReplicated, m.offline, m.metaLeader, m.leaderChanges, m.peerRefused}, append(m.tls, m.disk...)...)
 }
 
 func (m *nodeMetrics) unregister() {
@@ -75,8 +86,14 @@ func (m *nodeMetrics) observeReplicas(s *replicaSet) {
 	st := n.meta.fsm.State()
 	all := s.all()
 	leaders, under := 0, 0
+	changes := 0
 	for key, r := range all {
-		if r.Status().State != "Leader" {
+		isLeader := r.Status().State == "Leader"
+		if isLeader != m.wasLeader[key] {
+			changes++
+		}
+		m.wasLeader[key] = isLeader
+		if !isLeader {
 			continue
 		}
 		leaders++
@@ -89,6 +106,15 @@ func (m *nodeMetrics) observeReplicas(s *replicaSet) {
 			under++
 		}
 	}
+	for key, was := range m.wasLeader {
+		if _, ok := all[key]; !ok {
+			if was {
+				changes++ // a leader replica removed from this node
+			}
+			delete(m.wasLeader, key)
+		}
+	}
+	m.leaderChanges.Add(float64(changes))
 	m.replicas.Set(float64(len(all)))
 	m.leaders.Set(float64(leaders))
 	m.underReplicated.Set(float64(under))

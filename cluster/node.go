@@ -43,6 +43,7 @@ type Node struct {
 	mux      *raftnet.Mux
 	httpLn   net.Listener
 	httpSrv  *http.Server
+	httpMux  *http.ServeMux // the public HTTP port's routes (HandleHTTP adds some)
 	meta     *metaGroup
 	members  *membership.Membership
 	replicas *replicaSet

@@ -557,12 +557,14 @@ func (c *Coordinator) describeGroup(ctx context.Context, groupID string, hws map
 	return d, nil
 }
 
-// runLag refreshes the committed-offset and lag metrics of the groups this
-// node coordinates.
+// runLag refreshes the committed-offset and lag metrics (records and
+// seconds) of the groups this node coordinates.
 func (c *Coordinator) runLag() {
 	defer c.wg.Done()
 	t := time.NewTicker(c.cfg.LagInterval)
 	defer t.Stop()
+	ages := newLagAges(c.host)
+	var exported map[string]bool // groups listed last round
 	for {
 		select {
 		case <-c.stop:
@@ -571,15 +573,29 @@ func (c *Coordinator) runLag() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.LagInterval)
 		groups := c.ListGroups(ctx).Groups
+		// A group deleted or moved to another coordinator while this round
+		// described it would otherwise keep its series for ever.
+		listed := make(map[string]bool, len(groups))
+		for _, l := range groups {
+			listed[l.Group] = true
+		}
+		for id := range exported {
+			if !listed[id] {
+				c.metrics.forgetGroup(id)
+			}
+		}
+		exported = listed
 		if len(groups) > 0 {
 			// One round of calls for every group's partitions.
 			hws := c.host.HighWatermarks(ctx, nil)
+			now := c.cfg.Now()
 			for _, l := range groups {
 				if d, err := c.describeGroup(ctx, l.Group, hws); err == nil {
-					c.metrics.observeOffsets(d)
+					c.metrics.observeOffsets(ctx, d, ages, now)
 				}
 			}
 		}
+		ages.endRound()
 		cancel()
 	}
 }

@@ -1,7 +1,9 @@
 package consumergroup
 
 import (
+	"context"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -12,6 +14,7 @@ type metrics struct {
 	rebalances    *prometheus.CounterVec
 	committed     *prometheus.GaugeVec
 	lag           *prometheus.GaugeVec
+	lagSeconds    *prometheus.GaugeVec
 	commitSeconds prometheus.Histogram
 	checkpoints   prometheus.Counter
 	// malformed counts offsets-log records skipped on replay (see
@@ -47,6 +50,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Committed offset per group and partition."}, []string{"group", "topic", "partition"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "skiff_group_lag",
 			Help: "Records between the committed offset and the high watermark (the queue depth)."}, []string{"group", "topic", "partition"}),
+		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "skiff_group_lag_seconds",
+			Help: "Age of the oldest record the group has not committed (0 when caught up; the record's timestamp, so producer clocks count)."},
+			[]string{"group", "topic", "partition"}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "skiff_group_commit_seconds",
 			Help: "Offset commit latency, until replicated.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "skiff_group_offsets_checkpoints_total",
@@ -74,7 +80,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Share operations (fetches, acks, upkeep) answered by one group commit to the offsets log.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)})
 	m.shareCommitSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "skiff_share_commit_seconds",
 		Help: "Latency of one share group commit, until replicated and applied.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)})
-	m.collectors = []prometheus.Collector{m.shareCommitOps, m.shareCommitSeconds, m.members, m.rebalances, m.committed, m.lag, m.commitSeconds, m.checkpoints, m.malformed,
+	m.collectors = []prometheus.Collector{m.shareCommitOps, m.shareCommitSeconds, m.members, m.rebalances, m.committed, m.lag, m.lagSeconds, m.commitSeconds, m.checkpoints, m.malformed,
 		m.shareInFlight, m.shareAvailable, m.shareLag, m.shareLagSeconds, m.shareOldestUnack, m.sharePaused,
 		m.shareAcked, m.shareRedeliveries, m.shareDeadLetters, m.sharePauses}
 	if reg != nil {
@@ -102,7 +108,7 @@ func (m *metrics) observeGroup(g *group) {
 	m.members.WithLabelValues(g.id).Set(float64(len(g.members)))
 }
 
-func (m *metrics) observeOffsets(d GroupDescription) {
+func (m *metrics) observeOffsets(ctx context.Context, d GroupDescription, ages *lagAges, now time.Time) {
 	for _, o := range d.Offsets {
 		p := strconv.Itoa(int(o.Partition))
 		if o.Committed >= 0 {
@@ -110,6 +116,11 @@ func (m *metrics) observeOffsets(d GroupDescription) {
 		}
 		if o.Lag >= 0 {
 			m.lag.WithLabelValues(d.Group, o.Topic, p).Set(float64(o.Lag))
+		}
+		// An unknown age keeps the last value rather than dropping the
+		// series: a failed read is no reason for an alert to resolve.
+		if s := ages.seconds(ctx, o, now); s >= 0 {
+			m.lagSeconds.WithLabelValues(d.Group, o.Topic, p).Set(s)
 		}
 	}
 }
@@ -120,4 +131,5 @@ func (m *metrics) forgetGroup(id string) {
 	m.rebalances.DeletePartialMatch(l)
 	m.committed.DeletePartialMatch(l)
 	m.lag.DeletePartialMatch(l)
+	m.lagSeconds.DeletePartialMatch(l)
 }

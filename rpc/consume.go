@@ -67,7 +67,7 @@ func (c *consumerService) Fetch(ctx context.Context, req *skiffpb.FetchRequest) 
 	if err != nil {
 		return nil, err
 	}
-	s.metrics.fetchedBytes.Add(float64(len(res.Batches)))
+	s.metrics.fetched(req.Topic, len(res.Batches))
 	resp := &skiffpb.FetchResponse{Batches: res.Batches, HighWatermark: res.HighWatermark, LogStartOffset: res.LogStartOffset}
 	if req.Format == skiffpb.FetchFormat_FETCH_FORMAT_RECORDS {
 		if err := fillRecords(resp, req.Partition, req.Offset); err != nil {
@@ -218,7 +218,7 @@ func (c *consumerService) Subscribe(req *skiffpb.SubscribeRequest, stream skiffp
 		if err := stream.Send(resp); err != nil {
 			return err
 		}
-		s.metrics.fetchedBytes.Add(float64(fetched))
+		s.metrics.fetched(req.Topic, fetched)
 		s.metrics.streamMessages.WithLabelValues(subscribeMethod, codes.OK.String()).Inc()
 		offset = next
 	}

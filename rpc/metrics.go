@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
+
+	"github.com/skiff-mq/skiff/record"
 )
 
 // metrics are the server's collectors, registered on the node's registry
@@ -25,6 +27,12 @@ type metrics struct {
 	panics         prometheus.Counter
 	authFailures   *prometheus.CounterVec // reason
 	passwordCache  *prometheus.CounterVec // result
+
+	// Per topic (bounded by the cluster's topic limit; no partition or
+	// client label): what clients produced to and fetched from this node.
+	topicProducedBytes   *prometheus.CounterVec // topic
+	topicProducedRecords *prometheus.CounterVec // topic
+	topicFetchedBytes    *prometheus.CounterVec // topic
 }
 
 func newMetrics(reg *prometheus.Registry, logger *slog.Logger) *metrics {
@@ -60,9 +68,16 @@ func newMetrics(reg *prometheus.Registry, logger *slog.Logger) *metrics {
 		passwordCache: prometheus.NewCounterVec(prometheus.CounterOpts(opts("password_cache_total",
 			"Password logins of known users, by result: hit (verified recently, no hash computed) or miss (hashed).")),
 			[]string{"result"}),
+		topicProducedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "topic", Name: "produced_bytes_total",
+			Help: "Bytes of record batches accepted by this node for a topic (Produce and ProduceStream)."}, []string{"topic"}),
+		topicProducedRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "topic", Name: "produced_records_total",
+			Help: "Records accepted by this node for a topic (Produce and ProduceStream)."}, []string{"topic"}),
+		topicFetchedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "topic", Name: "fetched_bytes_total",
+			Help: "Bytes of record batches this node sent for a topic (Fetch and Subscribe)."}, []string{"topic"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.streamMessages, m.producedBytes, m.fetchedBytes,
-		m.asyncPending, m.asyncErrors, m.panics, m.authFailures, m.passwordCache} {
+		m.asyncPending, m.asyncErrors, m.panics, m.authFailures, m.passwordCache,
+		m.topicProducedBytes, m.topicProducedRecords, m.topicFetchedBytes} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -86,4 +101,21 @@ func (m *metrics) unregister() {
 func (m *metrics) observe(method string, code codes.Code, d time.Duration) {
 	m.requests.WithLabelValues(method, code.String()).Inc()
 	m.latency.WithLabelValues(method).Observe(d.Seconds())
+}
+
+// produced counts an accepted batch of topic.
+func (m *metrics) produced(topic string, batch []byte) {
+	m.producedBytes.Add(float64(len(batch)))
+	m.topicProducedBytes.WithLabelValues(topic).Add(float64(len(batch)))
+	// The batch was validated before it got here; a header that does not
+	// parse counts bytes only.
+	if h, err := record.ParseHeader(batch); err == nil {
+		m.topicProducedRecords.WithLabelValues(topic).Add(float64(h.RecordCount))
+	}
+}
+
+// fetched counts bytes of topic sent to a client.
+func (m *metrics) fetched(topic string, n int) {
+	m.fetchedBytes.Add(float64(n))
+	m.topicFetchedBytes.WithLabelValues(topic).Add(float64(n))
 }

@@ -95,7 +95,7 @@ func (s *Server) startProduce(ctx context.Context, req *skiffpb.ProduceRequest) 
 		if err != nil {
 			return nil, err
 		}
-		s.metrics.producedBytes.Add(float64(len(batch)))
+		s.metrics.produced(req.Topic, batch)
 		resp.BaseOffset, resp.LastOffset = res.BaseOffset, res.LastOffset
 		resp.LeaderEpoch, resp.Duplicate = res.LeaderEpoch, res.Duplicate
 		return resp, nil
@@ -112,7 +112,7 @@ func (s *Server) handOff(ctx context.Context, k partKey, r *partition.Replica, b
 		return ctx.Err()
 	}
 	s.metrics.asyncPending.Inc()
-	s.metrics.producedBytes.Add(float64(len(batch)))
+	s.metrics.produced(k.topic, batch)
 	s.async.submit(k, func() {
 		defer func() {
 			<-s.asyncSlots

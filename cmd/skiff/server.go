@@ -68,7 +68,7 @@ func newServerCommand() *cobra.Command {
 	f.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "client API address")
 	f.StringVar(&cfg.RaftAddr, "raft-addr", cfg.RaftAddr, "Raft address (all partitions share it)")
 	f.StringVar(&cfg.GossipAddr, "gossip-addr", cfg.GossipAddr, "gossip address (UDP and TCP)")
-	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP address: /metrics, /healthz, /readyz, /v1/cluster, /v1/topics")
+	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP address: /metrics, /healthz, /readyz, /v1/cluster, /v1/topics, the web console at /ui/")
 	f.StringVar(&cfg.AdvertiseHost, "advertise-host", "", "host other nodes and clients use to reach this node (default: the bind host)")
 	f.StringVar(&cfg.AdvertiseGRPCAddr, "advertise-grpc-addr", "", "client address published for this node when clients reach it differently from its peers (e.g. a published container port)")
 	f.StringSliceVar(&join, "join", nil, "gossip addresses of other nodes (host:port,...)")
@@ -191,6 +191,14 @@ func runNodeOn(ctx context.Context, cfg cluster.Config, bound []boundListener, l
 		go cfg.TLS.Run(rctx, 0)
 	}
 	srv := rpc.NewServer(node, opts...)
+	ui, err := mountConsole(node, cfg, bound[0].ln.Addr()) // console.go
+	if err != nil {
+		closeBound()
+		srv.Stop(context.Background())
+		node.Close(context.Background())
+		return fmt.Errorf("web console: %w", err)
+	}
+	defer ui.Close()
 	serveErr := make(chan error, len(bound))
 	limit := rpc.LimitConnectionsPerIP(bound[0].ln, limits.maxConnectionsPerIP, node.Registry())
 	for i, b := range bound {

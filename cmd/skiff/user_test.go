@@ -18,6 +18,13 @@ import (
 // user) and returns the flags of the admin shell: brokers and TLS.
 func startDevSecureNode(t *testing.T) (dir string, adminFlags []string) {
 	t.Helper()
+	_, dir, adminFlags = startDevSecureNodeOf(t)
+	return dir, adminFlags
+}
+
+// startDevSecureNodeOf is startDevSecureNode that also returns the node.
+func startDevSecureNodeOf(t *testing.T) (node *cluster.Node, dir string, adminFlags []string) {
+	t.Helper()
 	dir = t.TempDir()
 	sec, err := prepareDevSecurity(filepath.Join(dir, "certs"), []string{"n0"})
 	if err != nil {
@@ -31,6 +38,18 @@ func startDevSecureNode(t *testing.T) (dir string, adminFlags []string) {
 	if !cfg.ClientAuth || len(cfg.SuperUsers) != 1 || cfg.SuperUsers[0] != "User:admin" {
 		t.Fatalf("dev --secure does not turn auth on with User:admin: %v %v", cfg.ClientAuth, cfg.SuperUsers)
 	}
+	node = runTestNode(t, cfg)
+	certDir := sec.dir
+	adminFlags = []string{"--brokers", node.Metadata().Brokers["n0"].GRPCAddr, "--timeout", "20s",
+		"--tls-ca-file", filepath.Join(certDir, "ca.crt")}
+	return node, certDir, adminFlags
+}
+
+// runTestNode runs a node with cfg in process the way `skiff dev` runs
+// each of its nodes (runNode: gRPC server, web console) until the test
+// ends, and waits until it is ready.
+func runTestNode(t *testing.T, cfg cluster.Config) *cluster.Node {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan *cluster.Node, 1)
 	done := make(chan error, 1)
@@ -51,10 +70,7 @@ func startDevSecureNode(t *testing.T) (dir string, adminFlags []string) {
 	if err := node.WaitReady(rctx); err != nil {
 		t.Fatal(err)
 	}
-	certDir := sec.dir
-	adminFlags = []string{"--brokers", node.Metadata().Brokers["n0"].GRPCAddr, "--timeout", "20s",
-		"--tls-ca-file", filepath.Join(certDir, "ca.crt")}
-	return certDir, adminFlags
+	return node
 }
 
 // executeIn is execute with stdin.
