@@ -117,6 +117,14 @@ var (
 	// --max-group-members); the message names the limit, the current count
 	// and what to do. It also matches ErrRejected. Not retriable as is.
 	ErrLimitExceeded = fmt.Errorf("%w: limit exceeded", ErrRejected)
+	// ErrRefused means the cluster cannot carry out an operator request in
+	// its present state (decommissioning the last node able to hold a
+	// replica, moving a replica to a dead node); the message says why and
+	// what to do. It also matches ErrRejected.
+	ErrRefused = fmt.Errorf("%w: refused", ErrRejected)
+	// ErrUnknownNode means a request named a node id that never joined
+	// the cluster. It also matches ErrRejected.
+	ErrUnknownNode = fmt.Errorf("%w: unknown node", ErrRejected)
 )
 
 // NotLeaderError means the broker asked does not lead the partition.
@@ -217,6 +225,8 @@ const (
 	reasonUnknownUser        = "UNKNOWN_USER"
 	reasonUserExists         = "USER_EXISTS"
 	reasonLimitExceeded      = "LIMIT_EXCEEDED"
+	reasonRefused            = "REFUSED"
+	reasonUnknownBroker      = "UNKNOWN_BROKER"
 )
 
 // shareReasonError maps the reasons of share groups, which the broker
@@ -263,6 +273,12 @@ func statusError(code codes.Code, msg string, details []any) error {
 	}
 	if reason == reasonLimitExceeded {
 		return brokerErr(ErrLimitExceeded, msg)
+	}
+	if reason == reasonRefused {
+		return brokerErr(ErrRefused, msg)
+	}
+	if reason == reasonUnknownBroker {
+		return brokerErr(ErrUnknownNode, msg)
 	}
 	switch code {
 	case codes.Unauthenticated:

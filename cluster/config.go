@@ -80,6 +80,10 @@ type Config struct {
 	// reads (`skiff server --raft-entry-cache-bytes`, `--produce-buffer-bytes`,
 	// `--fetch-buffer-bytes`). Default partition.DefaultMemoryConfig().
 	PartitionMemory partition.MemoryConfig
+	// MaxConcurrentMoves bounds the partitions the controller moves at
+	// once for a decommission (each move copies a partition to a new
+	// replica, competing with produce traffic). Default 4.
+	MaxConcurrentMoves int
 	// ReconcileInterval is how often the node re-checks its replicas
 	// against the metadata even without a change. Default 1s.
 	ReconcileInterval time.Duration
@@ -138,15 +142,16 @@ type Config struct {
 // DefaultConfig returns the documented defaults; callers set DataDir.
 func DefaultConfig() Config {
 	return Config{
-		GRPCAddr:          ":9400",
-		RaftAddr:          ":9401",
-		GossipAddr:        ":9402",
-		HTTPAddr:          ":9403",
-		ReplaceAfter:      30 * time.Second,
-		MetaVoters:        3,
-		Partition:         partition.DefaultConfig(),
-		PartitionMemory:   partition.DefaultMemoryConfig(),
-		ReconcileInterval: time.Second,
+		GRPCAddr:           ":9400",
+		RaftAddr:           ":9401",
+		GossipAddr:         ":9402",
+		HTTPAddr:           ":9403",
+		ReplaceAfter:       30 * time.Second,
+		MetaVoters:         3,
+		Partition:          partition.DefaultConfig(),
+		PartitionMemory:    partition.DefaultMemoryConfig(),
+		ReconcileInterval:  time.Second,
+		MaxConcurrentMoves: 4,
 
 		OffsetsPartitions:        16,
 		OffsetsReplicationFactor: 3,
@@ -200,6 +205,9 @@ func (c Config) Validate() error {
 	}
 	if c.MetaVoters != 1 && c.MetaVoters != 3 && c.MetaVoters != 5 {
 		errs = append(errs, fmt.Errorf("cluster config: meta voters %d: want 1, 3 or 5", c.MetaVoters))
+	}
+	if c.MaxConcurrentMoves < 1 || c.MaxConcurrentMoves > 1000 {
+		errs = append(errs, fmt.Errorf("cluster config: max concurrent moves %d: want 1..1000", c.MaxConcurrentMoves))
 	}
 	if c.ReconcileInterval <= 0 {
 		errs = append(errs, errors.New("cluster config: reconcile interval must be positive"))

@@ -35,8 +35,11 @@ func (n *Node) runController() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		n.manageMetaMembers(ctx)
-		n.healPartitions(ctx)
+		if !n.handMetaLeadershipOff(ctx) {
+			n.manageMetaMembers(ctx)
+			n.healPartitions(ctx)
+			n.drainDecommissioned(ctx)
+		}
 		cancel()
 	}
 }
@@ -89,6 +92,9 @@ func (n *Node) manageMetaMembers(ctx context.Context) {
 		addrs[id] = b.RaftAddr
 	}
 	for _, id := range sortedKeys(addrs) {
+		if st.Decommissioning(id) {
+			continue // drainDecommissioned takes it out
+		}
 		addr := addrs[id]
 		if s, ok := inConfig[id]; ok && string(s.Address) == addr {
 			continue
@@ -132,7 +138,7 @@ func (n *Node) manageMetaMembers(ctx context.Context) {
 			break
 		}
 		s := inConfig[id]
-		if s.Suffrage == raft.Voter || !n.isAlive(id) {
+		if s.Suffrage == raft.Voter || !n.isAlive(id) || !st.Mode(id).Active() {
 			continue
 		}
 		if err := raftutil.WaitFuture(ctx, n.meta.raft.AddVoter(s.ID, s.Address, 0, 5*time.Second)); err != nil {
@@ -161,7 +167,7 @@ func (n *Node) healPartitions(ctx context.Context) {
 	}
 	var alive []placement.Node
 	for _, m := range n.members.Alive() {
-		if _, ok := st.Brokers[m.Meta.ID]; ok {
+		if _, ok := st.Brokers[m.Meta.ID]; ok && !st.Decommissioning(m.Meta.ID) {
 			alive = append(alive, placement.Node{ID: m.Meta.ID, Rack: m.Meta.Rack})
 		}
 	}

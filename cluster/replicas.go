@@ -304,6 +304,9 @@ func (s *replicaSet) removeStrayDirs(want map[partitionKey]*metadata.Topic) {
 func (s *replicaSet) lead(ctx context.Context, key partitionKey, r *partition.Replica, t *metadata.Topic, st *metadata.State) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	if !st.Mode(s.n.id).Active() && s.handOff(ctx, key, r, t.Partitions[key.Partition], st) {
+		return // the new leader does the rest
+	}
 	servers, err := r.Servers(ctx)
 	if err != nil {
 		return
@@ -354,7 +357,7 @@ func (s *replicaSet) balanceLeader(ctx context.Context, key partitionKey, r *par
 		return
 	}
 	preferred := pa.Replicas[0]
-	if time.Since(s.lastTransfer[key]) < preferredLeaderDelay {
+	if time.Since(s.lastTransfer[key]) < preferredLeaderDelay || !st.Mode(preferred).Active() {
 		return
 	}
 	if !s.n.isAlive(preferred) {
@@ -368,6 +371,36 @@ func (s *replicaSet) balanceLeader(ctx context.Context, key partitionKey, r *par
 	if err := r.TransferLeadership(ctx, preferred, st.Brokers[preferred].RaftAddr); err != nil {
 		s.n.logger.Debug("preferred leader handover", "partition", key.group(), "error", err)
 	}
+}
+
+// handOffDelay spaces the handovers a node in maintenance tries per
+// partition (a handover takes an election round trip).
+const handOffDelay = time.Second
+
+// handOff hands a partition's leadership from this node (in maintenance,
+// or being decommissioned) to an in-sync replica in normal service,
+// preferring the assignment's order. It reports whether a handover was
+// started; without a candidate this node keeps leading, as a partition
+// without a leader would refuse every write.
+func (s *replicaSet) handOff(ctx context.Context, key partitionKey, r *partition.Replica, pa metadata.PartitionAssignment, st *metadata.State) bool {
+	if time.Since(s.lastTransfer[key]) < handOffDelay {
+		return true
+	}
+	isr, err := r.InSync(ctx)
+	if err != nil {
+		return false
+	}
+	for _, id := range pa.Replicas {
+		if id == s.n.id || !st.Mode(id).Active() || !s.n.isAlive(id) || !slices.Contains(isr, id) {
+			continue
+		}
+		s.lastTransfer[key] = time.Now()
+		if err := r.TransferLeadership(ctx, id, st.Brokers[id].RaftAddr); err != nil {
+			s.n.logger.Debug("maintenance handover", "partition", key.group(), "to", id, "error", err)
+		}
+		return true
+	}
+	return false
 }
 
 // handOffLeadership moves leadership of every locally led partition to

@@ -64,6 +64,7 @@ const (
 	ReasonUserExists          = "USER_EXISTS"
 	ReasonUnknownQuota        = "UNKNOWN_QUOTA"
 	ReasonListenerNotFound    = "LISTENER_NOT_FOUND"
+	ReasonRefused             = "REFUSED"
 )
 
 // errShuttingDown ends long-lived calls when the server stops.
@@ -226,6 +227,8 @@ func toStatus(err error, brokerAddr func(id string) (string, error)) *status.Sta
 		code, reason = codes.ResourceExhausted, ReasonLimitExceeded
 	case errors.Is(err, metadata.ErrProducerIDsExhausted):
 		code, reason = codes.ResourceExhausted, ReasonProducerIDExhausted
+	case errors.Is(err, metadata.ErrFailedPrecondition):
+		code, reason = codes.FailedPrecondition, ReasonRefused
 	case errors.Is(err, metadata.ErrUnknownBroker):
 		code, reason = codes.FailedPrecondition, ReasonUnknownBroker
 	case errors.Is(err, partition.ErrNotReady):

@@ -36,6 +36,8 @@ const (
 	TypeDeleteUser         CommandType = 11
 	TypeSetQuota           CommandType = 14
 	TypeDeleteQuota        CommandType = 15
+	TypeSetNodeMode        CommandType = 16
+	TypeCreatePartitions   CommandType = 17
 )
 
 func (t CommandType) String() string {
@@ -66,6 +68,10 @@ func (t CommandType) String() string {
 		return "SetQuota"
 	case TypeDeleteQuota:
 		return "DeleteQuota"
+	case TypeSetNodeMode:
+		return "SetNodeMode"
+	case TypeCreatePartitions:
+		return "CreatePartitions"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -256,6 +262,10 @@ func DecodeCommand(data []byte) (Command, error) {
 		return decodeAs[SetQuota](t, data[1:])
 	case TypeDeleteQuota:
 		return decodeAs[DeleteQuota](t, data[1:])
+	case TypeSetNodeMode:
+		return decodeAs[SetNodeMode](t, data[1:])
+	case TypeCreatePartitions:
+		return decodeAs[CreatePartitions](t, data[1:])
 	}
 	return nil, &UnknownCommandError{Type: t}
 }
