@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -143,9 +144,16 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 		return
 	}
 	// Stop and delete replicas no longer assigned here (topic deleted or
-	// partition moved away).
+	// partition moved away). A replica moved away keeps serving its group
+	// until the replicas that replace it are in sync (handingOver).
+	keepDirs := maps.Clone(want)
 	for key, r := range s.all() {
 		if _, keep := want[key]; keep {
+			continue
+		}
+		if t, moved := movedAway(st, key); moved && s.handingOver(ctx, key, r, t, st) {
+			keepDirs[key] = t
+			ok = false // look again at the next tick
 			continue
 		}
 		if err := s.remove(key, r); err != nil {
@@ -155,7 +163,7 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 	}
 	// Directories of partitions this node no longer has (deleted while the
 	// node was down).
-	s.removeStrayDirs(want)
+	s.removeStrayDirs(keepDirs)
 	for key, t := range want {
 		if ctx.Err() != nil {
 			return
@@ -198,6 +206,55 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 		s.mu.Unlock()
 	}
 	s.n.metrics.observeReplicas(s)
+}
+
+// movedAway reports whether key's partition still exists (same topic
+// incarnation) but is no longer assigned to this node, and returns its
+// topic.
+func movedAway(st *metadata.State, key partitionKey) (*metadata.Topic, bool) {
+	t, ok := st.Topics[key.Topic]
+	if !ok || t.ID != key.TopicID || int(key.Partition) >= len(t.Partitions) {
+		return nil, false
+	}
+	return t, true
+}
+
+// handingOver reports whether a replica that was moved off this node must
+// keep running: until a leader among the new replicas reports every one
+// of them in sync, this replica may be needed for a quorum (or be the
+// partition's only copy, with replication factor 1), so deleting it on
+// the metadata change alone could lose the partition. While it leads, it
+// does the leader's membership work (adding the new replicas, then
+// removing the old ones, itself last, which makes it step down).
+func (s *replicaSet) handingOver(ctx context.Context, key partitionKey, r *partition.Replica, t *metadata.Topic, st *metadata.State) bool {
+	if r.Status().State == "Leader" {
+		s.lead(ctx, key, r, t, st)
+		return true
+	}
+	pa := t.Partitions[key.Partition]
+	for _, id := range pa.Replicas {
+		addr := s.n.peerAddrOf(id)
+		if addr == "" || !s.n.isAlive(id) {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		statuses, err := s.n.fetchPartitionStatus(pctx, addr)
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, ps := range statuses {
+			if ps.TopicID == key.TopicID && ps.Partition == key.Partition && ps.State == "Leader" {
+				for _, want := range pa.Replicas {
+					if !slices.Contains(ps.InSync, want) {
+						return true
+					}
+				}
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (s *replicaSet) open(key partitionKey, t *metadata.Topic) (*partition.Replica, error) {

@@ -33,7 +33,7 @@ func newClientCommands(persistent *pflag.FlagSet, g *globalOptions) []*cobra.Com
 	persistent.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long a command (or each request of produce) may take")
 	registerTLSFlags(persistent, &o.tls)
 	registerLoginFlags(persistent, &o.login)
-	return []*cobra.Command{newTopicCommand(o), newACLCommand(o), newQuotaCommand(o), newProduceCommand(o), newConsumeCommand(o), newGroupCommand(o), newShareCommand(o), newDLQCommand(o), newClusterCommand(o), newBenchCommand(o), newUserCommand(o), newDemoCommand(o)}
+	return []*cobra.Command{newTopicCommand(o), newACLCommand(o), newQuotaCommand(o), newProduceCommand(o), newConsumeCommand(o), newGroupCommand(o), newShareCommand(o), newDLQCommand(o), newClusterCommand(o), newNodeCommand(o), newBenchCommand(o), newUserCommand(o), newDemoCommand(o)}
 }
 
 // prepare applies SKIFF_* environment variables (SKIFF_BROKERS, ...) to
@@ -130,6 +130,7 @@ type brokerJSON struct {
 	Addr  string `json:"addr"`
 	Rack  string `json:"rack,omitempty"`
 	State string `json:"state"`
+	Mode  string `json:"mode,omitempty"`
 }
 
 func clusterJSON(ci client.ClusterInfo) clusterStatusJSON {
@@ -138,20 +139,20 @@ func clusterJSON(ci client.ClusterInfo) clusterStatusJSON {
 		UnderReplicatedPartitions: ci.UnderReplicatedPartitions, OfflinePartitions: ci.OfflinePartitions,
 	}
 	for _, b := range ci.Brokers {
-		out.Brokers = append(out.Brokers, brokerJSON{ID: b.ID, Addr: b.Addr, Rack: b.Rack, State: b.State})
+		out.Brokers = append(out.Brokers, brokerJSON{ID: b.ID, Addr: b.Addr, Rack: b.Rack, State: b.State, Mode: b.Mode})
 	}
 	return out
 }
 
 func printCluster(w io.Writer, ci client.ClusterInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "NODE\tADDRESS\tRACK\tSTATE\tCONTROLLER\n")
+	fmt.Fprintf(tw, "NODE\tADDRESS\tRACK\tSTATE\tMODE\tCONTROLLER\n")
 	for _, b := range ci.Brokers {
 		controller := ""
 		if b.ID == ci.ControllerID {
 			controller = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", b.ID, b.Addr, dash(b.Rack), b.State, controller)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Addr, dash(b.Rack), b.State, dash(b.Mode), controller)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
