@@ -254,12 +254,29 @@ func TestMaintenanceDrainsLeadershipAndKeepsItOff(t *testing.T) {
 	if ni := nodeInfoOf(t, c.anyNode(), target); ni.Mode != ModeMaintenance || !ni.Maintenance || ni.Replicas != 6 {
 		t.Fatalf("in maintenance: %+v", ni)
 	}
-	// Leadership that comes back (an election it wins) is handed on again.
-	var moved bool
+	// Leadership that comes back (an election it wins) is handed on
+	// again: the transfer to the target makes term T+1, the target's
+	// handover T+2.
+	var (
+		moved     bool
+		startTerm uint64
+	)
+	termOf := func(id string) uint64 {
+		r, err := c.byID(id).node().Replica(ctx, "m", 0)
+		if err != nil {
+			return 0
+		}
+		return r.Status().Term
+	}
 	waitFor(t, 30*time.Second, "a leadership handed to "+target+" to leave again", func() bool {
 		if !moved {
-			r, err := c.byID(c.leaderOf("m", 0)).node().Replica(ctx, "m", 0)
+			leader := c.leaderOf("m", 0)
+			if leader == "" {
+				return false // an election is running
+			}
+			r, err := c.byID(leader).node().Replica(ctx, "m", 0)
 			if err == nil && r.IsLeader() {
+				startTerm = r.Status().Term
 				tctx, tcancel := context.WithTimeout(ctx, 3*time.Second)
 				err = r.TransferLeadership(tctx, target, c.byID(target).node().RaftAddr())
 				tcancel()
@@ -267,7 +284,8 @@ func TestMaintenanceDrainsLeadershipAndKeepsItOff(t *testing.T) {
 			}
 			return false
 		}
-		return c.leaderOf("m", 0) != "" && c.leaderOf("m", 0) != target
+		leader := c.leaderOf("m", 0)
+		return leader != "" && leader != target && termOf(leader) >= startTerm+2
 	})
 	// Two of three nodes in maintenance is allowed; all three is not.
 	if _, err := c.anyNode().SetMaintenance(ctx, "n1", true); err != nil {

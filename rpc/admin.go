@@ -287,6 +287,9 @@ func (s *Server) ops() (Operations, error) {
 // so). Internal topics keep the partition count the cluster chose.
 func (a *adminService) CreatePartitions(ctx context.Context, req *skiffpb.CreatePartitionsRequest) (*skiffpb.TopicMetadata, error) {
 	s := a.s
+	if strings.HasPrefix(req.Name, metadata.InternalTopicPrefix) {
+		return nil, &metadata.InternalTopicError{Topic: req.Name, Action: "add partitions to it"}
+	}
 	if err := validateTopic("name", req.Name); err != nil {
 		return nil, err
 	}
@@ -305,6 +308,9 @@ func (a *adminService) CreatePartitions(ctx context.Context, req *skiffpb.Create
 // ReassignPartition moves one partition's replicas by hand.
 func (a *adminService) ReassignPartition(ctx context.Context, req *skiffpb.ReassignPartitionRequest) (*skiffpb.TopicMetadata, error) {
 	s := a.s
+	if strings.HasPrefix(req.Topic, metadata.InternalTopicPrefix) {
+		return nil, &metadata.InternalTopicError{Topic: req.Topic, Action: "reassign its partitions (the cluster places them)"}
+	}
 	if err := validateTopic("topic", req.Topic); err != nil {
 		return nil, err
 	}
