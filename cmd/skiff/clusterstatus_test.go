@@ -108,6 +108,7 @@ func TestCLIVerbsAgainstADevCluster(t *testing.T) {
 	c := startDevCluster(t)
 	t.Run("cluster status", func(t *testing.T) { testClusterStatus(t, c) })
 	t.Run("topic create and describe", func(t *testing.T) { testTopicCreateDescribe(t, c) })
+	t.Run("day-2 operations", func(t *testing.T) { testDayTwoOperations(t, c) })
 	t.Run("produce and consume round trip", func(t *testing.T) { testProduceConsumeRoundTrip(t, c) })
 	t.Run("unknown topic fails every verb", func(t *testing.T) { testUnknownTopicExitCodes(t, c) })
 	t.Run("consumer groups", func(t *testing.T) { testGroupVerbs(t, c) })
