@@ -321,3 +321,34 @@ func nodeInfo(n *skiffpb.NodeInfo) NodeInfo {
 	return NodeInfo{ID: n.GetId(), Addr: n.GetGrpcAddr(), Rack: n.GetRack(), State: n.GetState(), Mode: n.GetMode(),
 		Maintenance: n.GetMaintenance(), Replicas: int(n.GetReplicas()), Leaders: int(n.GetLeaders()), Meta: n.GetMeta(), Blocked: n.GetBlocked()}
 }
+
+// RebalanceMove is one partition of a rebalance plan: its replicas before
+// and after. LeaderOnly moves keep the replicas and change the preferred
+// leader (no data is copied).
+type RebalanceMove struct {
+	Topic      string
+	Partition  int32
+	From, To   []string
+	LeaderOnly bool
+}
+
+// Rebalance asks the cluster to even replicas and preferred leaders over
+// its live nodes. With dryRun it only returns the plan; otherwise the
+// node applies it in the background (applying is then true), a few
+// partitions at a time. A rebalance already running through the same
+// node is ErrRefused.
+func (c *Client) Rebalance(ctx context.Context, dryRun bool) (moves []RebalanceMove, applying bool, err error) {
+	var resp *skiffpb.RebalanceResponse
+	err = c.anyBroker(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		var err error
+		resp, err = skiffpb.NewAdminClient(cc).Rebalance(ctx, &skiffpb.RebalanceRequest{DryRun: dryRun})
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("rebalance: %w", err)
+	}
+	for _, m := range resp.GetMoves() {
+		moves = append(moves, RebalanceMove{Topic: m.GetTopic(), Partition: m.GetPartition(), From: m.GetFrom(), To: m.GetTo(), LeaderOnly: m.GetLeaderOnly()})
+	}
+	return moves, resp.GetApplying(), nil
+}

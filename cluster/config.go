@@ -80,10 +80,15 @@ type Config struct {
 	// reads (`skiff server --raft-entry-cache-bytes`, `--produce-buffer-bytes`,
 	// `--fetch-buffer-bytes`). Default partition.DefaultMemoryConfig().
 	PartitionMemory partition.MemoryConfig
-	// MaxConcurrentMoves bounds the partitions the controller moves at
-	// once for a decommission (each move copies a partition to a new
-	// replica, competing with produce traffic). Default 4.
+	// MaxConcurrentMoves bounds the partitions a decommission or a
+	// rebalance moves at once: each move copies a partition to a new
+	// replica, competing with produce traffic
+	// (`skiff server --max-concurrent-moves`). Default 4.
 	MaxConcurrentMoves int
+	// AutoRebalance starts a rebalance (placement.Rebalance over the live
+	// nodes) when a node joins, so it takes its share of replicas and
+	// leaders (`skiff server --auto-rebalance`). Default true.
+	AutoRebalance bool
 	// ReconcileInterval is how often the node re-checks its replicas
 	// against the metadata even without a change. Default 1s.
 	ReconcileInterval time.Duration
@@ -152,6 +157,7 @@ func DefaultConfig() Config {
 		PartitionMemory:    partition.DefaultMemoryConfig(),
 		ReconcileInterval:  time.Second,
 		MaxConcurrentMoves: 4,
+		AutoRebalance:      true,
 
 		OffsetsPartitions:        16,
 		OffsetsReplicationFactor: 3,

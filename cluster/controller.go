@@ -25,6 +25,7 @@ const controllerInterval = time.Second
 func (n *Node) runController() {
 	tick := time.NewTicker(controllerInterval)
 	defer tick.Stop()
+	var known map[string]bool // brokers seen while leading (autoRebalance)
 	for {
 		select {
 		case <-n.stop:
@@ -32,6 +33,7 @@ func (n *Node) runController() {
 		case <-tick.C:
 		}
 		if !n.meta.isLeader() {
+			known = nil
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -39,6 +41,7 @@ func (n *Node) runController() {
 			n.manageMetaMembers(ctx)
 			n.healPartitions(ctx)
 			n.drainDecommissioned(ctx)
+			known = n.autoRebalance(known)
 		}
 		cancel()
 	}

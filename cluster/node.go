@@ -69,6 +69,8 @@ type Node struct {
 
 	registered atomic.Bool // this node's broker entry matches its addresses
 
+	rebal rebalancer // the rebalance this node applies (rebalance.go)
+
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -443,6 +445,7 @@ func (n *Node) Abort() error {
 func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 	n.closeOnce.Do(func() {
 		var errs []error
+		n.rebal.close()
 		if graceful && n.replicas != nil {
 			n.replicas.handOffLeadership(ctx)
 			if n.meta != nil && n.meta.isLeader() {

@@ -118,6 +118,7 @@ func accessRules() map[string]accessRule {
 		pb.Admin_ReassignPartition_FullMethodName: {checks: []accessCheck{clusterCheck(acl.Alter)}},
 		pb.Admin_ListNodes_FullMethodName:         {checks: []accessCheck{clusterCheck(acl.Describe)}},
 		pb.Admin_SetNodeMode_FullMethodName:       {checks: []accessCheck{clusterCheck(acl.Alter)}},
+		pb.Admin_Rebalance_FullMethodName:         {checks: []accessCheck{clusterCheck(acl.Alter)}},
 
 		pb.Groups_FindCoordinator_FullMethodName: {checks: []accessCheck{groupCheck(acl.Describe, one(func(r *pb.FindCoordinatorRequest) string { return r.GetGroup() }))}},
 		pb.Groups_Heartbeat_FullMethodName: {checks: []accessCheck{

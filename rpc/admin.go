@@ -272,6 +272,7 @@ type Operations interface {
 	Decommission(ctx context.Context, id string) (cluster.NodeInfo, error)
 	Recommission(ctx context.Context, id string) (cluster.NodeInfo, error)
 	SetMaintenance(ctx context.Context, id string, on bool) (cluster.NodeInfo, error)
+	Rebalance(ctx context.Context, dryRun bool) (cluster.RebalancePlan, error)
 }
 
 var _ Operations = (*cluster.Node)(nil)
@@ -392,4 +393,21 @@ func nodeMode(m metadata.NodeMode) string {
 		return cluster.ModeMaintenance
 	}
 	return cluster.ModeActive
+}
+
+// Rebalance plans (and unless dry_run starts) a rebalance.
+func (a *adminService) Rebalance(ctx context.Context, req *skiffpb.RebalanceRequest) (*skiffpb.RebalanceResponse, error) {
+	ops, err := a.s.ops()
+	if err != nil {
+		return nil, err
+	}
+	plan, err := ops.Rebalance(ctx, req.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	resp := &skiffpb.RebalanceResponse{Applying: plan.Applying}
+	for _, m := range plan.Moves {
+		resp.Moves = append(resp.Moves, &skiffpb.RebalanceMove{Topic: m.Topic, Partition: m.Partition, From: m.From, To: m.To, LeaderOnly: m.LeaderOnly})
+	}
+	return resp, nil
 }

@@ -6977,6 +6977,178 @@ func (x *SetNodeModeRequest) GetChange() NodeModeChange {
 	return NodeModeChange_NODE_MODE_CHANGE_UNSPECIFIED
 }
 
+type RebalanceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DryRun        bool                   `protobuf:"varint,1,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceRequest) Reset() {
+	*x = RebalanceRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceRequest) ProtoMessage() {}
+
+func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
+func (*RebalanceRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *RebalanceRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type RebalanceMove struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	From          []string               `protobuf:"bytes,3,rep,name=from,proto3" json:"from,omitempty"`
+	To            []string               `protobuf:"bytes,4,rep,name=to,proto3" json:"to,omitempty"`
+	LeaderOnly    bool                   `protobuf:"varint,5,opt,name=leader_only,json=leaderOnly,proto3" json:"leader_only,omitempty"` // same replicas, new preferred leader: no data copied
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceMove) Reset() {
+	*x = RebalanceMove{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceMove) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceMove) ProtoMessage() {}
+
+func (x *RebalanceMove) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceMove.ProtoReflect.Descriptor instead.
+func (*RebalanceMove) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *RebalanceMove) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *RebalanceMove) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *RebalanceMove) GetFrom() []string {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *RebalanceMove) GetTo() []string {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *RebalanceMove) GetLeaderOnly() bool {
+	if x != nil {
+		return x.LeaderOnly
+	}
+	return false
+}
+
+type RebalanceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Moves         []*RebalanceMove       `protobuf:"bytes,1,rep,name=moves,proto3" json:"moves,omitempty"`
+	Applying      bool                   `protobuf:"varint,2,opt,name=applying,proto3" json:"applying,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceResponse) Reset() {
+	*x = RebalanceResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[106]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceResponse) ProtoMessage() {}
+
+func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[106]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
+func (*RebalanceResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{106}
+}
+
+func (x *RebalanceResponse) GetMoves() []*RebalanceMove {
+	if x != nil {
+		return x.Moves
+	}
+	return nil
+}
+
+func (x *RebalanceResponse) GetApplying() bool {
+	if x != nil {
+		return x.Applying
+	}
+	return false
+}
+
 var File_skiff_v1_skiff_proto protoreflect.FileDescriptor
 
 const file_skiff_v1_skiff_proto_rawDesc = "" +
@@ -7504,7 +7676,19 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x05nodes\x18\x01 \x03(\v2\x12.skiff.v1.NodeInfoR\x05nodes\"Z\n" +
 	"\x12SetNodeModeRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x120\n" +
-	"\x06change\x18\x02 \x01(\x0e2\x18.skiff.v1.NodeModeChangeR\x06change*#\n" +
+	"\x06change\x18\x02 \x01(\x0e2\x18.skiff.v1.NodeModeChangeR\x06change\"+\n" +
+	"\x10RebalanceRequest\x12\x17\n" +
+	"\adry_run\x18\x01 \x01(\bR\x06dryRun\"\x88\x01\n" +
+	"\rRebalanceMove\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x12\n" +
+	"\x04from\x18\x03 \x03(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x04 \x03(\tR\x02to\x12\x1f\n" +
+	"\vleader_only\x18\x05 \x01(\bR\n" +
+	"leaderOnly\"^\n" +
+	"\x11RebalanceResponse\x12-\n" +
+	"\x05moves\x18\x01 \x03(\v2\x17.skiff.v1.RebalanceMoveR\x05moves\x12\x1a\n" +
+	"\bapplying\x18\x02 \x01(\bR\bapplying*#\n" +
 	"\x04Acks\x12\f\n" +
 	"\bACKS_ALL\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01*A\n" +
@@ -7547,7 +7731,7 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\bConsumer\x128\n" +
 	"\x05Fetch\x12\x16.skiff.v1.FetchRequest\x1a\x17.skiff.v1.FetchResponse\x12B\n" +
 	"\tSubscribe\x12\x1a.skiff.v1.SubscribeRequest\x1a\x17.skiff.v1.FetchResponse0\x01\x12J\n" +
-	"\vListOffsets\x12\x1c.skiff.v1.ListOffsetsRequest\x1a\x1d.skiff.v1.ListOffsetsResponse2\x8e\f\n" +
+	"\vListOffsets\x12\x1c.skiff.v1.ListOffsetsRequest\x1a\x1d.skiff.v1.ListOffsetsResponse2\xd4\f\n" +
 	"\x05Admin\x12A\n" +
 	"\bMetadata\x12\x19.skiff.v1.MetadataRequest\x1a\x1a.skiff.v1.MetadataResponse\x12D\n" +
 	"\vCreateTopic\x12\x1c.skiff.v1.CreateTopicRequest\x1a\x17.skiff.v1.TopicMetadata\x12J\n" +
@@ -7576,7 +7760,8 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x10CreatePartitions\x12!.skiff.v1.CreatePartitionsRequest\x1a\x17.skiff.v1.TopicMetadata\x12P\n" +
 	"\x11ReassignPartition\x12\".skiff.v1.ReassignPartitionRequest\x1a\x17.skiff.v1.TopicMetadata\x12D\n" +
 	"\tListNodes\x12\x1a.skiff.v1.ListNodesRequest\x1a\x1b.skiff.v1.ListNodesResponse\x12?\n" +
-	"\vSetNodeMode\x12\x1c.skiff.v1.SetNodeModeRequest\x1a\x12.skiff.v1.NodeInfo2\x87\x05\n" +
+	"\vSetNodeMode\x12\x1c.skiff.v1.SetNodeModeRequest\x1a\x12.skiff.v1.NodeInfo\x12D\n" +
+	"\tRebalance\x12\x1a.skiff.v1.RebalanceRequest\x1a\x1b.skiff.v1.RebalanceResponse2\x87\x05\n" +
 	"\x06Groups\x12V\n" +
 	"\x0fFindCoordinator\x12 .skiff.v1.FindCoordinatorRequest\x1a!.skiff.v1.FindCoordinatorResponse\x12N\n" +
 	"\tHeartbeat\x12\x1f.skiff.v1.GroupHeartbeatRequest\x1a .skiff.v1.GroupHeartbeatResponse\x12P\n" +
@@ -7612,7 +7797,7 @@ func file_skiff_v1_skiff_proto_rawDescGZIP() []byte {
 }
 
 var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 110)
+var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 113)
 var file_skiff_v1_skiff_proto_goTypes = []any{
 	(Acks)(0),                          // 0: skiff.v1.Acks
 	(FetchFormat)(0),                   // 1: skiff.v1.FetchFormat
@@ -7726,12 +7911,15 @@ var file_skiff_v1_skiff_proto_goTypes = []any{
 	(*ListNodesRequest)(nil),           // 109: skiff.v1.ListNodesRequest
 	(*ListNodesResponse)(nil),          // 110: skiff.v1.ListNodesResponse
 	(*SetNodeModeRequest)(nil),         // 111: skiff.v1.SetNodeModeRequest
-	nil,                                // 112: skiff.v1.TopicMetadata.ConfigsEntry
-	nil,                                // 113: skiff.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                // 114: skiff.v1.AlterTopicConfigRequest.SetEntry
-	nil,                                // 115: skiff.v1.DescribeShareGroupResponse.ConfigEntry
-	nil,                                // 116: skiff.v1.AlterShareGroupRequest.SetEntry
-	nil,                                // 117: skiff.v1.AlterShareGroupResponse.ConfigEntry
+	(*RebalanceRequest)(nil),           // 112: skiff.v1.RebalanceRequest
+	(*RebalanceMove)(nil),              // 113: skiff.v1.RebalanceMove
+	(*RebalanceResponse)(nil),          // 114: skiff.v1.RebalanceResponse
+	nil,                                // 115: skiff.v1.TopicMetadata.ConfigsEntry
+	nil,                                // 116: skiff.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                // 117: skiff.v1.AlterTopicConfigRequest.SetEntry
+	nil,                                // 118: skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	nil,                                // 119: skiff.v1.AlterShareGroupRequest.SetEntry
+	nil,                                // 120: skiff.v1.AlterShareGroupResponse.ConfigEntry
 }
 var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	8,   // 0: skiff.v1.Record.headers:type_name -> skiff.v1.Header
@@ -7745,12 +7933,12 @@ var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	1,   // 8: skiff.v1.SubscribeRequest.format:type_name -> skiff.v1.FetchFormat
 	2,   // 9: skiff.v1.ListOffsetsRequest.spec:type_name -> skiff.v1.OffsetSpec
 	22,  // 10: skiff.v1.TopicMetadata.partitions:type_name -> skiff.v1.PartitionMetadata
-	112, // 11: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
+	115, // 11: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
 	21,  // 12: skiff.v1.MetadataResponse.brokers:type_name -> skiff.v1.Broker
 	23,  // 13: skiff.v1.MetadataResponse.topics:type_name -> skiff.v1.TopicMetadata
-	113, // 14: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
+	116, // 14: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
 	23,  // 15: skiff.v1.ListTopicsResponse.topics:type_name -> skiff.v1.TopicMetadata
-	114, // 16: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
+	117, // 16: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
 	21,  // 17: skiff.v1.DescribeClusterResponse.brokers:type_name -> skiff.v1.Broker
 	35,  // 18: skiff.v1.SetQuotaRequest.quota:type_name -> skiff.v1.Quota
 	35,  // 19: skiff.v1.ListQuotasResponse.quotas:type_name -> skiff.v1.Quota
@@ -7777,107 +7965,110 @@ var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	5,   // 40: skiff.v1.ShareAck.type:type_name -> skiff.v1.ShareAckType
 	87,  // 41: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
 	89,  // 42: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
-	115, // 43: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	118, // 43: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
 	96,  // 44: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
 	97,  // 45: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
-	116, // 46: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
-	117, // 47: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
+	119, // 46: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
+	120, // 47: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
 	8,   // 48: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
 	102, // 49: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
 	6,   // 50: skiff.v1.ResolveDeadLettersRequest.action:type_name -> skiff.v1.DeadLetterAction
 	108, // 51: skiff.v1.ListNodesResponse.nodes:type_name -> skiff.v1.NodeInfo
 	7,   // 52: skiff.v1.SetNodeModeRequest.change:type_name -> skiff.v1.NodeModeChange
-	10,  // 53: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
-	10,  // 54: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
-	13,  // 55: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
-	16,  // 56: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
-	18,  // 57: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
-	19,  // 58: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
-	24,  // 59: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
-	26,  // 60: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
-	27,  // 61: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
-	29,  // 62: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
-	30,  // 63: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
-	32,  // 64: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
-	33,  // 65: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
-	56,  // 66: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
-	50,  // 67: skiff.v1.Admin.CreateACLs:input_type -> skiff.v1.CreateACLsRequest
-	52,  // 68: skiff.v1.Admin.DeleteACLs:input_type -> skiff.v1.DeleteACLsRequest
-	54,  // 69: skiff.v1.Admin.ListACLs:input_type -> skiff.v1.ListACLsRequest
-	42,  // 70: skiff.v1.Admin.UpsertUser:input_type -> skiff.v1.UpsertUserRequest
-	44,  // 71: skiff.v1.Admin.DeleteUser:input_type -> skiff.v1.DeleteUserRequest
-	46,  // 72: skiff.v1.Admin.ListUsers:input_type -> skiff.v1.ListUsersRequest
-	36,  // 73: skiff.v1.Admin.SetQuota:input_type -> skiff.v1.SetQuotaRequest
-	38,  // 74: skiff.v1.Admin.DeleteQuota:input_type -> skiff.v1.DeleteQuotaRequest
-	40,  // 75: skiff.v1.Admin.ListQuotas:input_type -> skiff.v1.ListQuotasRequest
-	106, // 76: skiff.v1.Admin.CreatePartitions:input_type -> skiff.v1.CreatePartitionsRequest
-	107, // 77: skiff.v1.Admin.ReassignPartition:input_type -> skiff.v1.ReassignPartitionRequest
-	109, // 78: skiff.v1.Admin.ListNodes:input_type -> skiff.v1.ListNodesRequest
-	111, // 79: skiff.v1.Admin.SetNodeMode:input_type -> skiff.v1.SetNodeModeRequest
-	63,  // 80: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
-	65,  // 81: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
-	68,  // 82: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
-	70,  // 83: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
-	73,  // 84: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
-	76,  // 85: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
-	80,  // 86: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
-	82,  // 87: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
-	84,  // 88: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
-	88,  // 89: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
-	91,  // 90: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
-	93,  // 91: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
-	95,  // 92: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
-	99,  // 93: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
-	101, // 94: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
-	104, // 95: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
-	11,  // 96: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
-	11,  // 97: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
-	14,  // 98: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
-	17,  // 99: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
-	17,  // 100: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
-	20,  // 101: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
-	25,  // 102: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
-	23,  // 103: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
-	28,  // 104: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
-	23,  // 105: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
-	31,  // 106: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
-	23,  // 107: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
-	34,  // 108: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
-	58,  // 109: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
-	51,  // 110: skiff.v1.Admin.CreateACLs:output_type -> skiff.v1.CreateACLsResponse
-	53,  // 111: skiff.v1.Admin.DeleteACLs:output_type -> skiff.v1.DeleteACLsResponse
-	55,  // 112: skiff.v1.Admin.ListACLs:output_type -> skiff.v1.ListACLsResponse
-	43,  // 113: skiff.v1.Admin.UpsertUser:output_type -> skiff.v1.UpsertUserResponse
-	45,  // 114: skiff.v1.Admin.DeleteUser:output_type -> skiff.v1.DeleteUserResponse
-	48,  // 115: skiff.v1.Admin.ListUsers:output_type -> skiff.v1.ListUsersResponse
-	37,  // 116: skiff.v1.Admin.SetQuota:output_type -> skiff.v1.SetQuotaResponse
-	39,  // 117: skiff.v1.Admin.DeleteQuota:output_type -> skiff.v1.DeleteQuotaResponse
-	41,  // 118: skiff.v1.Admin.ListQuotas:output_type -> skiff.v1.ListQuotasResponse
-	23,  // 119: skiff.v1.Admin.CreatePartitions:output_type -> skiff.v1.TopicMetadata
-	23,  // 120: skiff.v1.Admin.ReassignPartition:output_type -> skiff.v1.TopicMetadata
-	110, // 121: skiff.v1.Admin.ListNodes:output_type -> skiff.v1.ListNodesResponse
-	108, // 122: skiff.v1.Admin.SetNodeMode:output_type -> skiff.v1.NodeInfo
-	64,  // 123: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
-	66,  // 124: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
-	69,  // 125: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
-	72,  // 126: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
-	75,  // 127: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
-	79,  // 128: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
-	81,  // 129: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
-	83,  // 130: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
-	86,  // 131: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
-	90,  // 132: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
-	92,  // 133: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
-	94,  // 134: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
-	98,  // 135: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
-	100, // 136: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
-	103, // 137: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
-	105, // 138: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
-	96,  // [96:139] is the sub-list for method output_type
-	53,  // [53:96] is the sub-list for method input_type
-	53,  // [53:53] is the sub-list for extension type_name
-	53,  // [53:53] is the sub-list for extension extendee
-	0,   // [0:53] is the sub-list for field type_name
+	113, // 53: skiff.v1.RebalanceResponse.moves:type_name -> skiff.v1.RebalanceMove
+	10,  // 54: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
+	10,  // 55: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
+	13,  // 56: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
+	16,  // 57: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
+	18,  // 58: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
+	19,  // 59: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
+	24,  // 60: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
+	26,  // 61: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
+	27,  // 62: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
+	29,  // 63: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
+	30,  // 64: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
+	32,  // 65: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
+	33,  // 66: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
+	56,  // 67: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
+	50,  // 68: skiff.v1.Admin.CreateACLs:input_type -> skiff.v1.CreateACLsRequest
+	52,  // 69: skiff.v1.Admin.DeleteACLs:input_type -> skiff.v1.DeleteACLsRequest
+	54,  // 70: skiff.v1.Admin.ListACLs:input_type -> skiff.v1.ListACLsRequest
+	42,  // 71: skiff.v1.Admin.UpsertUser:input_type -> skiff.v1.UpsertUserRequest
+	44,  // 72: skiff.v1.Admin.DeleteUser:input_type -> skiff.v1.DeleteUserRequest
+	46,  // 73: skiff.v1.Admin.ListUsers:input_type -> skiff.v1.ListUsersRequest
+	36,  // 74: skiff.v1.Admin.SetQuota:input_type -> skiff.v1.SetQuotaRequest
+	38,  // 75: skiff.v1.Admin.DeleteQuota:input_type -> skiff.v1.DeleteQuotaRequest
+	40,  // 76: skiff.v1.Admin.ListQuotas:input_type -> skiff.v1.ListQuotasRequest
+	106, // 77: skiff.v1.Admin.CreatePartitions:input_type -> skiff.v1.CreatePartitionsRequest
+	107, // 78: skiff.v1.Admin.ReassignPartition:input_type -> skiff.v1.ReassignPartitionRequest
+	109, // 79: skiff.v1.Admin.ListNodes:input_type -> skiff.v1.ListNodesRequest
+	111, // 80: skiff.v1.Admin.SetNodeMode:input_type -> skiff.v1.SetNodeModeRequest
+	112, // 81: skiff.v1.Admin.Rebalance:input_type -> skiff.v1.RebalanceRequest
+	63,  // 82: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
+	65,  // 83: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
+	68,  // 84: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
+	70,  // 85: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
+	73,  // 86: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
+	76,  // 87: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
+	80,  // 88: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
+	82,  // 89: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
+	84,  // 90: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
+	88,  // 91: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
+	91,  // 92: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
+	93,  // 93: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
+	95,  // 94: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
+	99,  // 95: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
+	101, // 96: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
+	104, // 97: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
+	11,  // 98: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
+	11,  // 99: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
+	14,  // 100: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
+	17,  // 101: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
+	17,  // 102: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
+	20,  // 103: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
+	25,  // 104: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
+	23,  // 105: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
+	28,  // 106: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
+	23,  // 107: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
+	31,  // 108: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
+	23,  // 109: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
+	34,  // 110: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
+	58,  // 111: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
+	51,  // 112: skiff.v1.Admin.CreateACLs:output_type -> skiff.v1.CreateACLsResponse
+	53,  // 113: skiff.v1.Admin.DeleteACLs:output_type -> skiff.v1.DeleteACLsResponse
+	55,  // 114: skiff.v1.Admin.ListACLs:output_type -> skiff.v1.ListACLsResponse
+	43,  // 115: skiff.v1.Admin.UpsertUser:output_type -> skiff.v1.UpsertUserResponse
+	45,  // 116: skiff.v1.Admin.DeleteUser:output_type -> skiff.v1.DeleteUserResponse
+	48,  // 117: skiff.v1.Admin.ListUsers:output_type -> skiff.v1.ListUsersResponse
+	37,  // 118: skiff.v1.Admin.SetQuota:output_type -> skiff.v1.SetQuotaResponse
+	39,  // 119: skiff.v1.Admin.DeleteQuota:output_type -> skiff.v1.DeleteQuotaResponse
+	41,  // 120: skiff.v1.Admin.ListQuotas:output_type -> skiff.v1.ListQuotasResponse
+	23,  // 121: skiff.v1.Admin.CreatePartitions:output_type -> skiff.v1.TopicMetadata
+	23,  // 122: skiff.v1.Admin.ReassignPartition:output_type -> skiff.v1.TopicMetadata
+	110, // 123: skiff.v1.Admin.ListNodes:output_type -> skiff.v1.ListNodesResponse
+	108, // 124: skiff.v1.Admin.SetNodeMode:output_type -> skiff.v1.NodeInfo
+	114, // 125: skiff.v1.Admin.Rebalance:output_type -> skiff.v1.RebalanceResponse
+	64,  // 126: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
+	66,  // 127: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
+	69,  // 128: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
+	72,  // 129: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
+	75,  // 130: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
+	79,  // 131: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
+	81,  // 132: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
+	83,  // 133: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
+	86,  // 134: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
+	90,  // 135: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
+	92,  // 136: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
+	94,  // 137: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
+	98,  // 138: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
+	100, // 139: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
+	103, // 140: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
+	105, // 141: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
+	98,  // [98:142] is the sub-list for method output_type
+	54,  // [54:98] is the sub-list for method input_type
+	54,  // [54:54] is the sub-list for extension type_name
+	54,  // [54:54] is the sub-list for extension extendee
+	0,   // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_skiff_proto_init() }
@@ -7891,7 +8082,7 @@ func file_skiff_v1_skiff_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_skiff_proto_rawDesc), len(file_skiff_v1_skiff_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   110,
+			NumMessages:   113,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

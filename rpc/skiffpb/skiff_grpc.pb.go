@@ -414,6 +414,7 @@ const (
 	Admin_ReassignPartition_FullMethodName = "/skiff.v1.Admin/ReassignPartition"
 	Admin_ListNodes_FullMethodName         = "/skiff.v1.Admin/ListNodes"
 	Admin_SetNodeMode_FullMethodName       = "/skiff.v1.Admin/SetNodeMode"
+	Admin_Rebalance_FullMethodName         = "/skiff.v1.Admin/Rebalance"
 )
 
 // AdminClient is the client API for Admin service.
@@ -477,6 +478,10 @@ type AdminClient interface {
 	// SetNodeMode decommissions, recommissions or puts a node in or out of
 	// maintenance (FAILED_PRECONDITION with the reason when refused).
 	SetNodeMode(ctx context.Context, in *SetNodeModeRequest, opts ...grpc.CallOption) (*NodeInfo, error)
+	// Rebalance evens replicas and preferred leaders over the live nodes
+	// (rack-aware, few moves) and, unless dry_run, applies the plan in the
+	// background with bounded concurrent moves.
+	Rebalance(ctx context.Context, in *RebalanceRequest, opts ...grpc.CallOption) (*RebalanceResponse, error)
 }
 
 type adminClient struct {
@@ -697,6 +702,16 @@ func (c *adminClient) SetNodeMode(ctx context.Context, in *SetNodeModeRequest, o
 	return out, nil
 }
 
+func (c *adminClient) Rebalance(ctx context.Context, in *RebalanceRequest, opts ...grpc.CallOption) (*RebalanceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RebalanceResponse)
+	err := c.cc.Invoke(ctx, Admin_Rebalance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -758,6 +773,10 @@ type AdminServer interface {
 	// SetNodeMode decommissions, recommissions or puts a node in or out of
 	// maintenance (FAILED_PRECONDITION with the reason when refused).
 	SetNodeMode(context.Context, *SetNodeModeRequest) (*NodeInfo, error)
+	// Rebalance evens replicas and preferred leaders over the live nodes
+	// (rack-aware, few moves) and, unless dry_run, applies the plan in the
+	// background with bounded concurrent moves.
+	Rebalance(context.Context, *RebalanceRequest) (*RebalanceResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -830,6 +849,9 @@ func (UnimplementedAdminServer) ListNodes(context.Context, *ListNodesRequest) (*
 }
 func (UnimplementedAdminServer) SetNodeMode(context.Context, *SetNodeModeRequest) (*NodeInfo, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SetNodeMode not implemented")
+}
+func (UnimplementedAdminServer) Rebalance(context.Context, *RebalanceRequest) (*RebalanceResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Rebalance not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -1230,6 +1252,24 @@ func _Admin_SetNodeMode_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_Rebalance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RebalanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Rebalance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Rebalance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Rebalance(ctx, req.(*RebalanceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1320,6 +1360,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetNodeMode",
 			Handler:    _Admin_SetNodeMode_Handler,
+		},
+		{
+			MethodName: "Rebalance",
+			Handler:    _Admin_Rebalance_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
