@@ -125,6 +125,12 @@ var (
 	// ErrUnknownNode means a request named a node id that never joined
 	// the cluster. It also matches ErrRejected.
 	ErrUnknownNode = fmt.Errorf("%w: unknown node", ErrRejected)
+	// ErrDiskFull means the node that leads the partition is short of disk
+	// space (under its --min-free-bytes threshold, or a write failed): it
+	// hands its leaderships to other nodes, so a retry after a metadata
+	// refresh usually succeeds; when every replica is full, writes fail
+	// until space is freed.
+	ErrDiskFull = errors.New("disk full")
 )
 
 // NotLeaderError means the broker asked does not lead the partition.
@@ -227,6 +233,7 @@ const (
 	reasonLimitExceeded      = "LIMIT_EXCEEDED"
 	reasonRefused            = "REFUSED"
 	reasonUnknownBroker      = "UNKNOWN_BROKER"
+	reasonDiskFull           = "DISK_FULL"
 )
 
 // shareReasonError maps the reasons of share groups, which the broker
@@ -279,6 +286,9 @@ func statusError(code codes.Code, msg string, details []any) error {
 	}
 	if reason == reasonUnknownBroker {
 		return brokerErr(ErrUnknownNode, msg)
+	}
+	if reason == reasonDiskFull {
+		return brokerErr(ErrDiskFull, msg)
 	}
 	switch code {
 	case codes.Unauthenticated:
@@ -390,6 +400,6 @@ func retriable(err error) bool {
 	if _, ok := notLeader(err); ok {
 		return true
 	}
-	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrIndeterminate) ||
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrIndeterminate) || errors.Is(err, ErrDiskFull) ||
 		errors.Is(err, context.DeadlineExceeded)
 }

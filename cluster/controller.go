@@ -170,7 +170,7 @@ func (n *Node) healPartitions(ctx context.Context) {
 	}
 	var alive []placement.Node
 	for _, m := range n.members.Alive() {
-		if _, ok := st.Brokers[m.Meta.ID]; ok && !st.Decommissioning(m.Meta.ID) {
+		if _, ok := st.Brokers[m.Meta.ID]; ok && !st.Decommissioning(m.Meta.ID) && !st.DiskDegraded(m.Meta.ID) {
 			alive = append(alive, placement.Node{ID: m.Meta.ID, Rack: m.Meta.Rack})
 		}
 	}

@@ -69,7 +69,8 @@ type Node struct {
 
 	registered atomic.Bool // this node's broker entry matches its addresses
 
-	rebal rebalancer // the rebalance this node applies (rebalance.go)
+	rebal rebalancer  // the rebalance this node applies (rebalance.go)
+	disk  diskMonitor // free space of the data directory (disk.go)
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -122,6 +123,7 @@ func (n *Node) start(ctx context.Context) error {
 	muxCfg.Logger = n.logger
 	muxCfg.Authorize = n.authorizePeer
 	n.metrics = newNodeMetrics(n)
+	n.registerDiskMetrics()
 	muxCfg.OnRefused = func(reason string) { n.metrics.peerRefused.WithLabelValues(reason).Inc() }
 	if cfg.TLS != nil {
 		if certID := cfg.TLS.NodeID(); certID != id {
@@ -206,6 +208,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.goLoop(n.runRegistration)
 	n.goLoop(n.replicas.run)
 	n.goLoop(n.runController)
+	n.goLoop(n.runDiskMonitor)
 	gcfg := n.cfg.Groups
 	if gcfg.Logger == nil {
 		gcfg.Logger = n.logger.With("component", "groups")

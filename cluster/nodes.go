@@ -18,6 +18,9 @@ const (
 	ModeMaintenance     = "maintenance"
 	ModeDecommissioning = "decommissioning"
 	ModeDecommissioned  = "decommissioned"
+	// ModeDegraded is a node whose disk is (nearly) full: it refuses
+	// writes, takes no new replicas and leads nothing.
+	ModeDegraded = "degraded"
 )
 
 // NodeInfo is one registered node for operators (skiff node list).
@@ -28,8 +31,9 @@ type NodeInfo struct {
 	// State is what gossip says: alive, suspect, dead, left, or unknown
 	// for a node gossip has not heard of.
 	State string `json:"state"`
-	// Mode is active, maintenance, decommissioning or decommissioned (no
-	// replica left and out of the meta group).
+	// Mode is active, maintenance, degraded (disk nearly full),
+	// decommissioning or decommissioned (no replica left and out of the
+	// meta group).
 	Mode string `json:"mode"`
 	// Maintenance is set while leadership is kept off the node (also
 	// while it is decommissioned).
@@ -78,6 +82,8 @@ func (n *Node) ListNodes(ctx context.Context) ([]NodeInfo, error) {
 			ni.Blocked = n.decommissionBlocked(st, id)
 		case m.Maintenance:
 			ni.Mode = ModeMaintenance
+		case m.DiskDegraded:
+			ni.Mode = ModeDegraded
 		}
 		out = append(out, ni)
 	}

@@ -53,11 +53,28 @@ type replicaSet struct {
 	// logConfigs is the topic config last applied to each replica's log, so
 	// a reconciliation touches a log only when its topic's config changed.
 	logConfigs map[partitionKey]metadata.TopicConfig // reconcile goroutine only
+	// reopen holds, per replica that failed (a write error such as a full
+	// disk stops it), when to reopen it and the wait after that.
+	reopen map[partitionKey]reopenState // reconcile goroutine only
 }
+
+// reopenState is the backoff of one failed replica.
+type reopenState struct {
+	at   time.Time
+	wait time.Duration
+}
+
+// Failed replicas are reopened after reopenFirst, doubling up to
+// reopenMax while they keep failing.
+const (
+	reopenFirst = time.Second
+	reopenMax   = time.Minute
+)
 
 func newReplicaSet(n *Node) *replicaSet {
 	return &replicaSet{n: n, replicas: map[partitionKey]*partition.Replica{},
-		lastTransfer: map[partitionKey]time.Time{}, logConfigs: map[partitionKey]metadata.TopicConfig{}}
+		lastTransfer: map[partitionKey]time.Time{}, logConfigs: map[partitionKey]metadata.TopicConfig{},
+		reopen: map[partitionKey]reopenState{}}
 }
 
 func (s *replicaSet) dir() string { return filepath.Join(s.n.cfg.DataDir, "partitions") }
@@ -169,6 +186,18 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 			return
 		}
 		r, running := s.all()[key]
+		if running {
+			if err := r.Status().Failed; err != nil {
+				s.closeFailed(key, r, err)
+				running = false
+			}
+		}
+		if !running {
+			if ro, backingOff := s.reopen[key]; backingOff && time.Now().Before(ro.at) {
+				ok = false
+				continue
+			}
+		}
 		if prev, ok := s.logConfigs[key]; running && ok && prev.Durability != t.Config.Durability {
 			// The Raft log store's fsync mode is fixed when it opens:
 			// reopen the replica (files kept) to switch durability.
@@ -185,6 +214,11 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 			var err error
 			if r, err = s.open(key, t); err != nil {
 				s.n.logger.Warn("open replica", "partition", key.group(), "error", err)
+				if ro, failed := s.reopen[key]; failed {
+					ro.wait = min(ro.wait*2, reopenMax)
+					ro.at = time.Now().Add(ro.wait)
+					s.reopen[key] = ro
+				}
 				ok = false
 				continue
 			}
@@ -196,8 +230,17 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 				s.logConfigs[key] = t.Config
 			}
 		}
-		if r.Status().State == "Leader" {
+		status := r.Status()
+		if ro, ok := s.reopen[key]; ok && status.Failed == nil && time.Since(ro.at) > reopenMax {
+			delete(s.reopen, key) // healthy for a while: the next failure starts the backoff afresh
+		}
+		if status.State == "Leader" {
 			s.lead(ctx, key, r, t, st)
+		}
+	}
+	for key := range s.reopen {
+		if _, kept := want[key]; !kept {
+			delete(s.reopen, key)
 		}
 	}
 	if ok {
@@ -206,6 +249,27 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 		s.mu.Unlock()
 	}
 	s.n.metrics.observeReplicas(s)
+}
+
+// closeFailed closes a replica that stopped itself after an error (a
+// failed write: disk full or broken) and schedules its reopening with
+// backoff. Reopening keeps the files: the replica replays its Raft log,
+// where the entry that failed to apply still is, or catches up from the
+// leader. A replica that fails again waits twice as long.
+func (s *replicaSet) closeFailed(key partitionKey, r *partition.Replica, failure error) {
+	s.n.noteWriteFailure(failure)
+	s.mu.Lock()
+	delete(s.replicas, key)
+	s.mu.Unlock()
+	delete(s.logConfigs, key)
+	if err := r.Close(); err != nil {
+		s.n.logger.Debug("close failed replica", "partition", key.group(), "error", err)
+	}
+	ro := s.reopen[key]
+	ro.wait = min(max(ro.wait*2, reopenFirst), reopenMax)
+	ro.at = time.Now().Add(ro.wait)
+	s.reopen[key] = ro
+	s.n.logger.Warn("replica failed; reopening it after a wait", "partition", key.group(), "wait", ro.wait, "error", failure)
 }
 
 // movedAway reports whether key's partition still exists (same topic
@@ -313,6 +377,7 @@ func (s *replicaSet) remove(key partitionKey, r *partition.Replica) error {
 	s.mu.Unlock()
 	delete(s.logConfigs, key)
 	delete(s.lastTransfer, key)
+	delete(s.reopen, key)
 	err := r.Close()
 	if rerr := os.RemoveAll(filepath.Join(s.dir(), key.dirName())); rerr != nil {
 		err = errors.Join(err, rerr)

@@ -659,6 +659,11 @@ func (r *Replica) fail(err error) {
 	}
 }
 
+// Fail stops the replica as a failed disk write does (fault injection:
+// tests and chaos tools use it to exercise the cluster layer's reopening
+// of failed replicas).
+func (r *Replica) Fail(err error) { r.fail(err) }
+
 func (r *Replica) usable() error {
 	if p := r.failed.Load(); p != nil {
 		return fmt.Errorf("partition replica failed: %w", *p)

@@ -391,6 +391,8 @@ func nodeMode(m metadata.NodeMode) string {
 		return cluster.ModeDecommissioning
 	case m.Maintenance:
 		return cluster.ModeMaintenance
+	case m.DiskDegraded:
+		return cluster.ModeDegraded
 	}
 	return cluster.ModeActive
 }
@@ -410,4 +412,13 @@ func (a *adminService) Rebalance(ctx context.Context, req *skiffpb.RebalanceRequ
 		resp.Moves = append(resp.Moves, &skiffpb.RebalanceMove{Topic: m.Topic, Partition: m.Partition, From: m.From, To: m.To, LeaderOnly: m.LeaderOnly})
 	}
 	return resp, nil
+}
+
+// diskFull refuses a write while this node's disk is (nearly) full (a
+// Node without the check never refuses).
+func (s *Server) diskFull() error {
+	if d, ok := s.node.(interface{ DiskFull() error }); ok {
+		return d.DiskFull()
+	}
+	return nil
 }

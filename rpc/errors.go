@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -65,6 +66,7 @@ const (
 	ReasonUnknownQuota        = "UNKNOWN_QUOTA"
 	ReasonListenerNotFound    = "LISTENER_NOT_FOUND"
 	ReasonRefused             = "REFUSED"
+	ReasonDiskFull            = "DISK_FULL"
 )
 
 // errShuttingDown ends long-lived calls when the server stops.
@@ -227,6 +229,11 @@ func toStatus(err error, brokerAddr func(id string) (string, error)) *status.Sta
 		code, reason = codes.ResourceExhausted, ReasonLimitExceeded
 	case errors.Is(err, metadata.ErrProducerIDsExhausted):
 		code, reason = codes.ResourceExhausted, ReasonProducerIDExhausted
+	case errors.As(err, new(*cluster.DiskFullError)):
+		code, reason = codes.ResourceExhausted, ReasonDiskFull
+	case errors.Is(err, syscall.ENOSPC):
+		code, reason = codes.ResourceExhausted, ReasonDiskFull
+		msg = "disk full: " + msg
 	case errors.Is(err, metadata.ErrFailedPrecondition):
 		code, reason = codes.FailedPrecondition, ReasonRefused
 	case errors.Is(err, metadata.ErrUnknownBroker):

@@ -38,6 +38,7 @@ const (
 	TypeDeleteQuota        CommandType = 15
 	TypeSetNodeMode        CommandType = 16
 	TypeCreatePartitions   CommandType = 17
+	TypeSetNodeDisk        CommandType = 18
 )
 
 func (t CommandType) String() string {
@@ -72,6 +73,8 @@ func (t CommandType) String() string {
 		return "SetNodeMode"
 	case TypeCreatePartitions:
 		return "CreatePartitions"
+	case TypeSetNodeDisk:
+		return "SetNodeDisk"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -266,6 +269,8 @@ func DecodeCommand(data []byte) (Command, error) {
 		return decodeAs[SetNodeMode](t, data[1:])
 	case TypeCreatePartitions:
 		return decodeAs[CreatePartitions](t, data[1:])
+	case TypeSetNodeDisk:
+		return decodeAs[SetNodeDisk](t, data[1:])
 	}
 	return nil, &UnknownCommandError{Type: t}
 }

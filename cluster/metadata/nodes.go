@@ -16,10 +16,15 @@ type NodeMode struct {
 	// upgrade or a reboot) until it is turned off; the node keeps its
 	// replicas and follows.
 	Maintenance bool `json:"maintenance,omitempty"`
+	// DiskDegraded is reported by the node itself (SetNodeDisk): its free
+	// space is under its threshold, or a replica failed to write. It
+	// takes no new replicas and hands its leaderships away, as in
+	// maintenance, until the node reports space again.
+	DiskDegraded bool `json:"disk_degraded,omitempty"`
 }
 
 // Active reports whether the node is in normal service.
-func (m NodeMode) Active() bool { return !m.Decommission && !m.Maintenance }
+func (m NodeMode) Active() bool { return !m.Decommission && !m.Maintenance && !m.DiskDegraded }
 
 // Mode returns what was asked of a node (the zero NodeMode if nothing).
 func (s *State) Mode(id string) NodeMode { return s.NodeModes[id] }
@@ -53,6 +58,49 @@ type CreatePartitions struct {
 	MaxTotalPartitions int                   `json:"max_total_partitions,omitempty"`
 }
 
+// SetNodeDisk records a node's own report of its disk: Degraded when its
+// free space fell under its --min-free-bytes threshold or a write failed
+// for lack of space. Only the node itself may send it (checked where
+// peers' commands arrive). Fails with ErrUnknownBroker for a node that
+// never registered.
+type SetNodeDisk struct {
+	Node     string `json:"node"`
+	Degraded bool   `json:"degraded"`
+}
+
+func (SetNodeDisk) Type() CommandType { return TypeSetNodeDisk }
+
+func (c SetNodeDisk) apply(s *State, _ uint64, _ *Result) error {
+	if err := validateBrokerID("node", c.Node); err != nil {
+		return err
+	}
+	if _, ok := s.Brokers[c.Node]; !ok {
+		return fmt.Errorf("node: %w %q", ErrUnknownBroker, c.Node)
+	}
+	m := s.NodeModes[c.Node]
+	m.DiskDegraded = c.Degraded
+	s.NodeModes = withMode(s.NodeModes, c.Node, m)
+	return nil
+}
+
+// DiskDegraded reports whether the node said its disk is (nearly) full.
+func (s *State) DiskDegraded(id string) bool { return s.NodeModes[id].DiskDegraded }
+
+// withMode returns a copy of modes with id's mode set (removed when in
+// normal service): states share the map, so it is never changed in place.
+func withMode(modes map[string]NodeMode, id string, m NodeMode) map[string]NodeMode {
+	out := make(map[string]NodeMode, len(modes)+1)
+	for k, v := range modes {
+		out[k] = v
+	}
+	if m.Active() {
+		delete(out, id)
+	} else {
+		out[id] = m
+	}
+	return out
+}
+
 func (SetNodeMode) Type() CommandType      { return TypeSetNodeMode }
 func (CreatePartitions) Type() CommandType { return TypeCreatePartitions }
 
@@ -73,17 +121,7 @@ func (c SetNodeMode) apply(s *State, _ uint64, _ *Result) error {
 	if c.Maintenance != nil {
 		m.Maintenance = *c.Maintenance
 	}
-	// The map is shared with earlier states (cow copies it): replace it.
-	modes := make(map[string]NodeMode, len(s.NodeModes)+1)
-	for id, v := range s.NodeModes {
-		modes[id] = v
-	}
-	if m.Active() {
-		delete(modes, c.Node)
-	} else {
-		modes[c.Node] = m
-	}
-	s.NodeModes = modes
+	s.NodeModes = withMode(s.NodeModes, c.Node, m)
 	return nil
 }
 
