@@ -36,7 +36,7 @@ func (n *Node) drainDecommissioned(ctx context.Context) {
 	}
 	sort.Strings(draining)
 	statuses := n.gatherPartitionStatus(ctx, st)
-	budget := n.cfg.MaxConcurrentMoves - movesInFlight(st, statuses)
+	budget := n.cfg.MaxConcurrentMoves - movesInFlight(st, statuses, n.isAlive)
 	targets := n.drainTargets(st)
 	for _, id := range draining {
 		for _, ref := range st.PartitionsOn(id) {
@@ -63,9 +63,11 @@ func (n *Node) drainDecommissioned(ctx context.Context) {
 }
 
 // movesInFlight counts partitions whose leader does not yet have every
-// assigned replica in sync, and partitions without a leader: both still
-// need the catch-up bandwidth a new move would take.
-func movesInFlight(st *metadata.State, statuses []PartitionStatus) int {
+// assigned replica in sync where the missing replica is on a live node:
+// those are catching up, with the bandwidth a new move would take. A
+// replica missing because its node is dead copies nothing, and must not
+// hold moves up (self-healing replaces it after --replace-after).
+func movesInFlight(st *metadata.State, statuses []PartitionStatus, alive func(id string) bool) int {
 	type key struct {
 		id uint64
 		p  int32
@@ -88,7 +90,7 @@ func movesInFlight(st *metadata.State, statuses []PartitionStatus) int {
 			continue // offline: no leader to copy from, nothing moves
 		}
 		for _, id := range ref.Replicas {
-			if !slices.Contains(l.InSync, id) {
+			if !slices.Contains(l.InSync, id) && alive(id) {
 				n++
 				break
 			}

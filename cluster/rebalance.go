@@ -135,7 +135,7 @@ func (n *Node) applyMoves(moves []RebalanceMove) {
 		for !m.LeaderOnly && ctx.Err() == nil {
 			st := n.meta.fsm.State()
 			sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
-			inFlight := movesInFlight(st, n.gatherPartitionStatus(sctx, st))
+			inFlight := movesInFlight(st, n.gatherPartitionStatus(sctx, st), n.isAlive)
 			scancel()
 			if inFlight < n.cfg.MaxConcurrentMoves {
 				break

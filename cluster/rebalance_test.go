@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/skiff-mq/skiff/cluster/metadata"
 )
 
 // replicasOn counts the replicas the metadata assigns to id.
@@ -93,4 +95,25 @@ func TestRebalanceDryRunChangesNothingAndApplyEvensLoad(t *testing.T) {
 		moves, err := c.anyNode().PlanRebalance()
 		return err == nil && len(moves) == 0
 	})
+}
+
+func TestMovesInFlightCountsOnlyLiveReplicasCatchingUp(t *testing.T) {
+	st := metadata.NewState()
+	st.Topics["t"] = &metadata.Topic{Name: "t", ID: 7, Partitions: []metadata.PartitionAssignment{
+		{Partition: 0, Replicas: []string{"a", "b", "c"}}, // c catching up
+		{Partition: 1, Replicas: []string{"a", "b", "d"}}, // d dead: not a move
+		{Partition: 2, Replicas: []string{"a", "b", "c"}}, // in sync
+		{Partition: 3, Replicas: []string{"a", "b", "c"}}, // no leader
+	}}
+	statuses := []PartitionStatus{
+		{TopicID: 7, Partition: 0, Node: "a", State: "Leader", Term: 2, InSync: []string{"a", "b"}},
+		{TopicID: 7, Partition: 0, Node: "b", State: "Leader", Term: 1, InSync: []string{"a", "b", "c"}}, // stale leader
+		{TopicID: 7, Partition: 1, Node: "a", State: "Leader", Term: 1, InSync: []string{"a", "b"}},
+		{TopicID: 7, Partition: 2, Node: "a", State: "Leader", Term: 1, InSync: []string{"a", "b", "c"}},
+		{TopicID: 7, Partition: 3, Node: "a", State: "Follower", Term: 1},
+	}
+	alive := func(id string) bool { return id != "d" }
+	if got := movesInFlight(st, statuses, alive); got != 1 {
+		t.Fatalf("moves in flight %d, want 1 (partition 0)", got)
+	}
 }
