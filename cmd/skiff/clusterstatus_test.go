@@ -53,10 +53,16 @@ func (c *cli) mustRun(t *testing.T, stdin string, args ...string) string {
 // startDevCluster runs `skiff dev --nodes 3` until the test ends.
 func startDevCluster(t *testing.T) *cli {
 	t.Helper()
+	return startDevClusterOf(t, 3)
+}
+
+// startDevClusterOf runs `skiff dev --nodes nodes` until the test ends.
+func startDevClusterOf(t *testing.T, nodes int) *cli {
+	t.Helper()
 	bin := buildSkiff(t)
 	base := freeBasePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "dev", "--nodes", "3", "--base-port", strconv.Itoa(base))
+	cmd := exec.CommandContext(ctx, bin, "dev", "--nodes", strconv.Itoa(nodes), "--base-port", strconv.Itoa(base))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
