@@ -169,8 +169,7 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 			continue
 		}
 		if t, moved := movedAway(st, key); moved && s.handingOver(ctx, key, r, t, st) {
-			keepDirs[key] = t
-			ok = false // look again at the next tick
+			keepDirs[key] = t // looked at again at the next tick
 			continue
 		}
 		if err := s.remove(key, r); err != nil {
