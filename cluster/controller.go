@@ -41,7 +41,7 @@ func (n *Node) runController() {
 			n.manageMetaMembers(ctx)
 			n.healPartitions(ctx)
 			n.drainDecommissioned(ctx)
-			known = n.autoRebalance(known)
+			known = n.autoRebalance(ctx, known)
 		}
 		cancel()
 	}

@@ -171,10 +171,20 @@ func (n *Node) applyMoves(moves []RebalanceMove) {
 // and leaders. known is the controller goroutine's memory of the brokers
 // it has seen; nil after this node was not the leader (a new leader only
 // takes note of the brokers, so leadership changes alone move nothing).
-func (n *Node) autoRebalance(known map[string]bool) map[string]bool {
+// The members of the meta group's configuration count as known too: the
+// nodes that bootstrapped the cluster register a moment after it forms,
+// and their registrations are not joins.
+func (n *Node) autoRebalance(ctx context.Context, known map[string]bool) map[string]bool {
 	st := n.meta.fsm.State()
 	if known == nil {
+		servers, err := n.meta.servers(ctx)
+		if err != nil {
+			return nil // try again next round
+		}
 		known = map[string]bool{}
+		for _, s := range servers {
+			known[string(s.ID)] = true
+		}
 		for id := range st.Brokers {
 			known[id] = true
 		}
