@@ -25,9 +25,17 @@ import (
 // and explained by ListNodes (NodeInfo.Blocked).
 func (n *Node) drainDecommissioned(ctx context.Context) {
 	st := n.meta.fsm.State()
+	servers, err := n.meta.servers(ctx)
+	if err != nil {
+		return
+	}
+	// A decommissioned node keeps its mode until recommissioned; once it
+	// holds nothing and is out of the meta group there is nothing to do
+	// (and no status round to pay for) every tick.
 	var draining []string
 	for id, m := range st.NodeModes {
-		if m.Decommission {
+		inMeta := slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == id })
+		if m.Decommission && (inMeta || len(st.PartitionsOn(id)) > 0) {
 			draining = append(draining, id)
 		}
 	}
