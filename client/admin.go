@@ -57,6 +57,9 @@ type BrokerInfo struct {
 	ID, Addr, Rack string
 	// State is alive, dead or left, as gossip sees the node.
 	State string
+	// Mode is active, maintenance or decommissioning: what operators
+	// asked of the node (skiff node ...).
+	Mode string
 }
 
 // CreateTopic creates a topic and returns it once it exists. configs may
@@ -168,7 +171,7 @@ func (c *Client) DescribeCluster(ctx context.Context) (ClusterInfo, error) {
 		OfflinePartitions:         int(resp.GetOfflinePartitions()),
 	}
 	for _, b := range resp.GetBrokers() {
-		ci.Brokers = append(ci.Brokers, BrokerInfo{ID: b.GetId(), Addr: b.GetGrpcAddr(), Rack: b.GetRack(), State: b.GetState()})
+		ci.Brokers = append(ci.Brokers, BrokerInfo{ID: b.GetId(), Addr: b.GetGrpcAddr(), Rack: b.GetRack(), State: b.GetState(), Mode: b.GetMode()})
 	}
 	sort.Slice(ci.Brokers, func(i, j int) bool { return ci.Brokers[i].ID < ci.Brokers[j].ID })
 	return ci, nil
@@ -193,4 +196,165 @@ func topicInfo(tm *skiffpb.TopicMetadata) TopicInfo {
 	}
 	sort.Slice(ti.Partitions, func(i, j int) bool { return ti.Partitions[i].Partition < ti.Partitions[j].Partition })
 	return ti
+}
+
+// CreatePartitions grows a topic to total partitions and returns it. A
+// total at or below the current count is an *InvalidArgumentError (topics
+// never shrink); an internal topic is ErrInternalTopic. Producers of this
+// client see the new partitions at once; consumer groups at their next
+// heartbeat.
+func (c *Client) CreatePartitions(ctx context.Context, name string, total int) (TopicInfo, error) {
+	if total < 1 || total > math.MaxInt32 {
+		return TopicInfo{}, &InvalidArgumentError{Field: "partitions", Reason: fmt.Sprintf("%d out of range", total)}
+	}
+	var tm *skiffpb.TopicMetadata
+	err := c.anyBroker(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		var err error
+		tm, err = skiffpb.NewAdminClient(cc).CreatePartitions(ctx, &skiffpb.CreatePartitionsRequest{Name: name, Partitions: int32(total)})
+		return err
+	})
+	c.meta.forget(name)
+	if err != nil {
+		return TopicInfo{}, fmt.Errorf("add partitions to topic %q: %w", name, err)
+	}
+	return topicInfo(tm), nil
+}
+
+// ReassignPartition replaces a partition's replicas (the first becomes
+// its preferred leader) and returns the topic as assigned; the move itself
+// completes in the background (watch DescribeTopic's in-sync replicas). A
+// dead or decommissioning node is ErrRefused, an unknown one ErrRefused
+// naming the registered nodes.
+func (c *Client) ReassignPartition(ctx context.Context, topic string, partition int32, replicas []string) (TopicInfo, error) {
+	var tm *skiffpb.TopicMetadata
+	err := c.anyBroker(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		var err error
+		tm, err = skiffpb.NewAdminClient(cc).ReassignPartition(ctx, &skiffpb.ReassignPartitionRequest{Topic: topic, Partition: partition, Replicas: replicas})
+		return err
+	})
+	c.meta.forget(topic)
+	if err != nil {
+		return TopicInfo{}, fmt.Errorf("reassign %s/%d: %w", topic, partition, err)
+	}
+	return topicInfo(tm), nil
+}
+
+// NodeInfo is one node as ListNodes describes it.
+type NodeInfo struct {
+	ID, Addr, Rack string
+	// State is what gossip says: alive, suspect, dead, left or unknown.
+	State string
+	// Mode is active, maintenance, decommissioning or decommissioned.
+	Mode string
+	// Maintenance is set while leadership is kept off the node.
+	Maintenance bool
+	// Replicas is how many partition replicas the node is assigned,
+	// Leaders how many partitions it leads now.
+	Replicas, Leaders int
+	// Meta is the node's role in the metadata group: voter, nonvoter, or
+	// "" when it is not a member.
+	Meta string
+	// Blocked says why a decommission cannot progress ("" otherwise).
+	Blocked string
+}
+
+// ListNodes returns every registered node, sorted by id.
+func (c *Client) ListNodes(ctx context.Context) ([]NodeInfo, error) {
+	var resp *skiffpb.ListNodesResponse
+	err := c.anyBroker(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		var err error
+		resp, err = skiffpb.NewAdminClient(cc).ListNodes(ctx, &skiffpb.ListNodesRequest{})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	out := make([]NodeInfo, 0, len(resp.GetNodes()))
+	for _, n := range resp.GetNodes() {
+		out = append(out, nodeInfo(n))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// NodeModeChange is what SetNodeMode asks of a node.
+type NodeModeChange int
+
+// The changes SetNodeMode accepts.
+const (
+	// Decommission moves every replica off the node, then removes it from
+	// the metadata group. Asking again resumes; refused (ErrRefused) when
+	// no other node could take its replicas.
+	Decommission NodeModeChange = iota + 1
+	// Recommission cancels a decommission.
+	Recommission
+	// MaintenanceOn drains partition and metadata leadership off the node
+	// and keeps it off.
+	MaintenanceOn
+	// MaintenanceOff ends maintenance.
+	MaintenanceOff
+)
+
+// SetNodeMode applies change to node id and returns the node as it is
+// then. An unknown id is ErrUnknownNode.
+func (c *Client) SetNodeMode(ctx context.Context, id string, change NodeModeChange) (NodeInfo, error) {
+	var pc skiffpb.NodeModeChange
+	switch change {
+	case Decommission:
+		pc = skiffpb.NodeModeChange_NODE_DECOMMISSION
+	case Recommission:
+		pc = skiffpb.NodeModeChange_NODE_RECOMMISSION
+	case MaintenanceOn:
+		pc = skiffpb.NodeModeChange_NODE_MAINTENANCE_ON
+	case MaintenanceOff:
+		pc = skiffpb.NodeModeChange_NODE_MAINTENANCE_OFF
+	default:
+		return NodeInfo{}, &InvalidArgumentError{Field: "change", Reason: fmt.Sprintf("unknown node mode change %d", change)}
+	}
+	var ni *skiffpb.NodeInfo
+	err := c.anyBroker(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		var err error
+		ni, err = skiffpb.NewAdminClient(cc).SetNodeMode(ctx, &skiffpb.SetNodeModeRequest{Node: id, Change: pc})
+		return err
+	})
+	if err != nil {
+		return NodeInfo{}, fmt.Errorf("node %s: %w", id, err)
+	}
+	return nodeInfo(ni), nil
+}
+
+func nodeInfo(n *skiffpb.NodeInfo) NodeInfo {
+	return NodeInfo{ID: n.GetId(), Addr: n.GetGrpcAddr(), Rack: n.GetRack(), State: n.GetState(), Mode: n.GetMode(),
+		Maintenance: n.GetMaintenance(), Replicas: int(n.GetReplicas()), Leaders: int(n.GetLeaders()), Meta: n.GetMeta(), Blocked: n.GetBlocked()}
+}
+
+// RebalanceMove is one partition of a rebalance plan: its replicas before
+// and after. LeaderOnly moves keep the replicas and change the preferred
+// leader (no data is copied).
+type RebalanceMove struct {
+	Topic      string
+	Partition  int32
+	From, To   []string
+	LeaderOnly bool
+}
+
+// Rebalance asks the cluster to even replicas and preferred leaders over
+// its live nodes. With dryRun it only returns the plan; otherwise the
+// node applies it in the background (applying is then true), a few
+// partitions at a time. A rebalance already running through the same
+// node is ErrRefused.
+func (c *Client) Rebalance(ctx context.Context, dryRun bool) (moves []RebalanceMove, applying bool, err error) {
+	var resp *skiffpb.RebalanceResponse
+	err = c.anyBroker(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
+		var err error
+		resp, err = skiffpb.NewAdminClient(cc).Rebalance(ctx, &skiffpb.RebalanceRequest{DryRun: dryRun})
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("rebalance: %w", err)
+	}
+	for _, m := range resp.GetMoves() {
+		moves = append(moves, RebalanceMove{Topic: m.GetTopic(), Partition: m.GetPartition(), From: m.GetFrom(), To: m.GetTo(), LeaderOnly: m.GetLeaderOnly()})
+	}
+	return moves, resp.GetApplying(), nil
 }

@@ -123,6 +123,20 @@ var (
 	// "RESOURCE_EXHAUSTED: topic orders is full (max.messages=100000)".
 	// Not retriable as is: consume (or raise the bound) first.
 	ErrTopicFull = errors.New("topic is full")
+	// ErrRefused means the cluster cannot carry out an operator request in
+	// its present state (decommissioning the last node able to hold a
+	// replica, moving a replica to a dead node); the message says why and
+	// what to do. It also matches ErrRejected.
+	ErrRefused = fmt.Errorf("%w: refused", ErrRejected)
+	// ErrUnknownNode means a request named a node id that never joined
+	// the cluster. It also matches ErrRejected.
+	ErrUnknownNode = fmt.Errorf("%w: unknown node", ErrRejected)
+	// ErrDiskFull means the node that leads the partition is short of disk
+	// space (under its --min-free-bytes threshold, or a write failed): it
+	// hands its leaderships to other nodes, so a retry after a metadata
+	// refresh usually succeeds; when every replica is full, writes fail
+	// until space is freed.
+	ErrDiskFull = errors.New("disk full")
 )
 
 // NotLeaderError means the broker asked does not lead the partition.
@@ -224,6 +238,9 @@ const (
 	reasonUserExists         = "USER_EXISTS"
 	reasonLimitExceeded      = "LIMIT_EXCEEDED"
 	reasonTopicFull          = "TOPIC_FULL"
+	reasonRefused            = "REFUSED"
+	reasonUnknownBroker      = "UNKNOWN_BROKER"
+	reasonDiskFull           = "DISK_FULL"
 )
 
 // shareReasonError maps the reasons of share groups, which the broker
@@ -270,6 +287,15 @@ func statusError(code codes.Code, msg string, details []any) error {
 	}
 	if reason == reasonLimitExceeded {
 		return brokerErr(ErrLimitExceeded, msg)
+	}
+	if reason == reasonRefused {
+		return brokerErr(ErrRefused, msg)
+	}
+	if reason == reasonUnknownBroker {
+		return brokerErr(ErrUnknownNode, msg)
+	}
+	if reason == reasonDiskFull {
+		return brokerErr(ErrDiskFull, msg)
 	}
 	switch code {
 	case codes.Unauthenticated:
@@ -386,6 +412,6 @@ func retriable(err error) bool {
 	if _, ok := notLeader(err); ok {
 		return true
 	}
-	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrIndeterminate) ||
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrIndeterminate) || errors.Is(err, ErrDiskFull) ||
 		errors.Is(err, context.DeadlineExceeded)
 }

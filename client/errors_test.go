@@ -46,6 +46,16 @@ func TestFromStatusMapsEveryOutcome(t *testing.T) {
 			func(e error) bool { return errors.Is(e, ErrProducerFenced) && !retriable(e) }},
 		{"unknown broker is not fenced", statusWith(codes.FailedPrecondition, "no broker n9", info("UNKNOWN_BROKER")),
 			func(e error) bool { return errors.Is(e, ErrRejected) && !errors.Is(e, ErrProducerFenced) }},
+		{"disk full", statusWith(codes.ResourceExhausted, "disk full on node n2: 10 bytes free", info("DISK_FULL")),
+			func(e error) bool {
+				return errors.Is(e, ErrDiskFull) && retriable(e) && !errors.Is(e, ErrTooLarge) && strings.Contains(e.Error(), "disk full on node n2")
+			}},
+		{"refused", statusWith(codes.FailedPrecondition, "node n2 is the last node able to hold replicas", info("REFUSED")),
+			func(e error) bool {
+				return errors.Is(e, ErrRefused) && errors.Is(e, ErrRejected) && !errors.Is(e, ErrProducerFenced) && !retriable(e)
+			}},
+		{"unknown node", statusWith(codes.FailedPrecondition, "unknown broker \"n9\"", info("UNKNOWN_BROKER")),
+			func(e error) bool { return errors.Is(e, ErrUnknownNode) }},
 		{"offset out of range", statusWith(codes.OutOfRange, "offset 99",
 			&skiffpb.OffsetOutOfRange{Offset: 99, LogStartOffset: 10, HighWatermark: 50}, info("OFFSET_OUT_OF_RANGE")),
 			func(e error) bool {

@@ -80,6 +80,28 @@ type Config struct {
 	// reads (`skiff server --raft-entry-cache-bytes`, `--produce-buffer-bytes`,
 	// `--fetch-buffer-bytes`). Default partition.DefaultMemoryConfig().
 	PartitionMemory partition.MemoryConfig
+	// MaxConcurrentMoves bounds the partitions a decommission or a
+	// rebalance moves at once: each move copies a partition to a new
+	// replica, competing with produce traffic
+	// (`skiff server --max-concurrent-moves`). Default 4.
+	MaxConcurrentMoves int
+	// MinFreeBytes and MinFreePercent set the free space under which the
+	// node is degraded (`skiff server --min-free-bytes`,
+	// `--min-free-percent`): it refuses produce (RESOURCE_EXHAUSTED "disk
+	// full on node ID"), takes no new replicas and hands its leaderships
+	// away, before the disk is actually full. The threshold is the smaller
+	// of the two; 0 disables one. Defaults 1 GiB and 5%.
+	MinFreeBytes   int64
+	MinFreePercent float64
+	// DiskCheckInterval is how often free space is measured. Default 5s.
+	DiskCheckInterval time.Duration
+	// StatFS measures the data directory's file system; nil is the real
+	// statfs (tests substitute a fake disk).
+	StatFS func(dir string) (DiskUsage, error)
+	// AutoRebalance starts a rebalance (placement.Rebalance over the live
+	// nodes) when a node joins, so it takes its share of replicas and
+	// leaders (`skiff server --auto-rebalance`). Default true.
+	AutoRebalance bool
 	// ReconcileInterval is how often the node re-checks its replicas
 	// against the metadata even without a change. Default 1s.
 	ReconcileInterval time.Duration
@@ -138,15 +160,20 @@ type Config struct {
 // DefaultConfig returns the documented defaults; callers set DataDir.
 func DefaultConfig() Config {
 	return Config{
-		GRPCAddr:          ":9400",
-		RaftAddr:          ":9401",
-		GossipAddr:        ":9402",
-		HTTPAddr:          ":9403",
-		ReplaceAfter:      30 * time.Second,
-		MetaVoters:        3,
-		Partition:         partition.DefaultConfig(),
-		PartitionMemory:   partition.DefaultMemoryConfig(),
-		ReconcileInterval: time.Second,
+		GRPCAddr:           ":9400",
+		RaftAddr:           ":9401",
+		GossipAddr:         ":9402",
+		HTTPAddr:           ":9403",
+		ReplaceAfter:       30 * time.Second,
+		MetaVoters:         3,
+		Partition:          partition.DefaultConfig(),
+		PartitionMemory:    partition.DefaultMemoryConfig(),
+		ReconcileInterval:  time.Second,
+		MaxConcurrentMoves: 4,
+		AutoRebalance:      true,
+		MinFreeBytes:       1 << 30,
+		MinFreePercent:     5,
+		DiskCheckInterval:  5 * time.Second,
 
 		OffsetsPartitions:        16,
 		OffsetsReplicationFactor: 3,
@@ -200,6 +227,18 @@ func (c Config) Validate() error {
 	}
 	if c.MetaVoters != 1 && c.MetaVoters != 3 && c.MetaVoters != 5 {
 		errs = append(errs, fmt.Errorf("cluster config: meta voters %d: want 1, 3 or 5", c.MetaVoters))
+	}
+	if c.MinFreeBytes < 0 {
+		errs = append(errs, fmt.Errorf("cluster config: --min-free-bytes %d: must not be negative (0 disables it)", c.MinFreeBytes))
+	}
+	if c.MinFreePercent < 0 || c.MinFreePercent >= 100 {
+		errs = append(errs, fmt.Errorf("cluster config: --min-free-percent %v: want 0 (off) to below 100", c.MinFreePercent))
+	}
+	if c.DiskCheckInterval <= 0 {
+		errs = append(errs, errors.New("cluster config: --disk-check-interval must be positive"))
+	}
+	if c.MaxConcurrentMoves < 1 || c.MaxConcurrentMoves > 1000 {
+		errs = append(errs, fmt.Errorf("cluster config: max concurrent moves %d: want 1..1000", c.MaxConcurrentMoves))
 	}
 	if c.ReconcileInterval <= 0 {
 		errs = append(errs, errors.New("cluster config: reconcile interval must be positive"))

@@ -25,6 +25,7 @@ const controllerInterval = time.Second
 func (n *Node) runController() {
 	tick := time.NewTicker(controllerInterval)
 	defer tick.Stop()
+	var known map[string]bool // brokers seen while leading (autoRebalance)
 	for {
 		select {
 		case <-n.stop:
@@ -32,11 +33,16 @@ func (n *Node) runController() {
 		case <-tick.C:
 		}
 		if !n.meta.isLeader() {
+			known = nil
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		n.manageMetaMembers(ctx)
-		n.healPartitions(ctx)
+		if !n.handMetaLeadershipOff(ctx) {
+			n.manageMetaMembers(ctx)
+			n.healPartitions(ctx)
+			n.drainDecommissioned(ctx)
+			known = n.autoRebalance(ctx, known)
+		}
 		cancel()
 	}
 }
@@ -89,6 +95,9 @@ func (n *Node) manageMetaMembers(ctx context.Context) {
 		addrs[id] = b.RaftAddr
 	}
 	for _, id := range sortedKeys(addrs) {
+		if st.Decommissioning(id) {
+			continue // drainDecommissioned takes it out
+		}
 		addr := addrs[id]
 		if s, ok := inConfig[id]; ok && string(s.Address) == addr {
 			continue
@@ -132,7 +141,7 @@ func (n *Node) manageMetaMembers(ctx context.Context) {
 			break
 		}
 		s := inConfig[id]
-		if s.Suffrage == raft.Voter || !n.isAlive(id) {
+		if s.Suffrage == raft.Voter || !n.isAlive(id) || !st.Mode(id).Active() {
 			continue
 		}
 		if err := raftutil.WaitFuture(ctx, n.meta.raft.AddVoter(s.ID, s.Address, 0, 5*time.Second)); err != nil {
@@ -161,7 +170,7 @@ func (n *Node) healPartitions(ctx context.Context) {
 	}
 	var alive []placement.Node
 	for _, m := range n.members.Alive() {
-		if _, ok := st.Brokers[m.Meta.ID]; ok {
+		if _, ok := st.Brokers[m.Meta.ID]; ok && !st.Decommissioning(m.Meta.ID) && !st.DiskDegraded(m.Meta.ID) {
 			alive = append(alive, placement.Node{ID: m.Meta.ID, Rack: m.Meta.Rack})
 		}
 	}

@@ -41,6 +41,10 @@ func toWireResult(res metadata.Result, err error) wireResult {
 		w.ErrorKind = "user_exists"
 	case errors.Is(err, metadata.ErrUnknownUser):
 		w.ErrorKind = "unknown_user"
+	case errors.Is(err, metadata.ErrUnknownBroker):
+		w.ErrorKind = "unknown_broker"
+	case errors.Is(err, metadata.ErrFailedPrecondition):
+		w.ErrorKind = "failed_precondition"
 	case errors.Is(err, errMetaNotLeader), errors.Is(err, errNoMetaLeader):
 		w.ErrorKind = "not_leader"
 	case errors.Is(err, ErrMetaIndeterminate):
@@ -66,6 +70,10 @@ func (w wireResult) err() error {
 		return fmt.Errorf("%w: %s", metadata.ErrUserExists, w.Error)
 	case "unknown_user":
 		return fmt.Errorf("%w: %s", metadata.ErrUnknownUser, w.Error)
+	case "unknown_broker":
+		return fmt.Errorf("%w: %s", metadata.ErrUnknownBroker, w.Error)
+	case "failed_precondition":
+		return &metadata.PreconditionError{Reason: w.Error}
 	case "not_leader":
 		return errMetaNotLeader
 	case "indeterminate":

@@ -70,6 +70,9 @@ type Node struct {
 
 	registered atomic.Bool // this node's broker entry matches its addresses
 
+	rebal rebalancer  // the rebalance this node applies (rebalance.go)
+	disk  diskMonitor // free space of the data directory (disk.go)
+
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -121,6 +124,7 @@ func (n *Node) start(ctx context.Context) error {
 	muxCfg.Logger = n.logger
 	muxCfg.Authorize = n.authorizePeer
 	n.metrics = newNodeMetrics(n)
+	n.registerDiskMetrics()
 	muxCfg.OnRefused = func(reason string) { n.metrics.peerRefused.WithLabelValues(reason).Inc() }
 	if cfg.TLS != nil {
 		if certID := cfg.TLS.NodeID(); certID != id {
@@ -205,6 +209,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.goLoop(n.runRegistration)
 	n.goLoop(n.replicas.run)
 	n.goLoop(n.runController)
+	n.goLoop(n.runDiskMonitor)
 	gcfg := n.cfg.Groups
 	if gcfg.Logger == nil {
 		gcfg.Logger = n.logger.With("component", "groups")
@@ -444,6 +449,7 @@ func (n *Node) Abort() error {
 func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 	n.closeOnce.Do(func() {
 		var errs []error
+		n.rebal.close()
 		if graceful && n.replicas != nil {
 			n.replicas.handOffLeadership(ctx)
 			if n.meta != nil && n.meta.isLeader() {

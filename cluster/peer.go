@@ -194,6 +194,10 @@ func checkCommandOrigin(raw []byte, origin string) error {
 		if c.Broker.ID != origin {
 			return fmt.Errorf("node %q may not register broker %q", origin, c.Broker.ID)
 		}
+	case metadata.SetNodeDisk:
+		if c.Node != origin {
+			return fmt.Errorf("node %q may not report the disk of node %q", origin, c.Node)
+		}
 	case metadata.DeleteTopic:
 		if c.Controller {
 			return errors.New("a controller command cannot come from a peer")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -52,11 +53,28 @@ type replicaSet struct {
 	// logConfigs is the topic config last applied to each replica's log, so
 	// a reconciliation touches a log only when its topic's config changed.
 	logConfigs map[partitionKey]metadata.TopicConfig // reconcile goroutine only
+	// reopen holds, per replica that failed (a write error such as a full
+	// disk stops it), when to reopen it and the wait after that.
+	reopen map[partitionKey]reopenState // reconcile goroutine only
 }
+
+// reopenState is the backoff of one failed replica.
+type reopenState struct {
+	at   time.Time
+	wait time.Duration
+}
+
+// Failed replicas are reopened after reopenFirst, doubling up to
+// reopenMax while they keep failing.
+const (
+	reopenFirst = time.Second
+	reopenMax   = time.Minute
+)
 
 func newReplicaSet(n *Node) *replicaSet {
 	return &replicaSet{n: n, replicas: map[partitionKey]*partition.Replica{},
-		lastTransfer: map[partitionKey]time.Time{}, logConfigs: map[partitionKey]metadata.TopicConfig{}}
+		lastTransfer: map[partitionKey]time.Time{}, logConfigs: map[partitionKey]metadata.TopicConfig{},
+		reopen: map[partitionKey]reopenState{}}
 }
 
 func (s *replicaSet) dir() string { return filepath.Join(s.n.cfg.DataDir, "partitions") }
@@ -143,9 +161,15 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 		return
 	}
 	// Stop and delete replicas no longer assigned here (topic deleted or
-	// partition moved away).
+	// partition moved away). A replica moved away keeps serving its group
+	// until the replicas that replace it are in sync (handingOver).
+	keepDirs := maps.Clone(want)
 	for key, r := range s.all() {
 		if _, keep := want[key]; keep {
+			continue
+		}
+		if t, moved := movedAway(st, key); moved && s.handingOver(ctx, key, r, t, st) {
+			keepDirs[key] = t // looked at again at the next tick
 			continue
 		}
 		if err := s.remove(key, r); err != nil {
@@ -155,12 +179,24 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 	}
 	// Directories of partitions this node no longer has (deleted while the
 	// node was down).
-	s.removeStrayDirs(want)
+	s.removeStrayDirs(keepDirs)
 	for key, t := range want {
 		if ctx.Err() != nil {
 			return
 		}
 		r, running := s.all()[key]
+		if running {
+			if err := r.Status().Failed; err != nil {
+				s.closeFailed(key, r, err)
+				running = false
+			}
+		}
+		if !running {
+			if ro, backingOff := s.reopen[key]; backingOff && time.Now().Before(ro.at) {
+				ok = false
+				continue
+			}
+		}
 		if prev, ok := s.logConfigs[key]; running && ok && prev.Durability != t.Config.Durability {
 			// The Raft log store's fsync mode is fixed when it opens:
 			// reopen the replica (files kept) to switch durability.
@@ -177,6 +213,11 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 			var err error
 			if r, err = s.open(key, t); err != nil {
 				s.n.logger.Warn("open replica", "partition", key.group(), "error", err)
+				if ro, failed := s.reopen[key]; failed {
+					ro.wait = min(ro.wait*2, reopenMax)
+					ro.at = time.Now().Add(ro.wait)
+					s.reopen[key] = ro
+				}
 				ok = false
 				continue
 			}
@@ -191,8 +232,17 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 				s.logConfigs[key] = t.Config
 			}
 		}
-		if r.Status().State == "Leader" {
+		status := r.Status()
+		if ro, ok := s.reopen[key]; ok && status.Failed == nil && time.Since(ro.at) > reopenMax {
+			delete(s.reopen, key) // healthy for a while: the next failure starts the backoff afresh
+		}
+		if status.State == "Leader" {
 			s.lead(ctx, key, r, t, st)
+		}
+	}
+	for key := range s.reopen {
+		if _, kept := want[key]; !kept {
+			delete(s.reopen, key)
 		}
 	}
 	if ok {
@@ -201,6 +251,76 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 		s.mu.Unlock()
 	}
 	s.n.metrics.observeReplicas(s)
+}
+
+// closeFailed closes a replica that stopped itself after an error (a
+// failed write: disk full or broken) and schedules its reopening with
+// backoff. Reopening keeps the files: the replica replays its Raft log,
+// where the entry that failed to apply still is, or catches up from the
+// leader. A replica that fails again waits twice as long.
+func (s *replicaSet) closeFailed(key partitionKey, r *partition.Replica, failure error) {
+	s.n.noteWriteFailure(failure)
+	s.mu.Lock()
+	delete(s.replicas, key)
+	s.mu.Unlock()
+	delete(s.logConfigs, key)
+	if err := r.Close(); err != nil {
+		s.n.logger.Debug("close failed replica", "partition", key.group(), "error", err)
+	}
+	ro := s.reopen[key]
+	ro.wait = min(max(ro.wait*2, reopenFirst), reopenMax)
+	ro.at = time.Now().Add(ro.wait)
+	s.reopen[key] = ro
+	s.n.logger.Warn("replica failed; reopening it after a wait", "partition", key.group(), "wait", ro.wait, "error", failure)
+}
+
+// movedAway reports whether key's partition still exists (same topic
+// incarnation) but is no longer assigned to this node, and returns its
+// topic.
+func movedAway(st *metadata.State, key partitionKey) (*metadata.Topic, bool) {
+	t, ok := st.Topics[key.Topic]
+	if !ok || t.ID != key.TopicID || int(key.Partition) >= len(t.Partitions) {
+		return nil, false
+	}
+	return t, true
+}
+
+// handingOver reports whether a replica that was moved off this node must
+// keep running: until a leader among the new replicas reports every one
+// of them in sync, this replica may be needed for a quorum (or be the
+// partition's only copy, with replication factor 1), so deleting it on
+// the metadata change alone could lose the partition. While it leads, it
+// does the leader's membership work (adding the new replicas, then
+// removing the old ones, itself last, which makes it step down).
+func (s *replicaSet) handingOver(ctx context.Context, key partitionKey, r *partition.Replica, t *metadata.Topic, st *metadata.State) bool {
+	if r.Status().State == "Leader" {
+		s.lead(ctx, key, r, t, st)
+		return true
+	}
+	pa := t.Partitions[key.Partition]
+	for _, id := range pa.Replicas {
+		addr := s.n.peerAddrOf(id)
+		if addr == "" || !s.n.isAlive(id) {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		statuses, err := s.n.fetchPartitionStatus(pctx, addr)
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, ps := range statuses {
+			if ps.TopicID == key.TopicID && ps.Partition == key.Partition && ps.State == "Leader" {
+				for _, want := range pa.Replicas {
+					if !slices.Contains(ps.InSync, want) {
+						return true
+					}
+				}
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (s *replicaSet) open(key partitionKey, t *metadata.Topic) (*partition.Replica, error) {
@@ -263,6 +383,7 @@ func (s *replicaSet) remove(key partitionKey, r *partition.Replica) error {
 	s.mu.Unlock()
 	delete(s.logConfigs, key)
 	delete(s.lastTransfer, key)
+	delete(s.reopen, key)
 	err := r.Close()
 	if rerr := os.RemoveAll(filepath.Join(s.dir(), key.dirName())); rerr != nil {
 		err = errors.Join(err, rerr)
@@ -311,6 +432,9 @@ func (s *replicaSet) removeStrayDirs(want map[partitionKey]*metadata.Topic) {
 func (s *replicaSet) lead(ctx context.Context, key partitionKey, r *partition.Replica, t *metadata.Topic, st *metadata.State) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	if !st.Mode(s.n.id).Active() && s.handOff(ctx, key, r, t.Partitions[key.Partition], st) {
+		return // the new leader does the rest
+	}
 	servers, err := r.Servers(ctx)
 	if err != nil {
 		return
@@ -361,7 +485,7 @@ func (s *replicaSet) balanceLeader(ctx context.Context, key partitionKey, r *par
 		return
 	}
 	preferred := pa.Replicas[0]
-	if time.Since(s.lastTransfer[key]) < preferredLeaderDelay {
+	if time.Since(s.lastTransfer[key]) < preferredLeaderDelay || !st.Mode(preferred).Active() {
 		return
 	}
 	if !s.n.isAlive(preferred) {
@@ -375,6 +499,36 @@ func (s *replicaSet) balanceLeader(ctx context.Context, key partitionKey, r *par
 	if err := r.TransferLeadership(ctx, preferred, st.Brokers[preferred].RaftAddr); err != nil {
 		s.n.logger.Debug("preferred leader handover", "partition", key.group(), "error", err)
 	}
+}
+
+// handOffDelay spaces the handovers a node in maintenance tries per
+// partition (a handover takes an election round trip).
+const handOffDelay = time.Second
+
+// handOff hands a partition's leadership from this node (in maintenance,
+// or being decommissioned) to an in-sync replica in normal service,
+// preferring the assignment's order. It reports whether a handover was
+// started; without a candidate this node keeps leading, as a partition
+// without a leader would refuse every write.
+func (s *replicaSet) handOff(ctx context.Context, key partitionKey, r *partition.Replica, pa metadata.PartitionAssignment, st *metadata.State) bool {
+	if time.Since(s.lastTransfer[key]) < handOffDelay {
+		return true
+	}
+	isr, err := r.InSync(ctx)
+	if err != nil {
+		return false
+	}
+	for _, id := range pa.Replicas {
+		if id == s.n.id || !st.Mode(id).Active() || !s.n.isAlive(id) || !slices.Contains(isr, id) {
+			continue
+		}
+		s.lastTransfer[key] = time.Now()
+		if err := r.TransferLeadership(ctx, id, st.Brokers[id].RaftAddr); err != nil {
+			s.n.logger.Debug("maintenance handover", "partition", key.group(), "to", id, "error", err)
+		}
+		return true
+	}
+	return false
 }
 
 // handOffLeadership moves leadership of every locally led partition to

@@ -32,6 +32,11 @@ func LoopbackConfig(dataDir, id string, bootstrapExpect int) Config {
 		MaxAppendEntries:   512,
 	}
 	cfg.Partition.Log.SegmentBytes = 1 << 20
+	// In-process clusters share the test machine's disk, whose free space
+	// is not theirs to judge; tests of the disk checks set StatFS and a
+	// threshold.
+	cfg.MinFreeBytes, cfg.MinFreePercent = 0, 0
+	cfg.DiskCheckInterval = 200 * time.Millisecond
 	cfg.Partition.WatchdogTimeout = 0
 	// A few offsets partitions keep small test clusters light; short
 	// sessions make member failures quick to test.

@@ -152,14 +152,15 @@ func (n *Node) awaitRegistrations(ctx context.Context) *metadata.State {
 }
 
 // placeableNodes are the registered brokers gossip does not report dead or
-// gone. A broker this node's gossip has not heard of yet (gossip still
-// converging after a join) counts as live: it registered through the meta
-// leader, so it was alive moments ago.
+// gone, that are not being decommissioned and whose disk is not (nearly)
+// full. A broker this node's gossip
+// has not heard of yet (gossip still converging after a join) counts as
+// live: it registered through the meta leader, so it was alive moments ago.
 func (n *Node) placeableNodes(st *metadata.State) []placement.Node {
 	dead := n.deadSince()
 	var out []placement.Node
 	for _, id := range st.BrokerIDs() {
-		if _, gone := dead[id]; gone {
+		if _, gone := dead[id]; gone || st.Decommissioning(id) || st.DiskDegraded(id) {
 			continue
 		}
 		b := st.Brokers[id]

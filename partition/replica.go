@@ -53,7 +53,12 @@ type Replica struct {
 	readyTerm atomic.Uint64
 	notifyCh  chan bool
 
-	failed    atomic.Pointer[error]
+	failed atomic.Pointer[error]
+	// failStop is the Raft shutdown fail started. A second Shutdown call
+	// returns at once, before Raft's goroutines have exited, so Close
+	// waits on this one before it closes the stores under them.
+	stopMu    sync.Mutex
+	failStop  raft.Future // guarded by stopMu
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -684,10 +689,19 @@ func (r *Replica) Snapshot(ctx context.Context) error {
 func (r *Replica) fail(err error) {
 	if r.failed.CompareAndSwap(nil, &err) {
 		r.logger.Error("partition replica failed; it stops serving", "error", err)
-		// Shutdown waits for the FSM goroutine, which may be our caller.
-		go r.raft.Shutdown()
+		// Shutdown only signals Raft's goroutines; waiting for them (the
+		// future's Error) could wait for the FSM goroutine, which may be
+		// our caller, so Close does that.
+		r.stopMu.Lock()
+		r.failStop = r.raft.Shutdown()
+		r.stopMu.Unlock()
 	}
 }
+
+// Fail stops the replica as a failed disk write does (fault injection:
+// tests and chaos tools use it to exercise the cluster layer's reopening
+// of failed replicas).
+func (r *Replica) Fail(err error) { r.fail(err) }
 
 func (r *Replica) usable() error {
 	if p := r.failed.Load(); p != nil {
@@ -709,7 +723,14 @@ func (r *Replica) Close() error {
 		r.wg.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		err := raftutil.WaitFuture(ctx, r.raft.Shutdown())
+		// Only the first Shutdown's future waits: fail's or this one.
+		r.stopMu.Lock()
+		f, failed := r.raft.Shutdown(), r.failStop
+		r.stopMu.Unlock()
+		err := raftutil.WaitFuture(ctx, f)
+		if failed != nil && err == nil {
+			err = raftutil.WaitFuture(ctx, failed)
+		}
 		r.metrics.unregister()
 		r.closeErr = errors.Join(err, r.closeResources())
 	})

@@ -115,6 +115,13 @@ func accessRules() map[string]accessRule {
 		pb.Admin_DeleteQuota_FullMethodName:      {checks: []accessCheck{clusterCheck(acl.Alter)}},
 		pb.Admin_ListQuotas_FullMethodName:       {checks: []accessCheck{clusterCheck(acl.Describe)}},
 
+		// Day-2 operations (docs/operations.md).
+		pb.Admin_CreatePartitions_FullMethodName:  {checks: []accessCheck{topicCheck(acl.Alter, one(func(r *pb.CreatePartitionsRequest) string { return r.GetName() }))}},
+		pb.Admin_ReassignPartition_FullMethodName: {checks: []accessCheck{clusterCheck(acl.Alter)}},
+		pb.Admin_ListNodes_FullMethodName:         {checks: []accessCheck{clusterCheck(acl.Describe)}},
+		pb.Admin_SetNodeMode_FullMethodName:       {checks: []accessCheck{clusterCheck(acl.Alter)}},
+		pb.Admin_Rebalance_FullMethodName:         {checks: []accessCheck{clusterCheck(acl.Alter)}},
+
 		pb.Groups_FindCoordinator_FullMethodName: {checks: []accessCheck{groupCheck(acl.Describe, one(func(r *pb.FindCoordinatorRequest) string { return r.GetGroup() }))}},
 		pb.Groups_Heartbeat_FullMethodName: {checks: []accessCheck{
 			groupCheck(acl.Read, one(func(r *pb.GroupHeartbeatRequest) string { return r.GetGroup() })),

@@ -11,6 +11,8 @@ import (
 	"github.com/skiff-mq/skiff/cluster"
 	"github.com/skiff-mq/skiff/cluster/metadata"
 	"github.com/skiff-mq/skiff/rpc/skiffpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // adminService serves skiff.v1.Admin.
@@ -152,16 +154,16 @@ func (a *adminService) DescribeCluster(ctx context.Context, _ *skiffpb.DescribeC
 		UnderReplicatedPartitions: int32(cs.UnderReplicatedPartition),
 		OfflinePartitions:         int32(cs.OfflinePartitions),
 	}
+	st := s.node.Metadata()
 	for _, n := range cs.Nodes {
 		addr := n.GRPCAddr
 		if a, err := s.brokerAddr(ctx, n.ID); err == nil && a != "" {
 			addr = a // the caller's listener, once the node has registered
 		}
-		resp.Brokers = append(resp.Brokers, &skiffpb.Broker{Id: n.ID, GrpcAddr: addr, Rack: n.Rack, State: n.State})
+		resp.Brokers = append(resp.Brokers, &skiffpb.Broker{Id: n.ID, GrpcAddr: addr, Rack: n.Rack, State: n.State, Mode: nodeMode(st.Mode(n.ID))})
 	}
 	if s.authz.enabled {
 		// Count only the topics the principal may describe.
-		st := s.node.Metadata()
 		resp.Topics, resp.Partitions = 0, 0
 		for _, name := range s.authz.filterNames(ctx, acl.Topic, st.TopicNames()) {
 			resp.Topics++
@@ -267,3 +269,164 @@ func (s *Server) brokers(ctx context.Context, st *metadata.State, cs cluster.Clu
 }
 
 func isUnknownTopic(err error) bool { return errors.Is(err, metadata.ErrUnknownTopic) }
+
+// Operations is what the day-2 admin RPCs need from a node beyond Node.
+// *cluster.Node implements it; a Node without it (a test fake) answers
+// them UNIMPLEMENTED.
+type Operations interface {
+	CreatePartitions(ctx context.Context, name string, total int) (*metadata.Topic, error)
+	ReassignPartition(ctx context.Context, topic string, p int32, replicas []string) (*metadata.Topic, error)
+	ListNodes(ctx context.Context) ([]cluster.NodeInfo, error)
+	Decommission(ctx context.Context, id string) (cluster.NodeInfo, error)
+	Recommission(ctx context.Context, id string) (cluster.NodeInfo, error)
+	SetMaintenance(ctx context.Context, id string, on bool) (cluster.NodeInfo, error)
+	Rebalance(ctx context.Context, dryRun bool) (cluster.RebalancePlan, error)
+}
+
+var _ Operations = (*cluster.Node)(nil)
+
+func (s *Server) ops() (Operations, error) {
+	if o, ok := s.node.(Operations); ok {
+		return o, nil
+	}
+	return nil, status.Error(codes.Unimplemented, "this node does not serve cluster operations")
+}
+
+// CreatePartitions grows a topic (never shrinks it: INVALID_ARGUMENT says
+// so). Internal topics keep the partition count the cluster chose.
+func (a *adminService) CreatePartitions(ctx context.Context, req *skiffpb.CreatePartitionsRequest) (*skiffpb.TopicMetadata, error) {
+	s := a.s
+	if strings.HasPrefix(req.Name, metadata.InternalTopicPrefix) {
+		return nil, &metadata.InternalTopicError{Topic: req.Name, Action: "add partitions to it"}
+	}
+	if err := validateTopic("name", req.Name); err != nil {
+		return nil, err
+	}
+	ops, err := s.ops()
+	if err != nil {
+		return nil, err
+	}
+	t, err := ops.CreatePartitions(ctx, req.Name, int(req.Partitions))
+	s.describes.forget(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	return s.topicMetadata(ctx, t, nil), nil
+}
+
+// ReassignPartition moves one partition's replicas by hand.
+func (a *adminService) ReassignPartition(ctx context.Context, req *skiffpb.ReassignPartitionRequest) (*skiffpb.TopicMetadata, error) {
+	s := a.s
+	if strings.HasPrefix(req.Topic, metadata.InternalTopicPrefix) {
+		return nil, &metadata.InternalTopicError{Topic: req.Topic, Action: "reassign its partitions (the cluster places them)"}
+	}
+	if err := validateTopic("topic", req.Topic); err != nil {
+		return nil, err
+	}
+	ops, err := s.ops()
+	if err != nil {
+		return nil, err
+	}
+	t, err := ops.ReassignPartition(ctx, req.Topic, req.Partition, req.Replicas)
+	s.describes.forget(req.Topic)
+	if err != nil {
+		return nil, err
+	}
+	return s.topicMetadata(ctx, t, nil), nil
+}
+
+// ListNodes lists the registered nodes with their modes and load.
+func (a *adminService) ListNodes(ctx context.Context, _ *skiffpb.ListNodesRequest) (*skiffpb.ListNodesResponse, error) {
+	s := a.s
+	ops, err := s.ops()
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := ops.ListNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &skiffpb.ListNodesResponse{}
+	for _, ni := range nodes {
+		resp.Nodes = append(resp.Nodes, s.nodeInfo(ctx, ni))
+	}
+	return resp, nil
+}
+
+// SetNodeMode decommissions, recommissions, or puts a node in or out of
+// maintenance, and returns the node as it is then.
+func (a *adminService) SetNodeMode(ctx context.Context, req *skiffpb.SetNodeModeRequest) (*skiffpb.NodeInfo, error) {
+	s := a.s
+	if req.Node == "" {
+		return nil, &metadata.InvalidArgumentError{Field: "node", Reason: "required"}
+	}
+	ops, err := s.ops()
+	if err != nil {
+		return nil, err
+	}
+	var ni cluster.NodeInfo
+	switch req.Change {
+	case skiffpb.NodeModeChange_NODE_DECOMMISSION:
+		ni, err = ops.Decommission(ctx, req.Node)
+	case skiffpb.NodeModeChange_NODE_RECOMMISSION:
+		ni, err = ops.Recommission(ctx, req.Node)
+	case skiffpb.NodeModeChange_NODE_MAINTENANCE_ON:
+		ni, err = ops.SetMaintenance(ctx, req.Node, true)
+	case skiffpb.NodeModeChange_NODE_MAINTENANCE_OFF:
+		ni, err = ops.SetMaintenance(ctx, req.Node, false)
+	default:
+		return nil, &metadata.InvalidArgumentError{Field: "change", Reason: fmt.Sprintf("%v: want decommission, recommission, maintenance on or off", req.Change)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.nodeInfo(ctx, ni), nil
+}
+
+func (s *Server) nodeInfo(ctx context.Context, ni cluster.NodeInfo) *skiffpb.NodeInfo {
+	addr := ni.GRPCAddr
+	if a, err := s.brokerAddr(ctx, ni.ID); err == nil && a != "" {
+		addr = a // the caller's listener
+	}
+	return &skiffpb.NodeInfo{Id: ni.ID, GrpcAddr: addr, Rack: ni.Rack, State: ni.State, Mode: ni.Mode,
+		Maintenance: ni.Maintenance, Replicas: int32(ni.Replicas), Leaders: int32(ni.Leaders), Meta: ni.Meta, Blocked: ni.Blocked}
+}
+
+// nodeMode names what operators asked of a node, for cluster status.
+func nodeMode(m metadata.NodeMode) string {
+	switch {
+	case m.Decommission:
+		return cluster.ModeDecommissioning
+	case m.Maintenance:
+		return cluster.ModeMaintenance
+	case m.DiskDegraded:
+		return cluster.ModeDegraded
+	}
+	return cluster.ModeActive
+}
+
+// Rebalance plans (and unless dry_run starts) a rebalance.
+func (a *adminService) Rebalance(ctx context.Context, req *skiffpb.RebalanceRequest) (*skiffpb.RebalanceResponse, error) {
+	ops, err := a.s.ops()
+	if err != nil {
+		return nil, err
+	}
+	plan, err := ops.Rebalance(ctx, req.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	resp := &skiffpb.RebalanceResponse{Applying: plan.Applying}
+	for _, m := range plan.Moves {
+		resp.Moves = append(resp.Moves, &skiffpb.RebalanceMove{Topic: m.Topic, Partition: m.Partition, From: m.From, To: m.To, LeaderOnly: m.LeaderOnly})
+	}
+	return resp, nil
+}
+
+// diskFull refuses a write while this node's disk is (nearly) full (a
+// Node without the check never refuses).
+func (s *Server) diskFull() error {
+	if d, ok := s.node.(interface{ DiskFull() error }); ok {
+		return d.DiskFull()
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -65,6 +66,8 @@ const (
 	ReasonUnknownQuota        = "UNKNOWN_QUOTA"
 	ReasonListenerNotFound    = "LISTENER_NOT_FOUND"
 	ReasonTopicFull           = "TOPIC_FULL"
+	ReasonRefused             = "REFUSED"
+	ReasonDiskFull            = "DISK_FULL"
 )
 
 // errShuttingDown ends long-lived calls when the server stops.
@@ -232,6 +235,13 @@ func toStatus(err error, brokerAddr func(id string) (string, error)) *status.Sta
 		code, reason = codes.ResourceExhausted, ReasonTopicFull
 	case errors.Is(err, metadata.ErrProducerIDsExhausted):
 		code, reason = codes.ResourceExhausted, ReasonProducerIDExhausted
+	case errors.As(err, new(*cluster.DiskFullError)):
+		code, reason = codes.ResourceExhausted, ReasonDiskFull
+	case errors.Is(err, syscall.ENOSPC):
+		code, reason = codes.ResourceExhausted, ReasonDiskFull
+		msg = "disk full: " + msg
+	case errors.Is(err, metadata.ErrFailedPrecondition):
+		code, reason = codes.FailedPrecondition, ReasonRefused
 	case errors.Is(err, metadata.ErrUnknownBroker):
 		code, reason = codes.FailedPrecondition, ReasonUnknownBroker
 	case errors.Is(err, partition.ErrNotReady):

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -34,6 +35,17 @@ func TestErrorsMapToCodesAndDetails(t *testing.T) {
 		reason string
 		check  func(t *testing.T, st *status.Status)
 	}{
+		{wrap(&cluster.DiskFullError{Node: "n2", Free: 10, Threshold: 1 << 30}), codes.ResourceExhausted, ReasonDiskFull, func(t *testing.T, st *status.Status) {
+			if !strings.Contains(st.Message(), "disk full on node n2") {
+				t.Errorf("message %q", st.Message())
+			}
+		}},
+		{fmt.Errorf("partition replica failed: append: %w", syscall.ENOSPC), codes.ResourceExhausted, ReasonDiskFull, nil},
+		{wrap(metadata.Refused("node n0 is the last node able to hold replicas")), codes.FailedPrecondition, ReasonRefused, func(t *testing.T, st *status.Status) {
+			if !strings.Contains(st.Message(), "last node able") {
+				t.Errorf("message %q", st.Message())
+			}
+		}},
 		{&partition.NotLeaderError{LeaderID: "n1", LeaderAddr: "raft:1"}, codes.FailedPrecondition, ReasonNotLeader, func(t *testing.T, st *status.Status) {
 			if nl := notLeaderDetail(st); nl == nil || nl.LeaderId != "n1" || nl.LeaderAddr != "10.0.0.1:9400" {
 				t.Errorf("NotLeader %v: want n1 at its gRPC address, not its Raft one", nl)

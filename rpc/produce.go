@@ -77,6 +77,9 @@ func (s *Server) startProduce(ctx context.Context, req *skiffpb.ProduceRequest) 
 	if err != nil {
 		return fail(err)
 	}
+	if err := s.diskFull(); err != nil {
+		return fail(err)
+	}
 	resp := &skiffpb.ProduceResponse{Topic: req.Topic, Partition: req.Partition, CorrelationId: req.CorrelationId}
 	if req.Acks == skiffpb.Acks_ACKS_NONE {
 		// Redirect now, while the client still listens.

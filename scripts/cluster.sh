@@ -6,6 +6,16 @@
 #                                                 (--purge: the secure dir too)
 #   scripts/cluster.sh status                     containers, health, /v1/cluster
 #   scripts/cluster.sh logs   [NODE...] [--follow]
+#   scripts/cluster.sh rolling-upgrade [--no-build] [--timeout SECS]
+#
+# `rolling-upgrade` rebuilds bin/skiff and the image (unless --no-build),
+# then replaces the nodes one at a time: `skiff node maintenance on` (its
+# partition and meta leaderships move to other nodes), recreate its
+# container on the new image, wait until it is healthy and every partition
+# is fully in sync again, `skiff node maintenance off`. No partition loses
+# its leader to a crash-style election on the way; a failure stops the
+# upgrade with that node still in maintenance (say `skiff node maintenance
+# off ID` once it is fixed, or run rolling-upgrade again).
 #
 # `up` builds bin/skiff (static, CGO_ENABLED=0) and the skiff:dev image FROM
 # scratch (no registry needed), starts the nodes, waits until every node is
@@ -339,8 +349,49 @@ logs() {
   SKIFF_NODES=5 skiff_compose logs --no-color --tail "${SKIFF_LOG_TAIL:-100}" "${FOLLOW[@]}" "${NODES_ARGS[@]}"
 }
 
+# in_sync NODE BROKERS: NODE's container is healthy, the cluster answers
+# through BROKERS, every node is alive and no partition is under-replicated
+# or offline.
+in_sync() {
+  local st
+  [ "$(skiff_health "$1")" = healthy ] || return 1
+  st=$("$SKIFF_BIN" cluster status -o json --brokers "$2" --timeout 5s 2>/dev/null) || return 1
+  [ "$(jq -r '.under_replicated_partitions + .offline_partitions' <<<"$st")" = 0 ] &&
+    [ "$(jq -r '[.brokers[] | select(.state != "alive")] | length' <<<"$st")" = 0 ]
+}
+
+rolling_upgrade() {
+  skiff_need curl
+  skiff_need jq
+  [ -n "$(skiff_nodes)" ] || { skiff_log "no cluster running: '$0 up' first"; exit 1; }
+  SKIFF_SECURE='' skiff_secure && export SKIFF_SECURE=1 || export SKIFF_SECURE=0
+  skiff_use_tls
+  SKIFF_BIN="$SKIFF_ROOT/bin/skiff"
+  [ "$BUILD" -eq 0 ] || build
+  local node id other took
+  for node in $(skiff_nodes); do
+    id=$node # compose nodes use their container name as node id (SKIFF_ID)
+    other=$(skiff_brokers | tr ',' '\n' | grep -v "^$(skiff_grpc_addr "$node")\$" | paste -sd, -)
+    skiff_log "$node: maintenance on (moving its leaderships away)"
+    "$SKIFF_BIN" node maintenance on "$id" --brokers "$other" --wait-timeout "${UP_TIMEOUT}s" >&2 ||
+      { skiff_log "$node: leadership did not drain; stopping the upgrade (node still in maintenance)"; exit 1; }
+    skiff_log "$node: recreating the container on the new image"
+    skiff_compose up -d --no-deps --force-recreate "$node" >&2
+    if ! took=$(skiff_wait_for "$UP_TIMEOUT" "$node healthy and every partition in sync" in_sync "$node" "$other"); then
+      skiff_log "$node: not back in sync after ${UP_TIMEOUT}s; stopping the upgrade (node still in maintenance)"
+      skiff_compose logs --tail 20 "$node" >&2 || true
+      exit 1
+    fi
+    skiff_log "$node: back and in sync after ${took}ms; maintenance off"
+    "$SKIFF_BIN" node maintenance off "$id" --brokers "$other" >&2
+  done
+  skiff_log "rolling upgrade done"
+  echo "brokers: $(skiff_brokers)"
+}
+
 case $cmd in
   up) up ;;
+  rolling-upgrade) rolling_upgrade ;;
   down) down ;;
   status) status ;;
   logs) logs ;;

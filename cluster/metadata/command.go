@@ -36,6 +36,9 @@ const (
 	TypeDeleteUser         CommandType = 11
 	TypeSetQuota           CommandType = 14
 	TypeDeleteQuota        CommandType = 15
+	TypeSetNodeMode        CommandType = 16
+	TypeCreatePartitions   CommandType = 17
+	TypeSetNodeDisk        CommandType = 18
 )
 
 func (t CommandType) String() string {
@@ -66,6 +69,12 @@ func (t CommandType) String() string {
 		return "SetQuota"
 	case TypeDeleteQuota:
 		return "DeleteQuota"
+	case TypeSetNodeMode:
+		return "SetNodeMode"
+	case TypeCreatePartitions:
+		return "CreatePartitions"
+	case TypeSetNodeDisk:
+		return "SetNodeDisk"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -256,6 +265,12 @@ func DecodeCommand(data []byte) (Command, error) {
 		return decodeAs[SetQuota](t, data[1:])
 	case TypeDeleteQuota:
 		return decodeAs[DeleteQuota](t, data[1:])
+	case TypeSetNodeMode:
+		return decodeAs[SetNodeMode](t, data[1:])
+	case TypeCreatePartitions:
+		return decodeAs[CreatePartitions](t, data[1:])
+	case TypeSetNodeDisk:
+		return decodeAs[SetNodeDisk](t, data[1:])
 	}
 	return nil, &UnknownCommandError{Type: t}
 }

@@ -102,3 +102,24 @@ type UnknownCommandError struct {
 func (e *UnknownCommandError) Error() string {
 	return fmt.Sprintf("unknown metadata command type %d (written by a newer version?)", uint8(e.Type))
 }
+
+// ErrFailedPrecondition is matched by every *PreconditionError.
+var ErrFailedPrecondition = errors.New("failed precondition")
+
+// PreconditionError refuses an operator request the cluster cannot carry
+// out in its present state (decommissioning the last node able to hold a
+// replica, moving a replica to a dead node). Reason says why and what to
+// do instead.
+type PreconditionError struct {
+	Reason string
+}
+
+func (e *PreconditionError) Error() string { return e.Reason }
+
+// Is makes errors.Is(err, ErrFailedPrecondition) hold.
+func (e *PreconditionError) Is(target error) bool { return target == ErrFailedPrecondition }
+
+// Refused returns a *PreconditionError.
+func Refused(format string, args ...any) error {
+	return &PreconditionError{Reason: fmt.Sprintf(format, args...)}
+}

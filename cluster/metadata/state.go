@@ -133,6 +133,11 @@ type State struct {
 	// Omitted when empty, so a snapshot without quotas reads the same in
 	// older versions.
 	Quotas map[string]Quota `json:"quotas,omitempty"`
+	// NodeModes holds what operators asked of nodes (decommission,
+	// maintenance), by broker id; nodes in normal service have no entry.
+	// Replaced whole by SetNodeMode, never modified in place (states share
+	// it). Omitted when empty, so older snapshots read the same.
+	NodeModes map[string]NodeMode `json:"node_modes,omitempty"`
 	// Index is the Raft index of the last entry that changed the state.
 	// Rejected commands change nothing, not even Index; FSM.AppliedIndex
 	// counts every entry.
@@ -147,6 +152,7 @@ func NewState() *State {
 // Clone returns a deep copy.
 func (s *State) Clone() *State {
 	c := s.cow()
+	c.NodeModes = maps.Clone(s.NodeModes)
 	for name, t := range c.Topics {
 		c.Topics[name] = t.clone()
 	}
@@ -307,6 +313,9 @@ func (s *State) Validate() error {
 		return err
 	}
 	if err := s.validateQuotas(); err != nil {
+		return err
+	}
+	if err := s.validateNodeModes(); err != nil {
 		return err
 	}
 	if s.MetaVoters != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -33,7 +34,7 @@ func newClientCommands(persistent *pflag.FlagSet, g *globalOptions) []*cobra.Com
 	persistent.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long a command (or each request of produce) may take")
 	registerTLSFlags(persistent, &o.tls)
 	registerLoginFlags(persistent, &o.login)
-	return []*cobra.Command{newTopicCommand(o), newACLCommand(o), newQuotaCommand(o), newProduceCommand(o), newConsumeCommand(o), newGroupCommand(o), newShareCommand(o), newDLQCommand(o), newClusterCommand(o), newBenchCommand(o), newUserCommand(o), newDemoCommand(o)}
+	return []*cobra.Command{newTopicCommand(o), newACLCommand(o), newQuotaCommand(o), newProduceCommand(o), newConsumeCommand(o), newGroupCommand(o), newShareCommand(o), newDLQCommand(o), newClusterCommand(o), newNodeCommand(o), newBenchCommand(o), newUserCommand(o), newDemoCommand(o)}
 }
 
 // prepare applies SKIFF_* environment variables (SKIFF_BROKERS, ...) to
@@ -112,8 +113,83 @@ func newClusterCommand(o *clientOptions) *cobra.Command {
 			})
 		},
 	})
-	cmd.AddCommand(newGossipKeysCommand(o))
+	cmd.AddCommand(newGossipKeysCommand(o), newRebalanceCommand(o))
 	return cmd
+}
+
+type rebalanceMoveJSON struct {
+	Topic      string   `json:"topic"`
+	Partition  int32    `json:"partition"`
+	From       []string `json:"from"`
+	To         []string `json:"to"`
+	LeaderOnly bool     `json:"leader_only"`
+}
+
+type rebalanceJSON struct {
+	DryRun   bool                `json:"dry_run"`
+	Applying bool                `json:"applying"`
+	Moves    []rebalanceMoveJSON `json:"moves"`
+}
+
+func newRebalanceCommand(o *clientOptions) *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "rebalance",
+		Short: "Even replicas and leaders over the live nodes",
+		Long: "Computes a plan that evens replicas, then preferred leaders, over the live nodes that may\n" +
+			"hold replicas (not dead, not being decommissioned): rack-aware (a partition never ends on\n" +
+			"fewer racks), with few moves (one replica at a time from the most to the least loaded node).\n" +
+			"Without --dry-run the node applies it in the background, a few partitions catching up at a\n" +
+			"time (skiff server --max-concurrent-moves); skiff node list shows the load as it evens out.\n" +
+			"A node that joins triggers the same when the servers run with --auto-rebalance (default).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd, func(ctx context.Context, cl *client.Client) error {
+				moves, applying, err := cl.Rebalance(ctx, dryRun)
+				if err != nil {
+					return err
+				}
+				if o.g.output == "json" {
+					out := rebalanceJSON{DryRun: dryRun, Applying: applying, Moves: []rebalanceMoveJSON{}}
+					for _, m := range moves {
+						out.Moves = append(out.Moves, rebalanceMoveJSON{Topic: m.Topic, Partition: m.Partition, From: nonNil(m.From), To: nonNil(m.To), LeaderOnly: m.LeaderOnly})
+					}
+					return writeJSON(cmd.OutOrStdout(), out)
+				}
+				return printRebalance(cmd.OutOrStdout(), moves, dryRun, applying)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the plan without applying it")
+	return cmd
+}
+
+func printRebalance(w io.Writer, moves []client.RebalanceMove, dryRun, applying bool) error {
+	if len(moves) == 0 {
+		_, err := fmt.Fprintln(w, "balanced: nothing to move")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "TOPIC\tPARTITION\tFROM\tTO\tKIND\n")
+	replicas := 0
+	for _, m := range moves {
+		kind := "replicas"
+		if m.LeaderOnly {
+			kind = "leader"
+		} else {
+			replicas++
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", m.Topic, m.Partition, strings.Join(m.From, ","), strings.Join(m.To, ","), kind)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	state := "dry run: nothing applied"
+	if !dryRun && applying {
+		state = "applying in the background (skiff node list shows progress)"
+	}
+	_, err := fmt.Fprintf(w, "\n%d partitions: %d replica moves, %d leader changes; %s\n", len(moves), replicas, len(moves)-replicas, state)
+	return err
 }
 
 type clusterStatusJSON struct {
@@ -130,6 +206,7 @@ type brokerJSON struct {
 	Addr  string `json:"addr"`
 	Rack  string `json:"rack,omitempty"`
 	State string `json:"state"`
+	Mode  string `json:"mode,omitempty"`
 }
 
 func clusterJSON(ci client.ClusterInfo) clusterStatusJSON {
@@ -138,20 +215,20 @@ func clusterJSON(ci client.ClusterInfo) clusterStatusJSON {
 		UnderReplicatedPartitions: ci.UnderReplicatedPartitions, OfflinePartitions: ci.OfflinePartitions,
 	}
 	for _, b := range ci.Brokers {
-		out.Brokers = append(out.Brokers, brokerJSON{ID: b.ID, Addr: b.Addr, Rack: b.Rack, State: b.State})
+		out.Brokers = append(out.Brokers, brokerJSON{ID: b.ID, Addr: b.Addr, Rack: b.Rack, State: b.State, Mode: b.Mode})
 	}
 	return out
 }
 
 func printCluster(w io.Writer, ci client.ClusterInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "NODE\tADDRESS\tRACK\tSTATE\tCONTROLLER\n")
+	fmt.Fprintf(tw, "NODE\tADDRESS\tRACK\tSTATE\tMODE\tCONTROLLER\n")
 	for _, b := range ci.Brokers {
 		controller := ""
 		if b.ID == ci.ControllerID {
 			controller = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", b.ID, b.Addr, dash(b.Rack), b.State, controller)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Addr, dash(b.Rack), b.State, dash(b.Mode), controller)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -53,10 +53,16 @@ func (c *cli) mustRun(t *testing.T, stdin string, args ...string) string {
 // startDevCluster runs `skiff dev --nodes 3` until the test ends.
 func startDevCluster(t *testing.T) *cli {
 	t.Helper()
+	return startDevClusterOf(t, 3)
+}
+
+// startDevClusterOf runs `skiff dev --nodes nodes` until the test ends.
+func startDevClusterOf(t *testing.T, nodes int) *cli {
+	t.Helper()
 	bin := buildSkiff(t)
 	base := freeBasePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "dev", "--nodes", "3", "--base-port", strconv.Itoa(base))
+	cmd := exec.CommandContext(ctx, bin, "dev", "--nodes", strconv.Itoa(nodes), "--base-port", strconv.Itoa(base))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -108,6 +114,7 @@ func TestCLIVerbsAgainstADevCluster(t *testing.T) {
 	c := startDevCluster(t)
 	t.Run("cluster status", func(t *testing.T) { testClusterStatus(t, c) })
 	t.Run("topic create and describe", func(t *testing.T) { testTopicCreateDescribe(t, c) })
+	t.Run("day-2 operations", func(t *testing.T) { testDayTwoOperations(t, c) })
 	t.Run("produce and consume round trip", func(t *testing.T) { testProduceConsumeRoundTrip(t, c) })
 	t.Run("unknown topic fails every verb", func(t *testing.T) { testUnknownTopicExitCodes(t, c) })
 	t.Run("consumer groups", func(t *testing.T) { testGroupVerbs(t, c) })

@@ -43,7 +43,7 @@ func freeBasePort(t *testing.T) int {
 			continue
 		}
 		ok := true
-		for p := base; p < base+30 && ok; p++ {
+		for p := base; p < base+50 && ok; p++ {
 			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 			if err != nil {
 				ok = false

@@ -74,6 +74,11 @@ func newServerCommand() *cobra.Command {
 	f.StringSliceVar(&join, "join", nil, "gossip addresses of other nodes (host:port,...)")
 	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "number of nodes that form a new cluster together (same value on each)")
 	f.DurationVar(&cfg.ReplaceAfter, "replace-after", cfg.ReplaceAfter, "how long a node may be dead before its replicas move elsewhere")
+	f.BoolVar(&cfg.AutoRebalance, "auto-rebalance", cfg.AutoRebalance, "rebalance replicas and leaders when a node joins (skiff cluster rebalance)")
+	f.IntVar(&cfg.MaxConcurrentMoves, "max-concurrent-moves", cfg.MaxConcurrentMoves, "partitions a decommission or rebalance moves at once")
+	f.Int64Var(&cfg.MinFreeBytes, "min-free-bytes", cfg.MinFreeBytes, "free disk bytes under which the node refuses writes and new replicas and leads nothing (the smaller of this and --min-free-percent applies; 0: off)")
+	f.Float64Var(&cfg.MinFreePercent, "min-free-percent", cfg.MinFreePercent, "free disk share (percent) under which the node is degraded, as --min-free-bytes (0: off)")
+	f.DurationVar(&cfg.DiskCheckInterval, "disk-check-interval", cfg.DiskCheckInterval, "how often the node measures its free disk space")
 	f.StringVar(&cfg.Rack, "rack", "", "rack or zone of this node; replicas of a partition spread over racks")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	addListenerFlags(f, &listeners) // --listener: listeners.go

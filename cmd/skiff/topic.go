@@ -20,7 +20,7 @@ func newTopicCommand(o *clientOptions) *cobra.Command {
 		Short: "Create, list, describe, alter and delete topics",
 	}
 	cmd.AddCommand(newTopicCreateCommand(o), newTopicListCommand(o), newTopicDescribeCommand(o),
-		newTopicAlterCommand(o), newTopicDeleteCommand(o))
+		newTopicAlterCommand(o), newTopicDeleteCommand(o), newTopicReassignCommand(o))
 	return cmd
 }
 
@@ -134,34 +134,100 @@ func newTopicDescribeCommand(o *clientOptions) *cobra.Command {
 }
 
 func newTopicAlterCommand(o *clientOptions) *cobra.Command {
-	var set, del []string
+	var (
+		set, del   []string
+		partitions int
+	)
 	cmd := &cobra.Command{
 		Use:   "alter NAME",
-		Short: "Change a topic's configs",
-		Args:  cobra.ExactArgs(1),
+		Short: "Change a topic's configs or add partitions",
+		Long: "Changes a topic's configs (--config, --delete-config) and/or grows it to --partitions N.\n" +
+			"Partitions are only ever added: a count at or below the current one is refused. Keys map\n" +
+			"to partitions by count, so records of a key written after the change may land on another\n" +
+			"partition than before. Consumer groups pick the new partitions up by themselves.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfgs, err := parseKeyValues("--config", set)
 			if err != nil {
 				return err
 			}
-			if len(cfgs) == 0 && len(del) == 0 {
-				return fmt.Errorf("nothing to change: give --config key=value or --delete-config key")
+			grow := cmd.Flags().Changed("partitions")
+			if grow && partitions < 1 {
+				return fmt.Errorf("--partitions %d: must be at least 1 (and more than the topic has)", partitions)
+			}
+			if len(cfgs) == 0 && len(del) == 0 && !grow {
+				return fmt.Errorf("nothing to change: give --partitions N, --config key=value or --delete-config key")
 			}
 			return o.run(cmd, func(ctx context.Context, cl *client.Client) error {
-				ti, err := cl.AlterTopicConfig(ctx, args[0], cfgs, del)
-				if err != nil {
-					return err
+				var ti client.TopicInfo
+				var msgs []string
+				if grow {
+					before, err := cl.DescribeTopic(ctx, args[0])
+					if err != nil {
+						return err
+					}
+					if ti, err = cl.CreatePartitions(ctx, args[0], partitions); err != nil {
+						return err
+					}
+					msgs = append(msgs, fmt.Sprintf("partitions: %d -> %d", len(before.Partitions), len(ti.Partitions)))
+				}
+				if len(cfgs) > 0 || len(del) > 0 {
+					if ti, err = cl.AlterTopicConfig(ctx, args[0], cfgs, del); err != nil {
+						return err
+					}
+					msgs = append(msgs, "configs: "+dash(formatConfigs(ti.Configs)))
 				}
 				if o.g.output == "json" {
 					return writeJSON(cmd.OutOrStdout(), topicJSONOf(ti))
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "altered topic %s; configs: %s\n", ti.Name, dash(formatConfigs(ti.Configs)))
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "altered topic %s; %s\n", ti.Name, strings.Join(msgs, "; "))
 				return err
 			})
 		},
 	}
 	cmd.Flags().StringArrayVar(&set, "config", nil, "config key=value to set (repeatable)")
 	cmd.Flags().StringArrayVar(&del, "delete-config", nil, "config key to reset to its default (repeatable)")
+	cmd.Flags().IntVar(&partitions, "partitions", 0, "grow the topic to this many partitions (never shrinks)")
+	return cmd
+}
+
+func newTopicReassignCommand(o *clientOptions) *cobra.Command {
+	var (
+		partition int32
+		replicas  []string
+	)
+	cmd := &cobra.Command{
+		Use:   "reassign NAME --partition P --replicas n1,n2,n3",
+		Short: "Move one partition's replicas to the nodes given",
+		Long: "Replaces a partition's replicas by the nodes given (the first becomes its preferred leader).\n" +
+			"The leader adds the new replicas, waits for them to catch up, then drops the old ones;\n" +
+			"the partition stays writable throughout. Watch the move with `skiff topic describe NAME`.\n" +
+			"A dead, unknown or decommissioning node is refused.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("partition") {
+				return fmt.Errorf("--partition is required")
+			}
+			ids := splitList(replicas)
+			if len(ids) == 0 {
+				return fmt.Errorf("--replicas is required: node ids, comma-separated (see skiff node list)")
+			}
+			return o.run(cmd, func(ctx context.Context, cl *client.Client) error {
+				ti, err := cl.ReassignPartition(ctx, args[0], partition, ids)
+				if err != nil {
+					return err
+				}
+				if o.g.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), topicJSONOf(ti))
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "reassigned %s/%d to %s; the move completes in the background (skiff topic describe %s)\n",
+					ti.Name, partition, strings.Join(ids, ","), ti.Name)
+				return err
+			})
+		},
+	}
+	cmd.Flags().Int32Var(&partition, "partition", 0, "the partition to move")
+	cmd.Flags().StringSliceVar(&replicas, "replicas", nil, "node ids to hold the partition, the preferred leader first")
 	return cmd
 }
 

@@ -98,3 +98,77 @@ func TestParseKeyValues(t *testing.T) {
 		}
 	}
 }
+
+func testDayTwoOperations(t *testing.T, c *cli) {
+	c.mustRun(t, "", "topic", "create", "cli-grow", "--partitions", "2", "--replication", "3")
+	out := c.mustRun(t, "", "topic", "alter", "cli-grow", "--partitions", "4")
+	if !strings.Contains(out, "partitions: 2 -> 4") {
+		t.Fatalf("alter --partitions said %q", out)
+	}
+	_, stderr, code := c.run(t, "", "topic", "alter", "cli-grow", "--partitions", "3")
+	if code == 0 || !strings.Contains(stderr, "never removed") {
+		t.Fatalf("shrink: exit %d %q", code, stderr)
+	}
+	if _, stderr, code = c.run(t, "", "topic", "alter", "cli-grow", "--partitions", "-1"); code == 0 || !strings.Contains(stderr, "--partitions") {
+		t.Fatalf("negative: exit %d %q", code, stderr)
+	}
+	var ti topicJSON
+	if err := json.Unmarshal([]byte(c.mustRun(t, "", "topic", "describe", "cli-grow", "-o", "json")), &ti); err != nil || len(ti.Partitions) != 4 {
+		t.Fatalf("describe after growing: %+v %v", ti, err)
+	}
+
+	var nodes []nodeJSON
+	if err := json.Unmarshal([]byte(c.mustRun(t, "", "node", "list", "-o", "json")), &nodes); err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 3 {
+		t.Fatalf("node list: %+v", nodes)
+	}
+	for _, n := range nodes {
+		if n.Mode != "active" || n.State != "alive" || n.Replicas == 0 {
+			t.Fatalf("node %+v", n)
+		}
+	}
+	if text := c.mustRun(t, "", "node", "list"); !strings.Contains(text, "REPLICAS") || !strings.Contains(text, "node-1") {
+		t.Fatalf("node list:\n%s", text)
+	}
+	// Every node holds a replica of a three-replica topic: none can go.
+	_, stderr, code = c.run(t, "", "node", "decommission", "node-1")
+	if code == 0 || !strings.Contains(stderr, "only 2 other nodes") {
+		t.Fatalf("decommission: exit %d %q", code, stderr)
+	}
+	if _, stderr, code = c.run(t, "", "node", "maintenance", "sideways", "node-1"); code == 0 || !strings.Contains(stderr, "want on or off") {
+		t.Fatalf("maintenance sideways: exit %d %q", code, stderr)
+	}
+	if _, stderr, code = c.run(t, "", "node", "maintenance", "on", "node-9"); code == 0 || !strings.Contains(stderr, "unknown") {
+		t.Fatalf("maintenance of an unknown node: exit %d %q", code, stderr)
+	}
+	out = c.mustRun(t, "", "node", "maintenance", "on", "node-1", "--interval", "200ms", "--wait-timeout", "60s")
+	if !strings.Contains(out, "node-1: maintenance on; leads 0 partitions") {
+		t.Fatalf("maintenance on said %q", out)
+	}
+	var st clusterStatusJSON
+	if err := json.Unmarshal([]byte(c.mustRun(t, "", "cluster", "status", "-o", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	modes := map[string]string{}
+	for _, b := range st.Brokers {
+		modes[b.ID] = b.Mode
+	}
+	if modes["node-1"] != "maintenance" || modes["node-0"] != "active" || st.ControllerID == "node-1" {
+		t.Fatalf("cluster status in maintenance: %+v", st)
+	}
+	c.mustRun(t, "", "node", "maintenance", "off", "node-1")
+
+	_, stderr, code = c.run(t, "", "topic", "reassign", "cli-grow", "--partition", "0", "--replicas", "node-0,node-9")
+	if code == 0 || !strings.Contains(stderr, `"node-9" is unknown`) {
+		t.Fatalf("reassign to an unknown node: exit %d %q", code, stderr)
+	}
+	if _, stderr, code = c.run(t, "", "topic", "reassign", "cli-grow", "--replicas", "node-0"); code == 0 || !strings.Contains(stderr, "--partition is required") {
+		t.Fatalf("reassign without --partition: exit %d %q", code, stderr)
+	}
+	out = c.mustRun(t, "", "topic", "reassign", "cli-grow", "--partition", "3", "--replicas", "node-2,node-0,node-1")
+	if !strings.Contains(out, "reassigned cli-grow/3 to node-2,node-0,node-1") {
+		t.Fatalf("reassign said %q", out)
+	}
+}

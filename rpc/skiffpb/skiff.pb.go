@@ -378,6 +378,61 @@ func (DeadLetterAction) EnumDescriptor() ([]byte, []int) {
 	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{6}
 }
 
+type NodeModeChange int32
+
+const (
+	NodeModeChange_NODE_MODE_CHANGE_UNSPECIFIED NodeModeChange = 0
+	NodeModeChange_NODE_DECOMMISSION            NodeModeChange = 1
+	NodeModeChange_NODE_RECOMMISSION            NodeModeChange = 2
+	NodeModeChange_NODE_MAINTENANCE_ON          NodeModeChange = 3
+	NodeModeChange_NODE_MAINTENANCE_OFF         NodeModeChange = 4
+)
+
+// Enum value maps for NodeModeChange.
+var (
+	NodeModeChange_name = map[int32]string{
+		0: "NODE_MODE_CHANGE_UNSPECIFIED",
+		1: "NODE_DECOMMISSION",
+		2: "NODE_RECOMMISSION",
+		3: "NODE_MAINTENANCE_ON",
+		4: "NODE_MAINTENANCE_OFF",
+	}
+	NodeModeChange_value = map[string]int32{
+		"NODE_MODE_CHANGE_UNSPECIFIED": 0,
+		"NODE_DECOMMISSION":            1,
+		"NODE_RECOMMISSION":            2,
+		"NODE_MAINTENANCE_ON":          3,
+		"NODE_MAINTENANCE_OFF":         4,
+	}
+)
+
+func (x NodeModeChange) Enum() *NodeModeChange {
+	p := new(NodeModeChange)
+	*p = x
+	return p
+}
+
+func (x NodeModeChange) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NodeModeChange) Descriptor() protoreflect.EnumDescriptor {
+	return file_skiff_v1_skiff_proto_enumTypes[7].Descriptor()
+}
+
+func (NodeModeChange) Type() protoreflect.EnumType {
+	return &file_skiff_v1_skiff_proto_enumTypes[7]
+}
+
+func (x NodeModeChange) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NodeModeChange.Descriptor instead.
+func (NodeModeChange) EnumDescriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{7}
+}
+
 type Header struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -1388,6 +1443,7 @@ type Broker struct {
 	GrpcAddr      string                 `protobuf:"bytes,2,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
 	Rack          string                 `protobuf:"bytes,3,opt,name=rack,proto3" json:"rack,omitempty"`
 	State         string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"` // alive, dead, left
+	Mode          string                 `protobuf:"bytes,5,opt,name=mode,proto3" json:"mode,omitempty"`   // active, maintenance, decommissioning, decommissioned (DescribeCluster only)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1446,6 +1502,13 @@ func (x *Broker) GetRack() string {
 func (x *Broker) GetState() string {
 	if x != nil {
 		return x.State
+	}
+	return ""
+}
+
+func (x *Broker) GetMode() string {
+	if x != nil {
+		return x.Mode
 	}
 	return ""
 }
@@ -6597,6 +6660,538 @@ func (x *ResolveDeadLettersResponse) GetCount() int32 {
 	return 0
 }
 
+type CreatePartitionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Partitions    int32                  `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"` // the new total
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePartitionsRequest) Reset() {
+	*x = CreatePartitionsRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePartitionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePartitionsRequest) ProtoMessage() {}
+
+func (x *CreatePartitionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePartitionsRequest.ProtoReflect.Descriptor instead.
+func (*CreatePartitionsRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *CreatePartitionsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreatePartitionsRequest) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+type ReassignPartitionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Replicas      []string               `protobuf:"bytes,3,rep,name=replicas,proto3" json:"replicas,omitempty"` // the first is the preferred leader
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReassignPartitionRequest) Reset() {
+	*x = ReassignPartitionRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReassignPartitionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReassignPartitionRequest) ProtoMessage() {}
+
+func (x *ReassignPartitionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReassignPartitionRequest.ProtoReflect.Descriptor instead.
+func (*ReassignPartitionRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *ReassignPartitionRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ReassignPartitionRequest) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReassignPartitionRequest) GetReplicas() []string {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+type NodeInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	GrpcAddr      string                 `protobuf:"bytes,2,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	Rack          string                 `protobuf:"bytes,3,opt,name=rack,proto3" json:"rack,omitempty"`
+	State         string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"` // gossip: alive, suspect, dead, left, unknown
+	Mode          string                 `protobuf:"bytes,5,opt,name=mode,proto3" json:"mode,omitempty"`   // active, maintenance, decommissioning, decommissioned
+	Maintenance   bool                   `protobuf:"varint,6,opt,name=maintenance,proto3" json:"maintenance,omitempty"`
+	Replicas      int32                  `protobuf:"varint,7,opt,name=replicas,proto3" json:"replicas,omitempty"` // assigned by the metadata
+	Leaders       int32                  `protobuf:"varint,8,opt,name=leaders,proto3" json:"leaders,omitempty"`   // partitions led now
+	Meta          string                 `protobuf:"bytes,9,opt,name=meta,proto3" json:"meta,omitempty"`          // voter, nonvoter, or empty: role in the meta group
+	Blocked       string                 `protobuf:"bytes,10,opt,name=blocked,proto3" json:"blocked,omitempty"`   // why a decommission cannot progress, empty otherwise
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeInfo) Reset() {
+	*x = NodeInfo{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeInfo) ProtoMessage() {}
+
+func (x *NodeInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
+func (*NodeInfo) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *NodeInfo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *NodeInfo) GetGrpcAddr() string {
+	if x != nil {
+		return x.GrpcAddr
+	}
+	return ""
+}
+
+func (x *NodeInfo) GetRack() string {
+	if x != nil {
+		return x.Rack
+	}
+	return ""
+}
+
+func (x *NodeInfo) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *NodeInfo) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *NodeInfo) GetMaintenance() bool {
+	if x != nil {
+		return x.Maintenance
+	}
+	return false
+}
+
+func (x *NodeInfo) GetReplicas() int32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetLeaders() int32 {
+	if x != nil {
+		return x.Leaders
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetMeta() string {
+	if x != nil {
+		return x.Meta
+	}
+	return ""
+}
+
+func (x *NodeInfo) GetBlocked() string {
+	if x != nil {
+		return x.Blocked
+	}
+	return ""
+}
+
+type ListNodesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNodesRequest) Reset() {
+	*x = ListNodesRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNodesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNodesRequest) ProtoMessage() {}
+
+func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
+func (*ListNodesRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{101}
+}
+
+type ListNodesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nodes         []*NodeInfo            `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNodesResponse) Reset() {
+	*x = ListNodesResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNodesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNodesResponse) ProtoMessage() {}
+
+func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
+func (*ListNodesResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{102}
+}
+
+func (x *ListNodesResponse) GetNodes() []*NodeInfo {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+type SetNodeModeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Change        NodeModeChange         `protobuf:"varint,2,opt,name=change,proto3,enum=skiff.v1.NodeModeChange" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetNodeModeRequest) Reset() {
+	*x = SetNodeModeRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetNodeModeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetNodeModeRequest) ProtoMessage() {}
+
+func (x *SetNodeModeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetNodeModeRequest.ProtoReflect.Descriptor instead.
+func (*SetNodeModeRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{103}
+}
+
+func (x *SetNodeModeRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *SetNodeModeRequest) GetChange() NodeModeChange {
+	if x != nil {
+		return x.Change
+	}
+	return NodeModeChange_NODE_MODE_CHANGE_UNSPECIFIED
+}
+
+type RebalanceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DryRun        bool                   `protobuf:"varint,1,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceRequest) Reset() {
+	*x = RebalanceRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceRequest) ProtoMessage() {}
+
+func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
+func (*RebalanceRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *RebalanceRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type RebalanceMove struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	From          []string               `protobuf:"bytes,3,rep,name=from,proto3" json:"from,omitempty"`
+	To            []string               `protobuf:"bytes,4,rep,name=to,proto3" json:"to,omitempty"`
+	LeaderOnly    bool                   `protobuf:"varint,5,opt,name=leader_only,json=leaderOnly,proto3" json:"leader_only,omitempty"` // same replicas, new preferred leader: no data copied
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceMove) Reset() {
+	*x = RebalanceMove{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceMove) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceMove) ProtoMessage() {}
+
+func (x *RebalanceMove) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceMove.ProtoReflect.Descriptor instead.
+func (*RebalanceMove) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *RebalanceMove) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *RebalanceMove) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *RebalanceMove) GetFrom() []string {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *RebalanceMove) GetTo() []string {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *RebalanceMove) GetLeaderOnly() bool {
+	if x != nil {
+		return x.LeaderOnly
+	}
+	return false
+}
+
+type RebalanceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Moves         []*RebalanceMove       `protobuf:"bytes,1,rep,name=moves,proto3" json:"moves,omitempty"`
+	Applying      bool                   `protobuf:"varint,2,opt,name=applying,proto3" json:"applying,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceResponse) Reset() {
+	*x = RebalanceResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[106]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceResponse) ProtoMessage() {}
+
+func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[106]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
+func (*RebalanceResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{106}
+}
+
+func (x *RebalanceResponse) GetMoves() []*RebalanceMove {
+	if x != nil {
+		return x.Moves
+	}
+	return nil
+}
+
+func (x *RebalanceResponse) GetApplying() bool {
+	if x != nil {
+		return x.Applying
+	}
+	return false
+}
+
 var File_skiff_v1_skiff_proto protoreflect.FileDescriptor
 
 const file_skiff_v1_skiff_proto_rawDesc = "" +
@@ -6690,12 +7285,13 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x13ListOffsetsResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12(\n" +
 	"\x10log_start_offset\x18\x02 \x01(\x03R\x0elogStartOffset\x12%\n" +
-	"\x0ehigh_watermark\x18\x03 \x01(\x03R\rhighWatermark\"_\n" +
+	"\x0ehigh_watermark\x18\x03 \x01(\x03R\rhighWatermark\"s\n" +
 	"\x06Broker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x12\n" +
 	"\x04rack\x18\x03 \x01(\tR\x04rack\x12\x14\n" +
-	"\x05state\x18\x04 \x01(\tR\x05state\"\x96\x02\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x12\n" +
+	"\x04mode\x18\x05 \x01(\tR\x04mode\"\x96\x02\n" +
 	"\x11PartitionMetadata\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x1b\n" +
 	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x12\x1f\n" +
@@ -7102,7 +7698,46 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x03all\x18\x04 \x01(\bR\x03all\x122\n" +
 	"\x06action\x18\x05 \x01(\x0e2\x1a.skiff.v1.DeadLetterActionR\x06action\"2\n" +
 	"\x1aResolveDeadLettersResponse\x12\x14\n" +
-	"\x05count\x18\x01 \x01(\x05R\x05count*#\n" +
+	"\x05count\x18\x01 \x01(\x05R\x05count\"M\n" +
+	"\x17CreatePartitionsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x01(\x05R\n" +
+	"partitions\"j\n" +
+	"\x18ReassignPartitionRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1a\n" +
+	"\breplicas\x18\x03 \x03(\tR\breplicas\"\xfb\x01\n" +
+	"\bNodeInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x12\n" +
+	"\x04rack\x18\x03 \x01(\tR\x04rack\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x12\n" +
+	"\x04mode\x18\x05 \x01(\tR\x04mode\x12 \n" +
+	"\vmaintenance\x18\x06 \x01(\bR\vmaintenance\x12\x1a\n" +
+	"\breplicas\x18\a \x01(\x05R\breplicas\x12\x18\n" +
+	"\aleaders\x18\b \x01(\x05R\aleaders\x12\x12\n" +
+	"\x04meta\x18\t \x01(\tR\x04meta\x12\x18\n" +
+	"\ablocked\x18\n" +
+	" \x01(\tR\ablocked\"\x12\n" +
+	"\x10ListNodesRequest\"=\n" +
+	"\x11ListNodesResponse\x12(\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x12.skiff.v1.NodeInfoR\x05nodes\"Z\n" +
+	"\x12SetNodeModeRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x120\n" +
+	"\x06change\x18\x02 \x01(\x0e2\x18.skiff.v1.NodeModeChangeR\x06change\"+\n" +
+	"\x10RebalanceRequest\x12\x17\n" +
+	"\adry_run\x18\x01 \x01(\bR\x06dryRun\"\x88\x01\n" +
+	"\rRebalanceMove\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x12\n" +
+	"\x04from\x18\x03 \x03(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x04 \x03(\tR\x02to\x12\x1f\n" +
+	"\vleader_only\x18\x05 \x01(\bR\n" +
+	"leaderOnly\"^\n" +
+	"\x11RebalanceResponse\x12-\n" +
+	"\x05moves\x18\x01 \x03(\v2\x17.skiff.v1.RebalanceMoveR\x05moves\x12\x1a\n" +
+	"\bapplying\x18\x02 \x01(\bR\bapplying*#\n" +
 	"\x04Acks\x12\f\n" +
 	"\bACKS_ALL\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01*A\n" +
@@ -7131,7 +7766,13 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x0fSHARE_ACK_RENEW\x10\x03*D\n" +
 	"\x10DeadLetterAction\x12\x17\n" +
 	"\x13DEAD_LETTER_REDRIVE\x10\x00\x12\x17\n" +
-	"\x13DEAD_LETTER_DISCARD\x10\x012\xe9\x01\n" +
+	"\x13DEAD_LETTER_DISCARD\x10\x01*\x93\x01\n" +
+	"\x0eNodeModeChange\x12 \n" +
+	"\x1cNODE_MODE_CHANGE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11NODE_DECOMMISSION\x10\x01\x12\x15\n" +
+	"\x11NODE_RECOMMISSION\x10\x02\x12\x17\n" +
+	"\x13NODE_MAINTENANCE_ON\x10\x03\x12\x18\n" +
+	"\x14NODE_MAINTENANCE_OFF\x10\x042\xe9\x01\n" +
 	"\bProducer\x12>\n" +
 	"\aProduce\x12\x18.skiff.v1.ProduceRequest\x1a\x19.skiff.v1.ProduceResponse\x12H\n" +
 	"\rProduceStream\x12\x18.skiff.v1.ProduceRequest\x1a\x19.skiff.v1.ProduceResponse(\x010\x01\x12S\n" +
@@ -7139,7 +7780,7 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\bConsumer\x128\n" +
 	"\x05Fetch\x12\x16.skiff.v1.FetchRequest\x1a\x17.skiff.v1.FetchResponse\x12B\n" +
 	"\tSubscribe\x12\x1a.skiff.v1.SubscribeRequest\x1a\x17.skiff.v1.FetchResponse0\x01\x12J\n" +
-	"\vListOffsets\x12\x1c.skiff.v1.ListOffsetsRequest\x1a\x1d.skiff.v1.ListOffsetsResponse2\xe5\t\n" +
+	"\vListOffsets\x12\x1c.skiff.v1.ListOffsetsRequest\x1a\x1d.skiff.v1.ListOffsetsResponse2\xd4\f\n" +
 	"\x05Admin\x12A\n" +
 	"\bMetadata\x12\x19.skiff.v1.MetadataRequest\x1a\x1a.skiff.v1.MetadataResponse\x12D\n" +
 	"\vCreateTopic\x12\x1c.skiff.v1.CreateTopicRequest\x1a\x17.skiff.v1.TopicMetadata\x12J\n" +
@@ -7164,7 +7805,12 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\bSetQuota\x12\x19.skiff.v1.SetQuotaRequest\x1a\x1a.skiff.v1.SetQuotaResponse\x12J\n" +
 	"\vDeleteQuota\x12\x1c.skiff.v1.DeleteQuotaRequest\x1a\x1d.skiff.v1.DeleteQuotaResponse\x12G\n" +
 	"\n" +
-	"ListQuotas\x12\x1b.skiff.v1.ListQuotasRequest\x1a\x1c.skiff.v1.ListQuotasResponse2\x87\x05\n" +
+	"ListQuotas\x12\x1b.skiff.v1.ListQuotasRequest\x1a\x1c.skiff.v1.ListQuotasResponse\x12N\n" +
+	"\x10CreatePartitions\x12!.skiff.v1.CreatePartitionsRequest\x1a\x17.skiff.v1.TopicMetadata\x12P\n" +
+	"\x11ReassignPartition\x12\".skiff.v1.ReassignPartitionRequest\x1a\x17.skiff.v1.TopicMetadata\x12D\n" +
+	"\tListNodes\x12\x1a.skiff.v1.ListNodesRequest\x1a\x1b.skiff.v1.ListNodesResponse\x12?\n" +
+	"\vSetNodeMode\x12\x1c.skiff.v1.SetNodeModeRequest\x1a\x12.skiff.v1.NodeInfo\x12D\n" +
+	"\tRebalance\x12\x1a.skiff.v1.RebalanceRequest\x1a\x1b.skiff.v1.RebalanceResponse2\x87\x05\n" +
 	"\x06Groups\x12V\n" +
 	"\x0fFindCoordinator\x12 .skiff.v1.FindCoordinatorRequest\x1a!.skiff.v1.FindCoordinatorResponse\x12N\n" +
 	"\tHeartbeat\x12\x1f.skiff.v1.GroupHeartbeatRequest\x1a .skiff.v1.GroupHeartbeatResponse\x12P\n" +
@@ -7199,8 +7845,8 @@ func file_skiff_v1_skiff_proto_rawDescGZIP() []byte {
 	return file_skiff_v1_skiff_proto_rawDescData
 }
 
-var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 104)
+var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 113)
 var file_skiff_v1_skiff_proto_goTypes = []any{
 	(Acks)(0),                          // 0: skiff.v1.Acks
 	(FetchFormat)(0),                   // 1: skiff.v1.FetchFormat
@@ -7209,248 +7855,271 @@ var file_skiff_v1_skiff_proto_goTypes = []any{
 	(GossipKeyOp)(0),                   // 4: skiff.v1.GossipKeyOp
 	(ShareAckType)(0),                  // 5: skiff.v1.ShareAckType
 	(DeadLetterAction)(0),              // 6: skiff.v1.DeadLetterAction
-	(*Header)(nil),                     // 7: skiff.v1.Header
-	(*Record)(nil),                     // 8: skiff.v1.Record
-	(*ProduceRequest)(nil),             // 9: skiff.v1.ProduceRequest
-	(*ProduceResponse)(nil),            // 10: skiff.v1.ProduceResponse
-	(*ErrorStatus)(nil),                // 11: skiff.v1.ErrorStatus
-	(*InitProducerIdRequest)(nil),      // 12: skiff.v1.InitProducerIdRequest
-	(*InitProducerIdResponse)(nil),     // 13: skiff.v1.InitProducerIdResponse
-	(*ConsumedRecord)(nil),             // 14: skiff.v1.ConsumedRecord
-	(*FetchRequest)(nil),               // 15: skiff.v1.FetchRequest
-	(*FetchResponse)(nil),              // 16: skiff.v1.FetchResponse
-	(*SubscribeRequest)(nil),           // 17: skiff.v1.SubscribeRequest
-	(*ListOffsetsRequest)(nil),         // 18: skiff.v1.ListOffsetsRequest
-	(*ListOffsetsResponse)(nil),        // 19: skiff.v1.ListOffsetsResponse
-	(*Broker)(nil),                     // 20: skiff.v1.Broker
-	(*PartitionMetadata)(nil),          // 21: skiff.v1.PartitionMetadata
-	(*TopicMetadata)(nil),              // 22: skiff.v1.TopicMetadata
-	(*MetadataRequest)(nil),            // 23: skiff.v1.MetadataRequest
-	(*MetadataResponse)(nil),           // 24: skiff.v1.MetadataResponse
-	(*CreateTopicRequest)(nil),         // 25: skiff.v1.CreateTopicRequest
-	(*DeleteTopicRequest)(nil),         // 26: skiff.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 27: skiff.v1.DeleteTopicResponse
-	(*DescribeTopicRequest)(nil),       // 28: skiff.v1.DescribeTopicRequest
-	(*ListTopicsRequest)(nil),          // 29: skiff.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 30: skiff.v1.ListTopicsResponse
-	(*AlterTopicConfigRequest)(nil),    // 31: skiff.v1.AlterTopicConfigRequest
-	(*DescribeClusterRequest)(nil),     // 32: skiff.v1.DescribeClusterRequest
-	(*DescribeClusterResponse)(nil),    // 33: skiff.v1.DescribeClusterResponse
-	(*Quota)(nil),                      // 34: skiff.v1.Quota
-	(*SetQuotaRequest)(nil),            // 35: skiff.v1.SetQuotaRequest
-	(*SetQuotaResponse)(nil),           // 36: skiff.v1.SetQuotaResponse
-	(*DeleteQuotaRequest)(nil),         // 37: skiff.v1.DeleteQuotaRequest
-	(*DeleteQuotaResponse)(nil),        // 38: skiff.v1.DeleteQuotaResponse
-	(*ListQuotasRequest)(nil),          // 39: skiff.v1.ListQuotasRequest
-	(*ListQuotasResponse)(nil),         // 40: skiff.v1.ListQuotasResponse
-	(*UpsertUserRequest)(nil),          // 41: skiff.v1.UpsertUserRequest
-	(*UpsertUserResponse)(nil),         // 42: skiff.v1.UpsertUserResponse
-	(*DeleteUserRequest)(nil),          // 43: skiff.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),         // 44: skiff.v1.DeleteUserResponse
-	(*ListUsersRequest)(nil),           // 45: skiff.v1.ListUsersRequest
-	(*UserInfo)(nil),                   // 46: skiff.v1.UserInfo
-	(*ListUsersResponse)(nil),          // 47: skiff.v1.ListUsersResponse
-	(*AclBinding)(nil),                 // 48: skiff.v1.AclBinding
-	(*CreateACLsRequest)(nil),          // 49: skiff.v1.CreateACLsRequest
-	(*CreateACLsResponse)(nil),         // 50: skiff.v1.CreateACLsResponse
-	(*DeleteACLsRequest)(nil),          // 51: skiff.v1.DeleteACLsRequest
-	(*DeleteACLsResponse)(nil),         // 52: skiff.v1.DeleteACLsResponse
-	(*ListACLsRequest)(nil),            // 53: skiff.v1.ListACLsRequest
-	(*ListACLsResponse)(nil),           // 54: skiff.v1.ListACLsResponse
-	(*GossipKeysRequest)(nil),          // 55: skiff.v1.GossipKeysRequest
-	(*GossipKeyNode)(nil),              // 56: skiff.v1.GossipKeyNode
-	(*GossipKeysResponse)(nil),         // 57: skiff.v1.GossipKeysResponse
-	(*NotLeader)(nil),                  // 58: skiff.v1.NotLeader
-	(*OffsetOutOfRange)(nil),           // 59: skiff.v1.OffsetOutOfRange
-	(*WriteIndeterminate)(nil),         // 60: skiff.v1.WriteIndeterminate
-	(*TopicPartitions)(nil),            // 61: skiff.v1.TopicPartitions
-	(*FindCoordinatorRequest)(nil),     // 62: skiff.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),    // 63: skiff.v1.FindCoordinatorResponse
-	(*GroupHeartbeatRequest)(nil),      // 64: skiff.v1.GroupHeartbeatRequest
-	(*GroupHeartbeatResponse)(nil),     // 65: skiff.v1.GroupHeartbeatResponse
-	(*OffsetCommit)(nil),               // 66: skiff.v1.OffsetCommit
-	(*CommitOffsetsRequest)(nil),       // 67: skiff.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),      // 68: skiff.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),        // 69: skiff.v1.FetchOffsetsRequest
-	(*CommittedOffset)(nil),            // 70: skiff.v1.CommittedOffset
-	(*FetchOffsetsResponse)(nil),       // 71: skiff.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),          // 72: skiff.v1.ListGroupsRequest
-	(*GroupListing)(nil),               // 73: skiff.v1.GroupListing
-	(*ListGroupsResponse)(nil),         // 74: skiff.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),       // 75: skiff.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                // 76: skiff.v1.GroupMember
-	(*GroupPartitionOffset)(nil),       // 77: skiff.v1.GroupPartitionOffset
-	(*DescribeGroupResponse)(nil),      // 78: skiff.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),         // 79: skiff.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),        // 80: skiff.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),        // 81: skiff.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),       // 82: skiff.v1.ResetOffsetsResponse
-	(*ShareFetchRequest)(nil),          // 83: skiff.v1.ShareFetchRequest
-	(*ShareRecord)(nil),                // 84: skiff.v1.ShareRecord
-	(*ShareFetchResponse)(nil),         // 85: skiff.v1.ShareFetchResponse
-	(*ShareAck)(nil),                   // 86: skiff.v1.ShareAck
-	(*ShareAckRequest)(nil),            // 87: skiff.v1.ShareAckRequest
-	(*ShareAckResult)(nil),             // 88: skiff.v1.ShareAckResult
-	(*ShareAckResponse)(nil),           // 89: skiff.v1.ShareAckResponse
-	(*ShareLeaveRequest)(nil),          // 90: skiff.v1.ShareLeaveRequest
-	(*ShareLeaveResponse)(nil),         // 91: skiff.v1.ShareLeaveResponse
-	(*ShareInspectRequest)(nil),        // 92: skiff.v1.ShareInspectRequest
-	(*ShareInspectResponse)(nil),       // 93: skiff.v1.ShareInspectResponse
-	(*DescribeShareGroupRequest)(nil),  // 94: skiff.v1.DescribeShareGroupRequest
-	(*ShareGroupMember)(nil),           // 95: skiff.v1.ShareGroupMember
-	(*SharePartitionState)(nil),        // 96: skiff.v1.SharePartitionState
-	(*DescribeShareGroupResponse)(nil), // 97: skiff.v1.DescribeShareGroupResponse
-	(*AlterShareGroupRequest)(nil),     // 98: skiff.v1.AlterShareGroupRequest
-	(*AlterShareGroupResponse)(nil),    // 99: skiff.v1.AlterShareGroupResponse
-	(*ListDeadLettersRequest)(nil),     // 100: skiff.v1.ListDeadLettersRequest
-	(*DeadLetter)(nil),                 // 101: skiff.v1.DeadLetter
-	(*ListDeadLettersResponse)(nil),    // 102: skiff.v1.ListDeadLettersResponse
-	(*ResolveDeadLettersRequest)(nil),  // 103: skiff.v1.ResolveDeadLettersRequest
-	(*ResolveDeadLettersResponse)(nil), // 104: skiff.v1.ResolveDeadLettersResponse
-	nil,                                // 105: skiff.v1.TopicMetadata.ConfigsEntry
-	nil,                                // 106: skiff.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                // 107: skiff.v1.AlterTopicConfigRequest.SetEntry
-	nil,                                // 108: skiff.v1.DescribeShareGroupResponse.ConfigEntry
-	nil,                                // 109: skiff.v1.AlterShareGroupRequest.SetEntry
-	nil,                                // 110: skiff.v1.AlterShareGroupResponse.ConfigEntry
+	(NodeModeChange)(0),                // 7: skiff.v1.NodeModeChange
+	(*Header)(nil),                     // 8: skiff.v1.Header
+	(*Record)(nil),                     // 9: skiff.v1.Record
+	(*ProduceRequest)(nil),             // 10: skiff.v1.ProduceRequest
+	(*ProduceResponse)(nil),            // 11: skiff.v1.ProduceResponse
+	(*ErrorStatus)(nil),                // 12: skiff.v1.ErrorStatus
+	(*InitProducerIdRequest)(nil),      // 13: skiff.v1.InitProducerIdRequest
+	(*InitProducerIdResponse)(nil),     // 14: skiff.v1.InitProducerIdResponse
+	(*ConsumedRecord)(nil),             // 15: skiff.v1.ConsumedRecord
+	(*FetchRequest)(nil),               // 16: skiff.v1.FetchRequest
+	(*FetchResponse)(nil),              // 17: skiff.v1.FetchResponse
+	(*SubscribeRequest)(nil),           // 18: skiff.v1.SubscribeRequest
+	(*ListOffsetsRequest)(nil),         // 19: skiff.v1.ListOffsetsRequest
+	(*ListOffsetsResponse)(nil),        // 20: skiff.v1.ListOffsetsResponse
+	(*Broker)(nil),                     // 21: skiff.v1.Broker
+	(*PartitionMetadata)(nil),          // 22: skiff.v1.PartitionMetadata
+	(*TopicMetadata)(nil),              // 23: skiff.v1.TopicMetadata
+	(*MetadataRequest)(nil),            // 24: skiff.v1.MetadataRequest
+	(*MetadataResponse)(nil),           // 25: skiff.v1.MetadataResponse
+	(*CreateTopicRequest)(nil),         // 26: skiff.v1.CreateTopicRequest
+	(*DeleteTopicRequest)(nil),         // 27: skiff.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 28: skiff.v1.DeleteTopicResponse
+	(*DescribeTopicRequest)(nil),       // 29: skiff.v1.DescribeTopicRequest
+	(*ListTopicsRequest)(nil),          // 30: skiff.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 31: skiff.v1.ListTopicsResponse
+	(*AlterTopicConfigRequest)(nil),    // 32: skiff.v1.AlterTopicConfigRequest
+	(*DescribeClusterRequest)(nil),     // 33: skiff.v1.DescribeClusterRequest
+	(*DescribeClusterResponse)(nil),    // 34: skiff.v1.DescribeClusterResponse
+	(*Quota)(nil),                      // 35: skiff.v1.Quota
+	(*SetQuotaRequest)(nil),            // 36: skiff.v1.SetQuotaRequest
+	(*SetQuotaResponse)(nil),           // 37: skiff.v1.SetQuotaResponse
+	(*DeleteQuotaRequest)(nil),         // 38: skiff.v1.DeleteQuotaRequest
+	(*DeleteQuotaResponse)(nil),        // 39: skiff.v1.DeleteQuotaResponse
+	(*ListQuotasRequest)(nil),          // 40: skiff.v1.ListQuotasRequest
+	(*ListQuotasResponse)(nil),         // 41: skiff.v1.ListQuotasResponse
+	(*UpsertUserRequest)(nil),          // 42: skiff.v1.UpsertUserRequest
+	(*UpsertUserResponse)(nil),         // 43: skiff.v1.UpsertUserResponse
+	(*DeleteUserRequest)(nil),          // 44: skiff.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),         // 45: skiff.v1.DeleteUserResponse
+	(*ListUsersRequest)(nil),           // 46: skiff.v1.ListUsersRequest
+	(*UserInfo)(nil),                   // 47: skiff.v1.UserInfo
+	(*ListUsersResponse)(nil),          // 48: skiff.v1.ListUsersResponse
+	(*AclBinding)(nil),                 // 49: skiff.v1.AclBinding
+	(*CreateACLsRequest)(nil),          // 50: skiff.v1.CreateACLsRequest
+	(*CreateACLsResponse)(nil),         // 51: skiff.v1.CreateACLsResponse
+	(*DeleteACLsRequest)(nil),          // 52: skiff.v1.DeleteACLsRequest
+	(*DeleteACLsResponse)(nil),         // 53: skiff.v1.DeleteACLsResponse
+	(*ListACLsRequest)(nil),            // 54: skiff.v1.ListACLsRequest
+	(*ListACLsResponse)(nil),           // 55: skiff.v1.ListACLsResponse
+	(*GossipKeysRequest)(nil),          // 56: skiff.v1.GossipKeysRequest
+	(*GossipKeyNode)(nil),              // 57: skiff.v1.GossipKeyNode
+	(*GossipKeysResponse)(nil),         // 58: skiff.v1.GossipKeysResponse
+	(*NotLeader)(nil),                  // 59: skiff.v1.NotLeader
+	(*OffsetOutOfRange)(nil),           // 60: skiff.v1.OffsetOutOfRange
+	(*WriteIndeterminate)(nil),         // 61: skiff.v1.WriteIndeterminate
+	(*TopicPartitions)(nil),            // 62: skiff.v1.TopicPartitions
+	(*FindCoordinatorRequest)(nil),     // 63: skiff.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),    // 64: skiff.v1.FindCoordinatorResponse
+	(*GroupHeartbeatRequest)(nil),      // 65: skiff.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),     // 66: skiff.v1.GroupHeartbeatResponse
+	(*OffsetCommit)(nil),               // 67: skiff.v1.OffsetCommit
+	(*CommitOffsetsRequest)(nil),       // 68: skiff.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),      // 69: skiff.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),        // 70: skiff.v1.FetchOffsetsRequest
+	(*CommittedOffset)(nil),            // 71: skiff.v1.CommittedOffset
+	(*FetchOffsetsResponse)(nil),       // 72: skiff.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),          // 73: skiff.v1.ListGroupsRequest
+	(*GroupListing)(nil),               // 74: skiff.v1.GroupListing
+	(*ListGroupsResponse)(nil),         // 75: skiff.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 76: skiff.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                // 77: skiff.v1.GroupMember
+	(*GroupPartitionOffset)(nil),       // 78: skiff.v1.GroupPartitionOffset
+	(*DescribeGroupResponse)(nil),      // 79: skiff.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),         // 80: skiff.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),        // 81: skiff.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),        // 82: skiff.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),       // 83: skiff.v1.ResetOffsetsResponse
+	(*ShareFetchRequest)(nil),          // 84: skiff.v1.ShareFetchRequest
+	(*ShareRecord)(nil),                // 85: skiff.v1.ShareRecord
+	(*ShareFetchResponse)(nil),         // 86: skiff.v1.ShareFetchResponse
+	(*ShareAck)(nil),                   // 87: skiff.v1.ShareAck
+	(*ShareAckRequest)(nil),            // 88: skiff.v1.ShareAckRequest
+	(*ShareAckResult)(nil),             // 89: skiff.v1.ShareAckResult
+	(*ShareAckResponse)(nil),           // 90: skiff.v1.ShareAckResponse
+	(*ShareLeaveRequest)(nil),          // 91: skiff.v1.ShareLeaveRequest
+	(*ShareLeaveResponse)(nil),         // 92: skiff.v1.ShareLeaveResponse
+	(*ShareInspectRequest)(nil),        // 93: skiff.v1.ShareInspectRequest
+	(*ShareInspectResponse)(nil),       // 94: skiff.v1.ShareInspectResponse
+	(*DescribeShareGroupRequest)(nil),  // 95: skiff.v1.DescribeShareGroupRequest
+	(*ShareGroupMember)(nil),           // 96: skiff.v1.ShareGroupMember
+	(*SharePartitionState)(nil),        // 97: skiff.v1.SharePartitionState
+	(*DescribeShareGroupResponse)(nil), // 98: skiff.v1.DescribeShareGroupResponse
+	(*AlterShareGroupRequest)(nil),     // 99: skiff.v1.AlterShareGroupRequest
+	(*AlterShareGroupResponse)(nil),    // 100: skiff.v1.AlterShareGroupResponse
+	(*ListDeadLettersRequest)(nil),     // 101: skiff.v1.ListDeadLettersRequest
+	(*DeadLetter)(nil),                 // 102: skiff.v1.DeadLetter
+	(*ListDeadLettersResponse)(nil),    // 103: skiff.v1.ListDeadLettersResponse
+	(*ResolveDeadLettersRequest)(nil),  // 104: skiff.v1.ResolveDeadLettersRequest
+	(*ResolveDeadLettersResponse)(nil), // 105: skiff.v1.ResolveDeadLettersResponse
+	(*CreatePartitionsRequest)(nil),    // 106: skiff.v1.CreatePartitionsRequest
+	(*ReassignPartitionRequest)(nil),   // 107: skiff.v1.ReassignPartitionRequest
+	(*NodeInfo)(nil),                   // 108: skiff.v1.NodeInfo
+	(*ListNodesRequest)(nil),           // 109: skiff.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),          // 110: skiff.v1.ListNodesResponse
+	(*SetNodeModeRequest)(nil),         // 111: skiff.v1.SetNodeModeRequest
+	(*RebalanceRequest)(nil),           // 112: skiff.v1.RebalanceRequest
+	(*RebalanceMove)(nil),              // 113: skiff.v1.RebalanceMove
+	(*RebalanceResponse)(nil),          // 114: skiff.v1.RebalanceResponse
+	nil,                                // 115: skiff.v1.TopicMetadata.ConfigsEntry
+	nil,                                // 116: skiff.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                // 117: skiff.v1.AlterTopicConfigRequest.SetEntry
+	nil,                                // 118: skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	nil,                                // 119: skiff.v1.AlterShareGroupRequest.SetEntry
+	nil,                                // 120: skiff.v1.AlterShareGroupResponse.ConfigEntry
 }
 var file_skiff_v1_skiff_proto_depIdxs = []int32{
-	7,   // 0: skiff.v1.Record.headers:type_name -> skiff.v1.Header
-	8,   // 1: skiff.v1.ProduceRequest.records:type_name -> skiff.v1.Record
+	8,   // 0: skiff.v1.Record.headers:type_name -> skiff.v1.Header
+	9,   // 1: skiff.v1.ProduceRequest.records:type_name -> skiff.v1.Record
 	0,   // 2: skiff.v1.ProduceRequest.acks:type_name -> skiff.v1.Acks
-	11,  // 3: skiff.v1.ProduceResponse.error:type_name -> skiff.v1.ErrorStatus
-	58,  // 4: skiff.v1.ErrorStatus.not_leader:type_name -> skiff.v1.NotLeader
-	7,   // 5: skiff.v1.ConsumedRecord.headers:type_name -> skiff.v1.Header
+	12,  // 3: skiff.v1.ProduceResponse.error:type_name -> skiff.v1.ErrorStatus
+	59,  // 4: skiff.v1.ErrorStatus.not_leader:type_name -> skiff.v1.NotLeader
+	8,   // 5: skiff.v1.ConsumedRecord.headers:type_name -> skiff.v1.Header
 	1,   // 6: skiff.v1.FetchRequest.format:type_name -> skiff.v1.FetchFormat
-	14,  // 7: skiff.v1.FetchResponse.records:type_name -> skiff.v1.ConsumedRecord
+	15,  // 7: skiff.v1.FetchResponse.records:type_name -> skiff.v1.ConsumedRecord
 	1,   // 8: skiff.v1.SubscribeRequest.format:type_name -> skiff.v1.FetchFormat
 	2,   // 9: skiff.v1.ListOffsetsRequest.spec:type_name -> skiff.v1.OffsetSpec
-	21,  // 10: skiff.v1.TopicMetadata.partitions:type_name -> skiff.v1.PartitionMetadata
-	105, // 11: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
-	20,  // 12: skiff.v1.MetadataResponse.brokers:type_name -> skiff.v1.Broker
-	22,  // 13: skiff.v1.MetadataResponse.topics:type_name -> skiff.v1.TopicMetadata
-	106, // 14: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
-	22,  // 15: skiff.v1.ListTopicsResponse.topics:type_name -> skiff.v1.TopicMetadata
-	107, // 16: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
-	20,  // 17: skiff.v1.DescribeClusterResponse.brokers:type_name -> skiff.v1.Broker
-	34,  // 18: skiff.v1.SetQuotaRequest.quota:type_name -> skiff.v1.Quota
-	34,  // 19: skiff.v1.ListQuotasResponse.quotas:type_name -> skiff.v1.Quota
+	22,  // 10: skiff.v1.TopicMetadata.partitions:type_name -> skiff.v1.PartitionMetadata
+	115, // 11: skiff.v1.TopicMetadata.configs:type_name -> skiff.v1.TopicMetadata.ConfigsEntry
+	21,  // 12: skiff.v1.MetadataResponse.brokers:type_name -> skiff.v1.Broker
+	23,  // 13: skiff.v1.MetadataResponse.topics:type_name -> skiff.v1.TopicMetadata
+	116, // 14: skiff.v1.CreateTopicRequest.configs:type_name -> skiff.v1.CreateTopicRequest.ConfigsEntry
+	23,  // 15: skiff.v1.ListTopicsResponse.topics:type_name -> skiff.v1.TopicMetadata
+	117, // 16: skiff.v1.AlterTopicConfigRequest.set:type_name -> skiff.v1.AlterTopicConfigRequest.SetEntry
+	21,  // 17: skiff.v1.DescribeClusterResponse.brokers:type_name -> skiff.v1.Broker
+	35,  // 18: skiff.v1.SetQuotaRequest.quota:type_name -> skiff.v1.Quota
+	35,  // 19: skiff.v1.ListQuotasResponse.quotas:type_name -> skiff.v1.Quota
 	3,   // 20: skiff.v1.UpsertUserRequest.mode:type_name -> skiff.v1.UpsertUserMode
-	46,  // 21: skiff.v1.ListUsersResponse.users:type_name -> skiff.v1.UserInfo
-	48,  // 22: skiff.v1.CreateACLsRequest.bindings:type_name -> skiff.v1.AclBinding
-	48,  // 23: skiff.v1.DeleteACLsRequest.bindings:type_name -> skiff.v1.AclBinding
-	48,  // 24: skiff.v1.ListACLsResponse.bindings:type_name -> skiff.v1.AclBinding
+	47,  // 21: skiff.v1.ListUsersResponse.users:type_name -> skiff.v1.UserInfo
+	49,  // 22: skiff.v1.CreateACLsRequest.bindings:type_name -> skiff.v1.AclBinding
+	49,  // 23: skiff.v1.DeleteACLsRequest.bindings:type_name -> skiff.v1.AclBinding
+	49,  // 24: skiff.v1.ListACLsResponse.bindings:type_name -> skiff.v1.AclBinding
 	4,   // 25: skiff.v1.GossipKeysRequest.op:type_name -> skiff.v1.GossipKeyOp
-	56,  // 26: skiff.v1.GossipKeysResponse.nodes:type_name -> skiff.v1.GossipKeyNode
-	61,  // 27: skiff.v1.GroupHeartbeatRequest.owned:type_name -> skiff.v1.TopicPartitions
-	61,  // 28: skiff.v1.GroupHeartbeatResponse.assignment:type_name -> skiff.v1.TopicPartitions
-	66,  // 29: skiff.v1.CommitOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
-	61,  // 30: skiff.v1.FetchOffsetsRequest.partitions:type_name -> skiff.v1.TopicPartitions
-	70,  // 31: skiff.v1.FetchOffsetsResponse.offsets:type_name -> skiff.v1.CommittedOffset
-	73,  // 32: skiff.v1.ListGroupsResponse.groups:type_name -> skiff.v1.GroupListing
-	61,  // 33: skiff.v1.GroupMember.assigned:type_name -> skiff.v1.TopicPartitions
-	61,  // 34: skiff.v1.GroupMember.target:type_name -> skiff.v1.TopicPartitions
-	76,  // 35: skiff.v1.DescribeGroupResponse.members:type_name -> skiff.v1.GroupMember
-	77,  // 36: skiff.v1.DescribeGroupResponse.offsets:type_name -> skiff.v1.GroupPartitionOffset
-	66,  // 37: skiff.v1.ResetOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
-	86,  // 38: skiff.v1.ShareFetchRequest.acks:type_name -> skiff.v1.ShareAck
-	7,   // 39: skiff.v1.ShareRecord.headers:type_name -> skiff.v1.Header
-	84,  // 40: skiff.v1.ShareFetchResponse.records:type_name -> skiff.v1.ShareRecord
-	88,  // 41: skiff.v1.ShareFetchResponse.ack_results:type_name -> skiff.v1.ShareAckResult
+	57,  // 26: skiff.v1.GossipKeysResponse.nodes:type_name -> skiff.v1.GossipKeyNode
+	62,  // 27: skiff.v1.GroupHeartbeatRequest.owned:type_name -> skiff.v1.TopicPartitions
+	62,  // 28: skiff.v1.GroupHeartbeatResponse.assignment:type_name -> skiff.v1.TopicPartitions
+	67,  // 29: skiff.v1.CommitOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
+	62,  // 30: skiff.v1.FetchOffsetsRequest.partitions:type_name -> skiff.v1.TopicPartitions
+	71,  // 31: skiff.v1.FetchOffsetsResponse.offsets:type_name -> skiff.v1.CommittedOffset
+	74,  // 32: skiff.v1.ListGroupsResponse.groups:type_name -> skiff.v1.GroupListing
+	62,  // 33: skiff.v1.GroupMember.assigned:type_name -> skiff.v1.TopicPartitions
+	62,  // 34: skiff.v1.GroupMember.target:type_name -> skiff.v1.TopicPartitions
+	77,  // 35: skiff.v1.DescribeGroupResponse.members:type_name -> skiff.v1.GroupMember
+	78,  // 36: skiff.v1.DescribeGroupResponse.offsets:type_name -> skiff.v1.GroupPartitionOffset
+	67,  // 37: skiff.v1.ResetOffsetsRequest.offsets:type_name -> skiff.v1.OffsetCommit
+	87,  // 38: skiff.v1.ShareFetchRequest.acks:type_name -> skiff.v1.ShareAck
+	8,   // 39: skiff.v1.ShareRecord.headers:type_name -> skiff.v1.Header
+	85,  // 40: skiff.v1.ShareFetchResponse.records:type_name -> skiff.v1.ShareRecord
+	89,  // 41: skiff.v1.ShareFetchResponse.ack_results:type_name -> skiff.v1.ShareAckResult
 	5,   // 42: skiff.v1.ShareAck.type:type_name -> skiff.v1.ShareAckType
-	86,  // 43: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
-	88,  // 44: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
-	108, // 45: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
-	95,  // 46: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
-	96,  // 47: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
-	109, // 48: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
-	110, // 49: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
-	7,   // 50: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
-	101, // 51: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
+	87,  // 43: skiff.v1.ShareAckRequest.acks:type_name -> skiff.v1.ShareAck
+	89,  // 44: skiff.v1.ShareAckResponse.results:type_name -> skiff.v1.ShareAckResult
+	118, // 45: skiff.v1.DescribeShareGroupResponse.config:type_name -> skiff.v1.DescribeShareGroupResponse.ConfigEntry
+	96,  // 46: skiff.v1.DescribeShareGroupResponse.members:type_name -> skiff.v1.ShareGroupMember
+	97,  // 47: skiff.v1.DescribeShareGroupResponse.partitions:type_name -> skiff.v1.SharePartitionState
+	119, // 48: skiff.v1.AlterShareGroupRequest.set:type_name -> skiff.v1.AlterShareGroupRequest.SetEntry
+	120, // 49: skiff.v1.AlterShareGroupResponse.config:type_name -> skiff.v1.AlterShareGroupResponse.ConfigEntry
+	8,   // 50: skiff.v1.DeadLetter.headers:type_name -> skiff.v1.Header
+	102, // 51: skiff.v1.ListDeadLettersResponse.dead_letters:type_name -> skiff.v1.DeadLetter
 	6,   // 52: skiff.v1.ResolveDeadLettersRequest.action:type_name -> skiff.v1.DeadLetterAction
-	9,   // 53: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
-	9,   // 54: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
-	12,  // 55: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
-	15,  // 56: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
-	17,  // 57: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
-	18,  // 58: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
-	23,  // 59: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
-	25,  // 60: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
-	26,  // 61: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
-	28,  // 62: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
-	29,  // 63: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
-	31,  // 64: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
-	32,  // 65: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
-	55,  // 66: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
-	49,  // 67: skiff.v1.Admin.CreateACLs:input_type -> skiff.v1.CreateACLsRequest
-	51,  // 68: skiff.v1.Admin.DeleteACLs:input_type -> skiff.v1.DeleteACLsRequest
-	53,  // 69: skiff.v1.Admin.ListACLs:input_type -> skiff.v1.ListACLsRequest
-	41,  // 70: skiff.v1.Admin.UpsertUser:input_type -> skiff.v1.UpsertUserRequest
-	43,  // 71: skiff.v1.Admin.DeleteUser:input_type -> skiff.v1.DeleteUserRequest
-	45,  // 72: skiff.v1.Admin.ListUsers:input_type -> skiff.v1.ListUsersRequest
-	35,  // 73: skiff.v1.Admin.SetQuota:input_type -> skiff.v1.SetQuotaRequest
-	37,  // 74: skiff.v1.Admin.DeleteQuota:input_type -> skiff.v1.DeleteQuotaRequest
-	39,  // 75: skiff.v1.Admin.ListQuotas:input_type -> skiff.v1.ListQuotasRequest
-	62,  // 76: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
-	64,  // 77: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
-	67,  // 78: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
-	69,  // 79: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
-	72,  // 80: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
-	75,  // 81: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
-	79,  // 82: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
-	81,  // 83: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
-	83,  // 84: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
-	87,  // 85: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
-	90,  // 86: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
-	92,  // 87: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
-	94,  // 88: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
-	98,  // 89: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
-	100, // 90: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
-	103, // 91: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
-	10,  // 92: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
-	10,  // 93: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
-	13,  // 94: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
-	16,  // 95: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
-	16,  // 96: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
-	19,  // 97: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
-	24,  // 98: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
-	22,  // 99: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
-	27,  // 100: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
-	22,  // 101: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
-	30,  // 102: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
-	22,  // 103: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
-	33,  // 104: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
-	57,  // 105: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
-	50,  // 106: skiff.v1.Admin.CreateACLs:output_type -> skiff.v1.CreateACLsResponse
-	52,  // 107: skiff.v1.Admin.DeleteACLs:output_type -> skiff.v1.DeleteACLsResponse
-	54,  // 108: skiff.v1.Admin.ListACLs:output_type -> skiff.v1.ListACLsResponse
-	42,  // 109: skiff.v1.Admin.UpsertUser:output_type -> skiff.v1.UpsertUserResponse
-	44,  // 110: skiff.v1.Admin.DeleteUser:output_type -> skiff.v1.DeleteUserResponse
-	47,  // 111: skiff.v1.Admin.ListUsers:output_type -> skiff.v1.ListUsersResponse
-	36,  // 112: skiff.v1.Admin.SetQuota:output_type -> skiff.v1.SetQuotaResponse
-	38,  // 113: skiff.v1.Admin.DeleteQuota:output_type -> skiff.v1.DeleteQuotaResponse
-	40,  // 114: skiff.v1.Admin.ListQuotas:output_type -> skiff.v1.ListQuotasResponse
-	63,  // 115: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
-	65,  // 116: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
-	68,  // 117: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
-	71,  // 118: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
-	74,  // 119: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
-	78,  // 120: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
-	80,  // 121: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
-	82,  // 122: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
-	85,  // 123: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
-	89,  // 124: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
-	91,  // 125: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
-	93,  // 126: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
-	97,  // 127: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
-	99,  // 128: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
-	102, // 129: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
-	104, // 130: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
-	92,  // [92:131] is the sub-list for method output_type
-	53,  // [53:92] is the sub-list for method input_type
-	53,  // [53:53] is the sub-list for extension type_name
-	53,  // [53:53] is the sub-list for extension extendee
-	0,   // [0:53] is the sub-list for field type_name
+	108, // 53: skiff.v1.ListNodesResponse.nodes:type_name -> skiff.v1.NodeInfo
+	7,   // 54: skiff.v1.SetNodeModeRequest.change:type_name -> skiff.v1.NodeModeChange
+	113, // 55: skiff.v1.RebalanceResponse.moves:type_name -> skiff.v1.RebalanceMove
+	10,  // 56: skiff.v1.Producer.Produce:input_type -> skiff.v1.ProduceRequest
+	10,  // 57: skiff.v1.Producer.ProduceStream:input_type -> skiff.v1.ProduceRequest
+	13,  // 58: skiff.v1.Producer.InitProducerId:input_type -> skiff.v1.InitProducerIdRequest
+	16,  // 59: skiff.v1.Consumer.Fetch:input_type -> skiff.v1.FetchRequest
+	18,  // 60: skiff.v1.Consumer.Subscribe:input_type -> skiff.v1.SubscribeRequest
+	19,  // 61: skiff.v1.Consumer.ListOffsets:input_type -> skiff.v1.ListOffsetsRequest
+	24,  // 62: skiff.v1.Admin.Metadata:input_type -> skiff.v1.MetadataRequest
+	26,  // 63: skiff.v1.Admin.CreateTopic:input_type -> skiff.v1.CreateTopicRequest
+	27,  // 64: skiff.v1.Admin.DeleteTopic:input_type -> skiff.v1.DeleteTopicRequest
+	29,  // 65: skiff.v1.Admin.DescribeTopic:input_type -> skiff.v1.DescribeTopicRequest
+	30,  // 66: skiff.v1.Admin.ListTopics:input_type -> skiff.v1.ListTopicsRequest
+	32,  // 67: skiff.v1.Admin.AlterTopicConfig:input_type -> skiff.v1.AlterTopicConfigRequest
+	33,  // 68: skiff.v1.Admin.DescribeCluster:input_type -> skiff.v1.DescribeClusterRequest
+	56,  // 69: skiff.v1.Admin.GossipKeys:input_type -> skiff.v1.GossipKeysRequest
+	50,  // 70: skiff.v1.Admin.CreateACLs:input_type -> skiff.v1.CreateACLsRequest
+	52,  // 71: skiff.v1.Admin.DeleteACLs:input_type -> skiff.v1.DeleteACLsRequest
+	54,  // 72: skiff.v1.Admin.ListACLs:input_type -> skiff.v1.ListACLsRequest
+	42,  // 73: skiff.v1.Admin.UpsertUser:input_type -> skiff.v1.UpsertUserRequest
+	44,  // 74: skiff.v1.Admin.DeleteUser:input_type -> skiff.v1.DeleteUserRequest
+	46,  // 75: skiff.v1.Admin.ListUsers:input_type -> skiff.v1.ListUsersRequest
+	36,  // 76: skiff.v1.Admin.SetQuota:input_type -> skiff.v1.SetQuotaRequest
+	38,  // 77: skiff.v1.Admin.DeleteQuota:input_type -> skiff.v1.DeleteQuotaRequest
+	40,  // 78: skiff.v1.Admin.ListQuotas:input_type -> skiff.v1.ListQuotasRequest
+	106, // 79: skiff.v1.Admin.CreatePartitions:input_type -> skiff.v1.CreatePartitionsRequest
+	107, // 80: skiff.v1.Admin.ReassignPartition:input_type -> skiff.v1.ReassignPartitionRequest
+	109, // 81: skiff.v1.Admin.ListNodes:input_type -> skiff.v1.ListNodesRequest
+	111, // 82: skiff.v1.Admin.SetNodeMode:input_type -> skiff.v1.SetNodeModeRequest
+	112, // 83: skiff.v1.Admin.Rebalance:input_type -> skiff.v1.RebalanceRequest
+	63,  // 84: skiff.v1.Groups.FindCoordinator:input_type -> skiff.v1.FindCoordinatorRequest
+	65,  // 85: skiff.v1.Groups.Heartbeat:input_type -> skiff.v1.GroupHeartbeatRequest
+	68,  // 86: skiff.v1.Groups.CommitOffsets:input_type -> skiff.v1.CommitOffsetsRequest
+	70,  // 87: skiff.v1.Groups.FetchOffsets:input_type -> skiff.v1.FetchOffsetsRequest
+	73,  // 88: skiff.v1.Groups.ListGroups:input_type -> skiff.v1.ListGroupsRequest
+	76,  // 89: skiff.v1.Groups.DescribeGroup:input_type -> skiff.v1.DescribeGroupRequest
+	80,  // 90: skiff.v1.Groups.DeleteGroup:input_type -> skiff.v1.DeleteGroupRequest
+	82,  // 91: skiff.v1.Groups.ResetOffsets:input_type -> skiff.v1.ResetOffsetsRequest
+	84,  // 92: skiff.v1.ShareGroups.ShareFetch:input_type -> skiff.v1.ShareFetchRequest
+	88,  // 93: skiff.v1.ShareGroups.ShareAcknowledge:input_type -> skiff.v1.ShareAckRequest
+	91,  // 94: skiff.v1.ShareGroups.ShareLeave:input_type -> skiff.v1.ShareLeaveRequest
+	93,  // 95: skiff.v1.ShareGroups.ShareInspect:input_type -> skiff.v1.ShareInspectRequest
+	95,  // 96: skiff.v1.ShareGroups.DescribeShareGroup:input_type -> skiff.v1.DescribeShareGroupRequest
+	99,  // 97: skiff.v1.ShareGroups.AlterShareGroup:input_type -> skiff.v1.AlterShareGroupRequest
+	101, // 98: skiff.v1.ShareGroups.ListDeadLetters:input_type -> skiff.v1.ListDeadLettersRequest
+	104, // 99: skiff.v1.ShareGroups.ResolveDeadLetters:input_type -> skiff.v1.ResolveDeadLettersRequest
+	11,  // 100: skiff.v1.Producer.Produce:output_type -> skiff.v1.ProduceResponse
+	11,  // 101: skiff.v1.Producer.ProduceStream:output_type -> skiff.v1.ProduceResponse
+	14,  // 102: skiff.v1.Producer.InitProducerId:output_type -> skiff.v1.InitProducerIdResponse
+	17,  // 103: skiff.v1.Consumer.Fetch:output_type -> skiff.v1.FetchResponse
+	17,  // 104: skiff.v1.Consumer.Subscribe:output_type -> skiff.v1.FetchResponse
+	20,  // 105: skiff.v1.Consumer.ListOffsets:output_type -> skiff.v1.ListOffsetsResponse
+	25,  // 106: skiff.v1.Admin.Metadata:output_type -> skiff.v1.MetadataResponse
+	23,  // 107: skiff.v1.Admin.CreateTopic:output_type -> skiff.v1.TopicMetadata
+	28,  // 108: skiff.v1.Admin.DeleteTopic:output_type -> skiff.v1.DeleteTopicResponse
+	23,  // 109: skiff.v1.Admin.DescribeTopic:output_type -> skiff.v1.TopicMetadata
+	31,  // 110: skiff.v1.Admin.ListTopics:output_type -> skiff.v1.ListTopicsResponse
+	23,  // 111: skiff.v1.Admin.AlterTopicConfig:output_type -> skiff.v1.TopicMetadata
+	34,  // 112: skiff.v1.Admin.DescribeCluster:output_type -> skiff.v1.DescribeClusterResponse
+	58,  // 113: skiff.v1.Admin.GossipKeys:output_type -> skiff.v1.GossipKeysResponse
+	51,  // 114: skiff.v1.Admin.CreateACLs:output_type -> skiff.v1.CreateACLsResponse
+	53,  // 115: skiff.v1.Admin.DeleteACLs:output_type -> skiff.v1.DeleteACLsResponse
+	55,  // 116: skiff.v1.Admin.ListACLs:output_type -> skiff.v1.ListACLsResponse
+	43,  // 117: skiff.v1.Admin.UpsertUser:output_type -> skiff.v1.UpsertUserResponse
+	45,  // 118: skiff.v1.Admin.DeleteUser:output_type -> skiff.v1.DeleteUserResponse
+	48,  // 119: skiff.v1.Admin.ListUsers:output_type -> skiff.v1.ListUsersResponse
+	37,  // 120: skiff.v1.Admin.SetQuota:output_type -> skiff.v1.SetQuotaResponse
+	39,  // 121: skiff.v1.Admin.DeleteQuota:output_type -> skiff.v1.DeleteQuotaResponse
+	41,  // 122: skiff.v1.Admin.ListQuotas:output_type -> skiff.v1.ListQuotasResponse
+	23,  // 123: skiff.v1.Admin.CreatePartitions:output_type -> skiff.v1.TopicMetadata
+	23,  // 124: skiff.v1.Admin.ReassignPartition:output_type -> skiff.v1.TopicMetadata
+	110, // 125: skiff.v1.Admin.ListNodes:output_type -> skiff.v1.ListNodesResponse
+	108, // 126: skiff.v1.Admin.SetNodeMode:output_type -> skiff.v1.NodeInfo
+	114, // 127: skiff.v1.Admin.Rebalance:output_type -> skiff.v1.RebalanceResponse
+	64,  // 128: skiff.v1.Groups.FindCoordinator:output_type -> skiff.v1.FindCoordinatorResponse
+	66,  // 129: skiff.v1.Groups.Heartbeat:output_type -> skiff.v1.GroupHeartbeatResponse
+	69,  // 130: skiff.v1.Groups.CommitOffsets:output_type -> skiff.v1.CommitOffsetsResponse
+	72,  // 131: skiff.v1.Groups.FetchOffsets:output_type -> skiff.v1.FetchOffsetsResponse
+	75,  // 132: skiff.v1.Groups.ListGroups:output_type -> skiff.v1.ListGroupsResponse
+	79,  // 133: skiff.v1.Groups.DescribeGroup:output_type -> skiff.v1.DescribeGroupResponse
+	81,  // 134: skiff.v1.Groups.DeleteGroup:output_type -> skiff.v1.DeleteGroupResponse
+	83,  // 135: skiff.v1.Groups.ResetOffsets:output_type -> skiff.v1.ResetOffsetsResponse
+	86,  // 136: skiff.v1.ShareGroups.ShareFetch:output_type -> skiff.v1.ShareFetchResponse
+	90,  // 137: skiff.v1.ShareGroups.ShareAcknowledge:output_type -> skiff.v1.ShareAckResponse
+	92,  // 138: skiff.v1.ShareGroups.ShareLeave:output_type -> skiff.v1.ShareLeaveResponse
+	94,  // 139: skiff.v1.ShareGroups.ShareInspect:output_type -> skiff.v1.ShareInspectResponse
+	98,  // 140: skiff.v1.ShareGroups.DescribeShareGroup:output_type -> skiff.v1.DescribeShareGroupResponse
+	100, // 141: skiff.v1.ShareGroups.AlterShareGroup:output_type -> skiff.v1.AlterShareGroupResponse
+	103, // 142: skiff.v1.ShareGroups.ListDeadLetters:output_type -> skiff.v1.ListDeadLettersResponse
+	105, // 143: skiff.v1.ShareGroups.ResolveDeadLetters:output_type -> skiff.v1.ResolveDeadLettersResponse
+	100, // [100:144] is the sub-list for method output_type
+	56,  // [56:100] is the sub-list for method input_type
+	56,  // [56:56] is the sub-list for extension type_name
+	56,  // [56:56] is the sub-list for extension extendee
+	0,   // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_skiff_proto_init() }
@@ -7463,8 +8132,8 @@ func file_skiff_v1_skiff_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_skiff_proto_rawDesc), len(file_skiff_v1_skiff_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   104,
+			NumEnums:      8,
+			NumMessages:   113,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -393,23 +393,28 @@ var Consumer_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Admin_Metadata_FullMethodName         = "/skiff.v1.Admin/Metadata"
-	Admin_CreateTopic_FullMethodName      = "/skiff.v1.Admin/CreateTopic"
-	Admin_DeleteTopic_FullMethodName      = "/skiff.v1.Admin/DeleteTopic"
-	Admin_DescribeTopic_FullMethodName    = "/skiff.v1.Admin/DescribeTopic"
-	Admin_ListTopics_FullMethodName       = "/skiff.v1.Admin/ListTopics"
-	Admin_AlterTopicConfig_FullMethodName = "/skiff.v1.Admin/AlterTopicConfig"
-	Admin_DescribeCluster_FullMethodName  = "/skiff.v1.Admin/DescribeCluster"
-	Admin_GossipKeys_FullMethodName       = "/skiff.v1.Admin/GossipKeys"
-	Admin_CreateACLs_FullMethodName       = "/skiff.v1.Admin/CreateACLs"
-	Admin_DeleteACLs_FullMethodName       = "/skiff.v1.Admin/DeleteACLs"
-	Admin_ListACLs_FullMethodName         = "/skiff.v1.Admin/ListACLs"
-	Admin_UpsertUser_FullMethodName       = "/skiff.v1.Admin/UpsertUser"
-	Admin_DeleteUser_FullMethodName       = "/skiff.v1.Admin/DeleteUser"
-	Admin_ListUsers_FullMethodName        = "/skiff.v1.Admin/ListUsers"
-	Admin_SetQuota_FullMethodName         = "/skiff.v1.Admin/SetQuota"
-	Admin_DeleteQuota_FullMethodName      = "/skiff.v1.Admin/DeleteQuota"
-	Admin_ListQuotas_FullMethodName       = "/skiff.v1.Admin/ListQuotas"
+	Admin_Metadata_FullMethodName          = "/skiff.v1.Admin/Metadata"
+	Admin_CreateTopic_FullMethodName       = "/skiff.v1.Admin/CreateTopic"
+	Admin_DeleteTopic_FullMethodName       = "/skiff.v1.Admin/DeleteTopic"
+	Admin_DescribeTopic_FullMethodName     = "/skiff.v1.Admin/DescribeTopic"
+	Admin_ListTopics_FullMethodName        = "/skiff.v1.Admin/ListTopics"
+	Admin_AlterTopicConfig_FullMethodName  = "/skiff.v1.Admin/AlterTopicConfig"
+	Admin_DescribeCluster_FullMethodName   = "/skiff.v1.Admin/DescribeCluster"
+	Admin_GossipKeys_FullMethodName        = "/skiff.v1.Admin/GossipKeys"
+	Admin_CreateACLs_FullMethodName        = "/skiff.v1.Admin/CreateACLs"
+	Admin_DeleteACLs_FullMethodName        = "/skiff.v1.Admin/DeleteACLs"
+	Admin_ListACLs_FullMethodName          = "/skiff.v1.Admin/ListACLs"
+	Admin_UpsertUser_FullMethodName        = "/skiff.v1.Admin/UpsertUser"
+	Admin_DeleteUser_FullMethodName        = "/skiff.v1.Admin/DeleteUser"
+	Admin_ListUsers_FullMethodName         = "/skiff.v1.Admin/ListUsers"
+	Admin_SetQuota_FullMethodName          = "/skiff.v1.Admin/SetQuota"
+	Admin_DeleteQuota_FullMethodName       = "/skiff.v1.Admin/DeleteQuota"
+	Admin_ListQuotas_FullMethodName        = "/skiff.v1.Admin/ListQuotas"
+	Admin_CreatePartitions_FullMethodName  = "/skiff.v1.Admin/CreatePartitions"
+	Admin_ReassignPartition_FullMethodName = "/skiff.v1.Admin/ReassignPartition"
+	Admin_ListNodes_FullMethodName         = "/skiff.v1.Admin/ListNodes"
+	Admin_SetNodeMode_FullMethodName       = "/skiff.v1.Admin/SetNodeMode"
+	Admin_Rebalance_FullMethodName         = "/skiff.v1.Admin/Rebalance"
 )
 
 // AdminClient is the client API for Admin service.
@@ -460,6 +465,23 @@ type AdminClient interface {
 	// DeleteQuota removes a principal's quota (NOT_FOUND if there is none).
 	DeleteQuota(ctx context.Context, in *DeleteQuotaRequest, opts ...grpc.CallOption) (*DeleteQuotaResponse, error)
 	ListQuotas(ctx context.Context, in *ListQuotasRequest, opts ...grpc.CallOption) (*ListQuotasResponse, error)
+	// Day-2 operations (docs/operations.md); all need alter on the cluster
+	// except ListNodes (describe).
+	//
+	// CreatePartitions grows a topic to `partitions` (never shrinks:
+	// INVALID_ARGUMENT); consumer groups pick the new partitions up.
+	CreatePartitions(ctx context.Context, in *CreatePartitionsRequest, opts ...grpc.CallOption) (*TopicMetadata, error)
+	// ReassignPartition replaces one partition's replicas; a dead, unknown
+	// or decommissioning node is refused (FAILED_PRECONDITION).
+	ReassignPartition(ctx context.Context, in *ReassignPartitionRequest, opts ...grpc.CallOption) (*TopicMetadata, error)
+	ListNodes(ctx context.Context, in *ListNodesRequest, opts ...grpc.CallOption) (*ListNodesResponse, error)
+	// SetNodeMode decommissions, recommissions or puts a node in or out of
+	// maintenance (FAILED_PRECONDITION with the reason when refused).
+	SetNodeMode(ctx context.Context, in *SetNodeModeRequest, opts ...grpc.CallOption) (*NodeInfo, error)
+	// Rebalance evens replicas and preferred leaders over the live nodes
+	// (rack-aware, few moves) and, unless dry_run, applies the plan in the
+	// background with bounded concurrent moves.
+	Rebalance(ctx context.Context, in *RebalanceRequest, opts ...grpc.CallOption) (*RebalanceResponse, error)
 }
 
 type adminClient struct {
@@ -640,6 +662,56 @@ func (c *adminClient) ListQuotas(ctx context.Context, in *ListQuotasRequest, opt
 	return out, nil
 }
 
+func (c *adminClient) CreatePartitions(ctx context.Context, in *CreatePartitionsRequest, opts ...grpc.CallOption) (*TopicMetadata, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TopicMetadata)
+	err := c.cc.Invoke(ctx, Admin_CreatePartitions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ReassignPartition(ctx context.Context, in *ReassignPartitionRequest, opts ...grpc.CallOption) (*TopicMetadata, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TopicMetadata)
+	err := c.cc.Invoke(ctx, Admin_ReassignPartition_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ListNodes(ctx context.Context, in *ListNodesRequest, opts ...grpc.CallOption) (*ListNodesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListNodesResponse)
+	err := c.cc.Invoke(ctx, Admin_ListNodes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) SetNodeMode(ctx context.Context, in *SetNodeModeRequest, opts ...grpc.CallOption) (*NodeInfo, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodeInfo)
+	err := c.cc.Invoke(ctx, Admin_SetNodeMode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) Rebalance(ctx context.Context, in *RebalanceRequest, opts ...grpc.CallOption) (*RebalanceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RebalanceResponse)
+	err := c.cc.Invoke(ctx, Admin_Rebalance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -688,6 +760,23 @@ type AdminServer interface {
 	// DeleteQuota removes a principal's quota (NOT_FOUND if there is none).
 	DeleteQuota(context.Context, *DeleteQuotaRequest) (*DeleteQuotaResponse, error)
 	ListQuotas(context.Context, *ListQuotasRequest) (*ListQuotasResponse, error)
+	// Day-2 operations (docs/operations.md); all need alter on the cluster
+	// except ListNodes (describe).
+	//
+	// CreatePartitions grows a topic to `partitions` (never shrinks:
+	// INVALID_ARGUMENT); consumer groups pick the new partitions up.
+	CreatePartitions(context.Context, *CreatePartitionsRequest) (*TopicMetadata, error)
+	// ReassignPartition replaces one partition's replicas; a dead, unknown
+	// or decommissioning node is refused (FAILED_PRECONDITION).
+	ReassignPartition(context.Context, *ReassignPartitionRequest) (*TopicMetadata, error)
+	ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error)
+	// SetNodeMode decommissions, recommissions or puts a node in or out of
+	// maintenance (FAILED_PRECONDITION with the reason when refused).
+	SetNodeMode(context.Context, *SetNodeModeRequest) (*NodeInfo, error)
+	// Rebalance evens replicas and preferred leaders over the live nodes
+	// (rack-aware, few moves) and, unless dry_run, applies the plan in the
+	// background with bounded concurrent moves.
+	Rebalance(context.Context, *RebalanceRequest) (*RebalanceResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -748,6 +837,21 @@ func (UnimplementedAdminServer) DeleteQuota(context.Context, *DeleteQuotaRequest
 }
 func (UnimplementedAdminServer) ListQuotas(context.Context, *ListQuotasRequest) (*ListQuotasResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListQuotas not implemented")
+}
+func (UnimplementedAdminServer) CreatePartitions(context.Context, *CreatePartitionsRequest) (*TopicMetadata, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreatePartitions not implemented")
+}
+func (UnimplementedAdminServer) ReassignPartition(context.Context, *ReassignPartitionRequest) (*TopicMetadata, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReassignPartition not implemented")
+}
+func (UnimplementedAdminServer) ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListNodes not implemented")
+}
+func (UnimplementedAdminServer) SetNodeMode(context.Context, *SetNodeModeRequest) (*NodeInfo, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetNodeMode not implemented")
+}
+func (UnimplementedAdminServer) Rebalance(context.Context, *RebalanceRequest) (*RebalanceResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Rebalance not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -1076,6 +1180,96 @@ func _Admin_ListQuotas_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_CreatePartitions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePartitionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).CreatePartitions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_CreatePartitions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).CreatePartitions(ctx, req.(*CreatePartitionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ReassignPartition_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReassignPartitionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ReassignPartition(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ReassignPartition_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ReassignPartition(ctx, req.(*ReassignPartitionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ListNodes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListNodesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListNodes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListNodes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListNodes(ctx, req.(*ListNodesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_SetNodeMode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetNodeModeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).SetNodeMode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_SetNodeMode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).SetNodeMode(ctx, req.(*SetNodeModeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_Rebalance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RebalanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Rebalance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Rebalance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Rebalance(ctx, req.(*RebalanceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1150,6 +1344,26 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListQuotas",
 			Handler:    _Admin_ListQuotas_Handler,
+		},
+		{
+			MethodName: "CreatePartitions",
+			Handler:    _Admin_CreatePartitions_Handler,
+		},
+		{
+			MethodName: "ReassignPartition",
+			Handler:    _Admin_ReassignPartition_Handler,
+		},
+		{
+			MethodName: "ListNodes",
+			Handler:    _Admin_ListNodes_Handler,
+		},
+		{
+			MethodName: "SetNodeMode",
+			Handler:    _Admin_SetNodeMode_Handler,
+		},
+		{
+			MethodName: "Rebalance",
+			Handler:    _Admin_Rebalance_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -18,6 +18,7 @@ from . import _wire
 __all__ = [
     "SkiffError",
     "TopicFullError",
+    "DiskFullError",
     "NotLeaderError",
     "TopicNotFoundError",
     "TopicExistsError",
@@ -164,6 +165,13 @@ class InternalTopicError(AuthorizationError):
     pass
 
 
+class DiskFullError(SkiffError):
+    """The partition's leader is short of disk space; it hands its
+    leaderships to other nodes, so a retry after a metadata refresh
+    usually succeeds."""
+    retriable = True
+
+
 class TopicFullError(SkiffError):
     """A bounded topic (max.messages or max.bytes with
     overflow.policy=reject) refused the batch; nothing was written.
@@ -202,6 +210,7 @@ _BY_REASON = {
     "INTERNAL_TOPIC": InternalTopicError,
     "LIMIT_EXCEEDED": LimitExceededError,
     "TOPIC_FULL": TopicFullError,
+    "DISK_FULL": DiskFullError,
     "NOT_COORDINATOR": NotCoordinatorError,
     "UNKNOWN_MEMBER": UnknownMemberError,
     "FENCED_MEMBER_EPOCH": FencedMemberEpochError,
@@ -239,7 +248,7 @@ def from_rpc_error(err: grpc.RpcError) -> SkiffError:
 
 def from_status(code, message: str, details: "_wire.Details") -> SkiffError:
     reason = details.reason
-    if reason in ("NOT_HELD", "LOCK_EXPIRED", "UNKNOWN_RECORD", "GROUP_PAUSED", "INTERNAL_TOPIC", "LIMIT_EXCEEDED", "TOPIC_FULL"):
+    if reason in ("NOT_HELD", "LOCK_EXPIRED", "UNKNOWN_RECORD", "GROUP_PAUSED", "INTERNAL_TOPIC", "LIMIT_EXCEEDED", "TOPIC_FULL", "DISK_FULL"):
         return _BY_REASON[reason](message, code, reason)
     C = grpc.StatusCode
     if code == C.UNAUTHENTICATED:

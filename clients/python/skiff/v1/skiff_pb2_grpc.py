@@ -252,6 +252,31 @@ class AdminStub(object):
         request_serializer=skiff_dot_v1_dot_skiff__pb2.ListQuotasRequest.SerializeToString,
         response_deserializer=skiff_dot_v1_dot_skiff__pb2.ListQuotasResponse.FromString,
         )
+    self.CreatePartitions = channel.unary_unary(
+        '/skiff.v1.Admin/CreatePartitions',
+        request_serializer=skiff_dot_v1_dot_skiff__pb2.CreatePartitionsRequest.SerializeToString,
+        response_deserializer=skiff_dot_v1_dot_skiff__pb2.TopicMetadata.FromString,
+        )
+    self.ReassignPartition = channel.unary_unary(
+        '/skiff.v1.Admin/ReassignPartition',
+        request_serializer=skiff_dot_v1_dot_skiff__pb2.ReassignPartitionRequest.SerializeToString,
+        response_deserializer=skiff_dot_v1_dot_skiff__pb2.TopicMetadata.FromString,
+        )
+    self.ListNodes = channel.unary_unary(
+        '/skiff.v1.Admin/ListNodes',
+        request_serializer=skiff_dot_v1_dot_skiff__pb2.ListNodesRequest.SerializeToString,
+        response_deserializer=skiff_dot_v1_dot_skiff__pb2.ListNodesResponse.FromString,
+        )
+    self.SetNodeMode = channel.unary_unary(
+        '/skiff.v1.Admin/SetNodeMode',
+        request_serializer=skiff_dot_v1_dot_skiff__pb2.SetNodeModeRequest.SerializeToString,
+        response_deserializer=skiff_dot_v1_dot_skiff__pb2.NodeInfo.FromString,
+        )
+    self.Rebalance = channel.unary_unary(
+        '/skiff.v1.Admin/Rebalance',
+        request_serializer=skiff_dot_v1_dot_skiff__pb2.RebalanceRequest.SerializeToString,
+        response_deserializer=skiff_dot_v1_dot_skiff__pb2.RebalanceResponse.FromString,
+        )
 
 
 class AdminServicer(object):
@@ -397,6 +422,49 @@ class AdminServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def CreatePartitions(self, request, context):
+    """Day-2 operations (docs/operations.md); all need alter on the cluster
+    except ListNodes (describe).
+
+    CreatePartitions grows a topic to `partitions` (never shrinks:
+    INVALID_ARGUMENT); consumer groups pick the new partitions up.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def ReassignPartition(self, request, context):
+    """ReassignPartition replaces one partition's replicas; a dead, unknown
+    or decommissioning node is refused (FAILED_PRECONDITION).
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def ListNodes(self, request, context):
+    # missing associated documentation comment in .proto file
+    pass
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def SetNodeMode(self, request, context):
+    """SetNodeMode decommissions, recommissions or puts a node in or out of
+    maintenance (FAILED_PRECONDITION with the reason when refused).
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def Rebalance(self, request, context):
+    """Rebalance evens replicas and preferred leaders over the live nodes
+    (rack-aware, few moves) and, unless dry_run, applies the plan in the
+    background with bounded concurrent moves.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -484,6 +552,31 @@ def add_AdminServicer_to_server(servicer, server):
           servicer.ListQuotas,
           request_deserializer=skiff_dot_v1_dot_skiff__pb2.ListQuotasRequest.FromString,
           response_serializer=skiff_dot_v1_dot_skiff__pb2.ListQuotasResponse.SerializeToString,
+      ),
+      'CreatePartitions': grpc.unary_unary_rpc_method_handler(
+          servicer.CreatePartitions,
+          request_deserializer=skiff_dot_v1_dot_skiff__pb2.CreatePartitionsRequest.FromString,
+          response_serializer=skiff_dot_v1_dot_skiff__pb2.TopicMetadata.SerializeToString,
+      ),
+      'ReassignPartition': grpc.unary_unary_rpc_method_handler(
+          servicer.ReassignPartition,
+          request_deserializer=skiff_dot_v1_dot_skiff__pb2.ReassignPartitionRequest.FromString,
+          response_serializer=skiff_dot_v1_dot_skiff__pb2.TopicMetadata.SerializeToString,
+      ),
+      'ListNodes': grpc.unary_unary_rpc_method_handler(
+          servicer.ListNodes,
+          request_deserializer=skiff_dot_v1_dot_skiff__pb2.ListNodesRequest.FromString,
+          response_serializer=skiff_dot_v1_dot_skiff__pb2.ListNodesResponse.SerializeToString,
+      ),
+      'SetNodeMode': grpc.unary_unary_rpc_method_handler(
+          servicer.SetNodeMode,
+          request_deserializer=skiff_dot_v1_dot_skiff__pb2.SetNodeModeRequest.FromString,
+          response_serializer=skiff_dot_v1_dot_skiff__pb2.NodeInfo.SerializeToString,
+      ),
+      'Rebalance': grpc.unary_unary_rpc_method_handler(
+          servicer.Rebalance,
+          request_deserializer=skiff_dot_v1_dot_skiff__pb2.RebalanceRequest.FromString,
+          response_serializer=skiff_dot_v1_dot_skiff__pb2.RebalanceResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(
