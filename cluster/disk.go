@@ -65,12 +65,12 @@ func (c Config) diskThreshold(total uint64) uint64 {
 // path (atomics); the run goroutine writes it.
 type diskMonitor struct {
 	free      atomic.Uint64
+	total     atomic.Uint64
 	threshold atomic.Uint64
 	low       atomic.Bool // free under threshold
 	enospc    atomic.Bool // a replica failed with ENOSPC since the last check found space
 	// reported is the degraded state last recorded in the metadata.
 	reported atomic.Bool
-	gauge    prometheus.GaugeFunc
 }
 
 func (d *diskMonitor) degraded() bool { return d.low.Load() || d.enospc.Load() }
@@ -92,11 +92,17 @@ func (n *Node) noteWriteFailure(err error) {
 	}
 }
 
+// registerDiskMetrics exports what the disk monitor last measured (every
+// --disk-check-interval), the same figures its degraded state is decided
+// on; both are 0 until the first check.
 func (n *Node) registerDiskMetrics() {
-	n.disk.gauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "skiff", Subsystem: "node", Name: "disk_free_bytes",
-		Help: "Bytes free on the file system of the node's data directory (checked every --disk-check-interval)."},
-		func() float64 { return float64(n.disk.free.Load()) })
-	n.reg.MustRegister(n.disk.gauge)
+	n.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "skiff", Subsystem: "node", Name: "disk_free_bytes",
+			Help: "Bytes available to the node on the file system of its data directory (checked every --disk-check-interval)."},
+			func() float64 { return float64(n.disk.free.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "skiff", Subsystem: "node", Name: "disk_total_bytes",
+			Help: "Size of the file system of the node's data directory (checked every --disk-check-interval)."},
+			func() float64 { return float64(n.disk.total.Load()) }))
 }
 
 // runDiskMonitor checks the data directory's free space every
@@ -130,6 +136,7 @@ func (n *Node) checkDisk(ctx context.Context) {
 	}
 	th := n.cfg.diskThreshold(u.Total)
 	n.disk.free.Store(u.Free)
+	n.disk.total.Store(u.Total)
 	n.disk.threshold.Store(th)
 	low := u.Free < th
 	if n.disk.low.Swap(low) != low {

@@ -25,8 +25,6 @@ type nodeMetrics struct {
 	peerRefused *prometheus.CounterVec
 	// tls are the certificate gauges, present when the node has TLS.
 	tls []prometheus.Collector
-	// disk are the data directory's free and total bytes.
-	disk []prometheus.Collector
 }
 
 func newNodeMetrics(n *Node) *nodeMetrics {
@@ -60,7 +58,6 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 				Help: "Certificate reloads refused (unreadable or mismatched files); the previous certificate stays in use."}, func() float64 { return float64(r.Failures()) }),
 		}
 	}
-	m.disk = diskMetrics(n.cfg.DataDir)
 	for _, c := range m.collectors() {
 		n.reg.MustRegister(c)
 	}
@@ -68,7 +65,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 }
 
 func (m *nodeMetrics) collectors() []prometheus.Collector {
-	return append([]prometheus.Collector{m.replicas, m.leaders, m.underReplicated, m.offline, m.metaLeader, m.leaderChanges, m.peerRefused}, append(m.tls, m.disk...)...)
+	return append([]prometheus.Collector{m.replicas, m.leaders, m.underReplicated, m.offline, m.metaLeader, m.leaderChanges, m.peerRefused}, m.tls...)
 }
 
 func (m *nodeMetrics) unregister() {
