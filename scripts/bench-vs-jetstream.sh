@@ -198,8 +198,9 @@ nats_case() { # nats_case SIZE RECORDS
     --size "$1" --msgs "$2" --clients 4 --batch 100 --no-progress 2>&1)
   t1=$(cpu_ticks "${SERVERS[@]}")
   local line rps mbs
-  line=$(grep -E '^(Pub stats|NATS Pub|JS Pub)' <<<"$out" | tail -1 || true)
-  [ -n "$line" ] || line=$(grep -E 'msgs/sec' <<<"$out" | head -1 || true)
+  # The aggregate of all clients; the "[N] ... msgs/sec" lines above it
+  # are one client's each.
+  line=$(grep -E 'aggregated stats' <<<"$out" | tail -1 || true)
   [ -n "$line" ] || { echo "nats bench output not understood:" >&2; echo "$out" >&2; exit 1; }
   rps=$(sed -E 's/.* ([0-9,]+) msgs\/sec.*/\1/' <<<"$line" | tr -d ,)
   mbs=$(sed -E 's/.* ([0-9.]+) ([KMG]i?B)\/sec.*/\1 \2/' <<<"$line")
@@ -240,10 +241,11 @@ share_nats_case() { # share_nats_case default|always RECORDS
   out=$("$NATS" --server "$urls" bench js consume --stream benchq --acks=explicit --clients 3 \
     --msgs "$2" --no-progress 2>&1)
   t1=$(cpu_ticks "${SERVERS[@]}")
-  line=$(grep -E 'msgs/sec' <<<"$out" | head -1 || true)
+  line=$(grep -E 'aggregated stats' <<<"$out" | tail -1 || true)
   [ -n "$line" ] || { echo "nats bench output not understood:" >&2; echo "$out" >&2; exit 1; }
   rps=$(sed -E 's/.* ([0-9,]+) msgs\/sec.*/\1/' <<<"$line" | tr -d ,)
   row "jetstream sync-$1" 100 1 "$2" "$rps" - $((t1 - t0))
+  echo "             ($(sed -E 's/^[[:space:]]+//' <<<"$line"))"
   stop_servers
 }
 
