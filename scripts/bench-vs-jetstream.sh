@@ -279,7 +279,7 @@ if [ "$IDLE" = 1 ]; then
   exit 0
 fi
 
-printf '%-12s %5s %5s %10s %7s %9s %s\n' system record parts records/s MB/s CPU-s/1M "peak RSS MB per node"
+printf '%-24s %5s %5s %10s %7s %9s %s\n' system record parts records/s MB/s CPU-s/1M "peak RSS MB per node"
 for parts in $PARTS; do
   for s in "${SKIFFS[@]}"; do use_skiff "$s"; skiff_case 100 "$parts" "$REC100"; done
   for s in "${SKIFFS[@]}"; do use_skiff "$s"; skiff_case 1024 "$parts" "$REC1K"; done
