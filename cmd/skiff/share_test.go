@@ -337,8 +337,10 @@ fi
 	// renews the lock at half time, so it is acked, not redelivered.
 	c.mustRun(t, "", "topic", "create", "cli-slow", "--partitions", "1")
 	c.mustRun(t, "slow-job\n", "produce", "cli-slow")
-	c.mustRun(t, "", "share", "config", "cli-slow-workers", "--set", "lock.timeout.ms=600")
-	out, stderr, code = c.run(t, "", "consume", "cli-slow", "--share-group", "cli-slow-workers", "--exec", "sleep 2; cat",
+	// The command outlives its lock 2.5 times over; renewals at half time
+	// leave a second of slack for a loaded machine.
+	c.mustRun(t, "", "share", "config", "cli-slow-workers", "--set", "lock.timeout.ms=2000")
+	out, stderr, code = c.run(t, "", "consume", "cli-slow", "--share-group", "cli-slow-workers", "--exec", "sleep 5; cat",
 		"--max", "1", "--timeout", "50s")
 	if code != 0 || out != "slow-job" || !strings.Contains(stderr, "acked 1, released 0") || strings.Contains(stderr, "renew") {
 		t.Fatalf("slow worker: exit %d, stdout %q\n%s", code, out, stderr)
