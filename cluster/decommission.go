@@ -76,24 +76,10 @@ func (n *Node) drainDecommissioned(ctx context.Context) {
 // replica missing because its node is dead copies nothing, and must not
 // hold moves up (self-healing replaces it after --replace-after).
 func movesInFlight(st *metadata.State, statuses []PartitionStatus, alive func(id string) bool) int {
-	type key struct {
-		id uint64
-		p  int32
-	}
-	leaders := map[key]*PartitionStatus{}
-	for i := range statuses {
-		s := &statuses[i]
-		if s.State != "Leader" {
-			continue
-		}
-		k := key{s.TopicID, s.Partition}
-		if b, ok := leaders[k]; !ok || s.Term > b.Term {
-			leaders[k] = s
-		}
-	}
+	leaders := reportedLeaders(statuses)
 	n := 0
 	for _, ref := range st.Partitions() {
-		l, ok := leaders[key{ref.TopicID, ref.Partition}]
+		l, ok := leaders[partitionID{ref.TopicID, ref.Partition}]
 		if !ok {
 			continue // offline: no leader to copy from, nothing moves
 		}

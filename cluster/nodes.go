@@ -95,28 +95,37 @@ func (n *Node) metaServers(ctx context.Context) ([]raft.Server, error) {
 	return n.meta.servers(ctx)
 }
 
-// leaderCounts counts, per node, the partitions it leads (the newest term
-// wins where two replicas claim a partition during an election).
-func leaderCounts(st *metadata.State, statuses []PartitionStatus) map[string]int {
-	type key struct {
-		id uint64
-		p  int32
-	}
-	best := map[key]*PartitionStatus{}
+// partitionID names a partition by its topic's id.
+type partitionID struct {
+	topic uint64
+	p     int32
+}
+
+// reportedLeaders picks, per partition, the replica status that claims
+// leadership; the newest term wins where two replicas claim a partition
+// during an election.
+func reportedLeaders(statuses []PartitionStatus) map[partitionID]*PartitionStatus {
+	best := map[partitionID]*PartitionStatus{}
 	for i := range statuses {
 		s := &statuses[i]
 		if s.State != "Leader" {
 			continue
 		}
-		k := key{s.TopicID, s.Partition}
+		k := partitionID{s.TopicID, s.Partition}
 		if b, ok := best[k]; !ok || s.Term > b.Term {
 			best[k] = s
 		}
 	}
+	return best
+}
+
+// leaderCounts counts, per node, the partitions it leads.
+func leaderCounts(st *metadata.State, statuses []PartitionStatus) map[string]int {
+	best := reportedLeaders(statuses)
 	out := map[string]int{}
 	for _, t := range st.Topics {
 		for _, pa := range t.Partitions {
-			if s, ok := best[key{t.ID, pa.Partition}]; ok {
+			if s, ok := best[partitionID{t.ID, pa.Partition}]; ok {
 				out[s.Node]++
 			}
 		}

@@ -73,17 +73,7 @@ func syncDir(dir string) error {
 // The caller syncs the directory.
 func writeFileAtomic(path string, data []byte) error {
 	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err := writeFileSynced(tmp, data)
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
