@@ -25,7 +25,7 @@ func testCompactedTopicShrinks(t *testing.T, c *cli) {
 	// The last round goes into a new segment (segment.ms has passed), so
 	// the active segment, which is never compacted, holds only it.
 	done := time.Now()
-	waitUntil(t, 30*time.Second, "segment.ms to pass", func() bool { return time.Since(done) > 1500*time.Millisecond })
+	waitFor(t, 30*time.Second, "segment.ms to pass", func() bool { return time.Since(done) > 1500*time.Millisecond })
 	in.Reset()
 	for k := 0; k < keys; k++ {
 		fmt.Fprintf(&in, "k%d:new-%d\n", k, k)
@@ -48,7 +48,7 @@ func testCompactedTopicShrinks(t *testing.T, c *cli) {
 		return len(recs)
 	}
 	before := count()
-	waitUntil(t, 120*time.Second, "the cleaner to compact the topic", func() bool { return count() <= 2*keys })
+	waitFor(t, 120*time.Second, "the cleaner to compact the topic", func() bool { return count() <= 2*keys })
 	t.Logf("compacted topic: %d records served before cleaning, %d after (%d written over %d keys)", before, len(recs), rounds*keys, keys)
 	latest := map[string]string{}
 	last := int64(-1)
@@ -76,7 +76,7 @@ func testCompactedTopicShrinks(t *testing.T, c *cli) {
 	}
 	// describe shows the dirty ratio, measured by each replica's checks:
 	// low once the cleaner has run.
-	waitUntil(t, 60*time.Second, "a measured dirty ratio below 0.5", func() bool {
+	waitFor(t, 60*time.Second, "a measured dirty ratio below 0.5", func() bool {
 		var ti topicJSON
 		if err := json.Unmarshal([]byte(c.mustRun(t, "", "topic", "describe", "cli-compacted", "-o", "json")), &ti); err != nil {
 			t.Fatal(err)
@@ -91,17 +91,5 @@ func testCompactedTopicShrinks(t *testing.T, c *cli) {
 	_, stderr, code := c.run(t, "no key here\n", "produce", "cli-compacted")
 	if code == 0 || !strings.Contains(stderr, "no key") {
 		t.Fatalf("keyless produce: exit %d %q", code, stderr)
-	}
-}
-
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
