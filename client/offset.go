@@ -2,6 +2,8 @@ package client
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/skiff-mq/skiff/rpc/skiffpb"
@@ -37,6 +39,35 @@ func At(n int64) Offset { return Offset{kind: offsetExact, at: n} }
 // AtTime starts at the first record with a timestamp at or after t (the
 // high watermark if there is none).
 func AtTime(t time.Time) Offset { return Offset{kind: offsetTime, t: t} }
+
+// ParseOffset reads an Offset as people write one: "earliest", "latest",
+// an offset ("42"), or "@" and a time: Unix milliseconds, RFC 3339, or a
+// UTC date and time ("@2026-01-02T15:04", "@2026-01-02 15:04:05",
+// "@2026-01-02").
+func ParseOffset(s string) (Offset, error) {
+	switch {
+	case s == "earliest":
+		return Earliest(), nil
+	case s == "latest":
+		return Latest(), nil
+	case strings.HasPrefix(s, "@"):
+		ts := s[1:]
+		if ms, err := strconv.ParseInt(ts, 10, 64); err == nil {
+			return AtTime(time.UnixMilli(ms)), nil
+		}
+		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02"} {
+			if t, err := time.Parse(layout, ts); err == nil {
+				return AtTime(t), nil
+			}
+		}
+		return Offset{}, fmt.Errorf("offset %q: want @ and a time: Unix milliseconds, RFC 3339 (@2026-01-02T15:04:05Z) or @2026-01-02T15:04", s)
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return Offset{}, fmt.Errorf("offset %q: want earliest, latest, an offset or @TIME", s)
+	}
+	return At(n), nil
+}
 
 func (o Offset) String() string {
 	switch o.kind {

@@ -194,7 +194,7 @@ func (n *Node) setNodeMode(ctx context.Context, cmd metadata.SetNodeMode) (NodeI
 	if err != nil {
 		return NodeInfo{}, err
 	}
-	if err := n.waitApplied(ctx, res.Index); err != nil {
+	if err := n.waitMetaIndex(ctx, res.Index); err != nil {
 		return NodeInfo{}, err
 	}
 	nodes, err := n.ListNodes(ctx)
@@ -258,19 +258,4 @@ func nodeIDs(nodes []placement.Node) string {
 		return "none"
 	}
 	return strings.Join(ids, ", ")
-}
-
-// waitApplied waits until this node's metadata has applied index.
-func (n *Node) waitApplied(ctx context.Context, index uint64) error {
-	for {
-		changed := n.meta.fsm.Changed()
-		if n.meta.fsm.State().Index >= index {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for metadata index %d: %w", index, ctx.Err())
-		case <-changed:
-		}
-	}
 }

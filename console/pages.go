@@ -201,27 +201,13 @@ func (c *Console) messagesPage(r *request) error {
 	return nil
 }
 
-// parseFrom reads the browser's start: earliest, latest, an offset or
-// @TIME (RFC 3339, or a date and time in UTC).
+// parseFrom reads the browser's start (see client.ParseOffset).
 func parseFrom(s string) (client.Offset, error) {
-	switch {
-	case s == "earliest":
-		return client.Earliest(), nil
-	case s == "latest":
-		return client.Latest(), nil
-	case strings.HasPrefix(s, "@"):
-		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02"} {
-			if t, err := time.Parse(layout, s[1:]); err == nil {
-				return client.AtTime(t), nil
-			}
-		}
-		return client.Offset{}, badRequest("from %q: want @TIME as RFC 3339 (@2026-01-02T15:04:05Z) or @2026-01-02T15:04", s)
+	o, err := client.ParseOffset(s)
+	if err != nil {
+		return client.Offset{}, badRequest("from: %v", err)
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return client.Offset{}, badRequest("from %q: want earliest, latest, an offset or @TIME", s)
-	}
-	return client.At(n), nil
+	return o, nil
 }
 
 // browse reads up to max records of a partition from from, stopping at

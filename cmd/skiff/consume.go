@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -92,29 +90,13 @@ func newConsumeCommand(o *clientOptions) *cobra.Command {
 	return cmd
 }
 
-// parseFrom turns --from into a client.Offset.
+// parseFrom turns --from into a client.Offset (see client.ParseOffset).
 func parseFrom(s string) (client.Offset, error) {
-	switch {
-	case s == "earliest":
-		return client.Earliest(), nil
-	case s == "latest":
-		return client.Latest(), nil
-	case strings.HasPrefix(s, "@"):
-		ts := s[1:]
-		if ms, err := strconv.ParseInt(ts, 10, 64); err == nil {
-			return client.AtTime(time.UnixMilli(ms)), nil
-		}
-		t, err := time.Parse(time.RFC3339Nano, ts)
-		if err != nil {
-			return client.Offset{}, fmt.Errorf("--from %q: want @RFC3339 time or @Unix milliseconds", s)
-		}
-		return client.AtTime(t), nil
+	o, err := client.ParseOffset(s)
+	if err != nil {
+		return client.Offset{}, fmt.Errorf("--from: %w", err)
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return client.Offset{}, fmt.Errorf("--from %q: want earliest, latest, an offset or @TIMESTAMP", s)
-	}
-	return client.At(n), nil
+	return o, nil
 }
 
 func runConsume(cmd *cobra.Command, o *clientOptions, co *consumeOptions, topic string) error {
