@@ -270,6 +270,8 @@ func (m *Membership) Leave(ctx context.Context) error {
 		errs = append(errs, err)
 	} else if err := m.list.UpdateNode(broadcastWait(ctx)); err != nil {
 		errs = append(errs, fmt.Errorf("announce leave: %w", err))
+	} else {
+		m.pushLeaving()
 	}
 	m.updateMu.Unlock()
 	if err := m.list.Leave(broadcastWait(ctx)); err != nil {
@@ -285,6 +287,31 @@ func (m *Membership) Leave(ctx context.Context) error {
 	m.log.Info("left cluster")
 	return nil
 }
+
+// pushLeaving hands the leaving mark to a few alive peers over TCP
+// (memberlist's push-pull, which Join performs with known nodes too). The
+// mark and memberlist's leave both travel as UDP gossip, and if every
+// packet is lost the peers see only a node that stopped answering, a
+// crash; with the mark delivered, its death is taken for the leave it is.
+// Each exchange is bounded by memberlist's TCP timeout.
+func (m *Membership) pushLeaving() {
+	var addrs []string
+	for _, mb := range m.Alive() {
+		if mb.Meta.ID != m.cfg.Meta.ID && len(addrs) < leavePushPeers {
+			addrs = append(addrs, mb.Addr)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	if _, err := m.list.Join(addrs); err != nil {
+		m.log.Debug("push the leaving mark", "addrs", addrs, "error", err)
+	}
+}
+
+// leavePushPeers bounds the TCP exchanges of a leave; gossip carries the
+// mark on from them.
+const leavePushPeers = 3
 
 // Shutdown stops gossip without telling anyone, as a crash would: peers
 // declare this node dead after their failure-detection time. It waits for
