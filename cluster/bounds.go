@@ -9,8 +9,11 @@ import (
 // overflow.policy into what its partition replicas enforce.
 func partitionBounds(t *metadata.Topic) partition.Bounds {
 	b := partition.Bounds{Topic: t.Name, MaxMessages: t.Config.MaxMessages, MaxBytes: t.Config.MaxBytes}
-	if t.Config.Overflow() == metadata.OverflowDropOldest {
+	switch t.Config.Overflow() {
+	case metadata.OverflowDropOldest:
 		b.Overflow = partition.OverflowDropOldest
+	case metadata.OverflowRejectUnacked:
+		b.Overflow = partition.OverflowRejectUnacked
 	}
 	return b
 }

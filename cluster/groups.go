@@ -160,6 +160,10 @@ func (h groupHost) ProducePartition(ctx context.Context, topic string, p int32, 
 	return h.n.ProducePartition(ctx, topic, p, batch)
 }
 
+func (h groupHost) ReportShareProgress(reports []consumergroup.ShareProgress) {
+	h.n.shareProgress.offer(reports, time.Now())
+}
+
 func (h groupHost) EnsureTopic(ctx context.Context, name string, partitions int32) error {
 	return h.n.EnsureTopic(ctx, name, partitions)
 }

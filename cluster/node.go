@@ -70,8 +70,11 @@ type Node struct {
 
 	registered atomic.Bool // this node's broker entry matches its addresses
 
-	rebal rebalancer  // the rebalance this node applies (rebalance.go)
-	disk  diskMonitor // free space of the data directory (disk.go)
+	rebal rebalancer // the rebalance this node applies (rebalance.go)
+	// shareProgress holds the share groups' progress this node's
+	// coordinator reports, until runShareProgress sends it.
+	shareProgress shareProgressSender
+	disk          diskMonitor // free space of the data directory (disk.go)
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -210,6 +213,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.goLoop(n.replicas.run)
 	n.goLoop(n.runController)
 	n.goLoop(n.runDiskMonitor)
+	n.goLoop(n.runShareProgress)
 	gcfg := n.cfg.Groups
 	if gcfg.Logger == nil {
 		gcfg.Logger = n.logger.With("component", "groups")

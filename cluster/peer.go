@@ -26,6 +26,7 @@ import (
 //	GET  /internal/v1/partitions    status of this node's replicas (topic describe fans out to it)
 //	GET  /internal/v1/partitions/{topic}/{partition}/read     read from a local replica
 //	POST /internal/v1/partitions/{topic}/{partition}/produce  append through the local leader
+//	POST /internal/v1/share-progress   share groups' progress for reject-unacked bounds (shareprogress.go)
 //	GET/POST /internal/v1/gossip-keys                         this node's gossip keyring (gossipkeys.go)
 
 // peerGroup is the mux group node-to-node HTTP runs on. A ':' cannot appear
@@ -91,6 +92,7 @@ func (n *Node) peerHandler() http.Handler {
 	mux.HandleFunc("GET /internal/v1/partitions", n.servePartitions)
 	mux.HandleFunc("GET /internal/v1/partitions/{topic}/{partition}/read", n.serveRead)
 	mux.HandleFunc("POST /internal/v1/partitions/{topic}/{partition}/produce", n.serveProduce)
+	mux.HandleFunc("POST /internal/v1/share-progress", n.serveShareProgress)
 	n.gossipKeyRoutes(mux) // GET/POST /internal/v1/gossip-keys: gossipkeys.go
 	return mux
 }

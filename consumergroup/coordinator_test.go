@@ -122,6 +122,27 @@ type fakeHost struct {
 	log    Log
 	topics map[string]int32
 	data   map[TopicPartition]*memLog
+	// progress is the newest share progress reported per group and
+	// share-partition.
+	progress map[string]ShareProgress
+}
+
+func (h *fakeHost) ReportShareProgress(reports []ShareProgress) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.progress == nil {
+		h.progress = map[string]ShareProgress{}
+	}
+	for _, r := range reports {
+		h.progress[r.Group+"@"+tpKey(r.Topic, r.Partition)] = r
+	}
+}
+
+func (h *fakeHost) shareProgress(group, topic string, p int32) (ShareProgress, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, ok := h.progress[group+"@"+tpKey(topic, p)]
+	return r, ok
 }
 
 func (h *fakeHost) dataLog(topic string, p int32) *memLog {

@@ -54,4 +54,19 @@ type Host interface {
 	// EnsureTopic creates a topic with the given partitions unless it
 	// exists, and waits until its partitions have leaders.
 	EnsureTopic(ctx context.Context, name string, partitions int32) error
+	// ReportShareProgress hands the share groups' progress through user
+	// topics' partitions to the partitions' replicas, which bound
+	// producers with it (overflow.policy reject-unacked). It must not
+	// block: the host delivers the newest reports in the background.
+	ReportShareProgress(reports []ShareProgress)
+}
+
+// ShareProgress is how far a share group has got through a partition:
+// every record below Floor is done, and Done more at or above it. Epoch
+// (the coordinator's leader term) and Seq order one group's reports.
+type ShareProgress struct {
+	Group string
+	TopicPartition
+	Floor, Done int64
+	Epoch, Seq  uint64
 }

@@ -774,7 +774,11 @@ func (c *Coordinator) shareTick(ctx context.Context, s *shard, now time.Time) {
 			letters = append(letters, letter{group, tpo})
 		}
 	}
+	progress := shareProgress(sh, term)
 	sh.mu.Unlock()
+	if len(progress) > 0 {
+		c.host.ReportShareProgress(progress)
+	}
 	if err := last.wait(ctx); err != nil {
 		c.logger.Warn("share group upkeep", "error", err)
 		return
@@ -812,6 +816,27 @@ func (c *Coordinator) shareTick(ctx context.Context, s *shard, now time.Time) {
 			c.logger.Warn("pause share group", "group", group, "error", err)
 		}
 	}
+}
+
+// shareProgress lists how far every group of the shell has got through
+// each share-partition it works on, from the committed state (records are
+// done only once their acks are committed); sh.mu must be held.
+func shareProgress(sh *shareShell, term uint64) []ShareProgress {
+	sh.reportSeq++ // never reset: (term, seq) must grow across terms too
+	var out []ShareProgress
+	for _, group := range slices.Sorted(maps.Keys(sh.work)) {
+		for _, k := range slices.Sorted(maps.Keys(sh.work[group].Partitions)) {
+			sp := sh.work[group].Partitions[k]
+			var done int64
+			for _, r := range sp.Recs {
+				if r.done() {
+					done++
+				}
+			}
+			out = append(out, ShareProgress{Group: group, TopicPartition: parseTPKey(k), Floor: sp.Start, Done: done, Epoch: term, Seq: sh.reportSeq})
+		}
+	}
+	return out
 }
 
 // deadLetter writes a dead record, payload and provenance, to the group's

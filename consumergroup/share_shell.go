@@ -30,6 +30,9 @@ type shareShell struct {
 	// records deliverable: waiting fetches try again.
 	changed chan struct{}
 
+	// reportSeq numbers the progress reports of term (shareProgress).
+	reportSeq uint64
+
 	queue      []*commitOp
 	queueBytes int
 	inflight   bool          // the committer is appending

@@ -494,3 +494,51 @@ func TestShareTickExpiresSilentMembersOnAFakeClock(t *testing.T) {
 		t.Fatalf("after the silent member left: %+v", got)
 	}
 }
+
+func TestShareTickReportsProgressFromCommittedAcks(t *testing.T) {
+	clk := &clock{now: time.Unix(1000, 0)}
+	c, h := newShareTest(t, clk, map[string]int32{"jobs": 1})
+	for i := range 6 {
+		produceTo(t, h, "jobs", 0, testRec{"", fmt.Sprint("r", i), nil})
+	}
+	got := fetch(t, c, "m", 6)
+	if len(got) != 6 {
+		t.Fatalf("fetched %v, want 6 records", values(got))
+	}
+	s, err := c.shardFor(testCtx(t), "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick := func() ShareProgress {
+		t.Helper()
+		c.shareTick(testCtx(t), s, clk.Now())
+		p, ok := h.shareProgress("q", "jobs", 0)
+		if !ok {
+			t.Fatal("no progress reported for q on jobs/0")
+		}
+		return p
+	}
+	p1 := tick()
+	if p1.Floor != 0 || p1.Done != 0 {
+		t.Fatalf("nothing acked yet: floor %d done %d, want 0 and 0", p1.Floor, p1.Done)
+	}
+	// Acks of r0, r1 (the floor moves past them) and r4 (done above the
+	// floor); r2, r3 and r5 stay in flight.
+	mustAck(t, c, "m", ShareAccept, got[0], got[1], got[4])
+	p2 := tick()
+	if p2.Floor != 2 || p2.Done != 1 {
+		t.Fatalf("after acks of offsets 0, 1 and 4: floor %d done %d, want 2 and 1", p2.Floor, p2.Done)
+	}
+	if p2.Epoch < p1.Epoch || (p2.Epoch == p1.Epoch && p2.Seq <= p1.Seq) {
+		t.Fatalf("report (%d, %d) does not follow (%d, %d)", p2.Epoch, p2.Seq, p1.Epoch, p1.Seq)
+	}
+	// A release is not done: the record is ready again.
+	for i, err := range ack(t, c, "m", ShareRelease, 0, "", got[2]) {
+		if err != nil {
+			t.Fatalf("release %d: %v", i, err)
+		}
+	}
+	if p3 := tick(); p3.Floor != 2 || p3.Done != 1 {
+		t.Fatalf("after a release: floor %d done %d, want 2 and 1", p3.Floor, p3.Done)
+	}
+}

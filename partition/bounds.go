@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/skiff-mq/skiff/record"
 )
@@ -22,6 +23,12 @@ const (
 	// like a ring buffer. Readers behind the new start get
 	// *log.OffsetOutOfRangeError with it.
 	OverflowDropOldest
+	// OverflowRejectUnacked refuses the batch (*FullError) when the share
+	// group that has done the least of the partition would have more than
+	// MaxMessages records not done (ShareBacklog): a queue whose workers
+	// stall pushes back on its producers. MaxBytes still bounds the bytes
+	// held, as with OverflowReject.
+	OverflowRejectUnacked
 )
 
 // Bounds limit how much a partition holds: a bounded topic's max.messages
@@ -52,6 +59,10 @@ type FullError struct {
 	// Batch is set when the batch by itself is larger than the bound, which
 	// no amount of consuming or dropping can make room for.
 	Batch int64
+	// Unacked is set when the records counted were those not yet done by
+	// share group Group (overflow.policy reject-unacked).
+	Unacked bool
+	Group   string
 }
 
 func (e *FullError) Error() string {
@@ -61,6 +72,9 @@ func (e *FullError) Error() string {
 	}
 	if e.Batch > 0 {
 		return fmt.Sprintf("%s cannot take a batch of %d (%s=%d): send smaller batches", name, e.Batch, e.Limit, e.Max)
+	}
+	if e.Unacked && e.Group != "" {
+		return fmt.Sprintf("%s is full (%s=%d): share group %s has not acknowledged them; speed up or add its consumers", name, e.Limit, e.Max, e.Group)
 	}
 	return fmt.Sprintf("%s is full (%s=%d)", name, e.Limit, e.Max)
 }
@@ -76,7 +90,7 @@ func (r *Replica) SetBounds(b Bounds) error {
 	if b.MaxMessages < 0 || b.MaxBytes < 0 {
 		return fmt.Errorf("partition %s: negative bound (max.messages %d, max.bytes %d)", r.cfg.Group, b.MaxMessages, b.MaxBytes)
 	}
-	if b.Overflow != OverflowReject && b.Overflow != OverflowDropOldest {
+	if b.Overflow != OverflowReject && b.Overflow != OverflowDropOldest && b.Overflow != OverflowRejectUnacked {
 		return fmt.Errorf("partition %s: unknown overflow policy %d", r.cfg.Group, b.Overflow)
 	}
 	r.bounds.Store(&b)
@@ -168,15 +182,18 @@ func (r *Replica) admitBatch(term uint64, batch []byte, records int64) ([]byte, 
 	f := &r.fsm.inflight
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if b.bounded() && b.Overflow == OverflowReject {
+	if b.bounded() && (b.Overflow == OverflowReject || b.Overflow == OverflowRejectUnacked) {
 		lg := r.fsm.log()
 		if f.term != term {
 			f.term, f.records, f.bytes = term, 0, 0
 		}
 		if b.MaxMessages > 0 {
-			held := lg.NextOffset() - lg.LogStartOffset()
+			held, group := lg.NextOffset()-lg.LogStartOffset(), ""
+			if b.Overflow == OverflowRejectUnacked {
+				held, group = r.backlog.undone(lg.LogStartOffset(), lg.NextOffset(), time.Now())
+			}
 			if held+f.records+records > b.MaxMessages {
-				return nil, &FullError{Topic: b.Topic, Limit: "max.messages", Max: b.MaxMessages}
+				return nil, &FullError{Topic: b.Topic, Limit: "max.messages", Max: b.MaxMessages, Unacked: group != "", Group: group}
 			}
 		}
 		if b.MaxBytes > 0 {

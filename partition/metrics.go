@@ -53,6 +53,10 @@ func newMetrics(r *Replica, reg prometheus.Registerer) *metrics {
 		}),
 		gauge("log_start_offset", "First offset still in the log.", func() float64 { return float64(r.fsm.log().LogStartOffset()) }),
 		gauge("size_bytes", "Bytes of log data on disk.", func() float64 { return float64(r.fsm.log().Size()) }),
+		gauge("share_unacked_records", "Records not yet done by the share group furthest behind on this partition, as its coordinator last reported (every record held when no group has reported); what overflow.policy=reject-unacked bounds by max.messages.", func() float64 {
+			n, _ := r.ShareBacklog()
+			return float64(n)
+		}),
 		gauge("is_leader", "1 if this replica leads the partition and has caught up in its term.", func() float64 {
 			if r.IsLeader() {
 				return 1

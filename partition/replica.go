@@ -41,6 +41,8 @@ type Replica struct {
 	pending *pendingWrites
 	peers   peerHealth
 	bounds  atomic.Pointer[Bounds] // set by SetBounds; nil = unbounded
+	// backlog is the share groups' progress, for reject-unacked bounds.
+	backlog shareBacklog
 	// compaction is set by SetCompaction; nil = off.
 	compaction atomic.Pointer[Compaction]
 	// dirtyRatio is 1 + the float64 bits of the last measured dirty ratio;

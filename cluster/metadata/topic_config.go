@@ -29,8 +29,10 @@ const (
 	// OverflowDropOldest advances the log start past the oldest records,
 	// like a ring buffer.
 	OverflowDropOldest = "drop-oldest"
-	// OverflowRejectUnacked counts the records the topic's share groups
-	// have not finished. Refused until it is built.
+	// OverflowRejectUnacked refuses the batch when max.messages counts
+	// the records not yet done by a share group of the topic (the one
+	// furthest behind), not the records held: a queue whose workers stall
+	// pushes back on producers. max.bytes still counts bytes held.
 	OverflowRejectUnacked = "reject-unacked"
 )
 
@@ -95,7 +97,7 @@ type TopicConfig struct {
 	// holds; 0 = unbounded (shown as -1). Default unbounded.
 	MaxBytes int64 `json:"max.bytes,omitempty"`
 	// OverflowPolicy ("overflow.policy"): "reject" (default; "" means it)
-	// or "drop-oldest". "reject-unacked" is known but refused until built.
+	// "drop-oldest" or "reject-unacked".
 	OverflowPolicy string `json:"overflow.policy,omitempty"`
 
 	// The compaction settings below matter only for compacted topics. Each
@@ -384,9 +386,6 @@ func formatBound(n int64) string {
 func notBuilt(c TopicConfig, kv map[string]string) error {
 	if c.Compacted() && c.Bounded() {
 		return invalid("config.cleanup.policy", "a compacted topic cannot also be bounded: max.messages and max.bytes count offsets, which compaction leaves as gaps; unset them or use cleanup.policy=delete")
-	}
-	if _, set := kv["overflow.policy"]; set && c.OverflowPolicy == OverflowRejectUnacked {
-		return invalid("config.overflow.policy", "%q is not supported yet; use reject or drop-oldest", c.OverflowPolicy)
 	}
 	return nil
 }

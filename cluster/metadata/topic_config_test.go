@@ -57,9 +57,10 @@ func TestParseTopicConfig(t *testing.T) {
 		{name: "bounds back to unbounded", kv: map[string]string{"max.messages": "-1", "max.bytes": "-1", "overflow.policy": "reject"}, want: func(*TopicConfig) {}},
 		{name: "max.messages zero", kv: map[string]string{"max.messages": "0"}, wantField: "config.max.messages"},
 		{name: "max.bytes not a number", kv: map[string]string{"max.bytes": "1MB"}, wantField: "config.max.bytes"},
+		{name: "overflow.policy reject-unacked", kv: map[string]string{"max.messages": "500", "overflow.policy": "reject-unacked"}, want: func(c *TopicConfig) {
+			c.MaxMessages, c.OverflowPolicy = 500, "reject-unacked"
+		}},
 		{name: "overflow.policy unknown", kv: map[string]string{"overflow.policy": "drop-newest"}, wantField: "config.overflow.policy"},
-		// Not built yet: refused rather than accepted and ignored.
-		{name: "overflow.policy reject-unacked not built", kv: map[string]string{"overflow.policy": "reject-unacked"}, wantField: "config.overflow.policy"},
 		{name: "compacted", kv: map[string]string{"cleanup.policy": "compact", "delete.retention.ms": "1000", "min.compaction.lag.ms": "5",
 			"max.compaction.lag.ms": "60000", "min.cleanable.dirty.ratio": "0.25"}, want: func(c *TopicConfig) {
 			c.CleanupPolicy, c.DeleteRetentionMs, c.MinCompactionLagMs, c.MaxCompactionLagMs, c.MinCleanableDirtyRatio = "compact", 1000, 5, 60000, "0.25"
