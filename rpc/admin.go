@@ -156,10 +156,7 @@ func (a *adminService) DescribeCluster(ctx context.Context, _ *skiffpb.DescribeC
 	}
 	st := s.node.Metadata()
 	for _, n := range cs.Nodes {
-		addr := n.GRPCAddr
-		if a, err := s.brokerAddr(ctx, n.ID); err == nil && a != "" {
-			addr = a // the caller's listener, once the node has registered
-		}
+		addr := s.nodeAddrFor(ctx, n.ID, n.GRPCAddr)
 		resp.Brokers = append(resp.Brokers, &skiffpb.Broker{Id: n.ID, GrpcAddr: addr, Rack: n.Rack, State: n.State, Mode: nodeMode(st.Mode(n.ID))})
 	}
 	if s.authz.enabled {
@@ -384,12 +381,28 @@ func (a *adminService) SetNodeMode(ctx context.Context, req *skiffpb.SetNodeMode
 }
 
 func (s *Server) nodeInfo(ctx context.Context, ni cluster.NodeInfo) *skiffpb.NodeInfo {
-	addr := ni.GRPCAddr
-	if a, err := s.brokerAddr(ctx, ni.ID); err == nil && a != "" {
-		addr = a // the caller's listener
-	}
+	addr := s.nodeAddrFor(ctx, ni.ID, ni.GRPCAddr)
 	return &skiffpb.NodeInfo{Id: ni.ID, GrpcAddr: addr, Rack: ni.Rack, State: ni.State, Mode: ni.Mode,
 		Maintenance: ni.Maintenance, Replicas: int32(ni.Replicas), Leaders: int32(ni.Leaders), Meta: ni.Meta, Blocked: ni.Blocked}
+}
+
+// nodeAddrFor is the address of node id to show the caller: the one
+// advertised for the caller's listener. A node that has not registered
+// yet is known only by its gossiped address, the default listener's, which
+// is shown only to callers on that listener; a node without the caller's
+// listener shows none, never another listener's address.
+func (s *Server) nodeAddrFor(ctx context.Context, id, gossiped string) string {
+	a, err := s.brokerAddr(ctx, id)
+	if err != nil {
+		return ""
+	}
+	if a != "" {
+		return a
+	}
+	if l := listenerOf(ctx); l == "" || l == metadata.DefaultListener {
+		return gossiped
+	}
+	return ""
 }
 
 // nodeMode names what operators asked of a node, for cluster status.

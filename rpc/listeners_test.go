@@ -222,6 +222,15 @@ func TestClientsStayOnTheirListener(t *testing.T) {
 	if err != nil || len(md.Brokers) != 0 || md.Topics[0].Partitions[0].LeaderAddr != "" {
 		t.Fatalf("metadata on an unadvertised listener: %v, %v: want no broker and no leader address", md, err)
 	}
+	dc, err := skiffpb.NewAdminClient(nodes[0].conns["extra"]).DescribeCluster(ctx, &skiffpb.DescribeClusterRequest{})
+	if err != nil || len(dc.Brokers) != 3 {
+		t.Fatalf("describe cluster on an unadvertised listener: %v, %v: want the 3 nodes", dc, err)
+	}
+	for _, b := range dc.Brokers {
+		if b.GrpcAddr != "" {
+			t.Fatalf("describe cluster on an unadvertised listener shows %s at %s: another listener's address", b.Id, b.GrpcAddr)
+		}
+	}
 
 	// Fail the leader over: both listeners follow it.
 	old := byListenerID(nodes, insideLeader)

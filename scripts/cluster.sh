@@ -88,6 +88,7 @@ while [ $# -gt 0 ]; do
     --timeout) UP_TIMEOUT=${2:?}; shift 2 ;;
     -f|--follow) FOLLOW=(--follow); shift ;;
     -h|--help) usage ;;
+    skiff-demo-*) NODES_ARGS+=("${1#skiff-}"); shift ;; # container name -> compose service
     skiff-*|demo-*) NODES_ARGS+=("$1"); shift ;;
     *) echo "unknown argument: $1" >&2; usage ;;
   esac

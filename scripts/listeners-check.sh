@@ -53,10 +53,12 @@ in_pid=$!
   fail "host produce: $(cat "$work/outside.produce")"
 wait "$in_pid" || fail "container produce: $(cat "$work/inside.produce")"
 
-inside consume "$TOPIC" --from earliest -o json >"$work/inside.read" 2>"$work/inside.err" ||
-  fail "container consume: $(cat "$work/inside.err")"
+# Both sides read at the same time, as they produced.
+inside consume "$TOPIC" --from earliest -o json >"$work/inside.read" 2>"$work/inside.err" &
+in_pid=$!
 "$BIN" consume "$TOPIC" --from earliest -o json --brokers "$OUTSIDE" --timeout 60s >"$work/outside.read" 2>"$work/outside.err" ||
   fail "host consume: $(cat "$work/outside.err")"
+wait "$in_pid" || fail "container consume: $(cat "$work/inside.err")"
 for side in inside outside; do
   total=$(jq -r .value "$work/$side.read" | wc -l)
   distinct=$(jq -r .value "$work/$side.read" | sort -u | wc -l)
@@ -64,6 +66,12 @@ for side in inside outside; do
   skiff_log "$side read $total records ($distinct distinct) from $partitions partitions"
   [ "$total" -eq 2000 ] && [ "$distinct" -eq 2000 ] && [ "$partitions" -eq 3 ] ||
     fail "$side read $total records, $distinct distinct, from $partitions partitions: want 2000, 2000, 3"
+  # Per key, records come back in the order each side produced them.
+  for from in inside outside; do
+    jq -r 'select(.key | startswith("'"$from"'-")) | .key + " " + .value' "$work/$side.read" |
+      awk '{ n = $NF + 0; if ($1 in last && n <= last[$1]) { print "key " $1 ": " n " after " last[$1]; bad = 1 } last[$1] = n } END { exit bad }' ||
+      fail "$side read the $from records of a key out of order"
+  done
 done
 
 skiff_wait_for 60 "the demo applications to show orders flowing" sh -c \
