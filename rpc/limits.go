@@ -15,11 +15,22 @@ const (
 	// batch: the protobuf framing of a ProduceRequest, and the per-record
 	// framing when it carries plain records instead of a batch.
 	RequestEnvelopeBytes = 1 << 20
-	// DefaultMaxRequestBytes is Config.MaxRecvMsgBytes's default: a batch
-	// as large as any topic may allow (metadata.MaxMaxMessageBytes, 64
-	// MiB) fits with its envelope. Allowing more would only admit requests
-	// no topic accepts.
-	DefaultMaxRequestBytes = metadata.MaxMaxMessageBytes + RequestEnvelopeBytes
+	// MaxRequestBytesCeiling is the largest Config.MaxRecvMsgBytes: a batch
+	// as large as any topic may ever allow (metadata.MaxMaxMessageBytes, 64
+	// MiB) with its envelope. Allowing more would only admit requests no
+	// topic accepts.
+	MaxRequestBytesCeiling = metadata.MaxMaxMessageBytes + RequestEnvelopeBytes
+	// DefaultTopicMessageBytesLimit is the largest max.message.bytes a
+	// topic may have on a server with the default request limit: eight
+	// times the topics' default. gRPC allocates a request's announced size
+	// before it is read, so the limit bounds what a hostile client makes a
+	// node allocate per call; an operator who needs larger batches raises
+	// --max-request-bytes on every node.
+	DefaultTopicMessageBytesLimit = 8 << 20
+	// DefaultMaxRequestBytes is Config.MaxRecvMsgBytes's default, derived
+	// from the largest max.message.bytes it lets topics have
+	// (DefaultTopicMessageBytesLimit) plus the envelope: 9 MiB.
+	DefaultMaxRequestBytes = DefaultTopicMessageBytesLimit + RequestEnvelopeBytes
 	// MinMaxRequestBytes is the smallest Config.MaxRecvMsgBytes: a topic
 	// with the default max.message.bytes must still take its largest
 	// batch.
@@ -35,9 +46,9 @@ const (
 // `skiff server` flag that sets it. Zero fields are valid: they take their
 // defaults.
 func (c Config) Validate() error {
-	if v := c.MaxRecvMsgBytes; v != 0 && (v < MinMaxRequestBytes || v > DefaultMaxRequestBytes) {
+	if v := c.MaxRecvMsgBytes; v != 0 && (v < MinMaxRequestBytes || v > MaxRequestBytesCeiling) {
 		return fmt.Errorf("--max-request-bytes %d: must be in [%d, %d] (the largest max.message.bytes a topic may have, %d, plus %d bytes of envelope)",
-			v, MinMaxRequestBytes, DefaultMaxRequestBytes, metadata.MaxMaxMessageBytes, RequestEnvelopeBytes)
+			v, MinMaxRequestBytes, MaxRequestBytesCeiling, metadata.MaxMaxMessageBytes, RequestEnvelopeBytes)
 	}
 	if v := c.MaxConcurrentStreams; v != 0 && (v < 1 || v > MaxConcurrentStreamsCeiling) {
 		return fmt.Errorf("--max-concurrent-streams %d: must be in [1, %d]", v, MaxConcurrentStreamsCeiling)

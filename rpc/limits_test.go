@@ -23,7 +23,8 @@ func TestConfigValidateNamesTheFlag(t *testing.T) {
 		{DefaultConfig(), ""},
 		{Config{MaxRecvMsgBytes: MinMaxRequestBytes}, ""},
 		{Config{MaxRecvMsgBytes: MinMaxRequestBytes - 1}, "--max-request-bytes"},
-		{Config{MaxRecvMsgBytes: DefaultMaxRequestBytes + 1}, "--max-request-bytes"},
+		{Config{MaxRecvMsgBytes: MaxRequestBytesCeiling}, ""},
+		{Config{MaxRecvMsgBytes: MaxRequestBytesCeiling + 1}, "--max-request-bytes"},
 		{Config{MaxConcurrentStreams: -1}, "--max-concurrent-streams"},
 		{Config{MaxConcurrentStreams: MaxConcurrentStreamsCeiling + 1}, "--max-concurrent-streams"},
 	} {

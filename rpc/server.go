@@ -42,11 +42,11 @@ type Config struct {
 	// MaxRecvMsgBytes bounds one request message (`skiff server
 	// --max-request-bytes`); gRPC refuses a larger one with
 	// RESOURCE_EXHAUSTED before it is decoded. Default
-	// DefaultMaxRequestBytes (65 MiB): the largest max.message.bytes a
-	// topic may have plus RequestEnvelopeBytes. A lower value also lowers
-	// the max.message.bytes this server lets topics be created or altered
+	// DefaultMaxRequestBytes (9 MiB): topics may have a max.message.bytes
+	// up to 8 MiB, plus RequestEnvelopeBytes. The value bounds the
+	// max.message.bytes this server lets topics be created or altered
 	// with (see MaxTopicMessageBytes). In [MinMaxRequestBytes,
-	// DefaultMaxRequestBytes].
+	// MaxRequestBytesCeiling].
 	MaxRecvMsgBytes int
 	// MaxConcurrentStreams bounds the calls (unary or streaming) in flight
 	// on one client connection (`--max-concurrent-streams`). A client past

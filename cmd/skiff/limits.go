@@ -33,7 +33,7 @@ func defaultServerLimits() serverLimits {
 func addLimitFlags(f *pflag.FlagSet, lim *serverLimits, cfg *cluster.Config) {
 	f.IntVar(&lim.maxRequestBytes, "max-request-bytes", lim.maxRequestBytes,
 		fmt.Sprintf("largest request message accepted, in bytes; topics may not have a max.message.bytes above it minus %d bytes of envelope (in [%d, %d]; set the same on every node)",
-			rpc.RequestEnvelopeBytes, rpc.MinMaxRequestBytes, rpc.DefaultMaxRequestBytes))
+			rpc.RequestEnvelopeBytes, rpc.MinMaxRequestBytes, rpc.MaxRequestBytesCeiling))
 	f.IntVar(&lim.maxConcurrentStreams, "max-concurrent-streams", lim.maxConcurrentStreams,
 		"calls in flight on one client connection; further calls wait for a slot")
 	f.IntVar(&lim.maxConnectionsPerIP, "max-connections-per-ip", lim.maxConnectionsPerIP,
