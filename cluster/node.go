@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -148,6 +149,11 @@ func (n *Node) start(ctx context.Context) error {
 		n.httpLn = tls.NewListener(n.httpLn, cfg.TLS.ServerConfig("h2", "http/1.1"))
 	} else {
 		plain["grpc"], plain["raft"], plain["http"] = cfg.GRPCAddr, cfg.RaftAddr, cfg.HTTPAddr
+		// Every named client listener, by the address it is advertised
+		// at: one advertised beyond loopback takes clients from elsewhere.
+		for name, addr := range cfg.Listeners {
+			plain["grpc/"+name] = addr
+		}
 	}
 	if cfg.GossipKeyFile == "" {
 		plain["gossip"] = cfg.GossipAddr
@@ -571,7 +577,7 @@ func validateNodeID(id string) error {
 // this machine: anyone on that network can read its traffic and, on the
 // Raft port, pose as a node (README, "Security").
 func warnPlaintext(logger *slog.Logger, addrs map[string]string) {
-	for _, name := range []string{"grpc", "raft", "http", "gossip"} {
+	for _, name := range slices.Sorted(maps.Keys(addrs)) {
 		host, _, err := net.SplitHostPort(addrs[name])
 		if err != nil {
 			continue

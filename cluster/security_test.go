@@ -378,6 +378,8 @@ func TestPlaintextWarningOnlyBeyondLoopback(t *testing.T) {
 		{map[string]string{"grpc": "127.0.0.1:9400", "raft": "localhost:9401", "http": "[::1]:9403", "gossip": "127.0.0.1:9402"}, nil},
 		{map[string]string{"grpc": ":9400", "raft": "0.0.0.0:9401", "http": "10.1.2.3:9403"}, []string{"grpc", "raft", "http"}},
 		{map[string]string{"gossip": "0.0.0.0:9402"}, []string{"gossip"}},
+		// Named client listeners, by advertised address.
+		{map[string]string{"grpc": "127.0.0.1:9400", "grpc/internal": "skiff-1:9400", "grpc/external": "127.0.0.1:9410"}, []string{"grpc/internal"}},
 	}
 	for _, tc := range cases {
 		var buf bytes.Buffer
