@@ -122,6 +122,7 @@ func TestCLIVerbsAgainstADevCluster(t *testing.T) {
 	t.Run("quotas", func(t *testing.T) { testQuotaVerbs(t, c) })
 	t.Run("bench produce consume e2e", func(t *testing.T) { testBench(t, c) })
 	t.Run("compacted topic shrinks", func(t *testing.T) { testCompactedTopicShrinks(t, c) })
+	t.Run("demo producer", func(t *testing.T) { testDemoProducer(t, c) })
 }
 
 func testClusterStatus(t *testing.T, c *cli) {
