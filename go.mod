@@ -55,5 +55,6 @@ require (
 	golang.org/x/sync v0.23.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
+	golang.org/x/time v0.1.0 // indirect
 	golang.org/x/tools v0.49.0 // indirect
 )

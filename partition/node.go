@@ -3,6 +3,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -30,11 +31,18 @@ type MemoryConfig struct {
 	// second, so cleaning does not starve produce and fetch of disk.
 	// 0 = unthrottled. Default 32 MiB/s.
 	CleanerBytesPerSecond int64
+	// CatchUpBytesPerSecond bounds the bytes per second the node takes in
+	// as snapshots installed by leaders (new replicas of a reassignment or
+	// rebalance, replicas far behind), across all its replicas, so that
+	// catching up does not starve produce and fetch of disk and network.
+	// Log entries a follower catches up from the leader's Raft log are not
+	// paced. 0 = unthrottled. Default 64 MiB/s.
+	CatchUpBytesPerSecond int64
 }
 
 // DefaultMemoryConfig returns the defaults documented on MemoryConfig.
 func DefaultMemoryConfig() MemoryConfig {
-	return MemoryConfig{EntryCacheBytes: 8 << 20, ProduceBytes: 64 << 20, FetchBytes: 64 << 20, CleanerBytesPerSecond: 32 << 20}
+	return MemoryConfig{EntryCacheBytes: 8 << 20, ProduceBytes: 64 << 20, FetchBytes: 64 << 20, CleanerBytesPerSecond: 32 << 20, CatchUpBytesPerSecond: 64 << 20}
 }
 
 // Validate reports the first invalid field.
@@ -52,6 +60,9 @@ func (c MemoryConfig) Validate() error {
 	if c.CleanerBytesPerSecond < 0 {
 		errs = append(errs, fmt.Errorf("CleanerBytesPerSecond %d: must not be negative", c.CleanerBytesPerSecond))
 	}
+	if c.CatchUpBytesPerSecond < 0 {
+		errs = append(errs, fmt.Errorf("CatchUpBytesPerSecond %d: must not be negative", c.CatchUpBytesPerSecond))
+	}
 	return errors.Join(errs...)
 }
 
@@ -65,6 +76,7 @@ type Node struct {
 	produce *byteBudget
 	fetch   *byteBudget
 	cleaner *logCleaner // log compaction: one pass at a time, throttled
+	catchUp *catchUpLimiter
 
 	reg        prometheus.Registerer // set by Register; Close unregisters
 	collectors []prometheus.Collector
@@ -81,6 +93,7 @@ func NewNode(cfg MemoryConfig) (*Node, error) {
 		produce: newByteBudget(cfg.ProduceBytes),
 		fetch:   newByteBudget(cfg.FetchBytes),
 		cleaner: newLogCleaner(cfg.CleanerBytesPerSecond),
+		catchUp: newCatchUpLimiter(cfg.CatchUpBytesPerSecond),
 	}, nil
 }
 
@@ -105,6 +118,11 @@ func (n *Node) Register(reg prometheus.Registerer) error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "skiff", Subsystem: "partition", Name: "fetch_reading_bytes",
 			Help: "Bytes being read for fetches, all partitions."}, func() float64 { return float64(n.fetch.inUse()) }),
 	}
+	n.collectors = append(n.collectors,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "partition", Name: "catchup_received_bytes_total",
+			Help: "Bytes of snapshots this node received from partition leaders to catch replicas up."}, func() float64 { return float64(n.catchUp.bytes.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "partition", Name: "catchup_throttled_seconds_total",
+			Help: "Time snapshot installs spent waiting for the node's catch-up budget (--catchup-bytes-per-sec)."}, func() float64 { return time.Duration(n.catchUp.waited.Load()).Seconds() }))
 	n.collectors = append(n.collectors, n.cleaner.collectors()...)
 	for i, c := range n.collectors {
 		if err := reg.Register(c); err != nil {

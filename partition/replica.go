@@ -132,6 +132,7 @@ func (r *Replica) open(layer raft.StreamLayer) error {
 		}
 		r.ownNode = true
 	}
+	r.snaps.catchUp = r.node.catchUp
 	hlog := raftutil.NewHCLogger(r.logger)
 	r.logs, err = openRaftLog(cfg.Dir, cfg.RaftLogSegmentBytes, r.node.syncs, cfg.Durability == DurabilityReplicated, hlog)
 	if err != nil {

@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,8 @@ import (
 type snapshotStore struct {
 	dir    string
 	retain int
+	// catchUp paces snapshots streamed in from a leader (nil: unpaced).
+	catchUp *catchUpLimiter
 
 	mu sync.Mutex // serialises Create's finalisation and reaping
 }
@@ -219,6 +222,13 @@ func (s *snapshotSink) Write(p []byte) (int, error) {
 			pr.CloseWithError(err)
 			s.result <- err
 		}()
+	}
+	// Only snapshots received from a leader are streamed into a sink (a
+	// local snapshot links its files): this is the replica catching up.
+	// A chunk waits at most 1/8 s of the budget, so a cancelled install
+	// stops soon after its connection does.
+	if err := s.store.catchUp.wait(context.Background(), len(p)); err != nil {
+		return 0, err
 	}
 	return s.pw.Write(p)
 }

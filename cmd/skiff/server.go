@@ -90,6 +90,7 @@ func newServerCommand() *cobra.Command {
 	// Memory budgets shared by every partition replica of the node.
 	f.Int64Var(&cfg.PartitionMemory.EntryCacheBytes, "raft-entry-cache-bytes", cfg.PartitionMemory.EntryCacheBytes, "bytes of recent Raft entries kept in memory for replication, across all partitions")
 	f.Int64Var(&cfg.PartitionMemory.ProduceBytes, "produce-buffer-bytes", cfg.PartitionMemory.ProduceBytes, "bytes of produced batches in flight (handed to Raft, not yet acknowledged) across all partitions; produces wait for room")
+	f.Int64Var(&cfg.PartitionMemory.CatchUpBytesPerSecond, "catchup-bytes-per-sec", cfg.PartitionMemory.CatchUpBytesPerSecond, "bytes per second this node takes in as snapshots from partition leaders (new replicas of moves and rebalances, replicas far behind), all partitions together; 0 = unthrottled")
 	f.Int64Var(&cfg.PartitionMemory.FetchBytes, "fetch-buffer-bytes", cfg.PartitionMemory.FetchBytes, "bytes being read for fetches at once across all partitions (also the most one fetch reads); fetches wait for room")
 	f.IntVar(&cfg.Partition.Raft.MaxAppendBytes, "raft-max-append-bytes", cfg.Partition.Raft.MaxAppendBytes, "most bytes of entries in one Raft AppendEntries RPC (larger ones are split)")
 	f.IntVar(&cfg.Partition.Raft.MaxAppendEntries, "raft-max-append-entries", cfg.Partition.Raft.MaxAppendEntries, "most entries a partition leader loads for one AppendEntries (bounds its memory per follower)")
