@@ -183,52 +183,82 @@ func TestRejectUnackedTopicPushesBackWhileWorkersStall(t *testing.T) {
 	// which also keeps their session.
 	busy := held
 	lastRenew := time.Now()
-	waitProduceErr := func(what string, ok func(error) bool) error {
+	keepBusy := func() {
+		t.Helper()
+		if time.Since(lastRenew) < 2*time.Second {
+			return
+		}
+		for _, r := range busy {
+			if _, err := r.Renew(ctx); err != nil && !errors.Is(err, client.ErrIndeterminate) {
+				t.Fatalf("renew offset %d: %v", r.Offset, err)
+			}
+		}
+		lastRenew = time.Now()
+	}
+	// fill produces until the topic has taken exactly room more records.
+	// Acks reach the partition as the group's progress reports, a few
+	// times a second and one by one, so room appears in steps: refusals
+	// are retried until room records went in, and then the topic must stay
+	// full across several reports (it never takes more than room).
+	fill := func(what string, room int) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
+		for n := 0; n < room; {
+			keepBusy()
+			err := p.ProduceSync(ctx, &client.Record{Topic: topic, Key: []byte(fmt.Sprint(what, n)), Value: []byte("v")})
+			switch {
+			case err == nil:
+				n++
+			case !errors.Is(err, client.ErrTopicFull):
+				t.Fatalf("%s: record %d of %d: %v", what, n, room, err)
+			case time.Now().After(deadline):
+				t.Fatalf("%s: took %d of %d records in 30 s: %v", what, n, room, err)
+			default:
+				time.Sleep(50 * time.Millisecond) // the group's next progress report
+			}
+		}
+		// A leader that has no report yet counts every record it holds
+		// (refusing too, without naming a group): wait for the report.
 		for {
-			if time.Since(lastRenew) > 2*time.Second {
-				for _, r := range busy {
-					if _, err := r.Renew(ctx); err != nil && !errors.Is(err, client.ErrIndeterminate) {
-						t.Fatalf("renew offset %d: %v", r.Offset, err)
-					}
-				}
-				lastRenew = time.Now()
+			keepBusy()
+			err := p.ProduceSync(ctx, &client.Record{Topic: topic, Key: []byte(what + "-over"), Value: []byte("v")})
+			if errors.Is(err, client.ErrTopicFull) && strings.Contains(err.Error(), "share group workers has not acknowledged them") {
+				break
 			}
-			err := p.ProduceSync(ctx, &client.Record{Topic: topic, Key: []byte("probe"), Value: []byte("v")})
-			if ok(err) {
-				return err
+			if !errors.Is(err, client.ErrTopicFull) || time.Now().After(deadline) {
+				t.Fatalf("%s: after %d records: %v, want the refusal naming the group", what, room, err)
 			}
-			if err == nil || !errors.Is(err, client.ErrTopicFull) || time.Now().After(deadline) {
-				t.Fatalf("waiting for %s: produce returned %v", what, err)
+			time.Sleep(50 * time.Millisecond)
+		}
+		for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); {
+			keepBusy()
+			err := p.ProduceSync(ctx, &client.Record{Topic: topic, Key: []byte(what + "-over"), Value: []byte("v")})
+			if !errors.Is(err, client.ErrTopicFull) || !strings.Contains(err.Error(), "share group workers has not acknowledged them") {
+				t.Fatalf("%s: after %d records: %v, want the refusal naming the group", what, room, err)
 			}
-			time.Sleep(100 * time.Millisecond) // the group's next progress report
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	waitProduceErr("a refusal naming the group", func(err error) bool {
-		return err != nil && strings.Contains(err.Error(), "share group workers has not acknowledged them")
-	})
+	// Once the group has reported, the refusal names it.
+	fill("stalled", 0)
 
 	// Five acks make room for exactly five: the floor moved past 0..4.
 	for _, r := range held[:5] {
 		ackDone(ctx, t, cl, "workers", r)
 	}
 	busy = held[5:]
-	waitProduceErr("room after acks", func(err error) bool { return err == nil })
-	if n, err := produceUntilFull(ctx, t, p, topic, 50); n != 4 {
-		t.Fatalf("after 5 acks and one probe: took %d more, then %v; want 4", n, err)
-	}
+	fill("after 5 acks", 5)
 
-	// Five more acks (offsets 5..9) leave 10..14 undone: room for five,
-	// of which the probe takes one. The leader then dies; the new one was
-	// told the same progress and takes exactly the other four (counting the
-	// 15 records it holds, as a leader that knew of no group would, it
-	// would take none).
+	// Five more acks (offsets 5..9) leave 10..14 undone: room for five.
 	for _, r := range held[5:] {
 		ackDone(ctx, t, cl, "workers", r)
 	}
 	busy = nil
-	waitProduceErr("room after more acks", func(err error) bool { return err == nil })
+	fill("after 10 acks", 5)
+
+	// The leader dies. The new one bounds producers by the same progress:
+	// still full (10..19 undone), and acks of three more records, reported
+	// to it now, make room for exactly three.
 	ti, err := cl.DescribeTopic(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
@@ -238,14 +268,25 @@ func TestRejectUnackedTopicPushesBackWhileWorkersStall(t *testing.T) {
 		t.Fatalf("no node %q leads %s/0", ti.Partitions[0].Leader, topic)
 	}
 	old.kill()
-	if n, err := produceUntilFull(ctx, t, p, topic, 50); n != 4 {
-		t.Fatalf("after the leader was killed: took %d, then %v; want 4", n, err)
+	fill("after failover", 0)
+	var more []*client.ShareRecord
+	for len(more) < 3 {
+		recs, err := sc.Fetch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		more = append(more, recs...)
 	}
+	busy = more[3:]
+	for _, r := range more[:3] {
+		ackDone(ctx, t, cl, "workers", r)
+	}
+	fill("after failover and 3 acks", 3)
 	ti, err = cl.DescribeTopic(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p0 := ti.Partitions[0]; p0.Leader == old.id || p0.HighWatermark != 20 {
-		t.Fatalf("after failover: leader %s, high watermark %d; want a new leader and 20 records", p0.Leader, p0.HighWatermark)
+	if p0 := ti.Partitions[0]; p0.Leader == old.id || p0.HighWatermark != 23 {
+		t.Fatalf("after failover: leader %s, high watermark %d; want a new leader and 23 records", p0.Leader, p0.HighWatermark)
 	}
 }

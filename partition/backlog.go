@@ -47,12 +47,13 @@ type shareBacklogEntry struct {
 }
 
 // report records p for group unless a later report of the group is
-// already known; it reports whether p was taken.
+// already known; it reports whether p was taken. The same report again
+// (a resend while its coordinator is busy) renews it.
 func (b *shareBacklog) report(group string, p ShareProgress, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if old, ok := b.groups[group]; ok && now.Sub(old.at) < ShareProgressTTL &&
-		(p.Epoch < old.Epoch || (p.Epoch == old.Epoch && p.Seq <= old.Seq)) {
+		(p.Epoch < old.Epoch || (p.Epoch == old.Epoch && p.Seq < old.Seq)) {
 		return false
 	}
 	if b.groups == nil {

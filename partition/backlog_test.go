@@ -37,6 +37,10 @@ func TestShareBacklogCountsTheGroupFurthestBehind(t *testing.T) {
 			{"a", ShareProgress{Floor: 20, Epoch: 3, Seq: 9}, 0, true},
 			{"a", ShareProgress{Floor: 5, Epoch: 3, Seq: 8}, time.Millisecond, false},
 		}, start: 0, end: 30, want: 10, wantGroup: "a"},
+		{name: "a resend of the same report renews it", reports: []report{
+			{"a", ShareProgress{Floor: 20, Epoch: 3, Seq: 9}, 0, true},
+			{"a", ShareProgress{Floor: 20, Epoch: 3, Seq: 9}, ShareProgressTTL - time.Second, true},
+		}, start: 0, end: 30, at: ShareProgressTTL + time.Second, want: 10, wantGroup: "a"},
 		{name: "a new coordinator replaces the old whatever its seq", reports: []report{
 			{"a", ShareProgress{Floor: 20, Epoch: 3, Seq: 9}, 0, true},
 			{"a", ShareProgress{Floor: 15, Epoch: 4, Seq: 1}, time.Millisecond, true},
