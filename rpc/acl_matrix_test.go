@@ -28,6 +28,7 @@ import (
 type authNode struct {
 	addr  string
 	dir   string
+	srv   *Server
 	admin pb.AdminClient
 }
 
@@ -39,7 +40,7 @@ func startAuthNode(t *testing.T) *authNode {
 	}
 	sn := startSecureNode(t, dir, WithAuth(testAuth()))
 	conn := dialAs(t, sn.addr, credentials.NewTLS(clientTLS(t, dir, dir, "admin")), "")
-	return &authNode{addr: sn.addr, dir: dir, admin: pb.NewAdminClient(conn)}
+	return &authNode{addr: sn.addr, dir: dir, srv: sn.srv, admin: pb.NewAdminClient(conn)}
 }
 
 // userConn creates a user and connects as that user with a password (no
