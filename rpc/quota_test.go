@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -335,13 +336,18 @@ func TestFetchQuotaThrottlesWithoutFailing(t *testing.T) {
 	// fetchCall makes one call, checks the records it returns and
 	// returns the bytes the server meters for it.
 	type fetchCall func(t *testing.T, hdr *grpcmd.MD) int64
+	var next int64                // where Fetch reads next
+	delivered := map[int64]bool{} // what ShareFetch delivered
 	kinds := []struct {
-		name, user string
-		newCall    func(conn *grpc.ClientConn) (fetchCall, func(t *testing.T))
+		name string
+		// attempt starts an attempt over conn: its calls, and what
+		// settles it at the end.
+		attempt func(conn *grpc.ClientConn) (fetchCall, func(t *testing.T))
+		// done checks what the attempts read together.
+		done func(t *testing.T)
 	}{
-		{"Fetch", "fetcher", func(conn *grpc.ClientConn) (fetchCall, func(*testing.T)) {
+		{"Fetch", func(conn *grpc.ClientConn) (fetchCall, func(*testing.T)) {
 			consumer := pb.NewConsumerClient(conn)
-			var next int64
 			return func(t *testing.T, hdr *grpcmd.MD) int64 {
 				t.Helper()
 				resp, err := consumer.Fetch(ctx, &pb.FetchRequest{Topic: "fq", Offset: next, MaxBytes: 1}, grpc.Header(hdr))
@@ -366,12 +372,19 @@ func TestFetchQuotaThrottlesWithoutFailing(t *testing.T) {
 				}
 				return int64(len(resp.Batches))
 			}, func(*testing.T) {}
-		}},
-		{"ShareFetch", "sharer", func(conn *grpc.ClientConn) (fetchCall, func(t *testing.T)) {
+		}, func(*testing.T) {}},
+		{"ShareFetch", func(conn *grpc.ClientConn) (fetchCall, func(*testing.T)) {
 			shares := pb.NewShareGroupsClient(conn)
 			var member string
 			var acks []*pb.ShareAck
-			delivered := map[int64]bool{}
+			checkAcks := func(t *testing.T, results []*pb.ShareAckResult) {
+				t.Helper()
+				for _, r := range results {
+					if r.ErrorReason != "" {
+						t.Fatalf("ack of offset %d: %s %s", r.Offset, r.ErrorReason, r.Error)
+					}
+				}
+			}
 			call := func(t *testing.T, hdr *grpcmd.MD) int64 {
 				t.Helper()
 				resp, err := shares.ShareFetch(ctx, &pb.ShareFetchRequest{Group: "fq-share", MemberId: member, Topics: []string{"fq"},
@@ -379,11 +392,7 @@ func TestFetchQuotaThrottlesWithoutFailing(t *testing.T) {
 				if err != nil {
 					t.Fatalf("share fetch: %v", err)
 				}
-				for _, r := range resp.AckResults {
-					if r.ErrorReason != "" {
-						t.Fatalf("ack of offset %d: %s %s", r.Offset, r.ErrorReason, r.Error)
-					}
-				}
+				checkAcks(t, resp.AckResults)
 				member, acks = resp.MemberId, nil
 				var n int64
 				for _, r := range resp.Records {
@@ -397,34 +406,47 @@ func TestFetchQuotaThrottlesWithoutFailing(t *testing.T) {
 				}
 				return n
 			}
-			// The records come in order of their offsets from the start:
-			// none was skipped.
-			done := func(t *testing.T) {
+			// The member acknowledges what it holds before the next
+			// attempt's member takes over.
+			settle := func(t *testing.T) {
 				t.Helper()
-				for o := range int64(len(delivered)) {
-					if !delivered[o] {
-						t.Fatalf("%d records delivered, but not offset %d", len(delivered), o)
-					}
+				if len(acks) == 0 {
+					return
+				}
+				resp, err := shares.ShareAcknowledge(ctx, &pb.ShareAckRequest{Group: "fq-share", MemberId: member, Acks: acks})
+				if err != nil {
+					t.Fatalf("share acknowledge: %v", err)
+				}
+				checkAcks(t, resp.Results)
+			}
+			return call, settle
+		}, func(t *testing.T) {
+			// The records come in order of their offsets from the
+			// start: none was skipped.
+			t.Helper()
+			for o := range int64(len(delivered)) {
+				if !delivered[o] {
+					t.Fatalf("%d records delivered, but not offset %d", len(delivered), o)
 				}
 			}
-			return call, done
 		}},
 	}
 	for _, kind := range kinds {
 		t.Run(kind.name, func(t *testing.T) {
-			principal := "User:" + kind.user
-			call, done := kind.newCall(an.userConn(t, kind.user, kind.user+"-password"))
-			seconds := an.srv.quota.throttleSeconds.WithLabelValues(principal)
 			// As for produce: an attempt the machine's load made
 			// inconclusive (a pace below the quota, or hardly any answer
 			// held back although the consumer outpaced the quota
 			// unthrottled) is tried again, at most three times in all; a
-			// pace more than 20% above the quota fails at once.
+			// pace more than 20% above the quota fails at once. Each
+			// attempt is a principal of its own, so that it starts with a
+			// full burst: the last attempt's bucket is empty when the
+			// attempt ends, and refills only in a second.
 			var inconclusive []string
 			for attempt := range 3 {
-				if _, err := an.admin.DeleteQuota(ctx, &pb.DeleteQuotaRequest{Principal: principal}); err != nil && attempt > 0 {
-					t.Fatal(err)
-				}
+				user := fmt.Sprintf("%s-%d", strings.ToLower(kind.name), attempt+1)
+				principal := "User:" + user
+				call, settle := kind.attempt(an.userConn(t, user, user+"-password"))
+				seconds := an.srv.quota.throttleSeconds.WithLabelValues(principal)
 				natural := naturalRate(t, naturalCalls, func(int) int64 {
 					var hdr grpcmd.MD
 					n := call(t, &hdr)
@@ -455,6 +477,7 @@ func TestFetchQuotaThrottlesWithoutFailing(t *testing.T) {
 					}
 				}
 				elapsed := time.Since(start)
+				settle(t)
 				counted := time.Duration((testutil.ToFloat64(seconds) - before) * float64(time.Second))
 				// The first second's worth is the burst; the rest is paid at the rate.
 				measured := float64(got-rate) / elapsed.Seconds()
@@ -470,14 +493,17 @@ func TestFetchQuotaThrottlesWithoutFailing(t *testing.T) {
 				}
 				switch {
 				case measured < rate*0.8:
-					inconclusive = append(inconclusive, fmt.Sprintf("%.0f B/s, below the quota: %s was slower than it", measured, kind.user))
+					inconclusive = append(inconclusive, fmt.Sprintf("%.0f B/s, below the quota: %s was slower than it", measured, user))
 					continue
 				case natural >= 2*rate && throttled < calls/2:
 					inconclusive = append(inconclusive, fmt.Sprintf("only %d of %d responses carried %s though %s read %.0f B/s unthrottled",
-						throttled, calls, ThrottleHeader, kind.user, natural))
+						throttled, calls, ThrottleHeader, user, natural))
 					continue
 				case throttled == 0:
 					t.Fatalf("no response carried %s", ThrottleHeader)
+				}
+				if got := testutil.ToFloat64(an.srv.quota.throttled.WithLabelValues(principal, "fetch")); got != float64(throttled) {
+					t.Fatalf("skiff_quota_throttled_requests_total{kind=fetch} is %v, but %d responses were throttled", got, throttled)
 				}
 				inconclusive = nil
 				break
@@ -485,10 +511,7 @@ func TestFetchQuotaThrottlesWithoutFailing(t *testing.T) {
 			if inconclusive != nil {
 				t.Fatalf("three attempts could not measure the quota: %v", inconclusive)
 			}
-			if got := testutil.ToFloat64(an.srv.quota.throttled.WithLabelValues(principal, "fetch")); got == 0 {
-				t.Fatal("skiff_quota_throttled_requests_total{kind=fetch} is 0")
-			}
-			done(t)
+			kind.done(t)
 		})
 	}
 }
