@@ -129,13 +129,13 @@ func TestProduceQuotaThrottlesWithoutFailing(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := an.admin.CreateACLs(ctx, &pb.CreateACLsRequest{Bindings: []*pb.AclBinding{
-		{Principal: "User:alice", ResourceType: string(acl.Topic), Name: "q", Operation: string(acl.All)},
+		{Principal: "User:*", ResourceType: string(acl.Topic), Name: "q", Operation: string(acl.All)},
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	conn := an.userConn(t, "alice", "alice-password")
-	producer, consumer := pb.NewProducerClient(conn), pb.NewConsumerClient(conn)
-	waitProduce(t, ctx, producer) // the partition has a leader; unthrottled yet
+	var producer pb.ProducerClient
+	var consumer pb.ConsumerClient
+	waitProduce(t, ctx, pb.NewProducerClient(an.userConn(t, "alice", "alice-password"))) // the partition has a leader
 
 	const rate = 200_000 // 200 KB/s
 	// One attempt: measure alice's unthrottled pace, set the quota, send
@@ -149,12 +149,17 @@ func TestProduceQuotaThrottlesWithoutFailing(t *testing.T) {
 		i, size int
 		key     string
 	}
+	// Each attempt is a principal of its own, so that it starts with a
+	// full burst: the last attempt's bucket is empty when it ends, and
+	// refills only in a second.
 	var kept map[int64]sentRecord // offset -> record, of the conclusive attempt
 	var inconclusive []string
+	var principal string
 	for attempt := range 3 {
-		if _, err := an.admin.DeleteQuota(ctx, &pb.DeleteQuotaRequest{Principal: "User:alice"}); err != nil && attempt > 0 {
-			t.Fatal(err)
-		}
+		user := fmt.Sprintf("alice-%d", attempt+1)
+		principal = "User:" + user
+		conn := an.userConn(t, user, user+"-password")
+		producer, consumer = pb.NewProducerClient(conn), pb.NewConsumerClient(conn)
 		size := 10_000
 		natural := naturalRate(t, 20, func(i int) int64 {
 			req := &pb.ProduceRequest{Topic: "q", Records: []*pb.Record{{Key: []byte("warm"), Value: quotaValue(i, size)}}}
@@ -171,7 +176,7 @@ func TestProduceQuotaThrottlesWithoutFailing(t *testing.T) {
 			t.Logf("records of %d bytes, to outpace the quota", size)
 		}
 		n := 6 * rate / size
-		if _, err := an.admin.SetQuota(ctx, &pb.SetQuotaRequest{Quota: &pb.Quota{Principal: "User:alice", ProduceBytesPerSec: rate}}); err != nil {
+		if _, err := an.admin.SetQuota(ctx, &pb.SetQuotaRequest{Quota: &pb.Quota{Principal: principal, ProduceBytesPerSec: rate}}); err != nil {
 			t.Fatal(err)
 		}
 		var sent int64
@@ -252,7 +257,7 @@ func TestProduceQuotaThrottlesWithoutFailing(t *testing.T) {
 	}
 
 	// Deleting the quota lifts the throttle at once (the debt goes with it).
-	if _, err := an.admin.DeleteQuota(ctx, &pb.DeleteQuotaRequest{Principal: "User:alice"}); err != nil {
+	if _, err := an.admin.DeleteQuota(ctx, &pb.DeleteQuotaRequest{Principal: principal}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -525,11 +530,12 @@ func TestRequestQuotaThrottlesEveryCall(t *testing.T) {
 	defer cancel()
 	// The User:* default applies to alice, who has no quota of her own.
 	const rate, n = 10, 40 // 10 calls/s: well below what one client does alone, even under -race
-	alice := pb.NewAdminClient(an.userConn(t, "alice", "alice-password"))
 	// Each attempt connects and authenticates (TLS, password hashing)
 	// before the clock runs and sees how fast alice calls unthrottled on
 	// this machine now; as in the produce test, an attempt the machine's
-	// load made inconclusive is tried again, at most three times in all.
+	// load made inconclusive is tried again, at most three times in all,
+	// by a user of its own: the last attempt's bucket is empty when it
+	// ends, and a new user's starts with a full burst.
 	var inconclusive []string
 	for attempt := range 3 {
 		if attempt > 0 {
@@ -537,6 +543,8 @@ func TestRequestQuotaThrottlesEveryCall(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		user := fmt.Sprintf("alice-%d", attempt+1)
+		alice := pb.NewAdminClient(an.userConn(t, user, user+"-password"))
 		natural := naturalRate(t, 10, func(int) int64 {
 			if _, err := alice.Metadata(ctx, &pb.MetadataRequest{}); err != nil {
 				t.Fatal(err)
