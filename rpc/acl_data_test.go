@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -49,10 +50,7 @@ func TestGroupAnswersRevealOnlyTopicsThePrincipalMayRead(t *testing.T) {
 		})
 	}
 	for _, group := range []string{"workers", "billing"} {
-		waitFor(t, 30*time.Second, "a coordinator for "+group, func() bool {
-			_, err := pb.NewGroupsClient(adminConn).FindCoordinator(ctx, &pb.FindCoordinatorRequest{Group: group})
-			return err == nil
-		})
+		waitCoordinating(t, ctx, pb.NewGroupsClient(adminConn), group)
 	}
 
 	// The admin takes both records in "workers" and rejects them: two dead
@@ -62,8 +60,8 @@ func TestGroupAnswersRevealOnlyTopicsThePrincipalMayRead(t *testing.T) {
 	var acks []*pb.ShareAck
 	waitFor(t, 30*time.Second, "both records delivered to workers", func() bool {
 		resp, err := shares.ShareFetch(ctx, &pb.ShareFetchRequest{Group: "workers", MemberId: member, Topics: topics, MaxWaitMs: 200})
-		if status.Code(err) == codes.Unavailable {
-			return false // the offsets topic is being created
+		if retryableJoin(err) {
+			return false
 		}
 		if err != nil {
 			t.Fatalf("share fetch: %v", err)
@@ -260,4 +258,26 @@ func TestGroupAnswersRevealOnlyTopicsThePrincipalMayRead(t *testing.T) {
 			t.Fatalf("dlq.topic is %q, want secret", got)
 		}
 	})
+}
+
+// waitCoordinating waits until a coordinator serves group: finding it
+// creates the offsets topic, and the coordinator answers NOT_COORDINATOR
+// until it has loaded the group's shard.
+func waitCoordinating(t *testing.T, ctx context.Context, groups pb.GroupsClient, group string) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "a coordinator serving "+group, func() bool {
+		if _, err := groups.FindCoordinator(ctx, &pb.FindCoordinatorRequest{Group: group}); err != nil {
+			return false
+		}
+		_, err := groups.FetchOffsets(ctx, &pb.FetchOffsetsRequest{Group: group})
+		return err == nil
+	})
+}
+
+// retryableJoin says whether a group's first call failed only because its
+// coordinator is not serving it yet (the offsets topic being created, its
+// shard being loaded).
+func retryableJoin(err error) bool {
+	st, _ := status.FromError(err)
+	return st.Code() == codes.Unavailable || (st.Code() == codes.FailedPrecondition && errorReason(st) == ReasonNotCoordinator)
 }

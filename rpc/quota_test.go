@@ -320,10 +320,7 @@ func TestFetchQuotaThrottlesWithoutFailing(t *testing.T) {
 			return err == nil // the first waits for a leader
 		})
 	}
-	waitFor(t, 30*time.Second, "a coordinator for fq-share", func() bool {
-		_, err := pb.NewGroupsClient(adminConn).FindCoordinator(ctx, &pb.FindCoordinatorRequest{Group: "fq-share"})
-		return err == nil
-	})
+	waitCoordinating(t, ctx, pb.NewGroupsClient(adminConn), "fq-share")
 	if _, err := an.admin.CreateACLs(ctx, &pb.CreateACLsRequest{Bindings: []*pb.AclBinding{
 		{Principal: "User:*", ResourceType: string(acl.Topic), Name: "fq", Operation: string(acl.Read)},
 		{Principal: "User:*", ResourceType: string(acl.Group), Name: "fq-share", Operation: string(acl.Read)},
@@ -392,8 +389,12 @@ func TestFetchQuotaThrottlesWithoutFailing(t *testing.T) {
 			}
 			call := func(t *testing.T, hdr *grpcmd.MD) int64 {
 				t.Helper()
-				resp, err := shares.ShareFetch(ctx, &pb.ShareFetchRequest{Group: "fq-share", MemberId: member, Topics: []string{"fq"},
-					MaxRecords: perBatch, Acks: acks}, grpc.Header(hdr))
+				req := &pb.ShareFetchRequest{Group: "fq-share", MemberId: member, Topics: []string{"fq"}, MaxRecords: perBatch, Acks: acks}
+				resp, err := shares.ShareFetch(ctx, req, grpc.Header(hdr))
+				for joining := time.Now().Add(30 * time.Second); member == "" && retryableJoin(err) && time.Now().Before(joining); {
+					time.Sleep(20 * time.Millisecond)
+					resp, err = shares.ShareFetch(ctx, req, grpc.Header(hdr))
+				}
 				if err != nil {
 					t.Fatalf("share fetch: %v", err)
 				}
