@@ -233,6 +233,56 @@ func (c *Client) anyBroker(ctx context.Context, call func(ctx context.Context, c
 	}
 }
 
+// anyBrokerOnce is anyBroker for a write that is not safe to repeat once
+// a broker may have applied it (CreateUser: a second create of the same
+// user fails). An attempt has the whole request, not attemptTimeout: its
+// broker may need seconds for the work (a memory-hard password hash), and
+// an attempt abandoned at a per-try timeout has not failed, it may still
+// be applied, so that the repeat elsewhere fails as if someone else had
+// written first. As etcd's client does with mutations, the next broker is
+// tried only after an answer of "unavailable"; uncertain reports that such
+// an attempt may have reached its broker and been applied (gRPC cannot
+// tell a call that never left from one whose answer was lost), so that the
+// caller reads a later refusal in that light.
+func (c *Client) anyBrokerOnce(ctx context.Context, call func(ctx context.Context, cc *grpc.ClientConn) error) (uncertain bool, err error) {
+	ctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	bo := newBackoff()
+	for {
+		var last error
+		for _, addr := range c.brokerOrder() {
+			cc, err := c.conn(addr)
+			if err != nil {
+				return uncertain, err
+			}
+			err = fromStatus(call(ctx, cc))
+			if err == nil {
+				c.mu.Lock()
+				c.preferred = addr
+				c.mu.Unlock()
+				return uncertain, nil
+			}
+			if !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+				return uncertain, err
+			}
+			uncertain = true
+			c.mu.Lock()
+			if c.preferred == addr {
+				c.preferred = ""
+			}
+			c.mu.Unlock()
+			last = fmt.Errorf("%s: %w", addr, err)
+			c.log.Debug("broker unavailable, trying the next", "broker", addr, "err", err)
+		}
+		if last == nil {
+			return uncertain, fmt.Errorf("client: no broker known: %w", ErrUnavailable)
+		}
+		if err := bo.wait(ctx); err != nil {
+			return uncertain, last
+		}
+	}
+}
+
 // attemptTimeout bounds one broker's attempt in anyBroker: half the
 // request timeout, between 500ms and 5s.
 func (c *Client) attemptTimeout() time.Duration {

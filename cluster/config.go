@@ -135,6 +135,12 @@ type Config struct {
 	// SuperUsers are the principals ("User:admin", "Node:n1") that may
 	// manage users and will bypass ACLs (rpc.AuthConfig.SuperUsers).
 	SuperUsers []string
+	// PasswordHash are the argon2id parameters of passwords set through
+	// this node (rpc.AuthConfig.PasswordHash). Each hash carries its own
+	// parameters, so nodes may differ and lowering them only cheapens new
+	// passwords. No flag sets it: tests use cheap ones, as the rpc tests
+	// do. Default zero: metadata.DefaultArgon2Params.
+	PasswordHash metadata.Argon2Params
 	// GossipKeyFile names a file of base64 AES-256 keys, one per line
 	// (blank lines and '#' comments ignored): the first key encrypts
 	// gossip, the others are accepted, for rotation. Once a live rotation
@@ -267,6 +273,11 @@ func (c Config) Validate() error {
 	}
 	if err := membership.ValidateClusterName(c.ClusterName); err != nil {
 		errs = append(errs, fmt.Errorf("cluster config: --cluster-name: %w", err))
+	}
+	if c.PasswordHash != (metadata.Argon2Params{}) {
+		if err := c.PasswordHash.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("cluster config: password hash: %w", err))
+		}
 	}
 	if c.GossipKeyFile != "" {
 		// Read here too so a bad file stops the node before it binds anything.

@@ -10,6 +10,14 @@ import (
 	"time"
 )
 
+// ShareConfigDLQTopic is the share group setting naming the dead-letter
+// topic; DefaultShareDLQTopic is its default. The placeholders {topic} and
+// {group} expand to the source topic and the group.
+const (
+	ShareConfigDLQTopic  = "dlq.topic"
+	DefaultShareDLQTopic = "{topic}.dlq.{group}"
+)
+
 // shareDefaults are the share group settings a new group starts with, under
 // their Kafka-style keys (documented in skiff.proto).
 func shareDefaults() map[string]string {
@@ -17,7 +25,7 @@ func shareDefaults() map[string]string {
 		"lock.timeout.ms":      "30000",
 		"max.deliveries":       "5",
 		"key.ordered":          "true",
-		"dlq.topic":            "{topic}.dlq.{group}",
+		ShareConfigDLQTopic:    DefaultShareDLQTopic,
 		"backoff.initial.ms":   "1000",
 		"backoff.max.ms":       "3600000",
 		"backoff.multiplier":   "2",

@@ -2,6 +2,8 @@ package rpc
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -26,6 +28,7 @@ import (
 type authNode struct {
 	addr  string
 	dir   string
+	srv   *Server
 	admin pb.AdminClient
 }
 
@@ -37,7 +40,7 @@ func startAuthNode(t *testing.T) *authNode {
 	}
 	sn := startSecureNode(t, dir, WithAuth(testAuth()))
 	conn := dialAs(t, sn.addr, credentials.NewTLS(clientTLS(t, dir, dir, "admin")), "")
-	return &authNode{addr: sn.addr, dir: dir, admin: pb.NewAdminClient(conn)}
+	return &authNode{addr: sn.addr, dir: dir, srv: sn.srv, admin: pb.NewAdminClient(conn)}
 }
 
 // userConn creates a user and connects as that user with a password (no
@@ -122,12 +125,35 @@ func call(ctx context.Context, conn *grpc.ClientConn, method string, req proto.M
 // the status.
 type emptyResponse struct{ pb.DeleteTopicResponse }
 
+// matrixVariants are further requests of method whose rule asks for
+// other bindings than the filled request's (requestFor), named by what
+// they vary: every way of asking gets its row in the matrix.
+func matrixVariants(method, topic, group string) map[string]proto.Message {
+	switch method {
+	case pb.ShareGroups_AlterShareGroup_FullMethodName:
+		return map[string]proto.Message{
+			"literal-dlq": &pb.AlterShareGroupRequest{Group: group, Set: map[string]string{"dlq.topic": topic}},
+			"pattern-dlq": &pb.AlterShareGroupRequest{Group: group, Set: map[string]string{"dlq.topic": topic + ".{group}"}},
+		}
+	case pb.ShareGroups_ResolveDeadLetters_FullMethodName:
+		return map[string]proto.Message{
+			"discard": &pb.ResolveDeadLettersRequest{Group: group, Topic: topic, All: true, Action: pb.DeadLetterAction_DEAD_LETTER_DISCARD},
+		}
+	case pb.ShareGroups_ListDeadLetters_FullMethodName:
+		return map[string]proto.Message{"all-topics": &pb.ListDeadLettersRequest{Group: group}}
+	case pb.Groups_FetchOffsets_FullMethodName:
+		return map[string]proto.Message{"all-topics": &pb.FetchOffsetsRequest{Group: group}}
+	}
+	return nil
+}
+
 // TestACLMatrix walks the access rules: for every RPC that checks
-// resources, a principal without bindings is refused with
-// PERMISSION_DENIED, and the same call with exactly the bindings the rule
-// names is let through (it may still fail for other reasons: the resources
-// need not exist). It is generated from the table, so it cannot fall
-// behind it.
+// resources (and every variant of its request that asks for other
+// bindings), a principal without bindings is refused with
+// PERMISSION_DENIED, the same call lacking any one of the bindings the
+// rule names is refused too, and with exactly those bindings it is let
+// through (it may still fail for other reasons: the resources need not
+// exist). It is generated from the table, so it cannot fall behind it.
 func TestACLMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a node")
@@ -140,42 +166,73 @@ func TestACLMatrix(t *testing.T) {
 		methods = append(methods, m)
 	}
 	sort.Strings(methods)
-	for i, method := range methods {
+	type row struct {
+		name string
+		req  proto.Message
+	}
+	i := 0
+	names := func() (string, string) {
+		suffix := string(rune('a'+i%26)) + strings.Repeat("x", i/26)
+		i++
+		return "m-topic-" + suffix, "m-group-" + suffix
+	}
+	for _, method := range methods {
 		rule := rules[method]
 		if len(rule.checks) == 0 {
 			continue
 		}
-		t.Run(strings.TrimPrefix(method, "/skiff.v1."), func(t *testing.T) {
-			topic, group := "m-topic-"+string(rune('a'+i%26))+strings.Repeat("x", i/26), "m-group-"+string(rune('a'+i%26))+strings.Repeat("x", i/26)
-			req := requestFor(t, method, topic, group)
-			ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), nil), 3*time.Second)
-			err := call(ctx, conn, method, req)
-			cancel()
-			if status.Code(err) != codes.PermissionDenied {
-				t.Fatalf("without bindings: %v, want PERMISSION_DENIED", err)
-			}
-			if msg := status.Convert(err).Message(); !strings.Contains(msg, "User:alice") {
-				t.Errorf("refusal %q does not name the principal", msg)
-			}
-			var grants []*pb.AclBinding
-			for _, c := range rule.checks {
-				for _, name := range c.names(req) {
-					grants = append(grants, &pb.AclBinding{Principal: "User:alice", ResourceType: string(c.res), Name: name, Operation: string(c.op)})
+		topic, group := names()
+		rows := []row{{strings.TrimPrefix(method, "/skiff.v1."), requestFor(t, method, topic, group)}}
+		variants := matrixVariants(method, "", "")
+		for _, v := range slices.Sorted(maps.Keys(variants)) {
+			topic, group := names()
+			rows = append(rows, row{strings.TrimPrefix(method, "/skiff.v1.") + "/" + v, matrixVariants(method, topic, group)[v]})
+		}
+		for _, r := range rows {
+			t.Run(r.name, func(t *testing.T) {
+				attempt := func() error {
+					ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), nil), 3*time.Second)
+					defer cancel()
+					return call(ctx, conn, method, r.req)
 				}
-			}
-			actx, acancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer acancel()
-			if _, err := an.admin.CreateACLs(actx, &pb.CreateACLsRequest{Bindings: grants}); err != nil {
-				t.Fatal(err)
-			}
-			defer an.admin.DeleteACLs(actx, &pb.DeleteACLsRequest{Bindings: grants})
-			ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second)
-			err = call(ctx, conn, method, req)
-			cancel()
-			if c := status.Code(err); c == codes.PermissionDenied || c == codes.Unauthenticated {
-				t.Fatalf("with %d bindings %v: %v", len(grants), grants, err)
-			}
-		})
+				err := attempt()
+				if status.Code(err) != codes.PermissionDenied {
+					t.Fatalf("without bindings: %v, want PERMISSION_DENIED", err)
+				}
+				if msg := status.Convert(err).Message(); !strings.Contains(msg, "User:alice") {
+					t.Errorf("refusal %q does not name the principal", msg)
+				}
+				var grants []*pb.AclBinding
+				for _, c := range rule.checks {
+					for _, name := range c.names(r.req) {
+						grants = append(grants, &pb.AclBinding{Principal: "User:alice", ResourceType: string(c.res), Name: name, Operation: string(c.op)})
+					}
+				}
+				actx, acancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer acancel()
+				if _, err := an.admin.CreateACLs(actx, &pb.CreateACLsRequest{Bindings: grants}); err != nil {
+					t.Fatal(err)
+				}
+				defer an.admin.DeleteACLs(actx, &pb.DeleteACLsRequest{Bindings: grants})
+				if err := attempt(); status.Code(err) == codes.PermissionDenied || status.Code(err) == codes.Unauthenticated {
+					t.Fatalf("with %d bindings %v: %v", len(grants), grants, err)
+				}
+				if len(grants) < 2 {
+					return // without its one binding: refused above
+				}
+				for _, g := range grants {
+					if _, err := an.admin.DeleteACLs(actx, &pb.DeleteACLsRequest{Bindings: []*pb.AclBinding{g}}); err != nil {
+						t.Fatal(err)
+					}
+					if err := attempt(); status.Code(err) != codes.PermissionDenied {
+						t.Errorf("without %s %s %q: %v, want PERMISSION_DENIED", g.Operation, g.ResourceType, g.Name, err)
+					}
+					if _, err := an.admin.CreateACLs(actx, &pb.CreateACLsRequest{Bindings: []*pb.AclBinding{g}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -1,6 +1,9 @@
 package rpc
 
 import (
+	"strings"
+
+	"github.com/skiff-mq/skiff/consumergroup"
 	"github.com/skiff-mq/skiff/internal/acl"
 	pb "github.com/skiff-mq/skiff/rpc/skiffpb"
 )
@@ -131,7 +134,9 @@ func accessRules() map[string]accessRule {
 			groupCheck(acl.Read, one(func(r *pb.CommitOffsetsRequest) string { return r.GetGroup() })),
 			topicCheck(acl.Read, many(func(r *pb.CommitOffsetsRequest) []string { return offsetTopics(r.GetOffsets()) })),
 		}},
-		pb.Groups_FetchOffsets_FullMethodName: {checks: []accessCheck{
+		// Topics named need describe; none named means every committed
+		// topic, filtered to those the principal may describe.
+		pb.Groups_FetchOffsets_FullMethodName: {filtered: true, checks: []accessCheck{
 			groupCheck(acl.Describe, one(func(r *pb.FetchOffsetsRequest) string { return r.GetGroup() })),
 			topicCheck(acl.Describe, many(func(r *pb.FetchOffsetsRequest) []string {
 				var out []string
@@ -164,13 +169,70 @@ func accessRules() map[string]accessRule {
 			})),
 		}},
 		pb.ShareGroups_ShareLeave_FullMethodName: {checks: []accessCheck{groupCheck(acl.Read, one(func(r *pb.ShareLeaveRequest) string { return r.GetGroup() }))}},
+		// The answer carries the record's key, which is topic data: read.
 		pb.ShareGroups_ShareInspect_FullMethodName: {checks: []accessCheck{
 			groupCheck(acl.Describe, one(func(r *pb.ShareInspectRequest) string { return r.GetGroup() })),
-			topicCheck(acl.Describe, one(func(r *pb.ShareInspectRequest) string { return r.GetTopic() })),
+			topicCheck(acl.Read, one(func(r *pb.ShareInspectRequest) string { return r.GetTopic() })),
 		}},
 		pb.ShareGroups_DescribeShareGroup_FullMethodName: {checks: []accessCheck{groupCheck(acl.Describe, one(func(r *pb.DescribeShareGroupRequest) string { return r.GetGroup() }))}},
-		pb.ShareGroups_AlterShareGroup_FullMethodName:    {checks: []accessCheck{groupCheck(acl.Alter, one(func(r *pb.AlterShareGroupRequest) string { return r.GetGroup() }))}},
-		pb.ShareGroups_ListDeadLetters_FullMethodName:    {checks: []accessCheck{groupCheck(acl.Describe, one(func(r *pb.ListDeadLettersRequest) string { return r.GetGroup() }))}},
-		pb.ShareGroups_ResolveDeadLetters_FullMethodName: {checks: []accessCheck{groupCheck(acl.Alter, one(func(r *pb.ResolveDeadLettersRequest) string { return r.GetGroup() }))}},
+		// The coordinator writes dead letters where dlq.topic says, on the
+		// group's behalf: whoever points it somewhere needs the right to
+		// write there (dlqTopicChecks).
+		pb.ShareGroups_AlterShareGroup_FullMethodName: {checks: append([]accessCheck{
+			groupCheck(acl.Alter, one(func(r *pb.AlterShareGroupRequest) string { return r.GetGroup() }))},
+			dlqTopicChecks()...)},
+		// Dead letters carry their records' keys, values and headers:
+		// read on the source topic. A request naming no topic is answered
+		// with the dead letters of the topics the principal may read.
+		pb.ShareGroups_ListDeadLetters_FullMethodName: {checks: []accessCheck{
+			groupCheck(acl.Describe, one(func(r *pb.ListDeadLettersRequest) string { return r.GetGroup() })),
+			topicCheck(acl.Read, one(func(r *pb.ListDeadLettersRequest) string { return r.GetTopic() })),
+		}, filtered: true},
+		// A redrive writes the dead letters back to their source topic:
+		// write on it. A discard writes nothing but the group's state.
+		pb.ShareGroups_ResolveDeadLetters_FullMethodName: {checks: []accessCheck{
+			groupCheck(acl.Alter, one(func(r *pb.ResolveDeadLettersRequest) string { return r.GetGroup() })),
+			topicCheck(acl.Write, one(func(r *pb.ResolveDeadLettersRequest) string {
+				if r.GetAction() == pb.DeadLetterAction_DEAD_LETTER_DISCARD {
+					return ""
+				}
+				return r.GetTopic()
+			})),
+		}},
+	}
+}
+
+// dlqTopicChecks is what setting a share group's dlq.topic needs beyond
+// alter on the group. A literal name needs write on that topic. A name
+// with placeholders ({topic}, {group}) needs alter on the cluster: what it
+// expands to depends on the topics the group will consume, which patterns
+// and topics created later decide, so no set of topic checks made now can
+// bound it. Setting the default again needs nothing more: a new group
+// writes its dead letters there without anyone choosing it.
+func dlqTopicChecks() []accessCheck {
+	dlq := func(req any) (name string, pattern bool) {
+		r, ok := req.(*pb.AlterShareGroupRequest)
+		if !ok {
+			return "", false
+		}
+		v, set := r.GetSet()[consumergroup.ShareConfigDLQTopic]
+		if !set || v == "" || v == consumergroup.DefaultShareDLQTopic {
+			return "", false // an empty value is refused by the handler
+		}
+		return v, strings.ContainsAny(v, "{}")
+	}
+	return []accessCheck{
+		topicCheck(acl.Write, func(req any) []string {
+			if name, pattern := dlq(req); name != "" && !pattern {
+				return []string{name}
+			}
+			return nil
+		}),
+		{res: acl.Cluster, op: acl.Alter, names: func(req any) []string {
+			if name, pattern := dlq(req); name != "" && pattern {
+				return []string{acl.ClusterName}
+			}
+			return nil
+		}},
 	}
 }

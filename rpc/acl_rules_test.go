@@ -49,23 +49,42 @@ func TestAccessRuleNamesComeFromTheRequest(t *testing.T) {
 	cases := []struct {
 		method string
 		req    any
-		want   map[string][]string // resource type -> names
+		want   map[string][]string // "operation resource type" -> names
 	}{
-		{pb.Producer_Produce_FullMethodName, &pb.ProduceRequest{Topic: "orders"}, map[string][]string{"topic": {"orders"}}},
-		{pb.Admin_DeleteTopic_FullMethodName, &pb.DeleteTopicRequest{Name: "orders"}, map[string][]string{"topic": {"orders"}}},
+		{pb.Producer_Produce_FullMethodName, &pb.ProduceRequest{Topic: "orders"}, map[string][]string{"write topic": {"orders"}}},
+		{pb.Admin_DeleteTopic_FullMethodName, &pb.DeleteTopicRequest{Name: "orders"}, map[string][]string{"delete topic": {"orders"}}},
 		{pb.Groups_CommitOffsets_FullMethodName, &pb.CommitOffsetsRequest{Group: "billing", Offsets: []*pb.OffsetCommit{{Topic: "a"}, {Topic: "b"}, {Topic: "a"}}},
-			map[string][]string{"group": {"billing"}, "topic": {"a", "b"}}},
+			map[string][]string{"read group": {"billing"}, "read topic": {"a", "b"}}},
 		{pb.ShareGroups_ShareAcknowledge_FullMethodName, &pb.ShareAckRequest{Group: "w", Acks: []*pb.ShareAck{{Topic: "jobs"}}},
-			map[string][]string{"group": {"w"}, "topic": {"jobs"}}},
-		{pb.ShareGroups_ResolveDeadLetters_FullMethodName, &pb.ResolveDeadLettersRequest{Group: "w"}, map[string][]string{"group": {"w"}}},
-		{pb.Admin_GossipKeys_FullMethodName, &pb.GossipKeysRequest{}, map[string][]string{"cluster": {"skiff-cluster"}}},
+			map[string][]string{"read group": {"w"}, "read topic": {"jobs"}}},
+		{pb.Admin_GossipKeys_FullMethodName, &pb.GossipKeysRequest{}, map[string][]string{"alter cluster": {"skiff-cluster"}}},
 		{pb.Admin_CreateTopic_FullMethodName, &pb.CreateTopicRequest{}, map[string][]string{}},
+		// Dead letters hold topic data, and a redrive writes it back.
+		{pb.ShareGroups_ShareInspect_FullMethodName, &pb.ShareInspectRequest{Group: "w", Topic: "jobs"},
+			map[string][]string{"describe group": {"w"}, "read topic": {"jobs"}}},
+		{pb.ShareGroups_ListDeadLetters_FullMethodName, &pb.ListDeadLettersRequest{Group: "w", Topic: "jobs"},
+			map[string][]string{"describe group": {"w"}, "read topic": {"jobs"}}},
+		{pb.ShareGroups_ListDeadLetters_FullMethodName, &pb.ListDeadLettersRequest{Group: "w"}, map[string][]string{"describe group": {"w"}}},
+		{pb.ShareGroups_ResolveDeadLetters_FullMethodName, &pb.ResolveDeadLettersRequest{Group: "w", Topic: "jobs", All: true},
+			map[string][]string{"alter group": {"w"}, "write topic": {"jobs"}}},
+		{pb.ShareGroups_ResolveDeadLetters_FullMethodName, &pb.ResolveDeadLettersRequest{Group: "w", Topic: "jobs", All: true, Action: pb.DeadLetterAction_DEAD_LETTER_DISCARD},
+			map[string][]string{"alter group": {"w"}}},
+		// Where the coordinator writes dead letters on the group's behalf.
+		{pb.ShareGroups_AlterShareGroup_FullMethodName, &pb.AlterShareGroupRequest{Group: "w", Set: map[string]string{"max.deliveries": "3"}},
+			map[string][]string{"alter group": {"w"}}},
+		{pb.ShareGroups_AlterShareGroup_FullMethodName, &pb.AlterShareGroupRequest{Group: "w", Set: map[string]string{"dlq.topic": "orders"}},
+			map[string][]string{"alter group": {"w"}, "write topic": {"orders"}}},
+		{pb.ShareGroups_AlterShareGroup_FullMethodName, &pb.AlterShareGroupRequest{Group: "w", Set: map[string]string{"dlq.topic": "{topic}.dead"}},
+			map[string][]string{"alter group": {"w"}, "alter cluster": {"skiff-cluster"}}},
+		{pb.ShareGroups_AlterShareGroup_FullMethodName, &pb.AlterShareGroupRequest{Group: "w", Set: map[string]string{"dlq.topic": "{topic}.dlq.{group}"}},
+			map[string][]string{"alter group": {"w"}}},
 	}
 	for _, tc := range cases {
 		got := map[string][]string{}
 		for _, c := range rules[tc.method].checks {
 			if names := c.names(tc.req); len(names) > 0 {
-				got[string(c.res)] = append(got[string(c.res)], names...)
+				k := string(c.op) + " " + string(c.res)
+				got[k] = append(got[k], names...)
 			}
 		}
 		if len(got) != len(tc.want) {

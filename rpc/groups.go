@@ -3,7 +3,6 @@ package rpc
 import (
 	"context"
 	"fmt"
-	"github.com/skiff-mq/skiff/internal/acl"
 	"maps"
 	"slices"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/skiff-mq/skiff/consumergroup"
+	"github.com/skiff-mq/skiff/internal/acl"
 	"github.com/skiff-mq/skiff/rpc/skiffpb"
 )
 
@@ -90,7 +90,19 @@ func (g *groupsService) FetchOffsets(ctx context.Context, req *skiffpb.FetchOffs
 		return nil, err
 	}
 	resp := &skiffpb.FetchOffsetsResponse{}
+	// Named topics were checked by the access rule; without any, the
+	// coordinator answers with every committed topic of the group, and the
+	// answer keeps those the principal may describe.
+	described := map[string]bool{}
 	for _, tp := range slices.SortedFunc(maps.Keys(got), compareGroupTP) {
+		ok, seen := described[tp.Topic]
+		if !seen {
+			ok = g.s.authz.mayDescribe(ctx, acl.Topic, tp.Topic)
+			described[tp.Topic] = ok
+		}
+		if !ok {
+			continue
+		}
 		cm := got[tp]
 		resp.Offsets = append(resp.Offsets, &skiffpb.CommittedOffset{Topic: tp.Topic, Partition: tp.Partition,
 			Offset: cm.Offset, Metadata: cm.Metadata, CommitTimeMs: cm.CommitTime.UnixMilli()})

@@ -221,7 +221,14 @@ func (h *shareService) ListDeadLetters(ctx context.Context, req *skiffpb.ListDea
 		return nil, err
 	}
 	out := &skiffpb.ListDeadLettersResponse{}
+	// A named topic was checked by the access rule; without one, the
+	// answer keeps the dead letters of the topics the principal may read,
+	// and says nothing of the others.
+	mayRead := h.s.authz.topicReader(ctx)
 	for _, d := range dls {
+		if mayRead != nil && !mayRead(d.Topic) {
+			continue
+		}
 		pd := &skiffpb.DeadLetter{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, DlqTopic: d.DLQTopic,
 			DlqPartition: d.DLQPartition, DlqOffset: d.DLQOffset, State: d.State, DeliveryCount: d.DeliveryCount,
 			LastError: d.LastError, FirstDeliveryMs: msOf(d.FirstDelivery), LastDeliveryMs: msOf(d.LastDelivery),

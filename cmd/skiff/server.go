@@ -175,7 +175,7 @@ func runNodeOn(ctx context.Context, cfg cluster.Config, bound []boundListener, l
 			b.ln.Close()
 		}
 	}
-	auth := rpc.AuthConfig{Enabled: cfg.ClientAuth, SuperUsers: splitList(cfg.SuperUsers)}
+	auth := rpc.AuthConfig{Enabled: cfg.ClientAuth, SuperUsers: splitList(cfg.SuperUsers), PasswordHash: cfg.PasswordHash}
 	if err := auth.Validate(); err != nil {
 		closeBound()
 		return fmt.Errorf("--super-users: %w", err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/skiff-mq/skiff/cluster"
+	"github.com/skiff-mq/skiff/cluster/metadata"
 	"github.com/skiff-mq/skiff/rpc"
 )
 
@@ -38,11 +39,20 @@ func startDevSecureNodeOf(t *testing.T) (node *cluster.Node, dir string, adminFl
 	if !cfg.ClientAuth || len(cfg.SuperUsers) != 1 || cfg.SuperUsers[0] != "User:admin" {
 		t.Fatalf("dev --secure does not turn auth on with User:admin: %v %v", cfg.ClientAuth, cfg.SuperUsers)
 	}
+	// Cheap password hashes, as in the rpc tests: the production ones take
+	// seconds each under -race on a loaded machine. Each hash carries its
+	// parameters, so logging in costs as little.
+	cfg.PasswordHash = testPasswordHash()
 	node = runTestNode(t, cfg)
 	certDir := sec.dir
 	adminFlags = []string{"--brokers", node.Metadata().Brokers["n0"].GRPCAddr, "--timeout", "20s",
 		"--tls-ca-file", filepath.Join(certDir, "ca.crt")}
 	return node, certDir, adminFlags
+}
+
+// testPasswordHash are the cheap argon2id parameters of the test nodes.
+func testPasswordHash() metadata.Argon2Params {
+	return metadata.Argon2Params{Time: 1, MemoryKB: 1024, Threads: 1}
 }
 
 // runTestNode runs a node with cfg in process the way `skiff dev` runs
@@ -90,7 +100,7 @@ func TestUserCommandsAgainstASecureDevNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a node")
 	}
-	certDir, base := startDevSecureNode(t)
+	node, certDir, base := startDevSecureNodeOf(t)
 	admin := append(append([]string{}, base...), "--tls-cert-file", filepath.Join(certDir, "admin.crt"), "--tls-key-file", filepath.Join(certDir, "admin.key"))
 	as := func(user, password string) []string {
 		return append(append([]string{}, base...), "--user", user, "--password", password)
@@ -101,6 +111,9 @@ func TestUserCommandsAgainstASecureDevNode(t *testing.T) {
 
 	if out, err := run("alice-password-1\n", admin, "user", "create", "alice", "--password-stdin"); err != nil || !strings.Contains(out, "created user alice") {
 		t.Fatalf("create alice: %v\n%s", err, out)
+	}
+	if got := node.Metadata().Users["alice"].Argon2Params; got != testPasswordHash() {
+		t.Fatalf("alice's password was hashed with %+v, not the node's configured %+v", got, testPasswordHash())
 	}
 	out, err := run("", admin, "user", "create", "bob")
 	if err != nil || !strings.Contains(out, "shown only now") {
