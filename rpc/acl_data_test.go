@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"google.golang.org/grpc"
 	"slices"
 	"testing"
 	"time"
@@ -147,6 +148,29 @@ func TestGroupAnswersRevealOnlyTopicsThePrincipalMayRead(t *testing.T) {
 		return out
 	}
 	jobs := seen{topic: "jobs", key: "jobs-key", value: "jobs-value", header: "jobs-header"}
+	// describedTopics are the topics DescribeGroup("billing") and
+	// DescribeShareGroup("workers") show over conn.
+	describedTopics := func(conn *grpc.ClientConn) (group, share []string) {
+		t.Helper()
+		d, err := pb.NewGroupsClient(conn).DescribeGroup(ctx, &pb.DescribeGroupRequest{Group: "billing"})
+		if err != nil {
+			t.Fatalf("describe group billing: %v", err)
+		}
+		for _, o := range d.Offsets {
+			group = append(group, o.Topic)
+		}
+		sd, err := pb.NewShareGroupsClient(conn).DescribeShareGroup(ctx, &pb.DescribeShareGroupRequest{Group: "workers"})
+		if err != nil {
+			t.Fatalf("describe share group workers: %v", err)
+		}
+		for _, p := range sd.Partitions {
+			share = append(share, p.Topic)
+		}
+		return group, share
+	}
+	if g, sh := describedTopics(adminConn); !slices.Equal(g, []string{"jobs", "secret"}) || !slices.Equal(sh, []string{"jobs", "secret"}) {
+		t.Fatalf("the admin's descriptions show %v and %v, want both topics in each", g, sh)
+	}
 
 	t.Run("alice reads jobs", func(t *testing.T) {
 		conn := an.userConn(t, "alice", "alice-password")
@@ -162,6 +186,9 @@ func TestGroupAnswersRevealOnlyTopicsThePrincipalMayRead(t *testing.T) {
 		}
 		if got := offsetTopicsOf(pb.NewGroupsClient(conn)); !slices.Equal(got, []string{"jobs"}) {
 			t.Errorf("alice's offsets of billing are of %v, want [jobs]", got)
+		}
+		if g, sh := describedTopics(conn); !slices.Equal(g, []string{"jobs"}) || !slices.Equal(sh, []string{"jobs"}) {
+			t.Errorf("alice's descriptions of billing and workers show %v and %v, want only jobs", g, sh)
 		}
 		st, err := c.ShareInspect(ctx, &pb.ShareInspectRequest{Group: "workers", Topic: "jobs", Partition: 0, Offset: 1})
 		if err != nil || string(st.GetKey()) != "waiting-key" {
@@ -183,6 +210,9 @@ func TestGroupAnswersRevealOnlyTopicsThePrincipalMayRead(t *testing.T) {
 		}
 		if got := offsetTopicsOf(pb.NewGroupsClient(conn)); !slices.Equal(got, []string{"jobs"}) {
 			t.Errorf("bob's offsets of billing are of %v, want [jobs]", got)
+		}
+		if g, sh := describedTopics(conn); !slices.Equal(g, []string{"jobs"}) || !slices.Equal(sh, []string{"jobs"}) {
+			t.Errorf("bob's descriptions of billing and workers show %v and %v, want only jobs", g, sh)
 		}
 	})
 

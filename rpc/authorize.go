@@ -147,6 +147,27 @@ func (z *authorizer) topicReader(ctx context.Context) func(topic string) bool {
 	}
 }
 
+// topicDescriber says which topics the call's principal may see in an
+// answer about something else (a group's members, offsets and lag): those
+// it may describe. One snapshot of the bindings serves the whole answer;
+// never nil.
+func (z *authorizer) topicDescriber(ctx context.Context) func(topic string) bool {
+	p, _ := PrincipalFrom(ctx)
+	if !z.enabled || p.Super {
+		return func(string) bool { return true }
+	}
+	bindings, host, principal := z.state().ACLs, clientHost(ctx), p.String()
+	seen := map[string]bool{}
+	return func(topic string) bool {
+		ok, known := seen[topic]
+		if !known {
+			ok = acl.Authorize(bindings, acl.Request{Principal: principal, Host: host, Resource: acl.Resource{Type: acl.Topic, Name: topic}, Operation: acl.Describe}).Allowed
+			seen[topic] = ok
+		}
+		return ok
+	}
+}
+
 // clientHost is the call's client IP, for host-scoped bindings.
 func clientHost(ctx context.Context) string {
 	pr, ok := peer.FromContext(ctx)

@@ -138,12 +138,19 @@ func (g *groupsService) DescribeGroup(ctx context.Context, req *skiffpb.Describe
 	}
 	resp := &skiffpb.DescribeGroupResponse{Group: d.Group, State: d.State, GroupEpoch: d.Epoch,
 		Rebalances: d.Rebalances, Coordinator: g.s.node.ID()}
+	// Describe on the group shows the group; which topics it reads, and
+	// how far, only for topics the principal may describe too, as
+	// FetchOffsets does.
+	visible := g.s.authz.topicDescriber(ctx)
 	for _, m := range d.Members {
 		resp.Members = append(resp.Members, &skiffpb.GroupMember{MemberId: m.MemberID, InstanceId: m.InstanceID,
-			ClientId: m.ClientID, ClientHost: m.ClientHost, MemberEpoch: m.Epoch, Topics: m.Topics, Pattern: m.Pattern,
-			Assigned: toTopicPartitions(m.Assigned), Target: toTopicPartitions(m.Target)})
+			ClientId: m.ClientID, ClientHost: m.ClientHost, MemberEpoch: m.Epoch, Topics: slices.DeleteFunc(slices.Clone(m.Topics), func(t string) bool { return !visible(t) }),
+			Pattern: m.Pattern, Assigned: toTopicPartitions(visibleTPs(m.Assigned, visible)), Target: toTopicPartitions(visibleTPs(m.Target, visible))})
 	}
 	for _, o := range d.Offsets {
+		if !visible(o.Topic) {
+			continue
+		}
 		po := &skiffpb.GroupPartitionOffset{Topic: o.Topic, Partition: o.Partition, Committed: o.Committed,
 			HighWatermark: o.HighWatermark, Lag: o.Lag, Owner: o.Owner, Metadata: o.Metadata}
 		if !o.CommitTime.IsZero() {
@@ -184,6 +191,12 @@ func (g *groupsService) ResetOffsets(ctx context.Context, req *skiffpb.ResetOffs
 		return nil, err
 	}
 	return &skiffpb.ResetOffsetsResponse{}, nil
+}
+
+// visibleTPs keeps the partitions of topics visible says the caller may
+// see.
+func visibleTPs(tps []consumergroup.TopicPartition, visible func(string) bool) []consumergroup.TopicPartition {
+	return slices.DeleteFunc(slices.Clone(tps), func(tp consumergroup.TopicPartition) bool { return !visible(tp.Topic) })
 }
 
 // peerHost is the caller's address as the server sees it.

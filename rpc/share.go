@@ -190,7 +190,11 @@ func (h *shareService) DescribeShareGroup(ctx context.Context, req *skiffpb.Desc
 		out.Members = append(out.Members, &skiffpb.ShareGroupMember{MemberId: m.MemberID, ClientId: m.ClientID,
 			ClientHost: m.ClientHost, InFlight: int32(m.InFlight), LastSeenMs: msOf(m.LastSeen)})
 	}
+	visible := h.s.authz.topicDescriber(ctx)
 	for _, p := range d.Partitions {
+		if !visible(p.Topic) {
+			continue // describe on the group does not reveal the topics it reads
+		}
 		out.Partitions = append(out.Partitions, &skiffpb.SharePartitionState{Topic: p.Topic, Partition: p.Partition,
 			StartOffset: p.StartOffset, HighWatermark: p.HighWatermark, InFlight: int32(p.InFlight), Available: p.Available,
 			Acked: p.Acked, Redeliveries: p.Redeliveries, DeadLettered: p.DeadLettered, Lag: p.Lag,
