@@ -31,6 +31,29 @@ type metaGroup struct {
 	stable *raftboltdb.BoltStore
 }
 
+// lastCommandIndex is the index of the last metadata command in the meta
+// log at or below last, the index the state reaches once it has replayed
+// the log: every election appends a no-op, and membership changes append
+// configuration entries, neither of which the state machine sees, so the
+// log's last index is often beyond any command. 0 when the log holds no
+// command (they are all in the snapshot, restored before this is asked).
+func (m *metaGroup) lastCommandIndex(last uint64) uint64 {
+	first, err := m.logs.FirstIndex()
+	if err != nil {
+		return last // cannot tell: wait for the last entry, as before
+	}
+	var e raft.Log
+	for i := last; i >= first && i > 0; i-- {
+		if err := m.logs.GetLog(i, &e); err != nil {
+			return last
+		}
+		if e.Type == raft.LogCommand {
+			return i
+		}
+	}
+	return 0
+}
+
 func openMetaGroup(dir, nodeID string, layer raft.StreamLayer, timing partition.RaftTiming, logger *slog.Logger) (*metaGroup, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err

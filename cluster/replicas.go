@@ -48,6 +48,12 @@ type replicaSet struct {
 	// a node restarting while the meta group has no leader (every node
 	// restarted at once) deleted every partition directory it had.
 	catchUpIndex uint64 // reconcile goroutine only
+	// catchUpLast is the meta log's last index at start, and
+	// appliedSince when the meta group had applied that far: the gate
+	// also opens a while after that, for a last command that was never
+	// committed (a crashed meta leader's) and so will never be applied.
+	catchUpLast  uint64    // reconcile goroutine only
+	appliedSince time.Time // reconcile goroutine only
 	// lastTransfer rate-limits preferred-leader handovers per partition.
 	lastTransfer map[partitionKey]time.Time // reconcile goroutine only
 	// logConfigs is the topic config last applied to each replica's log, so
@@ -121,7 +127,8 @@ func (s *replicaSet) run() {
 	// must not sit out their timeouts one partition after another.
 	ctx, cancel := s.n.stopContext()
 	defer cancel()
-	s.catchUpIndex = s.n.meta.raft.LastIndex()
+	s.catchUpLast = s.n.meta.raft.LastIndex()
+	s.catchUpIndex = s.n.meta.lastCommandIndex(s.catchUpLast)
 	for {
 		changed := s.n.meta.fsm.Changed()
 		s.reconcile(ctx)
@@ -153,13 +160,14 @@ func (s *replicaSet) reconcile(ctx context.Context) {
 	st := s.n.meta.fsm.State()
 	want := s.desired(st)
 	ok := true
-	if st.Index < s.catchUpIndex {
+	if st.Index < s.catchUpIndex && !s.lastCommandLost(time.Now()) {
 		// Metadata not yet replayed as far as this node had it: absent
 		// topics may only be missing so far. Open what it assigns, remove
 		// nothing.
 		s.openAssigned(ctx, want)
 		return
 	}
+	s.catchUpIndex = 0 // caught up once: the gate stays open
 	// Stop and delete replicas no longer assigned here (topic deleted or
 	// partition moved away). A replica moved away keeps serving its group
 	// until the replicas that replace it are in sync (handingOver).
@@ -390,6 +398,23 @@ func (s *replicaSet) remove(key partitionKey, r *partition.Replica) error {
 	}
 	s.n.logger.Info("replica removed", "partition", key.group())
 	return err
+}
+
+// lastCommandLost says the command at catchUpIndex will never be applied:
+// the meta group applied past the whole log this node started with
+// (catchUpLast) some seconds ago, which a committed command at
+// catchUpIndex would have reached the state by. Only an entry this node
+// appended as leader and the cluster never committed, since replaced,
+// does that.
+func (s *replicaSet) lastCommandLost(now time.Time) bool {
+	if s.n.meta.raft.AppliedIndex() < s.catchUpLast {
+		s.appliedSince = time.Time{}
+		return false
+	}
+	if s.appliedSince.IsZero() {
+		s.appliedSince = now
+	}
+	return now.Sub(s.appliedSince) > 5*time.Second
 }
 
 // openAssigned opens the replicas want lists that are not running, and
