@@ -46,6 +46,7 @@
 #   scripts/faults.sh maintenance NODE on|off
 #                                            skiff node maintenance (on: returns once NODE
 #                                            leads nothing)
+#   scripts/faults.sh remove NODE            stop NODE gracefully and remove its container
 #   scripts/faults.sh recreate NODE          recreate NODE's container from the image, on
 #                                            its old data (an upgrade in place)
 #   scripts/faults.sh cluster-status         JSON: skiff node list plus the under-replicated
@@ -541,6 +542,14 @@ fault_maintenance() {
   local node=${1:?maintenance NODE on|off} state=${2:?maintenance NODE on|off}
   skiff_log "maintenance $state $node"
   _fault_skiff node maintenance "$state" "$node" --wait-timeout 120s >&2
+}
+
+# fault_remove NODE: stop NODE gracefully and remove its container (its
+# volume goes with `cluster.sh down`), as after a decommission.
+fault_remove() {
+  local node=${1:?remove NODE}
+  skiff_log "remove $node"
+  docker stop -t 35 "$node" >/dev/null && docker rm "$node" >/dev/null
 }
 
 # fault_recreate NODE: a new container from the image on the node's volume,

@@ -232,6 +232,11 @@ func (d *Docker) Maintenance(ctx context.Context, node string, on bool) error {
 	return err
 }
 
+func (d *Docker) Remove(ctx context.Context, node string) error {
+	_, err := d.run(ctx, "remove", node)
+	return err
+}
+
 func (d *Docker) Replace(ctx context.Context, node string) error {
 	_, err := d.run(ctx, "recreate", node)
 	return err

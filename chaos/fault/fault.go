@@ -91,6 +91,9 @@ type Operator interface {
 	// Maintenance turns a node's maintenance mode on (it hands its
 	// leaderships away; returns once it leads nothing) or off.
 	Maintenance(ctx context.Context, node string, on bool) error
+	// Remove stops a node for good, gracefully, and forgets it: Nodes no
+	// longer lists it (what follows a decommission).
+	Remove(ctx context.Context, node string) error
 	// Replace recreates a node from its image on its old data, as an
 	// upgrade in place does: a graceful stop, then a new process.
 	Replace(ctx context.Context, node string) error

@@ -211,8 +211,8 @@ func balancedWith(st fault.Status, id string) (bool, string) {
 // producers run. A cluster with no node to spare (no more nodes than the
 // topic's replication factor) gets one first, as an operator would add
 // one: a decommission that could never finish is refused. It waits until
-// the node is decommissioned and checks that no replica and no leadership
-// is left on it.
+// the node is decommissioned, checks that no replica and no leadership is
+// left on it, then stops and removes it.
 func decommissionUnderLoad(ctx context.Context, env *Env) error {
 	op, err := env.operator()
 	if err != nil {
@@ -241,7 +241,7 @@ func decommissionUnderLoad(ctx context.Context, env *Env) error {
 	name := fmt.Sprintf("decommission %s (leader of %s/0)", victim, env.Topic)
 	env.start(name)
 	defer env.stop(name)
-	if err := op.Decommission(wctx, victim); err != nil {
+	if err := retry(wctx, func() error { return op.Decommission(wctx, victim) }); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	if err := env.waitStatus(wctx, op, env.T.Move, victim+" decommissioned", nodeWith(victim, func(n fault.NodeStatus) bool {
@@ -258,6 +258,15 @@ func decommissionUnderLoad(ctx context.Context, env *Env) error {
 		return fmt.Errorf("%s decommissioned but still holds replicas: %s", victim, describe(n, st))
 	}
 	env.Logger.Info("node decommissioned", "node", victim)
+	// What the operator does next: stop the node and take it away.
+	if err := op.Remove(wctx, victim); err != nil {
+		return fmt.Errorf("remove %s after its decommission: %w", victim, err)
+	}
+	hctx, cancel := context.WithTimeout(wctx, env.T.Healthy)
+	defer cancel()
+	if err := env.Cluster.WaitHealthy(hctx); err != nil {
+		return fmt.Errorf("after removing %s: %w", victim, err)
+	}
 	return env.waitStatus(wctx, op, env.T.Healthy, "every partition in sync after the decommission", inSync)
 }
 
@@ -290,7 +299,7 @@ func (env *Env) upgrade(ctx context.Context, op fault.Operator, node string) (er
 	name := fmt.Sprintf("upgrade %s (maintenance on, recreate, maintenance off)", node)
 	env.start(name)
 	defer env.stop(name)
-	if err := op.Maintenance(ctx, node, true); err != nil {
+	if err := retry(ctx, func() error { return op.Maintenance(ctx, node, true) }); err != nil {
 		return fmt.Errorf("maintenance on %s: %w", node, err)
 	}
 	// Maintenance goes off whatever happens below, so that a failed
@@ -299,7 +308,7 @@ func (env *Env) upgrade(ctx context.Context, op fault.Operator, node string) (er
 	defer func() {
 		cctx, cancel := cleanup()
 		defer cancel()
-		if oerr := op.Maintenance(cctx, node, false); oerr != nil {
+		if oerr := retry(cctx, func() error { return op.Maintenance(cctx, node, false) }); oerr != nil {
 			err = errors.Join(err, fmt.Errorf("maintenance off %s: %w", node, oerr))
 		}
 	}()
@@ -314,14 +323,28 @@ func (env *Env) upgrade(ctx context.Context, op fault.Operator, node string) (er
 	if err := env.waitStatus(ctx, op, env.T.Healthy, "every partition in sync after recreating "+node, inSync); err != nil {
 		return err
 	}
-	st, err := op.Status(ctx)
-	if err != nil {
-		return err
+	// A leadership the node wins anyway (an election while it restarted)
+	// is handed on within a reconcile interval (1s).
+	return env.waitStatus(ctx, op, env.T.HandOn, node+" leads nothing while in maintenance",
+		nodeWith(node, func(n fault.NodeStatus) bool { return n.Leaders == 0 }))
+}
+
+// retry runs an operator command up to three times: a metadata write may
+// end "outcome unknown" when the meta leader changes under it, and these
+// commands are idempotent, so the operator's answer is to run it again.
+func retry(ctx context.Context, f func() error) error {
+	var errs []error
+	for range 3 {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+		if !sleep(ctx, 2*time.Second) {
+			break
+		}
 	}
-	if n, _ := st.Node(node); n.Leaders != 0 {
-		return fmt.Errorf("%s leads %d partitions while in maintenance: %s", node, n.Leaders, describe(n, st))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // replication is the workload topic's replication factor (3 if unset).

@@ -23,7 +23,7 @@ type fakeOps struct {
 
 	neverDegrade      bool // a full disk goes unnoticed
 	keepReplicas      bool // a decommissioned node keeps replicas
-	leadInMaintenance bool // a recreated node leads although in maintenance
+	leadInMaintenance bool // a recreated node leads although in maintenance, for good
 	noRebalance       bool // a new node gets no replica
 }
 
@@ -115,6 +115,13 @@ func (f *fakeOps) Maintenance(_ context.Context, n string, on bool) error {
 	return f.do("maintenance %s %s", n, state)
 }
 
+func (f *fakeOps) Remove(_ context.Context, n string) error {
+	f.mu.Lock()
+	f.nodes = slices.DeleteFunc(f.nodes, func(s fault.NodeStatus) bool { return s.ID == n })
+	f.mu.Unlock()
+	return f.do("remove %s", n)
+}
+
 func (f *fakeOps) Replace(_ context.Context, n string) error {
 	if f.leadInMaintenance {
 		f.set(n, func(s *fault.NodeStatus) { s.Leaders = 1 })
@@ -131,7 +138,7 @@ func (f *fakeOps) Status(context.Context) (fault.Status, error) {
 func fastTimings() Timings {
 	return Timings{Down: 10 * time.Millisecond, Pause: 10 * time.Millisecond, Cut: 10 * time.Millisecond,
 		Settle: time.Millisecond, Healthy: 100 * time.Millisecond,
-		Degrade: 50 * time.Millisecond, DiskRecover: 50 * time.Millisecond, Move: 50 * time.Millisecond, Poll: 5 * time.Millisecond}
+		Degrade: 50 * time.Millisecond, DiskRecover: 50 * time.Millisecond, Move: 50 * time.Millisecond, HandOn: 50 * time.Millisecond, Poll: 5 * time.Millisecond}
 }
 
 func TestOperationScenarios(t *testing.T) {
@@ -145,7 +152,7 @@ func TestOperationScenarios(t *testing.T) {
 		{scenario: "disk-full", setup: func(f *fakeOps) { f.neverDegrade = true },
 			want: []string{"fill n3", "free n3"}, wantErr: "n3 degraded: not within"},
 		// Three nodes and RF 3: a node must be added before one can go.
-		{scenario: "decommission-under-load", want: []string{"add n4", "decommission n1"}},
+		{scenario: "decommission-under-load", want: []string{"add n4", "decommission n1", "remove n1"}},
 		{scenario: "decommission-under-load", setup: func(f *fakeOps) { f.keepReplicas = true },
 			want: []string{"add n4", "decommission n1"}, wantErr: "still holds replicas"},
 		{scenario: "add-node-rebalance", want: []string{"add n4"}},
@@ -157,7 +164,7 @@ func TestOperationScenarios(t *testing.T) {
 			"maintenance n3 on", "replace n3", "maintenance n3 off"}},
 		// Maintenance goes off again even when the upgrade fails.
 		{scenario: "maintenance-rolling-upgrade", setup: func(f *fakeOps) { f.leadInMaintenance = true },
-			want: []string{"maintenance n1 on", "replace n1", "maintenance n1 off"}, wantErr: "n1 leads 1 partitions while in maintenance"},
+			want: []string{"maintenance n1 on", "replace n1", "maintenance n1 off"}, wantErr: "n1 leads nothing while in maintenance: not within"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario+"/"+strings.ReplaceAll(tt.wantErr, " ", "_"), func(t *testing.T) {
