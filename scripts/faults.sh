@@ -485,10 +485,18 @@ _fault_disk_dir() {
 # fault_fill_disk NODE [LEAVE]: write zeros into NODE's data disk until
 # fewer than LEAVE bytes (default 0: none) are free. The node keeps writing
 # meanwhile, so "full" is what the last write found.
+# _fault_avail DIR: bytes free on DIR's file system (df cannot name a mount
+# seen through /proc/PID/root; statfs can).
+_fault_avail() {
+  local s
+  s=$(stat -f -c '%a %S' "$1") || return 1
+  echo $((${s% *} * ${s#* }))
+}
+
 fault_fill_disk() {
   local node=${1:?fill-disk NODE [LEAVE_BYTES]} leave=${2:-0} dir avail
   dir=$(_fault_disk_dir "$node") || return 1
-  avail=$(df -B1 --output=avail "$dir" | tail -1)
+  avail=$(_fault_avail "$dir") || return 1
   skiff_log "fill the data disk of $node ($avail bytes free; leave $leave)"
   if [ "$leave" -gt 0 ]; then
     [ "$avail" -gt "$leave" ] || return 0
@@ -498,7 +506,7 @@ fault_fill_disk() {
   # To the last byte: the write that finds no space ends it (bounded by
   # the tmpfs size, and by time in case the node frees space as fast).
   timeout 60 dd if=/dev/zero of="$dir/$FAULT_FILL_FILE" bs=64k oflag=append conv=notrunc status=none 2>/dev/null || true
-  skiff_log "$node: $(df -B1 --output=avail "$dir" | tail -1) bytes free"
+  skiff_log "$node: $(_fault_avail "$dir") bytes free"
 }
 
 fault_free_disk() {
