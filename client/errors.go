@@ -294,7 +294,13 @@ func statusError(code codes.Code, msg string, details []any) error {
 	if reason == reasonUnknownBroker {
 		return brokerErr(ErrUnknownNode, msg)
 	}
-	if reason == reasonDiskFull {
+	// ProduceStream's per-batch status has no reason: the broker's text
+	// ("disk full on node n2: ...", "disk full: partition replica failed:
+	// ...") tells. Unrecognised there, a full disk failed the batch for
+	// good, and the producer carried on under a new producer id, sending
+	// again as new the batches behind it that the cluster had written
+	// (the chaos scenario disk-full found the duplicates).
+	if reason == reasonDiskFull || (code == codes.ResourceExhausted && strings.HasPrefix(msg, "disk full")) {
 		return brokerErr(ErrDiskFull, msg)
 	}
 	switch code {

@@ -90,6 +90,11 @@ func TestFromStatusMapsEveryOutcome(t *testing.T) {
 				return errors.Is(e, ErrTopicFull) && !errors.Is(e, ErrTooLarge) && !retriable(e) &&
 					e.Error() == "RESOURCE_EXHAUSTED: topic orders is full (max.messages=100000)"
 			}},
+		{"disk full on a stream answer (no reason)", statusWith(codes.ResourceExhausted, "disk full on node n2: 0 bytes free, under its --min-free-bytes threshold of 26843545"),
+			func(e error) bool { return errors.Is(e, ErrDiskFull) && retriable(e) && !errors.Is(e, ErrTooLarge) }},
+		{"failed replica's disk full on a stream answer (no reason)", statusWith(codes.ResourceExhausted,
+			"disk full: partition replica failed: append at raft index 413: write segment 0: no space left on device"),
+			func(e error) bool { return errors.Is(e, ErrDiskFull) && retriable(e) && !errors.Is(e, ErrTooLarge) }},
 		{"topic full on a stream answer (no reason)", statusWith(codes.ResourceExhausted, "topic orders is full (max.bytes=1048576)"),
 			func(e error) bool {
 				return errors.Is(e, ErrTopicFull) && e.Error() == "RESOURCE_EXHAUSTED: topic orders is full (max.bytes=1048576)"

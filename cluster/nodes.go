@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -50,8 +51,19 @@ type NodeInfo struct {
 	Blocked string `json:"blocked,omitempty"`
 }
 
+// ErrMetadataUnavailable: this node is in contact with no metadata leader,
+// so its view of the nodes may be stale. It is cut off, or out of the
+// metadata group after a decommission: a removed node never hears of its
+// removal and would go on listing itself as a member, so that a watch of
+// the decommission asking it would never see the end. The client asks
+// another node.
+var ErrMetadataUnavailable = errors.New("this node knows no metadata leader (cut off, or decommissioned and out of the metadata group): ask another node")
+
 // ListNodes returns every registered node, by id, with its mode and load.
 func (n *Node) ListNodes(ctx context.Context) ([]NodeInfo, error) {
+	if id, _ := n.meta.leader(); id == "" {
+		return nil, fmt.Errorf("list nodes on %s: %w", n.id, ErrMetadataUnavailable)
+	}
 	st := n.meta.fsm.State()
 	gossip := map[string]string{}
 	for _, m := range n.members.Members() {

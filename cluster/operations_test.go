@@ -42,11 +42,17 @@ func (c *testCluster) metaLeader() *Node {
 	return nil
 }
 
+// nodeInfoOf asks n for node id. While n knows no metadata leader (an
+// election) it waits, as a client would ask another node.
 func nodeInfoOf(t *testing.T, n *Node, id string) NodeInfo {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	nodes, err := n.ListNodes(ctx)
+	for errors.Is(err, ErrMetadataUnavailable) && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+		nodes, err = n.ListNodes(ctx)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +172,23 @@ func TestDecommissionMovesEveryReplicaOffThenLeavesTheMetaGroup(t *testing.T) {
 	waitFor(t, 90*time.Second, "every replica off "+victim+" and it out of the meta group", func() bool {
 		return nodeInfoOf(t, c.anyNode(), victim).Mode == ModeDecommissioned
 	})
+	// Asked itself, the decommissioned node lists itself decommissioned
+	// or, if it missed its removal from the meta group (it then knows no
+	// metadata leader), sends the caller to another node
+	// (TestNodeWithoutMetadataLeaderDoesNotListNodes).
+	waitFor(t, 30*time.Second, victim+" to stop answering for the cluster as a member", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		nodes, err := c.byID(victim).node().ListNodes(ctx)
+		if errors.Is(err, ErrMetadataUnavailable) {
+			return true
+		}
+		if err != nil {
+			t.Fatalf("list nodes on %s: %v", victim, err)
+		}
+		i := slices.IndexFunc(nodes, func(ni NodeInfo) bool { return ni.ID == victim })
+		return i >= 0 && nodes[i].Mode == ModeDecommissioned
+	})
 	tp, _ := c.anyNode().Metadata().Topic("d")
 	for _, pa := range tp.Partitions {
 		if slices.Contains(pa.Replicas, victim) || len(pa.Replicas) != 3 {
@@ -211,6 +234,29 @@ func TestDecommissionMovesEveryReplicaOffThenLeavesTheMetaGroup(t *testing.T) {
 	waitFor(t, 30*time.Second, victim+" back in the meta group", func() bool {
 		ni := nodeInfoOf(t, c.anyNode(), victim)
 		return ni.Mode == ModeActive && ni.Meta != ""
+	})
+}
+
+// A node that knows no metadata leader must not answer ListNodes from
+// its own view, which may be stale: a node removed from the meta group
+// after its decommission may never hear of the removal, and listed itself
+// as a member (mode "decommissioning") for ever, so that a watch of the
+// decommission that asked it never saw the end (found by the chaos
+// scenario decommission-under-load). The same holds for a node cut off
+// from the rest, as here, where the other two are stopped.
+func TestNodeWithoutMetadataLeaderDoesNotListNodes(t *testing.T) {
+	c := newTestCluster(t, 3)
+	survivor := c.nodes[0]
+	if _, err := survivor.node().ListNodes(context.Background()); err != nil {
+		t.Fatalf("list nodes with a metadata leader: %v", err)
+	}
+	c.stop(c.nodes[1], false)
+	c.stop(c.nodes[2], false)
+	waitFor(t, 20*time.Second, "the survivor to refuse to list nodes", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := survivor.node().ListNodes(ctx)
+		return errors.Is(err, ErrMetadataUnavailable)
 	})
 }
 

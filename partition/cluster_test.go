@@ -468,6 +468,42 @@ func TestIdempotentRetryReturnsOriginalOffset(t *testing.T) {
 	c.assertIdentical()
 }
 
+// A leader whose own append fails after the entry committed (a full or
+// broken disk; the other replicas appended it) must not report a definite
+// failure: the producer then sent the batch again as a new one and it was
+// written twice (the chaos scenario disk-full found 5 duplicates). The
+// write is indeterminate, and its retry with the same sequence is found on
+// the next leader.
+func TestLeaderAppendFailureAfterCommitIsIndeterminate(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.waitLeader(5 * time.Second)
+	ctx := context.Background()
+	if _, err := leader.r().Produce(ctx, testBatch(t, 7, 0, 5), 0); err != nil {
+		t.Fatal(err)
+	}
+	// From now on every write to the leader's log fails, as on a full
+	// disk; its Raft log still takes the entry, so the entry commits.
+	if err := leader.r().fsm.log().Close(); err != nil {
+		t.Fatal(err)
+	}
+	batch := testBatch(t, 7, 5, 5)
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_, err := leader.r().Produce(cctx, batch, 0)
+	cancel()
+	if !errors.Is(err, ErrIndeterminate) {
+		t.Fatalf("produce on a leader whose append failed after commit: %v, want ErrIndeterminate", err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	res, err := c.produceRetrying(rctx, batch, leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Duplicate || res.BaseOffset != 5 || res.LastOffset != 9 {
+		t.Fatalf("retry acked %+v, want offsets 5-9 marked duplicate (the batch committed once)", res)
+	}
+}
+
 func TestProduceRejectsBadBatches(t *testing.T) {
 	c := newTestCluster(t, 1, nil)
 	leader := c.waitLeader(5 * time.Second)

@@ -293,7 +293,12 @@ func (f *fsm) applyAppend(l *raft.Log, batch []byte) *appendResult {
 		// would fork the log. Stop this replica instead.
 		err = fmt.Errorf("append at raft index %d: %w", l.Index, err)
 		f.fatal(err)
-		return &appendResult{Err: err}
+		// The entry is committed and the other replicas apply it: the
+		// write happened, only not here. Reported as a definite failure
+		// (a full disk's RESOURCE_EXHAUSTED), it made the producer send
+		// the batch again as a new one, a duplicate. Indeterminate, it is
+		// retried with the same sequence, which the next leader finds.
+		return &appendResult{Err: fmt.Errorf("%w: %w", ErrIndeterminate, err)}
 	}
 	f.producers.record(h, base, now)
 	return &appendResult{BaseOffset: base, LastOffset: base + next - 1, LeaderEpoch: epoch}

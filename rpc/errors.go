@@ -246,6 +246,8 @@ func toStatus(err error, brokerAddr func(id string) (string, error)) *status.Sta
 		code, reason = codes.FailedPrecondition, ReasonUnknownBroker
 	case errors.Is(err, partition.ErrNotReady):
 		code, reason = codes.Unavailable, ReasonNotReady
+	case errors.Is(err, cluster.ErrMetadataUnavailable):
+		code, reason = codes.Unavailable, ReasonUnavailable
 	case errors.Is(err, consumergroup.ErrNotCoordinator):
 		code, reason = codes.FailedPrecondition, ReasonNotCoordinator
 	case errors.Is(err, consumergroup.ErrUnknownMember):

@@ -104,6 +104,7 @@ func TestErrorsMapToCodesAndDetails(t *testing.T) {
 			}
 		}},
 		{partition.ErrNotReady, codes.Unavailable, ReasonNotReady, nil},
+		{fmt.Errorf("list nodes on n1: %w", cluster.ErrMetadataUnavailable), codes.Unavailable, ReasonUnavailable, nil},
 		{wrap(partition.ErrClosed), codes.Unavailable, ReasonUnavailable, nil},
 		{wrap(log.ErrFailed), codes.Unavailable, ReasonUnavailable, nil},
 		{errShuttingDown, codes.Unavailable, ReasonUnavailable, nil},

@@ -20,6 +20,13 @@
 #                    TLS everywhere, mutual TLS between nodes, encrypted gossip;
 #                    the workload connects as the admin client)
 #   --keep           leave the last cluster running
+#   --nodes 3|5      cluster size (default 3; scripts/cluster.sh up --nodes)
+#
+# A scenario that needs more than the faults of scripts/faults.sh says so
+# (`skiff chaos scenarios -o json`, "needs"): disk-full gets a cluster whose
+# skiff-3 keeps its data on a small tmpfs (cluster.sh up --small-disk).
+# Scenarios that add a node start the spare one (docker-compose.spare.yml)
+# themselves.
 #
 # Exits non-zero if any scenario's checker finds an anomaly (lost,
 # duplicated, reordered ... writes) or a scenario could not run. The
@@ -32,7 +39,7 @@ set -euo pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2; }
 
-CI_SCENARIOS=${SKIFF_CHAOS_CI:-leader-kill minority-partition rolling-restart}
+CI_SCENARIOS=${SKIFF_CHAOS_CI:-leader-kill minority-partition rolling-restart disk-full}
 FAULT=30s
 STEADY=10s
 RECOVERY=15s
@@ -40,6 +47,7 @@ OUT=""
 BUILD=1
 KEEP=${SKIFF_KEEP:-0}
 SECURE=1
+NODES=3
 target=${1:-}
 case $target in ''|-h|--help) usage ;; esac
 shift
@@ -53,11 +61,13 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1; shift ;;
     --secure) SECURE=1; shift ;;
     --insecure) SECURE=0; shift ;;
+    --nodes) NODES=${2:?--nodes needs 3 or 5}; shift 2 ;;
     -h|--help) usage ;;
     *) echo "unknown argument: $1" >&2; usage ;;
   esac
 done
-export SKIFF_NODES=3
+case $NODES in 3|5) ;; *) echo "--nodes must be 3 or 5" >&2; exit 2 ;; esac
+export SKIFF_NODES=$NODES
 CLUSTER="$SKIFF_ROOT/scripts/cluster.sh"
 SKIFF_BIN="$SKIFF_ROOT/bin/skiff"
 export SKIFF_BIN
@@ -99,17 +109,24 @@ trap 'exit 130' INT TERM
 ROWS=()
 FAILED=0
 
+# needs SCENARIO: what the scenario needs of the cluster, space-separated.
+needs() {
+  jq -r --arg sc "$1" '.[] | select(.name == $sc) | .needs // [] | join(" ")' <<<"$SCENARIOS_JSON"
+}
+
 # run_one SCENARIO: a fresh cluster, the run, the summary, the cluster down.
 run_one() {
   local sc=$1 up_args=() result="$OUT/$1.json" hist="$OUT/$1.jsonl" log="$OUT/$1.log" bound rc=0
   local -a tls=()
   [ "$BUILD" -eq 1 ] || up_args+=(--no-build)
   [ "$SECURE" -eq 0 ] || up_args+=(--secure)
+  up_args+=(--nodes "$NODES")
+  case " $(needs "$sc") " in *" small-disk "*) up_args+=(--small-disk) ;; esac
   skiff_log "=== $sc: cluster up"
   "$CLUSTER" down >/dev/null 2>&1 || true
   if ! "$CLUSTER" up "${up_args[@]}" >"$OUT/$sc.up.log" 2>&1; then
     cat "$OUT/$sc.up.log" >&2
-    ROWS+=("$(printf '%-20s %s' "$sc" "ERROR cluster did not come up")")
+    ROWS+=("$(printf '%-27s %s' "$sc" "ERROR cluster did not come up")")
     FAILED=1
     return
   fi
@@ -128,7 +145,7 @@ run_one() {
     --steady "$STEADY" --fault "$FAULT" --recovery "$RECOVERY" --history "$hist" >"$result" 2>"$log" || rc=$?
   if [ ! -s "$result" ]; then
     tail -20 "$log" >&2
-    ROWS+=("$(printf '%-20s %s' "$sc" "ERROR no result (exit $rc; see $log)")")
+    ROWS+=("$(printf '%-27s %s' "$sc" "ERROR no result (exit $rc; see $log)")")
     FAILED=1
   else
     "$SKIFF_BIN" chaos check "${tls[@]}" --history "$hist" || true
@@ -141,7 +158,7 @@ run_one() {
        ([.report | .inconsistent_offsets, .aborted_reads, .unexpected_values, .non_dense_offsets,
          .nonmonotonic_sends, .poll_skips, .nonmonotonic_polls, .commit_regressions | .count] | add | tostring),
        (.report.indeterminate | tostring), (.unavailability_max_ns | ms), (.fault_gap_p99_ns | ms)]
-      | "\(.[0] | . + " " * (20 - length)) \(.[1])  acked \(.[2])  lost \(.[3])  dup \(.[4])  other \(.[5])  indet \(.[6])  max-unavail \(.[7])  per-fault-p99 \(.[8])"' "$result")")
+      | "\(.[0] | . + " " * (27 - length)) \(.[1])  acked \(.[2])  lost \(.[3])  dup \(.[4])  other \(.[5])  indet \(.[6])  max-unavail \(.[7])  per-fault-p99 \(.[8])"' "$result")")
     if jq -e '.errors' "$result" >/dev/null 2>&1; then
       jq -r '.errors[]' "$result" | sed "s/^/  $sc error: /" >&2
     fi
@@ -161,7 +178,8 @@ skiff_need timeout coreutils
 if [ "$BUILD" -eq 1 ] || [ ! -x "$SKIFF_BIN" ]; then
   (cd "$SKIFF_ROOT" && PATH="/usr/local/go/bin:$PATH" CGO_ENABLED=0 go build -o bin/skiff ./cmd/skiff)
 fi
-ALL=$("$SKIFF_BIN" chaos scenarios | awk '{print $1}')
+SCENARIOS_JSON=$("$SKIFF_BIN" chaos scenarios -o json)
+ALL=$(jq -r '.[].name' <<<"$SCENARIOS_JSON")
 
 case $target in
   list) "$SKIFF_BIN" chaos scenarios; exit 0 ;;
@@ -178,6 +196,6 @@ for sc in $scenarios; do
 done
 
 echo
-echo "chaos results ($([ "$SECURE" -eq 1 ] && echo "secure cluster" || echo "plaintext cluster"); histories and logs in $OUT):"
+echo "chaos results ($NODES nodes, $([ "$SECURE" -eq 1 ] && echo "secure cluster" || echo "plaintext cluster"); histories and logs in $OUT):"
 printf '%s\n' "${ROWS[@]}"
 exit "$FAILED"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run a Skiff cluster in containers (docker-compose.yml).
 #
-#   scripts/cluster.sh up     [--nodes 3|5] [--secure] [--demo] [--observability] [--no-build] [--timeout SECS]
+#   scripts/cluster.sh up     [--nodes 3|5] [--secure] [--demo] [--observability] [--small-disk]
+#                             [--no-build] [--timeout SECS]
 #   scripts/cluster.sh down   [--purge]           containers, network and volumes
 #                                                 (--purge: the secure dir too)
 #   scripts/cluster.sh status                     containers, health, /v1/cluster
@@ -40,6 +41,13 @@
 # member printing them; `logs skiff-demo-producer skiff-demo-consumer`
 # shows the flow. (--demo runs on the plaintext cluster.)
 #
+# --small-disk puts skiff-3's data directory on a tmpfs of its own,
+# SKIFF_SMALL_DISK_BYTES (default 512 MiB) large (docker-compose.smalldisk.yml),
+# which `scripts/faults.sh fill-disk` may fill: the chaos scenario disk-full.
+# A spare node (skiff-4, or skiff-6 next to five) can join a running cluster
+# with `scripts/faults.sh add-node` (docker-compose.spare.yml); down removes
+# it too.
+#
 # --observability adds Prometheus (docker-compose.observability.yml, its own
 # compose project <project>-observability): an image built FROM scratch from
 # the host's Debian prometheus binary (apt-get install prometheus) and the
@@ -68,6 +76,7 @@ SECURE=0
 DEMO=0
 OBSERVABILITY=0
 PURGE=0
+SMALL_DISK=0
 SKIFF_PROMETHEUS_PORT=${SKIFF_PROMETHEUS_PORT:-9090}
 SKIFF_PROMETHEUS_IMAGE=${SKIFF_PROMETHEUS_IMAGE:-skiff-prometheus:dev}
 export SKIFF_PROMETHEUS_PORT SKIFF_PROMETHEUS_IMAGE
@@ -83,6 +92,7 @@ while [ $# -gt 0 ]; do
     --secure) SECURE=1; shift ;;
     --demo) DEMO=1; shift ;;
     --observability) OBSERVABILITY=1; shift ;;
+    --small-disk) SMALL_DISK=1; shift ;;
     --insecure) SECURE=0; shift ;;
     --purge) PURGE=1; shift ;;
     --timeout) UP_TIMEOUT=${2:?}; shift 2 ;;
@@ -126,7 +136,7 @@ ports_free() {
   skiff_die "host ports in use:$busy (a 'skiff dev'?); pick others with SKIFF_PORT_PREFIX=95"
 }
 
-# secure_prepare: certificates for skiff-1..5 and the admin client, a
+# secure_prepare: certificates for skiff-1..6 (five nodes and a spare) and the admin client, a
 # gossip key and a cluster name under $SKIFF_SECURE_DIR (made once, reused),
 # and each node's mount directory refreshed from them.
 secure_prepare() {
@@ -140,14 +150,14 @@ secure_prepare() {
     # A new CA: every certificate signed by an old one goes.
     rm -f "$pki"/*.crt "$pki"/*.key
   fi
-  for i in 1 2 3 4 5; do
+  for i in 1 2 3 4 5 6; do
     [ -f "$pki/skiff-$i.crt" ] && [ -f "$pki/skiff-$i.key" ] || missing+=("skiff-$i")
   done
   [ ${#missing[@]} -eq 0 ] || args+=(--nodes "$(IFS=,; echo "${missing[*]}")" --force)
   [ -f "$pki/admin.crt" ] && [ -f "$pki/admin.key" ] || args+=(--clients admin --force)
   if [ ${#args[@]} -gt 0 ]; then
     skiff_log "creating certificates in $pki"
-    "$bin" certs create --dir "$pki" --hosts skiff-1,skiff-2,skiff-3,skiff-4,skiff-5,127.0.0.1,localhost "${args[@]}" >&2 ||
+    "$bin" certs create --dir "$pki" --hosts skiff-1,skiff-2,skiff-3,skiff-4,skiff-5,skiff-6,127.0.0.1,localhost "${args[@]}" >&2 ||
       { skiff_die "skiff certs create failed"; return 1; }
   fi
   if [ ! -s "$dir/gossip.key" ]; then
@@ -159,7 +169,7 @@ secure_prepare() {
   # What node i mounts at /certs: its own key only. 0644 so that the
   # container's root (no CAP_DAC_OVERRIDE) reads it whoever owns the file:
   # lab only; the CA and admin keys under pki/ stay 0600 and unmounted.
-  for i in 1 2 3 4 5; do
+  for i in 1 2 3 4 5 6; do
     nd=$dir/nodes/skiff-$i
     mkdir -p "$nd"
     chmod 0755 "$nd"
@@ -196,6 +206,11 @@ up() {
     touch "$SKIFF_SECURE_DIR/demo.$SKIFF_PROJECT"
   elif [ "$running" -eq 0 ]; then
     rm -f "$SKIFF_SECURE_DIR/demo.$SKIFF_PROJECT"
+  fi
+  if [ "$SMALL_DISK" -eq 1 ]; then
+    touch "$SKIFF_SECURE_DIR/smalldisk.$SKIFF_PROJECT"
+  elif [ "$running" -eq 0 ]; then
+    rm -f "$SKIFF_SECURE_DIR/smalldisk.$SKIFF_PROJECT"
   fi
   if [ "$SECURE" -eq 1 ]; then
     secure_prepare || exit 1
@@ -310,13 +325,15 @@ down() {
   rm -f "$SKIFF_SECURE_DIR/prometheus.$SKIFF_PROJECT.yml"
   # With the 5-node file when nodes 4 and 5 left anything behind, so they
   # go too (and a 3-node down does not complain about their volumes).
+  # (A spare skiff-4 next to three nodes is service "spare", not skiff-4.)
   local n=3
-  if docker ps -aq --filter "name=^skiff-[45]$" | grep -q . ||
+  if docker ps -aq --filter "label=com.docker.compose.project=$SKIFF_PROJECT" --filter "label=com.docker.compose.service=skiff-4" | grep -q . ||
+    docker ps -aq --filter "label=com.docker.compose.project=$SKIFF_PROJECT" --filter "label=com.docker.compose.service=skiff-5" | grep -q . ||
     docker volume ls -q --filter "name=^${SKIFF_PROJECT}_skiff-[45]-data$" | grep -q .; then
     n=5
   fi
-  SKIFF_NODES=$n SKIFF_DEMO=1 skiff_compose down --volumes --remove-orphans --timeout 10 >&2
-  rm -f "$SKIFF_SECURE_DIR/secure.$SKIFF_PROJECT" "$SKIFF_SECURE_DIR/demo.$SKIFF_PROJECT"
+  SKIFF_NODES=$n SKIFF_DEMO=1 SKIFF_SPARE=1 skiff_compose down --volumes --remove-orphans --timeout 10 >&2
+  rm -f "$SKIFF_SECURE_DIR/secure.$SKIFF_PROJECT" "$SKIFF_SECURE_DIR/demo.$SKIFF_PROJECT" "$SKIFF_SECURE_DIR/smalldisk.$SKIFF_PROJECT"
   if [ "$PURGE" -eq 1 ]; then
     skiff_log "removing $SKIFF_SECURE_DIR (certificates, gossip key)"
     rm -rf "$SKIFF_SECURE_DIR"

@@ -49,6 +49,29 @@ skiff_demo() {
   esac
 }
 
+# skiff_small_disk: the running cluster's skiff-3 keeps its data on a small
+# tmpfs of its own (`cluster.sh up --small-disk`, docker-compose.smalldisk.yml);
+# SKIFF_SMALL_DISK=1/0 forces the answer.
+skiff_small_disk() {
+  case ${SKIFF_SMALL_DISK:-} in
+    1) return 0 ;;
+    0) return 1 ;;
+    *) [ -f "$SKIFF_SECURE_DIR/smalldisk.$SKIFF_PROJECT" ] ;;
+  esac
+}
+
+# skiff_spare_id prints the id of the spare node a running cluster of
+# $SKIFF_NODES nodes may be given (docker-compose.spare.yml): skiff-4 or
+# skiff-6.
+skiff_spare_id() { echo "skiff-$((${SKIFF_NODES:-3} + 1))"; }
+
+# skiff_spare: the spare node is wanted (SKIFF_SPARE=1) or exists.
+skiff_spare() {
+  [ "${SKIFF_SPARE:-0}" = 1 ] && return 0
+  docker ps -aq --filter "label=com.docker.compose.project=$SKIFF_PROJECT" \
+    --filter "label=com.docker.compose.service=spare" 2>/dev/null | grep -q .
+}
+
 # skiff_tls_exports prints the export lines a host shell needs to talk to
 # the secure cluster as the admin client (nothing when not secure).
 skiff_tls_exports() {
@@ -95,9 +118,10 @@ skiff_need() {
 
 # skiff_compose ARGS...: runs `docker compose` (v2) when the plugin exists,
 # else `docker-compose` (v1), with the project name and the compose files
-# for $SKIFF_NODES (3 or 5) nodes.
+# for $SKIFF_NODES (3 or 5) nodes, plus those of the modes in effect
+# (secure, demo, small disk, spare node).
 skiff_compose() {
-  local -a files=(-f "$SKIFF_ROOT/docker-compose.yml") secure_env=()
+  local -a files=(-f "$SKIFF_ROOT/docker-compose.yml") compose_env=()
   if [ "${SKIFF_NODES:-3}" -eq 5 ]; then
     files+=(-f "$SKIFF_ROOT/docker-compose.5.yml")
   fi
@@ -106,11 +130,19 @@ skiff_compose() {
     if [ "${SKIFF_NODES:-3}" -eq 5 ]; then
       files+=(-f "$SKIFF_ROOT/docker-compose.secure.5.yml")
     fi
-    secure_env=("SKIFF_SECURE_DIR=$SKIFF_SECURE_DIR"
+    compose_env=("SKIFF_SECURE_DIR=$SKIFF_SECURE_DIR"
       "SKIFF_LAB_CLUSTER_NAME=$(cat "$SKIFF_SECURE_DIR/cluster-name" 2>/dev/null || echo skiff-lab)")
   fi
   if skiff_demo; then
     files+=(-f "$SKIFF_ROOT/docker-compose.demo.yml")
+  fi
+  if skiff_small_disk; then
+    files+=(-f "$SKIFF_ROOT/docker-compose.smalldisk.yml")
+  fi
+  if skiff_spare; then
+    files+=(-f "$SKIFF_ROOT/docker-compose.spare.yml")
+    skiff_secure && files+=(-f "$SKIFF_ROOT/docker-compose.secure.spare.yml")
+    compose_env+=("SKIFF_SPARE_ID=$(skiff_spare_id)" "SKIFF_SPARE_SLOT=${SKIFF_NODES:-3}" "SKIFF_NODES=${SKIFF_NODES:-3}")
   fi
   if [ -z "${SKIFF_COMPOSE_CMD:-}" ]; then
     if docker compose version >/dev/null 2>&1; then
@@ -123,7 +155,7 @@ skiff_compose() {
     fi
   fi
   # shellcheck disable=SC2086 # the command is one or two words on purpose
-  env "${secure_env[@]}" $SKIFF_COMPOSE_CMD -p "$SKIFF_PROJECT" --project-directory "$SKIFF_ROOT" "${files[@]}" "$@"
+  env "${compose_env[@]}" $SKIFF_COMPOSE_CMD -p "$SKIFF_PROJECT" --project-directory "$SKIFF_ROOT" "${files[@]}" "$@"
 }
 
 # skiff_nodes prints the cluster's containers (running or not), one a line,

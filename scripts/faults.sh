@@ -30,6 +30,28 @@
 #   scripts/faults.sh leader-of TOPIC PARTITION
 #   scripts/faults.sh netem-available        exit 0 if tc netem works on this kernel
 #
+# Disk faults, only on a node whose data directory is a small tmpfs of its
+# own (cluster.sh up --small-disk), never on a volume of the host's disk:
+#
+#   scripts/faults.sh disk-nodes             the nodes fill-disk may fill
+#   scripts/faults.sh fill-disk NODE [LEAVE] fill NODE's data disk until LEAVE bytes
+#                                            (default 0) are free
+#   scripts/faults.sh free-disk NODE         remove what fill-disk wrote
+#
+# Operations (docs/operations.md), as the admin client in secure mode:
+#
+#   scripts/faults.sh add-node               start the spare node (docker-compose.spare.yml),
+#                                            print its id once it is healthy
+#   scripts/faults.sh decommission NODE      skiff node decommission NODE --wait=false
+#   scripts/faults.sh maintenance NODE on|off
+#                                            skiff node maintenance (on: returns once NODE
+#                                            leads nothing)
+#   scripts/faults.sh remove NODE            stop NODE gracefully and remove its container
+#   scripts/faults.sh recreate NODE          recreate NODE's container from the image, on
+#                                            its old data (an upgrade in place)
+#   scripts/faults.sh cluster-status         JSON: skiff node list plus the under-replicated
+#                                            and offline partition counts
+#
 # or source it (`. scripts/faults.sh`) and call fault_<verb> (dashes become
 # underscores: fault_heal_all, fault_leader_of_controller).
 #
@@ -432,6 +454,128 @@ fault_leader_of() {
     { skiff_http "$node" "/v1/topics/$topic" 2>/dev/null |
       jq -r --argjson p "$part" '.partitions[] | select(.partition == $p) | .leader // empty' 2>/dev/null || true; } &
   done | _fault_majority
+}
+
+# The data directory of a node (the image's SKIFF_DATA_DIR) and the file
+# fill-disk writes into it; the node ignores files it does not know.
+FAULT_DATA_DIR=/var/lib/skiff
+FAULT_FILL_FILE=chaos-fill
+
+# fault_disk_nodes prints the nodes whose data directory is a tmpfs mount of
+# their own: the only ones fill-disk fills.
+fault_disk_nodes() {
+  local node
+  for node in $(skiff_nodes); do
+    docker inspect -f '{{range .Mounts}}{{if eq .Destination "'"$FAULT_DATA_DIR"'"}}{{.Type}}{{end}}{{end}}' "$node" 2>/dev/null |
+      grep -qx tmpfs && echo "$node"
+  done
+  return 0
+}
+
+# _fault_disk_dir NODE: NODE's data directory as the host sees it, through
+# the mount namespace of the container's process.
+_fault_disk_dir() {
+  local node=$1 pid
+  fault_disk_nodes | grep -qx -- "$node" ||
+    { skiff_die "$node's data directory is not a small disk of its own (scripts/cluster.sh up --small-disk); refusing to fill the machine's disk"; return 1; }
+  pid=$(_fault_pid "$node") || return 1
+  echo "/proc/$pid/root$FAULT_DATA_DIR"
+}
+
+# fault_fill_disk NODE [LEAVE]: write zeros into NODE's data disk until
+# fewer than LEAVE bytes (default 0: none) are free. The node keeps writing
+# meanwhile, so "full" is what the last write found.
+# _fault_avail DIR: bytes free on DIR's file system (df cannot name a mount
+# seen through /proc/PID/root; statfs can).
+_fault_avail() {
+  local s
+  s=$(stat -f -c '%a %S' "$1") || return 1
+  echo $((${s% *} * ${s#* }))
+}
+
+fault_fill_disk() {
+  local node=${1:?fill-disk NODE [LEAVE_BYTES]} leave=${2:-0} dir avail
+  dir=$(_fault_disk_dir "$node") || return 1
+  avail=$(_fault_avail "$dir") || return 1
+  skiff_log "fill the data disk of $node ($avail bytes free; leave $leave)"
+  if [ "$leave" -gt 0 ]; then
+    [ "$avail" -gt "$leave" ] || return 0
+    head -c "$((avail - leave))" /dev/zero >>"$dir/$FAULT_FILL_FILE"
+    return
+  fi
+  # To the last byte: the write that finds no space ends it (bounded by
+  # the tmpfs size, and by time in case the node frees space as fast).
+  timeout 60 dd if=/dev/zero of="$dir/$FAULT_FILL_FILE" bs=64k oflag=append conv=notrunc status=none 2>/dev/null || true
+  skiff_log "$node: $(_fault_avail "$dir") bytes free"
+}
+
+fault_free_disk() {
+  local node=${1:?free-disk NODE} dir
+  dir=$(_fault_disk_dir "$node") || return 1
+  skiff_log "free the data disk of $node"
+  rm -f "$dir/$FAULT_FILL_FILE"
+}
+
+# _fault_skiff ARGS...: the skiff CLI against the running cluster, as the
+# admin client in secure mode.
+_fault_skiff() {
+  local bin=${SKIFF_BIN:-$SKIFF_ROOT/bin/skiff}
+  [ -x "$bin" ] || { skiff_die "no skiff binary at $bin (make build)"; return 1; }
+  (skiff_use_tls && "$bin" --brokers "$(skiff_brokers)" "$@")
+}
+
+# fault_add_node: start the spare node and print its id once it is healthy.
+fault_add_node() {
+  local id
+  id=$(skiff_spare_id)
+  if docker inspect "$id" >/dev/null 2>&1; then
+    skiff_die "$id exists already"
+    return 1
+  fi
+  skiff_log "add node $id"
+  SKIFF_SPARE=1 skiff_compose up -d --no-deps spare >&2 || return 1
+  skiff_wait_for 120 "$id healthy" _fault_healthy "$id" >/dev/null || return 1
+  echo "$id"
+}
+
+_fault_healthy() { [ "$(skiff_health "$1")" = healthy ]; }
+
+fault_decommission() {
+  local node=${1:?decommission NODE}
+  skiff_log "decommission $node"
+  _fault_skiff node decommission "$node" --wait=false >&2
+}
+
+fault_maintenance() {
+  local node=${1:?maintenance NODE on|off} state=${2:?maintenance NODE on|off}
+  skiff_log "maintenance $state $node"
+  _fault_skiff node maintenance "$state" "$node" --wait-timeout 120s >&2
+}
+
+# fault_remove NODE: stop NODE gracefully and remove its container (its
+# volume goes with `cluster.sh down`), as after a decommission.
+fault_remove() {
+  local node=${1:?remove NODE}
+  skiff_log "remove $node"
+  docker stop -t 35 "$node" >/dev/null && docker rm "$node" >/dev/null
+}
+
+# fault_recreate NODE: a new container from the image on the node's volume,
+# after a graceful stop (stop_grace_period), as an upgrade does.
+fault_recreate() {
+  local node=${1:?recreate NODE} service=$1
+  [ "$node" != "$(skiff_spare_id)" ] || service=spare
+  skiff_log "recreate $node"
+  skiff_compose up -d --no-deps --force-recreate "$service" >&2
+}
+
+fault_cluster_status() {
+  skiff_need jq >/dev/null || return 1
+  local nodes st
+  nodes=$(_fault_skiff node list -o json --timeout 5s) || return 1
+  st=$(_fault_skiff cluster status -o json --timeout 5s) || return 1
+  jq -cn --argjson n "$nodes" --argjson s "$st" \
+    '{nodes: $n, under_replicated: $s.under_replicated_partitions, offline: $s.offline_partitions}'
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

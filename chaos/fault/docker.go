@@ -3,6 +3,7 @@ package fault
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -184,4 +185,71 @@ func (d *Docker) Controller(ctx context.Context) (string, error) {
 		err = errors.New("docker: no controller known")
 	}
 	return out, err
+}
+
+var (
+	_ Disk     = (*Docker)(nil)
+	_ Operator = (*Docker)(nil)
+)
+
+func (d *Docker) DiskNodes(ctx context.Context) ([]string, error) {
+	out, err := d.run(ctx, "disk-nodes")
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(out), nil
+}
+
+func (d *Docker) FillDisk(ctx context.Context, node string, leave int64) error {
+	_, err := d.run(ctx, "fill-disk", node, strconv.FormatInt(leave, 10))
+	return err
+}
+
+func (d *Docker) FreeDisk(ctx context.Context, node string) error {
+	_, err := d.run(ctx, "free-disk", node)
+	return err
+}
+
+func (d *Docker) AddNode(ctx context.Context) (string, error) {
+	out, err := d.run(ctx, "add-node")
+	if err == nil && out == "" {
+		err = errors.New("docker: add-node named no node")
+	}
+	return lastLine(out), err
+}
+
+func (d *Docker) Decommission(ctx context.Context, node string) error {
+	_, err := d.run(ctx, "decommission", node)
+	return err
+}
+
+func (d *Docker) Maintenance(ctx context.Context, node string, on bool) error {
+	state := "off"
+	if on {
+		state = "on"
+	}
+	_, err := d.run(ctx, "maintenance", node, state)
+	return err
+}
+
+func (d *Docker) Remove(ctx context.Context, node string) error {
+	_, err := d.run(ctx, "remove", node)
+	return err
+}
+
+func (d *Docker) Replace(ctx context.Context, node string) error {
+	_, err := d.run(ctx, "recreate", node)
+	return err
+}
+
+func (d *Docker) Status(ctx context.Context) (Status, error) {
+	out, err := d.run(ctx, "cluster-status")
+	if err != nil {
+		return Status{}, err
+	}
+	var st Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return Status{}, fmt.Errorf("docker: cluster-status: %w", err)
+	}
+	return st, nil
 }

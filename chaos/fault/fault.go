@@ -63,3 +63,70 @@ type Cluster interface {
 	Injector
 	Locator
 }
+
+// Disk fills and frees a node's data disk. Backends offer it only on nodes
+// whose data directory is a small file system of its own (the compose
+// cluster's docker-compose.smalldisk.yml puts one node's on a tmpfs), so
+// that filling it can never fill the machine's disk.
+type Disk interface {
+	// DiskNodes lists the nodes whose disk may be filled ("none" is an
+	// empty list, not an error).
+	DiskNodes(ctx context.Context) ([]string, error)
+	// FillDisk writes a filler file into the node's data file system
+	// until fewer than leave bytes are free (0: until it is full).
+	FillDisk(ctx context.Context, node string, leave int64) error
+	// FreeDisk removes what FillDisk wrote.
+	FreeDisk(ctx context.Context, node string) error
+}
+
+// Operator runs the day-2 operations of docs/operations.md, as an operator
+// would, while the workload runs.
+type Operator interface {
+	// AddNode starts a spare node that joins the running cluster and
+	// returns its id; from then on Nodes lists it too.
+	AddNode(ctx context.Context) (string, error)
+	// Decommission starts moving every replica off node; it returns
+	// once the cluster accepted it (Status shows the progress).
+	Decommission(ctx context.Context, node string) error
+	// Maintenance turns a node's maintenance mode on (it hands its
+	// leaderships away; returns once it leads nothing) or off.
+	Maintenance(ctx context.Context, node string, on bool) error
+	// Remove stops a node for good, gracefully, and forgets it: Nodes no
+	// longer lists it (what follows a decommission).
+	Remove(ctx context.Context, node string) error
+	// Replace recreates a node from its image on its old data, as an
+	// upgrade in place does: a graceful stop, then a new process.
+	Replace(ctx context.Context, node string) error
+	// Status is the cluster's view of its nodes and partitions.
+	Status(ctx context.Context) (Status, error)
+}
+
+// Status is what Operator.Status reports.
+type Status struct {
+	Nodes []NodeStatus `json:"nodes"`
+	// UnderReplicated and Offline count partitions with fewer in-sync
+	// replicas than assigned, and without a leader.
+	UnderReplicated int `json:"under_replicated"`
+	Offline         int `json:"offline"`
+}
+
+// NodeStatus is one node as `skiff node list` shows it.
+type NodeStatus struct {
+	ID          string `json:"id"`
+	State       string `json:"state"` // gossip: alive, suspect, dead, left
+	Mode        string `json:"mode"`  // active, maintenance, degraded, decommissioning, decommissioned
+	Maintenance bool   `json:"maintenance"`
+	Replicas    int    `json:"replicas"`
+	Leaders     int    `json:"leaders"`
+	Blocked     string `json:"blocked,omitempty"` // why a decommission cannot go on
+}
+
+// Node returns the status of node id.
+func (s Status) Node(id string) (NodeStatus, bool) {
+	for _, n := range s.Nodes {
+		if n.ID == id {
+			return n, true
+		}
+	}
+	return NodeStatus{}, false
+}

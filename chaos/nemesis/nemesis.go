@@ -29,6 +29,8 @@ type Env struct {
 	// leader-aimed faults hit.
 	Topic      string
 	Partitions int
+	// Replication is the topic's replication factor (default 3).
+	Replication int
 	// Record writes a history event (fault start or stop).
 	Record func(history.Event)
 	// T holds the schedules' durations; zero fields take DefaultTimings.
@@ -43,6 +45,10 @@ type Scenario struct {
 	// MinFault is the shortest fault phase the scenario is meaningful
 	// with; runners stretch shorter phases to it.
 	MinFault time.Duration
+	// Needs lists what the scenario needs of the cluster beyond the
+	// faults of fault.Injector, for the script that starts the cluster
+	// (scripts/chaos.sh): NeedSmallDisk.
+	Needs []string
 	// run injects faults until ctx ends (the end of the fault phase) or
 	// its schedule is done, and heals what it injected.
 	run func(ctx context.Context, env *Env) error
@@ -87,6 +93,14 @@ func All() []Scenario {
 			MinFault: 10 * time.Second, run: rollingRestart},
 		{Name: "kill-all-restart", Description: "kill -9 every node at once, restart them all 3s later (durability with fsync)",
 			MinFault: 10 * time.Second, run: killAllRestart},
+		{Name: "disk-full", Description: "fill a node's (small, tmpfs) data disk to the last byte for 15s, then free it: it must go degraded and recover",
+			MinFault: 30 * time.Second, Needs: []string{NeedSmallDisk}, run: diskFull},
+		{Name: "decommission-under-load", Description: "decommission the leader of partition 0 (adding a spare node first if no node is spare); no replica may remain on it",
+			MinFault: 30 * time.Second, run: decommissionUnderLoad},
+		{Name: "add-node-rebalance", Description: "start a spare node: auto-rebalance must move replicas onto it until every node holds within one of the others",
+			MinFault: 30 * time.Second, run: addNodeRebalance},
+		{Name: "maintenance-rolling-upgrade", Description: "for each node: maintenance on, recreate its container (same image), maintenance off; it must lead nothing meanwhile",
+			MinFault: 30 * time.Second, run: maintenanceRollingUpgrade},
 	}
 }
 

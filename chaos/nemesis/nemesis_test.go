@@ -131,7 +131,7 @@ func TestLookup(t *testing.T) {
 		t.Fatal("Lookup of an unknown scenario succeeded")
 	}
 	names := Names()
-	if len(names) != 10 || names[0] != "leader-kill" {
+	if len(names) != 14 || names[0] != "leader-kill" {
 		t.Fatalf("Names() = %v", names)
 	}
 }

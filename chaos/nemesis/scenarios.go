@@ -15,13 +15,21 @@ type Timings struct {
 	Cut     time.Duration // an isolated or partitioned node stays cut this long
 	Settle  time.Duration // quiet time between cycles
 	Healthy time.Duration // bound on waiting for a whole cluster after a fault
+	// Bounds of the day-2 operations (operations.go); overrunning one is
+	// a finding, reported as a scenario error.
+	Degrade     time.Duration // a full disk is noticed by the next disk check (5s) or failed write
+	DiskRecover time.Duration // a replica that failed to write is reopened with a backoff up to 1 min
+	Move        time.Duration // a decommission or rebalance copies replicas a few partitions at a time
+	HandOn      time.Duration // a node in maintenance hands on a leadership it won within a reconcile interval (1s)
+	Poll        time.Duration // how often an operation's progress is read
 }
 
 // DefaultTimings suit the compose cluster, whose Raft election timeout is
 // about a second and whose gossip declares a silent node dead after ~5s.
 func DefaultTimings() Timings {
 	return Timings{Down: 5 * time.Second, Pause: 10 * time.Second, Cut: 15 * time.Second,
-		Settle: 5 * time.Second, Healthy: 90 * time.Second}
+		Settle: 5 * time.Second, Healthy: 90 * time.Second,
+		Degrade: 30 * time.Second, DiskRecover: 3 * time.Minute, Move: 5 * time.Minute, HandOn: 10 * time.Second, Poll: time.Second}
 }
 
 // withDefaults fills zero fields from DefaultTimings.
@@ -29,6 +37,7 @@ func (t Timings) withDefaults() Timings {
 	d := DefaultTimings()
 	for _, f := range []struct{ v, def *time.Duration }{
 		{&t.Down, &d.Down}, {&t.Pause, &d.Pause}, {&t.Cut, &d.Cut}, {&t.Settle, &d.Settle}, {&t.Healthy, &d.Healthy},
+		{&t.Degrade, &d.Degrade}, {&t.DiskRecover, &d.DiskRecover}, {&t.Move, &d.Move}, {&t.HandOn, &d.HandOn}, {&t.Poll, &d.Poll},
 	} {
 		if *f.v == 0 {
 			*f.v = *f.def

@@ -159,8 +159,15 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	wait(ctx, cfg.Steady)
 
 	phase("fault")
-	env := &nemesis.Env{Cluster: cfg.Cluster, Topic: cfg.Workload.Topic, Partitions: partitions(cfg.Workload),
-		Record: func(e history.Event) { _ = hist.Write(e) }, T: cfg.Timings, Logger: log}
+	env := &nemesis.Env{
+		Cluster:     cfg.Cluster,
+		Topic:       cfg.Workload.Topic,
+		Partitions:  partitions(cfg.Workload),
+		Replication: cfg.Workload.ReplicationFactor,
+		Record:      func(e history.Event) { _ = hist.Write(e) },
+		T:           cfg.Timings,
+		Logger:      log,
+	}
 	fctx, cancel := context.WithTimeout(ctx, cfg.Fault)
 	err = cfg.Scenario.Run(fctx, env)
 	cancel()

@@ -288,17 +288,18 @@ func newChaosScenariosCommand(g *globalOptions) *cobra.Command {
 			all := nemesis.All()
 			if g.output == "json" {
 				type sc struct {
-					Name        string `json:"name"`
-					Description string `json:"description"`
+					Name        string   `json:"name"`
+					Description string   `json:"description"`
+					Needs       []string `json:"needs,omitempty"`
 				}
 				var out []sc
 				for _, s := range all {
-					out = append(out, sc{s.Name, s.Description})
+					out = append(out, sc{s.Name, s.Description, s.Needs})
 				}
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
 			for _, s := range all {
-				fmt.Fprintf(cmd.OutOrStdout(), "%-20s %s\n", s.Name, s.Description)
+				fmt.Fprintf(cmd.OutOrStdout(), "%-28s %s\n", s.Name, s.Description)
 			}
 			return nil
 		},

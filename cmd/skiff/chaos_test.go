@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,48 @@ func TestChaosScenariosListsTheSuite(t *testing.T) {
 	for _, want := range []string{"leader-kill", "majority-partition", "kill-all-restart"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("scenarios lack %s:\n%s", want, out.String())
+		}
+	}
+}
+
+// scripts/chaos.sh reads what a scenario needs of its cluster from this
+// output: disk-full must get a node with a small disk.
+func TestChaosScenariosJSONSaysWhatEachNeeds(t *testing.T) {
+	var out bytes.Buffer
+	root := newRootCommand()
+	root.SetOut(&out)
+	root.SetArgs([]string{"chaos", "scenarios", "-o", "json"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	var got []struct {
+		Name  string   `json:"name"`
+		Needs []string `json:"needs"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v in %s", err, out.String())
+	}
+	needs := map[string][]string{}
+	for _, s := range got {
+		needs[s.Name] = s.Needs
+	}
+	tests := []struct {
+		scenario string
+		want     []string
+	}{
+		{"disk-full", []string{"small-disk"}},
+		{"leader-kill", nil},
+		{"decommission-under-load", nil},
+		{"add-node-rebalance", nil},
+		{"maintenance-rolling-upgrade", nil},
+	}
+	for _, tt := range tests {
+		n, ok := needs[tt.scenario]
+		if !ok {
+			t.Fatalf("scenario %s not listed in %s", tt.scenario, out.String())
+		}
+		if !slices.Equal(n, tt.want) {
+			t.Errorf("%s needs %q, want %q", tt.scenario, n, tt.want)
 		}
 	}
 }
