@@ -202,9 +202,7 @@ func (c *Client) anyBroker(ctx context.Context, call func(ctx context.Context, c
 			err = fromStatus(call(actx, cc))
 			acancel()
 			if err == nil {
-				c.mu.Lock()
-				c.preferred = addr
-				c.mu.Unlock()
+				c.answered(addr)
 				return nil
 			}
 			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
@@ -213,13 +211,7 @@ func (c *Client) anyBroker(ctx context.Context, call func(ctx context.Context, c
 			if !errors.Is(err, ErrUnavailable) {
 				return err
 			}
-			c.mu.Lock()
-			if c.preferred == addr {
-				c.preferred = ""
-			}
-			c.mu.Unlock()
-			last = fmt.Errorf("%s: %w", addr, err)
-			c.log.Debug("broker unavailable, trying the next", "broker", addr, "err", err)
+			last = c.unavailable(addr, err)
 			if ctx.Err() != nil {
 				return last
 			}
@@ -257,22 +249,14 @@ func (c *Client) anyBrokerOnce(ctx context.Context, call func(ctx context.Contex
 			}
 			err = fromStatus(call(ctx, cc))
 			if err == nil {
-				c.mu.Lock()
-				c.preferred = addr
-				c.mu.Unlock()
+				c.answered(addr)
 				return uncertain, nil
 			}
 			if !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
 				return uncertain, err
 			}
 			uncertain = true
-			c.mu.Lock()
-			if c.preferred == addr {
-				c.preferred = ""
-			}
-			c.mu.Unlock()
-			last = fmt.Errorf("%s: %w", addr, err)
-			c.log.Debug("broker unavailable, trying the next", "broker", addr, "err", err)
+			last = c.unavailable(addr, err)
 		}
 		if last == nil {
 			return uncertain, fmt.Errorf("client: no broker known: %w", ErrUnavailable)
@@ -281,6 +265,25 @@ func (c *Client) anyBrokerOnce(ctx context.Context, call func(ctx context.Contex
 			return uncertain, last
 		}
 	}
+}
+
+// answered makes addr the broker asked first next time.
+func (c *Client) answered(addr string) {
+	c.mu.Lock()
+	c.preferred = addr
+	c.mu.Unlock()
+}
+
+// unavailable drops addr as the preferred broker after it answered
+// "unavailable" with err, and returns err naming it.
+func (c *Client) unavailable(addr string, err error) error {
+	c.mu.Lock()
+	if c.preferred == addr {
+		c.preferred = ""
+	}
+	c.mu.Unlock()
+	c.log.Debug("broker unavailable, trying the next", "broker", addr, "err", err)
+	return fmt.Errorf("%s: %w", addr, err)
 }
 
 // attemptTimeout bounds one broker's attempt in anyBroker: half the

@@ -30,9 +30,6 @@ import (
 //     until she may write to jobs, and may point dlq.topic at a topic only
 //     when she may write to it.
 func TestGroupAnswersRevealOnlyTopicsThePrincipalMayRead(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a node")
-	}
 	an := startAuthNode(t)
 	ctx := ctxFor(t, 120*time.Second)
 	adminConn := dialAs(t, an.addr, credentials.NewTLS(clientTLS(t, an.dir, an.dir, "admin")), "")

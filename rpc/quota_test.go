@@ -286,9 +286,6 @@ func fetchValue(i, size int) []byte {
 // throttle is announced in skiff-throttle-ms and counted in
 // skiff_quota_throttle_seconds_total.
 func TestFetchQuotaThrottlesWithoutFailing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a node and takes seconds")
-	}
 	an := startAuthNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
