@@ -289,14 +289,17 @@ func (m *metadataCache) leader(ctx context.Context, topic string, partition int3
 		// been replaced since: ask the cluster again first (suspects.go).
 		// If it still names the same leader, that one is used after all.
 		if since, ok := m.c.silentSince(addr); ok && t.fetched.Before(since) {
-			if fresh, err := m.topicSince(ctx, topic, since); err == nil && int(partition) < len(fresh.partitions) {
-				fp := fresh.partitions[partition]
-				if a := cmp.Or(fp.leaderAddr, m.brokerAddr(fp.leaderID)); a != "" {
-					return a, nil
-				}
+			if a := m.leaderSince(ctx, topic, partition, since); a != "" {
+				return a, nil
 			}
 		}
 		return addr, nil
+	}
+	// No leader known: wait for an answer fetched now rather than fail at
+	// once on an old one (callers retry with backoff; concurrent callers
+	// share the refresh).
+	if a := m.leaderSince(ctx, topic, partition, time.Now()); a != "" {
+		return a, nil
 	}
 	if anyReplica {
 		for _, id := range p.replicas {
@@ -309,13 +312,30 @@ func (m *metadataCache) leader(ctx context.Context, topic string, partition int3
 	return "", fmt.Errorf("topic %q partition %d has no leader: %w", topic, partition, ErrUnavailable)
 }
 
+// leaderSince is the partition's leader in metadata fetched no earlier
+// than since (refreshing for it), "" when that names none or fails.
+func (m *metadataCache) leaderSince(ctx context.Context, topic string, partition int32, since time.Time) string {
+	t, err := m.topicSince(ctx, topic, since)
+	if err != nil || int(partition) >= len(t.partitions) {
+		return ""
+	}
+	p := t.partitions[partition]
+	return cmp.Or(p.leaderAddr, m.brokerAddr(p.leaderID))
+}
+
 // learn updates the cache from a failed request's error: a NotLeader
 // naming the leader moves the partition there, anything else that
 // suggests the cache is wrong makes the next use refresh.
 func (m *metadataCache) learn(topic string, partition int32, err error) {
-	if nl, ok := notLeader(err); ok && nl.LeaderAddr != "" {
+	if nl, ok := notLeader(err); ok {
+		// The broker answered that it does not lead: the cached leader is
+		// wrong even when it could not name the right one (a node cut off
+		// from the others). Forgetting it keeps the next request from
+		// going back to it while others still use the cached answer.
 		m.setLeader(topic, partition, nl.LeaderID, nl.LeaderAddr)
-		return
+		if nl.LeaderAddr != "" {
+			return
+		}
 	}
 	if retriable(err) || errors.Is(err, ErrUnknownTopic) {
 		m.invalidate(topic)

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -120,5 +121,43 @@ func TestSilentLeaderMakesTheNextLookupRefresh(t *testing.T) {
 	c.observe(addrB, &InvalidArgumentError{Field: "x", Reason: "y"})
 	if _, silent := c.silentSince(addrB); silent {
 		t.Fatal("b still silent after it answered with an error")
+	}
+}
+
+// A broker that answers "not the leader, no leader known" (a node cut off
+// from the others) is not asked again on the strength of the cached answer:
+// the next lookup waits for metadata fetched after it, which names the
+// leader the rest of the cluster elected.
+func TestNotLeaderWithoutLeaderMakesTheNextLookupRefresh(t *testing.T) {
+	view := &clusterView{leader: "a"}
+	a, b := &leaderBroker{view: view}, &leaderBroker{view: view}
+	addrA, addrB := serveLeaderBroker(t, a), serveLeaderBroker(t, b)
+	view.brokers = []*skiffpb.Broker{{Id: "a", GrpcAddr: addrA}, {Id: "b", GrpcAddr: addrB}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := New(ctx, Config{Brokers: []string{addrA, addrB}, MetadataMaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if addr, err := c.meta.leader(ctx, "t", 0, false); err != nil || addr != addrA {
+		t.Fatalf("leader %s, %v; want a at %s", addr, err, addrA)
+	}
+	view.mu.Lock()
+	view.leader = "b"
+	view.mu.Unlock()
+	c.meta.learn("t", 0, &NotLeaderError{Message: "not the partition leader; no leader is known"})
+	if addr, err := c.meta.leader(ctx, "t", 0, false); err != nil || addr != addrB {
+		t.Fatalf("leader %s, %v after a said it does not lead; want b at %s", addr, err, addrB)
+	}
+
+	// While the cluster names nobody, the lookup says so (and the caller
+	// retries) instead of naming the broker that disowned the partition.
+	view.mu.Lock()
+	view.leader = ""
+	view.mu.Unlock()
+	c.meta.learn("t", 0, &NotLeaderError{Message: "no leader is known"})
+	if addr, err := c.meta.leader(ctx, "t", 0, false); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("leader %q, %v during an election; want ErrUnavailable", addr, err)
 	}
 }

@@ -191,6 +191,10 @@ func DefaultConfig() Config {
 // partitionFlagNames names the `skiff server` flag behind each partition
 // setting an error may mention, so a refusal says what to change.
 var partitionFlagNames = strings.NewReplacer(
+	"Raft.LeaderLeaseTimeout", "--raft-leader-lease-timeout",
+	"Raft.HeartbeatTimeout", "--raft-heartbeat-timeout",
+	"Raft.ElectionTimeout", "--raft-election-timeout",
+	"HeartbeatTimeout", "--raft-heartbeat-timeout",
 	"Raft.MaxAppendEntries", "--raft-max-append-entries",
 	"Raft.MaxAppendBytes", "--raft-max-append-bytes",
 	"EntryCacheBytes", "--raft-entry-cache-bytes",
