@@ -457,7 +457,10 @@ func (s *replicaSet) removeStrayDirs(want map[partitionKey]*metadata.Topic) {
 func (s *replicaSet) lead(ctx context.Context, key partitionKey, r *partition.Replica, t *metadata.Topic, st *metadata.State) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if !st.Mode(s.n.id).Active() && s.handOff(ctx, key, r, t.Partitions[key.Partition], st) {
+	// A full disk is a local fact: hand leadership away on it at once
+	// rather than after the metadata records it (a write the meta group
+	// may itself be slow to commit while this node's disk refuses it).
+	if (!st.Mode(s.n.id).Active() || s.n.disk.degraded()) && s.handOff(ctx, key, r, t.Partitions[key.Partition], st) {
 		return // the new leader does the rest
 	}
 	servers, err := r.Servers(ctx)
