@@ -93,7 +93,9 @@ type Config struct {
 	// of the two; 0 disables one. Defaults 1 GiB and 5%.
 	MinFreeBytes   int64
 	MinFreePercent float64
-	// DiskCheckInterval is how often free space is measured. Default 5s.
+	// DiskCheckInterval is how often free space is measured. Default 1s:
+	// a statfs is cheap, and a node that fills up must report itself
+	// degraded before other nodes hand it leaderships it cannot serve.
 	DiskCheckInterval time.Duration
 	// StatFS measures the data directory's file system; nil is the real
 	// statfs (tests substitute a fake disk).
@@ -179,7 +181,7 @@ func DefaultConfig() Config {
 		AutoRebalance:      true,
 		MinFreeBytes:       1 << 30,
 		MinFreePercent:     5,
-		DiskCheckInterval:  5 * time.Second,
+		DiskCheckInterval:  time.Second,
 
 		OffsetsPartitions:        16,
 		OffsetsReplicationFactor: 3,

@@ -71,6 +71,10 @@ type diskMonitor struct {
 	enospc    atomic.Bool // a replica failed with ENOSPC since the last check found space
 	// reported is the degraded state last recorded in the metadata.
 	reported atomic.Bool
+	// wake makes the monitor check (and report) now rather than at its
+	// next tick: a failed write must reach the metadata at once, or other
+	// nodes keep handing leaderships to this one.
+	wake chan struct{}
 }
 
 func (d *diskMonitor) degraded() bool { return d.low.Load() || d.enospc.Load() }
@@ -89,6 +93,10 @@ func (n *Node) DiskFull() error {
 func (n *Node) noteWriteFailure(err error) {
 	if errors.Is(err, syscall.ENOSPC) && !n.disk.enospc.Swap(true) {
 		n.logger.Warn("disk full: a replica failed to write", "error", err)
+		select {
+		case n.disk.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -120,6 +128,7 @@ func (n *Node) runDiskMonitor() {
 		case <-n.stop:
 			return
 		case <-tick.C:
+		case <-n.disk.wake:
 		}
 	}
 }

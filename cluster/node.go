@@ -93,6 +93,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, logger: cfg.Logger, reg: cfg.Registry, stop: make(chan struct{})}
+	n.disk.wake = make(chan struct{}, 1)
 	if n.logger == nil {
 		n.logger = slog.New(slog.DiscardHandler)
 	}
