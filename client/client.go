@@ -39,6 +39,11 @@ type Client struct {
 	// when that was seen; any answer from one clears it (suspects.go).
 	silent map[string]time.Time
 	closed bool
+
+	// background counts goroutines the client runs on its own (metadata
+	// refreshes nobody waits for); Close waits for them. Add only under
+	// mu while !closed.
+	background sync.WaitGroup
 }
 
 // New connects to the cluster: it asks the brokers of cfg in turn for the
@@ -87,6 +92,7 @@ func (c *Client) Close() error {
 	conns := c.conns
 	c.conns, c.closed = nil, true
 	c.mu.Unlock()
+	c.background.Wait()
 	var errs []error
 	for _, cc := range conns {
 		errs = append(errs, cc.Close())

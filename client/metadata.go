@@ -107,7 +107,13 @@ func (m *metadataCache) topic(ctx context.Context, name string) (*topicMeta, err
 func (m *metadataCache) topicSince(ctx context.Context, name string, since time.Time) (*topicMeta, error) {
 	m.mu.Lock()
 	t := m.topics[name]
-	if t != nil && !t.stale && time.Since(t.fetched) < m.maxAge && !t.fetched.Before(since) {
+	if t != nil && !t.stale && !t.fetched.Before(since) {
+		if time.Since(t.fetched) >= m.maxAge && m.inflight[name] == nil {
+			// Merely old, not known wrong: answer from it and refresh in
+			// the background. A caller made to wait here would stall
+			// behind a paused broker it does not even use.
+			m.refreshInBackground(name)
+		}
 		m.mu.Unlock()
 		return t, nil
 	}
@@ -142,6 +148,36 @@ func (m *metadataCache) topicSince(ctx context.Context, name string, since time.
 		return nil, call.err
 	}
 	return t, nil
+}
+
+// refreshInBackground starts a refresh of name that no caller waits for
+// (callers that need it find it in inflight). m.mu must be held. The
+// goroutine belongs to the client: Close cancels it and waits for it.
+func (m *metadataCache) refreshInBackground(name string) {
+	c := m.c
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.background.Add(1)
+	}
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	call := &refreshCall{done: make(chan struct{})}
+	m.inflight[name] = call
+	go func() {
+		defer c.background.Done()
+		err := m.refresh(c.ctx, name)
+		m.mu.Lock()
+		call.err = err
+		delete(m.inflight, name)
+		close(call.done)
+		m.mu.Unlock()
+		if err != nil {
+			c.log.Debug("background metadata refresh", "topic", name, "err", err)
+		}
+	}()
 }
 
 // refresh fetches one topic's metadata from any broker. An answer that

@@ -42,7 +42,7 @@ func (b *leaderBroker) Metadata(context.Context, *skiffpb.MetadataRequest) (*ski
 	}, nil
 }
 
-func serveLeaderBroker(t *testing.T, b *leaderBroker) string {
+func serveLeaderBroker(t *testing.T, b skiffpb.AdminServer) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -159,5 +159,72 @@ func TestNotLeaderWithoutLeaderMakesTheNextLookupRefresh(t *testing.T) {
 	c.meta.learn("t", 0, &NotLeaderError{Message: "no leader is known"})
 	if addr, err := c.meta.leader(ctx, "t", 0, false); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("leader %q, %v during an election; want ErrUnavailable", addr, err)
+	}
+}
+
+// blockingBroker answers Metadata like leaderBroker, but holds every call
+// while hold is set, as a paused broker would.
+type blockingBroker struct {
+	leaderBroker
+	hold    atomic.Bool
+	release chan struct{}
+}
+
+func (b *blockingBroker) Metadata(ctx context.Context, req *skiffpb.MetadataRequest) (*skiffpb.MetadataResponse, error) {
+	if b.hold.Load() {
+		select {
+		case <-b.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return b.leaderBroker.Metadata(ctx, req)
+}
+
+// Metadata that is merely old is answered from the cache while a refresh
+// runs behind the caller's back: a lookup never waits on a broker that
+// stopped answering, and the refreshed answer is used once it arrives.
+func TestOldMetadataIsRefreshedWithoutMakingCallersWait(t *testing.T) {
+	view := &clusterView{leader: "a"}
+	b := &blockingBroker{leaderBroker: leaderBroker{view: view}, release: make(chan struct{})}
+	addr := serveLeaderBroker(t, b)
+	view.brokers = []*skiffpb.Broker{{Id: "a", GrpcAddr: addr}, {Id: "b", GrpcAddr: "127.0.0.1:1"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const maxAge = 50 * time.Millisecond
+	c, err := New(ctx, Config{Brokers: []string{addr}, MetadataMaxAge: maxAge, RequestTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, err := c.meta.leader(ctx, "t", 0, false); err != nil || got != addr {
+		t.Fatalf("leader %s, %v; want a", got, err)
+	}
+	b.hold.Store(true)
+	view.mu.Lock()
+	view.leader = "b"
+	view.mu.Unlock()
+	waitUntil := time.Now().Add(maxAge)
+	for time.Now().Before(waitUntil) {
+		time.Sleep(10 * time.Millisecond) // let the cached answer age past maxAge
+	}
+	// The broker holds every Metadata call now; the lookup must not wait.
+	lctx, lcancel := context.WithTimeout(ctx, time.Second)
+	got, err := c.meta.leader(lctx, "t", 0, false)
+	lcancel()
+	if err != nil || got != addr {
+		t.Fatalf("leader %s, %v while the refresh is held; want the cached a at once", got, err)
+	}
+	close(b.release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := c.meta.leader(ctx, "t", 0, false)
+		if err == nil && got == "127.0.0.1:1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leader %s, %v after the refresh was released; want b", got, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
