@@ -3,13 +3,10 @@ package client
 import (
 	"context"
 	"errors"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
 
 	"github.com/skiff-mq/skiff/rpc/skiffpb"
 )
@@ -42,17 +39,22 @@ func (b *leaderBroker) Metadata(context.Context, *skiffpb.MetadataRequest) (*ski
 	}, nil
 }
 
-func serveLeaderBroker(t *testing.T, b skiffpb.AdminServer) string {
+// twoBrokers serves brokers a and b, which answer from one view in which a
+// leads, and a client of both whose cached metadata never ages out.
+func twoBrokers(t *testing.T) (view *clusterView, a *leaderBroker, addrA, addrB string, c *Client) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	view = &clusterView{leader: "a"}
+	a, b := &leaderBroker{view: view}, &leaderBroker{view: view}
+	addrA, addrB = serveAdmin(t, a), serveAdmin(t, b)
+	view.brokers = []*skiffpb.Broker{{Id: "a", GrpcAddr: addrA}, {Id: "b", GrpcAddr: addrB}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := New(ctx, Config{Brokers: []string{addrA, addrB}, MetadataMaxAge: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
-	skiffpb.RegisterAdminServer(srv, b)
-	go srv.Serve(ln)
-	t.Cleanup(srv.Stop)
-	return ln.Addr().String()
+	t.Cleanup(func() { c.Close() })
+	return view, a, addrA, addrB, c
 }
 
 // A leader that lets a request run into its deadline is not trusted from
@@ -60,18 +62,9 @@ func serveLeaderBroker(t *testing.T, b skiffpb.AdminServer) string {
 // (not the silent broker first) and goes to the leader named now. An answer
 // from the broker clears the silence.
 func TestSilentLeaderMakesTheNextLookupRefresh(t *testing.T) {
-	view := &clusterView{leader: "a"}
-	a, b := &leaderBroker{view: view}, &leaderBroker{view: view}
-	addrA, addrB := serveLeaderBroker(t, a), serveLeaderBroker(t, b)
-	view.brokers = []*skiffpb.Broker{{Id: "a", GrpcAddr: addrA}, {Id: "b", GrpcAddr: addrB}}
-
+	view, a, addrA, addrB, c := twoBrokers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := New(ctx, Config{Brokers: []string{addrA, addrB}, MetadataMaxAge: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	leader := func() string {
 		t.Helper()
 		addr, err := c.meta.leader(ctx, "t", 0, false)
@@ -129,17 +122,9 @@ func TestSilentLeaderMakesTheNextLookupRefresh(t *testing.T) {
 // the next lookup waits for metadata fetched after it, which names the
 // leader the rest of the cluster elected.
 func TestNotLeaderWithoutLeaderMakesTheNextLookupRefresh(t *testing.T) {
-	view := &clusterView{leader: "a"}
-	a, b := &leaderBroker{view: view}, &leaderBroker{view: view}
-	addrA, addrB := serveLeaderBroker(t, a), serveLeaderBroker(t, b)
-	view.brokers = []*skiffpb.Broker{{Id: "a", GrpcAddr: addrA}, {Id: "b", GrpcAddr: addrB}}
+	view, _, addrA, addrB, c := twoBrokers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := New(ctx, Config{Brokers: []string{addrA, addrB}, MetadataMaxAge: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	if addr, err := c.meta.leader(ctx, "t", 0, false); err != nil || addr != addrA {
 		t.Fatalf("leader %s, %v; want a at %s", addr, err, addrA)
 	}
@@ -187,7 +172,7 @@ func (b *blockingBroker) Metadata(ctx context.Context, req *skiffpb.MetadataRequ
 func TestOldMetadataIsRefreshedWithoutMakingCallersWait(t *testing.T) {
 	view := &clusterView{leader: "a"}
 	b := &blockingBroker{leaderBroker: leaderBroker{view: view}, release: make(chan struct{})}
-	addr := serveLeaderBroker(t, b)
+	addr := serveAdmin(t, b)
 	view.brokers = []*skiffpb.Broker{{Id: "a", GrpcAddr: addr}, {Id: "b", GrpcAddr: "127.0.0.1:1"}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -69,8 +69,8 @@ func skiffStatus(code codes.Code, reason, msg string) error {
 	return st.Err()
 }
 
-// serveUserBroker serves b on a loopback port until the test ends.
-func serveUserBroker(t *testing.T, b *fakeUserBroker) string {
+// serveAdmin serves b's Admin service on a loopback port until the test ends.
+func serveAdmin(t *testing.T, b skiffpb.AdminServer) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -128,7 +128,7 @@ func TestUserWritesAreNotRepeatedBlindly(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			c, err := New(ctx, Config{Brokers: []string{serveUserBroker(t, tc.broker)}, RequestTimeout: requestTimeout})
+			c, err := New(ctx, Config{Brokers: []string{serveAdmin(t, tc.broker)}, RequestTimeout: requestTimeout})
 			if err != nil {
 				t.Fatal(err)
 			}
