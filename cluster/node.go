@@ -42,6 +42,7 @@ type Node struct {
 	reg    *prometheus.Registry
 
 	mux      *raftnet.Mux
+	hub      *raftnet.Hub // every Raft group's transport, on mux
 	httpLn   net.Listener
 	httpSrv  *http.Server
 	httpMux  *http.ServeMux // the public HTTP port's routes (HandleHTTP adds some)
@@ -165,11 +166,10 @@ func (n *Node) start(ctx context.Context) error {
 		n.grpcAddr = cfg.AdvertiseGRPCAddr
 	}
 
-	layer, err := n.mux.StreamLayer(metaGroupName)
-	if err != nil {
-		return err
+	if n.hub, err = raftnet.NewHub(n.mux, raftnet.HubConfig{Logger: n.logger}); err != nil {
+		return fmt.Errorf("raft hub: %w", err)
 	}
-	if n.meta, err = openMetaGroup(filepath.Join(cfg.DataDir, "meta"), id, layer, cfg.Partition.Raft, n.logger); err != nil {
+	if n.meta, err = openMetaGroup(filepath.Join(cfg.DataDir, "meta"), id, n.hub, cfg.Partition.Raft, n.logger); err != nil {
 		return err
 	}
 	if n.partNode, err = partition.NewNode(cfg.PartitionMemory); err != nil {
@@ -515,6 +515,9 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 		}
 		if n.metrics != nil {
 			n.metrics.unregister()
+		}
+		if n.hub != nil {
+			errs = append(errs, n.hub.Close())
 		}
 		if n.mux != nil {
 			errs = append(errs, n.mux.Close())

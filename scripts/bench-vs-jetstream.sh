@@ -18,7 +18,8 @@
 # just before and after the client ran) divided by millions of records; peak
 # RSS is each server's VmHWM after the run. --idle instead starts Skiff,
 # creates a topic of 100 partitions (RF 3), waits 30s, and prints each node's
-# RSS.
+# RSS and the CPU the three servers used over the last 20 of those seconds
+# (in cores).
 #
 # --share N instead measures work queues (issue 14): N records of 100 B
 # (1,000 keys, 6 partitions, RF 3) are produced, then 3 members take and
@@ -270,10 +271,15 @@ if [ "$IDLE" = 1 ]; then
     use_skiff "$s"
     start_skiff
     "$SKIFF" topic create idle --brokers 127.0.0.1:19610 --partitions 100 --replication 3 >/dev/null
-    sleep 30
+    # Let elections and replica start-up settle before idle CPU is counted.
+    sleep 10
+    t0=$(cpu_ticks "${SERVERS[@]}")
+    sleep 20
+    t1=$(cpu_ticks "${SERVERS[@]}")
     printf '%s idle, 100 partitions RF 3, RSS MB per node: ' "$LABEL"
     for p in "${SERVERS[@]}"; do printf '%s ' "$(rss_mb "$p")"; done
-    echo
+    printf '; idle CPU (3 nodes, last 20 s): %s cores\n' \
+      "$(awk -v t=$((t1 - t0)) -v hz="$TICKS" 'BEGIN { printf "%.2f", t / hz / 20 }')"
     stop_servers
   done
   exit 0
