@@ -20,7 +20,8 @@ type HubConfig struct {
 	// MuxGroup is the name the Hub registers on its Mux: every Hub
 	// connection is a Mux connection to this group, so TLS, the peer's
 	// verified identity, Authorize and fault injection apply to it as to
-	// any other. It must not collide with a Raft group's name. Default
+	// any other. It must not collide with another name registered on the
+	// Mux (Raft group names are the Hub's own, not the Mux's). Default
 	// DefaultHubMuxGroup.
 	MuxGroup string
 
@@ -42,9 +43,10 @@ type HubConfig struct {
 	// Default 2m.
 	IdleTimeout time.Duration
 
-	// HandshakeTimeout bounds reading an inbound connection's preamble and
-	// dialing plus writing the preamble of an outbound one when the RPC
-	// itself allows longer. Default 5s.
+	// HandshakeTimeout bounds reading an inbound connection's preamble
+	// (and a snapshot lane's request frame), and writing one response: a
+	// peer that stops reading its answers is disconnected after it.
+	// Default 5s.
 	HandshakeTimeout time.Duration
 
 	// Logger receives debug records about dropped connections. Default:

@@ -24,6 +24,7 @@ func newServerCommand() *cobra.Command {
 	var tlsFiles certs.Files
 	var listeners listenerSpecs
 	limits := defaultServerLimits()
+	gcPct := defaultGCPercent
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a Skiff node",
@@ -42,6 +43,9 @@ func newServerCommand() *cobra.Command {
 			}
 			grpcAddrSet := cmd.Flags().Changed("grpc-addr")
 			if err := limits.validate(cfg); err != nil {
+				return err
+			}
+			if err := applyGCPercent(cmd.Flags().Changed("gc-percent"), gcPct); err != nil {
 				return err
 			}
 			cfg.Join = splitList(join)
@@ -93,6 +97,7 @@ func newServerCommand() *cobra.Command {
 	f.Int64Var(&cfg.PartitionMemory.CatchUpBytesPerSecond, "catchup-bytes-per-sec", cfg.PartitionMemory.CatchUpBytesPerSecond, "bytes per second this node takes in as snapshots from partition leaders (new replicas of moves and rebalances, replicas far behind), all partitions together; 0 = unthrottled")
 	f.Int64Var(&cfg.PartitionMemory.FetchBytes, "fetch-buffer-bytes", cfg.PartitionMemory.FetchBytes, "bytes being read for fetches at once across all partitions (also the most one fetch reads); fetches wait for room")
 	f.IntVar(&cfg.Partition.Raft.MaxAppendBytes, "raft-max-append-bytes", cfg.Partition.Raft.MaxAppendBytes, "most bytes of entries in one Raft AppendEntries RPC (larger ones are split)")
+	f.IntVar(&gcPct, "gc-percent", gcPct, "Go garbage collector target (GOGC): the heap may grow by this percent of the live heap between collections; lower keeps an idle node smaller for more collector CPU under load; -1 turns collection off (default when GOGC is unset: 50; GOGC in the environment applies when this flag is not given)")
 	f.IntVar(&cfg.Partition.Raft.MaxAppendEntries, "raft-max-append-entries", cfg.Partition.Raft.MaxAppendEntries, "most entries a partition leader loads for one AppendEntries (bounds its memory per follower)")
 	return cmd
 }
