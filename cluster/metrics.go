@@ -21,6 +21,10 @@ type nodeMetrics struct {
 	// only by observeReplicas (the reconcile loop).
 	leaderChanges prometheus.Counter
 	wasLeader     map[partitionKey]bool
+	// fastElections counts the Raft groups in which this node stood for
+	// election at once because their leader's process was seen to die
+	// (liveness.go).
+	fastElections prometheus.Counter
 	// peerRefused counts connections the Raft mux dropped, by reason.
 	peerRefused *prometheus.CounterVec
 	// tls are the certificate gauges, present when the node has TLS.
@@ -43,6 +47,8 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "node", Name: "leader_changes_total",
 			Help: "Partition replicas of this node seen to become or stop being Raft leader (sampled at each reconciliation, about once a second)."}),
 		wasLeader: map[partitionKey]bool{},
+		fastElections: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "node", Name: "fast_elections_total",
+			Help: "Raft groups (partitions and meta) in which this node stood for election at once because the leader's process was seen to die (its connections reset, its port refused), instead of waiting for the heartbeat timeout."}),
 		peerRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "peer", Name: "connections_refused_total",
 			Help: "Connections to the Raft port refused: handshake (no or untrusted certificate, bad header), identity (header names another node than the certificate), unauthorized (plaintext: unknown node), unknown_group."},
 			[]string{"reason"}),
@@ -65,7 +71,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 }
 
 func (m *nodeMetrics) collectors() []prometheus.Collector {
-	return append([]prometheus.Collector{m.replicas, m.leaders, m.underReplicated, m.offline, m.metaLeader, m.leaderChanges, m.peerRefused}, m.tls...)
+	return append([]prometheus.Collector{m.replicas, m.leaders, m.underReplicated, m.offline, m.metaLeader, m.leaderChanges, m.fastElections, m.peerRefused}, m.tls...)
 }
 
 func (m *nodeMetrics) unregister() {

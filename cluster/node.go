@@ -62,6 +62,9 @@ type Node struct {
 	// reaches other nodes' (peer.go).
 	peerSrv    *http.Server
 	peerClient *http.Client
+	// livenessClient holds the long-lived liveness requests (liveness.go):
+	// like peerClient but without its whole-request timeout.
+	livenessClient *http.Client
 	// gossip is members once it has started: the mux's plaintext peer
 	// check runs on its own goroutines from before then.
 	gossip atomic.Pointer[membership.Membership]
@@ -220,6 +223,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.goLoop(n.runController)
 	n.goLoop(n.runDiskMonitor)
 	n.goLoop(n.runShareProgress)
+	n.goLoop(n.runLiveness)
 	gcfg := n.cfg.Groups
 	if gcfg.Logger == nil {
 		gcfg.Logger = n.logger.With("component", "groups")
@@ -502,6 +506,9 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 		}
 		if n.peerClient != nil {
 			n.peerClient.CloseIdleConnections()
+		}
+		if n.livenessClient != nil {
+			n.livenessClient.CloseIdleConnections()
 		}
 		n.wg.Wait()
 		if n.replicas != nil {

@@ -27,6 +27,7 @@ import (
 //	GET  /internal/v1/partitions/{topic}/{partition}/read     read from a local replica
 //	POST /internal/v1/partitions/{topic}/{partition}/produce  append through the local leader
 //	POST /internal/v1/share-progress   share groups' progress for reject-unacked bounds (shareprogress.go)
+//	GET  /internal/v1/liveness         held open while both nodes live; its break starts fast failover (liveness.go)
 //	GET/POST /internal/v1/gossip-keys                         this node's gossip keyring (gossipkeys.go)
 
 // peerGroup is the mux group node-to-node HTTP runs on. A ':' cannot appear
@@ -77,6 +78,15 @@ func (n *Node) startPeerHTTP() error {
 			IdleConnTimeout:     30 * time.Second,
 		},
 	}
+	n.livenessClient = &http.Client{
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+				return n.mux.Dial(ctx, peerGroup, addr)
+			},
+			ResponseHeaderTimeout: 5 * time.Second,
+			MaxIdleConnsPerHost:   1,
+		},
+	}
 	return nil
 }
 
@@ -93,6 +103,7 @@ func (n *Node) peerHandler() http.Handler {
 	mux.HandleFunc("GET /internal/v1/partitions/{topic}/{partition}/read", n.serveRead)
 	mux.HandleFunc("POST /internal/v1/partitions/{topic}/{partition}/produce", n.serveProduce)
 	mux.HandleFunc("POST /internal/v1/share-progress", n.serveShareProgress)
+	mux.HandleFunc("GET "+livenessPath, n.serveLiveness)
 	n.gossipKeyRoutes(mux) // GET/POST /internal/v1/gossip-keys: gossipkeys.go
 	return mux
 }

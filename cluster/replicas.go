@@ -484,6 +484,14 @@ func (s *replicaSet) lead(ctx context.Context, key partitionKey, r *partition.Re
 	if !complete {
 		return
 	}
+	if !slices.Contains(pa.Replicas, s.n.id) {
+		// Moving off this node: hand leadership to an in-sync replica of the
+		// new assignment first, which then removes this one. A leader that
+		// removed itself would leave the group leaderless until a
+		// follower's heartbeat timeout (1-2.4 s of refused writes).
+		s.handOff(ctx, key, r, pa, st)
+		return
+	}
 	for id := range have {
 		if slices.Contains(pa.Replicas, id) {
 			continue

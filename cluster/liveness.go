@@ -1,0 +1,234 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/skiff-mq/skiff/internal/raftutil"
+)
+
+// Fast failover when a peer's process dies.
+//
+// Raft alone notices a dead leader by the silence of its heartbeats: 1-2.4 s
+// at the default 800 ms heartbeat timeout, before the election even starts.
+// A process that dies (crash, OOM kill, SIGKILL) is visible much sooner: its
+// kernel resets every connection it had and its port refuses new ones. So
+// every node holds one long-lived request open on each live peer's peer
+// channel (GET /internal/v1/liveness, answered with headers and then held
+// until that peer stops). When one breaks, the node dials the peer once;
+// only a refused connection or a name that no longer resolves counts as
+// "gone". A timeout does not: a paused or cut-off peer may be alive, and
+// that is what Raft's own timers and pre-vote are for. For a gone peer,
+// every local Raft group (partitions and meta) that it led and whose
+// designated successor is this node stands for election at once
+// (raftutil.StandForDeadLeader).
+const (
+	livenessPath = "/internal/v1/liveness"
+	// livenessProbeTimeout bounds the dial that tells a dead process (refused
+	// at once) from a live one.
+	livenessProbeTimeout = 300 * time.Millisecond
+	// livenessArmed is how long after a stream broke its peer is still
+	// probed: a graceful stop closes the stream before it closes the port.
+	livenessArmed    = 5 * time.Second
+	livenessRetryMin = 100 * time.Millisecond
+	livenessRetryMax = 2 * time.Second
+	// livenessRefresh is how often the set of watched peers follows gossip.
+	livenessRefresh = time.Second
+)
+
+// serveLiveness answers with headers and holds the request until the caller
+// goes away or this node stops; it never writes a body.
+func (n *Node) serveLiveness(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	select {
+	case <-r.Context().Done():
+	case <-n.stop:
+	}
+}
+
+// runLiveness keeps a watcher on every live peer gossip knows and the
+// metadata has an address for, until the node stops.
+func (n *Node) runLiveness() {
+	ctx, cancel := n.stopContext()
+	defer cancel()
+	type watched struct {
+		addr   string
+		cancel context.CancelFunc
+	}
+	watching := map[string]watched{}
+	var wg sync.WaitGroup
+	defer func() {
+		for _, w := range watching {
+			w.cancel()
+		}
+		wg.Wait()
+	}()
+	tick := time.NewTicker(livenessRefresh)
+	defer tick.Stop()
+	for {
+		want := map[string]string{}
+		st := n.meta.fsm.State()
+		for _, m := range n.members.Alive() {
+			if b, ok := st.Brokers[m.Meta.ID]; ok && m.Meta.ID != n.id && b.RaftAddr != "" {
+				want[m.Meta.ID] = b.RaftAddr
+			}
+		}
+		for id, w := range watching {
+			if want[id] != w.addr {
+				w.cancel()
+				delete(watching, id)
+			}
+		}
+		for id, addr := range want {
+			if _, ok := watching[id]; ok {
+				continue
+			}
+			wctx, wcancel := context.WithCancel(ctx)
+			watching[id] = watched{addr: addr, cancel: wcancel}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n.watchPeer(wctx, id, addr)
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// watchPeer holds the liveness request to one peer and reacts when it
+// breaks, until ctx ends.
+func (n *Node) watchPeer(ctx context.Context, id, addr string) {
+	backoff := livenessRetryMin
+	var armedUntil time.Time
+	for {
+		up := n.holdLiveness(ctx, addr)
+		if ctx.Err() != nil {
+			return
+		}
+		now := time.Now()
+		if up {
+			armedUntil = now.Add(livenessArmed)
+			backoff = livenessRetryMin
+		}
+		if now.Before(armedUntil) && n.peerProcessGone(ctx, addr) {
+			armedUntil = time.Time{}
+			n.peerGone(id)
+		}
+		// While armed, probe at the short interval: a crash is proven only
+		// once the port refuses, which after an in-process stop or a slow
+		// exit can trail the stream's break by a second or more.
+		wait := backoff
+		if time.Now().Before(armedUntil) {
+			wait = livenessRetryMin
+		} else {
+			backoff = min(2*backoff, livenessRetryMax)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// holdLiveness opens the liveness request and blocks until it ends. It
+// reports whether the peer answered it (the stream was up).
+func (n *Node) holdLiveness(ctx context.Context, addr string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, peerURL(addr, livenessPath), nil)
+	if err != nil {
+		return false
+	}
+	resp, err := n.livenessClient.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return true
+}
+
+// peerProcessGone dials the peer's Raft port once: true only when nothing
+// listens there any more (refused, or its name or route is gone).
+func (n *Node) peerProcessGone(ctx context.Context, addr string) bool {
+	pctx, cancel := context.WithTimeout(ctx, livenessProbeTimeout)
+	defer cancel()
+	c, err := n.mux.Dial(pctx, peerGroup, addr)
+	if err == nil {
+		c.Close()
+		return false
+	}
+	return processGone(err)
+}
+
+// processGone tells a dial error that proves no process listens at the
+// address from one that may be the network's or a slow peer's.
+func processGone(err error) bool {
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return true
+	case errors.As(err, &dnsErr):
+		return dnsErr.IsNotFound
+	}
+	return false
+}
+
+// peerGone makes this node stand for election in every group that the gone
+// node led and whose successor this node is.
+func (n *Node) peerGone(id string) {
+	dead := raft.ServerID(id)
+	self := raft.ServerID(n.id)
+	var (
+		mu     sync.Mutex
+		stood  []string
+		failed int
+		wg     sync.WaitGroup
+	)
+	stand := func(group string, f func() (bool, error)) {
+		defer wg.Done()
+		ok, err := f()
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil:
+			failed++
+			n.logger.Warn("stand for election", "group", group, "dead_leader", id, "error", err)
+		case ok:
+			stood = append(stood, group)
+		}
+	}
+	for key, r := range n.replicas.all() {
+		if leader, _ := r.Leader(); leader != id {
+			continue
+		}
+		wg.Add(1)
+		go stand(key.group(), func() (bool, error) { return r.StandForDeadLeader(id) })
+	}
+	if leader, _ := n.meta.leader(); leader == id {
+		wg.Add(1)
+		go stand(metaGroupName, func() (bool, error) {
+			return raftutil.StandForDeadLeader(n.meta.raft, n.meta.trans, self, dead)
+		})
+	}
+	wg.Wait()
+	n.metrics.fastElections.Add(float64(len(stood)))
+	n.logger.Info("peer process gone: standing for election where it led", "node", id, "groups", len(stood), "failed", failed)
+}

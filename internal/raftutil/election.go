@@ -1,0 +1,76 @@
+package raftutil
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/raft"
+)
+
+// StandForDeadLeader makes r, a follower whose leader is dead, stand for
+// election now instead of after its heartbeat timeout, and reports whether
+// it did.
+//
+// Why: hashicorp/raft notices a lost leader only when no heartbeat came for
+// HeartbeatTimeout (then waits a random part of it again), 1-2.4 s at our
+// defaults; the node layer knows within a few milliseconds that a peer's
+// process is gone (its kernel reset every connection and its port refuses
+// new ones). Lowering the timers for every group instead would cost
+// heartbeat traffic on every idle group and elections on every CPU stall.
+//
+// Only one follower per group stands: the voter with the lowest id other
+// than the dead leader. Two standing at once would split the vote and fall
+// back to the timeout anyway. The candidate is started the way a leadership
+// transfer starts it (a TimeoutNow request, sent to r through its own
+// transport, since raft has no other door to its follower loop): it skips
+// the pre-vote and the other voters grant it although they still believe in
+// the old leader. That is safe for the same reasons a transfer is: a voter
+// still grants only a candidate whose log is at least as up to date as its
+// own, and terms keep any old leader from committing once it is deposed. A
+// mistaken call (the leader was alive) costs one election, not data.
+//
+// self and its address must be r's own; dead is the node whose process the
+// caller saw go away.
+func StandForDeadLeader(r *raft.Raft, trans raft.Transport, self, dead raft.ServerID) (bool, error) {
+	if dead == "" || dead == self || r.State() != raft.Follower {
+		return false, nil
+	}
+	if _, leader := r.LeaderWithID(); leader != dead {
+		return false, nil
+	}
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return false, fmt.Errorf("raft configuration: %w", err)
+	}
+	successor, selfAddr := Successor(f.Configuration(), self, dead)
+	if successor != self {
+		return false, nil
+	}
+	req := &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{
+		ProtocolVersion: raft.ProtocolVersionMax,
+		ID:              []byte(self),
+		Addr:            trans.EncodePeer(self, selfAddr),
+	}}
+	var resp raft.TimeoutNowResponse
+	if err := trans.TimeoutNow(self, selfAddr, req, &resp); err != nil {
+		return false, fmt.Errorf("stand for election: %w", err)
+	}
+	return true, nil
+}
+
+// Successor is the voter of conf that stands for election when dead, the
+// leader, is gone: the lowest id among the other voters. selfAddr is self's
+// address in conf, empty when self is not a member.
+func Successor(conf raft.Configuration, self, dead raft.ServerID) (successor raft.ServerID, selfAddr raft.ServerAddress) {
+	for _, s := range conf.Servers {
+		if s.ID == self {
+			selfAddr = s.Address
+		}
+		if s.Suffrage != raft.Voter || s.ID == dead {
+			continue
+		}
+		if successor == "" || s.ID < successor {
+			successor = s.ID
+		}
+	}
+	return successor, selfAddr
+}
