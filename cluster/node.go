@@ -169,7 +169,14 @@ func (n *Node) start(ctx context.Context) error {
 		n.grpcAddr = cfg.AdvertiseGRPCAddr
 	}
 
-	if n.hub, err = raftnet.NewHub(n.mux, raftnet.HubConfig{Logger: n.logger}); err != nil {
+	// A frame must hold the largest AppendEntries a partition sends: one
+	// batch (up to 64 MiB, within the default bound) or MaxAppendBytes of
+	// smaller ones, which an operator may set above the default bound.
+	hubCfg := raftnet.HubConfig{
+		MaxFrameBytes: max(raftnet.DefaultMaxFrameBytes, cfg.Partition.Raft.MaxAppendBytes+1<<20),
+		Logger:        n.logger,
+	}
+	if n.hub, err = raftnet.NewHub(n.mux, hubCfg); err != nil {
 		return fmt.Errorf("raft hub: %w", err)
 	}
 	if n.meta, err = openMetaGroup(filepath.Join(cfg.DataDir, "meta"), id, n.hub, cfg.Partition.Raft, n.logger); err != nil {

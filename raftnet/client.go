@@ -78,10 +78,11 @@ type lane struct {
 // call sends one request and waits for its response until deadline.
 func (l *lane) call(t *Transport, kind byte, args any, deadline time.Time) (frame, error) {
 	id := l.ids.Add(1)
-	req, err := l.h.codec.requestFrame(kind, id, t.group, args)
+	req, release, err := l.h.codec.requestFrame(kind, id, t.group, args)
 	if err != nil {
 		return frame{}, err
 	}
+	defer release()
 	if len(req)-frameLenSize > l.h.cfg.MaxFrameBytes {
 		return frame{}, fmt.Errorf("%w: request of %d bytes, limit %d (MaxFrameBytes)", ErrBadFrame, len(req)-frameLenSize, l.h.cfg.MaxFrameBytes)
 	}

@@ -27,13 +27,13 @@ func FuzzReadFrame(f *testing.F) {
 		{rpcTimeoutNow, &raft.TimeoutNowRequest{RPCHeader: hdr("n1")}},
 	}
 	for i, s := range seeds {
-		b, err := c.requestFrame(s.kind, uint64(i), "orders/0/1", s.req)
+		b, _, err := c.requestFrame(s.kind, uint64(i), "orders/0/1", s.req)
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(b)
 	}
-	resp, err := c.responseFrame(rpcRequestVote, 7, &raft.RequestVoteResponse{Term: 4, Granted: true})
+	resp, _, err := c.responseFrame(rpcRequestVote, 7, &raft.RequestVoteResponse{Term: 4, Granted: true})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -338,13 +338,20 @@ func (sc *serverConn) handle(f frame) {
 		return
 	}
 	resp, err := t.dispatch(req, nil)
-	var out []byte
-	if err != nil {
-		out = errorFrame(f.id, err.Error())
-	} else if out, err = sc.h.codec.responseFrame(f.kind, f.id, resp); err != nil {
-		out = errorFrame(f.id, err.Error())
-	}
+	out, release := sc.h.answer(f, resp, err)
 	sc.write(out)
+	release()
+}
+
+// answer is the response frame to request f: raft's response, or its
+// error. Call release once it is written.
+func (h *Hub) answer(f frame, resp any, err error) (out []byte, release func()) {
+	if err == nil {
+		if out, release, err = h.codec.responseFrame(f.kind, f.id, resp); err == nil {
+			return out, release
+		}
+	}
+	return errorFrame(f.id, err.Error()), func() {}
 }
 
 // write sends one response; a failed write closes the connection (the peer
@@ -390,12 +397,8 @@ func (h *Hub) serveSnapshot(conn net.Conn) error {
 	// not pin the connection for ever, so every read gets its own window.
 	src := &idleDeadlineReader{conn: conn, r: r, idle: t.timeout}
 	resp, err := t.dispatch(req, io.LimitReader(src, snap.Size))
-	var out []byte
-	if err != nil {
-		out = errorFrame(f.id, err.Error())
-	} else if out, err = h.codec.responseFrame(f.kind, f.id, resp); err != nil {
-		out = errorFrame(f.id, err.Error())
-	}
+	out, release := h.answer(f, resp, err)
+	defer release()
 	conn.SetWriteDeadline(time.Now().Add(h.cfg.HandshakeTimeout))
 	_, err = conn.Write(out)
 	return err

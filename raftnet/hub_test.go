@@ -467,7 +467,7 @@ func TestHubRefusesHostileFrames(t *testing.T) {
 	server := mustTransport(t, h2, "g", time.Second)
 	serve(t, server, func(raft.RPC) (any, error) { return &raft.RequestVoteResponse{Term: 9, Granted: true}, nil })
 	codec := newRPCCodec()
-	vote, err := codec.requestFrame(rpcRequestVote, 5, "g", &raft.RequestVoteRequest{Term: 1})
+	vote, _, err := codec.requestFrame(rpcRequestVote, 5, "g", &raft.RequestVoteRequest{Term: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +507,7 @@ func TestHubRefusesHostileFrames(t *testing.T) {
 
 	t.Run("unknown group is answered, connection stays", func(t *testing.T) {
 		c, r := rawHubConn(t, m1, m2.Addr(), good)
-		other, err := codec.requestFrame(rpcRequestVote, 4, "no-such-group", &raft.RequestVoteRequest{Term: 1})
+		other, _, err := codec.requestFrame(rpcRequestVote, 4, "no-such-group", &raft.RequestVoteRequest{Term: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -547,7 +547,7 @@ func TestHubRefusesHostileFrames(t *testing.T) {
 
 func mustFrame(t *testing.T, c *rpcCodec, kind byte, group string, req any) []byte {
 	t.Helper()
-	b, err := c.requestFrame(kind, 1, group, req)
+	b, _, err := c.requestFrame(kind, 1, group, req)
 	if err != nil {
 		t.Fatal(err)
 	}

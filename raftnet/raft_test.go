@@ -463,14 +463,16 @@ func TestRaftCatchesUpBySnapshotOverHub(t *testing.T) {
 	for i := range 100 {
 		c.mustApply("g", rest, fmt.Sprintf("while-cut-%03d", i))
 	}
-	// Wait until some leader has snapshotted past what the lagger holds.
-	waitFor(t, 10*time.Second, "a snapshot on the majority", func() bool {
+	// Wait until both members of the majority (so whichever leads) have
+	// snapshotted, and so dropped from their logs, far past what the
+	// lagger holds.
+	waitFor(t, 10*time.Second, "snapshots on the majority", func() bool {
 		for _, n := range rest {
-			if snapshotIndex(t, c.rafts["g"][n]) > 0 {
-				return true
+			if snapshotIndex(t, c.rafts["g"][n]) < 50 {
+				return false
 			}
 		}
-		return false
+		return true
 	})
 	c.fn.Heal()
 	entries := c.waitConverged("g", 101)

@@ -215,10 +215,11 @@ func (t *Transport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, 
 
 func (t *Transport) installSnapshot(target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader, deadline time.Time) error {
 	h := t.hub
-	req, err := h.codec.requestFrame(rpcInstallSnapshot, 1, t.group, args)
+	req, release, err := h.codec.requestFrame(rpcInstallSnapshot, 1, t.group, args)
 	if err != nil {
 		return err
 	}
+	defer release()
 	if len(req)-frameLenSize > h.cfg.MaxFrameBytes {
 		return fmt.Errorf("%w: snapshot request of %d bytes, limit %d", ErrBadFrame, len(req)-frameLenSize, h.cfg.MaxFrameBytes)
 	}
