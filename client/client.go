@@ -34,7 +34,11 @@ type Client struct {
 	mu        sync.Mutex // guards the fields below
 	conns     map[string]*grpc.ClientConn
 	preferred string // the broker that last answered an admin call
-	closed    bool
+	// silent holds brokers that let a request run into its deadline
+	// without an answer (paused, cut off, or dead without a reset), with
+	// when that was seen; any answer from one clears it (suspects.go).
+	silent map[string]time.Time
+	closed bool
 }
 
 // New connects to the cluster: it asks the brokers of cfg in turn for the
@@ -177,7 +181,17 @@ func (c *Client) brokerOrder() []string {
 			addrs = append(addrs, a)
 		}
 	}
-	return addrs
+	// Brokers that went silent are asked last: a paused one would use up
+	// an attempt's whole timeout before the next broker is tried.
+	var answering, silent []string
+	for _, a := range addrs {
+		if _, ok := c.silentSince(a); ok {
+			silent = append(silent, a)
+		} else {
+			answering = append(answering, a)
+		}
+	}
+	return append(answering, silent...)
 }
 
 // anyBroker runs call against one broker after another until one answers
@@ -201,6 +215,7 @@ func (c *Client) anyBroker(ctx context.Context, call func(ctx context.Context, c
 			actx, acancel := context.WithTimeout(ctx, c.attemptTimeout())
 			err = fromStatus(call(actx, cc))
 			acancel()
+			c.observe(addr, err)
 			if err == nil {
 				c.answered(addr)
 				return nil

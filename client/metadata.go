@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -98,14 +99,20 @@ func (m *metadataCache) brokerAddr(id string) string {
 // back to what is cached, if anything. An unknown topic is an error
 // matching ErrUnknownTopic (errTopicGone).
 func (m *metadataCache) topic(ctx context.Context, name string) (*topicMeta, error) {
+	return m.topicSince(ctx, name, time.Time{})
+}
+
+// topicSince is topic for a caller that cannot use an answer fetched
+// before since: it waits for a refresh rather than go on with an older one.
+func (m *metadataCache) topicSince(ctx context.Context, name string, since time.Time) (*topicMeta, error) {
 	m.mu.Lock()
 	t := m.topics[name]
-	if t != nil && !t.stale && time.Since(t.fetched) < m.maxAge {
+	if t != nil && !t.stale && time.Since(t.fetched) < m.maxAge && !t.fetched.Before(since) {
 		m.mu.Unlock()
 		return t, nil
 	}
 	call := m.inflight[name]
-	if call != nil && t != nil {
+	if call != nil && t != nil && !t.fetched.Before(since) {
 		// Someone is refreshing already: go on with what we have rather
 		// than stall every partition of the topic behind one slow broker.
 		// A request to a moved leader fails and retries after it.
@@ -273,13 +280,23 @@ func (m *metadataCache) leader(ctx context.Context, topic string, partition int3
 		return "", fmt.Errorf("topic %q partition %d (of %d): %w", topic, partition, len(t.partitions), errTopicGone)
 	}
 	p := t.partitions[partition]
-	if p.leaderAddr != "" {
-		return p.leaderAddr, nil
+	addr := p.leaderAddr
+	if addr == "" && p.leaderID != "" {
+		addr = m.brokerAddr(p.leaderID)
 	}
-	if p.leaderID != "" {
-		if addr := m.brokerAddr(p.leaderID); addr != "" {
-			return addr, nil
+	if addr != "" {
+		// A leader that went silent after this answer was fetched may have
+		// been replaced since: ask the cluster again first (suspects.go).
+		// If it still names the same leader, that one is used after all.
+		if since, ok := m.c.silentSince(addr); ok && t.fetched.Before(since) {
+			if fresh, err := m.topicSince(ctx, topic, since); err == nil && int(partition) < len(fresh.partitions) {
+				fp := fresh.partitions[partition]
+				if a := cmp.Or(fp.leaderAddr, m.brokerAddr(fp.leaderID)); a != "" {
+					return a, nil
+				}
+			}
 		}
+		return addr, nil
 	}
 	if anyReplica {
 		for _, id := range p.replicas {

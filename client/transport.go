@@ -71,7 +71,12 @@ func (t grpcTransport) initProducerID(ctx context.Context) (int64, int16, error)
 // produce sends the batch on the broker's ProduceStream (see
 // produceStreams for why not unary Produce).
 func (t grpcTransport) produce(ctx context.Context, addr string, req *skiffpb.ProduceRequest) func() (*skiffpb.ProduceResponse, error) {
-	return t.c.streams.produce(ctx, addr, req)
+	wait := t.c.streams.produce(ctx, addr, req)
+	return func() (*skiffpb.ProduceResponse, error) {
+		resp, err := wait()
+		t.c.observe(addr, err)
+		return resp, err
+	}
 }
 
 func (t grpcTransport) fetch(ctx context.Context, addr string, req *skiffpb.FetchRequest) (*skiffpb.FetchResponse, error) {
@@ -80,7 +85,9 @@ func (t grpcTransport) fetch(ctx context.Context, addr string, req *skiffpb.Fetc
 		return nil, err
 	}
 	resp, err := skiffpb.NewConsumerClient(cc).Fetch(ctx, req)
-	return resp, fromStatus(err)
+	err = fromStatus(err)
+	t.c.observe(addr, err)
+	return resp, err
 }
 
 func (t grpcTransport) listOffsets(ctx context.Context, addr string, req *skiffpb.ListOffsetsRequest) (*skiffpb.ListOffsetsResponse, error) {
@@ -89,5 +96,7 @@ func (t grpcTransport) listOffsets(ctx context.Context, addr string, req *skiffp
 		return nil, err
 	}
 	resp, err := skiffpb.NewConsumerClient(cc).ListOffsets(ctx, req)
-	return resp, fromStatus(err)
+	err = fromStatus(err)
+	t.c.observe(addr, err)
+	return resp, err
 }
