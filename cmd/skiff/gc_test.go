@@ -2,29 +2,49 @@ package main
 
 import "testing"
 
-func TestGCPercent(t *testing.T) {
+func TestGCPlan(t *testing.T) {
 	noEnv := func(string) (string, bool) { return "", false }
 	withGOGC := func(k string) (string, bool) { return "200", k == "GOGC" }
 	cases := []struct {
-		name      string
-		flagSet   bool
-		flagValue int
-		env       func(string) (string, bool)
-		want      int
-		wantOK    bool
-		wantErr   bool
+		name             string
+		busySet, idleSet bool
+		busy, idle       int
+		env              func(string) (string, bool)
+		want             gcSettings
+		wantErr          bool
 	}{
-		{"default", false, defaultGCPercent, noEnv, defaultGCPercent, true, false},
-		{"GOGC in the environment wins over the default", false, defaultGCPercent, withGOGC, 0, false, false},
-		{"flag wins over GOGC", true, 80, withGOGC, 80, true, false},
-		{"flag off", true, -1, noEnv, -1, true, false},
-		{"flag too small", true, 5, noEnv, 0, false, true},
-		{"flag zero", true, 0, noEnv, 0, false, true},
+		{"defaults", false, false, 100, defaultIdleGCPercent, noEnv, gcSettings{busy: 100, idle: 50, tune: true, set: true}, false},
+		{"GOGC alone is left to the runtime", false, false, 100, defaultIdleGCPercent, withGOGC, gcSettings{}, false},
+		{"a flag wins over GOGC", true, false, 80, defaultIdleGCPercent, withGOGC, gcSettings{busy: 80, idle: 50, tune: true, set: true}, false},
+		{"idle target off", false, true, 100, 0, noEnv, gcSettings{busy: 100, set: true}, false},
+		{"collection off never tunes", true, false, -1, defaultIdleGCPercent, noEnv, gcSettings{busy: -1, idle: 50, set: true}, false},
+		{"gc percent too small", true, false, 5, defaultIdleGCPercent, noEnv, gcSettings{}, true},
+		{"idle above busy", true, true, 80, 90, noEnv, gcSettings{}, true},
+		{"idle too small", false, true, 100, 5, noEnv, gcSettings{}, true},
 	}
 	for _, tc := range cases {
-		got, ok, err := gcPercent(tc.flagSet, tc.flagValue, tc.env)
-		if (err != nil) != tc.wantErr || ok != tc.wantOK || got != tc.want {
-			t.Errorf("%s: gcPercent = %d, %v, %v; want %d, %v, error %v", tc.name, got, ok, err, tc.want, tc.wantOK, tc.wantErr)
+		got, err := gcPlan(tc.busySet, tc.busy, tc.idleSet, tc.idle, tc.env)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("%s: gcPlan = %+v, %v; want %+v, error %v", tc.name, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestGCTarget(t *testing.T) {
+	s := gcSettings{busy: 100, idle: 50, tune: true, set: true}
+	cases := []struct {
+		rate float64
+		want int
+	}{
+		{0, 50},
+		{6 << 20, 50},
+		{idleAllocRate - 1, 50},
+		{idleAllocRate, 100},
+		{500 << 20, 100},
+	}
+	for _, tc := range cases {
+		if got := gcTarget(s, tc.rate); got != tc.want {
+			t.Errorf("gcTarget(%v B/s) = %d, want %d", tc.rate, got, tc.want)
 		}
 	}
 }

@@ -24,7 +24,7 @@ func newServerCommand() *cobra.Command {
 	var tlsFiles certs.Files
 	var listeners listenerSpecs
 	limits := defaultServerLimits()
-	gcPct := defaultGCPercent
+	gcPct, idleGCPct := 100, defaultIdleGCPercent
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a Skiff node",
@@ -45,9 +45,11 @@ func newServerCommand() *cobra.Command {
 			if err := limits.validate(cfg); err != nil {
 				return err
 			}
-			if err := applyGCPercent(cmd.Flags().Changed("gc-percent"), gcPct); err != nil {
+			gc, err := gcPlan(cmd.Flags().Changed("gc-percent"), gcPct, cmd.Flags().Changed("idle-gc-percent"), idleGCPct, os.LookupEnv)
+			if err != nil {
 				return err
 			}
+			defer startGCTuner(gc)()
 			cfg.Join = splitList(join)
 			logger, err := newLogger(logLevel)
 			if err != nil {
@@ -97,7 +99,8 @@ func newServerCommand() *cobra.Command {
 	f.Int64Var(&cfg.PartitionMemory.CatchUpBytesPerSecond, "catchup-bytes-per-sec", cfg.PartitionMemory.CatchUpBytesPerSecond, "bytes per second this node takes in as snapshots from partition leaders (new replicas of moves and rebalances, replicas far behind), all partitions together; 0 = unthrottled")
 	f.Int64Var(&cfg.PartitionMemory.FetchBytes, "fetch-buffer-bytes", cfg.PartitionMemory.FetchBytes, "bytes being read for fetches at once across all partitions (also the most one fetch reads); fetches wait for room")
 	f.IntVar(&cfg.Partition.Raft.MaxAppendBytes, "raft-max-append-bytes", cfg.Partition.Raft.MaxAppendBytes, "most bytes of entries in one Raft AppendEntries RPC (larger ones are split)")
-	f.IntVar(&gcPct, "gc-percent", gcPct, "Go garbage collector target (GOGC): the heap may grow by this percent of the live heap between collections; lower keeps an idle node smaller for more collector CPU under load; -1 turns collection off (default when GOGC is unset: 50; GOGC in the environment applies when this flag is not given)")
+	f.IntVar(&gcPct, "gc-percent", gcPct, "Go garbage collector target (GOGC) under load: the heap may grow by this percent of the live heap between collections; -1 turns collection off (GOGC in the environment applies when neither GC flag is given)")
+	f.IntVar(&idleGCPct, "idle-gc-percent", idleGCPct, "collector target while the node allocates under 32 MiB/s (idle): lower keeps an idle node's memory small at little CPU cost; 0 keeps --gc-percent always")
 	f.IntVar(&cfg.Partition.Raft.MaxAppendEntries, "raft-max-append-entries", cfg.Partition.Raft.MaxAppendEntries, "most entries a partition leader loads for one AppendEntries (bounds its memory per follower)")
 	return cmd
 }
