@@ -18,7 +18,7 @@ import (
 // takes an idle node with 100 partitions from ~74 to ~60 MB RSS
 // (scripts/bench-vs-jetstream.sh --idle, README "Idle with 100
 // partitions"). Under load the same target costs CPU: collections twice as
-// often for the same allocation, ~15-20% more CPU per produced record in
+// often for the same allocation, ~20% more CPU per produced record in
 // the same benchmark. So the lower target applies only while the node
 // allocates less than idleAllocRate; above it the node runs at
 // --gc-percent (Go's 100 by default).
