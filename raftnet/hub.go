@@ -276,13 +276,13 @@ func (h *Hub) readPreamble(conn net.Conn) (byte, error) {
 }
 
 // serverConn is the answering side of a control or data lane: one reader
-// (serveRPCs), one goroutine per request in flight, responses written
-// whole under wmu.
+// (serveRPCs), a worker goroutine per request in flight (reused while
+// requests keep coming), responses written whole under wmu.
 type serverConn struct {
 	h    *Hub
 	conn net.Conn
 	wmu  sync.Mutex
-	wg   sync.WaitGroup // request goroutines
+	wg   sync.WaitGroup // workers
 }
 
 // serveRPCs reads requests until the connection fails or carries a
@@ -301,6 +301,10 @@ func (h *Hub) serveRPCs(conn net.Conn, lane byte) error {
 	// for a write deadline.
 	defer conn.Close()
 	slots := make(chan struct{}, h.cfg.MaxInflight)
+	work := make(chan frame)
+	// Closed first on the way out: idle workers exit, busy ones after
+	// their request.
+	defer close(work)
 	for {
 		f, err := readFrame(r, h.cfg.MaxFrameBytes)
 		if err != nil {
@@ -314,12 +318,42 @@ func (h *Hub) serveRPCs(conn net.Conn, lane byte) error {
 		case <-h.ctx.Done():
 			return h.ctx.Err()
 		}
-		sc.wg.Add(1)
-		go func() {
-			defer sc.wg.Done()
-			defer func() { <-slots }()
-			sc.handle(f)
-		}()
+		// An idle worker takes the request, or a new one starts.
+		select {
+		case work <- f:
+		default:
+			sc.wg.Add(1)
+			go sc.worker(f, work, slots)
+		}
+	}
+}
+
+// workerIdle is how long a request goroutine waits for another request
+// before it exits. Reusing goroutines keeps their grown stacks (decoding
+// and Raft's handlers run deep); a goroutine per request paid for growing
+// one on every request.
+const workerIdle = time.Second
+
+// worker answers f, then further requests from work until work closes or
+// stays empty for workerIdle. Each request holds a slot while it is
+// handled.
+func (sc *serverConn) worker(f frame, work <-chan frame, slots <-chan struct{}) {
+	defer sc.wg.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		sc.handle(f)
+		<-slots
+		idle.Reset(workerIdle)
+		var ok bool
+		select {
+		case f, ok = <-work:
+			if !ok {
+				return
+			}
+		case <-idle.C:
+			return
+		}
 	}
 }
 

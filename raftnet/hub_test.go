@@ -274,7 +274,7 @@ func TestHubManyGroupsShareTwoConnections(t *testing.T) {
 
 func TestHubSlowGroupDoesNotHoldUpOthers(t *testing.T) {
 	h1, h2 := twoHubs(t)
-	slowC := mustTransport(t, h1, "slow", 5*time.Second)
+	slowC := mustTransport(t, h1, "slow", 30*time.Second)
 	slowS := mustTransport(t, h2, "slow", 5*time.Second)
 	fastC := mustTransport(t, h1, "fast", 5*time.Second)
 	fastS := mustTransport(t, h2, "fast", 5*time.Second)
@@ -296,9 +296,11 @@ func TestHubSlowGroupDoesNotHoldUpOthers(t *testing.T) {
 		big := &raft.AppendEntriesRequest{RPCHeader: hdr("n1"), Term: 1, Entries: []*raft.Log{{Index: 1, Term: 1, Data: make([]byte, 8<<20)}}}
 		slowDone <- slowC.AppendEntries("n2", target, big, &raft.AppendEntriesResponse{})
 	}()
+	// Generous: encoding and decoding 8 MiB under -race on a loaded
+	// 2-core machine took seconds.
 	select {
 	case <-arrived:
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("the large append never reached the slow group")
 	}
 	for i := range 20 {
