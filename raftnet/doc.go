@@ -90,10 +90,10 @@
 // pre-votes and TimeoutNow: small, latency-critical requests, so a large
 // append of one group never delays another group's heartbeat. The data
 // lane carries AppendEntries with entries. Each of the two is one
-// connection per peer for all groups; the answering Hub handles every
-// request in its own goroutine (at most HubConfig.MaxInflight per
-// connection), so a group whose Raft loop is slow to answer holds up none
-// of the others. An InstallSnapshot dials a snapshot lane of its own: the
+// connection per peer for all groups; the answering Hub handles the
+// requests of a connection concurrently, each on a worker goroutine of its
+// own while it is handled (at most HubConfig.MaxInflight at once), so a
+// group whose Raft loop is slow to answer holds up none of the others. An InstallSnapshot dials a snapshot lane of its own: the
 // request frame, then exactly InstallSnapshotRequest.Size bytes of
 // snapshot, streamed through a 32 KiB buffer on both sides, then one
 // response, after which the connection is closed.

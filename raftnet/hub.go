@@ -286,8 +286,9 @@ type serverConn struct {
 }
 
 // serveRPCs reads requests until the connection fails or carries a
-// malformed frame, and answers each in its own goroutine: one group whose
-// Raft loop is busy must not hold up the others sharing the connection.
+// malformed frame, and answers each on a worker goroutine of its own
+// while it is handled: one group whose Raft loop is busy must not hold up
+// the others sharing the connection.
 func (h *Hub) serveRPCs(conn net.Conn, lane byte) error {
 	size := 4 << 10
 	if lane == laneData {
