@@ -366,7 +366,7 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 		sel, view = g.withAcks(req.Group, ackCmds), true
 	}
 	acquired, resp.Records = decideFetch(sel, rt, now, fetchDecision{Group: req.Group, Member: req.MemberID,
-		Parts: parts, MaxRecs: req.MaxRecords, MaxBytes: req.MaxBytes, View: view})
+		Parts: parts, MaxRecs: req.MaxRecords, MaxBytes: req.MaxBytes, View: view, Acks: ackCmds})
 	last, err := s.submit(term, acquired)
 	if err != nil {
 		return noRecords(err)
@@ -505,6 +505,15 @@ func deliverability(sp *sharePartition, cfg shareConfig, nowMs int64, o int64, f
 	return ""
 }
 
+// keyTally counts, over the keys of key-ordered share-partitions, the
+// keys whose next record is locked to each member and those whose next
+// record is deliverable now: what the fair share of keys among members
+// is computed from (decideFetch).
+type keyTally struct {
+	held map[string]int // member -> keys it holds
+	free int
+}
+
 // selectKeyOrdered returns, in offset order, the records of a key-ordered
 // share-partition deliverable now: of each key the first record not done,
 // when its own state allows; the redriven copy of each quarantined key;
@@ -513,7 +522,10 @@ func deliverability(sp *sharePartition, cfg shareConfig, nowMs int64, o int64, f
 // records in flight); TestSelectKeyOrderedAgreesWithTheWalk holds the two
 // equal. With prune it drops offsets done in sp from the feed's key
 // queues; a view of sp with uncommitted acks applied must not prune.
-func selectKeyOrdered(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64, maxNulls int, prune bool) []int64 {
+// tally, when not nil, adds the keys (not quarantined, within the
+// window) whose first record not done is locked, per member, or
+// deliverable.
+func selectKeyOrdered(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64, maxNulls int, prune bool, tally *keyTally) []int64 {
 	limit := min(f.end(), sp.Start+cfg.MaxInflight)
 	var out []int64
 	settled := func(o int64) bool {
@@ -542,8 +554,21 @@ func selectKeyOrdered(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64,
 		if o >= limit {
 			continue
 		}
-		if fr, ok := f.get(o); ok && deliverability(sp, cfg, nowMs, o, fr) == "" {
+		fr, ok := f.get(o)
+		if !ok {
+			continue
+		}
+		switch why := deliverability(sp, cfg, nowMs, o, fr); {
+		case why == "":
 			out = append(out, o)
+			if tally != nil {
+				tally.free++
+			}
+		case why == blockedLocked && tally != nil:
+			if tally.held == nil {
+				tally.held = map[string]int{}
+			}
+			tally.held[sp.Recs[o].Owner]++
 		}
 	}
 	for _, q := range sp.Quarantine {

@@ -94,7 +94,7 @@ func TestSelectKeyOrderedAgreesWithTheWalk(t *testing.T) {
 				return true
 			})
 			slices.Sort(want)
-			got := selectKeyOrdered(sp, f, cfg, nowMs, 1<<30, step%2 == 0)
+			got := selectKeyOrdered(sp, f, cfg, nowMs, 1<<30, step%2 == 0, nil)
 			if !slices.Equal(got, want) {
 				t.Fatalf("seed %d step %d: selected %v, the walk finds %v deliverable", seed, step, got, want)
 			}
