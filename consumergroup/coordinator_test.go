@@ -50,6 +50,12 @@ func (l *memLog) Append(ctx context.Context, batch []byte) (int64, error) {
 	return base, nil
 }
 
+// AppendAsync appends at once (in call order, as Append does).
+func (l *memLog) AppendAsync(ctx context.Context, batch []byte) func(context.Context) (int64, error) {
+	base, err := l.Append(ctx, batch)
+	return func(context.Context) (int64, error) { return base, err }
+}
+
 func (l *memLog) Read(ctx context.Context, offset int64, maxWait time.Duration) (ReadResult, error) {
 	t := time.NewTimer(maxWait)
 	defer t.Stop()

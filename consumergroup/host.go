@@ -10,6 +10,11 @@ type Log interface {
 	// Append replicates batch and returns once it is committed, with the
 	// offset of its first record. Only the leader may append.
 	Append(ctx context.Context, batch []byte) (baseOffset int64, err error)
+	// AppendAsync hands batch to replication and returns at once; wait
+	// returns what Append would. Batches handed over one after the other
+	// from one goroutine enter the log in that order. ctx bounds the
+	// append as it bounds Append.
+	AppendAsync(ctx context.Context, batch []byte) (wait func(ctx context.Context) (baseOffset int64, err error))
 	// Read returns committed batches from offset on (a follower's too),
 	// waiting up to maxWait at the end of the log. When offset is below the
 	// log start it returns no batches and the bounds.

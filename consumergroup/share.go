@@ -514,6 +514,13 @@ type keyTally struct {
 	free int
 }
 
+func (t *keyTally) hold(member string) {
+	if t.held == nil {
+		t.held = map[string]int{}
+	}
+	t.held[member]++
+}
+
 // selectKeyOrdered returns, in offset order, the records of a key-ordered
 // share-partition deliverable now: of each key the first record not done,
 // when its own state allows; the redriven copy of each quarantined key;
@@ -522,8 +529,8 @@ type keyTally struct {
 // records in flight); TestSelectKeyOrderedAgreesWithTheWalk holds the two
 // equal. With prune it drops offsets done in sp from the feed's key
 // queues; a view of sp with uncommitted acks applied must not prune.
-// tally, when not nil, adds the keys (not quarantined, within the
-// window) whose first record not done is locked, per member, or
+// tally, when not nil, adds the keys (within the window; of a quarantined
+// key its redriven copy) whose next record is locked, per member, or
 // deliverable.
 func selectKeyOrdered(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64, maxNulls int, prune bool, tally *keyTally) []int64 {
 	limit := min(f.end(), sp.Start+cfg.MaxInflight)
@@ -565,18 +572,25 @@ func selectKeyOrdered(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64,
 				tally.free++
 			}
 		case why == blockedLocked && tally != nil:
-			if tally.held == nil {
-				tally.held = map[string]int{}
-			}
-			tally.held[sp.Recs[o].Owner]++
+			tally.hold(sp.Recs[o].Owner)
 		}
 	}
 	for _, q := range sp.Quarantine {
 		if q.RedriveOffset < sp.Start {
 			continue
 		}
-		if fr, ok := f.get(q.RedriveOffset); ok && deliverability(sp, cfg, nowMs, q.RedriveOffset, fr) == "" {
+		fr, ok := f.get(q.RedriveOffset)
+		if !ok {
+			continue
+		}
+		switch why := deliverability(sp, cfg, nowMs, q.RedriveOffset, fr); {
+		case why == "":
 			out = append(out, q.RedriveOffset)
+			if tally != nil {
+				tally.free++
+			}
+		case why == blockedLocked && tally != nil:
+			tally.hold(sp.Recs[q.RedriveOffset].Owner)
 		}
 	}
 	for prune && !f.nulls.empty() && settled(f.nulls.front()) {
