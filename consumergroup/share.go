@@ -363,6 +363,17 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 	}
 	sel, view := g, false
 	if g != nil && len(ackCmds) > 0 {
+		// The view's selection leaves the key queues as they are (what
+		// it sees settled is not committed yet): drop what the committed
+		// state settled here, or the queues would only grow while every
+		// fetch carries acks, and each selection walk them further.
+		if g.config().KeyOrdered {
+			for _, tp := range parts {
+				if f, sp := rt.feedOf(tp), g.partition(tp.Topic, tp.Partition); f != nil && sp != nil {
+					f.prune(sp)
+				}
+			}
+		}
 		sel, view = g.withAcks(req.Group, ackCmds), true
 	}
 	acquired, resp.Records = decideFetch(sel, rt, now, fetchDecision{Group: req.Group, Member: req.MemberID,
