@@ -250,31 +250,6 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 	}
 	m.clientID, m.clientHost, m.lastSeen = req.ClientID, req.ClientHost, now
 	rt.memberArrived(req.MemberID)
-	var ackCmds []shareCmd
-	if len(req.Acks) > 0 {
-		var results []ShareAckResult
-		ackCmds, results, err = c.shareAckLocked(ctx, s, rt, req.Group, req.MemberID, req.Acks, now)
-		if err != nil {
-			return resp, nil, nil, nil, nil, err
-		}
-		resp.AckResults = results
-		// Queued now, so that a concurrent request finds these records
-		// settling; the records they free are selected below against a
-		// view with them applied.
-		if op, err = s.submitFrom(term, req.MemberID, ackCmds); err != nil {
-			return resp, nil, nil, nil, nil, err
-		}
-	}
-	// Once its acks are queued, the attempt answers them even when it
-	// cannot look for records (the caller would take the acks for lost).
-	ackOp := op
-	noRecords := func(err error) (ShareFetchResponse, *commitOp, []shareCmd, <-chan struct{}, []<-chan struct{}, error) {
-		if ackOp != nil {
-			c.logger.Debug("share fetch: no records after its acks", "group", req.Group, "error", err)
-			return resp, ackOp, nil, changed, nil, nil
-		}
-		return resp, nil, nil, nil, nil, err
-	}
 	g := sh.state(req.Group)
 	cfg, _ := parseShareConfig(shareDefaults())
 	if g != nil {
@@ -282,8 +257,38 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 		resp.Paused, resp.PausedReason = g.Paused, g.PausedReason
 	}
 	resp.MemberID, resp.LockTimeout = req.MemberID, cfg.LockTimeout
-	if resp.Paused {
-		return resp, op, nil, changed, nil, nil
+	// The request's acks are decided with its selection below (the
+	// records they free are selected against a view with them applied),
+	// and queued with the records it takes, as one operation: one append
+	// commits both. A fetch that selects nothing (a paused or unknown
+	// group) decides them here.
+	var ackCmds []shareCmd
+	acksDecided := false
+	decideAcks := func(now time.Time) error {
+		if len(req.Acks) == 0 || acksDecided {
+			return nil
+		}
+		acksDecided = true
+		var results []ShareAckResult
+		var err error
+		ackCmds, results, err = c.shareAckLocked(ctx, s, rt, req.Group, req.MemberID, req.Acks, now)
+		resp.AckResults = results
+		return err
+	}
+	if g == nil || resp.Paused {
+		if err := decideAcks(now); err != nil {
+			return resp, nil, nil, nil, nil, err
+		}
+		if resp.Paused {
+			op, err = s.submitFrom(term, req.MemberID, ackCmds)
+			if err != nil {
+				return resp, nil, nil, nil, nil, err
+			}
+			return resp, op, nil, changed, nil, nil
+		}
+	}
+	noRecords := func(err error) (ShareFetchResponse, *commitOp, []shareCmd, <-chan struct{}, []<-chan struct{}, error) {
+		return resp, nil, nil, nil, nil, err
 	}
 	tps := c.subscribedPartitions(req, matcher)
 	initCmds, err := c.shareInit(ctx, req.Group, tps, g, cfg)
@@ -341,6 +346,7 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 	locked = true
 
 	rt = sh.rt(req.Group)
+	now = c.cfg.Now()
 	refill := map[TopicPartition]bool{}
 	for _, j := range jobs {
 		if rt.feeds[tpKey(j.tp.Topic, j.tp.Partition)] != j.f || j.f.end() != j.from {
@@ -351,6 +357,9 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 			// the read failed: the slow path, under the lock.
 			refill[j.tp] = true
 		}
+	}
+	if err := decideAcks(now); err != nil {
+		return noRecords(err)
 	}
 	g = sh.state(req.Group)
 	var parts []TopicPartition
@@ -378,7 +387,8 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 	}
 	acquired, resp.Records = decideFetch(sel, rt, now, fetchDecision{Group: req.Group, Member: req.MemberID,
 		Parts: parts, MaxRecs: req.MaxRecords, MaxBytes: req.MaxBytes, View: view, Acks: ackCmds})
-	last, err := s.submit(term, acquired)
+	// The acks first: the view's selection assumed them.
+	last, err := s.submitFrom(term, req.MemberID, append(slices.Clip(ackCmds), acquired...))
 	if err != nil {
 		return noRecords(err)
 	}
