@@ -372,21 +372,10 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 	}
 	sel, view := g, false
 	if g != nil && len(ackCmds) > 0 {
-		// The view's selection leaves the key queues as they are (what
-		// it sees settled is not committed yet): drop what the committed
-		// state settled here, or the queues would only grow while every
-		// fetch carries acks, and each selection walk them further.
-		if g.config().KeyOrdered {
-			for _, tp := range parts {
-				if f, sp := rt.feedOf(tp), g.partition(tp.Topic, tp.Partition); f != nil && sp != nil {
-					f.prune(sp)
-				}
-			}
-		}
 		sel, view = g.withAcks(req.Group, ackCmds), true
 	}
 	acquired, resp.Records = decideFetch(sel, rt, now, fetchDecision{Group: req.Group, Member: req.MemberID,
-		Parts: parts, MaxRecs: req.MaxRecords, MaxBytes: req.MaxBytes, View: view, Acks: ackCmds})
+		Parts: parts, MaxRecs: req.MaxRecords, MaxBytes: req.MaxBytes, View: view, Base: g, Acks: ackCmds})
 	// The acks first: the view's selection assumed them.
 	last, err := s.submitFrom(term, req.MemberID, append(slices.Clip(ackCmds), acquired...))
 	if err != nil {
@@ -526,6 +515,13 @@ func deliverability(sp *sharePartition, cfg shareConfig, nowMs int64, o int64, f
 	return ""
 }
 
+// settledIn tells whether record o is settled in sp: below its start, or
+// done.
+func settledIn(sp *sharePartition, o int64) bool {
+	r := sp.Recs[o]
+	return o < sp.Start || (r != nil && r.done())
+}
+
 // keyTally counts, over the keys of key-ordered share-partitions, the
 // keys whose next record is locked to each member and those whose next
 // record is deliverable now: what the fair share of keys among members
@@ -548,31 +544,29 @@ func (t *keyTally) hold(member string) {
 // and up to maxNulls null-key records. It is walkShare's verdict without
 // walking the window (a fetch then costs the number of keys, not of
 // records in flight); TestSelectKeyOrderedAgreesWithTheWalk holds the two
-// equal. With prune it drops offsets done in sp from the feed's key
-// queues; a view of sp with uncommitted acks applied must not prune.
+// equal. With prune (sp itself, or the committed state a view of it was
+// made from) it drops the offsets prune settled from the feed's key
+// queues; what only a view settled (uncommitted acks) must stay.
 // tally, when not nil, adds the keys (within the window; of a quarantined
 // key its redriven copy) whose next record is locked, per member, or
 // deliverable.
-func selectKeyOrdered(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64, maxNulls int, prune bool, tally *keyTally) []int64 {
+func selectKeyOrdered(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64, maxNulls int, prune *sharePartition, tally *keyTally) []int64 {
 	limit := min(f.end(), sp.Start+cfg.MaxInflight)
 	var out []int64
-	settled := func(o int64) bool {
-		r := sp.Recs[o]
-		return o < sp.Start || (r != nil && r.done())
-	}
+	settled := func(o int64) bool { return settledIn(sp, o) }
 	for key, q := range f.byKey {
+		for prune != nil && !q.empty() && settledIn(prune, q.front()) {
+			q.pop()
+		}
+		if prune != nil && q.empty() {
+			delete(f.byKey, key)
+			continue
+		}
 		i := q.head
 		for i < len(q.offs) && settled(q.offs[i]) {
 			i++
-			if prune {
-				q.pop()
-				i = q.head
-			}
 		}
 		if i >= len(q.offs) {
-			if prune {
-				delete(f.byKey, key)
-			}
 			continue
 		}
 		if sp.Quarantine[key] != nil {
@@ -614,7 +608,7 @@ func selectKeyOrdered(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64,
 			tally.hold(sp.Recs[q.RedriveOffset].Owner)
 		}
 	}
-	for prune && !f.nulls.empty() && settled(f.nulls.front()) {
+	for prune != nil && !f.nulls.empty() && settledIn(prune, f.nulls.front()) {
 		f.nulls.pop()
 	}
 	nulls := 0

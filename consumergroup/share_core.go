@@ -57,9 +57,11 @@ type fetchDecision struct {
 	MaxRecs  int
 	MaxBytes int // bound of keys, values and headers; the first record always fits
 	// View is true when the state is a view with the request's own
-	// uncommitted acks applied (withAcks): the feeds' key queues are then
-	// left as they are.
+	// uncommitted acks applied (withAcks). The feeds' key queues are then
+	// pruned against Base, the state the view was made from (not at all
+	// when it is nil): what only the view settled must stay in them.
 	View bool
+	Base *shareGroupState
 	// Acks are the request's own ack commands (those of the view): in
 	// key-ordered mode the next records of the keys they settle are
 	// picked first, so that a member keeps its keys and no other member
@@ -123,7 +125,14 @@ func decideFetch(g *shareGroupState, rt *shareRuntime, now time.Time, req fetchD
 		}
 		p := part{tp: tp, f: f, sp: sp}
 		if cfg.KeyOrdered {
-			p.sel = selectKeyOrdered(sp, f, cfg, nowMs, req.MaxRecs, !req.View, &tally)
+			prune := sp
+			if req.View {
+				prune = nil
+				if req.Base != nil {
+					prune = req.Base.partition(tp.Topic, tp.Partition)
+				}
+			}
+			p.sel = selectKeyOrdered(sp, f, cfg, nowMs, req.MaxRecs, prune, &tally)
 		}
 		parts = append(parts, p)
 	}
@@ -273,28 +282,33 @@ func (g *shareGroupState) withAcks(group string, cmds []shareCmd) *shareGroupSta
 			continue
 		}
 		k := tpKey(a.Topic, a.Partition)
-		if sp := out.Partitions[k]; sp != nil && sp == g.Partitions[k] {
-			out.Partitions[k] = sp.copyRecs()
+		sp := out.Partitions[k]
+		if sp == nil {
+			continue
+		}
+		if sp == g.Partitions[k] {
+			sp = sp.shallowCopy()
+			out.Partitions[k] = sp
+		}
+		// The records the ack changes are copied before it changes them.
+		for _, o := range a.Offsets {
+			if r := sp.Recs[o]; r != nil {
+				rc := *r
+				sp.Recs[o] = &rc
+			}
 		}
 		a.apply(m)
 	}
 	return &out
 }
 
-// copyRecs copies the partition with its records (what acks change).
-func (sp *sharePartition) copyRecs() *sharePartition {
+// shallowCopy copies the partition and its maps, sharing the records: a
+// view copies a record before it changes it (withAcks). An ack only
+// deletes from Quarantine.
+func (sp *sharePartition) shallowCopy() *sharePartition {
 	c := *sp
-	c.Recs = make(map[int64]*shareRec, len(sp.Recs))
-	recs := make([]shareRec, 0, len(sp.Recs))
-	for o, r := range sp.Recs {
-		recs = append(recs, *r)
-		c.Recs[o] = &recs[len(recs)-1]
-	}
+	c.Recs = maps.Clone(sp.Recs)
 	c.Quarantine = maps.Clone(sp.Quarantine)
-	for k, q := range c.Quarantine {
-		qc := *q
-		c.Quarantine[k] = &qc
-	}
 	return &c
 }
 

@@ -95,7 +95,11 @@ func TestSelectKeyOrderedAgreesWithTheWalk(t *testing.T) {
 				return true
 			})
 			slices.Sort(want)
-			got := selectKeyOrdered(sp, f, cfg, nowMs, 1<<30, step%2 == 0, nil)
+			var prune *sharePartition
+			if step%2 == 0 {
+				prune = sp
+			}
+			got := selectKeyOrdered(sp, f, cfg, nowMs, 1<<30, prune, nil)
 			if !slices.Equal(got, want) {
 				t.Fatalf("seed %d step %d: selected %v, the walk finds %v deliverable", seed, step, got, want)
 			}
@@ -319,21 +323,33 @@ func TestDecideFetchTakesAFairShareOfKeys(t *testing.T) {
 	})
 }
 
-// TestFeedPruneDropsSettledOffsets: prune drops the settled front of each
-// key queue (below the start or done) and empty queues, and keeps the
-// first record not done of each key.
-func TestFeedPruneDropsSettledOffsets(t *testing.T) {
+// TestSelectKeyOrderedPrunesAgainstTheBase: a view's selection drops
+// from the key queues what the state it was made from settled (below the
+// start, or done), keeps what only the view settled, and selects the
+// first record of each key the view did not settle.
+func TestSelectKeyOrderedPrunesAgainstTheBase(t *testing.T) {
 	_, rt, _ := fairState(3) // k0: 0, 3; k1: 1, 4; k2: 2, 5; null: 6
 	f := rt.feedOf(TopicPartition{Topic: "jobs"})
-	sp := &sharePartition{Start: 1, Recs: map[int64]*shareRec{
-		1: {State: recAcked}, 2: {State: recAcquired}, 4: {State: recDeadLettered}, 3: {State: recAcked},
+	cfg, _ := parseShareConfig(shareDefaults())
+	base := &sharePartition{Start: 1, Recs: map[int64]*shareRec{
+		1: {State: recAcked}, 2: {State: recAcquired, Owner: "m", LockUntil: 1 << 50}, 3: {State: recAcked},
 	}}
-	f.prune(sp)
+	g := &shareGroupState{Partitions: map[string]*sharePartition{"jobs/0": base}}
+	view := g.withAcks("q", []shareCmd{&shareAckCmd{Group: "q", Topic: "jobs", Ack: ackAccept, Offsets: []int64{2}}})
+	if base.Recs[2].State != recAcquired {
+		t.Fatal("the view changed the base's record")
+	}
+	got := selectKeyOrdered(view.partition("jobs", 0), f, cfg, 0, 10, base, nil)
+	if want := []int64{4, 5, 6}; !slices.Equal(got, want) {
+		t.Fatalf("selected %v, want %v", got, want)
+	}
 	fronts := map[string]int64{}
 	for k, q := range f.byKey {
 		fronts[k] = q.front()
 	}
-	if want := map[string]int64{"k2": 2}; !maps.Equal(fronts, want) {
+	// k0 is all settled in the base; k2's offset 2 is settled only in the
+	// view.
+	if want := map[string]int64{"k1": 4, "k2": 2}; !maps.Equal(fronts, want) {
 		t.Fatalf("queue fronts %v, want %v", fronts, want)
 	}
 	if f.nulls.empty() || f.nulls.front() != 6 {

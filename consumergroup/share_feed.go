@@ -78,26 +78,6 @@ func (f *feed) index(o int64, fr *feedRec) {
 	q.offs = append(q.offs, o)
 }
 
-// prune drops from the front of the key queues the offsets sp settled
-// (below its start, or done), and the queues left empty.
-func (f *feed) prune(sp *sharePartition) {
-	settled := func(o int64) bool {
-		r := sp.Recs[o]
-		return o < sp.Start || (r != nil && r.done())
-	}
-	for key, q := range f.byKey {
-		for !q.empty() && settled(q.front()) {
-			q.pop()
-		}
-		if q.empty() {
-			delete(f.byKey, key)
-		}
-	}
-	for !f.nulls.empty() && settled(f.nulls.front()) {
-		f.nulls.pop()
-	}
-}
-
 // reset empties the feed and restarts it at base.
 func (f *feed) reset(base int64) {
 	f.base, f.recs, f.extra = base, nil, nil
