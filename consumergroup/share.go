@@ -248,7 +248,7 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 		m = &shareMember{id: req.MemberID}
 		rt.members[req.MemberID] = m
 	}
-	m.clientID, m.clientHost, m.lastSeen = req.ClientID, req.ClientHost, now
+	m.clientID, m.clientHost, m.lastSeen, m.maxRecords = req.ClientID, req.ClientHost, now, req.MaxRecords
 	rt.memberArrived(req.MemberID)
 	g := sh.state(req.Group)
 	cfg, _ := parseShareConfig(shareDefaults())

@@ -36,6 +36,9 @@ type shareRuntime struct {
 type shareMember struct {
 	id, clientID, clientHost string
 	lastSeen                 time.Time
+	// maxRecords is what the member's last fetch asked for at most: its
+	// demand in the fair share of keys.
+	maxRecords int
 }
 
 func newShareRuntime() *shareRuntime {
@@ -139,7 +142,7 @@ func decideFetch(g *shareGroupState, rt *shareRuntime, now time.Time, req fetchD
 	keyed := req.MaxRecs // keyed records this member may still take
 	var prefer map[TopicPartition]map[string]bool
 	if cfg.KeyOrdered {
-		keyed = fairKeyShare(rt, now, req.Member, tally)
+		keyed = fairKeyShare(rt, now, req.Member, req.MaxRecs, tally)
 		prefer = ackedKeys(rt, req.Acks)
 	}
 
@@ -219,20 +222,32 @@ func decideFetch(g *shareGroupState, rt *shareRuntime, now time.Time, req fetchD
 }
 
 // fairKeyShare is how many more keys member may take: its fair share of
-// the keys held or deliverable (tally), less those it holds.
-func fairKeyShare(rt *shareRuntime, now time.Time, member string, tally keyTally) int {
-	active := 1 // the member itself
+// the keys held or deliverable (tally), less those it holds. The share is
+// max-min fair over the members heard from lately: a member that asks for
+// fewer records (maxRecords) than an even split leaves the rest to the
+// others.
+func fairKeyShare(rt *shareRuntime, now time.Time, member string, maxRecords int, tally keyTally) int {
+	demands := []int{maxRecords}
 	for id, m := range rt.members {
 		if id != member && now.Sub(m.lastSeen) <= shareActiveWindow {
-			active++
+			demands = append(demands, max(m.maxRecords, 1))
 		}
 	}
-	total := tally.free
+	left := tally.free
 	for _, n := range tally.held {
-		total += n
+		left += n
 	}
-	share := (total + active - 1) / active
-	return share - tally.held[member]
+	slices.Sort(demands)
+	level := maxRecords // every demand fits
+	for i, d := range demands {
+		n := len(demands) - i
+		if even := (left + n - 1) / n; d >= even {
+			level = even
+			break
+		}
+		left -= d
+	}
+	return min(maxRecords, level) - tally.held[member]
 }
 
 // ackedKeys returns the keys of the records that acks settles (accepts

@@ -269,7 +269,7 @@ func TestDecideFetchTakesAFairShareOfKeys(t *testing.T) {
 	t.Run("three members split twelve keys", func(t *testing.T) {
 		g, rt, parts := fairState(12)
 		for _, m := range []string{"a", "b", "c"} {
-			rt.members[m] = &shareMember{id: m, lastSeen: now}
+			rt.members[m] = &shareMember{id: m, lastSeen: now, maxRecords: 100}
 		}
 		got := map[string]int{}
 		for _, m := range []string{"a", "b", "c", "a"} {
@@ -285,10 +285,20 @@ func TestDecideFetchTakesAFairShareOfKeys(t *testing.T) {
 			t.Fatalf("keys per member %v, want %v", got, want)
 		}
 	})
+	t.Run("a member asking for less leaves the rest to the others", func(t *testing.T) {
+		g, rt, parts := fairState(12)
+		rt.members["one"] = &shareMember{id: "one", lastSeen: now, maxRecords: 1}
+		rt.members["b"] = &shareMember{id: "b", lastSeen: now, maxRecords: 100}
+		_, recs := decideFetch(g, rt, now, fetchDecision{Group: "q", Member: "a", Parts: parts, MaxRecs: 100})
+		// 12 keys: 1 for "one", the other 11 split between a and b.
+		if n := len(recs) - 1; n != 6 {
+			t.Fatalf("took %d keys, want 6 (ceil(11/2))", n)
+		}
+	})
 	t.Run("null keys are not bounded", func(t *testing.T) {
 		g, rt, parts := fairState(3)
-		rt.members["b"] = &shareMember{id: "b", lastSeen: now}
-		rt.members["c"] = &shareMember{id: "c", lastSeen: now}
+		rt.members["b"] = &shareMember{id: "b", lastSeen: now, maxRecords: 100}
+		rt.members["c"] = &shareMember{id: "c", lastSeen: now, maxRecords: 100}
 		_, recs := decideFetch(g, rt, now, fetchDecision{Group: "q", Member: "a", Parts: parts, MaxRecs: 100})
 		if got := keysOf(recs); !slices.Equal(got, []string{"k0", ""}) {
 			t.Fatalf("picked keys %q, want one key and the null-key record", got)
@@ -296,8 +306,8 @@ func TestDecideFetchTakesAFairShareOfKeys(t *testing.T) {
 	})
 	t.Run("a silent member's share goes to the others", func(t *testing.T) {
 		g, rt, parts := fairState(12)
-		rt.members["b"] = &shareMember{id: "b", lastSeen: now}
-		rt.members["gone"] = &shareMember{id: "gone", lastSeen: now.Add(-shareActiveWindow - time.Millisecond)}
+		rt.members["b"] = &shareMember{id: "b", lastSeen: now, maxRecords: 100}
+		rt.members["gone"] = &shareMember{id: "gone", lastSeen: now.Add(-shareActiveWindow - time.Millisecond), maxRecords: 100}
 		_, recs := decideFetch(g, rt, now, fetchDecision{Group: "q", Member: "a", Parts: parts, MaxRecs: 100})
 		if n := len(recs) - 1; n != 6 {
 			t.Fatalf("took %d keys, want half of 12", n)
@@ -305,7 +315,7 @@ func TestDecideFetchTakesAFairShareOfKeys(t *testing.T) {
 	})
 	t.Run("own keys first after acks", func(t *testing.T) {
 		g, rt, parts := fairState(4)
-		rt.members["b"] = &shareMember{id: "b", lastSeen: now}
+		rt.members["b"] = &shareMember{id: "b", lastSeen: now, maxRecords: 100}
 		// a holds k2 and k3; b holds nothing yet.
 		apply(g, []shareCmd{&shareAcquireCmd{Group: "q", Topic: "jobs", Offsets: []int64{2, 3}, Member: "a", LockUntil: now.Add(time.Minute).UnixMilli()}})
 		acks := []shareCmd{&shareAckCmd{Group: "q", Topic: "jobs", Ack: ackAccept, Offsets: []int64{2, 3}}}
