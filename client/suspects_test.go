@@ -176,7 +176,7 @@ func TestOldMetadataIsRefreshedWithoutMakingCallersWait(t *testing.T) {
 	view.brokers = []*skiffpb.Broker{{Id: "a", GrpcAddr: addr}, {Id: "b", GrpcAddr: "127.0.0.1:1"}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	const maxAge = 50 * time.Millisecond
+	const maxAge = time.Minute
 	c, err := New(ctx, Config{Brokers: []string{addr}, MetadataMaxAge: maxAge, RequestTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -189,10 +189,12 @@ func TestOldMetadataIsRefreshedWithoutMakingCallersWait(t *testing.T) {
 	view.mu.Lock()
 	view.leader = "b"
 	view.mu.Unlock()
-	waitUntil := time.Now().Add(maxAge)
-	for time.Now().Before(waitUntil) {
-		time.Sleep(10 * time.Millisecond) // let the cached answer age past maxAge
-	}
+	// Age the cached answer past maxAge without waiting for the clock.
+	c.meta.mu.Lock()
+	old := *c.meta.topics["t"]
+	old.fetched = time.Now().Add(-2 * maxAge)
+	c.meta.topics["t"] = &old
+	c.meta.mu.Unlock()
 	// The broker holds every Metadata call now; the lookup must not wait.
 	lctx, lcancel := context.WithTimeout(ctx, time.Second)
 	got, err := c.meta.leader(lctx, "t", 0, false)
