@@ -174,13 +174,32 @@ type offsetsLog struct{ r *partition.Replica }
 func (l offsetsLog) Append(ctx context.Context, batch []byte) (int64, error) {
 	res, err := l.r.Produce(ctx, batch, 0)
 	if err != nil {
-		var nl *partition.NotLeaderError
-		if errors.As(err, &nl) || errors.Is(err, partition.ErrNotReady) {
-			return 0, consumergroup.ErrNotCoordinator
-		}
-		return 0, err
+		return 0, offsetsLogError(err)
 	}
 	return res.BaseOffset, nil
+}
+
+func (l offsetsLog) AppendAsync(ctx context.Context, batch []byte) (func(context.Context) (int64, error), error) {
+	pending := l.r.ProduceInOrder(ctx, batch)
+	if err := pending.Err(); err != nil {
+		return nil, offsetsLogError(err)
+	}
+	return func(ctx context.Context) (int64, error) {
+		res, err := pending.Wait(ctx)
+		if err != nil {
+			return 0, offsetsLogError(err)
+		}
+		return res.BaseOffset, nil
+	}, nil
+}
+
+// offsetsLogError turns "not the leader" into ErrNotCoordinator.
+func offsetsLogError(err error) error {
+	var nl *partition.NotLeaderError
+	if errors.As(err, &nl) || errors.Is(err, partition.ErrNotReady) {
+		return consumergroup.ErrNotCoordinator
+	}
+	return err
 }
 
 func (l offsetsLog) Read(ctx context.Context, offset int64, maxWait time.Duration) (consumergroup.ReadResult, error) {

@@ -2,7 +2,6 @@ package consumergroup
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 )
@@ -40,11 +39,6 @@ type Config struct {
 	// share group (`skiff server --max-group-members`); a join beyond it
 	// fails with ErrLimitExceeded. Default 1000.
 	MaxGroupMembers int
-	// ShareCommitWindow is how long the share group committer waits for
-	// more operations before it appends, while it is busy (the previous
-	// append answered several, or more were waiting); an idle shard
-	// appends at once. Default 1ms; at most 100ms.
-	ShareCommitWindow time.Duration
 	// Logger receives the coordinator's logs. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -61,7 +55,6 @@ func DefaultConfig() Config {
 		TickInterval:      250 * time.Millisecond,
 		LagInterval:       5 * time.Second,
 		MaxGroupMembers:   1000,
-		ShareCommitWindow: time.Millisecond,
 		Logger:            slog.New(slog.DiscardHandler),
 		Now:               time.Now,
 	}
@@ -94,9 +87,6 @@ func (c Config) withDefaults() Config {
 	if c.MaxGroupMembers <= 0 {
 		c.MaxGroupMembers = d.MaxGroupMembers
 	}
-	if c.ShareCommitWindow <= 0 {
-		c.ShareCommitWindow = d.ShareCommitWindow
-	}
 	if c.Logger == nil {
 		c.Logger = d.Logger
 	}
@@ -111,9 +101,6 @@ func (c Config) Validate() error {
 	c = c.withDefaults()
 	if c.HeartbeatInterval >= c.SessionTimeout {
 		return errors.New("consumer group config: heartbeat interval must be below the session timeout")
-	}
-	if c.ShareCommitWindow > 100*time.Millisecond {
-		return fmt.Errorf("consumer group config: share commit window %v: at most 100ms (it delays answers under load)", c.ShareCommitWindow)
 	}
 	return nil
 }

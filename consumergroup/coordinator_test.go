@@ -50,6 +50,16 @@ func (l *memLog) Append(ctx context.Context, batch []byte) (int64, error) {
 	return base, nil
 }
 
+// AppendAsync appends at once (in call order, as Append does); a refused
+// append never got in.
+func (l *memLog) AppendAsync(ctx context.Context, batch []byte) (func(context.Context) (int64, error), error) {
+	base, err := l.Append(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	return func(context.Context) (int64, error) { return base, nil }, nil
+}
+
 func (l *memLog) Read(ctx context.Context, offset int64, maxWait time.Duration) (ReadResult, error) {
 	t := time.NewTimer(maxWait)
 	defer t.Stop()

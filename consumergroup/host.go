@@ -10,6 +10,14 @@ type Log interface {
 	// Append replicates batch and returns once it is committed, with the
 	// offset of its first record. Only the leader may append.
 	Append(ctx context.Context, batch []byte) (baseOffset int64, err error)
+	// AppendAsync hands batch to replication and returns without waiting
+	// for it to commit; wait returns what Append would. Batches handed
+	// over one after the other from one goroutine enter the log in that
+	// order. err says the batch never reached the log (wait is nil then);
+	// a batch handed over after it could still get in, so a caller whose
+	// later batches depend on it must stop there. ctx bounds the append
+	// as it bounds Append.
+	AppendAsync(ctx context.Context, batch []byte) (wait func(ctx context.Context) (baseOffset int64, err error), err error)
 	// Read returns committed batches from offset on (a follower's too),
 	// waiting up to maxWait at the end of the log. When offset is below the
 	// log start it returns no batches and the bounds.

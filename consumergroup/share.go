@@ -248,33 +248,8 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 		m = &shareMember{id: req.MemberID}
 		rt.members[req.MemberID] = m
 	}
-	m.clientID, m.clientHost, m.lastSeen = req.ClientID, req.ClientHost, now
+	m.clientID, m.clientHost, m.lastSeen, m.maxRecords = req.ClientID, req.ClientHost, now, req.MaxRecords
 	rt.memberArrived(req.MemberID)
-	var ackCmds []shareCmd
-	if len(req.Acks) > 0 {
-		var results []ShareAckResult
-		ackCmds, results, err = c.shareAckLocked(ctx, s, rt, req.Group, req.MemberID, req.Acks, now)
-		if err != nil {
-			return resp, nil, nil, nil, nil, err
-		}
-		resp.AckResults = results
-		// Queued now, so that a concurrent request finds these records
-		// settling; the records they free are selected below against a
-		// view with them applied.
-		if op, err = s.submitFrom(term, req.MemberID, ackCmds); err != nil {
-			return resp, nil, nil, nil, nil, err
-		}
-	}
-	// Once its acks are queued, the attempt answers them even when it
-	// cannot look for records (the caller would take the acks for lost).
-	ackOp := op
-	noRecords := func(err error) (ShareFetchResponse, *commitOp, []shareCmd, <-chan struct{}, []<-chan struct{}, error) {
-		if ackOp != nil {
-			c.logger.Debug("share fetch: no records after its acks", "group", req.Group, "error", err)
-			return resp, ackOp, nil, changed, nil, nil
-		}
-		return resp, nil, nil, nil, nil, err
-	}
 	g := sh.state(req.Group)
 	cfg, _ := parseShareConfig(shareDefaults())
 	if g != nil {
@@ -282,8 +257,38 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 		resp.Paused, resp.PausedReason = g.Paused, g.PausedReason
 	}
 	resp.MemberID, resp.LockTimeout = req.MemberID, cfg.LockTimeout
-	if resp.Paused {
-		return resp, op, nil, changed, nil, nil
+	// The request's acks are decided with its selection below (the
+	// records they free are selected against a view with them applied),
+	// and queued with the records it takes, as one operation: one append
+	// commits both. A fetch that selects nothing (a paused or unknown
+	// group) decides them here.
+	var ackCmds []shareCmd
+	acksDecided := false
+	decideAcks := func(now time.Time) error {
+		if len(req.Acks) == 0 || acksDecided {
+			return nil
+		}
+		acksDecided = true
+		var results []ShareAckResult
+		var err error
+		ackCmds, results, err = c.shareAckLocked(ctx, s, rt, req.Group, req.MemberID, req.Acks, now)
+		resp.AckResults = results
+		return err
+	}
+	if g == nil || resp.Paused {
+		if err := decideAcks(now); err != nil {
+			return resp, nil, nil, nil, nil, err
+		}
+		if resp.Paused {
+			op, err = s.submitFrom(term, req.MemberID, ackCmds)
+			if err != nil {
+				return resp, nil, nil, nil, nil, err
+			}
+			return resp, op, nil, changed, nil, nil
+		}
+	}
+	noRecords := func(err error) (ShareFetchResponse, *commitOp, []shareCmd, <-chan struct{}, []<-chan struct{}, error) {
+		return resp, nil, nil, nil, nil, err
 	}
 	tps := c.subscribedPartitions(req, matcher)
 	initCmds, err := c.shareInit(ctx, req.Group, tps, g, cfg)
@@ -341,6 +346,7 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 	locked = true
 
 	rt = sh.rt(req.Group)
+	now = c.cfg.Now()
 	refill := map[TopicPartition]bool{}
 	for _, j := range jobs {
 		if rt.feeds[tpKey(j.tp.Topic, j.tp.Partition)] != j.f || j.f.end() != j.from {
@@ -351,6 +357,9 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 			// the read failed: the slow path, under the lock.
 			refill[j.tp] = true
 		}
+	}
+	if err := decideAcks(now); err != nil {
+		return noRecords(err)
 	}
 	g = sh.state(req.Group)
 	var parts []TopicPartition
@@ -366,8 +375,9 @@ func (c *Coordinator) shareTryFetch(ctx context.Context, s *shard, req *ShareFet
 		sel, view = g.withAcks(req.Group, ackCmds), true
 	}
 	acquired, resp.Records = decideFetch(sel, rt, now, fetchDecision{Group: req.Group, Member: req.MemberID,
-		Parts: parts, MaxRecs: req.MaxRecords, MaxBytes: req.MaxBytes, View: view})
-	last, err := s.submit(term, acquired)
+		Parts: parts, MaxRecs: req.MaxRecords, MaxBytes: req.MaxBytes, View: view, Base: g, Acks: ackCmds})
+	// The acks first: the view's selection assumed them.
+	last, err := s.submitFrom(term, req.MemberID, append(slices.Clip(ackCmds), acquired...))
 	if err != nil {
 		return noRecords(err)
 	}
@@ -505,34 +515,58 @@ func deliverability(sp *sharePartition, cfg shareConfig, nowMs int64, o int64, f
 	return ""
 }
 
+// settledIn tells whether record o is settled in sp: below its start, or
+// done.
+func settledIn(sp *sharePartition, o int64) bool {
+	r := sp.Recs[o]
+	return o < sp.Start || (r != nil && r.done())
+}
+
+// keyTally counts, over the keys of key-ordered share-partitions, the
+// keys whose next record is locked to each member and those whose next
+// record is deliverable now: what the fair share of keys among members
+// is computed from (decideFetch).
+type keyTally struct {
+	held map[string]int // member -> keys it holds
+	free int
+}
+
+func (t *keyTally) hold(member string) {
+	if t.held == nil {
+		t.held = map[string]int{}
+	}
+	t.held[member]++
+}
+
 // selectKeyOrdered returns, in offset order, the records of a key-ordered
 // share-partition deliverable now: of each key the first record not done,
 // when its own state allows; the redriven copy of each quarantined key;
 // and up to maxNulls null-key records. It is walkShare's verdict without
 // walking the window (a fetch then costs the number of keys, not of
 // records in flight); TestSelectKeyOrderedAgreesWithTheWalk holds the two
-// equal. With prune it drops offsets done in sp from the feed's key
-// queues; a view of sp with uncommitted acks applied must not prune.
-func selectKeyOrdered(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64, maxNulls int, prune bool) []int64 {
+// equal. With prune (sp itself, or the committed state a view of it was
+// made from) it drops the offsets prune settled from the feed's key
+// queues; what only a view settled (uncommitted acks) must stay.
+// tally, when not nil, adds the keys (within the window; of a quarantined
+// key its redriven copy) whose next record is locked, per member, or
+// deliverable.
+func selectKeyOrdered(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64, maxNulls int, prune *sharePartition, tally *keyTally) []int64 {
 	limit := min(f.end(), sp.Start+cfg.MaxInflight)
 	var out []int64
-	settled := func(o int64) bool {
-		r := sp.Recs[o]
-		return o < sp.Start || (r != nil && r.done())
-	}
+	settled := func(o int64) bool { return settledIn(sp, o) }
 	for key, q := range f.byKey {
+		for prune != nil && !q.empty() && settledIn(prune, q.front()) {
+			q.pop()
+		}
+		if prune != nil && q.empty() {
+			delete(f.byKey, key)
+			continue
+		}
 		i := q.head
 		for i < len(q.offs) && settled(q.offs[i]) {
 			i++
-			if prune {
-				q.pop()
-				i = q.head
-			}
 		}
 		if i >= len(q.offs) {
-			if prune {
-				delete(f.byKey, key)
-			}
 			continue
 		}
 		if sp.Quarantine[key] != nil {
@@ -542,19 +576,39 @@ func selectKeyOrdered(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64,
 		if o >= limit {
 			continue
 		}
-		if fr, ok := f.get(o); ok && deliverability(sp, cfg, nowMs, o, fr) == "" {
+		fr, ok := f.get(o)
+		if !ok {
+			continue
+		}
+		switch why := deliverability(sp, cfg, nowMs, o, fr); {
+		case why == "":
 			out = append(out, o)
+			if tally != nil {
+				tally.free++
+			}
+		case why == blockedLocked && tally != nil:
+			tally.hold(sp.Recs[o].Owner)
 		}
 	}
 	for _, q := range sp.Quarantine {
 		if q.RedriveOffset < sp.Start {
 			continue
 		}
-		if fr, ok := f.get(q.RedriveOffset); ok && deliverability(sp, cfg, nowMs, q.RedriveOffset, fr) == "" {
+		fr, ok := f.get(q.RedriveOffset)
+		if !ok {
+			continue
+		}
+		switch why := deliverability(sp, cfg, nowMs, q.RedriveOffset, fr); {
+		case why == "":
 			out = append(out, q.RedriveOffset)
+			if tally != nil {
+				tally.free++
+			}
+		case why == blockedLocked && tally != nil:
+			tally.hold(sp.Recs[q.RedriveOffset].Owner)
 		}
 	}
-	for prune && !f.nulls.empty() && settled(f.nulls.front()) {
+	for prune != nil && !f.nulls.empty() && settledIn(prune, f.nulls.front()) {
 		f.nulls.pop()
 	}
 	nulls := 0

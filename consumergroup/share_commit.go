@@ -11,16 +11,23 @@ import (
 // Group commit of share commands. Every share operation of a shard
 // decides under the shell's mutex against the working state (committed
 // state plus the commands not yet committed), applies its commands to it
-// and queues them; one committer goroutine per shard writes everything
-// queued as one append to the offsets partition and then answers each
-// operation. While an append is in flight the next operations queue up,
-// so the batch grows with the load and an idle shard writes at once.
+// and queues them; one committer goroutine per shard takes everything
+// queued as one append to the offsets partition. It does not wait for an
+// append to commit before it hands the next to Raft, up to
+// maxCommitsInFlight of them: Raft replicates and fsyncs appends that
+// arrive together as one, so an operation does not wait for the append
+// ahead of it to finish, only for its own. While the pipeline is full the
+// next operations queue up, so the batch grows with the load and an idle
+// shard writes at once.
 //
-// The committer writes batches in order and, when one fails, fails every
-// operation queued behind it (their decisions assumed it) and marks the
-// working state stale, so that the next operation rebuilds it from the
-// committed table. An operation answered without error therefore knows
-// that everything decided before it is committed too.
+// The appends go to Raft from that one goroutine, so they enter the log
+// in the order they were decided, and an answerer goroutine answers them
+// in that order. When one fails, the answerer fails it and every
+// operation behind it, in flight or queued (their decisions assumed it),
+// and marks the working state stale, so that the next operation rebuilds
+// it from the committed table once nothing is in flight. An operation
+// answered without error therefore knows that everything decided before
+// it is committed too.
 
 // commitOp is one operation's commands waiting for the committer.
 type commitOp struct {
@@ -56,6 +63,9 @@ const (
 	maxCommitBytes = maxEntriesBatchBytes
 	// maxCommitOps bounds the operations answered by one commit.
 	maxCommitOps = 4096
+	// maxCommitsInFlight bounds the appends handed to Raft and not yet
+	// answered.
+	maxCommitsInFlight = 4
 )
 
 // newCommitOp encodes cmds for the committer.
@@ -73,11 +83,32 @@ func newCommitOp(term uint64, cmds []shareCmd) (*commitOp, error) {
 	return op, nil
 }
 
+// pendingCommit is an append handed to Raft, waiting to be answered.
+type pendingCommit struct {
+	ops   []*commitOp
+	start time.Time
+	// wait returns the offset after the append (or the first error); nil
+	// when nothing of it reached Raft.
+	wait func(ctx context.Context) (end int64, err error)
+	// err is why (part of) the append never reached Raft.
+	err error
+}
+
 // runCommitter is the shard's committer; it returns when ctx ends,
-// failing what is still queued.
+// failing what is still queued, once the answerer answered what is in
+// flight.
 func (s *shard) runCommitter(ctx context.Context) {
 	sh := &s.shares
-	busy := false
+	pending := make(chan *pendingCommit, maxCommitsInFlight)
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		s.answerCommits(ctx, pending)
+	}()
+	defer func() {
+		close(pending)
+		<-answered
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -94,16 +125,6 @@ func (s *shard) runCommitter(ctx context.Context) {
 		case <-sh.kick:
 		}
 		for {
-			if busy && s.c.cfg.ShareCommitWindow > 0 {
-				// Under load, wait a moment for more operations: one
-				// append then answers them all. Idle, there is no wait.
-				sh.mu.Lock()
-				small := sh.queueBytes < maxCommitBytes/2 && len(sh.queue) < maxCommitOps
-				sh.mu.Unlock()
-				if small {
-					sleep(ctx, s.c.cfg.ShareCommitWindow)
-				}
-			}
 			sh.mu.Lock()
 			n, size := 0, 0
 			for n < len(sh.queue) && n < maxCommitOps && (n == 0 || size+sh.queue[n].bytes <= maxCommitBytes) {
@@ -113,52 +134,100 @@ func (s *shard) runCommitter(ctx context.Context) {
 			batch := sh.queue[:n:n]
 			sh.queue = sh.queue[n:]
 			sh.queueBytes -= size
-			backlog := len(sh.queue) > 0
-			sh.inflight = n > 0
+			sh.inflight += n
+			stale := sh.stale
 			sh.mu.Unlock()
 			if n == 0 {
-				busy = false
 				break
 			}
-			busy = n > 1 || backlog
-			err := s.commit(ctx, batch)
-			s.c.metrics.shareCommitOps.Observe(float64(n))
-			if err != nil {
-				sh.mu.Lock()
-				rest := sh.queue
-				sh.queue, sh.queueBytes = nil, 0
-				sh.stale = true
-				sh.inflight = false
-				sh.mu.Unlock()
-				batch = append(batch, rest...)
+			p := &pendingCommit{ops: batch, start: time.Now()}
+			if stale {
+				// An append ahead failed: these were decided against a
+				// state that assumed it.
+				p.err = ErrNotCoordinator
 			} else {
-				sh.mu.Lock()
-				sh.committed(batch)
-				sh.inflight = false
-				sh.mu.Unlock()
+				p.wait, p.err = s.submitCommit(ctx, batch)
+				if p.err != nil {
+					// Appends handed over after this one could still get
+					// into the log without it: hand over none until the
+					// working state is rebuilt from what did.
+					sh.mu.Lock()
+					sh.stale = true
+					sh.mu.Unlock()
+				}
 			}
-			for _, op := range batch {
-				op.err = err
-				close(op.done)
-			}
+			// Blocks while maxCommitsInFlight are unanswered; the answerer
+			// returns only once this goroutine closed the channel.
+			pending <- p
 		}
 	}
 }
 
-// commit appends the ops' commands as one batch (more only when one op
-// alone exceeds a batch) and waits until this replica applied them.
-func (s *shard) commit(ctx context.Context, ops []*commitOp) error {
+// answerCommits answers the appends in the order they were handed to Raft
+// until pending is closed.
+func (s *shard) answerCommits(ctx context.Context, pending <-chan *pendingCommit) {
+	sh := &s.shares
+	for p := range pending {
+		err := p.err
+		if p.wait != nil {
+			// The append outlives any one caller: callers that gave up
+			// still get their commands committed (or failed) in order.
+			// Waited for even when part of it was refused, so that what
+			// reached Raft releases what it holds.
+			actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			end, werr := p.wait(actx)
+			if err == nil {
+				err = werr
+			}
+			if err == nil {
+				s.c.metrics.shareCommitSeconds.Observe(time.Since(p.start).Seconds())
+				err = s.waitApplied(actx, end)
+			}
+			cancel()
+		}
+		s.c.metrics.shareCommitOps.Observe(float64(len(p.ops)))
+		batch := p.ops
+		sh.mu.Lock()
+		sh.inflight -= len(p.ops)
+		switch {
+		case err == nil && !sh.stale:
+			sh.committed(batch)
+		case err == nil:
+			// Committed, but an append ahead of it failed: answered as
+			// failed, as its decisions assumed that one.
+			err = ErrNotCoordinator
+		default:
+			rest := sh.queue
+			sh.queue, sh.queueBytes = nil, 0
+			sh.stale = true
+			batch = append(batch, rest...)
+		}
+		sh.mu.Unlock()
+		for _, op := range batch {
+			op.err = err
+			close(op.done)
+		}
+	}
+}
+
+// submitCommit checks that ops were decided in the current term and hands
+// their commands to Raft as one batch (more only when one op alone
+// exceeds a batch); wait returns once this replica applied them. When a
+// batch is refused before it reaches Raft, submitCommit hands over none
+// after it and returns the refusal, with a wait for those handed over
+// before it (nil if none).
+func (s *shard) submitCommit(ctx context.Context, ops []*commitOp) (wait func(ctx context.Context) (int64, error), err error) {
 	s.writeMu.RLock()
 	defer s.writeMu.RUnlock()
 	term, ok := s.log.LeaderTerm()
 	if !ok {
-		return ErrNotCoordinator
+		return nil, ErrNotCoordinator
 	}
 	for _, op := range ops {
 		if op.term != term {
 			// Decided in an earlier term, against a state another
 			// coordinator may have changed since.
-			return ErrNotCoordinator
+			return nil, ErrNotCoordinator
 		}
 	}
 	ts := s.c.cfg.Now().UnixMilli()
@@ -170,7 +239,7 @@ func (s *shard) commit(ctx context.Context, ops []*commitOp) error {
 			if b.Len() > 0 && b.EstimatedSizeWith(r) > maxEntriesBatchBytes {
 				batch, err := b.Build()
 				if err != nil {
-					return err
+					return nil, err
 				}
 				batches = append(batches, batch)
 				b = record.NewBuilder(record.BatchOptions{})
@@ -181,27 +250,48 @@ func (s *shard) commit(ctx context.Context, ops []*commitOp) error {
 	if b.Len() > 0 {
 		batch, err := b.Build()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		batches = append(batches, batch)
 	}
-	// The append outlives any one caller: callers that gave up still get
-	// their commands committed (or failed) in order.
+	// Handed to Raft one after the other from this goroutine, the batches
+	// enter the log in this order, after any appended before.
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	start := time.Now()
-	var end int64
+	waits := make([]func(context.Context) (int64, error), 0, len(batches))
+	lasts := make([]int64, 0, len(batches))
+	var refused error
 	for _, batch := range batches {
-		base, err := s.log.Append(actx, batch)
-		if err != nil {
-			return err
-		}
 		h, err := record.ParseHeader(batch)
-		if err != nil {
-			return err
+		if err == nil {
+			var w func(context.Context) (int64, error)
+			if w, err = s.log.AppendAsync(actx, batch); err == nil {
+				waits = append(waits, w)
+				lasts = append(lasts, int64(h.LastOffsetDelta))
+				continue
+			}
 		}
-		end = base + int64(h.LastOffsetDelta) + 1
+		refused = err
+		break
 	}
-	s.c.metrics.shareCommitSeconds.Observe(time.Since(start).Seconds())
-	return s.waitApplied(actx, end)
+	if len(waits) == 0 {
+		cancel()
+		return nil, refused
+	}
+	return func(ctx context.Context) (int64, error) {
+		defer cancel()
+		// Every batch is waited for, so that each releases what it holds.
+		var end int64
+		var first error
+		for i, w := range waits {
+			base, err := w(ctx)
+			if err != nil && first == nil {
+				first = err
+			}
+			end = base + lasts[i] + 1
+		}
+		if first != nil {
+			return 0, first
+		}
+		return end, nil
+	}, refused
 }

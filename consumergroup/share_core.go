@@ -36,6 +36,9 @@ type shareRuntime struct {
 type shareMember struct {
 	id, clientID, clientHost string
 	lastSeen                 time.Time
+	// maxRecords is what the member's last fetch asked for at most: its
+	// demand in the fair share of keys.
+	maxRecords int
 }
 
 func newShareRuntime() *shareRuntime {
@@ -57,10 +60,23 @@ type fetchDecision struct {
 	MaxRecs  int
 	MaxBytes int // bound of keys, values and headers; the first record always fits
 	// View is true when the state is a view with the request's own
-	// uncommitted acks applied (withAcks): the feeds' key queues are then
-	// left as they are.
+	// uncommitted acks applied (withAcks). The feeds' key queues are then
+	// pruned against Base, the state the view was made from (not at all
+	// when it is nil): what only the view settled must stay in them.
 	View bool
+	Base *shareGroupState
+	// Acks are the request's own ack commands (those of the view): in
+	// key-ordered mode the next records of the keys they settle are
+	// picked first, so that a member keeps its keys and no other member
+	// has to wait for a hand-off (share_handoff.go).
+	Acks []shareCmd
 }
+
+// shareActiveWindow is how recently a member must have been heard from to
+// count in the fair share of keys (decideFetch): members that wait for
+// records ask again every shareFetchPoll, so only those busy with a
+// batch for longer, or gone, drop out; their share goes to the others.
+const shareActiveWindow = time.Second
 
 // recordBytes is what a record weighs against a fetch's byte bound.
 func recordBytes(fr *feedRec) int {
@@ -75,6 +91,15 @@ func recordBytes(fr *feedRec) int {
 // across the partitions starting at the runtime's rotation so that no
 // partition starves, and locks them to the member until now plus the
 // group's lock timeout.
+//
+// In key-ordered mode the keys are what bounds the records in flight (one
+// of each), so a member takes keyed records only up to its fair share of
+// them: the keys held or deliverable, divided by the members heard from
+// in the last shareActiveWindow. Without it the first member to fetch
+// takes every key and keeps them (its acks free the next records for
+// itself first), and the others idle: one member's request at a time
+// would carry the whole group's work. Null-key records are not bounded
+// by keys and do not count.
 func decideFetch(g *shareGroupState, rt *shareRuntime, now time.Time, req fetchDecision) ([]shareCmd, []ShareRecord) {
 	if g == nil || g.Paused || len(req.Parts) == 0 || req.MaxRecs <= 0 {
 		return nil, nil
@@ -84,54 +109,176 @@ func decideFetch(g *shareGroupState, rt *shareRuntime, now time.Time, req fetchD
 	rt.rotate++
 	nowMs := now.UnixMilli()
 	lockUntil := now.Add(cfg.LockTimeout)
-	var cmds []shareCmd
-	var picked []ShareRecord
-	bytes := 0
-	full := false
+
+	// The deliverable offsets of each partition, in rotation order.
+	type part struct {
+		tp   TopicPartition
+		f    *feed
+		sp   *sharePartition
+		sel  []int64 // key-ordered: the deliverable records
+		offs []int64 // picked
+	}
+	parts := make([]part, 0, len(req.Parts))
+	var tally keyTally
 	for i := range req.Parts {
-		if full || len(picked) >= req.MaxRecs {
-			break
-		}
 		tp := req.Parts[(start+i)%len(req.Parts)]
-		f := rt.feedOf(tp)
-		sp := g.partition(tp.Topic, tp.Partition)
+		f, sp := rt.feedOf(tp), g.partition(tp.Topic, tp.Partition)
 		if f == nil || sp == nil {
 			continue
 		}
-		var offs []int64
-		take := func(o int64) bool {
-			fr, _ := f.get(o)
-			size := recordBytes(fr)
-			if len(picked) > 0 && req.MaxBytes > 0 && bytes+size > req.MaxBytes {
-				full = true
-				return false
-			}
-			bytes += size
-			offs = append(offs, o)
-			dc := int32(1)
-			if r := sp.Recs[o]; r != nil {
-				dc = r.Deliveries + 1
-			}
-			picked = append(picked, ShareRecord{TopicPartition: tp, Record: fr.rec, DeliveryCount: dc, LockUntil: lockUntil})
-			return len(picked) < req.MaxRecs
-		}
+		p := part{tp: tp, f: f, sp: sp}
 		if cfg.KeyOrdered {
-			for _, o := range selectKeyOrdered(sp, f, cfg, nowMs, req.MaxRecs-len(picked), !req.View) {
-				if !take(o) {
-					break
+			prune := sp
+			if req.View {
+				prune = nil
+				if req.Base != nil {
+					prune = req.Base.partition(tp.Topic, tp.Partition)
 				}
 			}
-		} else {
-			walkShare(sp, f, cfg, nowMs, func(o int64, why string) bool {
-				return why != "" || take(o)
+			p.sel = selectKeyOrdered(sp, f, cfg, nowMs, req.MaxRecs, prune, &tally)
+		}
+		parts = append(parts, p)
+	}
+	keyed := req.MaxRecs // keyed records this member may still take
+	var prefer map[TopicPartition]map[string]bool
+	if cfg.KeyOrdered {
+		keyed = fairKeyShare(rt, now, req.Member, req.MaxRecs, tally)
+		prefer = ackedKeys(rt, req.Acks)
+	}
+
+	var picked []ShareRecord
+	bytes := 0
+	full := false
+	// take picks record o of p; false when the fetch is full.
+	take := func(p *part, o int64) bool {
+		fr, _ := p.f.get(o)
+		size := recordBytes(fr)
+		if len(picked) > 0 && req.MaxBytes > 0 && bytes+size > req.MaxBytes {
+			full = true
+			return false
+		}
+		bytes += size
+		p.offs = append(p.offs, o)
+		dc := int32(1)
+		if r := p.sp.Recs[o]; r != nil {
+			dc = r.Deliveries + 1
+		}
+		picked = append(picked, ShareRecord{TopicPartition: p.tp, Record: fr.rec, DeliveryCount: dc, LockUntil: lockUntil})
+		return len(picked) < req.MaxRecs
+	}
+	if cfg.KeyOrdered {
+		// The keys this request settled first, then the others.
+		for pass := range 2 {
+			if pass == 0 && len(prefer) == 0 {
+				continue
+			}
+			for i := range parts {
+				p := &parts[i]
+				mine := prefer[p.tp]
+				for _, o := range p.sel {
+					if full || len(picked) >= req.MaxRecs {
+						break
+					}
+					fr, _ := p.f.get(o)
+					if isMine := !fr.keyNull() && mine[fr.key]; (pass == 0) != isMine {
+						continue
+					}
+					if !fr.keyNull() {
+						if keyed <= 0 {
+							continue
+						}
+						keyed--
+					}
+					if !take(p, o) {
+						break
+					}
+				}
+			}
+		}
+	} else {
+		for i := range parts {
+			if full || len(picked) >= req.MaxRecs {
+				break
+			}
+			p := &parts[i]
+			walkShare(p.sp, p.f, cfg, nowMs, func(o int64, why string) bool {
+				return why != "" || take(p, o)
 			})
 		}
-		if len(offs) > 0 {
-			cmds = append(cmds, &shareAcquireCmd{Group: req.Group, Topic: tp.Topic, Partition: tp.Partition,
-				Offsets: offs, Member: req.Member, LockUntil: lockUntil.UnixMilli(), At: nowMs})
+	}
+	var cmds []shareCmd
+	for _, p := range parts {
+		if len(p.offs) == 0 {
+			continue
 		}
+		offs := p.offs
+		if cfg.KeyOrdered {
+			slices.Sort(offs)
+		}
+		cmds = append(cmds, &shareAcquireCmd{Group: req.Group, Topic: p.tp.Topic, Partition: p.tp.Partition,
+			Offsets: offs, Member: req.Member, LockUntil: lockUntil.UnixMilli(), At: nowMs})
 	}
 	return cmds, picked
+}
+
+// fairKeyShare is how many more keys member may take: its fair share of
+// the keys held or deliverable (tally), less those it holds. The share is
+// max-min fair over the members heard from lately: a member that asks for
+// fewer records (maxRecords) than an even split leaves the rest to the
+// others.
+func fairKeyShare(rt *shareRuntime, now time.Time, member string, maxRecords int, tally keyTally) int {
+	demands := []int{maxRecords}
+	for id, m := range rt.members {
+		if id != member && now.Sub(m.lastSeen) <= shareActiveWindow {
+			demands = append(demands, max(m.maxRecords, 1))
+		}
+	}
+	left := tally.free
+	for _, n := range tally.held {
+		left += n
+	}
+	slices.Sort(demands)
+	level := maxRecords // every demand fits
+	for i, d := range demands {
+		n := len(demands) - i
+		if even := (left + n - 1) / n; d >= even {
+			level = even
+			break
+		}
+		left -= d
+	}
+	return min(maxRecords, level) - tally.held[member]
+}
+
+// ackedKeys returns the keys of the records that acks settles (accepts
+// and releases), per partition.
+func ackedKeys(rt *shareRuntime, acks []shareCmd) map[TopicPartition]map[string]bool {
+	var out map[TopicPartition]map[string]bool
+	for _, c := range acks {
+		a, ok := c.(*shareAckCmd)
+		if !ok || (a.Ack != ackAccept && a.Ack != ackRelease) {
+			continue
+		}
+		tp := TopicPartition{Topic: a.Topic, Partition: a.Partition}
+		f := rt.feedOf(tp)
+		if f == nil {
+			continue
+		}
+		for _, o := range a.Offsets {
+			fr, ok := f.get(o)
+			if !ok || fr.keyNull() {
+				continue
+			}
+			if out == nil {
+				out = map[TopicPartition]map[string]bool{}
+			}
+			if out[tp] == nil {
+				out[tp] = map[string]bool{}
+			}
+			out[tp][fr.key] = true
+		}
+	}
+	return out
 }
 
 // withAcks returns a view of g with the accepts and releases among cmds
@@ -150,28 +297,33 @@ func (g *shareGroupState) withAcks(group string, cmds []shareCmd) *shareGroupSta
 			continue
 		}
 		k := tpKey(a.Topic, a.Partition)
-		if sp := out.Partitions[k]; sp != nil && sp == g.Partitions[k] {
-			out.Partitions[k] = sp.copyRecs()
+		sp := out.Partitions[k]
+		if sp == nil {
+			continue
+		}
+		if sp == g.Partitions[k] {
+			sp = sp.shallowCopy()
+			out.Partitions[k] = sp
+		}
+		// The records the ack changes are copied before it changes them.
+		for _, o := range a.Offsets {
+			if r := sp.Recs[o]; r != nil {
+				rc := *r
+				sp.Recs[o] = &rc
+			}
 		}
 		a.apply(m)
 	}
 	return &out
 }
 
-// copyRecs copies the partition with its records (what acks change).
-func (sp *sharePartition) copyRecs() *sharePartition {
+// shallowCopy copies the partition and its maps, sharing the records: a
+// view copies a record before it changes it (withAcks). An ack only
+// deletes from Quarantine.
+func (sp *sharePartition) shallowCopy() *sharePartition {
 	c := *sp
-	c.Recs = make(map[int64]*shareRec, len(sp.Recs))
-	recs := make([]shareRec, 0, len(sp.Recs))
-	for o, r := range sp.Recs {
-		recs = append(recs, *r)
-		c.Recs[o] = &recs[len(recs)-1]
-	}
+	c.Recs = maps.Clone(sp.Recs)
 	c.Quarantine = maps.Clone(sp.Quarantine)
-	for k, q := range c.Quarantine {
-		qc := *q
-		c.Quarantine[k] = &qc
-	}
 	return &c
 }
 

@@ -3,6 +3,7 @@ package consumergroup
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -94,7 +95,11 @@ func TestSelectKeyOrderedAgreesWithTheWalk(t *testing.T) {
 				return true
 			})
 			slices.Sort(want)
-			got := selectKeyOrdered(sp, f, cfg, nowMs, 1<<30, step%2 == 0)
+			var prune *sharePartition
+			if step%2 == 0 {
+				prune = sp
+			}
+			got := selectKeyOrdered(sp, f, cfg, nowMs, 1<<30, prune, nil)
 			if !slices.Equal(got, want) {
 				t.Fatalf("seed %d step %d: selected %v, the walk finds %v deliverable", seed, step, got, want)
 			}
@@ -213,5 +218,151 @@ func TestDecideAckChecksEachAckAlone(t *testing.T) {
 	}
 	if ren := cmds[2].(*shareAckCmd); ren.LockUntil != nowMs+30000 || !results[6].LockUntil.Equal(time.UnixMilli(nowMs+30000)) {
 		t.Fatalf("renew %+v, result %+v", ren, results[6])
+	}
+}
+
+// fairState is one key-ordered partition of keys k0..k(n-1), two records
+// each (offsets i and n+i), and a null-key record at 2n.
+func fairState(keys int) (*shareGroupState, *shareRuntime, []TopicPartition) {
+	g := newShareGroupState()
+	rt := newShareRuntime()
+	tp := TopicPartition{Topic: "jobs"}
+	g.Partitions[tpKey("jobs", 0)] = &sharePartition{}
+	f := &feed{}
+	for round := range 2 {
+		for i := range keys {
+			k := fmt.Sprintf("k%d", i)
+			o := int64(round*keys + i)
+			fr := feedRec{rec: record.Record{Offset: o, Key: []byte(k), Value: []byte("v")}, key: k}
+			f.recs = append(f.recs, fr)
+			f.index(o, &fr)
+		}
+	}
+	null := feedRec{rec: record.Record{Offset: int64(2 * keys), Value: []byte("v")}}
+	f.recs = append(f.recs, null)
+	f.index(int64(2*keys), &null)
+	rt.feeds[tpKey("jobs", 0)] = f
+	return g, rt, []TopicPartition{tp}
+}
+
+// keysOf lists the keys of records ("" for a null key).
+func keysOf(recs []ShareRecord) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, string(r.Record.Key))
+	}
+	return out
+}
+
+// TestDecideFetchTakesAFairShareOfKeys: in key-ordered mode a member takes
+// keyed records only up to its share of the keys among the members heard
+// from lately (null keys are not bounded); a member silent for longer
+// than shareActiveWindow leaves its share to the others; a fetch with
+// acks takes the next records of its own keys first.
+func TestDecideFetchTakesAFairShareOfKeys(t *testing.T) {
+	now := time.Unix(5000, 0)
+	apply := func(g *shareGroupState, cmds []shareCmd) {
+		for _, c := range cmds {
+			c.apply(map[string]*shareGroupState{"q": g})
+		}
+	}
+	t.Run("three members split twelve keys", func(t *testing.T) {
+		g, rt, parts := fairState(12)
+		for _, m := range []string{"a", "b", "c"} {
+			rt.members[m] = &shareMember{id: m, lastSeen: now, maxRecords: 100}
+		}
+		got := map[string]int{}
+		for _, m := range []string{"a", "b", "c", "a"} {
+			cmds, recs := decideFetch(g, rt, now, fetchDecision{Group: "q", Member: m, Parts: parts, MaxRecs: 100})
+			apply(g, cmds)
+			for _, r := range recs {
+				if r.Record.Key != nil {
+					got[m]++
+				}
+			}
+		}
+		if want := map[string]int{"a": 4, "b": 4, "c": 4}; !maps.Equal(got, want) {
+			t.Fatalf("keys per member %v, want %v", got, want)
+		}
+	})
+	t.Run("a member asking for less leaves the rest to the others", func(t *testing.T) {
+		g, rt, parts := fairState(12)
+		rt.members["one"] = &shareMember{id: "one", lastSeen: now, maxRecords: 1}
+		rt.members["b"] = &shareMember{id: "b", lastSeen: now, maxRecords: 100}
+		_, recs := decideFetch(g, rt, now, fetchDecision{Group: "q", Member: "a", Parts: parts, MaxRecs: 100})
+		// 12 keys: 1 for "one", the other 11 split between a and b.
+		if n := len(recs) - 1; n != 6 {
+			t.Fatalf("took %d keys, want 6 (ceil(11/2))", n)
+		}
+	})
+	t.Run("null keys are not bounded", func(t *testing.T) {
+		g, rt, parts := fairState(3)
+		rt.members["b"] = &shareMember{id: "b", lastSeen: now, maxRecords: 100}
+		rt.members["c"] = &shareMember{id: "c", lastSeen: now, maxRecords: 100}
+		_, recs := decideFetch(g, rt, now, fetchDecision{Group: "q", Member: "a", Parts: parts, MaxRecs: 100})
+		if got := keysOf(recs); !slices.Equal(got, []string{"k0", ""}) {
+			t.Fatalf("picked keys %q, want one key and the null-key record", got)
+		}
+	})
+	t.Run("a silent member's share goes to the others", func(t *testing.T) {
+		g, rt, parts := fairState(12)
+		rt.members["b"] = &shareMember{id: "b", lastSeen: now, maxRecords: 100}
+		rt.members["gone"] = &shareMember{id: "gone", lastSeen: now.Add(-shareActiveWindow - time.Millisecond), maxRecords: 100}
+		_, recs := decideFetch(g, rt, now, fetchDecision{Group: "q", Member: "a", Parts: parts, MaxRecs: 100})
+		if n := len(recs) - 1; n != 6 {
+			t.Fatalf("took %d keys, want half of 12", n)
+		}
+	})
+	t.Run("own keys first after acks", func(t *testing.T) {
+		g, rt, parts := fairState(4)
+		rt.members["b"] = &shareMember{id: "b", lastSeen: now, maxRecords: 100}
+		// a holds k2 and k3; b holds nothing yet.
+		apply(g, []shareCmd{&shareAcquireCmd{Group: "q", Topic: "jobs", Offsets: []int64{2, 3}, Member: "a", LockUntil: now.Add(time.Minute).UnixMilli()}})
+		acks := []shareCmd{&shareAckCmd{Group: "q", Topic: "jobs", Ack: ackAccept, Offsets: []int64{2, 3}}}
+		view := g.withAcks("q", acks)
+		// Free: k0, k1 (first records) and k2, k3 (next records): a's
+		// share is 2, taken from its own keys.
+		_, recs := decideFetch(view, rt, now, fetchDecision{Group: "q", Member: "a", Parts: parts, MaxRecs: 100, View: true, Acks: acks})
+		var got []string
+		for _, r := range recs {
+			got = append(got, fmt.Sprintf("%s@%d", r.Record.Key, r.Record.Offset))
+		}
+		if want := []string{"k2@6", "k3@7", "@8"}; !slices.Equal(got, want) {
+			t.Fatalf("picked %v, want %v", got, want)
+		}
+	})
+}
+
+// TestSelectKeyOrderedPrunesAgainstTheBase: a view's selection drops
+// from the key queues what the state it was made from settled (below the
+// start, or done), keeps what only the view settled, and selects the
+// first record of each key the view did not settle.
+func TestSelectKeyOrderedPrunesAgainstTheBase(t *testing.T) {
+	_, rt, _ := fairState(3) // k0: 0, 3; k1: 1, 4; k2: 2, 5; null: 6
+	f := rt.feedOf(TopicPartition{Topic: "jobs"})
+	cfg, _ := parseShareConfig(shareDefaults())
+	base := &sharePartition{Start: 1, Recs: map[int64]*shareRec{
+		1: {State: recAcked}, 2: {State: recAcquired, Owner: "m", LockUntil: 1 << 50}, 3: {State: recAcked},
+	}}
+	g := &shareGroupState{Partitions: map[string]*sharePartition{"jobs/0": base}}
+	view := g.withAcks("q", []shareCmd{&shareAckCmd{Group: "q", Topic: "jobs", Ack: ackAccept, Offsets: []int64{2}}})
+	if base.Recs[2].State != recAcquired {
+		t.Fatal("the view changed the base's record")
+	}
+	got := selectKeyOrdered(view.partition("jobs", 0), f, cfg, 0, 10, base, nil)
+	if want := []int64{4, 5, 6}; !slices.Equal(got, want) {
+		t.Fatalf("selected %v, want %v", got, want)
+	}
+	fronts := map[string]int64{}
+	for k, q := range f.byKey {
+		fronts[k] = q.front()
+	}
+	// k0 is all settled in the base; k2's offset 2 is settled only in the
+	// view.
+	if want := map[string]int64{"k1": 4, "k2": 2}; !maps.Equal(fronts, want) {
+		t.Fatalf("queue fronts %v, want %v", fronts, want)
+	}
+	if f.nulls.empty() || f.nulls.front() != 6 {
+		t.Fatalf("null-key queue %+v, want 6 at its front", f.nulls)
 	}
 }

@@ -35,7 +35,7 @@ type shareShell struct {
 
 	queue      []*commitOp
 	queueBytes int
-	inflight   bool          // the committer is appending
+	inflight   int           // operations handed to Raft, not yet answered
 	kick       chan struct{} // wakes the committer; capacity 1
 }
 
@@ -58,7 +58,7 @@ func (s *shard) shareBegin(ctx context.Context) (uint64, error) {
 		if sh.term == term && sh.work != nil && !sh.stale {
 			return term, nil
 		}
-		if len(sh.queue) > 0 || sh.inflight {
+		if len(sh.queue) > 0 || sh.inflight > 0 {
 			// Commands of the state being replaced are still on their way
 			// (they will fail or land): rebuild once they did.
 			sh.mu.Unlock()
@@ -77,7 +77,7 @@ func (s *shard) shareBegin(ctx context.Context) (uint64, error) {
 			return 0, ErrCoordinatorLoading
 		}
 		sh.mu.Lock()
-		if len(sh.queue) > 0 || sh.inflight {
+		if len(sh.queue) > 0 || sh.inflight > 0 {
 			sh.mu.Unlock()
 			continue
 		}

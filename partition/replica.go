@@ -350,6 +350,27 @@ type PendingProduce struct {
 // partition in flight and still get offsets in its own order. Wait returns
 // the outcome (errors as for Produce).
 func (r *Replica) ProduceAsync(ctx context.Context, batch []byte, maxBatchBytes int) *PendingProduce {
+	return r.produceAsync(ctx, batch, maxBatchBytes, true)
+}
+
+// ProduceInOrder is ProduceAsync for a caller whose later batches depend
+// on the earlier ones (the share committer pipelines appends decided one
+// after the other): when it returns, the batch either never reached Raft
+// (Err says why) or is queued in Raft behind every batch handed over
+// before it. ProduceAsync gives up queueing into Raft at the context's
+// deadline, which can leave a batch out while a later one gets in;
+// ProduceInOrder waits for Raft's queue without a timer instead (Raft
+// drains it as leader and refuses it as follower; only a shutdown stops
+// the wait, and then nothing later gets in either).
+func (r *Replica) ProduceInOrder(ctx context.Context, batch []byte) *PendingProduce {
+	return r.produceAsync(ctx, batch, 0, false)
+}
+
+// Err is why the batch never reached Raft, known as soon as it was handed
+// over; nil when it did, and Wait gives the outcome.
+func (p *PendingProduce) Err() error { return p.err }
+
+func (r *Replica) produceAsync(ctx context.Context, batch []byte, maxBatchBytes int, enqueueTimeout bool) *PendingProduce {
 	p := &PendingProduce{r: r}
 	p.err = r.validateProduce(batch, maxBatchBytes)
 	if p.err != nil {
@@ -392,7 +413,11 @@ func (r *Replica) ProduceAsync(ctx context.Context, batch []byte, maxBatchBytes 
 		done()
 		r.node.produce.release(p.budget)
 	}
-	p.f = r.raft.Apply(cmd, timeout)
+	applyTimeout := timeout
+	if !enqueueTimeout {
+		applyTimeout = 0 // no timer: wait for room in Raft's queue
+	}
+	p.f = r.raft.Apply(cmd, applyTimeout)
 	return p
 }
 
