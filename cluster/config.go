@@ -19,6 +19,7 @@ import (
 	"github.com/skiff-mq/skiff/cluster/metadata"
 	"github.com/skiff-mq/skiff/internal/certs"
 	"github.com/skiff-mq/skiff/partition"
+	"github.com/skiff-mq/skiff/raftnet"
 )
 
 // Config configures a node. Addresses are host:port to bind; the advertise
@@ -97,6 +98,17 @@ type Config struct {
 	// a statfs is cheap, and a node that fills up must report itself
 	// degraded before other nodes hand it leaderships it cannot serve.
 	DiskCheckInterval time.Duration
+	// SilentLeaderAfter is how long a leader may be silent to a majority
+	// of its group's voters before the one among them with the most
+	// complete log stands for election without waiting for Raft's
+	// randomized timers and pre-vote (silence.go). Default 0: the
+	// partitions' Raft heartbeat timeout (`--raft-heartbeat-timeout`);
+	// negative turns the check off.
+	SilentLeaderAfter time.Duration
+	// Faults, in tests, routes this node's node-to-node network (Raft,
+	// the peer routes, gossip over the mux) through a fault-injecting
+	// network that can cut and slow links. Nil in production.
+	Faults *raftnet.FaultNetwork
 	// StatFS measures the data directory's file system; nil is the real
 	// statfs (tests substitute a fake disk).
 	StatFS func(dir string) (DiskUsage, error)
@@ -245,6 +257,11 @@ func (c Config) Validate() error {
 	}
 	if c.MinFreePercent < 0 || c.MinFreePercent >= 100 {
 		errs = append(errs, fmt.Errorf("cluster config: --min-free-percent %v: want 0 (off) to below 100", c.MinFreePercent))
+	}
+	if hb := c.Partition.Raft.HeartbeatTimeout; c.SilentLeaderAfter > 0 && c.SilentLeaderAfter < hb/2 {
+		// A leader's heartbeats come every tenth to fifth of the timeout;
+		// a shorter threshold would call a healthy idle leader silent.
+		errs = append(errs, fmt.Errorf("cluster config: silent leader after %v: want at least half the Raft heartbeat timeout (%v), or 0 for the timeout itself", c.SilentLeaderAfter, hb))
 	}
 	if c.DiskCheckInterval <= 0 {
 		errs = append(errs, errors.New("cluster config: --disk-check-interval must be positive"))

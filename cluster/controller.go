@@ -201,9 +201,17 @@ func (n *Node) healPartitions(ctx context.Context) {
 // probeTimeout bounds the HTTP probe that confirms a node's death.
 const probeTimeout = time.Second
 
-// A peer that failed to answer a status probe gets suspectProbeTimeout
-// instead of probeTimeout for suspectFor after the failure.
+// statusProbeTimeout bounds the question for a peer's partition status
+// when a metadata answer is gathered. A peer that failed to answer gets
+// suspectProbeTimeout instead for suspectFor after the failure.
+//
+// Why 400 ms: clients give one broker half their request timeout (1 s at
+// the 2 s default); a node that waited a second for a cut-off peer
+// answered no client during a network partition, each node in turn, for
+// the whole first second after the cut (minority-partition: every
+// metadata answer of the three nodes came too late).
 const (
+	statusProbeTimeout  = 400 * time.Millisecond
 	suspectProbeTimeout = 150 * time.Millisecond
 	suspectFor          = 5 * time.Second
 )

@@ -121,7 +121,12 @@ func (n *Node) start(ctx context.Context) error {
 
 	// Listeners first: their real ports (port 0 in tests) are what we
 	// advertise.
-	raftLn, err := net.Listen("tcp", cfg.RaftAddr)
+	var raftLn net.Listener
+	if cfg.Faults != nil {
+		raftLn, err = cfg.Faults.Listen(id, cfg.RaftAddr)
+	} else {
+		raftLn, err = net.Listen("tcp", cfg.RaftAddr)
+	}
 	if err != nil {
 		return fmt.Errorf("listen raft %s: %w", cfg.RaftAddr, err)
 	}
@@ -140,6 +145,9 @@ func (n *Node) start(ctx context.Context) error {
 			return fmt.Errorf("tls: certificate %s names node %q, but this node is %q: give each node its own certificate (skiff certs create --nodes %s)", "--tls-cert-file", certID, id, id)
 		}
 		muxCfg.TLS = &raftnet.MuxTLS{Server: cfg.TLS.PeerServerConfig(), Client: cfg.TLS.PeerClientConfig(), PeerID: certs.PeerNodeID}
+	}
+	if cfg.Faults != nil {
+		muxCfg = cfg.Faults.Configure(id, muxCfg)
 	}
 	if n.mux, err = raftnet.NewMux(raftLn, muxCfg); err != nil {
 		raftLn.Close()
@@ -225,6 +233,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.goLoop(n.runDiskMonitor)
 	n.goLoop(n.runShareProgress)
 	n.goLoop(n.runLiveness)
+	n.goLoop(n.runSilenceCheck)
 	gcfg := n.cfg.Groups
 	if gcfg.Logger == nil {
 		gcfg.Logger = n.logger.With("component", "groups")

@@ -104,6 +104,7 @@ func (n *Node) peerHandler() http.Handler {
 	mux.HandleFunc("POST /internal/v1/partitions/{topic}/{partition}/produce", n.serveProduce)
 	mux.HandleFunc("POST /internal/v1/share-progress", n.serveShareProgress)
 	mux.HandleFunc("GET "+livenessPath, n.serveLiveness)
+	mux.HandleFunc("POST "+silencePath, n.serveSilence)
 	n.gossipKeyRoutes(mux) // GET/POST /internal/v1/gossip-keys: gossipkeys.go
 	return mux
 }

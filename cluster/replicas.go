@@ -56,6 +56,9 @@ type replicaSet struct {
 	appliedSince time.Time // reconcile goroutine only
 	// lastTransfer rate-limits preferred-leader handovers per partition.
 	lastTransfer map[partitionKey]time.Time // reconcile goroutine only
+	// ledSince is when this node began leading each partition in the term
+	// it leads it now.
+	ledSince map[partitionKey]termSince // reconcile goroutine only
 	// logConfigs is the topic config last applied to each replica's log, so
 	// a reconciliation touches a log only when its topic's config changed.
 	logConfigs map[partitionKey]metadata.TopicConfig // reconcile goroutine only
@@ -79,7 +82,7 @@ const (
 
 func newReplicaSet(n *Node) *replicaSet {
 	return &replicaSet{n: n, replicas: map[partitionKey]*partition.Replica{},
-		lastTransfer: map[partitionKey]time.Time{}, logConfigs: map[partitionKey]metadata.TopicConfig{},
+		lastTransfer: map[partitionKey]time.Time{}, ledSince: map[partitionKey]termSince{}, logConfigs: map[partitionKey]metadata.TopicConfig{},
 		reopen: map[partitionKey]reopenState{}}
 }
 
@@ -391,6 +394,7 @@ func (s *replicaSet) remove(key partitionKey, r *partition.Replica) error {
 	s.mu.Unlock()
 	delete(s.logConfigs, key)
 	delete(s.lastTransfer, key)
+	delete(s.ledSince, key)
 	delete(s.reopen, key)
 	err := r.Close()
 	if rerr := os.RemoveAll(filepath.Join(s.dir(), key.dirName())); rerr != nil {
@@ -513,19 +517,44 @@ func (s *replicaSet) lead(ctx context.Context, key partitionKey, r *partition.Re
 }
 
 // preferredLeaderDelay keeps a partition from bouncing leadership: a
-// handover to the preferred leader is tried at most this often.
+// handover to the preferred leader is tried at most this often, and not
+// before this node has led the partition this long. A new leader knows
+// nothing yet of its followers' health (InSync counts a follower in sync
+// until heartbeats to it fail), so right after an election that followed
+// a network partition it would hand leadership to the cut-off preferred
+// leader, and writes would stall for the transfer's election timeout
+// (minority-partition: a 5 s gap on a partition the cut did not touch).
 const preferredLeaderDelay = 5 * time.Second
+
+// termSince is a leadership term and when this node saw it begin.
+type termSince struct {
+	term  uint64
+	since time.Time
+}
 
 func (s *replicaSet) balanceLeader(ctx context.Context, key partitionKey, r *partition.Replica, pa metadata.PartitionAssignment, st *metadata.State) {
 	if len(pa.Replicas) == 0 || pa.Replicas[0] == s.n.id {
 		return
 	}
 	preferred := pa.Replicas[0]
+	term, leads := r.LeaderTerm()
+	if !leads {
+		return
+	}
+	if led := s.ledSince[key]; led.term != term {
+		s.ledSince[key] = termSince{term: term, since: time.Now()}
+		return
+	} else if time.Since(led.since) < preferredLeaderDelay {
+		return
+	}
 	if time.Since(s.lastTransfer[key]) < preferredLeaderDelay || !st.Mode(preferred).Active() {
 		return
 	}
 	if !s.n.isAlive(preferred) {
 		return
+	}
+	if at, ok := s.n.peerFailed.Load(preferred); ok && time.Since(at.(time.Time)) < suspectFor {
+		return // it just failed to answer a status probe
 	}
 	isr, err := r.InSync(ctx)
 	if err != nil || !slices.Contains(isr, preferred) {

@@ -273,7 +273,7 @@ func (n *Node) gatherPartitionStatus(ctx context.Context, st *metadata.State) []
 			// one that just failed to answer (killed, cut off: gossip has
 			// not declared it dead yet) gets a short wait for a while, so
 			// that metadata answers stay fast during a failover.
-			timeout := probeTimeout
+			timeout := statusProbeTimeout
 			if at, ok := n.peerFailed.Load(b.ID); ok && time.Since(at.(time.Time)) < suspectFor {
 				timeout = suspectProbeTimeout
 			}

@@ -2,6 +2,7 @@ package raftutil
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -45,14 +46,8 @@ func StandForDeadLeader(r *raft.Raft, trans raft.Transport, self, dead raft.Serv
 	if successor != self {
 		return false, nil
 	}
-	req := &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{
-		ProtocolVersion: raft.ProtocolVersionMax,
-		ID:              []byte(self),
-		Addr:            trans.EncodePeer(self, selfAddr),
-	}}
-	var resp raft.TimeoutNowResponse
-	if err := trans.TimeoutNow(self, selfAddr, req, &resp); err != nil {
-		return false, fmt.Errorf("stand for election: %w", err)
+	if err := timeoutNow(trans, self, selfAddr); err != nil {
+		return false, err
 	}
 	return true, nil
 }
@@ -73,4 +68,79 @@ func Successor(conf raft.Configuration, self, dead raft.ServerID) (successor raf
 		}
 	}
 	return successor, selfAddr
+}
+
+// FollowerView is what a follower knows of its leader, for the node layer's
+// silent-leader check (cluster/silence.go).
+type FollowerView struct {
+	Follower bool          // r is a follower (candidates and leaders are not)
+	Leader   raft.ServerID // the leader r follows, empty when none is known
+	Silence  time.Duration // since r last heard from a leader
+	// LastIndex is r's last log index: the voter with the most complete log
+	// is the one the others will grant.
+	LastIndex uint64
+}
+
+// ViewOf returns r's FollowerView at now.
+func ViewOf(r *raft.Raft, now time.Time) FollowerView {
+	_, leader := r.LeaderWithID()
+	return FollowerView{
+		Follower:  r.State() == raft.Follower,
+		Leader:    leader,
+		Silence:   now.Sub(r.LastContact()),
+		LastIndex: r.LastIndex(),
+	}
+}
+
+// StandNow makes r, a follower, stand for election at once the way a
+// leadership transfer does (see StandForDeadLeader for why that is safe);
+// the caller has established that its leader is silent to a majority.
+func StandNow(r *raft.Raft, trans raft.Transport, self raft.ServerID) error {
+	if r.State() != raft.Follower {
+		return nil
+	}
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("raft configuration: %w", err)
+	}
+	var selfAddr raft.ServerAddress
+	for _, s := range f.Configuration().Servers {
+		if s.ID == self && s.Suffrage == raft.Voter {
+			selfAddr = s.Address
+		}
+	}
+	if selfAddr == "" {
+		return nil // not a voter: it cannot win
+	}
+	return timeoutNow(trans, self, selfAddr)
+}
+
+// timeoutNow sends a TimeoutNow request to self through its own transport,
+// the only door hashicorp/raft has into a follower's loop.
+func timeoutNow(trans raft.Transport, self raft.ServerID, selfAddr raft.ServerAddress) error {
+	req := &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{
+		ProtocolVersion: raft.ProtocolVersionMax,
+		ID:              []byte(self),
+		Addr:            trans.EncodePeer(self, selfAddr),
+	}}
+	var resp raft.TimeoutNowResponse
+	if err := trans.TimeoutNow(self, selfAddr, req, &resp); err != nil {
+		return fmt.Errorf("stand for election: %w", err)
+	}
+	return nil
+}
+
+// Voters returns the voters of r's current configuration.
+func Voters(r *raft.Raft) ([]raft.Server, error) {
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("raft configuration: %w", err)
+	}
+	var out []raft.Server
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
