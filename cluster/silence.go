@@ -27,13 +27,16 @@ import (
 // cluster.
 //
 // So every node looks, every silenceCheckEvery, for the Raft groups it
-// follows whose leader has been silent for SilentLeaderAfter. For those it
-// asks the group's other voters (one request per peer, all groups at once)
-// what they see. When a majority of the voters, itself included, has not
-// heard from that leader for as long, the leader cannot commit anything
-// anyway, and the one among them with the most complete log (ties: the
-// lowest id) stands for election at once, as after a dead leader
-// (raftutil.StandNow). A majority that still hears the leader, or a peer
+// follows that have not heard from a leader for SilentLeaderAfter (the
+// leader it knows went silent, or an election left it with none known).
+// For those it asks the group's other voters (one request per peer, all
+// groups at once) what they see. When a majority of the voters, itself
+// included, has heard from no leader for as long, no leader can commit
+// anything anyway, and the one among them with the most complete log
+// (ties: the lowest id) stands for election at once, as after a dead
+// leader (raftutil.StandNow). That also rescues an election stuck on a
+// candidate whose log is too short to win (a node restarted just before
+// the leader died, named successor by the liveness watch). A majority that still hears the leader, or a peer
 // that cannot be asked, leaves the group to Raft's own timers: a node that
 // is itself the one cut off never gets its majority.
 const (
@@ -165,7 +168,7 @@ func (n *Node) checkSilence(ctx context.Context, after time.Duration, stood map[
 			continue
 		}
 		v, ok := g.view(now)
-		if !ok || !v.Follower || v.Leader == "" || v.Leader == self || v.Silence < after {
+		if !ok || !v.Follower || v.Leader == self || !v.HeardLeader || v.Silence < after {
 			continue
 		}
 		voters, err := g.voters()
@@ -264,12 +267,12 @@ func (n *Node) standIfSilentToMajority(sg silentGroup, after time.Duration, answ
 	}
 	agree := []agreeing{{self, sg.self.LastIndex}}
 	for _, s := range sg.voters {
-		if s.ID == self || s.ID == sg.leader {
+		if s.ID == self || (sg.leader != "" && s.ID == sg.leader) {
 			continue
 		}
 		v, ok := answers[s.Address][sg.name]
-		if !ok || (v.Leader != "" && v.Leader != string(sg.leader)) || time.Duration(v.SilenceMS)*time.Millisecond < after {
-			continue
+		if !ok || v.Leader == string(s.ID) || time.Duration(v.SilenceMS)*time.Millisecond < after {
+			continue // not asked, not answering, leading, or hearing a leader
 		}
 		agree = append(agree, agreeing{s.ID, v.LastIndex})
 	}

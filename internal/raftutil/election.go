@@ -76,6 +76,9 @@ type FollowerView struct {
 	Follower bool          // r is a follower (candidates and leaders are not)
 	Leader   raft.ServerID // the leader r follows, empty when none is known
 	Silence  time.Duration // since r last heard from a leader
+	// HeardLeader says r has heard from a leader since it started: a
+	// group still electing its first leader is left to Raft.
+	HeardLeader bool
 	// LastIndex is r's last log index: the voter with the most complete log
 	// is the one the others will grant.
 	LastIndex uint64
@@ -84,11 +87,13 @@ type FollowerView struct {
 // ViewOf returns r's FollowerView at now.
 func ViewOf(r *raft.Raft, now time.Time) FollowerView {
 	_, leader := r.LeaderWithID()
+	last := r.LastContact()
 	return FollowerView{
-		Follower:  r.State() == raft.Follower,
-		Leader:    leader,
-		Silence:   now.Sub(r.LastContact()),
-		LastIndex: r.LastIndex(),
+		Follower:    r.State() == raft.Follower,
+		Leader:      leader,
+		Silence:     now.Sub(last),
+		HeardLeader: !last.IsZero(),
+		LastIndex:   r.LastIndex(),
 	}
 }
 
