@@ -23,7 +23,8 @@ type nodeMetrics struct {
 	wasLeader     map[partitionKey]bool
 	// fastElections counts the Raft groups in which this node stood for
 	// election at once because their leader's process was seen to die
-	// (liveness.go).
+	// (liveness.go) or a majority of the voters heard no leader
+	// (silence.go).
 	fastElections prometheus.Counter
 	// peerRefused counts connections the Raft mux dropped, by reason.
 	peerRefused *prometheus.CounterVec
@@ -48,7 +49,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Help: "Partition replicas of this node seen to become or stop being Raft leader (sampled at each reconciliation, about once a second)."}),
 		wasLeader: map[partitionKey]bool{},
 		fastElections: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "node", Name: "fast_elections_total",
-			Help: "Raft groups (partitions and meta) in which this node stood for election at once because the leader's process was seen to die (its connections reset, its port refused), instead of waiting for the heartbeat timeout."}),
+			Help: "Raft groups (partitions and meta) in which this node stood for election at once, because the leader's process was seen to die (its connections reset, its port refused) or because a majority of the voters heard from no leader for the heartbeat timeout, instead of waiting for Raft's randomised timers."}),
 		peerRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "skiff", Subsystem: "peer", Name: "connections_refused_total",
 			Help: "Connections to the Raft port refused: handshake (no or untrusted certificate, bad header), identity (header names another node than the certificate), unauthorized (plaintext: unknown node), unknown_group."},
 			[]string{"reason"}),
