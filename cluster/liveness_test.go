@@ -25,26 +25,7 @@ func TestKilledLeaderIsReplacedWithoutWaitingForRaftTimers(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	c.createLedTopic(ctx, "fast", 1, 3)
-	want := []string{"n1", "n2", "n3"}
-	if _, err := c.anyNode().ReassignPartition(ctx, "fast", 0, want); err != nil {
-		t.Fatal(err)
-	}
-	var last PartitionInfo
-	defer func() {
-		if t.Failed() {
-			t.Logf("partition 0 last seen: %+v", last)
-		}
-	}()
-	waitFor(t, 60*time.Second, "partition 0 led on n1,n2,n3 only", func() bool {
-		desc, err := c.anyNode().DescribeTopic(ctx, "fast")
-		if err != nil {
-			return false
-		}
-		p := desc.Partitions[0]
-		last = p
-		return p.Leader != "" && p.Leader != "n0" && len(p.InSync) == 3 && !strings.Contains(strings.Join(p.InSync, ","), "n0")
-	})
+	want := c.createLedOffN0(ctx, "fast")
 	res, err := c.produce(ctx, "fast", 0, batchOf(t, 0, 0))
 	if err != nil {
 		t.Fatal(err)
@@ -82,4 +63,33 @@ func TestKilledLeaderIsReplacedWithoutWaitingForRaftTimers(t *testing.T) {
 	}
 	a.add("p0-s1", 0, res.BaseOffset)
 	c.verifyAcked("fast", a)
+}
+
+// createLedOffN0 creates topic with one partition of three replicas and
+// moves it onto n1, n2 and n3, whose Raft timers the caller configured
+// (n0 keeps short ones so that the meta group and new groups elect at
+// once); it returns those three once they lead and follow it in sync.
+func (c *testCluster) createLedOffN0(ctx context.Context, topic string) []string {
+	c.t.Helper()
+	c.createLedTopic(ctx, topic, 1, 3)
+	want := []string{"n1", "n2", "n3"}
+	if _, err := c.anyNode().ReassignPartition(ctx, topic, 0, want); err != nil {
+		c.t.Fatal(err)
+	}
+	var last PartitionInfo
+	defer func() {
+		if c.t.Failed() {
+			c.t.Logf("partition 0 last seen: %+v", last)
+		}
+	}()
+	waitFor(c.t, 60*time.Second, "partition 0 led on n1,n2,n3 only", func() bool {
+		desc, err := c.anyNode().DescribeTopic(ctx, topic)
+		if err != nil {
+			return false
+		}
+		p := desc.Partitions[0]
+		last = p
+		return p.Leader != "" && p.Leader != "n0" && len(p.InSync) == 3 && !strings.Contains(strings.Join(p.InSync, ","), "n0")
+	})
+	return want
 }

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -33,19 +32,7 @@ func TestCutOffLeaderIsReplacedWithoutWaitingForRaftTimers(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	c.createLedTopic(ctx, "cut", 1, 3)
-	want := []string{"n1", "n2", "n3"}
-	if _, err := c.anyNode().ReassignPartition(ctx, "cut", 0, want); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 60*time.Second, "partition 0 led on n1,n2,n3 only", func() bool {
-		desc, err := c.anyNode().DescribeTopic(ctx, "cut")
-		if err != nil {
-			return false
-		}
-		p := desc.Partitions[0]
-		return p.Leader != "" && p.Leader != "n0" && len(p.InSync) == 3 && !strings.Contains(strings.Join(p.InSync, ","), "n0")
-	})
+	want := c.createLedOffN0(ctx, "cut")
 	res, err := c.produce(ctx, "cut", 0, batchOf(t, 0, 0))
 	if err != nil {
 		t.Fatal(err)
@@ -108,19 +95,7 @@ func TestSilenceCheckLeavesALeaderAMajorityHears(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	c.createLedTopic(ctx, "half", 1, 3)
-	want := []string{"n1", "n2", "n3"}
-	if _, err := c.anyNode().ReassignPartition(ctx, "half", 0, want); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 60*time.Second, "partition 0 led on n1,n2,n3 only", func() bool {
-		desc, err := c.anyNode().DescribeTopic(ctx, "half")
-		if err != nil {
-			return false
-		}
-		p := desc.Partitions[0]
-		return p.Leader != "" && p.Leader != "n0" && len(p.InSync) == 3 && !strings.Contains(strings.Join(p.InSync, ","), "n0")
-	})
+	want := c.createLedOffN0(ctx, "half")
 	leader := c.leaderOf("half", 0)
 	var cut string
 	for _, id := range want {

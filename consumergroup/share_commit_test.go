@@ -54,30 +54,46 @@ func (l *gatedLog) open(i int, err error) {
 	l.gates[i] <- err
 }
 
+// committerFixture is a coordinator over a gatedLog with the shard of
+// group "q", for the committer tests.
+func committerFixture(t *testing.T, partitions int32) (*gatedLog, *shard, context.Context) {
+	t.Helper()
+	lg := &gatedLog{memLog: newMemLog(true), handed: make(chan struct{}, 16)}
+	c := newTestCoordinator(t, lg, map[string]int32{"jobs": partitions}, nil)
+	ctx := testCtx(t)
+	s, err := c.shardFor(ctx, "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lg, s, ctx
+}
+
+// submitInit decides and queues a share init of jobs/p as an operation
+// would, without waiting for it.
+func submitInit(t *testing.T, ctx context.Context, s *shard, p int32) *commitOp {
+	t.Helper()
+	term, err := s.shareBegin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := s.submit(term, []shareCmd{&shareInitCmd{Group: "q", Topic: "jobs", Partition: p}})
+	s.shares.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return op
+}
+
 // TestShareCommitterPipelinesAndAnswersInOrder: the committer hands the
 // next append to the log before the one ahead is answered; an append is
 // answered only after those ahead of it; when one fails, the operations
 // behind it fail too (even though their own append succeeded) and the
 // working state is rebuilt before the next operation.
 func TestShareCommitterPipelinesAndAnswersInOrder(t *testing.T) {
-	lg := &gatedLog{memLog: newMemLog(true), handed: make(chan struct{}, 16)}
-	c := newTestCoordinator(t, lg, map[string]int32{"jobs": 3}, nil)
-	ctx := testCtx(t)
-	s, err := c.shardFor(ctx, "q")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lg, s, ctx := committerFixture(t, 3)
 	submit := func(p int32) *commitOp {
 		t.Helper()
-		term, err := s.shareBegin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		op, err := s.submit(term, []shareCmd{&shareInitCmd{Group: "q", Topic: "jobs", Partition: p}})
-		s.shares.mu.Unlock()
-		if err != nil {
-			t.Fatal(err)
-		}
+		op := submitInit(t, ctx, s, p)
 		select {
 		case <-lg.handed:
 		case <-ctx.Done():
@@ -135,26 +151,8 @@ func TestShareCommitterPipelinesAndAnswersInOrder(t *testing.T) {
 // a state that assumed the refused one. The committer hands over nothing
 // more until the working state is rebuilt from what the log holds.
 func TestShareCommitterStopsHandingOverAfterARefusedAppend(t *testing.T) {
-	lg := &gatedLog{memLog: newMemLog(true), handed: make(chan struct{}, 16)}
-	c := newTestCoordinator(t, lg, map[string]int32{"jobs": 4}, nil)
-	ctx := testCtx(t)
-	s, err := c.shardFor(ctx, "q")
-	if err != nil {
-		t.Fatal(err)
-	}
-	submit := func(p int32) *commitOp {
-		t.Helper()
-		term, err := s.shareBegin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		op, err := s.submit(term, []shareCmd{&shareInitCmd{Group: "q", Topic: "jobs", Partition: p}})
-		s.shares.mu.Unlock()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return op
-	}
+	lg, s, ctx := committerFixture(t, 4)
+	submit := func(p int32) *commitOp { return submitInit(t, ctx, s, p) }
 	first := submit(0)
 	<-lg.handed // in flight, unanswered
 	lg.mu.Lock()
