@@ -234,19 +234,31 @@ func TestSecureAuthEndToEnd(t *testing.T) {
 	must(run(false, "warm:up\n", "produce", "metered", "--key-delim", ":"))
 	must(run(false, "", "acl", "add", "--principal", "User:alice", "--topic", "metered", "--operation", "write"))
 	must(run(false, "", "quota", "set", "--principal", "User:alice", "--produce-bytes-per-sec", strconv.Itoa(quota)))
-	out = must(run(true, "", "bench", "produce", "--topic", "metered", "--records", "1200", "--record-size", "1000", "--concurrency", "2", "-o", "json"))
-	var res struct {
-		Bytes   int64   `json:"bytes"`
-		Seconds float64 `json:"seconds"`
-		Errors  int64   `json:"errors"`
-	}
-	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
-		t.Fatalf("bench output: %v\n%s", err, out)
-	}
-	rate := float64(res.Bytes) / res.Seconds
-	t.Logf("alice under a %d B/s quota: %d bytes in %.1f s = %.0f B/s (%.2f of the quota)", quota, res.Bytes, res.Seconds, rate, rate/quota)
-	if res.Errors != 0 || rate < 0.8*quota || rate > 1.2*quota {
-		t.Fatalf("rate %.0f B/s with %d errors, want within 20%% of %d", rate, res.Errors, quota)
+	// A run slower than the quota says nothing about it when the machine
+	// is loaded (the client could not keep up): it is repeated, at most
+	// three runs in all. A run faster than the quota allows, or with
+	// errors, fails at once.
+	for attempt := 1; ; attempt++ {
+		out = must(run(true, "", "bench", "produce", "--topic", "metered", "--records", "1200", "--record-size", "1000", "--concurrency", "2", "-o", "json"))
+		var res struct {
+			Bytes   int64   `json:"bytes"`
+			Seconds float64 `json:"seconds"`
+			Errors  int64   `json:"errors"`
+		}
+		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
+			t.Fatalf("bench output: %v\n%s", err, out)
+		}
+		rate := float64(res.Bytes) / res.Seconds
+		t.Logf("run %d: alice under a %d B/s quota: %d bytes in %.1f s = %.0f B/s (%.2f of the quota)", attempt, quota, res.Bytes, res.Seconds, rate, rate/quota)
+		if res.Errors != 0 || rate > 1.2*quota {
+			t.Fatalf("rate %.0f B/s with %d errors, want within 20%% of %d", rate, res.Errors, quota)
+		}
+		if rate >= 0.8*quota {
+			return
+		}
+		if attempt == 3 {
+			t.Fatalf("rate %.0f B/s in three runs, want within 20%% of %d", rate, quota)
+		}
 	}
 }
 
