@@ -48,8 +48,10 @@ const (
 	// stood in it, so that a lost election falls back to Raft's timers
 	// instead of repeating.
 	silenceStandAgain = 3 * time.Second
-	// silenceMaxGroups bounds one question (and the answer read for it).
+	// silenceMaxGroups and silenceMaxBytes bound one question and the
+	// answer read for it (100,000 group names of up to ~80 bytes).
 	silenceMaxGroups = 100_000
+	silenceMaxBytes  = 8 << 20
 )
 
 // raftGroup is one of this node's Raft groups (a partition replica or the
@@ -95,7 +97,7 @@ func (n *Node) serveSilence(w http.ResponseWriter, r *http.Request) {
 	var q struct {
 		Groups []string `json:"groups"`
 	}
-	body := http.MaxBytesReader(w, r.Body, 64<<20)
+	body := http.MaxBytesReader(w, r.Body, silenceMaxBytes)
 	if err := json.NewDecoder(body).Decode(&q); err != nil {
 		http.Error(w, "silence question: "+err.Error(), http.StatusBadRequest)
 		return
@@ -250,7 +252,7 @@ func (n *Node) askSilenceOf(ctx context.Context, addr raft.ServerAddress, groups
 	var a struct {
 		Groups map[string]silenceView `json:"groups"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&a); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, silenceMaxBytes)).Decode(&a); err != nil {
 		return nil, fmt.Errorf("silence answer: %w", err)
 	}
 	return a.Groups, nil
