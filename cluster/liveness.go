@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -27,8 +28,8 @@ import (
 // "gone". A timeout does not: a paused or cut-off peer may be alive, and
 // that is what Raft's own timers and pre-vote are for. For a gone peer,
 // every local Raft group (partitions and meta) that it led and whose
-// designated successor is this node stands for election at once
-// (raftutil.StandForDeadLeader).
+// successor is this node (the voter with the most complete log, see
+// peerGone) stands for election at once (raftutil.StandForDeadLeader).
 const (
 	livenessPath = "/internal/v1/liveness"
 	// livenessProbeTimeout bounds the dial that tells a dead process (refused
@@ -116,7 +117,7 @@ func (n *Node) watchPeer(ctx context.Context, id, addr string) {
 	backoff := livenessRetryMin
 	var armedUntil time.Time
 	for {
-		up := n.holdLiveness(ctx, addr)
+		up := n.holdLiveness(ctx, id, addr)
 		if ctx.Err() != nil {
 			return
 		}
@@ -148,7 +149,7 @@ func (n *Node) watchPeer(ctx context.Context, id, addr string) {
 
 // holdLiveness opens the liveness request and blocks until it ends. It
 // reports whether the peer answered it (the stream was up).
-func (n *Node) holdLiveness(ctx context.Context, addr string) bool {
+func (n *Node) holdLiveness(ctx context.Context, id, addr string) bool {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, peerURL(addr, livenessPath), nil)
 	if err != nil {
 		return false
@@ -161,6 +162,9 @@ func (n *Node) holdLiveness(ctx context.Context, addr string) bool {
 	if resp.StatusCode != http.StatusOK {
 		return false
 	}
+	stream := new(byte) // a stream of a watcher replaced since must not clear the new one's mark
+	n.livenessUp.Store(id, stream)
+	defer n.livenessUp.CompareAndDelete(id, stream)
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return true
 }
@@ -192,43 +196,99 @@ func processGone(err error) bool {
 }
 
 // peerGone makes this node stand for election in every group that the gone
-// node led and whose successor this node is.
+// node led and whose successor this node is: the voter the others will
+// grant, the one with the most complete log (deadLeaderSuccessor). It asks
+// the other voters for their logs' ends with the silence question, one
+// request per peer for all groups. The lowest id alone, without asking,
+// would often pick a voter restarted a moment ago: after a peer's
+// failures its leader backs its replication off for up to ~10 s, so that
+// voter's log still lags, it loses the vote, and the group waits for the
+// silence check or Raft's own timers.
 func (n *Node) peerGone(id string) {
 	dead := raft.ServerID(id)
 	self := raft.ServerID(n.id)
+	type ledGroup struct {
+		name   string
+		g      raftGroup
+		self   raftutil.FollowerView
+		voters []raft.Server
+	}
+	var led []ledGroup
+	ask := map[raft.ServerAddress][]string{} // peer -> groups to ask it about
+	now := time.Now()
+	for name, g := range n.raftGroups() {
+		v, ok := g.view(now)
+		if !ok || !v.Follower || v.Leader != dead {
+			continue
+		}
+		voters, err := g.voters()
+		if err != nil || !slices.ContainsFunc(voters, func(s raft.Server) bool { return s.ID == self }) {
+			continue
+		}
+		for _, s := range voters {
+			if s.ID != self && s.ID != dead {
+				ask[s.Address] = append(ask[s.Address], name)
+			}
+		}
+		led = append(led, ledGroup{name: name, g: g, self: v, voters: voters})
+	}
+	if len(led) == 0 {
+		return
+	}
+	ctx, cancel := n.stopContext()
+	defer cancel()
+	answers := n.askSilence(ctx, ask)
 	var (
 		mu     sync.Mutex
 		stood  []string
 		failed int
 		wg     sync.WaitGroup
 	)
-	stand := func(group string, f func() (bool, error)) {
-		defer wg.Done()
-		ok, err := f()
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case err != nil:
-			failed++
-			n.logger.Warn("stand for election", "group", group, "dead_leader", id, "error", err)
-		case ok:
-			stood = append(stood, group)
-		}
-	}
-	for key, r := range n.replicas.all() {
-		if leader, _ := r.Leader(); leader != id {
+	for _, lg := range led {
+		if deadLeaderSuccessor(lg.name, self, lg.self.LastIndex, dead, lg.voters, answers) != self {
 			continue
 		}
 		wg.Add(1)
-		go stand(key.group(), func() (bool, error) { return r.StandForDeadLeader(id) })
-	}
-	if leader, _ := n.meta.leader(); leader == id {
-		wg.Add(1)
-		go stand(metaGroupName, func() (bool, error) {
-			return raftutil.StandForDeadLeader(n.meta.raft, n.meta.trans, self, dead)
-		})
+		go func() {
+			defer wg.Done()
+			ok, err := lg.g.standForDead(dead)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				failed++
+				n.logger.Warn("stand for election", "group", lg.name, "dead_leader", id, "error", err)
+			case ok:
+				stood = append(stood, lg.name)
+			}
+		}()
 	}
 	wg.Wait()
 	n.metrics.fastElections.Add(float64(len(stood)))
 	n.logger.Info("peer process gone: standing for election where it led", "node", id, "groups", len(stood), "failed", failed)
+}
+
+// deadLeaderSuccessor picks who stands in group after its leader dead died:
+// among this node (self, whose log ends at selfIndex) and the other voters
+// that answered the silence question, the one with the most complete log.
+// A voter that did not answer in time is left out (a voter that cannot be
+// asked is unlikely to win an election quickly, and leaving it out keeps
+// the pick the same on every node that hears the same answers). None is
+// picked once any voter follows a new leader.
+func deadLeaderSuccessor(group string, self raft.ServerID, selfIndex uint64, dead raft.ServerID, voters []raft.Server, answers map[raft.ServerAddress]map[string]silenceView) raft.ServerID {
+	cands := []raftutil.Candidate{{ID: self, LastIndex: selfIndex}}
+	for _, s := range voters {
+		if s.ID == self || s.ID == dead {
+			continue
+		}
+		v, ok := answers[s.Address][group]
+		if !ok {
+			continue
+		}
+		if v.Leader != "" && v.Leader != string(dead) {
+			return ""
+		}
+		cands = append(cands, raftutil.Candidate{ID: s.ID, LastIndex: v.LastIndex})
+	}
+	return raftutil.MostComplete(cands)
 }

@@ -35,10 +35,10 @@ import (
 // anything anyway, and the one among them with the most complete log
 // (ties: the lowest id) stands for election at once, as after a dead
 // leader (raftutil.StandNow). That also rescues an election stuck on a
-// candidate whose log is too short to win (a node restarted just before
-// the leader died, named successor by the liveness watch). A majority that still hears the leader, or a peer
-// that cannot be asked, leaves the group to Raft's own timers: a node that
-// is itself the one cut off never gets its majority.
+// candidate whose log is too short to win (a voter whose own timer fired
+// first). A majority that still hears the leader, or a peer that cannot be
+// asked, leaves the group to Raft's own timers: a node that is itself the
+// one cut off never gets its majority.
 const (
 	silencePath       = "/internal/v1/silence"
 	silenceCheckEvery = 100 * time.Millisecond
@@ -60,13 +60,17 @@ type raftGroup struct {
 	view   func(now time.Time) (raftutil.FollowerView, bool)
 	voters func() ([]raft.Server, error)
 	stand  func() error
+	// standForDead stands if the group still follows dead, whose process
+	// is gone, and reports whether it did.
+	standForDead func(dead raft.ServerID) (bool, error)
 }
 
 // raftGroups returns this node's Raft groups by name.
 func (n *Node) raftGroups() map[string]raftGroup {
 	out := map[string]raftGroup{}
 	for key, r := range n.replicas.all() {
-		out[key.group()] = raftGroup{view: r.FollowerView, voters: r.Voters, stand: r.StandNow}
+		out[key.group()] = raftGroup{view: r.FollowerView, voters: r.Voters, stand: r.StandNow,
+			standForDead: func(dead raft.ServerID) (bool, error) { return r.StandForDeadLeader(string(dead)) }}
 	}
 	if m := n.meta; m != nil && m.raft != nil {
 		self := raft.ServerID(n.id)
@@ -74,6 +78,9 @@ func (n *Node) raftGroups() map[string]raftGroup {
 			view:   func(now time.Time) (raftutil.FollowerView, bool) { return raftutil.ViewOf(m.raft, now), true },
 			voters: func() ([]raft.Server, error) { return raftutil.Voters(m.raft) },
 			stand:  func() error { return raftutil.StandNow(m.raft, m.trans, self) },
+			standForDead: func(dead raft.ServerID) (bool, error) {
+				return raftutil.StandForDeadLeader(m.raft, m.trans, self, dead)
+			},
 		}
 	}
 	return out
@@ -263,11 +270,7 @@ func (n *Node) askSilenceOf(ctx context.Context, addr raft.ServerAddress, groups
 // and this node has the most complete log among them.
 func (n *Node) standIfSilentToMajority(sg silentGroup, after time.Duration, answers map[raft.ServerAddress]map[string]silenceView) bool {
 	self := raft.ServerID(n.id)
-	type agreeing struct {
-		id        raft.ServerID
-		lastIndex uint64
-	}
-	agree := []agreeing{{self, sg.self.LastIndex}}
+	agree := []raftutil.Candidate{{ID: self, LastIndex: sg.self.LastIndex}}
 	for _, s := range sg.voters {
 		if s.ID == self || (sg.leader != "" && s.ID == sg.leader) {
 			continue
@@ -276,18 +279,12 @@ func (n *Node) standIfSilentToMajority(sg silentGroup, after time.Duration, answ
 		if !ok || v.Leader == string(s.ID) || time.Duration(v.SilenceMS)*time.Millisecond < after {
 			continue // not asked, not answering, leading, or hearing a leader
 		}
-		agree = append(agree, agreeing{s.ID, v.LastIndex})
+		agree = append(agree, raftutil.Candidate{ID: s.ID, LastIndex: v.LastIndex})
 	}
 	if len(agree) < len(sg.voters)/2+1 {
 		return false
 	}
-	best := agree[0]
-	for _, a := range agree[1:] {
-		if a.lastIndex > best.lastIndex || (a.lastIndex == best.lastIndex && a.id < best.id) {
-			best = a
-		}
-	}
-	if best.id != self {
+	if raftutil.MostComplete(agree) != self {
 		return false
 	}
 	if err := sg.g.stand(); err != nil {

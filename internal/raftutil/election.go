@@ -18,16 +18,18 @@ import (
 // new ones). Lowering the timers for every group instead would cost
 // heartbeat traffic on every idle group and elections on every CPU stall.
 //
-// Only one follower per group stands: the voter with the lowest id other
-// than the dead leader. Two standing at once would split the vote and fall
-// back to the timeout anyway. The candidate is started the way a leadership
-// transfer starts it (a TimeoutNow request, sent to r through its own
-// transport, since raft has no other door to its follower loop): it skips
-// the pre-vote and the other voters grant it although they still believe in
-// the old leader. That is safe for the same reasons a transfer is: a voter
-// still grants only a candidate whose log is at least as up to date as its
-// own, and terms keep any old leader from committing once it is deposed. A
-// mistaken call (the leader was alive) costs one election, not data.
+// Only one follower per group should stand: two at once split the vote and
+// fall back to the timeout anyway. The caller picks it (the node layer asks
+// the other voters and picks the one with the most complete log, which is
+// the one they will grant; cluster/liveness.go). The candidate is started
+// the way a leadership transfer starts it (a TimeoutNow request, sent to r
+// through its own transport, since raft has no other door to its follower
+// loop): it skips the pre-vote and the other voters grant it although they
+// still believe in the old leader. That is safe for the same reasons a
+// transfer is: a voter still grants only a candidate whose log is at least
+// as up to date as its own, and terms keep any old leader from committing
+// once it is deposed. A mistaken call (the leader was alive) costs one
+// election, not data.
 //
 // self and its address must be r's own; dead is the node whose process the
 // caller saw go away.
@@ -38,13 +40,9 @@ func StandForDeadLeader(r *raft.Raft, trans raft.Transport, self, dead raft.Serv
 	if _, leader := r.LeaderWithID(); leader != dead {
 		return false, nil
 	}
-	f := r.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return false, fmt.Errorf("raft configuration: %w", err)
-	}
-	successor, selfAddr := Successor(f.Configuration(), self, dead)
-	if successor != self {
-		return false, nil
+	selfAddr, err := voterAddr(r, self)
+	if err != nil || selfAddr == "" {
+		return false, err // not a voter: it cannot win
 	}
 	if err := timeoutNow(trans, self, selfAddr); err != nil {
 		return false, err
@@ -52,22 +50,29 @@ func StandForDeadLeader(r *raft.Raft, trans raft.Transport, self, dead raft.Serv
 	return true, nil
 }
 
-// Successor is the voter of conf that stands for election when dead, the
-// leader, is gone: the lowest id among the other voters. selfAddr is self's
-// address in conf, empty when self is not a member.
-func Successor(conf raft.Configuration, self, dead raft.ServerID) (successor raft.ServerID, selfAddr raft.ServerAddress) {
-	for _, s := range conf.Servers {
-		if s.ID == self {
-			selfAddr = s.Address
-		}
-		if s.Suffrage != raft.Voter || s.ID == dead {
-			continue
-		}
-		if successor == "" || s.ID < successor {
-			successor = s.ID
+// Candidate is a voter that could stand for election, with its last log
+// index.
+type Candidate struct {
+	ID        raft.ServerID
+	LastIndex uint64
+}
+
+// MostComplete returns the candidate the others will grant: the one with
+// the longest log (ties: the lowest id, so that every node that sees the
+// same candidates picks the same one). It returns "" for none.
+//
+// Raft compares the last entry's term before its index; among followers of
+// one dead or silent leader that is the same term, or an older one for a
+// follower that missed the leader's first entries, which the longer log
+// then beats too.
+func MostComplete(cands []Candidate) raft.ServerID {
+	var best Candidate
+	for _, c := range cands {
+		if best.ID == "" || c.LastIndex > best.LastIndex || (c.LastIndex == best.LastIndex && c.ID < best.ID) {
+			best = c
 		}
 	}
-	return successor, selfAddr
+	return best.ID
 }
 
 // FollowerView is what a follower knows of its leader, for the node layer's
@@ -104,20 +109,26 @@ func StandNow(r *raft.Raft, trans raft.Transport, self raft.ServerID) error {
 	if r.State() != raft.Follower {
 		return nil
 	}
-	f := r.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return fmt.Errorf("raft configuration: %w", err)
-	}
-	var selfAddr raft.ServerAddress
-	for _, s := range f.Configuration().Servers {
-		if s.ID == self && s.Suffrage == raft.Voter {
-			selfAddr = s.Address
-		}
-	}
-	if selfAddr == "" {
-		return nil // not a voter: it cannot win
+	selfAddr, err := voterAddr(r, self)
+	if err != nil || selfAddr == "" {
+		return err // not a voter: it cannot win
 	}
 	return timeoutNow(trans, self, selfAddr)
+}
+
+// voterAddr returns self's address in r's configuration, empty when self is
+// not a voter.
+func voterAddr(r *raft.Raft, self raft.ServerID) (raft.ServerAddress, error) {
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return "", fmt.Errorf("raft configuration: %w", err)
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == self && s.Suffrage == raft.Voter {
+			return s.Address, nil
+		}
+	}
+	return "", nil
 }
 
 // timeoutNow sends a TimeoutNow request to self through its own transport,
