@@ -162,9 +162,12 @@ func (n *Node) holdLiveness(ctx context.Context, id, addr string) bool {
 	if resp.StatusCode != http.StatusOK {
 		return false
 	}
-	stream := new(byte) // a stream of a watcher replaced since must not clear the new one's mark
-	n.livenessUp.Store(id, stream)
-	defer n.livenessUp.CompareAndDelete(id, stream)
+	// A pointer of its own per stream: a watcher replaced since must not
+	// clear its successor's mark.
+	since := new(time.Time)
+	*since = time.Now()
+	n.livenessUp.Store(id, since)
+	defer n.livenessUp.CompareAndDelete(id, since)
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return true
 }
@@ -180,6 +183,19 @@ func (n *Node) peerProcessGone(ctx context.Context, addr string) bool {
 		return false
 	}
 	return processGone(err)
+}
+
+// upFor reports whether this node's liveness request to peer id has been
+// open for at least d. A node (re)started moments ago opens its replicas
+// one after another and catches each up; leadership handed to it then
+// (the preferred-leader handover) stalls writes on a node busy starting
+// (compose cluster under load: a restarted node opened its ~50 replicas
+// over 7 s, and the partitions handed to it 3 s after its start went
+// unanswered for seconds). Kafka waits minutes before a preferred-leader
+// election for the same reason.
+func (n *Node) upFor(id string, d time.Duration) bool {
+	v, ok := n.livenessUp.Load(id)
+	return ok && time.Since(*v.(*time.Time)) >= d
 }
 
 // processGone tells a dial error that proves no process listens at the

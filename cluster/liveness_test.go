@@ -216,3 +216,43 @@ func TestDeadLeaderSuccessorIsTheMostCompleteAnsweringVoter(t *testing.T) {
 		})
 	}
 }
+
+// A preferred leader that restarts gets its leadership back only once it
+// has been up (its liveness request answered) for preferredLeaderDelay: a
+// node that just started is still opening and catching up its replicas,
+// and writes handed to it then stall.
+func TestRestartedPreferredLeaderGetsLeadershipBackOnlyOnceSettled(t *testing.T) {
+	c := newTestClusterWith(t, 3, func(cfg *Config) { cfg.ReplaceAfter = time.Minute })
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	c.createLedTopic(ctx, "pref", 1, 3)
+	desc, err := c.anyNode().DescribeTopic(ctx, "pref")
+	if err != nil {
+		t.Fatal(err)
+	}
+	preferred := desc.Partitions[0].Replicas[0]
+	waitFor(t, 30*time.Second, "the preferred replica "+preferred+" to lead", func() bool { return c.leaderOf("pref", 0) == preferred })
+
+	c.stop(c.byID(preferred), false)
+	var elected time.Time
+	waitFor(t, 30*time.Second, "a new leader", func() bool {
+		if l := c.leaderOf("pref", 0); l != "" && l != preferred {
+			elected = time.Now()
+			return true
+		}
+		return false
+	})
+	// The new leader hands over only after leading preferredLeaderDelay
+	// itself; past that, only the restarted node's own settling counts.
+	waitFor(t, 2*preferredLeaderDelay, "the new leader to have led for longer than preferredLeaderDelay", func() bool {
+		return time.Since(elected) > preferredLeaderDelay+time.Second
+	})
+	c.restart(c.byID(preferred))
+	restarted := time.Now()
+	waitFor(t, 60*time.Second, preferred+" to lead again", func() bool { return c.leaderOf("pref", 0) == preferred })
+	got := time.Since(restarted)
+	t.Logf("led again %v after the restart", got)
+	if got < preferredLeaderDelay {
+		t.Fatalf("%s led again %v after its restart, before it had been up for %v", preferred, got, preferredLeaderDelay)
+	}
+}

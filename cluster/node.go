@@ -53,8 +53,9 @@ type Node struct {
 	// peerFailed holds, per node id, when a partition status probe of it
 	// last failed.
 	peerFailed sync.Map
-	// livenessUp holds the ids of the peers whose liveness request
-	// (liveness.go) is open now: only their deaths can be proven at once.
+	// livenessUp holds, per peer id whose liveness request (liveness.go)
+	// is open now, since when (*time.Time): only their deaths can be
+	// proven at once, and a peer up for a moment only is still starting.
 	livenessUp sync.Map
 	// creatingOffsets is set while a request to create the offsets topic
 	// is in flight.

@@ -556,6 +556,9 @@ func (s *replicaSet) balanceLeader(ctx context.Context, key partitionKey, r *par
 	if at, ok := s.n.peerFailed.Load(preferred); ok && time.Since(at.(time.Time)) < suspectFor {
 		return // it just failed to answer a status probe
 	}
+	if !s.n.upFor(preferred, preferredLeaderDelay) {
+		return // just (re)started: still opening its replicas, it would lead slowly
+	}
 	isr, err := r.InSync(ctx)
 	if err != nil || !slices.Contains(isr, preferred) {
 		return
