@@ -89,7 +89,7 @@ func openMetaGroup(dir, nodeID string, layer raft.StreamLayer, timing partition.
 	rc.NoLegacyTelemetry = true
 	// The metadata FSM is small and in memory: restore it from the snapshot
 	// at start (the default), unlike partition logs.
-	if m.raft, err = raft.NewRaft(rc, m.fsm, m.logs, m.stable, snaps, raftutil.NoPipeline{NetworkTransport: m.trans}); err != nil {
+	if m.raft, err = raft.NewRaft(rc, m.fsm, m.logs, m.stable, snaps, raftutil.NoPipeline{NetworkTransport: m.trans, TimeoutNowWithin: raftutil.TransferAnswerBound(timing.ElectionTimeout)}); err != nil {
 		m.close()
 		return nil, fmt.Errorf("start meta raft: %w", err)
 	}

@@ -170,7 +170,7 @@ func (r *Replica) open(layer raft.StreamLayer) error {
 	rc.NotifyCh = r.notifyCh
 	rc.Logger = hlog
 	rc.NoLegacyTelemetry = true
-	r.raft, err = raft.NewRaft(rc, r.fsm, r.cached, r.stable, r.snaps, raftutil.NoPipeline{NetworkTransport: r.trans, MaxAppendBytes: cfg.Raft.MaxAppendBytes})
+	r.raft, err = raft.NewRaft(rc, r.fsm, r.cached, r.stable, r.snaps, raftutil.NoPipeline{NetworkTransport: r.trans, MaxAppendBytes: cfg.Raft.MaxAppendBytes, TimeoutNowWithin: raftutil.TransferAnswerBound(cfg.Raft.ElectionTimeout)})
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}

@@ -1,6 +1,11 @@
 package raftutil
 
-import "github.com/hashicorp/raft"
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
 
 // entryOverhead approximates an entry's encoding beyond its payloads.
 const entryOverhead = 32
@@ -27,9 +32,66 @@ const entryOverhead = 32
 // before by PrevLogEntry/PrevLogTerm, so the follower checks and appends
 // them exactly as it would the whole. The follower's decode buffer and the
 // bytes a broken link resends are bounded by MaxAppendBytes.
+//
+// And it bounds the TimeoutNow request of a leadership transfer by
+// TimeoutNowWithin (see TimeoutNow).
 type NoPipeline struct {
 	*raft.NetworkTransport
 	MaxAppendBytes int
+	// TimeoutNowWithin bounds a TimeoutNow request; 0 leaves it to the
+	// transport's RPC timeout.
+	TimeoutNowWithin time.Duration
+}
+
+// ErrTimeoutNowUnanswered is returned when the target of a leadership
+// transfer did not answer its TimeoutNow request within TimeoutNowWithin.
+var ErrTimeoutNowUnanswered = fmt.Errorf("leadership transfer: target did not answer TimeoutNow in time")
+
+// TransferAnswerBound is the TimeoutNowWithin for a group whose election
+// timeout is electionTimeout: that long (hashicorp/raft's own deadline for
+// the transfer's catch-up), but at least a second, so that short test
+// timers on a loaded machine do not fail every transfer.
+func TransferAnswerBound(electionTimeout time.Duration) time.Duration {
+	return max(electionTimeout, time.Second)
+}
+
+// TimeoutNow sends a leadership transfer's TimeoutNow request and gives up
+// waiting for the answer after TimeoutNowWithin.
+//
+// Why: hashicorp/raft refuses every write while a transfer is in progress,
+// and a transfer that has sent its TimeoutNow stays in progress until the
+// request returns, past its own election-timeout deadline. The target
+// answers only when its Raft loop takes the request, which waits behind
+// whatever that loop is busy with: a node restarted moments ago storing
+// its catch-up took 5.2 s on the compose cluster, and writes stopped for
+// as long (the RPC timeout would allow 10 s). Given up on, the transfer
+// fails and the leader takes writes again at once; if the request is
+// still delivered, the target stands then, as the transfer meant it to.
+// The request itself runs on until it is answered or the transport's RPC
+// timeout ends it.
+func (t NoPipeline) TimeoutNow(id raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
+	if t.TimeoutNowWithin <= 0 {
+		return t.NetworkTransport.TimeoutNow(id, target, args, resp)
+	}
+	type answer struct {
+		resp raft.TimeoutNowResponse
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		var a answer
+		a.err = t.NetworkTransport.TimeoutNow(id, target, args, &a.resp)
+		done <- a
+	}()
+	timer := time.NewTimer(t.TimeoutNowWithin)
+	defer timer.Stop()
+	select {
+	case a := <-done:
+		*resp = a.resp
+		return a.err
+	case <-timer.C:
+		return fmt.Errorf("%w (%v, %s)", ErrTimeoutNowUnanswered, t.TimeoutNowWithin, id)
+	}
 }
 
 var (
