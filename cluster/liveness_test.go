@@ -256,3 +256,59 @@ func TestRestartedPreferredLeaderGetsLeadershipBackOnlyOnceSettled(t *testing.T)
 		t.Fatalf("%s led again %v after its restart, before it had been up for %v", preferred, got, preferredLeaderDelay)
 	}
 }
+
+// holdsCommitted asks a follower for the end of its log: it holds the
+// leader's commit index give or take caughtUpSlack, or it is still
+// catching up and gets no handover.
+func TestHoldsCommittedComparesTheFollowersLogWithTheCommitIndex(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c.createLedTopic(ctx, "caught", 1, 3)
+	var leader string
+	waitFor(t, 30*time.Second, "a leader of caught/0", func() bool {
+		leader = c.leaderOf("caught", 0)
+		return leader != ""
+	})
+	var follower *testNode
+	for _, tn := range c.nodes {
+		if tn.cfg.ID != leader {
+			follower = tn
+			break
+		}
+	}
+	r, err := follower.node().Replica(ctx, "caught", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := r.FollowerView(time.Now())
+	group := ""
+	for key := range follower.node().replicas.all() {
+		if key.Topic == "caught" {
+			group = key.group()
+		}
+	}
+	if group == "" {
+		t.Fatal("the follower has no replica of caught/0")
+	}
+	asker := c.byID(leader).node()
+	addr := follower.node().RaftAddr()
+	cases := []struct {
+		name   string
+		group  string
+		addr   string
+		commit uint64
+		want   bool
+	}{
+		{"holds the commit index", group, addr, v.LastIndex, true},
+		{"trails by the slack", group, addr, v.LastIndex + caughtUpSlack, true},
+		{"trails by more", group, addr, v.LastIndex + caughtUpSlack + 1, false},
+		{"a group it does not have", "nosuch/0/1", addr, 0, false},
+		{"no address", group, "", 0, false},
+	}
+	for _, tc := range cases {
+		if got := asker.holdsCommitted(ctx, tc.group, tc.addr, tc.commit); got != tc.want {
+			t.Errorf("%s: holdsCommitted = %v, want %v (follower's last index %d)", tc.name, got, tc.want, v.LastIndex)
+		}
+	}
+}
