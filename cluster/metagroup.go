@@ -15,10 +15,17 @@ import (
 	"github.com/skiff-mq/skiff/cluster/metadata"
 	"github.com/skiff-mq/skiff/internal/raftutil"
 	"github.com/skiff-mq/skiff/partition"
+	"github.com/skiff-mq/skiff/raftnet"
 )
 
 // metaGroupName is the raftnet group of the metadata Raft group.
 const metaGroupName = "meta"
+
+// metaMaxAppendBytes splits the meta group's AppendEntries like a
+// partition's (partition.DefaultRaftTiming's MaxAppendBytes): a metadata
+// command may be up to maxForwardBody, and raft's default of 64 entries
+// per append would otherwise exceed the Hub's frame bound.
+const metaMaxAppendBytes = 4 << 20
 
 // metaGroup is this node's member of the `meta` Raft group: a voter on up to
 // MetaVoters nodes, a non-voter everywhere else, so every node holds the
@@ -26,7 +33,7 @@ const metaGroupName = "meta"
 type metaGroup struct {
 	raft   *raft.Raft
 	fsm    *metadata.FSM
-	trans  *raft.NetworkTransport
+	trans  *raftnet.Transport
 	logs   *raftboltdb.BoltStore
 	stable *raftboltdb.BoltStore
 }
@@ -54,7 +61,7 @@ func (m *metaGroup) lastCommandIndex(last uint64) uint64 {
 	return 0
 }
 
-func openMetaGroup(dir, nodeID string, layer raft.StreamLayer, timing partition.RaftTiming, logger *slog.Logger) (*metaGroup, error) {
+func openMetaGroup(dir, nodeID string, hub *raftnet.Hub, timing partition.RaftTiming, logger *slog.Logger) (*metaGroup, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -74,9 +81,10 @@ func openMetaGroup(dir, nodeID string, layer raft.StreamLayer, timing partition.
 		m.close()
 		return nil, fmt.Errorf("meta snapshots: %w", err)
 	}
-	m.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: layer, MaxPool: 3, Timeout: timing.RPCTimeout, Logger: hlog,
-	})
+	if m.trans, err = hub.Transport(metaGroupName, raftnet.TransportConfig{RPCTimeout: timing.RPCTimeout}); err != nil {
+		m.close()
+		return nil, fmt.Errorf("meta transport: %w", err)
+	}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(nodeID)
 	rc.HeartbeatTimeout = timing.HeartbeatTimeout
@@ -89,7 +97,7 @@ func openMetaGroup(dir, nodeID string, layer raft.StreamLayer, timing partition.
 	rc.NoLegacyTelemetry = true
 	// The metadata FSM is small and in memory: restore it from the snapshot
 	// at start (the default), unlike partition logs.
-	if m.raft, err = raft.NewRaft(rc, m.fsm, m.logs, m.stable, snaps, raftutil.NoPipeline{NetworkTransport: m.trans}); err != nil {
+	if m.raft, err = raft.NewRaft(rc, m.fsm, m.logs, m.stable, snaps, raftutil.NoPipeline{Transport: m.trans, MaxAppendBytes: metaMaxAppendBytes}); err != nil {
 		m.close()
 		return nil, fmt.Errorf("start meta raft: %w", err)
 	}

@@ -42,6 +42,7 @@ type Node struct {
 	reg    *prometheus.Registry
 
 	mux      *raftnet.Mux
+	hub      *raftnet.Hub // every Raft group's transport, on mux
 	httpLn   net.Listener
 	httpSrv  *http.Server
 	httpMux  *http.ServeMux // the public HTTP port's routes (HandleHTTP adds some)
@@ -177,11 +178,17 @@ func (n *Node) start(ctx context.Context) error {
 		n.grpcAddr = cfg.AdvertiseGRPCAddr
 	}
 
-	layer, err := n.mux.StreamLayer(metaGroupName)
-	if err != nil {
-		return err
+	// A frame must hold the largest AppendEntries a partition sends: one
+	// batch (up to 64 MiB, within the default bound) or MaxAppendBytes of
+	// smaller ones, which an operator may set above the default bound.
+	hubCfg := raftnet.HubConfig{
+		MaxFrameBytes: max(raftnet.DefaultMaxFrameBytes, cfg.Partition.Raft.MaxAppendBytes+1<<20),
+		Logger:        n.logger,
 	}
-	if n.meta, err = openMetaGroup(filepath.Join(cfg.DataDir, "meta"), id, layer, cfg.Partition.Raft, n.logger); err != nil {
+	if n.hub, err = raftnet.NewHub(n.mux, hubCfg); err != nil {
+		return fmt.Errorf("raft hub: %w", err)
+	}
+	if n.meta, err = openMetaGroup(filepath.Join(cfg.DataDir, "meta"), id, n.hub, cfg.Partition.Raft, n.logger); err != nil {
 		return err
 	}
 	if n.partNode, err = partition.NewNode(cfg.PartitionMemory); err != nil {
@@ -532,6 +539,9 @@ func (n *Node) shutdown(ctx context.Context, graceful bool) error {
 		}
 		if n.metrics != nil {
 			n.metrics.unregister()
+		}
+		if n.hub != nil {
+			errs = append(errs, n.hub.Close())
 		}
 		if n.mux != nil {
 			errs = append(errs, n.mux.Close())

@@ -348,13 +348,8 @@ func (s *replicaSet) open(key partitionKey, t *metadata.Topic) (*partition.Repli
 	cfg.Logger = s.n.logger
 	cfg.Registerer = s.n.reg
 	cfg.Node = s.n.partNode
-	layer, err := s.n.mux.StreamLayer(key.group())
+	r, err := partition.Open(cfg, s.n.hub)
 	if err != nil {
-		return nil, err
-	}
-	r, err := partition.Open(cfg, layer)
-	if err != nil {
-		layer.Close()
 		return nil, err
 	}
 	if err := applyTopicRules(r, t); err != nil {

@@ -57,11 +57,15 @@ func newSecureTestCluster(t *testing.T, count int, dir string) *testCluster {
 // error means the connection was refused.
 func heartbeat(t *testing.T, m *raftnet.Mux, group, addr string) error {
 	t.Helper()
-	layer, err := m.StreamLayer(group)
+	hub, err := raftnet.NewHub(m, raftnet.HubConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	trans := raft.NewNetworkTransport(layer, 1, 2*time.Second, io.Discard)
+	defer hub.Close()
+	trans, err := hub.Transport(group, raftnet.TransportConfig{RPCTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer trans.Close()
 	var resp raft.AppendEntriesResponse
 	return trans.AppendEntries(raft.ServerID("victim"), raft.ServerAddress(addr),

@@ -169,7 +169,7 @@ func BenchmarkIdleGroups(b *testing.B) {
 	base := b.TempDir()
 	type node struct {
 		id  string
-		mux *raftnet.Mux
+		hub *raftnet.Hub
 	}
 	var nodes []node
 	for i := 0; i < 3; i++ {
@@ -179,20 +179,21 @@ func BenchmarkIdleGroups(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer mux.Close()
-		nodes = append(nodes, node{id, mux})
+		hub, err := raftnet.NewHub(mux, raftnet.HubConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer hub.Close()
+		nodes = append(nodes, node{id, hub})
 	}
 	reps := make([][]*Replica, groups)
 	for g := 0; g < groups; g++ {
 		group := fmt.Sprintf("topic/%d", g)
 		var servers []Server
 		for _, nd := range nodes {
-			layer, err := nd.mux.StreamLayer(group)
-			if err != nil {
-				b.Fatal(err)
-			}
 			cfg := DefaultConfig()
 			cfg.Group, cfg.NodeID, cfg.Dir = group, nd.id, filepath.Join(base, nd.id, fmt.Sprint(g))
-			rep, err := Open(cfg, layer)
+			rep, err := Open(cfg, nd.hub)
 			if err != nil {
 				b.Fatal(err)
 			}

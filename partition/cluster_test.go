@@ -36,6 +36,7 @@ type testNode struct {
 	id  string
 	dir string
 	mux *raftnet.Mux
+	hub *raftnet.Hub
 	cur atomic.Pointer[Replica] // nil while stopped; swapped while writers run
 }
 
@@ -82,7 +83,11 @@ func (c *testCluster) addNode(dir string) *testNode {
 	if err != nil {
 		c.t.Fatalf("mux %s: %v", id, err)
 	}
-	nd := &testNode{id: id, dir: dir, mux: mux}
+	hub, err := raftnet.NewHub(mux, raftnet.HubConfig{})
+	if err != nil {
+		c.t.Fatalf("hub %s: %v", id, err)
+	}
+	nd := &testNode{id: id, dir: dir, mux: mux, hub: hub}
 	c.nodes = append(c.nodes, nd)
 	c.start(nd)
 	return nd
@@ -104,11 +109,7 @@ func (c *testCluster) config(nd *testNode) Config {
 
 func (c *testCluster) start(nd *testNode) {
 	c.t.Helper()
-	layer, err := nd.mux.StreamLayer(c.group)
-	if err != nil {
-		c.t.Fatalf("stream layer %s: %v", nd.id, err)
-	}
-	rep, err := Open(c.config(nd), layer)
+	rep, err := Open(c.config(nd), nd.hub)
 	if err != nil {
 		c.t.Fatalf("open replica %s: %v", nd.id, err)
 	}
@@ -143,6 +144,7 @@ func (c *testCluster) close() {
 		if nd.r() != nil {
 			nd.r().Close()
 		}
+		nd.hub.Close()
 		nd.mux.Close()
 	}
 }

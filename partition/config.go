@@ -66,9 +66,9 @@ type RaftTiming struct {
 	// profit from a short one.
 	LeaderLeaseTimeout time.Duration
 	CommitTimeout      time.Duration // default 20ms
-	// RPCTimeout bounds one Raft RPC on the wire (scaled up by hashicorp/raft
-	// for snapshot installs). A stalled peer costs at most this long per
-	// RPC. Default 10s.
+	// RPCTimeout bounds one Raft RPC on the wire (one more per 256 KiB of
+	// a snapshot install, see raftnet.TransportConfig). A stalled peer
+	// costs at most this long per RPC. Default 10s.
 	RPCTimeout time.Duration
 	// MaxAppendEntries caps the entries a leader loads for one
 	// AppendEntries; one entry is one batch. hashicorp/raft counts entries,

@@ -21,6 +21,7 @@ import (
 	"github.com/skiff-mq/skiff/internal/raftutil"
 
 	"github.com/skiff-mq/skiff/log"
+	"github.com/skiff-mq/skiff/raftnet"
 	"github.com/skiff-mq/skiff/record"
 )
 
@@ -30,7 +31,7 @@ type Replica struct {
 	logger  *slog.Logger
 	raft    *raft.Raft
 	fsm     *fsm
-	trans   *raft.NetworkTransport
+	trans   *raftnet.Transport
 	logs    *raftLog              // Raft log; fsynced unless durability=replicated
 	cached  *cachedLogStore       // logs behind the node's entry cache
 	stable  *raftboltdb.BoltStore // term and vote; always fsynced
@@ -74,10 +75,10 @@ type Server struct {
 	Voter   bool
 }
 
-// Open starts a replica whose Raft traffic runs over layer (one group of the
-// node's raftnet mux). A replica with no Raft state waits for Bootstrap or
-// for a leader to add it.
-func Open(cfg Config, layer raft.StreamLayer) (*Replica, error) {
+// Open starts a replica whose Raft traffic runs over hub, the node's
+// raftnet.Hub (shared by all its groups), registered as cfg.Group. A
+// replica with no Raft state waits for Bootstrap or for a leader to add it.
+func Open(cfg Config, hub *raftnet.Hub) (*Replica, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -87,7 +88,7 @@ func Open(cfg Config, layer raft.StreamLayer) (*Replica, error) {
 	}
 	logger = logger.With("partition", cfg.Group)
 	r := &Replica{cfg: cfg, logger: logger, stop: make(chan struct{}), notifyCh: make(chan bool, 16), pending: newPendingWrites()}
-	if err := r.open(layer); err != nil {
+	if err := r.open(hub); err != nil {
 		r.closeResources()
 		return nil, fmt.Errorf("open partition %s: %w", cfg.Group, err)
 	}
@@ -100,7 +101,7 @@ func Open(cfg Config, layer raft.StreamLayer) (*Replica, error) {
 // entry for its size: that would fork the replicas' logs.
 const maxRaftBatch = 64 << 20
 
-func (r *Replica) open(layer raft.StreamLayer) error {
+func (r *Replica) open(hub *raftnet.Hub) error {
 	cfg := r.cfg
 	if cfg.RaftLogSegmentBytes == 0 {
 		cfg.RaftLogSegmentBytes = DefaultConfig().RaftLogSegmentBytes
@@ -148,12 +149,9 @@ func (r *Replica) open(layer raft.StreamLayer) error {
 	}
 	// The WAL is monotonic even when a test wrapper hides its IsMonotonic.
 	r.cached = r.node.cache.wrap(base, r.logs.IsMonotonic())
-	r.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  layer,
-		MaxPool: 3,
-		Timeout: cfg.Raft.RPCTimeout,
-		Logger:  hlog,
-	})
+	if r.trans, err = hub.Transport(cfg.Group, raftnet.TransportConfig{RPCTimeout: cfg.Raft.RPCTimeout}); err != nil {
+		return fmt.Errorf("raft transport: %w", err)
+	}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -170,7 +168,7 @@ func (r *Replica) open(layer raft.StreamLayer) error {
 	rc.NotifyCh = r.notifyCh
 	rc.Logger = hlog
 	rc.NoLegacyTelemetry = true
-	r.raft, err = raft.NewRaft(rc, r.fsm, r.cached, r.stable, r.snaps, raftutil.NoPipeline{NetworkTransport: r.trans, MaxAppendBytes: cfg.Raft.MaxAppendBytes})
+	r.raft, err = raft.NewRaft(rc, r.fsm, r.cached, r.stable, r.snaps, raftutil.NoPipeline{Transport: r.trans, MaxAppendBytes: cfg.Raft.MaxAppendBytes})
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}

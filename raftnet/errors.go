@@ -19,4 +19,12 @@ var (
 	// address it would advertise (an unspecified IP such as 0.0.0.0 or ::).
 	// Set MuxConfig.Advertise.
 	ErrNotAdvertisable = errors.New("raftnet: address is not advertisable")
+
+	// ErrBadFrame is wrapped by errors about malformed Hub frames; the
+	// connection that carried one is closed.
+	ErrBadFrame = errors.New("raftnet: bad frame")
+
+	// ErrRPCTimeout is wrapped by the error of a Hub RPC that got no answer
+	// within its timeout.
+	ErrRPCTimeout = errors.New("raftnet: rpc timed out")
 )

@@ -29,6 +29,10 @@ func leakedGoroutines(wait time.Duration) string {
 	owned := []string{
 		"raftnet.(*Mux).",
 		"raftnet.(*faultConn).",
+		"raftnet.(*Hub).",
+		"raftnet.(*clientConn).",
+		"raftnet.(*serverConn).",
+		"raftnet.(*Transport).",
 		"raft.(*NetworkTransport).",
 		"raft.(*netPipeline).",
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -100,6 +101,14 @@ type raftCluster struct {
 // tune adjusts them.
 func newRaftCluster(t *testing.T, nodes, groups []string, tune func(*raft.Config)) *raftCluster {
 	t.Helper()
+	return newRaftClusterOver(t, nodes, groups, tune, false)
+}
+
+// newRaftClusterOver is newRaftCluster with every group's transport on
+// one Hub per node when overHub is set, else a raft.NetworkTransport per
+// group on the Mux's StreamLayers.
+func newRaftClusterOver(t *testing.T, nodes, groups []string, tune func(*raft.Config), overHub bool) *raftCluster {
+	t.Helper()
 	c := &raftCluster{
 		t:     t,
 		fn:    NewFaultNetwork(),
@@ -117,6 +126,12 @@ func newRaftCluster(t *testing.T, nodes, groups []string, tune func(*raft.Config
 		}
 		t.Cleanup(func() { m.Close() })
 		c.muxes[id] = m
+	}
+	hubs := make(map[string]*Hub)
+	if overHub {
+		for _, id := range nodes {
+			hubs[id] = newTestHub(t, c.muxes[id], nil)
+		}
 	}
 
 	var servers []raft.Server
@@ -142,15 +157,21 @@ func newRaftCluster(t *testing.T, nodes, groups []string, tune func(*raft.Config
 				tune(conf)
 			}
 
-			layer := mustLayer(t, c.muxes[id], g)
-			trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-				Stream:  layer,
-				MaxPool: 3,
-				// Bounds every RPC and dial, hence how long a stalled RPC
-				// across a cut link holds a replication goroutine.
-				Timeout: time.Second,
-				Logger:  conf.Logger,
-			})
+			var trans raft.Transport
+			if overHub {
+				// Bounds every RPC and dial, as below.
+				trans = mustTransport(t, hubs[id], g, time.Second)
+			} else {
+				layer := mustLayer(t, c.muxes[id], g)
+				trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+					Stream:  layer,
+					MaxPool: 3,
+					// Bounds every RPC and dial, hence how long a stalled RPC
+					// across a cut link holds a replication goroutine.
+					Timeout: time.Second,
+					Logger:  conf.Logger,
+				})
+			}
 			store := raft.NewInmemStore()
 			fsm := &countingFSM{}
 			r, err := raft.NewRaft(conf, fsm, store, store, raft.NewInmemSnapshotStore(), trans)
@@ -286,9 +307,18 @@ func without(all []string, drop string) []string {
 }
 
 func TestRaftGroupsShareAMuxAndSurviveLeaderIsolation(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		overHub bool
+	}{{"NetworkTransport per group", false}, {"Hub", true}} {
+		t.Run(tc.name, func(t *testing.T) { testLeaderIsolation(t, tc.overHub) })
+	}
+}
+
+func testLeaderIsolation(t *testing.T, overHub bool) {
 	nodes := []string{"n1", "n2", "n3"}
 	groups := []string{"g1", "g2"}
-	c := newRaftCluster(t, nodes, groups, nil)
+	c := newRaftClusterOver(t, nodes, groups, nil, overHub)
 
 	for _, g := range groups {
 		for i := range 10 {
@@ -407,4 +437,58 @@ func TestRaftReplicatesOverDelayedLinks(t *testing.T) {
 	if !slices.IsSorted(inOrder) {
 		t.Fatalf("entries committed out of order: %v", inOrder)
 	}
+}
+
+// TestRaftCatchesUpBySnapshotOverHub cuts a follower off while the leader
+// commits and compacts its log, so on heal the follower can only catch up
+// by InstallSnapshot: the Hub's snapshot lane, end to end under Raft.
+func TestRaftCatchesUpBySnapshotOverHub(t *testing.T) {
+	nodes := []string{"n1", "n2", "n3"}
+	c := newRaftClusterOver(t, nodes, []string{"g"}, func(conf *raft.Config) {
+		conf.SnapshotThreshold = 20
+		conf.SnapshotInterval = 50 * time.Millisecond
+		conf.TrailingLogs = 5
+	}, true)
+	leader := c.mustApply("g", nodes, "warm-up")
+	c.waitConverged("g", 1)
+	var lagger string
+	for _, n := range nodes {
+		if n != leader {
+			lagger = n
+			break
+		}
+	}
+	c.fn.Isolate(lagger)
+	rest := without(nodes, lagger)
+	for i := range 100 {
+		c.mustApply("g", rest, fmt.Sprintf("while-cut-%03d", i))
+	}
+	// Wait until both members of the majority (so whichever leads) have
+	// snapshotted, and so dropped from their logs, far past what the
+	// lagger holds.
+	waitFor(t, 10*time.Second, "snapshots on the majority", func() bool {
+		for _, n := range rest {
+			if snapshotIndex(t, c.rafts["g"][n]) < 50 {
+				return false
+			}
+		}
+		return true
+	})
+	c.fn.Heal()
+	entries := c.waitConverged("g", 101)
+	if entries[0] != "warm-up" || entries[100] != "while-cut-099" {
+		t.Fatalf("converged on %v ... %v", entries[0], entries[len(entries)-1])
+	}
+	if got := snapshotIndex(t, c.rafts["g"][lagger]); got == 0 {
+		t.Fatal("the lagger caught up without a snapshot; the test did not exercise InstallSnapshot")
+	}
+}
+
+func snapshotIndex(t *testing.T, r *raft.Raft) uint64 {
+	t.Helper()
+	i, err := strconv.ParseUint(r.Stats()["last_snapshot_index"], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i
 }

@@ -9,7 +9,9 @@
 #                                 [--share N]
 #
 # Every case starts fresh servers in a temporary directory (loopback ports
-# 196xx/197xx), runs one benchmark client, and prints one table row:
+# 196xx/197xx; SKIFF_BENCH_PORT_PREFIX=NNN moves Skiff's to NNNxx, so two
+# runs can share a machine), runs one benchmark client, and prints one table
+# row:
 #
 #   system  record  parts  records/s  MB/s  CPU-s/1M  peakRSS MB (each node)
 #
@@ -18,7 +20,8 @@
 # just before and after the client ran) divided by millions of records; peak
 # RSS is each server's VmHWM after the run. --idle instead starts Skiff,
 # creates a topic of 100 partitions (RF 3), waits 30s, and prints each node's
-# RSS.
+# RSS and the CPU the three servers used over the last 20 of those seconds
+# (in cores).
 #
 # --share N instead measures work queues (issue 14): N records of 100 B
 # (1,000 keys, 6 partitions, RF 3) are produced, then 3 members take and
@@ -47,6 +50,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SP=${SKIFF_BENCH_PORT_PREFIX:-196} # Skiff's ports are ${SP}xx
 SKIFFS=()
 NATS_SERVER=${NATS_SERVER:-$(command -v nats-server || true)}
 NATS=${NATS:-$(command -v nats || true)}
@@ -119,17 +123,25 @@ wait_http() { # wait_http URL SECS
 start_skiff() {
   SERVERS=()
   local i
+  # Another run on these ports would answer our readiness checks and take
+  # our topics: refuse to share them.
+  for i in 1 2 3; do
+    if curl -fsS -o /dev/null "http://127.0.0.1:${SP}${i}3/readyz" 2>/dev/null; then
+      echo "port ${SP}${i}3 already serves a Skiff node; set SKIFF_BENCH_PORT_PREFIX" >&2
+      exit 1
+    fi
+  done
   for i in 1 2 3; do
     mkdir -p "$WORK/skiff-$i"
     "$SKIFF" server --id "n$i" --data-dir "$WORK/skiff-$i" --bootstrap-expect 3 \
-      --grpc-addr "127.0.0.1:196${i}0" --raft-addr "127.0.0.1:196${i}1" \
-      --gossip-addr "127.0.0.1:196${i}2" --http-addr "127.0.0.1:196${i}3" \
-      --join "127.0.0.1:19612,127.0.0.1:19622,127.0.0.1:19632" --log-level warn \
+      --grpc-addr "127.0.0.1:${SP}${i}0" --raft-addr "127.0.0.1:${SP}${i}1" \
+      --gossip-addr "127.0.0.1:${SP}${i}2" --http-addr "127.0.0.1:${SP}${i}3" \
+      --join "127.0.0.1:${SP}12,127.0.0.1:${SP}22,127.0.0.1:${SP}32" --log-level warn \
       >"$WORK/skiff-$i.log" 2>&1 &
     SERVERS+=($!)
     PIDS+=($!)
   done
-  for i in 1 2 3; do wait_http "http://127.0.0.1:196${i}3/readyz" 60; done
+  for i in 1 2 3; do wait_http "http://127.0.0.1:${SP}${i}3/readyz" 60; done
 }
 
 start_nats() { # start_nats [always]: always sets sync_interval: always
@@ -169,7 +181,7 @@ skiff_case() { # skiff_case SIZE PARTS RECORDS
   start_skiff
   local t0 t1 out
   t0=$(cpu_ticks "${SERVERS[@]}")
-  out=$("$SKIFF" bench produce --brokers 127.0.0.1:19610,127.0.0.1:19620,127.0.0.1:19630 \
+  out=$("$SKIFF" bench produce --brokers 127.0.0.1:${SP}10,127.0.0.1:${SP}20,127.0.0.1:${SP}30 \
     --topic "bench-$1-$2" --partitions "$2" --replication 3 --record-size "$1" --records "$3" \
     --concurrency 4 2>&1 | tr '\r' '\n' | grep '^produce:' | tail -1)
   t1=$(cpu_ticks "${SERVERS[@]}")
@@ -212,7 +224,7 @@ share_skiff_case() { # share_skiff_case ORDERED RECORDS
   start_skiff
   local t0 t1 out rps lat
   t0=$(cpu_ticks "${SERVERS[@]}")
-  out=$("$SKIFF" bench share --brokers 127.0.0.1:19610,127.0.0.1:19620,127.0.0.1:19630 --topic benchq \
+  out=$("$SKIFF" bench share --brokers 127.0.0.1:${SP}10,127.0.0.1:${SP}20,127.0.0.1:${SP}30 --topic benchq \
     --partitions 6 --replication 3 --record-size 100 --records "$2" --keys 1000 --members 3 \
     --key-ordered="$1" -o json 2>/dev/null | tail -1)
   t1=$(cpu_ticks "${SERVERS[@]}")
@@ -269,11 +281,16 @@ if [ "$IDLE" = 1 ]; then
   for s in "${SKIFFS[@]}"; do
     use_skiff "$s"
     start_skiff
-    "$SKIFF" topic create idle --brokers 127.0.0.1:19610 --partitions 100 --replication 3 >/dev/null
-    sleep 30
+    "$SKIFF" topic create idle --brokers 127.0.0.1:${SP}10 --partitions 100 --replication 3 >/dev/null
+    # Let elections and replica start-up settle before idle CPU is counted.
+    sleep 10
+    t0=$(cpu_ticks "${SERVERS[@]}")
+    sleep 20
+    t1=$(cpu_ticks "${SERVERS[@]}")
     printf '%s idle, 100 partitions RF 3, RSS MB per node: ' "$LABEL"
     for p in "${SERVERS[@]}"; do printf '%s ' "$(rss_mb "$p")"; done
-    echo
+    printf '; idle CPU (3 nodes, last 20 s): %s cores\n' \
+      "$(awk -v t=$((t1 - t0)) -v hz="$TICKS" 'BEGIN { printf "%.2f", t / hz / 20 }')"
     stop_servers
   done
   exit 0

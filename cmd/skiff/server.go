@@ -24,6 +24,7 @@ func newServerCommand() *cobra.Command {
 	var tlsFiles certs.Files
 	var listeners listenerSpecs
 	limits := defaultServerLimits()
+	gcPct, idleGCPct := 100, defaultIdleGCPercent
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a Skiff node",
@@ -44,6 +45,11 @@ func newServerCommand() *cobra.Command {
 			if err := limits.validate(cfg); err != nil {
 				return err
 			}
+			gc, err := gcPlan(cmd.Flags().Changed("gc-percent"), gcPct, cmd.Flags().Changed("idle-gc-percent"), idleGCPct, os.LookupEnv)
+			if err != nil {
+				return err
+			}
+			defer startGCTuner(gc)()
 			cfg.Join = splitList(join)
 			logger, err := newLogger(logLevel)
 			if err != nil {
@@ -96,6 +102,8 @@ func newServerCommand() *cobra.Command {
 	f.DurationVar(&cfg.Partition.Raft.ElectionTimeout, "raft-election-timeout", cfg.Partition.Raft.ElectionTimeout, "Raft groups: how long a candidate waits for votes before it tries again")
 	f.DurationVar(&cfg.Partition.Raft.LeaderLeaseTimeout, "raft-leader-lease-timeout", cfg.Partition.Raft.LeaderLeaseTimeout, "Raft groups: a leader that has heard from no quorum for this long steps down; at most --raft-heartbeat-timeout")
 	f.IntVar(&cfg.Partition.Raft.MaxAppendBytes, "raft-max-append-bytes", cfg.Partition.Raft.MaxAppendBytes, "most bytes of entries in one Raft AppendEntries RPC (larger ones are split)")
+	f.IntVar(&gcPct, "gc-percent", gcPct, "Go garbage collector target (GOGC) under load: the heap may grow by this percent of the live heap between collections; -1 turns collection off (GOGC in the environment applies when neither GC flag is given)")
+	f.IntVar(&idleGCPct, "idle-gc-percent", idleGCPct, "collector target while the node allocates under 32 MiB/s (idle): lower keeps an idle node's memory small at little CPU cost; 0 keeps --gc-percent always")
 	f.IntVar(&cfg.Partition.Raft.MaxAppendEntries, "raft-max-append-entries", cfg.Partition.Raft.MaxAppendEntries, "most entries a partition leader loads for one AppendEntries (bounds its memory per follower)")
 	return cmd
 }

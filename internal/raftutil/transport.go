@@ -5,7 +5,15 @@ import "github.com/hashicorp/raft"
 // entryOverhead approximates an entry's encoding beyond its payloads.
 const entryOverhead = 32
 
-// NoPipeline wraps a NetworkTransport so that replication never uses
+// Transport is a raft.Transport that can also be closed and carries
+// pre-votes: raft.NetworkTransport, or raftnet.Transport.
+type Transport interface {
+	raft.Transport
+	raft.WithClose
+	raft.WithPreVote
+}
+
+// NoPipeline wraps a Transport so that replication never uses
 // hashicorp/raft's AppendEntries pipeline.
 //
 // Why: the pipeline can wedge for ever. When a follower answers an append
@@ -28,7 +36,7 @@ const entryOverhead = 32
 // them exactly as it would the whole. The follower's decode buffer and the
 // bytes a broken link resends are bounded by MaxAppendBytes.
 type NoPipeline struct {
-	*raft.NetworkTransport
+	Transport
 	MaxAppendBytes int
 }
 
@@ -47,7 +55,7 @@ func (NoPipeline) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft
 func (t NoPipeline) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	chunks := SplitEntries(args.Entries, t.MaxAppendBytes)
 	if len(chunks) <= 1 {
-		return t.NetworkTransport.AppendEntries(id, target, args, resp)
+		return t.Transport.AppendEntries(id, target, args, resp)
 	}
 	for i, chunk := range chunks {
 		req := *args
@@ -57,7 +65,7 @@ func (t NoPipeline) AppendEntries(id raft.ServerID, target raft.ServerAddress, a
 			req.PrevLogEntry, req.PrevLogTerm = prev.Index, prev.Term
 		}
 		var r raft.AppendEntriesResponse
-		if err := t.NetworkTransport.AppendEntries(id, target, &req, &r); err != nil {
+		if err := t.Transport.AppendEntries(id, target, &req, &r); err != nil {
 			return err
 		}
 		*resp = r

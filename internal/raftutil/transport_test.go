@@ -82,7 +82,7 @@ func TestNoPipelineSplitsAppendEntries(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer leaderNT.Close()
-			leader := NoPipeline{NetworkTransport: leaderNT, MaxAppendBytes: 1000}
+			leader := NoPipeline{Transport: leaderNT, MaxAppendBytes: 1000}
 
 			got := make(chan *raft.AppendEntriesRequest, 16)
 			stop := make(chan struct{})
