@@ -187,7 +187,7 @@ func (l *lane) conn(t *Transport, deadline time.Time) (*clientConn, error) {
 		return nil, l.closed
 	}
 	cc := &clientConn{conn: conn, pending: make(map[uint64]chan result)}
-	if !l.h.track(func() { cc.readLoop(l.h.cfg.MaxFrameBytes) }) {
+	if !l.h.track(func() { cc.readLoop(l.h.cfg.MaxFrameBytes, l.h.codec.bufs) }) {
 		conn.Close()
 		return nil, fmt.Errorf("hub: %w", net.ErrClosed)
 	}
@@ -293,10 +293,10 @@ func (c *clientConn) fail(err error) {
 
 // readLoop delivers responses until the connection fails; then every
 // request still waiting fails at once (a peer that went away).
-func (c *clientConn) readLoop(maxFrame int) {
+func (c *clientConn) readLoop(maxFrame int, pool *bufPool) {
 	r := newSmallReader(c.conn)
 	for {
-		f, err := readFrame(r, maxFrame)
+		f, err := readFrame(r, maxFrame, pool)
 		if err == nil && f.isRequest() {
 			err = fmt.Errorf("%w: request kind %#x on an outbound connection", ErrBadFrame, f.kind)
 		}
@@ -311,6 +311,8 @@ func (c *clientConn) readLoop(maxFrame int) {
 		c.mu.Unlock()
 		if ch != nil {
 			ch <- result{f: f}
+		} else {
+			f.release() // its caller gave up
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package raftnet
 
 import (
-	"bytes"
 	"fmt"
 	"sync"
 
@@ -12,25 +11,15 @@ import (
 // Bodies are hashicorp/raft's RPC structs in msgpack, encoded by the same
 // library raft.NetworkTransport uses, so every field raft adds travels
 // without a change here. The handle is shared: it only caches type
-// information, which is safe for concurrent use. Encoders, decoders and
-// small frame buffers are pooled: an idle node still sends thousands of
-// RPCs a second (commit-index updates and heartbeats of every group).
+// information, which is safe for concurrent use. Encoders and decoders are
+// pooled (an idle node still sends thousands of RPCs a second:
+// commit-index updates and heartbeats of every group), and so are frame
+// buffers (bufs), in both directions.
 type rpcCodec struct {
 	h    codec.MsgpackHandle
-	encs sync.Pool // *frameEncoder
+	encs sync.Pool // *codec.Encoder, writing into a []byte
 	decs sync.Pool // *codec.Decoder
-}
-
-// maxPooledFrame is the largest frame buffer kept for reuse; a large
-// append's buffer goes to the garbage collector, so the pool never pins
-// more than a few small buffers.
-const maxPooledFrame = 64 << 10
-
-// frameEncoder builds one frame in buf: the header's room, then the body
-// enc writes after it.
-type frameEncoder struct {
-	buf bytes.Buffer
-	enc *codec.Encoder
+	bufs *bufPool  // frame buffers: built here, read by readFrame
 }
 
 // emptyBody detaches a pooled decoder from the last body it read.
@@ -43,35 +32,70 @@ func newRPCCodec() *rpcCodec {
 	// frame. (A small MaxInitLen makes a large []byte grow in steps that
 	// cost seconds per megabyte.) Decoded []byte fields are copies, never
 	// views of the frame, so a frame's buffer is free once decoded.
-	return &rpcCodec{}
+	return &rpcCodec{bufs: &bufPool{}}
+}
+
+// Room the encoding of a message takes beyond its byte payloads, for
+// sizing a frame's buffer up front: msgpack writes a struct as a map with
+// its field names. Underestimating costs a copy, overestimating a larger
+// buffer class.
+const (
+	encodedMessage = 512 // a message's fixed fields, the RPC header's addresses aside
+	encodedEntry   = 128 // a log entry's fixed fields
+)
+
+// encodedSize estimates the encoding of v.
+func encodedSize(v any) int {
+	switch m := v.(type) {
+	case *raft.AppendEntriesRequest:
+		n := encodedMessage + len(m.RPCHeader.ID) + len(m.RPCHeader.Addr) + len(m.Leader) //nolint:staticcheck // still sent
+		for _, e := range m.Entries {
+			n += encodedEntry + len(e.Data) + len(e.Extensions)
+		}
+		return n
+	case *raft.RequestVoteRequest:
+		return encodedMessage + len(m.RPCHeader.ID) + len(m.RPCHeader.Addr) + len(m.Candidate) //nolint:staticcheck // still sent
+	case *raft.InstallSnapshotRequest:
+		return encodedMessage + len(m.RPCHeader.ID) + len(m.RPCHeader.Addr) + len(m.Leader) + len(m.Peers) + len(m.Configuration) //nolint:staticcheck // still sent
+	default:
+		return encodedMessage
+	}
 }
 
 // encodeFrame returns a complete frame: the header appendHeader writes for
-// the body's length, then v in msgpack, built in one buffer. Call release
-// once the frame is written and no longer used.
+// the body's length, then v in msgpack, built in one pooled buffer. Call
+// release once the frame is written and no longer used.
 func (c *rpcCodec) encodeFrame(hdrLen int, appendHeader func(b []byte, bodyLen int) []byte, v any) (frame []byte, release func(), err error) {
-	fe, _ := c.encs.Get().(*frameEncoder)
-	if fe == nil {
-		fe = &frameEncoder{}
-		fe.enc = codec.NewEncoder(&fe.buf, &c.h)
+	buf := c.bufs.get(hdrLen + encodedSize(v))
+	// The encoder appends to the slice it is given, from its start: give
+	// it the room after the header.
+	body := buf[hdrLen:hdrLen]
+	enc, _ := c.encs.Get().(*codec.Encoder)
+	if enc == nil {
+		enc = codec.NewEncoderBytes(&body, &c.h)
+	} else {
+		enc.ResetBytes(&body)
 	}
-	fe.buf.Reset()
-	var zero [frameLenSize + requestFixed + MaxNameLen]byte
-	fe.buf.Write(zero[:hdrLen])
-	fe.enc.Reset(&fe.buf)
-	if err := fe.enc.Encode(v); err != nil {
+	if err := enc.Encode(v); err != nil {
 		// Not put back: a failed encoder's state is not worth trusting.
+		c.bufs.put(buf)
 		return nil, nil, fmt.Errorf("encode %T: %w", v, err)
 	}
-	b := fe.buf.Bytes()
-	appendHeader(b[:0], len(b)-hdrLen)
-	return b, func() { c.putEncoder(fe) }, nil
-}
-
-func (c *rpcCodec) putEncoder(fe *frameEncoder) {
-	if fe.buf.Cap() <= maxPooledFrame {
-		c.encs.Put(fe)
+	// Pooled, the encoder still points at buf, which may meanwhile serve
+	// another frame: harmless, as it writes nothing before its next
+	// ResetBytes.
+	c.encs.Put(enc)
+	if len(body) > 0 && &body[0] != &buf[hdrLen:cap(buf)][0] {
+		// The estimate was short and the encoder moved the body to a
+		// larger slice without room for the header: one copy more.
+		bigger := c.bufs.get(hdrLen + len(body))
+		copy(bigger[hdrLen:], body)
+		c.bufs.put(buf)
+		buf = bigger
 	}
+	buf = buf[:hdrLen+len(body)]
+	appendHeader(buf[:0], len(body))
+	return buf, func() { c.bufs.put(buf) }, nil
 }
 
 func (c *rpcCodec) requestFrame(kind byte, id uint64, group string, req any) ([]byte, func(), error) {

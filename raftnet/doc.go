@@ -101,8 +101,11 @@
 // Everything read from the network is treated as hostile. A frame length
 // beyond MaxFrameBytes (default 72 MiB: a partition's largest batch, 64
 // MiB, in one AppendEntries plus headers) is refused before anything is
-// allocated, and a body's buffer grows as its bytes arrive, so a peer
-// announcing a large frame and sending little costs little. A malformed
+// allocated, and a body's buffer grows as its bytes arrive (or is a
+// pooled one already allocated), so a peer announcing a large frame and
+// sending little costs little. Frame buffers are pooled by size class in
+// both directions: building and reading an AppendEntries allocates no
+// buffer of its size in the steady state. A malformed
 // frame (bad length, unknown kind, bad group name, a body that does not
 // decode, a response where a request belongs) closes the connection; a
 // request for a group this node does not run is answered with an error.

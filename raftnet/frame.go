@@ -55,6 +55,7 @@ type frame struct {
 	id    uint64
 	group string
 	body  []byte
+	pool  *bufPool // where body goes back to (see release); nil: nowhere
 }
 
 func (f frame) isRequest() bool { return f.kind <= maxRPCType }
@@ -89,9 +90,10 @@ func errorFrame(id uint64, msg string) []byte {
 // readFrame reads one frame of at most maxLen bytes (after the length
 // prefix). Errors wrap ErrBadFrame when the bytes are malformed (the
 // connection must then be closed: the stream is out of step), or are the
-// read error. The body is allocated as it arrives, readChunk at a time, so
-// a peer that announces a large frame and sends little costs little.
-func readFrame(r *bufio.Reader, maxLen int) (frame, error) {
+// read error. The body comes from pool (nil: allocated); call the frame's
+// release once its body is no longer used. A peer that announces a large
+// frame and sends little costs little: see readBody.
+func readFrame(r *bufio.Reader, maxLen int, pool *bufPool) (frame, error) {
 	var prefix [frameLenSize + frameFixed]byte
 	if _, err := io.ReadFull(r, prefix[:frameLenSize]); err != nil {
 		return frame{}, err
@@ -121,44 +123,66 @@ func readFrame(r *bufio.Reader, maxLen int) (frame, error) {
 		if g == 0 || g > MaxNameLen || g > n {
 			return frame{}, fmt.Errorf("%w: group name length %d in a request of %d bytes", ErrBadFrame, g, n)
 		}
-		name := make([]byte, g)
-		if _, err := io.ReadFull(r, name); err != nil {
+		var name [MaxNameLen]byte
+		if _, err := io.ReadFull(r, name[:g]); err != nil {
 			return frame{}, unexpectedEOF(err)
 		}
-		if err := validateName(string(name)); err != nil {
+		if err := validateName(string(name[:g])); err != nil {
 			return frame{}, fmt.Errorf("%w: group: %w", ErrBadFrame, err)
 		}
-		f.group = string(name)
+		f.group = string(name[:g])
 		n -= g
 	case f.kind == kindError, f.kind&^0x7f == kindResponse && f.kind&0x7f <= maxRPCType:
 	default:
 		return frame{}, fmt.Errorf("%w: kind %#x", ErrBadFrame, f.kind)
 	}
-	body, err := readBody(r, n)
+	body, err := readBody(r, n, pool)
 	if err != nil {
 		return frame{}, unexpectedEOF(err)
 	}
-	f.body = body
+	f.body, f.pool = body, pool
 	return f, nil
 }
 
-// readBody reads exactly n bytes. The buffer starts at readChunk and
-// doubles as bytes arrive, so it is never more than twice what the peer
-// actually sent, and the copies add up to less than n.
-func readBody(r io.Reader, n int) ([]byte, error) {
-	buf := make([]byte, min(n, readChunk))
+// release gives the frame's body back to its pool: neither the body nor
+// anything that aliases it may be used afterwards. (Decoded messages do
+// not alias it: the codec copies byte fields out.)
+func (f *frame) release() {
+	if f.pool != nil && f.body != nil {
+		f.pool.put(f.body)
+	}
+	f.body, f.pool = nil, nil
+}
+
+// readBody reads exactly n bytes into a buffer from pool. A pooled buffer
+// large enough is used at once: it costs nothing new however little the
+// peer then sends. Otherwise the buffer starts at readChunk and doubles as
+// bytes arrive, so what a peer makes this side allocate is never more
+// than twice what it actually sent; the buffers outgrown go back to the
+// pool.
+func readBody(r io.Reader, n int, pool *bufPool) ([]byte, error) {
+	if b, ok := pool.tryGet(n); ok {
+		if _, err := io.ReadFull(r, b); err != nil {
+			pool.put(b)
+			return nil, err
+		}
+		return b, nil
+	}
+	buf := pool.get(min(n, readChunk))
 	got := 0
 	for {
 		m, err := io.ReadFull(r, buf[got:])
 		got += m
 		if err != nil {
+			pool.put(buf)
 			return nil, err
 		}
 		if got == n {
 			return buf, nil
 		}
-		bigger := make([]byte, min(n, 2*len(buf)))
+		bigger := pool.get(min(n, 2*len(buf)))
 		copy(bigger, buf)
+		pool.put(buf)
 		buf = bigger
 	}
 }

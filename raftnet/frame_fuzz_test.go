@@ -46,7 +46,8 @@ func FuzzReadFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bufio.NewReader(bytes.NewReader(data))
 		for {
-			fr, err := readFrame(r, maxLen)
+			// The codec's pool: buffers one frame gave back serve the next.
+			fr, err := readFrame(r, maxLen, c.bufs)
 			if err != nil {
 				return
 			}
@@ -62,6 +63,7 @@ func FuzzReadFrame(f *testing.F) {
 				var v raft.AppendEntriesResponse
 				c.decode(fr.body, &v)
 			}
+			fr.release()
 		}
 	})
 }

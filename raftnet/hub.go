@@ -307,11 +307,12 @@ func (h *Hub) serveRPCs(conn net.Conn, lane byte) error {
 	// their request.
 	defer close(work)
 	for {
-		f, err := readFrame(r, h.cfg.MaxFrameBytes)
+		f, err := readFrame(r, h.cfg.MaxFrameBytes, h.codec.bufs)
 		if err != nil {
 			return err
 		}
 		if !f.isRequest() || f.kind == rpcInstallSnapshot {
+			f.release()
 			return fmt.Errorf("%w: kind %#x on lane %d", ErrBadFrame, f.kind, lane)
 		}
 		select {
@@ -363,10 +364,12 @@ func (sc *serverConn) worker(f frame, work <-chan frame, slots <-chan struct{}) 
 func (sc *serverConn) handle(f frame) {
 	t := sc.h.transport(f.group)
 	if t == nil {
+		f.release()
 		sc.write(errorFrame(f.id, fmt.Sprintf("raftnet: unknown group %q", truncate(f.group))))
 		return
 	}
 	req, err := sc.h.codec.decodeRequest(f.kind, f.body)
+	f.release()
 	if err != nil {
 		sc.h.log.Debug("closing connection: bad request", "group", f.group, "error", err)
 		sc.conn.Close()
@@ -408,10 +411,11 @@ func (h *Hub) serveSnapshot(conn net.Conn) error {
 	if err := conn.SetReadDeadline(time.Now().Add(h.cfg.HandshakeTimeout)); err != nil {
 		return err
 	}
-	f, err := readFrame(r, h.cfg.MaxFrameBytes)
+	f, err := readFrame(r, h.cfg.MaxFrameBytes, h.codec.bufs)
 	if err != nil {
 		return err
 	}
+	defer f.release()
 	if f.kind != rpcInstallSnapshot {
 		return fmt.Errorf("%w: kind %#x on the snapshot lane", ErrBadFrame, f.kind)
 	}

@@ -519,7 +519,7 @@ func TestHubRefusesHostileFrames(t *testing.T) {
 		c.SetReadDeadline(time.Now().Add(3 * time.Second))
 		got := map[uint64]frame{}
 		for range 2 {
-			f, err := readFrame(r, 1<<20)
+			f, err := readFrame(r, 1<<20, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

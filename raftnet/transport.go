@@ -178,6 +178,7 @@ func (t *Transport) call(target raft.ServerAddress, lane byte, kind byte, args, 
 	if err != nil {
 		return t.err(target, err)
 	}
+	defer f.release()
 	if f.kind == kindError {
 		return t.err(target, errors.New(string(f.body)))
 	}
@@ -246,10 +247,11 @@ func (t *Transport) installSnapshot(target raft.ServerAddress, args *raft.Instal
 	if n != args.Size {
 		return fmt.Errorf("stream snapshot: sent %d of %d bytes: %w", n, args.Size, io.ErrUnexpectedEOF)
 	}
-	f, err := readFrame(newSmallReader(conn), h.cfg.MaxFrameBytes)
+	f, err := readFrame(newSmallReader(conn), h.cfg.MaxFrameBytes, h.codec.bufs)
 	if err != nil {
 		return fmt.Errorf("read snapshot response: %w", err)
 	}
+	defer f.release()
 	if f.id != 1 {
 		return fmt.Errorf("%w: snapshot response to request %d", ErrBadFrame, f.id)
 	}
