@@ -33,18 +33,23 @@ func TestGCPlan(t *testing.T) {
 func TestGCTarget(t *testing.T) {
 	s := gcSettings{busy: 100, idle: 50, tune: true, set: true}
 	cases := []struct {
-		rate float64
-		want int
+		name      string
+		rates     []float64 // samples in order, from a busy start
+		wantFinal int
 	}{
-		{0, 50},
-		{6 << 20, 50},
-		{idleAllocRate - 1, 50},
-		{idleAllocRate, 100},
-		{500 << 20, 100},
+		{"idle only after gcIdleSamples quiet samples", []float64{0, 6 << 20, 1 << 20, idleAllocRate - 1}, 50},
+		{"one sample short stays busy", []float64{0, 6 << 20, 1 << 20}, 100},
+		{"a dip amid load stays busy", []float64{500 << 20, 9 << 20, 200 << 20, 20 << 20, 300 << 20, 0, 0}, 100},
+		{"load leaves idle at once", []float64{0, 0, 0, 0, 0, idleAllocRate}, 100},
+		{"quiet again after load", []float64{0, 0, 0, 0, 400 << 20, 0, 0, 0, 0}, 50},
 	}
 	for _, tc := range cases {
-		if got := gcTarget(s, tc.rate); got != tc.want {
-			t.Errorf("gcTarget(%v B/s) = %d, want %d", tc.rate, got, tc.want)
+		got, low := s.busy, 0
+		for _, r := range tc.rates {
+			got, low = gcTarget(s, r, low)
+		}
+		if got != tc.wantFinal {
+			t.Errorf("%s: target after %v = %d, want %d", tc.name, tc.rates, got, tc.wantFinal)
 		}
 	}
 }
