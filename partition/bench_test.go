@@ -31,6 +31,11 @@ func BenchmarkProduce3Replicas(b *testing.B) {
 			})
 		}
 	}
+	// skiff bench produce's default: batches of up to 1 MiB, so one
+	// AppendEntries carries a few MiB.
+	b.Run("record=1024B/batch=1000/inflight=8", func(b *testing.B) {
+		benchProduce(b, 1024, 1000, 8)
+	})
 }
 
 func benchProduce(b *testing.B, recordSize, perBatch, inflight int) {
