@@ -10,7 +10,8 @@ import (
 
 // Bodies are hashicorp/raft's RPC structs in msgpack, encoded by the same
 // library raft.NetworkTransport uses, so every field raft adds travels
-// without a change here. The handle is shared: it only caches type
+// without a change here; AppendEntries requests alone have a binary body
+// of their own (appendcodec.go). The handle is shared: it only caches type
 // information, which is safe for concurrent use. Encoders and decoders are
 // pooled (an idle node still sends thousands of RPCs a second:
 // commit-index updates and heartbeats of every group), and so are frame
@@ -35,24 +36,15 @@ func newRPCCodec() *rpcCodec {
 	return &rpcCodec{bufs: &bufPool{}}
 }
 
-// Room the encoding of a message takes beyond its byte payloads, for
-// sizing a frame's buffer up front: msgpack writes a struct as a map with
-// its field names. Underestimating costs a copy, overestimating a larger
-// buffer class.
-const (
-	encodedMessage = 512 // a message's fixed fields, the RPC header's addresses aside
-	encodedEntry   = 128 // a log entry's fixed fields
-)
+// encodedMessage is the room a message's msgpack encoding takes beyond
+// its byte fields, for sizing a frame's buffer up front: msgpack writes a
+// struct as a map with its field names. Underestimating costs a copy,
+// overestimating a larger buffer class.
+const encodedMessage = 512
 
-// encodedSize estimates the encoding of v.
+// encodedSize estimates the msgpack encoding of v.
 func encodedSize(v any) int {
 	switch m := v.(type) {
-	case *raft.AppendEntriesRequest:
-		n := encodedMessage + len(m.RPCHeader.ID) + len(m.RPCHeader.Addr) + len(m.Leader) //nolint:staticcheck // still sent
-		for _, e := range m.Entries {
-			n += encodedEntry + len(e.Data) + len(e.Extensions)
-		}
-		return n
 	case *raft.RequestVoteRequest:
 		return encodedMessage + len(m.RPCHeader.ID) + len(m.RPCHeader.Addr) + len(m.Candidate) //nolint:staticcheck // still sent
 	case *raft.InstallSnapshotRequest:
@@ -99,6 +91,9 @@ func (c *rpcCodec) encodeFrame(hdrLen int, appendHeader func(b []byte, bodyLen i
 }
 
 func (c *rpcCodec) requestFrame(kind byte, id uint64, group string, req any) ([]byte, func(), error) {
+	if ae, ok := req.(*raft.AppendEntriesRequest); ok && kind == rpcAppendEntries {
+		return c.appendEntriesFrame(id, group, ae)
+	}
 	return c.encodeFrame(frameLenSize+requestFixed+len(group), func(b []byte, n int) []byte {
 		return appendRequestHeader(b, kind, id, group, n)
 	}, req)
@@ -132,7 +127,7 @@ func (c *rpcCodec) decodeRequest(kind byte, body []byte) (any, error) {
 	var req any
 	switch kind {
 	case rpcAppendEntries:
-		req = &raft.AppendEntriesRequest{}
+		return decodeAppendEntries(body)
 	case rpcRequestVote:
 		req = &raft.RequestVoteRequest{}
 	case rpcInstallSnapshot:

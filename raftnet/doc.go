@@ -59,7 +59,7 @@
 // two-byte preamble:
 //
 //	offset  size  field
-//	0       1     RPC version, currently 1 (RPCVersion)
+//	0       1     RPC version, currently 2 (RPCVersion)
 //	1       1     lane: 0 control, 1 data, 2 snapshot
 //
 // The accepting Hub closes a connection with another version or lane.
@@ -80,7 +80,9 @@
 // RequestPreVote. Its payload is the group name (2-byte length G, 1..
 // MaxNameLen, then G bytes of [A-Za-z0-9._:/-]) followed by raft's request
 // struct in msgpack (hashicorp/go-msgpack, as raft.NetworkTransport
-// encodes it). A response's kind is 0x80|type with raft's response struct
+// encodes it), except AppendEntries, whose fields and entries have a
+// fixed binary layout (appendcodec.go): one exact allocation per payload
+// where msgpack grows a large one in 256 KiB steps. A response's kind is 0x80|type with raft's response struct
 // in msgpack, or 0xC0 with an error message (UTF-8, at most 1 KiB); its
 // request id is the request's. Responses come in whatever order the groups
 // answer; the requester matches them by id.

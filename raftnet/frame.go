@@ -10,7 +10,7 @@ import (
 // RPCVersion is the version of the Hub's wire format (the lane preamble and
 // the frames after it; see the package doc). A Hub refuses a connection of
 // another version.
-const RPCVersion = 1
+const RPCVersion = 2 // 2: AppendEntries requests in their own binary layout
 
 // Lanes: which traffic a Hub connection carries, named in its preamble.
 const (
