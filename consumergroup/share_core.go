@@ -149,6 +149,13 @@ func decideFetch(g *shareGroupState, rt *shareRuntime, now time.Time, req fetchD
 	var picked []ShareRecord
 	bytes := 0
 	full := false
+	// A record whose ack (or reject) is queued and not yet committed is
+	// still in flight: its lock may have ended meanwhile, yet handing it
+	// to another member would let the acquisition commit after the
+	// accept and deliver an acknowledged record again.
+	settling := func(p *part, o int64) bool {
+		return len(rt.settling) > 0 && rt.settling[tpOffset{p.tp, o}] > 0
+	}
 	// take picks record o of p; false when the fetch is full.
 	take := func(p *part, o int64) bool {
 		fr, _ := p.f.get(o)
@@ -183,6 +190,9 @@ func decideFetch(g *shareGroupState, rt *shareRuntime, now time.Time, req fetchD
 					if isMine := !fr.keyNull() && mine[fr.key]; (pass == 0) != isMine {
 						continue
 					}
+					if settling(p, o) {
+						continue
+					}
 					if !fr.keyNull() {
 						if keyed <= 0 {
 							continue
@@ -202,7 +212,7 @@ func decideFetch(g *shareGroupState, rt *shareRuntime, now time.Time, req fetchD
 			}
 			p := &parts[i]
 			walkShare(p.sp, p.f, cfg, nowMs, func(o int64, why string) bool {
-				return why != "" || take(p, o)
+				return why != "" || settling(p, o) || take(p, o)
 			})
 		}
 	}

@@ -245,6 +245,52 @@ func fairState(keys int) (*shareGroupState, *shareRuntime, []TopicPartition) {
 	return g, rt, []TopicPartition{tp}
 }
 
+// TestDecideFetchSkipsARecordWhoseAckIsCommitting: member a's accept of
+// offset 0, decided while a held it, is queued when the lock ends. Until
+// it is committed no other member gets the record: the acquisition would
+// commit after the accept and deliver an acknowledged record again (in
+// key-ordered mode the key waits too). Once nothing settles it, the
+// record with its lock ended is deliverable again.
+func TestDecideFetchSkipsARecordWhoseAckIsCommitting(t *testing.T) {
+	now := time.Unix(5000, 0)
+	for _, ordered := range []bool{true, false} {
+		g, rt, parts := fairState(1) // k0: 0, 1; null: 2
+		g.Config = shareDefaults()
+		g.Config["key.ordered"] = fmt.Sprint(ordered)
+		g.parsed = nil
+		if g.config().KeyOrdered != ordered {
+			t.Fatalf("key.ordered=%v not taken", ordered)
+		}
+		*g.partition("jobs", 0).rec(0) = shareRec{State: recAcquired, Owner: "a", Deliveries: 1, LockUntil: now.Add(-time.Millisecond).UnixMilli()}
+		ack := &shareAckCmd{Group: "q", Topic: "jobs", Ack: ackAccept, Offsets: []int64{0}, At: now.UnixMilli()}
+		rt.markSettling(ack, +1)
+		offsets := func() []int64 {
+			_, recs := decideFetch(g, rt, now, fetchDecision{Group: "q", Member: "b", Parts: parts, MaxRecs: 10})
+			var out []int64
+			for _, r := range recs {
+				out = append(out, r.Record.Offset)
+			}
+			slices.Sort(out)
+			return out
+		}
+		want := []int64{1, 2}
+		if ordered {
+			want = []int64{2} // k0's next record waits for offset 0
+		}
+		if got := offsets(); !slices.Equal(got, want) {
+			t.Fatalf("key.ordered=%v, accept of 0 committing: b got %v, want %v", ordered, got, want)
+		}
+		rt.markSettling(ack, -1) // failed after all: a's lock has ended
+		want = []int64{0, 1, 2}
+		if ordered {
+			want = []int64{0, 2}
+		}
+		if got := offsets(); !slices.Equal(got, want) {
+			t.Fatalf("key.ordered=%v, nothing committing: b got %v, want %v", ordered, got, want)
+		}
+	}
+}
+
 // keysOf lists the keys of records ("" for a null key).
 func keysOf(recs []ShareRecord) []string {
 	var out []string
