@@ -40,48 +40,82 @@ type feed struct {
 	// key: key-ordered selection looks at the first record of each key
 	// that is not done instead of walking the whole window
 	// (selectKeyOrdered). Offsets below the share-partition's start, or
-	// done, are dropped from the front as they are met.
-	byKey map[string]*offQueue
+	// done, are dropped from the front as they are met. Every fetch
+	// visits every key under the shell's lock, so the queues sit side by
+	// side in one slice (keyAt indexes it) with their fronts in place: a
+	// visit reads memory in order instead of chasing a pointer per key.
+	keys  []keyQueue
+	keyAt map[string]int
 	nulls offQueue
 }
 
-// offQueue is a FIFO of offsets.
+// keyQueue is the queue of one key's offsets.
+type keyQueue struct {
+	key string
+	offQueue
+}
+
+// offQueue is a FIFO of offsets; first caches offs[head].
 type offQueue struct {
-	offs []int64
-	head int
+	offs  []int64
+	head  int
+	first int64
 }
 
 func (q *offQueue) empty() bool  { return q.head >= len(q.offs) }
-func (q *offQueue) front() int64 { return q.offs[q.head] }
+func (q *offQueue) front() int64 { return q.first }
+func (q *offQueue) push(o int64) {
+	q.offs = append(q.offs, o)
+	if q.head == len(q.offs)-1 {
+		q.first = o
+	}
+}
 func (q *offQueue) pop() {
 	q.head++
 	if q.head >= 64 && q.head*2 >= len(q.offs) {
 		q.offs = append([]int64(nil), q.offs[q.head:]...)
 		q.head = 0
 	}
+	if !q.empty() {
+		q.first = q.offs[q.head]
+	}
 }
 
 // index adds a record appended to the feed to the key queues.
 func (f *feed) index(o int64, fr *feedRec) {
 	if fr.keyNull() {
-		f.nulls.offs = append(f.nulls.offs, o)
+		f.nulls.push(o)
 		return
 	}
-	if f.byKey == nil {
-		f.byKey = map[string]*offQueue{}
+	i, ok := f.keyAt[fr.key]
+	if !ok {
+		if f.keyAt == nil {
+			f.keyAt = map[string]int{}
+		}
+		i = len(f.keys)
+		f.keyAt[fr.key] = i
+		f.keys = append(f.keys, keyQueue{key: fr.key})
 	}
-	q := f.byKey[fr.key]
-	if q == nil {
-		q = &offQueue{}
-		f.byKey[fr.key] = q
+	f.keys[i].push(o)
+}
+
+// dropKey forgets the queue at i (emptied), moving the last one into its
+// place.
+func (f *feed) dropKey(i int) {
+	last := len(f.keys) - 1
+	delete(f.keyAt, f.keys[i].key)
+	if i != last {
+		f.keys[i] = f.keys[last]
+		f.keyAt[f.keys[i].key] = i
 	}
-	q.offs = append(q.offs, o)
+	f.keys[last] = keyQueue{}
+	f.keys = f.keys[:last]
 }
 
 // reset empties the feed and restarts it at base.
 func (f *feed) reset(base int64) {
 	f.base, f.recs, f.extra = base, nil, nil
-	f.byKey, f.nulls = nil, offQueue{}
+	f.keys, f.keyAt, f.nulls = nil, nil, offQueue{}
 }
 
 // aboveEndGrace is how long a share-partition's start must stay beyond its
