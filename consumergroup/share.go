@@ -497,12 +497,7 @@ const (
 // own state, "" if it can; walkShare and selectKeyOrdered add the key
 // rules.
 func deliverability(sp *sharePartition, cfg shareConfig, nowMs int64, o int64, fr *feedRec) string {
-	return deliverabilityOf(sp.Recs[o], cfg, nowMs, fr)
-}
-
-// deliverabilityOf is deliverability with the record's state (nil when it
-// has none) already looked up.
-func deliverabilityOf(r *shareRec, cfg shareConfig, nowMs int64, fr *feedRec) string {
+	r := sp.Recs[o]
 	switch {
 	case r != nil && r.done():
 		return blockedDone
@@ -559,58 +554,25 @@ func selectKeyOrdered(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64,
 	limit := min(f.end(), sp.Start+cfg.MaxInflight)
 	var out []int64
 	settled := func(o int64) bool { return settledIn(sp, o) }
-	// Every fetch visits every key, under the shell's lock: each record
-	// state is looked up once (the lookups into the large Recs maps are
-	// what this loop costs).
-	for k := 0; k < len(f.keys); k++ {
-		q := &f.keys[k]
-		key := q.key
-		var r *shareRec // sp.Recs[q.offs[i]] once found
-		found := false
-		for prune != nil && !q.empty() {
-			o := q.front()
-			if o < prune.Start {
-				q.pop()
-				continue
-			}
-			pr := prune.Recs[o]
-			if pr != nil && pr.done() {
-				q.pop()
-				continue
-			}
-			if prune == sp {
-				r, found = pr, true
-			}
-			break
+	for key, q := range f.byKey {
+		for prune != nil && !q.empty() && settledIn(prune, q.front()) {
+			q.pop()
 		}
 		if prune != nil && q.empty() {
-			f.dropKey(k)
-			k-- // the last queue moved here
+			delete(f.byKey, key)
 			continue
 		}
 		i := q.head
-		for !found && i < len(q.offs) {
-			o := q.front()
-			if i != q.head {
-				o = q.offs[i]
-			}
-			if o >= sp.Start {
-				if r = sp.Recs[o]; r == nil || !r.done() {
-					break
-				}
-			}
+		for i < len(q.offs) && settled(q.offs[i]) {
 			i++
 		}
 		if i >= len(q.offs) {
 			continue
 		}
-		if len(sp.Quarantine) > 0 && sp.Quarantine[key] != nil {
+		if sp.Quarantine[key] != nil {
 			continue // only its redriven copy, below
 		}
-		o := q.front()
-		if i != q.head {
-			o = q.offs[i]
-		}
+		o := q.offs[i]
 		if o >= limit {
 			continue
 		}
@@ -618,14 +580,14 @@ func selectKeyOrdered(sp *sharePartition, f *feed, cfg shareConfig, nowMs int64,
 		if !ok {
 			continue
 		}
-		switch why := deliverabilityOf(r, cfg, nowMs, fr); {
+		switch why := deliverability(sp, cfg, nowMs, o, fr); {
 		case why == "":
 			out = append(out, o)
 			if tally != nil {
 				tally.free++
 			}
 		case why == blockedLocked && tally != nil:
-			tally.hold(r.Owner)
+			tally.hold(sp.Recs[o].Owner)
 		}
 	}
 	for _, q := range sp.Quarantine {

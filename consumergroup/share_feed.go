@@ -40,82 +40,48 @@ type feed struct {
 	// key: key-ordered selection looks at the first record of each key
 	// that is not done instead of walking the whole window
 	// (selectKeyOrdered). Offsets below the share-partition's start, or
-	// done, are dropped from the front as they are met. Every fetch
-	// visits every key under the shell's lock, so the queues sit side by
-	// side in one slice (keyAt indexes it) with their fronts in place: a
-	// visit reads memory in order instead of chasing a pointer per key.
-	keys  []keyQueue
-	keyAt map[string]int
+	// done, are dropped from the front as they are met.
+	byKey map[string]*offQueue
 	nulls offQueue
 }
 
-// keyQueue is the queue of one key's offsets.
-type keyQueue struct {
-	key string
-	offQueue
-}
-
-// offQueue is a FIFO of offsets; first caches offs[head].
+// offQueue is a FIFO of offsets.
 type offQueue struct {
-	offs  []int64
-	head  int
-	first int64
+	offs []int64
+	head int
 }
 
 func (q *offQueue) empty() bool  { return q.head >= len(q.offs) }
-func (q *offQueue) front() int64 { return q.first }
-func (q *offQueue) push(o int64) {
-	q.offs = append(q.offs, o)
-	if q.head == len(q.offs)-1 {
-		q.first = o
-	}
-}
+func (q *offQueue) front() int64 { return q.offs[q.head] }
 func (q *offQueue) pop() {
 	q.head++
 	if q.head >= 64 && q.head*2 >= len(q.offs) {
 		q.offs = append([]int64(nil), q.offs[q.head:]...)
 		q.head = 0
 	}
-	if !q.empty() {
-		q.first = q.offs[q.head]
-	}
 }
 
 // index adds a record appended to the feed to the key queues.
 func (f *feed) index(o int64, fr *feedRec) {
 	if fr.keyNull() {
-		f.nulls.push(o)
+		f.nulls.offs = append(f.nulls.offs, o)
 		return
 	}
-	i, ok := f.keyAt[fr.key]
-	if !ok {
-		if f.keyAt == nil {
-			f.keyAt = map[string]int{}
-		}
-		i = len(f.keys)
-		f.keyAt[fr.key] = i
-		f.keys = append(f.keys, keyQueue{key: fr.key})
+	if f.byKey == nil {
+		f.byKey = map[string]*offQueue{}
 	}
-	f.keys[i].push(o)
-}
-
-// dropKey forgets the queue at i (emptied), moving the last one into its
-// place.
-func (f *feed) dropKey(i int) {
-	last := len(f.keys) - 1
-	delete(f.keyAt, f.keys[i].key)
-	if i != last {
-		f.keys[i] = f.keys[last]
-		f.keyAt[f.keys[i].key] = i
+	q := f.byKey[fr.key]
+	if q == nil {
+		q = &offQueue{}
+		f.byKey[fr.key] = q
 	}
-	f.keys[last] = keyQueue{}
-	f.keys = f.keys[:last]
+	q.offs = append(q.offs, o)
 }
 
 // reset empties the feed and restarts it at base.
 func (f *feed) reset(base int64) {
 	f.base, f.recs, f.extra = base, nil, nil
-	f.keys, f.keyAt, f.nulls = nil, nil, offQueue{}
+	f.byKey, f.nulls = nil, offQueue{}
 }
 
 // aboveEndGrace is how long a share-partition's start must stay beyond its
