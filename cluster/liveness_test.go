@@ -18,14 +18,7 @@ import (
 // with one-minute Raft timers, so Raft alone could not elect a new leader
 // within the test's deadlines.
 func TestKilledLeaderIsReplacedWithoutWaitingForRaftTimers(t *testing.T) {
-	c := newTestClusterWith(t, 4, func(cfg *Config) {
-		// n0 keeps short timers so that the meta group and new partition
-		// groups elect at once; the partition is then moved off it.
-		if cfg.ID != "n0" {
-			cfg.Partition.Raft.HeartbeatTimeout = time.Minute
-			cfg.Partition.Raft.ElectionTimeout = time.Minute
-		}
-	})
+	c := newTestClusterWith(t, 4, minuteTimersOffN0(nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	want := c.createLedOffN0(ctx, "fast")
@@ -67,6 +60,22 @@ func TestKilledLeaderIsReplacedWithoutWaitingForRaftTimers(t *testing.T) {
 	}
 	a.add("p0-s1", 0, res.BaseOffset)
 	c.verifyAcked("fast", a)
+}
+
+// minuteTimersOffN0 gives every node but n0 one-minute partition Raft
+// timers (n0 keeps short ones so that the meta group and new partition
+// groups elect at once; createLedOffN0 then moves the partition off it),
+// and runs the nodes over faults when it is not nil.
+func minuteTimersOffN0(faults *raftnet.FaultNetwork) func(cfg *Config) {
+	return func(cfg *Config) {
+		if faults != nil {
+			cfg.Faults = faults
+		}
+		if cfg.ID != "n0" {
+			cfg.Partition.Raft.HeartbeatTimeout = time.Minute
+			cfg.Partition.Raft.ElectionTimeout = time.Minute
+		}
+	}
 }
 
 // waitWatching waits until every node of ids holds its liveness request to
@@ -121,13 +130,7 @@ func (c *testCluster) createLedOffN0(ctx context.Context, topic string) []string
 // here, so only the liveness watch can elect within the deadline.
 func TestKilledLeaderIsReplacedByTheVoterWithTheMostCompleteLog(t *testing.T) {
 	faults := raftnet.NewFaultNetwork()
-	c := newTestClusterWith(t, 4, func(cfg *Config) {
-		cfg.Faults = faults
-		if cfg.ID != "n0" {
-			cfg.Partition.Raft.HeartbeatTimeout = time.Minute
-			cfg.Partition.Raft.ElectionTimeout = time.Minute
-		}
-	})
+	c := newTestClusterWith(t, 4, minuteTimersOffN0(faults))
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	want := c.createLedOffN0(ctx, "lag")
