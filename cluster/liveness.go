@@ -164,10 +164,9 @@ func (n *Node) holdLiveness(ctx context.Context, id, addr string) bool {
 	}
 	// A pointer of its own per stream: a watcher replaced since must not
 	// clear its successor's mark.
-	since := new(time.Time)
-	*since = time.Now()
-	n.livenessUp.Store(id, since)
-	defer n.livenessUp.CompareAndDelete(id, since)
+	since := time.Now()
+	n.livenessUp.Store(id, &since)
+	defer n.livenessUp.CompareAndDelete(id, &since)
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return true
 }

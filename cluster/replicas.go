@@ -587,13 +587,8 @@ func (n *Node) holdsCommitted(ctx context.Context, group, raftAddr string, commi
 	if raftAddr == "" {
 		return false
 	}
-	actx, cancel := context.WithTimeout(ctx, silenceAskTimeout)
-	defer cancel()
-	views, err := n.askSilenceOf(actx, raft.ServerAddress(raftAddr), []string{group})
-	if err != nil {
-		return false
-	}
-	v, ok := views[group]
+	addr := raft.ServerAddress(raftAddr)
+	v, ok := n.askSilence(ctx, map[raft.ServerAddress][]string{addr: {group}})[addr][group]
 	return ok && caughtUp(v.LastIndex, commit)
 }
 
